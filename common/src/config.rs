@@ -1,0 +1,298 @@
+//! Typed configuration: defaults, then an optional TOML file, then `STUDIO_MCP_*` environment
+//! variables. Validated once at start-up so a bad value is one clear line, not a late failure.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {why}")]
+    File { path: String, why: String },
+    #[error("{name}: {why}")]
+    Value { name: &'static str, why: String },
+}
+
+/// Listener defaults differ between the shared server and an isolated instance.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    pub listen: &'static str,
+    pub admin_listen: &'static str,
+}
+
+pub const SHARED_DEFAULTS: Defaults = Defaults {
+    listen: "127.0.0.1:8787",
+    admin_listen: "127.0.0.1:8788",
+};
+
+pub const ISOLATED_DEFAULTS: Defaults = Defaults {
+    listen: "127.0.0.1:8790",
+    admin_listen: "127.0.0.1:8791",
+};
+
+#[derive(Clone, Debug)]
+pub struct UpstreamUrls {
+    pub webflow: String,
+    pub plausible: String,
+    pub github: String,
+    pub cloudflare: String,
+    pub stripe: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    /// Token audience and allowed `Host`. `None`: derived from the bound MCP address.
+    pub public_url: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub upstreams: UpstreamUrls,
+    pub upstream_timeout_ms: u64,
+    /// The longest `Retry-After` a tool call waits out before answering with an error.
+    pub max_retry_wait_ms: u64,
+    pub token_ttl_days: u64,
+    pub log_json: bool,
+    /// Only for an isolated instance: the one tenant it serves.
+    pub tenant: Option<String>,
+}
+
+/// The TOML file's shape; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    admin_listen: Option<String>,
+    public_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    webflow_base_url: Option<String>,
+    plausible_base_url: Option<String>,
+    github_base_url: Option<String>,
+    cloudflare_base_url: Option<String>,
+    stripe_base_url: Option<String>,
+    upstream_timeout_ms: Option<u64>,
+    max_retry_wait_ms: Option<u64>,
+    token_ttl_days: Option<u64>,
+    log_format: Option<String>,
+    tenant: Option<String>,
+}
+
+impl Config {
+    /// `env` is injected so tests need not touch the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        defaults: Defaults,
+    ) -> Result<Self, ConfigError> {
+        let f = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.display().to_string(),
+                    why: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
+                    path: path.display().to_string(),
+                    why: e.message().to_owned(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let pick = |name: &'static str, from_file: Option<String>| env(name).or(from_file);
+        let url = |name: &'static str, from_file: Option<String>, default: &str| {
+            let value = pick(name, from_file).unwrap_or_else(|| default.to_owned());
+            validate_origin(name, &value)
+        };
+        let number = |name: &'static str, from_file: Option<u64>, default: u64| match env(name) {
+            Some(v) => v.trim().parse::<u64>().map_err(|_| ConfigError::Value {
+                name,
+                why: format!("`{v}` is not a whole number"),
+            }),
+            None => Ok(from_file.unwrap_or(default)),
+        };
+        let addr = |name: &'static str, from_file: Option<String>, default: &str| {
+            let value = pick(name, from_file).unwrap_or_else(|| default.to_owned());
+            value.parse::<SocketAddr>().map_err(|_| ConfigError::Value {
+                name,
+                why: format!("`{value}` is not an address such as 127.0.0.1:8787"),
+            })
+        };
+
+        let public_url = match pick("STUDIO_MCP_PUBLIC_URL", f.public_url) {
+            Some(v) => Some(validate_origin("STUDIO_MCP_PUBLIC_URL", &v)?),
+            None => None,
+        };
+        let log_json = match pick("STUDIO_MCP_LOG_FORMAT", f.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    name: "STUDIO_MCP_LOG_FORMAT",
+                    why: format!("`{other}` is neither text nor json"),
+                });
+            }
+        };
+        Ok(Self {
+            data_dir: env("STUDIO_MCP_DATA_DIR")
+                .map(PathBuf::from)
+                .or(f.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            listen: addr("STUDIO_MCP_LISTEN", f.listen, defaults.listen)?,
+            admin_listen: addr(
+                "STUDIO_MCP_ADMIN_LISTEN",
+                f.admin_listen,
+                defaults.admin_listen,
+            )?,
+            public_url,
+            master_key_file: env("STUDIO_MCP_MASTER_KEY_FILE")
+                .map(PathBuf::from)
+                .or(f.master_key_file),
+            upstreams: UpstreamUrls {
+                webflow: url(
+                    "STUDIO_MCP_WEBFLOW_BASE_URL",
+                    f.webflow_base_url,
+                    "https://api.webflow.com",
+                )?,
+                plausible: url(
+                    "STUDIO_MCP_PLAUSIBLE_BASE_URL",
+                    f.plausible_base_url,
+                    "https://plausible.io",
+                )?,
+                github: url(
+                    "STUDIO_MCP_GITHUB_BASE_URL",
+                    f.github_base_url,
+                    "https://api.github.com",
+                )?,
+                cloudflare: url(
+                    "STUDIO_MCP_CLOUDFLARE_BASE_URL",
+                    f.cloudflare_base_url,
+                    "https://api.cloudflare.com",
+                )?,
+                stripe: url(
+                    "STUDIO_MCP_STRIPE_BASE_URL",
+                    f.stripe_base_url,
+                    "https://api.stripe.com",
+                )?,
+            },
+            upstream_timeout_ms: number(
+                "STUDIO_MCP_UPSTREAM_TIMEOUT_MS",
+                f.upstream_timeout_ms,
+                10_000,
+            )?,
+            max_retry_wait_ms: number("STUDIO_MCP_MAX_RETRY_WAIT_MS", f.max_retry_wait_ms, 2_000)?,
+            token_ttl_days: number("STUDIO_MCP_TOKEN_TTL_DAYS", f.token_ttl_days, 365)?,
+            log_json,
+            tenant: pick("STUDIO_MCP_TENANT", f.tenant),
+        })
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.data_dir.join("signing.key")
+    }
+
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+}
+
+/// Accepts `http(s)://host[:port]` with no path, trimming a trailing `/`.
+fn validate_origin(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    match rest {
+        Some(authority) if !authority.is_empty() && !authority.contains('/') => {
+            Ok(trimmed.to_owned())
+        }
+        _ => Err(ConfigError::Value {
+            name,
+            why: format!("`{value}` is not an origin such as https://api.example.com"),
+        }),
+    }
+}
+
+/// The host part of an origin, for the MCP transport's Host allow-list.
+pub fn origin_host(origin: &str) -> &str {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or(origin);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("STUDIO_MCP_DATA_DIR", "/from/env")]),
+            SHARED_DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.admin_listen.port(), 8788);
+        assert_eq!(c.upstreams.webflow, "https://api.webflow.com");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::load(None, env(&[("STUDIO_MCP_LISTEN", "nope")]), SHARED_DEFAULTS)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("STUDIO_MCP_LISTEN"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[("STUDIO_MCP_WEBFLOW_BASE_URL", "ftp://x/y")]),
+            SHARED_DEFAULTS,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("STUDIO_MCP_WEBFLOW_BASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn origin_hosts() {
+        assert_eq!(
+            origin_host("https://mcp.studio.example"),
+            "mcp.studio.example"
+        );
+        assert_eq!(origin_host("http://127.0.0.1:8787"), "127.0.0.1");
+        assert_eq!(origin_host("http://[::1]:8787"), "::1");
+    }
+}

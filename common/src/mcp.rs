@@ -1,0 +1,404 @@
+//! MCP plumbing both servers use: the `Tool` trait each tool file implements, the `Catalog` that
+//! filters tools per tenant, and `McpServer`, the rmcp handler that dispatches calls.
+//!
+//! The tenant of a call is read from the authenticated HTTP request on *every* call (the edge
+//! puts an [`Authenticated`] into the request extensions). It is never taken from an MCP session:
+//! rmcp does not bind sessions to credentials.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+use crate::domain::{ParseError, WebflowId};
+use crate::scope::ResourceIndex;
+use crate::secrets::{MasterKey, SecretKind};
+use crate::store::{Store, StoreError};
+use crate::tenant::{Tenant, Tier, Toolset};
+use crate::upstream::webflow::Webflow;
+use crate::upstream::{Upstream, UpstreamError};
+
+/// Put into the HTTP request's extensions by the server's auth layer.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub tenant: Arc<Tenant>,
+    pub request_id: Arc<str>,
+}
+
+/// A readable tool error: the model and the person both see this text.
+#[derive(Debug, Error)]
+pub enum ToolError {
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    #[error("{what} `{id}` is not one of this tenant's resources")]
+    NotYours { what: &'static str, id: String },
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    #[error("rate limit reached; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("internal error (request {request_id}); the studio has been told")]
+    Internal { request_id: String },
+}
+
+impl From<ParseError> for ToolError {
+    fn from(e: ParseError) -> Self {
+        ToolError::InvalidArguments(e.to_string())
+    }
+}
+
+/// Everything a tool may use, shared by all calls.
+pub struct Services {
+    pub store: Store,
+    pub master_key: MasterKey,
+    pub webflow: Upstream,
+    pub index: ResourceIndex,
+}
+
+/// One authenticated call: the tenant is fixed here and tools cannot choose another.
+pub struct ToolContext<'a> {
+    pub tenant: &'a Arc<Tenant>,
+    pub services: &'a Services,
+    pub request_id: &'a str,
+}
+
+impl ToolContext<'_> {
+    pub fn internal(&self, what: &str, detail: &dyn std::fmt::Display) -> ToolError {
+        tracing::error!(request_id = self.request_id, "{what}: {detail}");
+        ToolError::Internal {
+            request_id: self.request_id.to_owned(),
+        }
+    }
+
+    /// The tenant's own credential for an upstream, decrypted for this call only.
+    pub fn credential(&self, kind: SecretKind) -> Result<SecretString, ToolError> {
+        let sealed = self
+            .services
+            .store
+            .secret(&self.tenant.id, kind)
+            .map_err(|e| self.store_error(e))?
+            .ok_or(UpstreamError::MissingCredential(upstream_name(kind)))?;
+        self.services
+            .master_key
+            .open(&self.tenant.id, kind, &sealed)
+            .map_err(|e| self.internal("secret unreadable", &e))
+    }
+
+    pub fn store_error(&self, e: StoreError) -> ToolError {
+        self.internal("store", &e)
+    }
+
+    /// Resolves `site_id`: it must be one of the tenant's sites; it may be left out when the
+    /// tenant has exactly one.
+    pub fn site(&self, site_id: Option<&str>) -> Result<WebflowId, ToolError> {
+        let sites = &self.tenant.webflow_sites;
+        match site_id {
+            Some(raw) => {
+                let id = WebflowId::parse("site_id", raw)?;
+                if self.tenant.owns_site(&id) {
+                    Ok(id)
+                } else {
+                    Err(ToolError::NotYours {
+                        what: "site",
+                        id: id.to_string(),
+                    })
+                }
+            }
+            None => match sites.as_slice() {
+                [only] => Ok(only.clone()),
+                _ => Err(ToolError::InvalidArguments(format!(
+                    "site_id is required: this tenant has {} sites ({})",
+                    sites.len(),
+                    sites
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            },
+        }
+    }
+
+    /// A Webflow client bound to the tenant's own token.
+    pub fn webflow(&self) -> Result<Webflow<'_>, ToolError> {
+        Ok(Webflow {
+            upstream: &self.services.webflow,
+            token: self.credential(SecretKind::Webflow)?,
+        })
+    }
+
+    /// Checks that a collection belongs to one of the tenant's sites, before any call names it.
+    pub async fn collection(&self, raw: &str) -> Result<WebflowId, ToolError> {
+        let id = WebflowId::parse("collection_id", raw)?;
+        self.services.index.check_collection(self, &id).await?;
+        Ok(id)
+    }
+
+    /// Checks that a page belongs to one of the tenant's sites, before any call names it.
+    pub async fn page(&self, raw: &str) -> Result<WebflowId, ToolError> {
+        let id = WebflowId::parse("page_id", raw)?;
+        self.services.index.check_page(self, &id).await?;
+        Ok(id)
+    }
+}
+
+fn upstream_name(kind: SecretKind) -> &'static str {
+    match kind {
+        SecretKind::Webflow => "Webflow",
+        SecretKind::Plausible => "Plausible",
+        SecretKind::Github => "GitHub",
+        SecretKind::Cloudflare => "Cloudflare",
+        SecretKind::Stripe => "Stripe",
+    }
+}
+
+/// One tool. Each lives in its own file under `tools/` and is registered in one place.
+pub trait Tool: Send + Sync + 'static {
+    const NAME: &'static str;
+    const TITLE: &'static str;
+    const DESCRIPTION: &'static str;
+    const TIER: Tier;
+    /// `None`: every tenant has it.
+    const TOOLSET: Option<Toolset>;
+    type Args: DeserializeOwned + JsonSchema + Send;
+    type Output: Serialize;
+
+    /// Whether this tenant may see and call the tool (beyond toolset and read-only).
+    fn available(_tenant: &Tenant) -> bool {
+        true
+    }
+
+    fn run(
+        ctx: &ToolContext<'_>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+}
+
+type CallFn = for<'a> fn(
+    &'a ToolContext<'a>,
+    JsonObject,
+) -> BoxFuture<'a, Result<serde_json::Value, ToolError>>;
+
+/// A tool with its types erased, so the catalog can hold many.
+pub struct ToolEntry {
+    pub definition: rmcp::model::Tool,
+    pub tier: Tier,
+    pub toolset: Option<Toolset>,
+    available: fn(&Tenant) -> bool,
+    call: CallFn,
+}
+
+impl ToolEntry {
+    pub fn of<T: Tool>() -> Self {
+        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T::Args>();
+        let schema = match serde_json::to_value(schema) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => JsonObject::new(),
+        };
+        let annotations = ToolAnnotations::with_title(T::TITLE)
+            .read_only(T::TIER == Tier::Read)
+            .destructive(T::TIER == Tier::HighRisk)
+            .idempotent(T::TIER == Tier::Read)
+            .open_world(T::TOOLSET.is_some());
+        let definition = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, Arc::new(schema))
+            .with_title(T::TITLE)
+            .annotate(annotations);
+        Self {
+            definition,
+            tier: T::TIER,
+            toolset: T::TOOLSET,
+            available: T::available,
+            call: call_erased::<T>,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.definition.name
+    }
+
+    pub fn allowed_for(&self, tenant: &Tenant) -> bool {
+        let toolset_ok = self.toolset.is_none_or(|t| tenant.has_toolset(t));
+        let tier_ok = !(tenant.read_only && self.tier != Tier::Read);
+        toolset_ok && tier_ok && (self.available)(tenant)
+    }
+}
+
+fn call_erased<'a, T: Tool>(
+    ctx: &'a ToolContext<'a>,
+    args: JsonObject,
+) -> BoxFuture<'a, Result<serde_json::Value, ToolError>> {
+    Box::pin(async move {
+        let value = serde_json::Value::Object(args);
+        let args: T::Args = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ToolError::InvalidArguments(inner.to_string())
+            } else {
+                ToolError::InvalidArguments(format!("{path}: {inner}"))
+            }
+        })?;
+        let output = T::run(ctx, args).await?;
+        serde_json::to_value(output).map_err(|e| ctx.internal("result encoding", &e))
+    })
+}
+
+/// The tools one server offers.
+pub struct Catalog {
+    entries: Vec<ToolEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Catalog {
+    pub fn new(entries: Vec<ToolEntry>) -> Self {
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name().to_owned(), i))
+            .collect();
+        Self { entries, by_name }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ToolEntry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    pub fn entries(&self) -> &[ToolEntry] {
+        &self.entries
+    }
+
+    /// Exactly what `tools/list` shows this tenant.
+    pub fn for_tenant(&self, tenant: &Tenant) -> Vec<rmcp::model::Tool> {
+        self.entries
+            .iter()
+            .filter(|e| e.allowed_for(tenant))
+            .map(|e| e.definition.clone())
+            .collect()
+    }
+
+    pub fn names_for(&self, tenant: &Tenant) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.allowed_for(tenant))
+            .map(|e| e.name().to_owned())
+            .collect()
+    }
+}
+
+/// The rmcp handler. Built per HTTP request by the transport's factory, so it must be cheap:
+/// two `Arc` clones.
+#[derive(Clone)]
+pub struct McpServer {
+    pub services: Arc<Services>,
+    pub catalog: Arc<Catalog>,
+    pub info: Arc<ServerConfig>,
+}
+
+impl McpServer {
+    pub fn new(
+        services: Arc<Services>,
+        catalog: Arc<Catalog>,
+        name: &str,
+        instructions: &str,
+    ) -> Self {
+        let info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(name, env!("CARGO_PKG_VERSION")))
+            .with_instructions(instructions);
+        Self {
+            services,
+            catalog,
+            info: Arc::new(info),
+        }
+    }
+}
+
+/// The authenticated caller of this request, from the HTTP request the transport saw.
+pub fn caller(context: &RequestContext<RoleServer>) -> Result<Authenticated, McpError> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Authenticated>())
+        .cloned()
+        .ok_or_else(|| {
+            McpError::internal_error("request reached the MCP handler unauthenticated", None)
+        })
+}
+
+/// Tool calls that reach the handler for a tenant that may not see them get the same answer as
+/// a tool that does not exist, so the catalog of other tiers is not revealed.
+fn unknown_tool(name: &str) -> McpError {
+    McpError::invalid_params(
+        format!(
+            "unknown tool `{}`",
+            name.chars().take(64).collect::<String>()
+        ),
+        None,
+    )
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        (*self.info).clone()
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.catalog.get(name).map(|e| e.definition.clone())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let caller = caller(&context)?;
+        Ok(ListToolsResult::with_all_items(
+            self.catalog.for_tenant(&caller.tenant),
+        ))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let caller = caller(&context)?;
+        let entry = self
+            .catalog
+            .get(&request.name)
+            .filter(|e| e.allowed_for(&caller.tenant))
+            .ok_or_else(|| unknown_tool(&request.name))?;
+        let ctx = ToolContext {
+            tenant: &caller.tenant,
+            services: &self.services,
+            request_id: &caller.request_id,
+        };
+        let started = Instant::now();
+        let outcome = (entry.call)(&ctx, request.arguments.unwrap_or_default()).await;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        let result = match outcome {
+            Ok(value) => {
+                tracing::debug!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, "tool call ok");
+                CallToolResult::structured(value)
+            }
+            Err(error) => {
+                tracing::info!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, %error, "tool call failed");
+                CallToolResult::error(vec![rmcp::model::ContentBlock::text(error.to_string())])
+            }
+        };
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,135 @@
+//! Per-resource scoping for ids that do not name their site: pages and collections. Before a
+//! tool names such an id upstream, it must appear in the tenant's index, built only from
+//! listings of the tenant's *own* sites with the tenant's own token. A foreign id is therefore
+//! refused without the upstream ever seeing it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::domain::{TenantId, WebflowId};
+use crate::mcp::{ToolContext, ToolError};
+
+/// An unknown id triggers at most one rebuild per tenant in this window, so random ids cannot
+/// be used to amplify upstream traffic.
+const REBUILD_AFTER: Duration = Duration::from_secs(10);
+/// Even known ids are re-checked this often, so a page moved away stops being reachable.
+const MAX_AGE: Duration = Duration::from_secs(300);
+const PAGE_LIMIT: u32 = 100;
+/// Webflow sites are far smaller than this; the cap bounds work if an upstream misbehaves.
+const MAX_PAGES_INDEXED: u32 = 10_000;
+
+struct Indexed {
+    pages: HashSet<WebflowId>,
+    collections: HashSet<WebflowId>,
+    built_at: Instant,
+}
+
+#[derive(Default)]
+pub struct ResourceIndex {
+    tenants: Mutex<HashMap<TenantId, Arc<Indexed>>>,
+}
+
+enum Kind {
+    Page,
+    Collection,
+}
+
+impl ResourceIndex {
+    pub async fn check_page(&self, ctx: &ToolContext<'_>, id: &WebflowId) -> Result<(), ToolError> {
+        self.check(ctx, id, Kind::Page).await
+    }
+
+    pub async fn check_collection(
+        &self,
+        ctx: &ToolContext<'_>,
+        id: &WebflowId,
+    ) -> Result<(), ToolError> {
+        self.check(ctx, id, Kind::Collection).await
+    }
+
+    /// Forgets a tenant's index (its sites changed).
+    pub fn forget(&self, tenant: &TenantId) {
+        if let Ok(mut map) = self.tenants.lock() {
+            map.remove(tenant);
+        }
+    }
+
+    async fn check(
+        &self,
+        ctx: &ToolContext<'_>,
+        id: &WebflowId,
+        kind: Kind,
+    ) -> Result<(), ToolError> {
+        let contains = |ix: &Indexed| match kind {
+            Kind::Page => ix.pages.contains(id),
+            Kind::Collection => ix.collections.contains(id),
+        };
+        let cached = self.cached(&ctx.tenant.id);
+        if let Some(ix) = &cached {
+            let age = ix.built_at.elapsed();
+            if age < MAX_AGE && contains(ix) {
+                return Ok(());
+            }
+            if age < REBUILD_AFTER {
+                return Err(not_yours(id, kind));
+            }
+        }
+        let fresh = Arc::new(build(ctx).await?);
+        let found = contains(&fresh);
+        if let Ok(mut map) = self.tenants.lock() {
+            map.insert(ctx.tenant.id.clone(), fresh);
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(not_yours(id, kind))
+        }
+    }
+
+    fn cached(&self, tenant: &TenantId) -> Option<Arc<Indexed>> {
+        self.tenants.lock().ok()?.get(tenant).cloned()
+    }
+}
+
+fn not_yours(id: &WebflowId, kind: Kind) -> ToolError {
+    ToolError::NotYours {
+        what: match kind {
+            Kind::Page => "page",
+            Kind::Collection => "collection",
+        },
+        id: id.to_string(),
+    }
+}
+
+async fn build(ctx: &ToolContext<'_>) -> Result<Indexed, ToolError> {
+    let mut pages = HashSet::new();
+    let mut collections = HashSet::new();
+    for site in &ctx.tenant.webflow_sites {
+        let mut offset = 0;
+        loop {
+            let list = ctx.webflow()?.list_pages(site, offset, PAGE_LIMIT).await?;
+            let got = list.pages.len() as u32;
+            pages.extend(
+                list.pages
+                    .iter()
+                    .filter_map(|p| WebflowId::parse("page", &p.id).ok()),
+            );
+            offset += got;
+            if got == 0 || offset >= list.pagination.total || offset >= MAX_PAGES_INDEXED {
+                break;
+            }
+        }
+        let list = ctx.webflow()?.list_collections(site).await?;
+        collections.extend(
+            list.collections
+                .iter()
+                .filter_map(|c| WebflowId::parse("collection", &c.id).ok()),
+        );
+    }
+    Ok(Indexed {
+        pages,
+        collections,
+        built_at: Instant::now(),
+    })
+}

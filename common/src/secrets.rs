@@ -1,0 +1,244 @@
+//! Upstream credentials, encrypted at rest with ChaCha20-Poly1305. The key comes from a file
+//! named by the configuration, never from the database, so a copy of the store alone reveals
+//! nothing. Each ciphertext is bound (as associated data) to its tenant and kind, so a blob
+//! copied to another tenant's slot fails to decrypt instead of lending its credential.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::domain::TenantId;
+
+const NONCE_LEN: usize = 12;
+
+/// Which upstream a stored credential is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretKind {
+    Webflow,
+    Plausible,
+    Github,
+    Cloudflare,
+    Stripe,
+}
+
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::Webflow => "webflow",
+            SecretKind::Plausible => "plausible",
+            SecretKind::Github => "github",
+            SecretKind::Cloudflare => "cloudflare",
+            SecretKind::Stripe => "stripe",
+        }
+    }
+}
+
+impl fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SecretKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "webflow" => Ok(SecretKind::Webflow),
+            "plausible" => Ok(SecretKind::Plausible),
+            "github" => Ok(SecretKind::Github),
+            "cloudflare" => Ok(SecretKind::Cloudflare),
+            "stripe" => Ok(SecretKind::Stripe),
+            other => Err(format!(
+                "unknown secret kind `{other}` (use webflow, plausible, github, cloudflare or stripe)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SecretError {
+    #[error("master key file {path}: {source}")]
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("master key file {path} must hold 64 hex characters (a 32-byte key)")]
+    BadKey { path: String },
+    #[error("stored secret could not be decrypted: wrong master key or tampered data")]
+    Decrypt,
+    #[error("secret could not be encrypted")]
+    Encrypt,
+}
+
+/// The key that seals upstream credentials. `Debug` never shows it.
+pub struct MasterKey {
+    cipher: ChaCha20Poly1305,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// Loads the key, or creates it (mode 0600) when the file does not exist yet.
+    /// Returns whether it was generated so the caller can say so in the log.
+    pub fn load_or_generate(path: &Path) -> Result<(Self, bool), SecretError> {
+        let shown = path.display().to_string();
+        let io = |source| SecretError::KeyFile {
+            path: shown.clone(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let bytes = hex::decode(text.trim()).map_err(|_| SecretError::BadKey {
+                    path: shown.clone(),
+                })?;
+                let key: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadKey {
+                    path: shown.clone(),
+                })?;
+                Ok((Self::from_bytes(&key), false))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                write_private_file(path, hex::encode(key).as_bytes()).map_err(io)?;
+                Ok((Self::from_bytes(&key), true))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn from_bytes(key: &[u8; 32]) -> Self {
+        Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+        }
+    }
+
+    pub fn seal(
+        &self,
+        tenant: &TenantId,
+        kind: SecretKind,
+        secret: &SecretString,
+    ) -> Result<Vec<u8>, SecretError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = associated_data(tenant, kind);
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.expose_secret().as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SecretError::Encrypt)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub fn open(
+        &self,
+        tenant: &TenantId,
+        kind: SecretKind,
+        blob: &[u8],
+    ) -> Result<SecretString, SecretError> {
+        if blob.len() < NONCE_LEN {
+            return Err(SecretError::Decrypt);
+        }
+        let (nonce, sealed) = blob.split_at(NONCE_LEN);
+        let aad = associated_data(tenant, kind);
+        let plain = self
+            .cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SecretError::Decrypt)?;
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| SecretError::Decrypt)
+    }
+}
+
+fn associated_data(tenant: &TenantId, kind: SecretKind) -> Vec<u8> {
+    format!("studio-mcp/v1/{tenant}/{kind}").into_bytes()
+}
+
+/// Writes a file only its owner can read, creating parent folders as needed.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_secret_only_opens_for_its_tenant_and_kind() {
+        let key = MasterKey::from_bytes(&[7; 32]);
+        let acme = TenantId::parse("acme").unwrap();
+        let globex = TenantId::parse("globex").unwrap();
+        let secret = SecretString::from("wf-token-123");
+        let blob = key.seal(&acme, SecretKind::Webflow, &secret).unwrap();
+        assert!(!blob.windows(12).any(|w| w == b"wf-token-123"));
+        let opened = key.open(&acme, SecretKind::Webflow, &blob).unwrap();
+        assert_eq!(opened.expose_secret(), "wf-token-123");
+        assert!(key.open(&globex, SecretKind::Webflow, &blob).is_err());
+        assert!(key.open(&acme, SecretKind::Github, &blob).is_err());
+        assert!(
+            MasterKey::from_bytes(&[8; 32])
+                .open(&acme, SecretKind::Webflow, &blob)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_generated_key_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/master.key");
+        let (first, generated) = MasterKey::load_or_generate(&path).unwrap();
+        assert!(generated);
+        let (second, generated) = MasterKey::load_or_generate(&path).unwrap();
+        assert!(!generated);
+        let t = TenantId::parse("acme").unwrap();
+        let blob = first
+            .seal(&t, SecretKind::Github, &SecretString::from("x"))
+            .unwrap();
+        assert!(second.open(&t, SecretKind::Github, &blob).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The embedded sled store: tenants, token records (only the SHA-256 of each token), sealed
+//! upstream secrets. Tenants are also kept in memory because every request needs one.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use thiserror::Error;
+
+use crate::domain::TenantId;
+use crate::secrets::SecretKind;
+use crate::tenant::Tenant;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {0} is locked by another process (is a server already running on this data dir?)"
+    )]
+    Locked(String),
+    #[error("the store is out of disk space")]
+    Full,
+    #[error("store I/O failed: {0}")]
+    Io(String),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    #[error("tenant `{0}` already exists")]
+    TenantExists(TenantId),
+    #[error("no tenant `{0}`")]
+    NoTenant(String),
+    #[error("no token with id `{0}`")]
+    NoToken(String),
+}
+
+impl StoreError {
+    fn from_sled(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) if io.raw_os_error() == Some(28) => StoreError::Full,
+            sled::Error::Io(io) => StoreError::Io(io.to_string()),
+            sled::Error::Corruption { .. } => {
+                StoreError::Corrupt("sled reported corruption".into())
+            }
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        Self::from_sled(e)
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => Self::from_sled(e),
+        }
+    }
+}
+
+/// What is kept about an issued token. The token itself is not: only its SHA-256 is the key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub tenant: TenantId,
+    pub label: String,
+    pub created_at: u64,
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    tenants_tree: sled::Tree,
+    tokens: sled::Tree,
+    token_ids: sled::Tree,
+    secrets: sled::Tree,
+    tenants: Arc<RwLock<HashMap<TenantId, Arc<Tenant>>>>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Small cache: the working set is token records and tenants, and the product's
+            // memory goal (< 50 MB with 100k tokens) leaves little room for more.
+            .cache_capacity(8 * 1024 * 1024)
+            .flush_every_ms(Some(200))
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("lock") => {
+                    StoreError::Locked(dir.display().to_string())
+                }
+                other => StoreError::from_sled(other),
+            })?;
+        let store = Self {
+            tenants_tree: db.open_tree("tenants")?,
+            tokens: db.open_tree("tokens")?,
+            token_ids: db.open_tree("token_ids")?,
+            secrets: db.open_tree("secrets")?,
+            db,
+            tenants: Arc::default(),
+        };
+        let mut loaded = HashMap::new();
+        for entry in store.tenants_tree.iter() {
+            let (_, value) = entry?;
+            let tenant: Tenant = decode(&value)?;
+            loaded.insert(tenant.id.clone(), Arc::new(tenant));
+        }
+        *store.tenants.write().map_err(poisoned)? = loaded;
+        Ok(store)
+    }
+
+    /// Makes every write so far durable; called by admin actions before they answer.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // ---- tenants ----
+
+    pub fn add_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
+        let key = tenant.id.as_str().as_bytes().to_vec();
+        let value = encode(&tenant)?;
+        let swapped =
+            self.tenants_tree
+                .compare_and_swap(key, None as Option<&[u8]>, Some(value))?;
+        if swapped.is_err() {
+            return Err(StoreError::TenantExists(tenant.id));
+        }
+        self.flush()?;
+        let tenant = Arc::new(tenant);
+        self.tenants
+            .write()
+            .map_err(poisoned)?
+            .insert(tenant.id.clone(), tenant.clone());
+        Ok(tenant)
+    }
+
+    pub fn put_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
+        self.tenants_tree
+            .insert(tenant.id.as_str().as_bytes(), encode(&tenant)?)?;
+        self.flush()?;
+        let tenant = Arc::new(tenant);
+        self.tenants
+            .write()
+            .map_err(poisoned)?
+            .insert(tenant.id.clone(), tenant.clone());
+        Ok(tenant)
+    }
+
+    pub fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
+        self.tenants.read().ok()?.get(id).cloned()
+    }
+
+    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
+        let mut all: Vec<_> = self
+            .tenants
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a: &Arc<Tenant>, b| a.id.cmp(&b.id));
+        all
+    }
+
+    // ---- tokens ----
+
+    pub fn insert_token(&self, hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
+        let value = encode(record)?;
+        (&self.tokens, &self.token_ids).transaction(|(tokens, ids)| {
+            tokens.insert(&hash[..], value.clone())?;
+            ids.insert(record.id.as_bytes(), &hash[..])?;
+            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+        })?;
+        self.flush()
+    }
+
+    /// The hot path: one point read per authenticated request.
+    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        match self.tokens.get(hash)? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn revoke_token(&self, id: &str, at: u64) -> Result<TokenRecord, StoreError> {
+        let hash = self
+            .token_ids
+            .get(id.as_bytes())?
+            .ok_or_else(|| StoreError::NoToken(id.chars().take(64).collect()))?;
+        let current = self
+            .tokens
+            .get(&hash)?
+            .ok_or_else(|| StoreError::NoToken(id.chars().take(64).collect()))?;
+        let mut record: TokenRecord = decode(&current)?;
+        if record.revoked_at.is_none() {
+            record.revoked_at = Some(at);
+            self.tokens.insert(&hash, encode(&record)?)?;
+            // Revocation must survive a crash right after the admin call returns.
+            self.flush()?;
+        }
+        Ok(record)
+    }
+
+    pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.tokens.iter() {
+            let (_, value) = entry?;
+            let record: TokenRecord = decode(&value)?;
+            if tenant.is_none_or(|t| &record.tenant == t) {
+                out.push(record);
+            }
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    pub fn token_count(&self) -> usize {
+        self.tokens.len()
+    }
+
+    // ---- secrets ----
+
+    pub fn put_secret(
+        &self,
+        tenant: &TenantId,
+        kind: SecretKind,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.secrets.insert(secret_key(tenant, kind), sealed)?;
+        self.flush()
+    }
+
+    pub fn secret(
+        &self,
+        tenant: &TenantId,
+        kind: SecretKind,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .secrets
+            .get(secret_key(tenant, kind))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Which kinds of secret a tenant has stored (names only, never values).
+    pub fn secret_kinds(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{tenant}\0");
+        let mut kinds = Vec::new();
+        for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = entry?;
+            if let Some(kind) = key.get(prefix.len()..) {
+                kinds.push(String::from_utf8_lossy(kind).into_owned());
+            }
+        }
+        Ok(kinds)
+    }
+}
+
+fn secret_key(tenant: &TenantId, kind: SecretKind) -> Vec<u8> {
+    format!("{tenant}\0{kind}").into_bytes()
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Io("tenant cache lock poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::WebflowId;
+    use crate::tenant::TenantSpec;
+
+    fn tenant(id: &str) -> Tenant {
+        TenantSpec {
+            name: id.to_uppercase(),
+            webflow_sites: vec![WebflowId::parse("site", "aaaaaaaaaaaaaaaaaaaaaaaa").unwrap()],
+            ..Default::default()
+        }
+        .into_tenant(TenantId::parse(id).unwrap(), 1)
+        .unwrap()
+    }
+
+    #[test]
+    fn tenants_tokens_and_revocations_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = TokenRecord {
+            id: "tok1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            label: "laptop".into(),
+            created_at: 5,
+            expires_at: None,
+            revoked_at: None,
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.add_tenant(tenant("acme")).unwrap();
+            assert!(matches!(
+                store.add_tenant(tenant("acme")),
+                Err(StoreError::TenantExists(_))
+            ));
+            store.insert_token(&[1; 32], &record).unwrap();
+            store.revoke_token("tok1", 9).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.tenants().len(), 1);
+        let got = store.token_by_hash(&[1; 32]).unwrap().unwrap();
+        assert_eq!(got.revoked_at, Some(9));
+        assert!(matches!(
+            store.revoke_token("nope", 1),
+            Err(StoreError::NoToken(_))
+        ));
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_dir_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let second = Store::open(dir.path());
+        assert!(
+            matches!(second, Err(StoreError::Locked(_))),
+            "{:?}",
+            second.err()
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! A tenant: one client of the studio, with the resources it is bound to and what it may do.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{PlausibleSite, RepoName, TenantId, WebflowId};
+
+/// Groups of tools a tenant can be granted. `whoami` belongs to none: everyone has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Toolset {
+    Webflow,
+    CmsWrite,
+    Analytics,
+    Github,
+}
+
+impl Toolset {
+    pub const ALL: [Toolset; 4] = [
+        Toolset::Webflow,
+        Toolset::CmsWrite,
+        Toolset::Analytics,
+        Toolset::Github,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolset::Webflow => "webflow",
+            Toolset::CmsWrite => "cms-write",
+            Toolset::Analytics => "analytics",
+            Toolset::Github => "github",
+        }
+    }
+}
+
+impl fmt::Display for Toolset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Toolset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Toolset::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown toolset `{s}` (use webflow, cms-write, analytics or github)")
+            })
+    }
+}
+
+/// How much a tool can change. High-risk tools exist only in the isolated server's binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tier {
+    Read,
+    ScopedWrite,
+    HighRisk,
+}
+
+/// The stored tenant record. It is also the admin API's wire shape: it holds no secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    #[serde(default)]
+    pub webflow_sites: Vec<WebflowId>,
+    #[serde(default)]
+    pub writable_collections: Vec<WebflowId>,
+    #[serde(default)]
+    pub plausible_site: Option<PlausibleSite>,
+    #[serde(default)]
+    pub github_repos: Vec<RepoName>,
+    pub toolsets: Vec<Toolset>,
+    #[serde(default)]
+    pub read_only: bool,
+    pub created_at: u64,
+}
+
+impl Tenant {
+    pub fn has_toolset(&self, toolset: Toolset) -> bool {
+        self.toolsets.contains(&toolset)
+    }
+
+    pub fn owns_site(&self, site: &WebflowId) -> bool {
+        self.webflow_sites.contains(site)
+    }
+
+    pub fn may_write_collection(&self, collection: &WebflowId) -> bool {
+        !self.read_only && self.writable_collections.contains(collection)
+    }
+}
+
+/// What an operator sends to create or change a tenant.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TenantSpec {
+    pub name: String,
+    #[serde(default)]
+    pub webflow_sites: Vec<WebflowId>,
+    #[serde(default)]
+    pub writable_collections: Vec<WebflowId>,
+    #[serde(default)]
+    pub plausible_site: Option<PlausibleSite>,
+    #[serde(default)]
+    pub github_repos: Vec<RepoName>,
+    /// `None` grants every toolset.
+    #[serde(default)]
+    pub toolsets: Option<Vec<Toolset>>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl TenantSpec {
+    pub fn into_tenant(self, id: TenantId, created_at: u64) -> Result<Tenant, String> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err("tenant name must be 1-200 characters".into());
+        }
+        if self.webflow_sites.is_empty() {
+            return Err("a tenant needs at least one Webflow site (--webflow-site)".into());
+        }
+        let mut toolsets = self.toolsets.unwrap_or_else(|| Toolset::ALL.to_vec());
+        toolsets.sort();
+        toolsets.dedup();
+        Ok(Tenant {
+            id,
+            name,
+            webflow_sites: dedup(self.webflow_sites),
+            writable_collections: dedup(self.writable_collections),
+            plausible_site: self.plausible_site,
+            github_repos: dedup(self.github_repos),
+            toolsets,
+            read_only: self.read_only,
+            created_at,
+        })
+    }
+}
+
+fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
+}

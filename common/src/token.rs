@@ -1,0 +1,258 @@
+//! Bearer tokens: JWTs signed (HS256) with the server's own key, `sub` = tenant, `aud` = the
+//! server's public URL, `jti` = token id. A token passes only when its signature, audience and
+//! expiry check out *and* the stored record for its SHA-256 agrees and is not revoked.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::domain::TenantId;
+use crate::secrets::{SecretError, write_private_file};
+use crate::store::{Store, StoreError, TokenRecord};
+use crate::tenant::Tenant;
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("malformed bearer token")]
+    Malformed,
+    #[error("token signature is not valid for this server")]
+    BadSignature,
+    #[error("token was issued for another server")]
+    WrongAudience,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not known to this server")]
+    Unknown,
+    #[error("token has been revoked")]
+    Revoked,
+    #[error("token's tenant no longer exists")]
+    NoTenant,
+    #[error("token store unavailable")]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    aud: String,
+    jti: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Signs and checks this server's tokens. Cheap to share behind an `Arc`.
+pub struct TokenAuthority {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    audience: String,
+}
+
+impl std::fmt::Debug for TokenAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuthority")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly issued token: the only moment the plaintext exists.
+pub struct IssuedToken {
+    pub token: SecretString,
+    pub record: TokenRecord,
+}
+
+impl TokenAuthority {
+    /// Loads the signing key from `path`, generating it (mode 0600) on first start.
+    pub fn load_or_generate(path: &Path, audience: &str) -> Result<Self, SecretError> {
+        let shown = path.display().to_string();
+        let key = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                hex::decode(text.trim()).map_err(|_| SecretError::BadKey { path: shown })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = vec![0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                write_private_file(path, hex::encode(&key).as_bytes()).map_err(|source| {
+                    SecretError::KeyFile {
+                        path: shown,
+                        source,
+                    }
+                })?;
+                key
+            }
+            Err(source) => {
+                return Err(SecretError::KeyFile {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        Ok(Self::from_key(&key, audience))
+    }
+
+    pub fn from_key(key: &[u8], audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 0;
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            audience: audience.to_owned(),
+        }
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Signs a new token and stores its record (by hash). The plaintext is returned once.
+    pub fn issue(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        label: &str,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<IssuedToken, AuthError> {
+        let mut id = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let claims = Claims {
+            sub: tenant.to_string(),
+            aud: self.audience.clone(),
+            jti: format!("tok_{}", hex::encode(id)),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| AuthError::Malformed)?;
+        let record = TokenRecord {
+            id: claims.jti,
+            tenant: tenant.clone(),
+            label: label.chars().take(200).collect(),
+            created_at: now,
+            expires_at: Some(claims.exp),
+            revoked_at: None,
+        };
+        store.insert_token(&token_hash(&token), &record)?;
+        Ok(IssuedToken {
+            token: SecretString::from(token),
+            record,
+        })
+    }
+
+    /// The whole check, run on every MCP request.
+    pub fn authenticate(&self, store: &Store, token: &str) -> Result<Arc<Tenant>, AuthError> {
+        if token.is_empty()
+            || token.len() > 4096
+            || token.bytes().filter(|b| *b == b'.').count() != 2
+        {
+            return Err(AuthError::Malformed);
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                match e.kind() {
+                    K::InvalidSignature | K::InvalidAlgorithm => AuthError::BadSignature,
+                    K::InvalidAudience => AuthError::WrongAudience,
+                    K::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Malformed,
+                }
+            })?
+            .claims;
+        let record = store
+            .token_by_hash(&token_hash(token))?
+            .ok_or(AuthError::Unknown)?;
+        if record.id != claims.jti || record.tenant.as_str() != claims.sub {
+            return Err(AuthError::Unknown);
+        }
+        if record.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        store.tenant(&record.tenant).ok_or(AuthError::NoTenant)
+    }
+}
+
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::WebflowId;
+    use crate::tenant::TenantSpec;
+    use secrecy::ExposeSecret;
+
+    fn setup() -> (tempfile::TempDir, Store, TenantId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let id = TenantId::parse("acme").unwrap();
+        let tenant = TenantSpec {
+            name: "Acme".into(),
+            webflow_sites: vec![WebflowId::parse("site", "aaaaaaaaaaaaaaaaaaaaaaaa").unwrap()],
+            ..Default::default()
+        }
+        .into_tenant(id.clone(), 0)
+        .unwrap();
+        store.add_tenant(tenant).unwrap();
+        (dir, store, id)
+    }
+
+    #[test]
+    fn each_failure_has_its_own_reason() {
+        let (_dir, store, acme) = setup();
+        let now = crate::now_unix();
+        let auth = TokenAuthority::from_key(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", "http://a");
+        let issued = auth.issue(&store, &acme, "t", 3600, now).unwrap();
+        let token = issued.token.expose_secret();
+        assert_eq!(auth.authenticate(&store, token).unwrap().id, acme);
+
+        let other_key = TokenAuthority::from_key(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2", "http://a");
+        assert!(matches!(
+            other_key.authenticate(&store, token),
+            Err(AuthError::BadSignature)
+        ));
+        let other_aud = TokenAuthority::from_key(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", "http://b");
+        assert!(matches!(
+            other_aud.authenticate(&store, token),
+            Err(AuthError::WrongAudience)
+        ));
+        assert!(matches!(
+            auth.authenticate(&store, "abc"),
+            Err(AuthError::Malformed)
+        ));
+
+        let expired = auth.issue(&store, &acme, "old", 10, now - 100).unwrap();
+        assert!(matches!(
+            auth.authenticate(&store, expired.token.expose_secret()),
+            Err(AuthError::Expired)
+        ));
+
+        // Signed with our key but never stored (e.g. a forged issue or a wiped record).
+        let stray = TokenAuthority::from_key(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", "http://a");
+        let other_dir = tempfile::tempdir().unwrap();
+        let other_store = Store::open(other_dir.path()).unwrap();
+        let unstored = stray.issue(&other_store, &acme, "x", 3600, now).unwrap();
+        assert!(matches!(
+            auth.authenticate(&store, unstored.token.expose_secret()),
+            Err(AuthError::Unknown)
+        ));
+
+        store.revoke_token(&issued.record.id, now).unwrap();
+        assert!(matches!(
+            auth.authenticate(&store, token),
+            Err(AuthError::Revoked)
+        ));
+    }
+}

@@ -1,0 +1,37 @@
+//! `webflow_get_page_content`: the static content nodes of a page (`GET /v2/pages/{page_id}/dom`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::mcp::{Tool, ToolContext, ToolError};
+use crate::tenant::{Tier, Toolset};
+use crate::tools::Paging;
+use crate::upstream::webflow::PageDom;
+
+pub struct GetPageContent;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The Webflow page id (from `webflow_list_pages`).
+    pub page_id: String,
+    #[serde(flatten)]
+    pub paging: Paging,
+}
+
+impl Tool for GetPageContent {
+    const NAME: &'static str = "webflow_get_page_content";
+    const TITLE: &'static str = "Get Webflow page content";
+    const DESCRIPTION: &'static str = "Get the static content of one of this tenant's pages: text, images and \
+         components as Webflow's DOM nodes. Paged with offset/limit (limit 1-100).";
+    const TIER: Tier = Tier::Read;
+    const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
+    type Args = Args;
+    type Output = PageDom;
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<PageDom, ToolError> {
+        let (offset, limit) = args.paging.resolve()?;
+        let page = ctx.page(&args.page_id).await?;
+        Ok(ctx.webflow()?.get_page_dom(&page, offset, limit).await?)
+    }
+}

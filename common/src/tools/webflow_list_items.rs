@@ -1,0 +1,40 @@
+//! `webflow_list_items`: items of a collection (`GET /v2/collections/{id}/items`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::mcp::{Tool, ToolContext, ToolError};
+use crate::tenant::{Tier, Toolset};
+use crate::tools::Paging;
+use crate::upstream::webflow::ItemList;
+
+pub struct ListItems;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The CMS collection id (from `webflow_list_collections`).
+    pub collection_id: String,
+    #[serde(flatten)]
+    pub paging: Paging,
+}
+
+impl Tool for ListItems {
+    const NAME: &'static str = "webflow_list_items";
+    const TITLE: &'static str = "List CMS items";
+    const DESCRIPTION: &'static str = "List the items of one of this tenant's CMS collections, drafts included, \
+         with their field data. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist.";
+    const TIER: Tier = Tier::Read;
+    const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
+    type Args = Args;
+    type Output = ItemList;
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<ItemList, ToolError> {
+        let (offset, limit) = args.paging.resolve()?;
+        let collection = ctx.collection(&args.collection_id).await?;
+        Ok(ctx
+            .webflow()?
+            .list_items(&collection, offset, limit)
+            .await?)
+    }
+}

@@ -1,0 +1,38 @@
+//! `webflow_list_pages`: pages of one of the tenant's sites (`GET /v2/sites/{site_id}/pages`).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::mcp::{Tool, ToolContext, ToolError};
+use crate::tenant::{Tier, Toolset};
+use crate::tools::Paging;
+use crate::upstream::webflow::PageList;
+
+pub struct ListPages;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The Webflow site id; may be left out when the tenant has exactly one site.
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(flatten)]
+    pub paging: Paging,
+}
+
+impl Tool for ListPages {
+    const NAME: &'static str = "webflow_list_pages";
+    const TITLE: &'static str = "List Webflow pages";
+    const DESCRIPTION: &'static str = "List the pages of one of this tenant's sites with titles, slugs, SEO and \
+         Open Graph metadata. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist.";
+    const TIER: Tier = Tier::Read;
+    const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
+    type Args = Args;
+    type Output = PageList;
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<PageList, ToolError> {
+        let site = ctx.site(args.site_id.as_deref())?;
+        let (offset, limit) = args.paging.resolve()?;
+        Ok(ctx.webflow()?.list_pages(&site, offset, limit).await?)
+    }
+}

@@ -1,0 +1,50 @@
+//! `whoami`: which tenant this token belongs to and what it is bound to. No upstream call.
+
+use serde::Serialize;
+
+use crate::mcp::{Tool, ToolContext, ToolError};
+use crate::tenant::{Tier, Toolset};
+use crate::tools::NoArgs;
+
+pub struct Whoami;
+
+#[derive(Debug, Serialize)]
+pub struct WhoamiOutput {
+    pub tenant: String,
+    pub name: String,
+    pub toolsets: Vec<Toolset>,
+    pub read_only: bool,
+    pub webflow_sites: Vec<String>,
+    pub writable_collections: Vec<String>,
+    pub plausible_site: Option<String>,
+    pub github_repos: Vec<String>,
+}
+
+impl Tool for Whoami {
+    const NAME: &'static str = "whoami";
+    const TITLE: &'static str = "Who am I";
+    const DESCRIPTION: &'static str = "Show the tenant this connection acts for: its id and name, the toolsets it has, \
+         whether it is read-only, and the Webflow sites, collections, analytics site and repositories it is bound to.";
+    const TIER: Tier = Tier::Read;
+    const TOOLSET: Option<Toolset> = None;
+    type Args = NoArgs;
+    type Output = WhoamiOutput;
+
+    async fn run(ctx: &ToolContext<'_>, _args: NoArgs) -> Result<WhoamiOutput, ToolError> {
+        let t = ctx.tenant;
+        Ok(WhoamiOutput {
+            tenant: t.id.to_string(),
+            name: t.name.clone(),
+            toolsets: t.toolsets.clone(),
+            read_only: t.read_only,
+            webflow_sites: t.webflow_sites.iter().map(ToString::to_string).collect(),
+            writable_collections: t
+                .writable_collections
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            plausible_site: t.plausible_site.as_ref().map(|s| s.as_str().to_owned()),
+            github_repos: t.github_repos.iter().map(ToString::to_string).collect(),
+        })
+    }
+}

@@ -1,0 +1,264 @@
+//! HTTP plumbing shared by every upstream API client: one pooled `reqwest::Client`, a per-call
+//! credential, timeouts, and the mapping of upstream failures to errors a person can act on.
+
+pub mod webflow;
+
+use std::sync::Once;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum UpstreamError {
+    #[error("no {0} credential is stored for this tenant; ask the studio to run `secret set`")]
+    MissingCredential(&'static str),
+    #[error("{upstream} rejected the stored credential (HTTP 401){detail}")]
+    Unauthorized {
+        upstream: &'static str,
+        detail: String,
+    },
+    #[error("{upstream} refused access (HTTP 403){detail}")]
+    Forbidden {
+        upstream: &'static str,
+        detail: String,
+    },
+    #[error("{upstream} has no such resource (HTTP 404){detail}")]
+    NotFound {
+        upstream: &'static str,
+        detail: String,
+    },
+    #[error("{upstream} reported a conflict (HTTP 409){detail}")]
+    Conflict {
+        upstream: &'static str,
+        detail: String,
+    },
+    #[error("{upstream} is rate limiting this client; retry after {retry_after_secs} s")]
+    RateLimited {
+        upstream: &'static str,
+        retry_after_secs: u64,
+    },
+    #[error("{upstream} rejected the request (HTTP {status}){detail}")]
+    Rejected {
+        upstream: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("{upstream} failed (HTTP {status}); try again later")]
+    Unavailable { upstream: &'static str, status: u16 },
+    #[error("{upstream} did not answer within {secs} s")]
+    Timeout { upstream: &'static str, secs: u64 },
+    #[error("{upstream} could not be reached")]
+    Unreachable { upstream: &'static str },
+    #[error("{upstream} sent a response that could not be read: {why}")]
+    BadResponse { upstream: &'static str, why: String },
+}
+
+/// One upstream API: its name (for messages), origin and the shared client.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub name: &'static str,
+    base_url: String,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_retry_wait: Duration,
+    default_headers: HeaderMap,
+}
+
+/// TLS for upstream calls uses rustls with the ring provider; install it once per process.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Builds the pooled client every upstream shares.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("studio-mcp/", env!("CARGO_PKG_VERSION")))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+}
+
+/// A request to send: method, path under the origin, optional query and JSON body.
+pub struct Call<'a> {
+    pub method: Method,
+    pub path: String,
+    pub query: &'a [(&'a str, String)],
+    pub json: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Call<'a> {
+    pub fn get(path: String) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            query: &[],
+            json: None,
+        }
+    }
+}
+
+impl Upstream {
+    pub fn new(
+        name: &'static str,
+        base_url: &str,
+        client: reqwest::Client,
+        timeout: Duration,
+        max_retry_wait: Duration,
+    ) -> Self {
+        Self {
+            name,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client,
+            timeout,
+            max_retry_wait,
+            default_headers: HeaderMap::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.default_headers
+            .insert(name, HeaderValue::from_static(value));
+        self
+    }
+
+    /// Sends `call` with the tenant's credential and decodes the JSON answer. A `429` whose
+    /// `Retry-After` fits within the configured wait is waited out once; a longer one becomes
+    /// [`UpstreamError::RateLimited`] so the caller learns when to come back.
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        credential: &SecretString,
+        call: Call<'_>,
+    ) -> Result<T, UpstreamError> {
+        let mut waited = false;
+        loop {
+            let response = self.send_once(credential, &call).await?;
+            let status = response.status();
+            if status.is_success() {
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| self.transport_error(e))?;
+                return serde_json::from_slice(&bytes).map_err(|e| UpstreamError::BadResponse {
+                    upstream: self.name,
+                    why: e.to_string(),
+                });
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let retry_after_secs = retry_after(response.headers());
+                if !waited && Duration::from_secs(retry_after_secs) <= self.max_retry_wait {
+                    waited = true;
+                    tokio::time::sleep(Duration::from_secs(retry_after_secs)).await;
+                    continue;
+                }
+                return Err(UpstreamError::RateLimited {
+                    upstream: self.name,
+                    retry_after_secs,
+                });
+            }
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(self.status_error(status, &body));
+        }
+    }
+
+    async fn send_once(
+        &self,
+        credential: &SecretString,
+        call: &Call<'_>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", credential.expose_secret()))
+            .map_err(|_| UpstreamError::MissingCredential(self.name))?;
+        // Keeps the header out of any debug output of the request.
+        auth.set_sensitive(true);
+        let mut request = self
+            .client
+            .request(
+                call.method.clone(),
+                format!("{}{}", self.base_url, call.path),
+            )
+            .headers(self.default_headers.clone())
+            .header(AUTHORIZATION, auth)
+            .header("accept", "application/json")
+            .timeout(self.timeout);
+        if !call.query.is_empty() {
+            request = request.query(call.query);
+        }
+        if let Some(body) = call.json {
+            request = request.json(body);
+        }
+        request.send().await.map_err(|e| self.transport_error(e))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> UpstreamError {
+        if e.is_timeout() {
+            UpstreamError::Timeout {
+                upstream: self.name,
+                secs: self.timeout.as_secs().max(1),
+            }
+        } else if e.is_decode() || e.is_body() {
+            UpstreamError::BadResponse {
+                upstream: self.name,
+                why: "truncated body".into(),
+            }
+        } else {
+            UpstreamError::Unreachable {
+                upstream: self.name,
+            }
+        }
+    }
+
+    fn status_error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
+        let upstream = self.name;
+        let detail = error_detail(body);
+        match status.as_u16() {
+            401 => UpstreamError::Unauthorized { upstream, detail },
+            403 => UpstreamError::Forbidden { upstream, detail },
+            404 => UpstreamError::NotFound { upstream, detail },
+            409 => UpstreamError::Conflict { upstream, detail },
+            s @ 500..=599 => UpstreamError::Unavailable {
+                upstream,
+                status: s,
+            },
+            s => UpstreamError::Rejected {
+                upstream,
+                status: s,
+                detail,
+            },
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare for these APIs; treat it as 60 s).
+fn retry_after(headers: &HeaderMap) -> u64 {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>().unwrap_or(60))
+        .unwrap_or(60)
+        .min(3600)
+}
+
+/// Pulls a short human message out of the error bodies the upstreams use:
+/// `{message}` (Webflow, GitHub), `{error}` (Plausible), `{error:{message}}` (Stripe),
+/// `{errors:[{message}]}` (Cloudflare).
+fn error_detail(body: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let text = value
+        .get("message")
+        .and_then(|m| m.as_str())
+        .or_else(|| value.pointer("/error/message").and_then(|m| m.as_str()))
+        .or_else(|| value.get("error").and_then(|m| m.as_str()))
+        .or_else(|| value.pointer("/errors/0/message").and_then(|m| m.as_str()));
+    match text {
+        Some(t) if !t.is_empty() => format!(": {}", t.chars().take(200).collect::<String>()),
+        _ => String::new(),
+    }
+}

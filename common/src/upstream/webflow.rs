@@ -1,0 +1,281 @@
+//! Webflow Data API v2: the read operations the shared catalog uses, with the response shapes of
+//! Webflow's OpenAPI description (`shared/specs/webflow-v2.yml`). Fields we do not model are
+//! dropped, so a tool result is exactly what these types say.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::{Call, Upstream, UpstreamError};
+use crate::domain::WebflowId;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Site {
+    pub id: String,
+    #[serde(default)]
+    pub workspace_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub short_name: Option<String>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_published: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+    #[serde(default)]
+    pub preview_url: Option<String>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub custom_domains: Vec<CustomDomain>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomDomain {
+    pub id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub last_published: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SiteList {
+    pub sites: Vec<Site>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Pagination {
+    #[serde(default)]
+    pub limit: u32,
+    #[serde(default)]
+    pub offset: u32,
+    #[serde(default)]
+    pub total: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Seo {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub id: String,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    #[serde(default)]
+    pub collection_id: Option<String>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub seo: Option<Seo>,
+    #[serde(default)]
+    pub open_graph: Option<Seo>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PageList {
+    pub pages: Vec<Page>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageDom {
+    pub page_id: String,
+    #[serde(default)]
+    pub nodes: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collection {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub singular_name: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<Field>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Field {
+    pub id: String,
+    pub slug: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub is_required: bool,
+    #[serde(default)]
+    pub is_editable: bool,
+    #[serde(default)]
+    pub help_text: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CollectionList {
+    pub collections: Vec<Collection>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub id: String,
+    #[serde(default)]
+    pub cms_locale_id: Option<String>,
+    #[serde(default)]
+    pub last_published: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub is_archived: bool,
+    #[serde(default)]
+    pub is_draft: bool,
+    #[serde(default)]
+    pub field_data: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ItemList {
+    pub items: Vec<Item>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+/// The Webflow client, bound to one tenant's site token for the duration of a call.
+pub struct Webflow<'a> {
+    pub upstream: &'a Upstream,
+    pub token: SecretString,
+}
+
+fn page_query(offset: u32, limit: u32) -> [(&'static str, String); 2] {
+    [("offset", offset.to_string()), ("limit", limit.to_string())]
+}
+
+impl Webflow<'_> {
+    pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {
+        self.upstream
+            .send(&self.token, Call::get("/v2/sites".into()))
+            .await
+    }
+
+    pub async fn get_site(&self, site: &WebflowId) -> Result<Site, UpstreamError> {
+        self.upstream
+            .send(&self.token, Call::get(format!("/v2/sites/{site}")))
+            .await
+    }
+
+    pub async fn list_pages(
+        &self,
+        site: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<PageList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(format!("/v2/sites/{site}/pages"))
+        };
+        self.upstream.send(&self.token, call).await
+    }
+
+    pub async fn get_page_dom(
+        &self,
+        page: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<PageDom, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(format!("/v2/pages/{page}/dom"))
+        };
+        self.upstream.send(&self.token, call).await
+    }
+
+    pub async fn list_collections(
+        &self,
+        site: &WebflowId,
+    ) -> Result<CollectionList, UpstreamError> {
+        self.upstream
+            .send(
+                &self.token,
+                Call::get(format!("/v2/sites/{site}/collections")),
+            )
+            .await
+    }
+
+    pub async fn get_collection(
+        &self,
+        collection: &WebflowId,
+    ) -> Result<Collection, UpstreamError> {
+        self.upstream
+            .send(
+                &self.token,
+                Call::get(format!("/v2/collections/{collection}")),
+            )
+            .await
+    }
+
+    pub async fn list_items(
+        &self,
+        collection: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<ItemList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(format!("/v2/collections/{collection}/items"))
+        };
+        self.upstream.send(&self.token, call).await
+    }
+
+    pub async fn get_item(
+        &self,
+        collection: &WebflowId,
+        item: &WebflowId,
+    ) -> Result<Item, UpstreamError> {
+        self.upstream
+            .send(
+                &self.token,
+                Call::get(format!("/v2/collections/{collection}/items/{item}")),
+            )
+            .await
+    }
+}

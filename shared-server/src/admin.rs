@@ -1,0 +1,278 @@
+//! The admin API, served only on the admin listener and authenticated by the admin token in
+//! `<data dir>/admin-token`. It never returns a stored token or secret: the one exception is the
+//! plaintext of a token at the moment it is issued, which exists nowhere else afterwards.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use common::domain::TenantId;
+use common::secrets::SecretKind;
+use common::store::{StoreError, TokenRecord};
+use common::tenant::{Tenant, TenantSpec};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::startup::AppState;
+
+/// Upstream secrets are short; this bounds what a caller can make us encrypt and store.
+const MAX_SECRET_BYTES: usize = 8 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewTenant {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: TenantSpec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TenantDetail {
+    #[serde(flatten)]
+    pub tenant: Tenant,
+    /// Kinds of upstream secret stored (names only).
+    pub secrets: Vec<String>,
+    pub active_tokens: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SecretValue {
+    pub value: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct IssueRequest {
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub ttl_days: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IssuedToken {
+    /// The plaintext token: shown once, stored nowhere.
+    pub token: String,
+    #[serde(flatten)]
+    pub record: TokenRecord,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenFilter {
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// Admin API errors: a status and a message that names the problem.
+pub struct AdminError(StatusCode, String);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ApiError { error: self.1 })).into_response()
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        let status = match e {
+            StoreError::TenantExists(_) => StatusCode::CONFLICT,
+            StoreError::NoTenant(_) | StoreError::NoToken(_) => StatusCode::NOT_FOUND,
+            StoreError::Full | StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "admin store error");
+        }
+        AdminError(status, e.to_string())
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> AdminError {
+    AdminError(StatusCode::BAD_REQUEST, message.into())
+}
+
+type AdminResult<T> = Result<T, AdminError>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/tenants", get(list_tenants).post(add_tenant))
+        .route("/v1/tenants/{id}", get(show_tenant))
+        .route("/v1/tenants/{id}/secrets/{kind}", put(set_secret))
+        .route("/v1/tenants/{id}/tokens", post(issue_token))
+        .route("/v1/tokens", get(list_tokens))
+        .route("/v1/tokens/{id}/revoke", post(revoke_token))
+        .layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = state.admin_token.expose_secret().as_bytes();
+    if bool::from(presented.as_bytes().ct_eq(expected)) {
+        next.run(request).await
+    } else {
+        tracing::warn!("refused admin request: bad or missing admin token");
+        let mut response =
+            AdminError(StatusCode::UNAUTHORIZED, "admin token required".into()).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"studio-mcp-admin\""),
+        );
+        response
+    }
+}
+
+fn tenant_id(raw: &str) -> AdminResult<TenantId> {
+    TenantId::parse(raw).map_err(|e| bad_request(e.to_string()))
+}
+
+fn existing(state: &AppState, raw: &str) -> AdminResult<Arc<Tenant>> {
+    let id = tenant_id(raw)?;
+    state
+        .services
+        .store
+        .tenant(&id)
+        .ok_or_else(|| StoreError::NoTenant(id.to_string()).into())
+}
+
+async fn list_tenants(State(state): State<Arc<AppState>>) -> Json<Vec<Tenant>> {
+    Json(
+        state
+            .services
+            .store
+            .tenants()
+            .iter()
+            .map(|t| (**t).clone())
+            .collect(),
+    )
+}
+
+async fn add_tenant(
+    State(state): State<Arc<AppState>>,
+    Json(body): Json<NewTenant>,
+) -> AdminResult<(StatusCode, Json<Tenant>)> {
+    let id = tenant_id(&body.id)?;
+    let tenant = body
+        .spec
+        .into_tenant(id, common::now_unix())
+        .map_err(bad_request)?;
+    let tenant = state.services.store.add_tenant(tenant)?;
+    tracing::info!(tenant = %tenant.id, "admin: tenant added");
+    Ok((StatusCode::CREATED, Json((*tenant).clone())))
+}
+
+async fn show_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<TenantDetail>> {
+    let tenant = existing(&state, &id)?;
+    let store = &state.services.store;
+    let now = common::now_unix();
+    let active_tokens = store
+        .tokens(Some(&tenant.id))?
+        .iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now))
+        .count();
+    Ok(Json(TenantDetail {
+        secrets: store.secret_kinds(&tenant.id)?,
+        tenant: (*tenant).clone(),
+        active_tokens,
+    }))
+}
+
+async fn set_secret(
+    State(state): State<Arc<AppState>>,
+    Path((id, kind)): Path<(String, String)>,
+    Json(body): Json<SecretValue>,
+) -> AdminResult<StatusCode> {
+    let tenant = existing(&state, &id)?;
+    let kind: SecretKind = kind.parse().map_err(bad_request)?;
+    let value = body.value.trim();
+    if value.is_empty() || value.len() > MAX_SECRET_BYTES || value.chars().any(char::is_control) {
+        return Err(bad_request(format!(
+            "the {kind} secret must be 1-{MAX_SECRET_BYTES} bytes of printable text"
+        )));
+    }
+    let secret = SecretString::from(value.to_owned());
+    let sealed = state
+        .services
+        .master_key
+        .seal(&tenant.id, kind, &secret)
+        .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    state.services.store.put_secret(&tenant.id, kind, sealed)?;
+    state.services.index.forget(&tenant.id);
+    tracing::info!(tenant = %tenant.id, kind = %kind, "admin: secret stored");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn issue_token(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Option<Json<IssueRequest>>,
+) -> AdminResult<(StatusCode, Json<IssuedToken>)> {
+    let tenant = existing(&state, &id)?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let ttl_secs = match request.ttl_days {
+        Some(0) => return Err(bad_request("ttl_days must be at least 1")),
+        Some(days) if days > 3650 => return Err(bad_request("ttl_days must be at most 3650")),
+        Some(days) => days * 86_400,
+        None => state.token_ttl_secs,
+    };
+    let label = request.label.unwrap_or_default();
+    let issued = state
+        .authority
+        .issue(
+            &state.services.store,
+            &tenant.id,
+            &label,
+            ttl_secs,
+            common::now_unix(),
+        )
+        .map_err(|e| match e {
+            common::token::AuthError::Store(e) => AdminError::from(e),
+            other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })?;
+    tracing::info!(tenant = %tenant.id, token_id = %issued.record.id, "admin: token issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedToken {
+            token: issued.token.expose_secret().to_owned(),
+            record: issued.record,
+        }),
+    ))
+}
+
+async fn list_tokens(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<TokenFilter>,
+) -> AdminResult<Json<Vec<TokenRecord>>> {
+    let tenant = filter.tenant.as_deref().map(tenant_id).transpose()?;
+    Ok(Json(state.services.store.tokens(tenant.as_ref())?))
+}
+
+async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<TokenRecord>> {
+    let record = state.services.store.revoke_token(&id, common::now_unix())?;
+    tracing::info!(tenant = %record.tenant, token_id = %record.id, "admin: token revoked");
+    Ok(Json(record))
+}

@@ -1,0 +1,404 @@
+//! The command line: `serve`, and the admin subcommands, which talk to the running server's
+//! admin API (they never open the store, so the server need not be stopped).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use common::config::{Config, SHARED_DEFAULTS};
+use common::store::TokenRecord;
+use common::tenant::{Tenant, TenantSpec, Toolset};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::admin::{ApiError, IssueRequest, IssuedToken, NewTenant, SecretValue, TenantDetail};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shared-server",
+    version,
+    about = "studio-mcp: the shared multi-tenant MCP server"
+)]
+pub struct Cli {
+    /// Optional TOML config file; STUDIO_MCP_* environment variables override it.
+    #[arg(long, global = true, env = "STUDIO_MCP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Admin API origin for admin subcommands (default: http://<admin listen address>).
+    #[arg(long, global = true, env = "STUDIO_MCP_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (MCP listener and admin listener).
+    Serve,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Store an upstream credential for a tenant.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Issue, list and revoke MCP bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant bound to its Webflow site(s) and other resources.
+    Add(TenantAdd),
+    /// List tenants.
+    List,
+    /// Show one tenant, which secrets it has (names only) and its active token count.
+    Show { tenant_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TenantAdd {
+    pub tenant_id: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long = "webflow-site", required = true)]
+    pub webflow_sites: Vec<String>,
+    #[arg(long = "writable-collection")]
+    pub writable_collections: Vec<String>,
+    #[arg(long)]
+    pub plausible_site: Option<String>,
+    #[arg(long = "github-repo")]
+    pub github_repos: Vec<String>,
+    /// Grant only these toolsets (repeatable; default: all).
+    #[arg(long = "toolset")]
+    pub toolsets: Vec<Toolset>,
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Read a secret from standard input and store it encrypted.
+    Set { tenant_id: String, kind: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; prints the token alone on standard output, once.
+    Issue {
+        tenant_id: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        ttl_days: Option<u64>,
+    },
+    /// List token ids, labels and dates (never tokens).
+    List { tenant_id: Option<String> },
+    /// Revoke a token by id; it fails on its very next request.
+    Revoke { token_id: String },
+}
+
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        cli.config.as_deref(),
+        |k| std::env::var(k).ok(),
+        SHARED_DEFAULTS,
+    )?)
+}
+
+/// A small client for the admin API.
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    pub fn from_config(cli: &Cli, config: &Config) -> anyhow::Result<Self> {
+        let base = cli
+            .admin_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.admin_listen));
+        let token = match std::env::var("STUDIO_MCP_ADMIN_TOKEN") {
+            Ok(t) => t,
+            Err(_) => {
+                let path = config.admin_token_path();
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "cannot read the admin token at {} (has the server started with this STUDIO_MCP_DATA_DIR?)",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        Self::new(base, token)
+    }
+
+    pub fn new(base: String, token: String) -> anyhow::Result<Self> {
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: common::upstream::http_client().context("cannot build the HTTP client")?,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&dyn erased::Json>,
+    ) -> anyhow::Result<T> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_json()?);
+        }
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the admin API at {} (is the server running?)",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .context("admin API answer was cut off")?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ApiError>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            bail!("{message} (HTTP {})", status.as_u16());
+        }
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).context("admin API answer was not understood")
+    }
+
+    pub async fn add_tenant(&self, new: &NewTenant) -> anyhow::Result<Tenant> {
+        self.call(reqwest::Method::POST, "/v1/tenants", Some(new))
+            .await
+    }
+
+    pub async fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
+        self.call(reqwest::Method::GET, "/v1/tenants", None).await
+    }
+
+    pub async fn tenant(&self, id: &str) -> anyhow::Result<TenantDetail> {
+        self.call(reqwest::Method::GET, &format!("/v1/tenants/{id}"), None)
+            .await
+    }
+
+    pub async fn set_secret(&self, tenant: &str, kind: &str, value: String) -> anyhow::Result<()> {
+        let body = SecretValue { value };
+        let _: serde_json::Value = self
+            .call(
+                reqwest::Method::PUT,
+                &format!("/v1/tenants/{tenant}/secrets/{kind}"),
+                Some(&body),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn issue_token(
+        &self,
+        tenant: &str,
+        req: &IssueRequest,
+    ) -> anyhow::Result<IssuedToken> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/{tenant}/tokens"),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn tokens(&self, tenant: Option<&str>) -> anyhow::Result<Vec<TokenRecord>> {
+        let path = match tenant {
+            Some(t) => format!("/v1/tokens?tenant={t}"),
+            None => "/v1/tokens".to_owned(),
+        };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    pub async fn revoke(&self, token_id: &str) -> anyhow::Result<TokenRecord> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/tokens/{token_id}/revoke"),
+            None,
+        )
+        .await
+    }
+}
+
+mod erased {
+    /// Lets the admin client take any serialisable body without generics on every method.
+    pub trait Json {
+        fn to_json(&self) -> anyhow::Result<Vec<u8>>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> anyhow::Result<Vec<u8>> {
+            Ok(serde_json::to_vec(self)?)
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn date(secs: u64) -> String {
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm); avoids a time crate.
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Runs an admin subcommand against the admin API.
+pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
+    let client = AdminClient::from_config(cli, config)?;
+    match &cli.command {
+        Command::Serve => bail!("serve is not an admin command"),
+        Command::Tenant(TenantCommand::Add(add)) => {
+            let parse_ids = |v: &[String], what: &'static str| {
+                v.iter()
+                    .map(|s| common::domain::WebflowId::parse(what, s))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let spec = TenantSpec {
+                name: add.name.clone(),
+                webflow_sites: parse_ids(&add.webflow_sites, "--webflow-site")?,
+                writable_collections: parse_ids(
+                    &add.writable_collections,
+                    "--writable-collection",
+                )?,
+                plausible_site: add
+                    .plausible_site
+                    .as_deref()
+                    .map(common::domain::PlausibleSite::parse)
+                    .transpose()?,
+                github_repos: add
+                    .github_repos
+                    .iter()
+                    .map(|r| common::domain::RepoName::parse(r))
+                    .collect::<Result<_, _>>()?,
+                toolsets: (!add.toolsets.is_empty()).then(|| add.toolsets.clone()),
+                read_only: add.read_only,
+            };
+            let tenant = client
+                .add_tenant(&NewTenant {
+                    id: add.tenant_id.clone(),
+                    spec,
+                })
+                .await?;
+            print_json(&tenant)
+        }
+        Command::Tenant(TenantCommand::List) => {
+            for t in client.tenants().await? {
+                let sites: Vec<_> = t.webflow_sites.iter().map(|s| s.to_string()).collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    t.id,
+                    t.name,
+                    sites.join(","),
+                    if t.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    }
+                );
+            }
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Show { tenant_id }) => {
+            print_json(&client.tenant(tenant_id).await?)
+        }
+        Command::Secret(SecretCommand::Set { tenant_id, kind }) => {
+            let mut value = String::new();
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .context("cannot read the secret from standard input")?;
+            client
+                .set_secret(tenant_id, kind, value.trim().to_owned())
+                .await?;
+            eprintln!("stored the {kind} secret for {tenant_id} (encrypted)");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue {
+            tenant_id,
+            label,
+            ttl_days,
+        }) => {
+            let issued = client
+                .issue_token(
+                    tenant_id,
+                    &IssueRequest {
+                        label: label.clone(),
+                        ttl_days: *ttl_days,
+                    },
+                )
+                .await?;
+            eprintln!(
+                "issued {} for {} (expires {}); it is shown only now",
+                issued.record.id,
+                issued.record.tenant,
+                issued
+                    .record
+                    .expires_at
+                    .map(date)
+                    .unwrap_or_else(|| "never".into())
+            );
+            println!("{}", issued.token);
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { tenant_id }) => {
+            println!("ID\tTENANT\tLABEL\tCREATED\tEXPIRES\tREVOKED");
+            for t in client.tokens(tenant_id.as_deref()).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.tenant,
+                    if t.label.is_empty() { "-" } else { &t.label },
+                    date(t.created_at),
+                    t.expires_at.map(date).unwrap_or_else(|| "-".into()),
+                    t.revoked_at.map(date).unwrap_or_else(|| "-".into()),
+                );
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { token_id }) => {
+            let record = client.revoke(token_id).await?;
+            eprintln!("revoked {} ({})", record.id, record.tenant);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_795_000_000), "2026-11-18");
+    }
+}

@@ -1,0 +1,156 @@
+//! Building and running the server: open the store, load or create keys, bind both listeners,
+//! serve until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use common::config::Config;
+use common::mcp::{Catalog, Services};
+use common::scope::ResourceIndex;
+use common::secrets::{MasterKey, write_private_file};
+use common::store::Store;
+use common::token::TokenAuthority;
+use common::upstream::{Upstream, http_client};
+use rand::RngCore;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{admin, routes};
+
+/// What both routers share.
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub catalog: Arc<Catalog>,
+    pub authority: TokenAuthority,
+    pub admin_token: SecretString,
+    pub public_url: String,
+    pub token_ttl_secs: u64,
+}
+
+pub struct Application {
+    mcp: TcpListener,
+    admin: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Opens everything and binds both listeners; nothing is served until [`Self::run`].
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let store = Store::open(&config.store_path())?;
+        let key_path = config.master_key_path();
+        let (master_key, generated) = MasterKey::load_or_generate(&key_path)?;
+        if generated {
+            tracing::warn!(path = %key_path.display(), "generated a new master key for upstream secrets (mode 0600); back it up, secrets are unreadable without it");
+        }
+        let mcp = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (STUDIO_MCP_LISTEN)", config.listen))?;
+        let admin = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (STUDIO_MCP_ADMIN_LISTEN)",
+                    config.admin_listen
+                )
+            })?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            None => format!("http://{}", mcp.local_addr()?),
+        };
+        let authority = TokenAuthority::load_or_generate(&config.signing_key_path(), &public_url)?;
+        let admin_token = load_or_create_admin_token(config)?;
+
+        let client = http_client().context("cannot build the HTTP client")?;
+        let timeout = Duration::from_millis(config.upstream_timeout_ms);
+        let retry = Duration::from_millis(config.max_retry_wait_ms);
+        let services = Services {
+            store,
+            master_key,
+            webflow: Upstream::new("Webflow", &config.upstreams.webflow, client, timeout, retry),
+            index: ResourceIndex::default(),
+        };
+        let state = AppState {
+            services: Arc::new(services),
+            catalog: Arc::new(common::tools::shared_catalog()),
+            authority,
+            admin_token,
+            public_url,
+            token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
+        };
+        Ok(Self {
+            mcp,
+            admin,
+            state: Arc::new(state),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn mcp_addr(&self) -> SocketAddr {
+        self.mcp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.public_url
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Cancelling this token stops both listeners gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        tracing::info!(
+            mcp = %self.mcp_addr(),
+            admin = %self.admin_addr(),
+            public_url = %self.state.public_url,
+            "studio-mcp shared server listening: MCP at /mcp, admin API on the admin listener"
+        );
+        let mcp_router = routes::router(self.state.clone(), self.shutdown.child_token());
+        let admin_router = admin::router(self.state.clone());
+        let stop = self.shutdown.clone();
+        let mcp = axum::serve(self.mcp, mcp_router)
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let admin =
+            axum::serve(self.admin, admin_router).with_graceful_shutdown(stop.cancelled_owned());
+        let (a, b) = tokio::join!(mcp.into_future(), admin.into_future());
+        a.context("MCP listener failed")?;
+        b.context("admin listener failed")?;
+        self.state.services.store.flush()?;
+        Ok(())
+    }
+}
+
+fn load_or_create_admin_token(config: &Config) -> anyhow::Result<SecretString> {
+    let path = config.admin_token_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(SecretString::from(text.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut raw = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut raw);
+            let token = format!("adm_{}", hex::encode(raw));
+            write_private_file(&path, token.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "wrote the admin token (mode 0600)");
+            Ok(SecretString::from(token))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
