@@ -35,14 +35,11 @@ pub fn shared_catalog() -> Catalog {
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
-/// `offset`/`limit` paging as Webflow spells it.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+/// `offset`/`limit` paging as Webflow spells it (the fields sit in each tool's arguments:
+/// `serde(flatten)` would hide which field a type error is about).
+#[derive(Debug, Default)]
 pub struct Paging {
-    /// Zero-based index of the first record to return (default 0).
-    #[serde(default)]
     pub offset: Option<u32>,
-    /// How many records to return, 1-100 (default 100).
-    #[serde(default)]
     pub limit: Option<u32>,
 }
 

@@ -15,8 +15,12 @@ pub struct GetPageContent;
 pub struct Args {
     /// The Webflow page id (from `webflow_list_pages`).
     pub page_id: String,
-    #[serde(flatten)]
-    pub paging: Paging,
+    /// Zero-based index of the first record to return (default 0).
+    #[serde(default)]
+    pub offset: Option<u32>,
+    /// How many records to return, 1-100 (default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 impl Tool for GetPageContent {
@@ -30,7 +34,11 @@ impl Tool for GetPageContent {
     type Output = PageDom;
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<PageDom, ToolError> {
-        let (offset, limit) = args.paging.resolve()?;
+        let (offset, limit) = Paging {
+            offset: args.offset,
+            limit: args.limit,
+        }
+        .resolve()?;
         let page = ctx.page(&args.page_id).await?;
         Ok(ctx.webflow()?.get_page_dom(&page, offset, limit).await?)
     }

@@ -15,8 +15,12 @@ pub struct ListItems;
 pub struct Args {
     /// The CMS collection id (from `webflow_list_collections`).
     pub collection_id: String,
-    #[serde(flatten)]
-    pub paging: Paging,
+    /// Zero-based index of the first record to return (default 0).
+    #[serde(default)]
+    pub offset: Option<u32>,
+    /// How many records to return, 1-100 (default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 impl Tool for ListItems {
@@ -30,7 +34,11 @@ impl Tool for ListItems {
     type Output = ItemList;
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<ItemList, ToolError> {
-        let (offset, limit) = args.paging.resolve()?;
+        let (offset, limit) = Paging {
+            offset: args.offset,
+            limit: args.limit,
+        }
+        .resolve()?;
         let collection = ctx.collection(&args.collection_id).await?;
         Ok(ctx
             .webflow()?

@@ -16,8 +16,12 @@ pub struct Args {
     /// The Webflow site id; may be left out when the tenant has exactly one site.
     #[serde(default)]
     pub site_id: Option<String>,
-    #[serde(flatten)]
-    pub paging: Paging,
+    /// Zero-based index of the first record to return (default 0).
+    #[serde(default)]
+    pub offset: Option<u32>,
+    /// How many records to return, 1-100 (default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 impl Tool for ListPages {
@@ -32,7 +36,11 @@ impl Tool for ListPages {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<PageList, ToolError> {
         let site = ctx.site(args.site_id.as_deref())?;
-        let (offset, limit) = args.paging.resolve()?;
+        let (offset, limit) = Paging {
+            offset: args.offset,
+            limit: args.limit,
+        }
+        .resolve()?;
         Ok(ctx.webflow()?.list_pages(&site, offset, limit).await?)
     }
 }

@@ -1,0 +1,259 @@
+//! `TestServer`: the shared server started in-process on loopback ports, provisioned through
+//! its admin API, and reached through rmcp's own Streamable HTTP client.
+
+use std::path::{Path, PathBuf};
+
+use common::config::{Config, SHARED_DEFAULTS};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use shared_server::admin::{IssueRequest, NewTenant};
+use shared_server::cli::AdminClient;
+use shared_server::startup::Application;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::{OwnerFixture, Sandbox};
+
+pub type McpClient = RunningService<RoleClient, ClientConfig>;
+
+/// A running shared server. Dropping it leaves the server running until the test ends; call
+/// [`TestServer::stop`] to shut it down and release the store (for restart tests).
+pub struct TestServer {
+    pub mcp_url: String,
+    pub public_url: String,
+    pub admin_url: String,
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    pub admin: AdminClient,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// A provisioned tenant: its id, its MCP token and token id, and its sandbox data.
+#[derive(Clone, Debug)]
+pub struct TestTenant {
+    pub id: String,
+    pub token: String,
+    pub token_id: String,
+    pub fixture: OwnerFixture,
+}
+
+pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
+    let env = |name: &str| -> Option<String> {
+        match name {
+            "STUDIO_MCP_DATA_DIR" => Some(data_dir.display().to_string()),
+            "STUDIO_MCP_LISTEN" | "STUDIO_MCP_ADMIN_LISTEN" => Some("127.0.0.1:0".into()),
+            "STUDIO_MCP_WEBFLOW_BASE_URL"
+            | "STUDIO_MCP_PLAUSIBLE_BASE_URL"
+            | "STUDIO_MCP_GITHUB_BASE_URL"
+            | "STUDIO_MCP_CLOUDFLARE_BASE_URL"
+            | "STUDIO_MCP_STRIPE_BASE_URL" => Some(upstream.to_owned()),
+            "STUDIO_MCP_UPSTREAM_TIMEOUT_MS" => Some("2000".into()),
+            "STUDIO_MCP_MAX_RETRY_WAIT_MS" => Some("1000".into()),
+            _ => None,
+        }
+    };
+    Config::load(None, env, SHARED_DEFAULTS).expect("test config")
+}
+
+impl TestServer {
+    pub async fn start(sandbox: &Sandbox) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_owned();
+        let mut server = Self::start_with(config_for(&dir, &sandbox.base_url())).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    pub async fn start_with(config: Config) -> TestServer {
+        common::upstream::install_crypto_provider();
+        let app = Application::build(&config).await.expect("server builds");
+        let mcp_url = format!("http://{}/mcp", app.mcp_addr());
+        let admin_url = format!("http://{}", app.admin_addr());
+        let public_url = app.public_url().to_owned();
+        let stop = app.shutdown_token();
+        let task = tokio::spawn(app.run());
+        let admin_token = std::fs::read_to_string(config.admin_token_path())
+            .expect("admin token written at start")
+            .trim()
+            .to_owned();
+        let admin = AdminClient::new(admin_url.clone(), admin_token.clone()).expect("client");
+        TestServer {
+            mcp_url,
+            public_url,
+            admin_url,
+            admin_token,
+            data_dir: config.data_dir.clone(),
+            admin,
+            stop,
+            task,
+            _tmp: None,
+        }
+    }
+
+    /// Graceful stop; returns once the listeners are closed and the store is released.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task
+            .await
+            .expect("server task")
+            .expect("server ran cleanly");
+    }
+
+    /// Adds a tenant bound to a sandbox owner's site, stores its Webflow token and issues it
+    /// an MCP token.
+    pub async fn provision(&self, owner: &OwnerFixture) -> TestTenant {
+        self.provision_with(owner, json!({})).await
+    }
+
+    /// Like [`Self::provision`], with extra tenant spec fields (`read_only`, `toolsets`…).
+    pub async fn provision_with(&self, owner: &OwnerFixture, extra: Value) -> TestTenant {
+        let mut spec = json!({
+            "id": owner.owner,
+            "name": format!("{} Inc", owner.owner),
+            "webflow_sites": [owner.site_id],
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        let new: NewTenant = serde_json::from_value(spec).expect("tenant spec");
+        self.admin.add_tenant(&new).await.expect("tenant added");
+        self.admin
+            .set_secret(&owner.owner, "webflow", owner.token.clone())
+            .await
+            .expect("secret stored");
+        let issued = self
+            .admin
+            .issue_token(
+                &owner.owner,
+                &IssueRequest {
+                    label: Some("test".into()),
+                    ttl_days: None,
+                },
+            )
+            .await
+            .expect("token issued");
+        TestTenant {
+            id: owner.owner.clone(),
+            token: issued.token,
+            token_id: issued.record.id,
+            fixture: owner.clone(),
+        }
+    }
+
+    /// An MCP client that does the `initialize` handshake (protocol 2025-06-18 / 2025-11-25).
+    pub async fn client(&self, token: &str) -> McpClient {
+        self.try_client(token, None)
+            .await
+            .expect("MCP client connects")
+    }
+
+    /// An MCP client on the sessionless 2026-07-28 protocol (`server/discover`).
+    pub async fn client_2026(&self, token: &str) -> McpClient {
+        self.try_client(token, Some(ProtocolVersion::V_2026_07_28))
+            .await
+            .expect("MCP client connects")
+    }
+
+    pub async fn try_client(
+        &self,
+        token: &str,
+        modern: Option<ProtocolVersion>,
+    ) -> anyhow::Result<McpClient> {
+        common::upstream::install_crypto_provider();
+        let config =
+            StreamableHttpClientTransportConfig::with_uri(self.mcp_url.as_str()).auth_header(token);
+        let transport = StreamableHttpClientTransport::from_config(config);
+        let client = match modern {
+            None => ClientConfig::default().serve(transport).await?,
+            Some(version) => {
+                ClientConfig::default()
+                    .serve_with_lifecycle(
+                        transport,
+                        ClientLifecycleMode::Discover {
+                            preferred_versions: vec![version],
+                        },
+                    )
+                    .await?
+            }
+        };
+        Ok(client)
+    }
+
+    /// Raw JSON-RPC POST to `/mcp`; returns status and body text.
+    pub async fn post_raw(&self, token: Option<&str>, body: &str) -> (u16, String) {
+        let http = common::upstream::http_client().expect("http client");
+        let mut request = http
+            .post(&self.mcp_url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+}
+
+/// Calls a tool; returns the result (tool errors included) or panics on protocol errors.
+pub async fn call(client: &McpClient, tool: &str, args: Value) -> CallToolResult {
+    try_call(client, tool, args)
+        .await
+        .expect("tools/call answered")
+}
+
+pub async fn try_call(
+    client: &McpClient,
+    tool: &str,
+    args: Value,
+) -> Result<CallToolResult, rmcp::ServiceError> {
+    let args = match args {
+        Value::Object(map) => map,
+        _ => Default::default(),
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+}
+
+/// Everything a result shows, as one string, for leak searches.
+pub fn result_text(result: &CallToolResult) -> String {
+    serde_json::to_string(result).unwrap_or_default()
+}
+
+/// The text of a tool error, or a panic if the call succeeded.
+pub fn error_text(result: &CallToolResult) -> String {
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected a tool error, got {}",
+        result_text(result)
+    );
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The structured result of a successful call, or a panic with the error text.
+pub fn ok_json(result: &CallToolResult) -> Value {
+    assert_ne!(
+        result.is_error,
+        Some(true),
+        "tool failed: {}",
+        result_text(result)
+    );
+    result
+        .structured_content
+        .clone()
+        .expect("structured content")
+}

@@ -1,0 +1,1072 @@
+//! Sandbox Webflow Data API v2: the subset of `https://api.webflow.com/v2` the tools call, with
+//! Webflow's paths, camelCase shapes and error bodies, scoped like a site token.
+//!
+//! Shapes follow Webflow's OpenAPI description (operations `list-sites`, `get-site`,
+//! `list-pages`, `get-static-content`, `list-collections`, `collection-details`,
+//! `list-collection-items`, `Get-Item`, `create-item`, `update-item`). A token reaches exactly one
+//! site; anything under another owner's site answers exactly like an id that does not exist.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::{Caller, Fixture, OwnerFixture, derive_id, lock, now_rfc3339};
+
+pub const PAGES_PER_SITE: usize = 3;
+pub const CUSTOM_DOMAINS_PER_SITE: usize = 2;
+/// Per collection: display name (served with the owner marker), singular name, slug.
+pub const COLLECTION_NAMES: [(&str, &str, &str); 2] = [
+    ("Blog Posts", "Blog Post", "blog-posts"),
+    ("Authors", "Author", "authors"),
+];
+/// Items seeded in each collection of [`COLLECTION_NAMES`], in the same order.
+pub const ITEMS_PER_COLLECTION: [usize; 2] = [5, 2];
+/// Index into `page_ids` of the page whose `seo.description` is missing.
+pub const PAGE_WITHOUT_SEO_DESCRIPTION: usize = 2;
+/// Index (within the first collection) of the draft last updated in 2019, never published.
+pub const STALE_DRAFT_ITEM: usize = 3;
+/// Index (within the first collection) of the item without a `seo-description` field.
+pub const ITEM_WITHOUT_SEO_DESCRIPTION: usize = 4;
+/// Text nodes per page DOM: more than one page of `limit=2`, so paging is exercised.
+pub const DOM_NODES_PER_PAGE: usize = 5;
+
+/// Webflow's documented maximum (and default) page size.
+const MAX_LIMIT: usize = 100;
+/// Webflow's documented per-minute rate limit on the lowest plans; echoed in the headers.
+const RATE_LIMIT: &str = "60";
+
+/// Webflow routes, ready to merge into the sandbox app.
+pub(crate) fn router(state: Arc<WebflowState>) -> Router {
+    Router::new()
+        .route("/v2/sites", get(list_sites))
+        .route("/v2/sites/{site_id}", get(get_site))
+        .route("/v2/sites/{site_id}/pages", get(list_pages))
+        .route("/v2/pages/{page_id}/dom", get(get_page_dom))
+        .route("/v2/sites/{site_id}/collections", get(list_collections))
+        .route("/v2/collections/{collection_id}", get(get_collection))
+        .route(
+            "/v2/collections/{collection_id}/items",
+            get(list_items).post(create_item),
+        )
+        .route(
+            "/v2/collections/{collection_id}/items/{item_id}",
+            get(get_item).patch(update_item),
+        )
+        .layer(middleware::map_response(rate_limit_headers))
+        .with_state(state)
+}
+
+/// Webflow sends its rate-limit headers on every answer; clients may pace themselves by them.
+async fn rate_limit_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from_static(RATE_LIMIT));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from_static("59"));
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types (Webflow's JSON, camelCase)
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Site {
+    id: String,
+    workspace_id: String,
+    created_on: String,
+    display_name: String,
+    short_name: String,
+    last_published: String,
+    last_updated: String,
+    preview_url: String,
+    time_zone: String,
+    parent_folder_id: Option<String>,
+    custom_domains: Vec<CustomDomain>,
+    locales: Locales,
+    data_collection_enabled: bool,
+    data_collection_type: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomDomain {
+    id: String,
+    url: String,
+    last_published: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Locales {
+    primary: Locale,
+    secondary: Vec<Locale>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Locale {
+    id: String,
+    cms_locale_id: String,
+    enabled: bool,
+    display_name: String,
+    display_image_id: Option<String>,
+    redirect: bool,
+    subdirectory: String,
+    tag: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    id: String,
+    site_id: String,
+    parent_id: Option<String>,
+    collection_id: Option<String>,
+    title: String,
+    slug: String,
+    created_on: String,
+    last_updated: String,
+    archived: bool,
+    draft: bool,
+    can_branch: bool,
+    is_branch: bool,
+    seo: Seo,
+    open_graph: OpenGraph,
+    locale_id: Option<String>,
+    published_path: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Seo {
+    title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OpenGraph {
+    title: String,
+    title_copied: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    description_copied: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct DomNode {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    text: DomText,
+    attributes: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct DomText {
+    html: String,
+    text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Collection {
+    id: String,
+    display_name: String,
+    singular_name: String,
+    slug: String,
+    created_on: String,
+    last_updated: String,
+    fields: Vec<Field>,
+}
+
+/// A collection as `list-collections` shows it: without its fields.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CollectionSummary<'a> {
+    id: &'a str,
+    display_name: &'a str,
+    singular_name: &'a str,
+    slug: &'a str,
+    created_on: &'a str,
+    last_updated: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Field {
+    id: String,
+    is_editable: bool,
+    is_required: bool,
+    #[serde(rename = "type")]
+    kind: String,
+    slug: String,
+    display_name: String,
+    help_text: String,
+    validations: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    id: String,
+    cms_locale_id: String,
+    /// `null` until first published, as Webflow answers for never-published drafts.
+    last_published: Option<String>,
+    last_updated: String,
+    created_on: String,
+    is_archived: bool,
+    is_draft: bool,
+    field_data: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct Pagination {
+    limit: usize,
+    offset: usize,
+    total: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory data, every record tagged with its owner
+
+struct SiteRecord {
+    owner: String,
+    site: Site,
+}
+
+struct PageRecord {
+    owner: String,
+    page: Page,
+    nodes: Vec<DomNode>,
+}
+
+struct CollectionRecord {
+    owner: String,
+    site_id: String,
+    collection: Collection,
+}
+
+struct ItemRecord {
+    owner: String,
+    collection_id: String,
+    item: Item,
+}
+
+#[derive(Default)]
+struct Data {
+    sites: Vec<SiteRecord>,
+    pages: Vec<PageRecord>,
+    collections: Vec<CollectionRecord>,
+    items: Vec<ItemRecord>,
+    /// Items created through the API so far, for fresh deterministic ids.
+    created_items: usize,
+}
+
+/// The Webflow sandbox's data. Handlers hold the lock only to look up and clone.
+pub(crate) struct WebflowState {
+    data: Mutex<Data>,
+}
+
+impl WebflowState {
+    pub(crate) fn new(fixture: &Fixture) -> WebflowState {
+        let mut data = Data::default();
+        for owner in &fixture.owners {
+            seed_owner(&mut data, owner);
+        }
+        WebflowState {
+            data: Mutex::new(data),
+        }
+    }
+
+    pub(crate) fn item_json(&self, collection_id: &str, item_id: &str) -> Option<Value> {
+        let data = lock(&self.data);
+        let record = data
+            .items
+            .iter()
+            .find(|r| r.collection_id == collection_id && r.item.id == item_id)?;
+        serde_json::to_value(&record.item).ok()
+    }
+}
+
+/// "acme" → "Acme", for natural-looking names.
+fn title_case(owner: &str) -> String {
+    let mut chars = owner.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+/// Lowercase letters, digits and dashes only, as Webflow slugs and short names are.
+fn slugify(text: &str) -> String {
+    let mapped: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    mapped
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A UUID-shaped id, the form Webflow uses for DOM nodes.
+fn node_id(owner: &str, page: usize, node: usize) -> String {
+    let hex = derive_id(&format!("dom-node:{page}"), owner, node)
+        + &derive_id(&format!("dom-node-tail:{page}"), owner, node);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
+    let owner = fx.owner.as_str();
+    // The marker that makes a cross-tenant leak findable by substring search.
+    let mark = format!("(owner:{owner})");
+    let name = title_case(owner);
+    let short = slugify(owner);
+    let cms_locale_id = derive_id("cms-locale", owner, 0);
+
+    let site = Site {
+        id: fx.site_id.clone(),
+        workspace_id: derive_id("workspace", owner, 0),
+        created_on: "2021-03-15T09:30:00.000Z".to_owned(),
+        display_name: format!("{name} Co site {mark}"),
+        short_name: format!("{short}-site"),
+        last_published: "2025-05-02T14:05:00.000Z".to_owned(),
+        last_updated: "2025-05-02T14:00:00.000Z".to_owned(),
+        preview_url: format!(
+            "https://screenshots.sandbox.invalid/sites/{}/preview.png",
+            fx.site_id
+        ),
+        time_zone: "Europe/Berlin".to_owned(),
+        parent_folder_id: None,
+        custom_domains: fx
+            .custom_domain_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| CustomDomain {
+                id: id.clone(),
+                url: match i {
+                    0 => format!("{short}.example"),
+                    1 => format!("www.{short}.example"),
+                    _ => format!("site{i}.{short}.example"),
+                },
+                last_published: Some("2025-05-02T14:05:00.000Z".to_owned()),
+            })
+            .collect(),
+        locales: Locales {
+            primary: Locale {
+                id: derive_id("locale", owner, 0),
+                cms_locale_id: cms_locale_id.clone(),
+                enabled: true,
+                display_name: "English (United States)".to_owned(),
+                display_image_id: None,
+                redirect: false,
+                subdirectory: String::new(),
+                tag: "en-US".to_owned(),
+            },
+            secondary: Vec::new(),
+        },
+        data_collection_enabled: false,
+        data_collection_type: "disabled".to_owned(),
+    };
+    data.sites.push(SiteRecord {
+        owner: owner.to_owned(),
+        site,
+    });
+
+    const PAGE_TITLES: [&str; 3] = ["Home", "About", "Contact"];
+    for (p, page_id) in fx.page_ids.iter().enumerate() {
+        let title = PAGE_TITLES.get(p).copied().unwrap_or("Landing");
+        let slug = if p == 0 {
+            "index".to_owned()
+        } else {
+            format!("{}-{p}", slugify(title))
+        };
+        let description = (p != PAGE_WITHOUT_SEO_DESCRIPTION)
+            .then(|| format!("{title} page of the {name} site {mark}"));
+        let page = Page {
+            id: page_id.clone(),
+            site_id: fx.site_id.clone(),
+            parent_id: None,
+            collection_id: None,
+            title: format!("{title} {mark}"),
+            slug: slug.clone(),
+            created_on: "2021-03-15T10:00:00.000Z".to_owned(),
+            last_updated: format!("2025-04-{:02}T08:00:00.000Z", 10 + p),
+            archived: false,
+            draft: false,
+            can_branch: true,
+            is_branch: false,
+            seo: Seo {
+                title: format!("{title} | {name} Co {mark}"),
+                description: description.clone(),
+            },
+            open_graph: OpenGraph {
+                title: format!("{title} | {name} Co {mark}"),
+                title_copied: true,
+                description,
+                description_copied: true,
+            },
+            locale_id: Some(derive_id("locale", owner, 0)),
+            published_path: if p == 0 {
+                "/".to_owned()
+            } else {
+                format!("/{slug}")
+            },
+        };
+        let nodes = (0..DOM_NODES_PER_PAGE)
+            .map(|n| {
+                let text = format!("{title} paragraph {} for {name} {mark}", n + 1);
+                let html = if n == 0 {
+                    format!("<h1>{text}</h1>")
+                } else {
+                    format!("<p>{text}</p>")
+                };
+                DomNode {
+                    id: node_id(owner, p, n),
+                    kind: "text".to_owned(),
+                    text: DomText { html, text },
+                    attributes: Map::new(),
+                }
+            })
+            .collect();
+        data.pages.push(PageRecord {
+            owner: owner.to_owned(),
+            page,
+            nodes,
+        });
+    }
+
+    for (c, collection_id) in fx.collection_ids.iter().enumerate() {
+        let (display, singular, slug) = COLLECTION_NAMES.get(c).copied().unwrap_or((
+            "Collection",
+            "Collection Item",
+            "collection",
+        ));
+        let fields = collection_fields(owner, c);
+        data.collections.push(CollectionRecord {
+            owner: owner.to_owned(),
+            site_id: fx.site_id.clone(),
+            collection: Collection {
+                id: collection_id.clone(),
+                display_name: format!("{display} {mark}"),
+                singular_name: singular.to_owned(),
+                slug: slug.to_owned(),
+                created_on: "2021-03-16T11:00:00.000Z".to_owned(),
+                last_updated: "2025-04-20T16:30:00.000Z".to_owned(),
+                fields,
+            },
+        });
+
+        let ids = fx.item_ids.iter().filter(|(coll, _)| coll == collection_id);
+        for (i, (_, item_id)) in ids.enumerate() {
+            let item_name = format!("{singular} {} {mark}", i + 1);
+            let item_slug = format!("{}-{}", slugify(singular), i + 1);
+            let mut field_data = Map::new();
+            field_data.insert("name".to_owned(), json!(item_name));
+            field_data.insert("slug".to_owned(), json!(item_slug));
+            field_data.insert(
+                "post-body".to_owned(),
+                json!(format!("<p>Body of {item_name}.</p>")),
+            );
+            let is_blog = c == 0;
+            if !(is_blog && i == ITEM_WITHOUT_SEO_DESCRIPTION) {
+                field_data.insert(
+                    "seo-description".to_owned(),
+                    json!(format!("Summary of {item_name}")),
+                );
+            }
+            field_data.insert("featured".to_owned(), json!(i == 0));
+            field_data.insert("order".to_owned(), json!(i + 1));
+            let stale_draft = is_blog && i == STALE_DRAFT_ITEM;
+            let item = Item {
+                id: item_id.clone(),
+                cms_locale_id: cms_locale_id.clone(),
+                last_published: (!stale_draft)
+                    .then(|| format!("2025-04-{:02}T12:00:00.000Z", 1 + i)),
+                last_updated: if stale_draft {
+                    "2019-02-11T09:15:00.000Z".to_owned()
+                } else {
+                    format!("2025-03-{:02}T12:00:00.000Z", 1 + i)
+                },
+                created_on: if stale_draft {
+                    "2019-02-10T09:15:00.000Z".to_owned()
+                } else {
+                    format!("2024-01-{:02}T12:00:00.000Z", 1 + i)
+                },
+                is_archived: false,
+                is_draft: stale_draft,
+                field_data,
+            };
+            data.items.push(ItemRecord {
+                owner: owner.to_owned(),
+                collection_id: collection_id.clone(),
+                item,
+            });
+        }
+    }
+}
+
+fn collection_fields(owner: &str, collection: usize) -> Vec<Field> {
+    const FIELDS: [(&str, &str, &str, bool, &str); 6] = [
+        ("name", "PlainText", "Name", true, "The item's title."),
+        (
+            "slug",
+            "PlainText",
+            "Slug",
+            true,
+            "URL path segment of the item.",
+        ),
+        (
+            "post-body",
+            "RichText",
+            "Post Body",
+            false,
+            "The main content.",
+        ),
+        (
+            "seo-description",
+            "PlainText",
+            "SEO Description",
+            false,
+            "Shown in search results.",
+        ),
+        (
+            "featured",
+            "Switch",
+            "Featured",
+            false,
+            "Show on the home page.",
+        ),
+        ("order", "Number", "Order", false, "Sort position."),
+    ];
+    FIELDS
+        .iter()
+        .enumerate()
+        .map(|(f, (slug, kind, display, required, help))| Field {
+            id: derive_id(&format!("field:{collection}"), owner, f),
+            is_editable: true,
+            is_required: *required,
+            kind: (*kind).to_owned(),
+            slug: (*slug).to_owned(),
+            display_name: (*display).to_owned(),
+            help_text: (*help).to_owned(),
+            validations: (*kind == "Number")
+                .then(|| json!({"format": "integer", "allowNegative": false, "allowZero": true})),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors, in Webflow's body shape: {code, message, externalReference, details}
+
+#[derive(Debug)]
+pub(crate) struct WebflowError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Vec<Value>,
+}
+
+impl WebflowError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> WebflowError {
+        WebflowError {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// Missing or unknown token: the spec's 401 example.
+    fn not_authorized() -> WebflowError {
+        WebflowError::new(
+            StatusCode::UNAUTHORIZED,
+            "not_authorized",
+            "Request not authorized",
+        )
+    }
+
+    /// An id this token cannot reach. The spec documents only `404 resource_not_found` for these
+    /// operations (its 403 is about missing scopes, not other sites), and answering a foreign
+    /// id exactly like a non-existent one keeps the sandbox from being an existence oracle.
+    fn not_found(what: &str) -> WebflowError {
+        WebflowError::new(
+            StatusCode::NOT_FOUND,
+            "resource_not_found",
+            format!("Requested resource not found: The {what} cannot be found"),
+        )
+    }
+
+    /// A rejected parameter, shaped like Webflow's real answers:
+    /// `{"message":"Validation Error","code":"validation_error",...,"details":[{"param":…,"description":…}]}`.
+    fn validation(details: Vec<(String, String)>) -> WebflowError {
+        WebflowError {
+            details: details
+                .into_iter()
+                .map(|(param, description)| json!({"param": param, "description": description}))
+                .collect(),
+            ..WebflowError::new(
+                StatusCode::BAD_REQUEST,
+                "validation_error",
+                "Validation Error",
+            )
+        }
+    }
+
+    fn invalid(param: &str, description: impl Into<String>) -> WebflowError {
+        WebflowError::validation(vec![(param.to_owned(), description.into())])
+    }
+
+    fn bad_request() -> WebflowError {
+        WebflowError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Bad Request: Request is malformed",
+        )
+    }
+
+    /// The spec's example error for a status, used for injected failures and unknown routes.
+    fn for_status(status: StatusCode) -> WebflowError {
+        let (code, message) = match status.as_u16() {
+            400 => ("bad_request", "Bad Request: Request is malformed"),
+            401 => ("not_authorized", "Request not authorized"),
+            403 => ("forbidden", "User is not authorized to perform this action"),
+            404 => ("resource_not_found", "Requested resource not found"),
+            409 => ("conflict", "Conflict"),
+            429 => ("too_many_requests", "Too many requests"),
+            503 => ("service_unavailable", "Service Unavailable"),
+            s if s >= 500 => ("internal_error", "An Internal Error occurred"),
+            _ => ("bad_request", "Bad Request: Request is malformed"),
+        };
+        WebflowError::new(status, code, message)
+    }
+}
+
+impl IntoResponse for WebflowError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "code": self.code,
+            "message": self.message,
+            "externalReference": null,
+            "details": self.details,
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            response
+                .headers_mut()
+                .insert("x-ratelimit-limit", HeaderValue::from_static(RATE_LIMIT));
+        }
+        response
+    }
+}
+
+/// Webflow's error answer for `status`.
+pub(crate) fn error_response(status: StatusCode) -> Response {
+    WebflowError::for_status(status).into_response()
+}
+
+type Answer<T> = Result<T, WebflowError>;
+
+fn authorize(caller: &Caller) -> Answer<&str> {
+    caller
+        .owner
+        .as_deref()
+        .ok_or_else(WebflowError::not_authorized)
+}
+
+/// `offset`/`limit` as Webflow reads them: empty means default (the spec allows empty values),
+/// anything else must be an integer in range or the request is a validation error.
+#[derive(Debug, Clone, Copy)]
+struct Paging {
+    offset: usize,
+    limit: usize,
+}
+
+impl Paging {
+    fn parse(query: Result<Query<HashMap<String, String>>, QueryRejection>) -> Answer<Paging> {
+        let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+        let value = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut problems = Vec::new();
+        let offset = match value("offset") {
+            None => 0,
+            Some(raw) => raw.parse::<usize>().unwrap_or_else(|_| {
+                problems.push((
+                    "offset".to_owned(),
+                    "Must be an integer greater than or equal to 0".to_owned(),
+                ));
+                0
+            }),
+        };
+        let limit = match value("limit") {
+            None => MAX_LIMIT,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
+                _ => {
+                    problems.push((
+                        "limit".to_owned(),
+                        format!("Must be an integer between 1 and {MAX_LIMIT}"),
+                    ));
+                    MAX_LIMIT
+                }
+            },
+        };
+        if problems.is_empty() {
+            Ok(Paging { offset, limit })
+        } else {
+            Err(WebflowError::validation(problems))
+        }
+    }
+
+    /// This page of `records`, and the pagination object describing it.
+    fn apply<T: Clone>(self, records: &[T]) -> (Vec<T>, Pagination) {
+        let page = records
+            .iter()
+            .skip(self.offset)
+            .take(self.limit)
+            .cloned()
+            .collect();
+        let pagination = Pagination {
+            limit: self.limit,
+            offset: self.offset,
+            total: records.len(),
+        };
+        (page, pagination)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn list_sites(State(state): State<Arc<WebflowState>>, caller: Caller) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let data = lock(&state.data);
+    let sites: Vec<&Site> = data
+        .sites
+        .iter()
+        .filter(|r| r.owner == owner)
+        .map(|r| &r.site)
+        .collect();
+    Ok(Json(json!({ "sites": sites })))
+}
+
+async fn get_site(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+) -> Answer<Json<Site>> {
+    let owner = authorize(&caller)?;
+    let data = lock(&state.data);
+    data.sites
+        .iter()
+        .find(|r| r.owner == owner && r.site.id == site_id)
+        .map(|r| Json(r.site.clone()))
+        .ok_or_else(|| WebflowError::not_found("site"))
+}
+
+fn own_site(data: &Data, owner: &str, site_id: &str) -> Answer<()> {
+    data.sites
+        .iter()
+        .any(|r| r.owner == owner && r.site.id == site_id)
+        .then_some(())
+        .ok_or_else(|| WebflowError::not_found("site"))
+}
+
+async fn list_pages(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    let pages: Vec<&Page> = data
+        .pages
+        .iter()
+        .filter(|r| r.owner == owner && r.page.site_id == site_id)
+        .map(|r| &r.page)
+        .collect();
+    let (pages, pagination) = paging.apply(&pages);
+    Ok(Json(json!({ "pages": pages, "pagination": pagination })))
+}
+
+async fn get_page_dom(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    let record = data
+        .pages
+        .iter()
+        .find(|r| r.owner == owner && r.page.id == page_id)
+        .ok_or_else(|| WebflowError::not_found("page"))?;
+    let (nodes, pagination) = paging.apply(&record.nodes);
+    Ok(Json(json!({
+        "pageId": record.page.id,
+        "branchId": null,
+        "nodes": nodes,
+        "pagination": pagination,
+        "lastUpdated": record.page.last_updated,
+    })))
+}
+
+async fn list_collections(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    let collections: Vec<CollectionSummary<'_>> = data
+        .collections
+        .iter()
+        .filter(|r| r.owner == owner && r.site_id == site_id)
+        .map(|r| {
+            let c = &r.collection;
+            CollectionSummary {
+                id: &c.id,
+                display_name: &c.display_name,
+                singular_name: &c.singular_name,
+                slug: &c.slug,
+                created_on: &c.created_on,
+                last_updated: &c.last_updated,
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "collections": collections })))
+}
+
+fn own_collection<'a>(data: &'a Data, owner: &str, collection_id: &str) -> Answer<&'a Collection> {
+    data.collections
+        .iter()
+        .find(|r| r.owner == owner && r.collection.id == collection_id)
+        .map(|r| &r.collection)
+        .ok_or_else(|| WebflowError::not_found("collection"))
+}
+
+async fn get_collection(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+) -> Answer<Json<Collection>> {
+    let owner = authorize(&caller)?;
+    let data = lock(&state.data);
+    own_collection(&data, owner, &collection_id).map(|c| Json(c.clone()))
+}
+
+async fn list_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_collection(&data, owner, &collection_id)?;
+    let items: Vec<&Item> = data
+        .items
+        .iter()
+        .filter(|r| r.owner == owner && r.collection_id == collection_id)
+        .map(|r| &r.item)
+        .collect();
+    let (items, pagination) = paging.apply(&items);
+    Ok(Json(json!({ "items": items, "pagination": pagination })))
+}
+
+async fn get_item(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path((collection_id, item_id)): Path<(String, String)>,
+) -> Answer<Json<Item>> {
+    let owner = authorize(&caller)?;
+    let data = lock(&state.data);
+    own_collection(&data, owner, &collection_id)?;
+    data.items
+        .iter()
+        .find(|r| r.owner == owner && r.collection_id == collection_id && r.item.id == item_id)
+        .map(|r| Json(r.item.clone()))
+        .ok_or_else(|| WebflowError::not_found("item"))
+}
+
+/// The JSON object body of a write, or Webflow's malformed-request answer.
+fn object_body(body: Result<Json<Value>, JsonRejection>) -> Answer<Map<String, Value>> {
+    match body {
+        Ok(Json(Value::Object(map))) => Ok(map),
+        _ => Err(WebflowError::bad_request()),
+    }
+}
+
+fn flag(body: &Map<String, Value>, name: &str) -> Answer<Option<bool>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(WebflowError::invalid(name, "Must be a boolean")),
+    }
+}
+
+/// Checks `fieldData` against the collection's schema the way Webflow reports problems: unknown
+/// slugs, and `name`/`slug` present as non-empty strings, and `slug` unique in the collection.
+fn check_field_data(
+    data: &Data,
+    collection: &Collection,
+    field_data: &Map<String, Value>,
+    item_id: Option<&str>,
+) -> Answer<()> {
+    let mut problems = Vec::new();
+    for key in field_data.keys() {
+        if !collection.fields.iter().any(|f| &f.slug == key) {
+            problems.push((key.clone(), "Field not described in schema".to_owned()));
+        }
+    }
+    for required in ["name", "slug"] {
+        let ok = matches!(field_data.get(required), Some(Value::String(s)) if !s.trim().is_empty());
+        if !ok {
+            problems.push((
+                "fieldData".to_owned(),
+                format!("Field '{required}': Field is required"),
+            ));
+        }
+    }
+    if let Some(Value::String(slug)) = field_data.get("slug") {
+        let taken = data.items.iter().any(|r| {
+            r.collection_id == collection.id
+                && Some(r.item.id.as_str()) != item_id
+                && r.item.field_data.get("slug") == Some(&Value::String(slug.clone()))
+        });
+        if taken {
+            problems.push((
+                "fieldData".to_owned(),
+                format!("Field 'slug': Unique value is already in database: '{slug}'"),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(WebflowError::validation(problems))
+    }
+}
+
+/// `create-item` for a single item; Webflow answers `202` with the item as stored.
+async fn create_item(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<(StatusCode, Json<Item>)> {
+    let owner = authorize(&caller)?;
+    let mut data = lock(&state.data);
+    let collection = own_collection(&data, owner, &collection_id)?;
+    let body = object_body(body)?;
+    if body.contains_key("items") {
+        return Err(WebflowError::invalid(
+            "items",
+            "The sandbox supports creating one item per request",
+        ));
+    }
+    let field_data = match body.get("fieldData") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => return Err(WebflowError::invalid("fieldData", "Field is required")),
+    };
+    check_field_data(&data, collection, &field_data, None)?;
+    let is_draft = flag(&body, "isDraft")?.unwrap_or(false);
+    let is_archived = flag(&body, "isArchived")?.unwrap_or(false);
+    let cms_locale_id = derive_id("cms-locale", owner, 0);
+
+    let id = derive_id("created-item", owner, data.created_items);
+    data.created_items += 1;
+    let now = now_rfc3339();
+    let item = Item {
+        id,
+        cms_locale_id,
+        last_published: None,
+        last_updated: now.clone(),
+        created_on: now,
+        is_archived,
+        is_draft,
+        field_data,
+    };
+    data.items.push(ItemRecord {
+        owner: owner.to_owned(),
+        collection_id,
+        item: item.clone(),
+    });
+    Ok((StatusCode::ACCEPTED, Json(item)))
+}
+
+/// `update-item`: merges the given `fieldData` (a `null` value clears a field) and flags.
+async fn update_item(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path((collection_id, item_id)): Path<(String, String)>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Item>> {
+    let owner = authorize(&caller)?;
+    let mut data = lock(&state.data);
+    let collection = own_collection(&data, owner, &collection_id)?;
+    let index = data
+        .items
+        .iter()
+        .position(|r| r.owner == owner && r.collection_id == collection_id && r.item.id == item_id)
+        .ok_or_else(|| WebflowError::not_found("item"))?;
+    let body = object_body(body)?;
+    let is_draft = flag(&body, "isDraft")?;
+    let is_archived = flag(&body, "isArchived")?;
+
+    let mut field_data = data.items[index].item.field_data.clone();
+    match body.get("fieldData") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(changes)) => {
+            for (key, value) in changes {
+                if value.is_null() {
+                    field_data.remove(key);
+                } else {
+                    field_data.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Some(_) => return Err(WebflowError::invalid("fieldData", "Must be an object")),
+    }
+    check_field_data(&data, collection, &field_data, Some(&item_id))?;
+
+    let item = &mut data.items[index].item;
+    item.field_data = field_data;
+    if let Some(is_draft) = is_draft {
+        item.is_draft = is_draft;
+    }
+    if let Some(is_archived) = is_archived {
+        item.is_archived = is_archived;
+    }
+    item.last_updated = now_rfc3339();
+    Ok(Json(item.clone()))
+}
