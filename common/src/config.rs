@@ -54,6 +54,8 @@ pub struct Config {
     /// The longest `Retry-After` a tool call waits out before answering with an error.
     pub max_retry_wait_ms: u64,
     pub token_ttl_days: u64,
+    /// Audit records older than this are deleted (checked hourly).
+    pub audit_retention_days: u64,
     pub log_json: bool,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
@@ -76,6 +78,7 @@ struct FileConfig {
     upstream_timeout_ms: Option<u64>,
     max_retry_wait_ms: Option<u64>,
     token_ttl_days: Option<u64>,
+    audit_retention_days: Option<u64>,
     log_format: Option<String>,
     tenant: Option<String>,
 }
@@ -183,6 +186,11 @@ impl Config {
             )?,
             max_retry_wait_ms: number("STUDIO_MCP_MAX_RETRY_WAIT_MS", f.max_retry_wait_ms, 2_000)?,
             token_ttl_days: number("STUDIO_MCP_TOKEN_TTL_DAYS", f.token_ttl_days, 365)?,
+            audit_retention_days: number(
+                "STUDIO_MCP_AUDIT_RETENTION_DAYS",
+                f.audit_retention_days,
+                90,
+            )?,
             log_json,
             tenant: pick("STUDIO_MCP_TENANT", f.tenant),
         })

@@ -3,6 +3,7 @@
 //!
 //! Nothing here knows about sockets or axum: callers inject base URLs, credentials and clocks.
 
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod mcp;

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use crate::audit::AuditRecord;
 use crate::domain::{ParseError, WebflowId};
 use crate::scope::ResourceIndex;
 use crate::secrets::{MasterKey, SecretKind};
@@ -53,6 +54,20 @@ pub enum ToolError {
     Upstream(#[from] UpstreamError),
     #[error("internal error (request {request_id}); the studio has been told")]
     Internal { request_id: String },
+}
+
+impl ToolError {
+    /// The kind of failure as the audit log records it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToolError::InvalidArguments(_) => "invalid_arguments",
+            ToolError::NotYours { .. } => "not_yours",
+            ToolError::NotPermitted(_) => "not_permitted",
+            ToolError::RateLimited { .. } => "rate_limited",
+            ToolError::Upstream(_) => "upstream",
+            ToolError::Internal { .. } => "internal",
+        }
+    }
 }
 
 impl From<ParseError> for ToolError {
@@ -350,6 +365,30 @@ fn unknown_tool(name: &str) -> McpError {
     )
 }
 
+impl McpServer {
+    fn audit(
+        &self,
+        caller: &Authenticated,
+        action: &str,
+        args_digest: String,
+        outcome: &str,
+        started: Instant,
+    ) {
+        let record = AuditRecord {
+            at_ms: crate::audit::now_ms(),
+            tenant: caller.tenant.id.to_string(),
+            action: action.chars().take(64).collect(),
+            args_digest,
+            outcome: outcome.to_owned(),
+            duration_us: started.elapsed().as_micros() as u64,
+            request_id: caller.request_id.to_string(),
+        };
+        if let Err(e) = self.services.store.audit().append(&record) {
+            tracing::error!(error = %e, request_id = &*caller.request_id, "audit record not written");
+        }
+    }
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         (*self.info).clone()
@@ -376,29 +415,39 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = caller(&context)?;
-        let entry = self
+        let arguments = request.arguments.unwrap_or_default();
+        let args_digest = crate::audit::digest(&arguments);
+        let started = Instant::now();
+        let Some(entry) = self
             .catalog
             .get(&request.name)
             .filter(|e| e.allowed_for(&caller.tenant))
-            .ok_or_else(|| unknown_tool(&request.name))?;
+        else {
+            self.audit(&caller, &request.name, args_digest, "unknown_tool", started);
+            return Err(unknown_tool(&request.name));
+        };
         let ctx = ToolContext {
             tenant: &caller.tenant,
             services: &self.services,
             request_id: &caller.request_id,
         };
-        let started = Instant::now();
-        let outcome = (entry.call)(&ctx, request.arguments.unwrap_or_default()).await;
+        let outcome = (entry.call)(&ctx, arguments).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
-        let result = match outcome {
+        let (result, kind) = match outcome {
             Ok(value) => {
                 tracing::debug!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, "tool call ok");
-                CallToolResult::structured(value)
+                (CallToolResult::structured(value), "ok")
             }
             Err(error) => {
                 tracing::info!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, %error, "tool call failed");
-                CallToolResult::error(vec![rmcp::model::ContentBlock::text(error.to_string())])
+                let kind = error.kind();
+                (
+                    CallToolResult::error(vec![rmcp::model::ContentBlock::text(error.to_string())]),
+                    kind,
+                )
             }
         };
+        self.audit(&caller, entry.name(), args_digest, kind, started);
         Ok(result.into())
     }
 }

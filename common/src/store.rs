@@ -81,6 +81,7 @@ pub struct Store {
     tokens: sled::Tree,
     token_ids: sled::Tree,
     secrets: sled::Tree,
+    audit: crate::audit::AuditLog,
     tenants: Arc<RwLock<HashMap<TenantId, Arc<Tenant>>>>,
 }
 
@@ -104,6 +105,7 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             token_ids: db.open_tree("token_ids")?,
             secrets: db.open_tree("secrets")?,
+            audit: crate::audit::AuditLog::new(db.open_tree("audit")?),
             db,
             tenants: Arc::default(),
         };
@@ -121,6 +123,10 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     // ---- tenants ----

@@ -65,6 +65,14 @@ pub struct TokenFilter {
     pub tenant: Option<String>,
 }
 
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub tenant: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub since_ms: Option<u64>,
+    pub limit: Option<usize>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
@@ -108,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{id}/tokens", post(issue_token))
         .route("/v1/tokens", get(list_tokens))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
+        .route("/v1/audit", get(read_audit))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
@@ -138,6 +147,35 @@ async fn require_admin(
         );
         response
     }
+}
+
+/// Records an admin action in the audit log. `subject` names what was acted on (never a value).
+fn audit_admin(state: &AppState, action: &str, tenant: &str, subject: &serde_json::Value) {
+    let record = common::audit::AuditRecord {
+        at_ms: common::audit::now_ms(),
+        tenant: tenant.to_owned(),
+        action: format!("admin:{action}"),
+        args_digest: common::audit::digest(subject),
+        outcome: "ok".into(),
+        duration_us: 0,
+        request_id: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    if let Err(e) = state.services.store.audit().append(&record) {
+        tracing::error!(error = %e, "audit record not written");
+    }
+}
+
+async fn read_audit(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<AuditFilter>,
+) -> AdminResult<Json<Vec<common::audit::AuditRecord>>> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
+    let records = state.services.store.audit().query(
+        filter.tenant.as_deref(),
+        filter.since_ms.unwrap_or(0),
+        limit,
+    )?;
+    Ok(Json(records))
 }
 
 fn tenant_id(raw: &str) -> AdminResult<TenantId> {
@@ -176,6 +214,12 @@ async fn add_tenant(
         .map_err(bad_request)?;
     let tenant = state.services.store.add_tenant(tenant)?;
     tracing::info!(tenant = %tenant.id, "admin: tenant added");
+    audit_admin(
+        &state,
+        "tenant_add",
+        tenant.id.as_str(),
+        &serde_json::json!({"tenant": tenant.id}),
+    );
     Ok((StatusCode::CREATED, Json((*tenant).clone())))
 }
 
@@ -220,6 +264,12 @@ async fn set_secret(
     state.services.store.put_secret(&tenant.id, kind, sealed)?;
     state.services.index.forget(&tenant.id);
     tracing::info!(tenant = %tenant.id, kind = %kind, "admin: secret stored");
+    audit_admin(
+        &state,
+        "secret_set",
+        tenant.id.as_str(),
+        &serde_json::json!({"kind": kind}),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -251,6 +301,12 @@ async fn issue_token(
             other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
     tracing::info!(tenant = %tenant.id, token_id = %issued.record.id, "admin: token issued");
+    audit_admin(
+        &state,
+        "token_issue",
+        tenant.id.as_str(),
+        &serde_json::json!({"token_id": issued.record.id}),
+    );
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {
@@ -274,5 +330,11 @@ async fn revoke_token(
 ) -> AdminResult<Json<TokenRecord>> {
     let record = state.services.store.revoke_token(&id, common::now_unix())?;
     tracing::info!(tenant = %record.tenant, token_id = %record.id, "admin: token revoked");
+    audit_admin(
+        &state,
+        "token_revoke",
+        record.tenant.as_str(),
+        &serde_json::json!({"token_id": record.id}),
+    );
     Ok(Json(record))
 }

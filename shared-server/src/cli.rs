@@ -12,7 +12,11 @@ use common::tenant::{Tenant, TenantSpec, Toolset};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::admin::{ApiError, IssueRequest, IssuedToken, NewTenant, SecretValue, TenantDetail};
+use common::audit::AuditRecord;
+
+use crate::admin::{
+    ApiError, AuditFilter, IssueRequest, IssuedToken, NewTenant, SecretValue, TenantDetail,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +48,19 @@ pub enum Command {
     /// Issue, list and revoke MCP bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Read the audit log (newest first).
+    Audit {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only records from this long ago on: e.g. 30m, 12h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON record per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +249,17 @@ impl AdminClient {
         self.call(reqwest::Method::GET, &path, None).await
     }
 
+    pub async fn audit(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditRecord>> {
+        let mut path = format!("/v1/audit?limit={}", filter.limit.unwrap_or(100));
+        if let Some(t) = &filter.tenant {
+            path.push_str(&format!("&tenant={t}"));
+        }
+        if let Some(s) = filter.since_ms {
+            path.push_str(&format!("&since_ms={s}"));
+        }
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
     pub async fn revoke(&self, token_id: &str) -> anyhow::Result<TokenRecord> {
         self.call(
             reqwest::Method::POST,
@@ -272,6 +300,31 @@ fn date(secs: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn clock(secs: u64) -> String {
+    let s = secs % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+}
+
+/// `30m`, `12h`, `7d` (or plain seconds) to milliseconds.
+fn parse_ago(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("--since `{text}`: use a duration such as 30m, 12h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--since `{text}`: use a duration such as 30m, 12h or 7d"),
+    };
+    Ok(secs * 1000)
 }
 
 /// Runs an admin subcommand against the admin API.
@@ -386,6 +439,45 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Audit {
+            tenant,
+            since,
+            limit,
+            json,
+        } => {
+            let since_ms = since
+                .as_deref()
+                .map(parse_ago)
+                .transpose()?
+                .map(|ago_ms| common::audit::now_ms().saturating_sub(ago_ms));
+            let filter = AuditFilter {
+                tenant: tenant.clone(),
+                since_ms,
+                limit: Some(*limit),
+            };
+            let records = client.audit(&filter).await?;
+            if *json {
+                for r in &records {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+            } else {
+                println!("TIME(UTC)\tTENANT\tACTION\tOUTCOME\tDURATION_US\tARGS_DIGEST\tREQUEST");
+                for r in &records {
+                    println!(
+                        "{} {}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        date(r.at_ms / 1000),
+                        clock(r.at_ms / 1000),
+                        r.tenant,
+                        r.action,
+                        r.outcome,
+                        r.duration_us,
+                        r.args_digest,
+                        r.request_id
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Token(TokenCommand::Revoke { token_id }) => {
             let record = client.revoke(token_id).await?;
             eprintln!("revoked {} ({})", record.id, record.tenant);
@@ -400,5 +492,12 @@ mod tests {
     fn dates_are_civil() {
         assert_eq!(super::date(0), "1970-01-01");
         assert_eq!(super::date(1_795_000_000), "2026-11-18");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(super::parse_ago("90").unwrap(), 90_000);
+        assert_eq!(super::parse_ago("2h").unwrap(), 7_200_000);
+        assert!(super::parse_ago("2 weeks").is_err());
     }
 }

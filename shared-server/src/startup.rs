@@ -28,6 +28,7 @@ pub struct AppState {
     pub admin_token: SecretString,
     pub public_url: String,
     pub token_ttl_secs: u64,
+    pub audit_retention_ms: u64,
 }
 
 pub struct Application {
@@ -82,6 +83,7 @@ impl Application {
             admin_token,
             public_url,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
+            audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
         };
         Ok(Self {
             mcp,
@@ -125,6 +127,7 @@ impl Application {
         );
         let mcp_router = routes::router(self.state.clone(), self.shutdown.child_token());
         let admin_router = admin::router(self.state.clone());
+        tokio::spawn(prune_audit(self.state.clone(), self.shutdown.child_token()));
         let stop = self.shutdown.clone();
         let mcp = axum::serve(self.mcp, mcp_router)
             .with_graceful_shutdown(stop.clone().cancelled_owned());
@@ -135,6 +138,23 @@ impl Application {
         b.context("admin listener failed")?;
         self.state.services.store.flush()?;
         Ok(())
+    }
+}
+
+/// Applies the audit retention at start and then hourly, until shutdown.
+async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = common::audit::now_ms().saturating_sub(state.audit_retention_ms);
+        match state.services.store.audit().prune(cutoff) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "pruned audit records past retention"),
+            Err(e) => tracing::error!(error = %e, "audit pruning failed"),
+        }
     }
 }
 
