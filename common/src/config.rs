@@ -56,6 +56,8 @@ pub struct Config {
     pub token_ttl_days: u64,
     /// Audit records older than this are deleted (checked hourly).
     pub audit_retention_days: u64,
+    /// Default per-tenant tool calls per minute.
+    pub tenant_rate_per_min: u64,
     pub log_json: bool,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
@@ -79,6 +81,7 @@ struct FileConfig {
     max_retry_wait_ms: Option<u64>,
     token_ttl_days: Option<u64>,
     audit_retention_days: Option<u64>,
+    tenant_rate_per_min: Option<u64>,
     log_format: Option<String>,
     tenant: Option<String>,
 }
@@ -191,6 +194,12 @@ impl Config {
                 f.audit_retention_days,
                 90,
             )?,
+            tenant_rate_per_min: number(
+                "STUDIO_MCP_TENANT_RATE_PER_MIN",
+                f.tenant_rate_per_min,
+                600,
+            )?
+            .clamp(1, u64::from(u32::MAX)),
             log_json,
             tenant: pick("STUDIO_MCP_TENANT", f.tenant),
         })

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod mcp;
+pub mod ratelimit;
 pub mod scope;
 pub mod secrets;
 pub mod store;

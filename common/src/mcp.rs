@@ -82,6 +82,7 @@ pub struct Services {
     pub master_key: MasterKey,
     pub webflow: Upstream,
     pub index: ResourceIndex,
+    pub limiter: crate::ratelimit::RateLimiter,
 }
 
 /// One authenticated call: the tenant is fixed here and tools cannot choose another.
@@ -431,7 +432,10 @@ impl ServerHandler for McpServer {
             services: &self.services,
             request_id: &caller.request_id,
         };
-        let outcome = (entry.call)(&ctx, arguments).await;
+        let outcome = match self.services.limiter.check(&caller.tenant) {
+            Ok(()) => (entry.call)(&ctx, arguments).await,
+            Err(retry_after_secs) => Err(ToolError::RateLimited { retry_after_secs }),
+        };
         let elapsed_us = started.elapsed().as_micros() as u64;
         let (result, kind) = match outcome {
             Ok(value) => {

@@ -78,6 +78,9 @@ pub struct Tenant {
     pub toolsets: Vec<Toolset>,
     #[serde(default)]
     pub read_only: bool,
+    /// Tool calls per minute; `None` uses the server's default.
+    #[serde(default)]
+    pub rate_limit_per_min: Option<u32>,
     pub created_at: u64,
 }
 
@@ -112,6 +115,8 @@ pub struct TenantSpec {
     pub toolsets: Option<Vec<Toolset>>,
     #[serde(default)]
     pub read_only: bool,
+    #[serde(default)]
+    pub rate_limit_per_min: Option<u32>,
 }
 
 impl TenantSpec {
@@ -122,6 +127,9 @@ impl TenantSpec {
         }
         if self.webflow_sites.is_empty() {
             return Err("a tenant needs at least one Webflow site (--webflow-site)".into());
+        }
+        if self.rate_limit_per_min == Some(0) {
+            return Err("rate limit must be at least 1 call per minute".into());
         }
         let mut toolsets = self.toolsets.unwrap_or_else(|| Toolset::ALL.to_vec());
         toolsets.sort();
@@ -135,6 +143,7 @@ impl TenantSpec {
             github_repos: dedup(self.github_repos),
             toolsets,
             read_only: self.read_only,
+            rate_limit_per_min: self.rate_limit_per_min,
             created_at,
         })
     }

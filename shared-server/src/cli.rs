@@ -91,6 +91,9 @@ pub struct TenantAdd {
     pub toolsets: Vec<Toolset>,
     #[arg(long)]
     pub read_only: bool,
+    /// Tool calls per minute for this tenant (default: the server's STUDIO_MCP_TENANT_RATE_PER_MIN).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +360,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                     .collect::<Result<_, _>>()?,
                 toolsets: (!add.toolsets.is_empty()).then(|| add.toolsets.clone()),
                 read_only: add.read_only,
+                rate_limit_per_min: add.rate_limit,
             };
             let tenant = client
                 .add_tenant(&NewTenant {

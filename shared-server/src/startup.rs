@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::config::Config;
 use common::mcp::{Catalog, Services};
+use common::ratelimit::RateLimiter;
 use common::scope::ResourceIndex;
 use common::secrets::{MasterKey, write_private_file};
 use common::store::Store;
@@ -75,6 +76,9 @@ impl Application {
             master_key,
             webflow: Upstream::new("Webflow", &config.upstreams.webflow, client, timeout, retry),
             index: ResourceIndex::default(),
+            limiter: RateLimiter::new(
+                u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
+            ),
         };
         let state = AppState {
             services: Arc::new(services),
