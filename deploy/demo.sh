@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# studio-mcp demo: builds the binaries, starts the sandbox upstreams and the shared server,
+# provisions two demo tenants (acme read-write, globex read-only) with the real admin CLI and
+# prints ready-to-paste client configuration. Stays in the foreground until Ctrl-C.
+#
+#   deploy/demo.sh          run the demo (Ctrl-C stops everything)
+#   deploy/demo.sh stop     stop a demo started with DEMO_DETACH=1
+#
+# Environment: DEMO_PROFILE=debug|release, DEMO_DIR (state, default <repo>/.demo, wiped each run),
+# DEMO_LISTEN / DEMO_ADMIN_LISTEN (default 127.0.0.1:8787 / 127.0.0.1:8788),
+# DEMO_DETACH=1 (print, leave both processes running, write their pids to $DEMO_DIR/pids).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+DEMO_DIR=${DEMO_DIR:-$repo/.demo}
+DEMO_PROFILE=${DEMO_PROFILE:-debug}
+LISTEN=${DEMO_LISTEN:-127.0.0.1:8787}
+ADMIN_LISTEN=${DEMO_ADMIN_LISTEN:-127.0.0.1:8788}
+
+die() { echo "demo: $*" >&2; exit 1; }
+
+# `demo.sh stop`: kill the processes a detached demo left behind (only if they are still ours).
+if [[ ${1:-} == stop ]]; then
+  [[ -f $DEMO_DIR/pids ]] || die "no $DEMO_DIR/pids: is a detached demo running (same DEMO_DIR)?"
+  read -r -a pids <"$DEMO_DIR/pids"
+  for pid in "${pids[@]}"; do
+    comm=$(ps -p "$pid" -o comm= 2>/dev/null || true)
+    [[ $comm == shared-server || $comm == sandbox ]] && kill "$pid"
+  done
+  for _ in $(seq 50); do   # up to 5 s for a graceful exit
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  rm -f "$DEMO_DIR/pids"
+  echo "demo stopped" >&2
+  exit 0
+fi
+[[ $# -eq 0 ]] || die "usage: $0 [stop]"
+
+# Fail early, with a useful message, if a listen address is already taken.
+# (create_server sets SO_REUSEADDR, as the server does, so TIME_WAIT leftovers do not count.)
+port_free() {
+  python3 -c 'import socket, sys
+h, p = sys.argv[1].rsplit(":", 1); h = h.strip("[]")
+socket.create_server((h, int(p)), family=socket.AF_INET6 if ":" in h else socket.AF_INET).close()' "$1" 2>/dev/null
+}
+port_free "$LISTEN" || die "$LISTEN is in use (another demo?); pick another address with DEMO_LISTEN=127.0.0.1:<port>"
+port_free "$ADMIN_LISTEN" || die "$ADMIN_LISTEN is in use; pick another address with DEMO_ADMIN_LISTEN=127.0.0.1:<port>"
+
+# Build (debug by default: quick). Cargo's progress goes to stderr.
+case $DEMO_PROFILE in
+  debug) cargo build -p shared-server -p tests --bins ;;
+  release) cargo build --release -p shared-server -p tests --bins ;;
+  *) die "DEMO_PROFILE must be debug or release" ;;
+esac
+bin=${CARGO_TARGET_DIR:-$repo/target}/$DEMO_PROFILE
+
+# Everything from here on (tokens, keys, logs) is private to the user.
+umask 077
+rm -rf "$DEMO_DIR"
+mkdir -p "$DEMO_DIR"
+
+# Children are killed on any exit, unless a detached demo finished starting (keep=1).
+keep=0
+child_pids=()
+# shellcheck disable=SC2317  # only reached through the EXIT trap
+cleanup() {
+  ((keep)) && return
+  ((${#child_pids[@]})) || return 0
+  kill "${child_pids[@]}" 2>/dev/null || true
+  wait "${child_pids[@]}" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1. Sandbox upstreams: one JSON line {"base_url", "fixture"} on stdout once listening.
+"$bin/sandbox" --listen 127.0.0.1:0 --owners acme,globex \
+  </dev/null >"$DEMO_DIR/sandbox.json" 2>"$DEMO_DIR/sandbox.log" &
+child_pids+=($!)
+# The line can reach the file in several writes: it is complete once the file ends in a newline.
+sandbox_ready() { [[ -s $DEMO_DIR/sandbox.json && -z $(tail -c 1 "$DEMO_DIR/sandbox.json") ]]; }
+for _ in $(seq 100); do   # up to 10 s
+  sandbox_ready && break
+  kill -0 "${child_pids[0]}" 2>/dev/null || { tail -n 20 "$DEMO_DIR/sandbox.log" >&2; die "the sandbox exited"; }
+  sleep 0.1
+done
+sandbox_ready || die "the sandbox did not report ready in 10 s (see $DEMO_DIR/sandbox.log)"
+fixture() { python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).readline()); $1" "$DEMO_DIR/sandbox.json"; }
+base_url=$(fixture 'print(d["base_url"])')
+# One line per owner: owner, site id, first collection id, the owner's Webflow (sandbox) token.
+owners=$(fixture 'print("\n".join(" ".join([o["owner"], o["site_id"], o["collection_ids"][0], o["token"]]) for o in d["fixture"]["owners"]))')
+
+# 2. The shared server, every upstream pointed at the sandbox.
+export STUDIO_MCP_DATA_DIR=$DEMO_DIR/shared
+export STUDIO_MCP_LISTEN=$LISTEN
+export STUDIO_MCP_ADMIN_LISTEN=$ADMIN_LISTEN
+export STUDIO_MCP_PUBLIC_URL=http://$LISTEN
+for upstream in WEBFLOW PLAUSIBLE GITHUB CLOUDFLARE STRIPE; do
+  export "STUDIO_MCP_${upstream}_BASE_URL=$base_url"
+done
+mcp_url=$STUDIO_MCP_PUBLIC_URL/mcp
+"$bin/shared-server" serve </dev/null >>"$DEMO_DIR/shared-server.log" 2>&1 &
+child_pids+=($!)
+for i in $(seq 150); do   # up to 15 s
+  curl -fsS -o /dev/null "http://$LISTEN/healthz" 2>/dev/null && break
+  if ! kill -0 "${child_pids[1]}" 2>/dev/null || ((i == 150)); then
+    tail -n 20 "$DEMO_DIR/shared-server.log" >&2
+    die "the shared server did not become healthy (log: $DEMO_DIR/shared-server.log)"
+  fi
+  sleep 0.1
+done
+
+# 3. Provision the demo tenants through the real admin CLI (it reads <data dir>/admin-token).
+# Their chatter on stderr goes to admin.log; on failure its tail is shown.
+admin() {
+  "$bin/shared-server" "$@" 2>>"$DEMO_DIR/admin.log" && return
+  tail -n 5 "$DEMO_DIR/admin.log" >&2
+  die "shared-server $1 $2 failed (log: $DEMO_DIR/admin.log)"
+}
+declare -A token
+while read -r owner site collection webflow_token; do
+  flags=()
+  [[ $owner == globex ]] && flags+=(--read-only)
+  admin tenant add "$owner" --name "${owner^} Co (demo)" --webflow-site "$site" \
+    --writable-collection "$collection" "${flags[@]}" >/dev/null
+  printf %s "$webflow_token" | admin secret set "$owner" webflow
+  token[$owner]=$(admin token issue "$owner" --label demo)
+done <<<"$owners"
+
+# Tokens for scripts (mode 600): ACME_TOKEN=…, GLOBEX_TOKEN=…, MCP_URL=….
+(
+  for owner in "${!token[@]}"; do echo "${owner^^}_TOKEN=${token[$owner]}"; done | sort
+  echo "MCP_URL=$mcp_url"
+) >"$DEMO_DIR/tokens.env"
+# The same as a project .mcp.json for Claude Code (also kept in the demo dir).
+python3 - "$mcp_url" "acme=${token[acme]}" "globex=${token[globex]}" >"$DEMO_DIR/mcp.json" <<'PY'
+import json, sys
+url, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
+servers = {f"studio-{o}": {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {t}"}} for o, t in pairs}
+print(json.dumps({"mcpServers": servers}, indent=2))
+PY
+
+# 4. The summary (stdout).
+cat <<EOF
+
+studio-mcp demo is running.
+  MCP endpoint : $mcp_url   (sandbox upstreams at $base_url)
+  tenants      : acme (read-write), globex (read-only); each token sees only its own site
+
+EOF
+for owner in acme globex; do
+  cat <<EOF
+== $owner
+  token:          ${token[$owner]}
+  Claude Code:    claude mcp add --transport http studio-$owner $mcp_url --header "Authorization: Bearer ${token[$owner]}"
+  Claude Desktop: npx mcp-remote $mcp_url --header "Authorization:Bearer ${token[$owner]}"
+
+EOF
+done
+cat <<EOF
+== .mcp.json (project-scoped, both tenants; also in $DEMO_DIR/mcp.json)
+$(cat "$DEMO_DIR/mcp.json")
+
+== try it
+  curl -s $mcp_url -H "Authorization: Bearer ${token[acme]}" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
+
+== files
+  logs:   $DEMO_DIR/shared-server.log, $DEMO_DIR/sandbox.log, $DEMO_DIR/admin.log
+  tokens: $DEMO_DIR/tokens.env (for scripts), admin token in $STUDIO_MCP_DATA_DIR/admin-token
+  admin:  STUDIO_MCP_DATA_DIR=$STUDIO_MCP_DATA_DIR STUDIO_MCP_ADMIN_LISTEN=$ADMIN_LISTEN $bin/shared-server tenant list
+EOF
+
+if [[ ${DEMO_DETACH:-0} == 1 ]]; then
+  echo "${child_pids[*]}" >"$DEMO_DIR/pids"
+  keep=1
+  echo "  stop:   DEMO_DIR=$DEMO_DIR $repo/deploy/demo.sh stop"
+  exit 0
+fi
+echo
+echo "Press Ctrl-C to stop."
+# Returns when either child exits (then the EXIT trap stops the other) or on Ctrl-C / SIGTERM.
+wait -n "${child_pids[@]}" || true
+die "a demo process exited; see the logs in $DEMO_DIR"
