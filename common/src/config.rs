@@ -58,6 +58,8 @@ pub struct Config {
     pub audit_retention_days: u64,
     /// Default per-tenant tool calls per minute.
     pub tenant_rate_per_min: u64,
+    /// Webflow calls per minute per site token (Webflow's published quota is 60-120).
+    pub webflow_rate_per_min: u64,
     pub log_json: bool,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
@@ -82,6 +84,7 @@ struct FileConfig {
     token_ttl_days: Option<u64>,
     audit_retention_days: Option<u64>,
     tenant_rate_per_min: Option<u64>,
+    webflow_rate_per_min: Option<u64>,
     log_format: Option<String>,
     tenant: Option<String>,
 }
@@ -198,6 +201,12 @@ impl Config {
                 "STUDIO_MCP_TENANT_RATE_PER_MIN",
                 f.tenant_rate_per_min,
                 600,
+            )?
+            .clamp(1, u64::from(u32::MAX)),
+            webflow_rate_per_min: number(
+                "STUDIO_MCP_WEBFLOW_RATE_PER_MIN",
+                f.webflow_rate_per_min,
+                60,
             )?
             .clamp(1, u64::from(u32::MAX)),
             log_json,

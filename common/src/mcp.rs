@@ -24,11 +24,13 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::audit::AuditRecord;
-use crate::domain::{ParseError, WebflowId};
+use crate::domain::{ParseError, RepoName, WebflowId};
 use crate::scope::ResourceIndex;
 use crate::secrets::{MasterKey, SecretKind};
 use crate::store::{Store, StoreError};
 use crate::tenant::{Tenant, Tier, Toolset};
+use crate::upstream::github::Github;
+use crate::upstream::plausible::Plausible;
 use crate::upstream::webflow::Webflow;
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -81,6 +83,8 @@ pub struct Services {
     pub store: Store,
     pub master_key: MasterKey,
     pub webflow: Upstream,
+    pub plausible: Upstream,
+    pub github: Upstream,
     pub index: ResourceIndex,
     pub limiter: crate::ratelimit::RateLimiter,
 }
@@ -160,6 +164,64 @@ impl ToolContext<'_> {
     /// Checks that a collection belongs to one of the tenant's sites, before any call names it.
     pub async fn collection(&self, raw: &str) -> Result<WebflowId, ToolError> {
         let id = WebflowId::parse("collection_id", raw)?;
+        self.services.index.check_collection(self, &id).await?;
+        Ok(id)
+    }
+
+    /// A Plausible client bound to the tenant's own API key.
+    pub fn plausible(&self) -> Result<Plausible<'_>, ToolError> {
+        Ok(Plausible {
+            upstream: &self.services.plausible,
+            token: self.credential(SecretKind::Plausible)?,
+        })
+    }
+
+    /// A GitHub client bound to the tenant's own token.
+    pub fn github(&self) -> Result<Github<'_>, ToolError> {
+        Ok(Github {
+            upstream: &self.services.github,
+            token: self.credential(SecretKind::Github)?,
+        })
+    }
+
+    /// Resolves `repo`: one of the tenant's repositories; may be left out when it has one.
+    pub fn repo(&self, repo: Option<&str>) -> Result<RepoName, ToolError> {
+        let repos = &self.tenant.github_repos;
+        match repo {
+            Some(raw) => {
+                let name = RepoName::parse(raw)?;
+                if repos.contains(&name) {
+                    Ok(name)
+                } else {
+                    Err(ToolError::NotYours {
+                        what: "repository",
+                        id: name.to_string(),
+                    })
+                }
+            }
+            None => match repos.as_slice() {
+                [only] => Ok(only.clone()),
+                _ => Err(ToolError::InvalidArguments(format!(
+                    "repo is required: this tenant has {} repositories ({})",
+                    repos.len(),
+                    repos
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))),
+            },
+        }
+    }
+
+    /// A collection the tenant may write: on its writable list *and* in one of its sites.
+    pub async fn writable_collection(&self, raw: &str) -> Result<WebflowId, ToolError> {
+        let id = WebflowId::parse("collection_id", raw)?;
+        if !self.tenant.may_write_collection(&id) {
+            return Err(ToolError::NotPermitted(format!(
+                "collection `{id}` is not writable for this tenant"
+            )));
+        }
         self.services.index.check_collection(self, &id).await?;
         Ok(id)
     }

@@ -1,7 +1,9 @@
-//! Per-tenant token buckets: one client's burst cannot eat the upstream quota every other
-//! client shares, nor the server's CPU. Refills continuously; a refusal says when to retry.
+//! Token buckets. Per tenant, so one client's burst cannot eat the quota every other client
+//! shares; per upstream credential, so we stay inside each vendor's quota (Webflow: 60/min per
+//! token) instead of learning about it from 429s. Refusals say when to retry.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -13,33 +15,35 @@ struct Bucket {
     last: Instant,
 }
 
-pub struct RateLimiter {
-    default_per_min: u32,
-    buckets: Mutex<HashMap<TenantId, Bucket>>,
+/// Buckets keyed by `K`, each refilled at `per_min` a minute and holding `burst_secs` worth.
+pub struct Buckets<K> {
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl RateLimiter {
-    pub fn new(default_per_min: u32) -> Self {
+impl<K> std::fmt::Debug for Buckets<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Buckets(..)")
+    }
+}
+
+impl<K: Eq + Hash> Default for Buckets<K> {
+    fn default() -> Self {
         Self {
-            default_per_min,
             buckets: Mutex::default(),
         }
     }
+}
 
-    /// Takes one call from the tenant's bucket, or returns the seconds until one is free.
-    /// The bucket holds ten seconds' worth of calls (at least one), so short bursts pass.
-    pub fn check(&self, tenant: &Tenant) -> Result<(), u64> {
-        let per_min = tenant
-            .rate_limit_per_min
-            .unwrap_or(self.default_per_min)
-            .max(1);
-        let per_sec = f64::from(per_min) / 60.0;
-        let capacity = (per_sec * 10.0).max(1.0);
+impl<K: Eq + Hash> Buckets<K> {
+    /// Takes one token, or returns the seconds until one is free.
+    pub fn take(&self, key: K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
+        let per_sec = f64::from(per_min.max(1)) / 60.0;
+        let capacity = (per_sec * burst_secs).max(1.0);
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(()); // a poisoned limiter must not take the service down
         };
-        let bucket = buckets.entry(tenant.id.clone()).or_insert(Bucket {
+        let bucket = buckets.entry(key).or_insert(Bucket {
             tokens: capacity,
             last: now,
         });
@@ -52,6 +56,26 @@ impl RateLimiter {
         } else {
             Err(((1.0 - bucket.tokens) / per_sec).ceil().max(1.0) as u64)
         }
+    }
+}
+
+/// Tool calls per tenant. The bucket holds ten seconds' worth, so short bursts pass.
+pub struct RateLimiter {
+    default_per_min: u32,
+    buckets: Buckets<TenantId>,
+}
+
+impl RateLimiter {
+    pub fn new(default_per_min: u32) -> Self {
+        Self {
+            default_per_min,
+            buckets: Buckets::default(),
+        }
+    }
+
+    pub fn check(&self, tenant: &Tenant) -> Result<(), u64> {
+        let per_min = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
+        self.buckets.take(tenant.id.clone(), per_min, 10.0)
     }
 }
 
@@ -83,5 +107,15 @@ mod tests {
         for _ in 0..100 {
             assert!(limiter.check(&fast).is_ok());
         }
+    }
+
+    #[test]
+    fn a_minute_of_burst_for_upstream_quotas() {
+        let quota: Buckets<[u8; 32]> = Buckets::default();
+        for _ in 0..60 {
+            assert!(quota.take([1; 32], 60, 60.0).is_ok());
+        }
+        assert_eq!(quota.take([1; 32], 60, 60.0), Err(1));
+        assert!(quota.take([2; 32], 60, 60.0).is_ok());
     }
 }

@@ -154,3 +154,53 @@ fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.dedup();
     v
 }
+
+/// A change to a tenant: every field left out stays as it is; lists given replace the old ones.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct TenantPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub webflow_sites: Option<Vec<WebflowId>>,
+    #[serde(default)]
+    pub writable_collections: Option<Vec<WebflowId>>,
+    #[serde(default)]
+    pub plausible_site: Option<PlausibleSite>,
+    #[serde(default)]
+    pub clear_plausible_site: bool,
+    #[serde(default)]
+    pub github_repos: Option<Vec<RepoName>>,
+    #[serde(default)]
+    pub toolsets: Option<Vec<Toolset>>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub rate_limit_per_min: Option<u32>,
+}
+
+impl TenantPatch {
+    pub fn apply(self, tenant: &Tenant) -> Result<Tenant, String> {
+        let spec = TenantSpec {
+            name: self.name.unwrap_or_else(|| tenant.name.clone()),
+            webflow_sites: self
+                .webflow_sites
+                .unwrap_or_else(|| tenant.webflow_sites.clone()),
+            writable_collections: self
+                .writable_collections
+                .unwrap_or_else(|| tenant.writable_collections.clone()),
+            plausible_site: if self.clear_plausible_site {
+                None
+            } else {
+                self.plausible_site
+                    .or_else(|| tenant.plausible_site.clone())
+            },
+            github_repos: self
+                .github_repos
+                .unwrap_or_else(|| tenant.github_repos.clone()),
+            toolsets: Some(self.toolsets.unwrap_or_else(|| tenant.toolsets.clone())),
+            read_only: self.read_only.unwrap_or(tenant.read_only),
+            rate_limit_per_min: self.rate_limit_per_min.or(tenant.rate_limit_per_min),
+        };
+        spec.into_tenant(tenant.id.clone(), tenant.created_at)
+    }
+}

@@ -1,16 +1,21 @@
 //! HTTP plumbing shared by every upstream API client: one pooled `reqwest::Client`, a per-call
 //! credential, timeouts, and the mapping of upstream failures to errors a person can act on.
 
+pub mod github;
+pub mod plausible;
 pub mod webflow;
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use crate::ratelimit::Buckets;
 
 #[derive(Debug, Error)]
 pub enum UpstreamError {
@@ -66,6 +71,9 @@ pub struct Upstream {
     timeout: Duration,
     max_retry_wait: Duration,
     default_headers: HeaderMap,
+    /// Calls per minute allowed per credential, if the vendor publishes a quota.
+    quota_per_min: Option<u32>,
+    quota: Arc<Buckets<[u8; 32]>>,
 }
 
 /// TLS for upstream calls uses rustls with the ring provider; install it once per process.
@@ -119,6 +127,36 @@ impl Upstream {
             timeout,
             max_retry_wait,
             default_headers: HeaderMap::new(),
+            quota_per_min: None,
+            quota: Arc::default(),
+        }
+    }
+
+    /// Keeps each credential within `per_min` calls a minute (a minute's worth may burst).
+    pub fn with_quota(mut self, per_min: u32) -> Self {
+        self.quota_per_min = Some(per_min.max(1));
+        self
+    }
+
+    /// Waits for quota when the wait is short; otherwise says when to come back.
+    async fn within_quota(&self, credential: &SecretString) -> Result<(), UpstreamError> {
+        let Some(per_min) = self.quota_per_min else {
+            return Ok(());
+        };
+        let key: [u8; 32] = Sha256::digest(credential.expose_secret().as_bytes()).into();
+        loop {
+            match self.quota.take(key, per_min, 60.0) {
+                Ok(()) => return Ok(()),
+                Err(secs) if Duration::from_secs(secs) <= self.max_retry_wait => {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                }
+                Err(secs) => {
+                    return Err(UpstreamError::RateLimited {
+                        upstream: self.name,
+                        retry_after_secs: secs,
+                    });
+                }
+            }
         }
     }
 
@@ -138,6 +176,7 @@ impl Upstream {
     ) -> Result<T, UpstreamError> {
         let mut waited = false;
         loop {
+            self.within_quota(credential).await?;
             let response = self.send_once(credential, &call).await?;
             let status = response.status();
             if status.is_success() {
@@ -184,8 +223,10 @@ impl Upstream {
             )
             .headers(self.default_headers.clone())
             .header(AUTHORIZATION, auth)
-            .header("accept", "application/json")
             .timeout(self.timeout);
+        if !self.default_headers.contains_key(reqwest::header::ACCEPT) {
+            request = request.header(reqwest::header::ACCEPT, "application/json");
+        }
         if !call.query.is_empty() {
             request = request.query(call.query);
         }

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use common::domain::TenantId;
 use common::secrets::SecretKind;
 use common::store::{StoreError, TokenRecord};
-use common::tenant::{Tenant, TenantSpec};
+use common::tenant::{Tenant, TenantPatch, TenantSpec};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -111,7 +111,7 @@ type AdminResult<T> = Result<T, AdminError>;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/tenants", get(list_tenants).post(add_tenant))
-        .route("/v1/tenants/{id}", get(show_tenant))
+        .route("/v1/tenants/{id}", get(show_tenant).patch(update_tenant))
         .route("/v1/tenants/{id}/secrets/{kind}", put(set_secret))
         .route("/v1/tenants/{id}/tokens", post(issue_token))
         .route("/v1/tokens", get(list_tokens))
@@ -221,6 +221,26 @@ async fn add_tenant(
         &serde_json::json!({"tenant": tenant.id}),
     );
     Ok((StatusCode::CREATED, Json((*tenant).clone())))
+}
+
+async fn update_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Json(patch): Json<TenantPatch>,
+) -> AdminResult<Json<Tenant>> {
+    let current = existing(&state, &id)?;
+    let updated = patch.apply(&current).map_err(bad_request)?;
+    let tenant = state.services.store.put_tenant(updated)?;
+    // Its sites may have changed: the resource index must be rebuilt from the new binding.
+    state.services.index.forget(&tenant.id);
+    tracing::info!(tenant = %tenant.id, "admin: tenant updated");
+    audit_admin(
+        &state,
+        "tenant_update",
+        tenant.id.as_str(),
+        &serde_json::json!({"tenant": tenant.id}),
+    );
+    Ok(Json((*tenant).clone()))
 }
 
 async fn show_tenant(

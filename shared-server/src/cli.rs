@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use common::config::{Config, SHARED_DEFAULTS};
+use common::domain::{PlausibleSite, RepoName, WebflowId};
 use common::store::TokenRecord;
-use common::tenant::{Tenant, TenantSpec, Toolset};
+use common::tenant::{Tenant, TenantPatch, TenantSpec, Toolset};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -67,6 +68,8 @@ pub enum Command {
 pub enum TenantCommand {
     /// Add a tenant bound to its Webflow site(s) and other resources.
     Add(TenantAdd),
+    /// Change a tenant: options given replace the current values (lists replace whole lists).
+    Update(TenantUpdate),
     /// List tenants.
     List,
     /// Show one tenant, which secrets it has (names only) and its active token count.
@@ -92,6 +95,36 @@ pub struct TenantAdd {
     #[arg(long)]
     pub read_only: bool,
     /// Tool calls per minute for this tenant (default: the server's STUDIO_MCP_TENANT_RATE_PER_MIN).
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantUpdate {
+    pub tenant_id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long = "webflow-site")]
+    pub webflow_sites: Vec<String>,
+    #[arg(long = "writable-collection")]
+    pub writable_collections: Vec<String>,
+    /// Remove every writable collection (the write tools disappear).
+    #[arg(long, conflicts_with = "writable_collections")]
+    pub no_writable_collections: bool,
+    #[arg(long)]
+    pub plausible_site: Option<String>,
+    #[arg(long, conflicts_with = "plausible_site")]
+    pub no_plausible_site: bool,
+    #[arg(long = "github-repo")]
+    pub github_repos: Vec<String>,
+    #[arg(long, conflicts_with = "github_repos")]
+    pub no_github_repos: bool,
+    #[arg(long = "toolset")]
+    pub toolsets: Vec<Toolset>,
+    #[arg(long, conflicts_with = "read_write")]
+    pub read_only: bool,
+    #[arg(long)]
+    pub read_write: bool,
     #[arg(long)]
     pub rate_limit: Option<u32>,
 }
@@ -208,6 +241,15 @@ impl AdminClient {
     pub async fn add_tenant(&self, new: &NewTenant) -> anyhow::Result<Tenant> {
         self.call(reqwest::Method::POST, "/v1/tenants", Some(new))
             .await
+    }
+
+    pub async fn update_tenant(&self, id: &str, patch: &TenantPatch) -> anyhow::Result<Tenant> {
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/v1/tenants/{id}"),
+            Some(patch),
+        )
+        .await
     }
 
     pub async fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
@@ -369,6 +411,54 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                 })
                 .await?;
             print_json(&tenant)
+        }
+        Command::Tenant(TenantCommand::Update(u)) => {
+            let ids =
+                |v: &[String], what: &'static str| -> anyhow::Result<Option<Vec<WebflowId>>> {
+                    if v.is_empty() {
+                        return Ok(None);
+                    }
+                    Ok(Some(
+                        v.iter()
+                            .map(|s| WebflowId::parse(what, s))
+                            .collect::<Result<_, _>>()?,
+                    ))
+                };
+            let patch = TenantPatch {
+                name: u.name.clone(),
+                webflow_sites: ids(&u.webflow_sites, "--webflow-site")?,
+                writable_collections: if u.no_writable_collections {
+                    Some(Vec::new())
+                } else {
+                    ids(&u.writable_collections, "--writable-collection")?
+                },
+                plausible_site: u
+                    .plausible_site
+                    .as_deref()
+                    .map(PlausibleSite::parse)
+                    .transpose()?,
+                clear_plausible_site: u.no_plausible_site,
+                github_repos: if u.no_github_repos {
+                    Some(Vec::new())
+                } else if u.github_repos.is_empty() {
+                    None
+                } else {
+                    Some(
+                        u.github_repos
+                            .iter()
+                            .map(|r| RepoName::parse(r))
+                            .collect::<Result<_, _>>()?,
+                    )
+                },
+                toolsets: (!u.toolsets.is_empty()).then(|| u.toolsets.clone()),
+                read_only: match (u.read_only, u.read_write) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                rate_limit_per_min: u.rate_limit,
+            };
+            print_json(&client.update_tenant(&u.tenant_id, &patch).await?)
         }
         Command::Tenant(TenantCommand::List) => {
             for t in client.tenants().await? {

@@ -74,7 +74,24 @@ impl Application {
         let services = Services {
             store,
             master_key,
-            webflow: Upstream::new("Webflow", &config.upstreams.webflow, client, timeout, retry),
+            plausible: Upstream::new(
+                "Plausible",
+                &config.upstreams.plausible,
+                client.clone(),
+                timeout,
+                retry,
+            ),
+            github: Upstream::new(
+                "GitHub",
+                &config.upstreams.github,
+                client.clone(),
+                timeout,
+                retry,
+            )
+            .with_header("x-github-api-version", "2022-11-28")
+            .with_header("accept", "application/vnd.github+json"),
+            webflow: Upstream::new("Webflow", &config.upstreams.webflow, client, timeout, retry)
+                .with_quota(u32::try_from(config.webflow_rate_per_min).unwrap_or(u32::MAX)),
             index: ResourceIndex::default(),
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),

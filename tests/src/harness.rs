@@ -55,6 +55,10 @@ pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
             | "STUDIO_MCP_STRIPE_BASE_URL" => Some(upstream.to_owned()),
             "STUDIO_MCP_UPSTREAM_TIMEOUT_MS" => Some("2000".into()),
             "STUDIO_MCP_MAX_RETRY_WAIT_MS" => Some("1000".into()),
+            // Tests drive far more calls than a real client; quotas get their own test.
+            "STUDIO_MCP_WEBFLOW_RATE_PER_MIN" | "STUDIO_MCP_TENANT_RATE_PER_MIN" => {
+                Some("1000000".into())
+            }
             _ => None,
         }
     };

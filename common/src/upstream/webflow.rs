@@ -266,6 +266,40 @@ impl Webflow<'_> {
         self.upstream.send(&self.token, call).await
     }
 
+    /// Creates a staged (draft) item: never published by this call.
+    pub async fn create_item(
+        &self,
+        collection: &WebflowId,
+        field_data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Item, UpstreamError> {
+        let body =
+            serde_json::json!({"isArchived": false, "isDraft": true, "fieldData": field_data});
+        let call = Call {
+            method: reqwest::Method::POST,
+            path: format!("/v2/collections/{collection}/items"),
+            query: &[],
+            json: Some(&body),
+        };
+        self.upstream.send(&self.token, call).await
+    }
+
+    /// Updates the staged version of an item; the live site changes only when published.
+    pub async fn update_item(
+        &self,
+        collection: &WebflowId,
+        item: &WebflowId,
+        field_data: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Item, UpstreamError> {
+        let body = serde_json::json!({"fieldData": field_data});
+        let call = Call {
+            method: reqwest::Method::PATCH,
+            path: format!("/v2/collections/{collection}/items/{item}"),
+            query: &[],
+            json: Some(&body),
+        };
+        self.upstream.send(&self.token, call).await
+    }
+
     pub async fn get_item(
         &self,
         collection: &WebflowId,

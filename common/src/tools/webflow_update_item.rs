@@ -1,0 +1,55 @@
+//! `webflow_update_item`: changes the staged (draft) version of an item in a writable collection.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::domain::WebflowId;
+use crate::mcp::{Tool, ToolContext, ToolError};
+use crate::tenant::{Tenant, Tier, Toolset};
+use crate::tools::cms_fields::{self, Mode};
+use crate::upstream::webflow::Item;
+
+pub struct UpdateItem;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// A collection this tenant may write (see `whoami`'s writable_collections).
+    pub collection_id: String,
+    /// The item to change.
+    pub item_id: String,
+    /// Only the fields to change, by field slug.
+    pub field_data: Map<String, Value>,
+}
+
+impl Tool for UpdateItem {
+    const NAME: &'static str = "webflow_update_item";
+    const TITLE: &'static str = "Edit a CMS item draft";
+    const DESCRIPTION: &'static str = "Change fields of an item in one of this tenant's writable CMS collections. \
+         Only the staged version changes; the live site changes when someone publishes. \
+         field_data is checked against the collection's fields first.";
+    const TIER: Tier = Tier::ScopedWrite;
+    const TOOLSET: Option<Toolset> = Some(Toolset::CmsWrite);
+    type Args = Args;
+    type Output = Item;
+
+    fn available(tenant: &Tenant) -> bool {
+        !tenant.writable_collections.is_empty()
+    }
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Item, ToolError> {
+        let item = WebflowId::parse("item_id", &args.item_id)?;
+        let collection = ctx.writable_collection(&args.collection_id).await?;
+        let webflow = ctx.webflow()?;
+        let schema = webflow.get_collection(&collection).await?;
+        cms_fields::check(
+            &schema.fields.unwrap_or_default(),
+            &args.field_data,
+            Mode::Update,
+        )?;
+        Ok(webflow
+            .update_item(&collection, &item, &args.field_data)
+            .await?)
+    }
+}
