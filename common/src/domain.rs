@@ -170,6 +170,22 @@ mod tests {
     }
 
     #[test]
+    fn dns_patterns_cover_only_names_below_them() {
+        let pattern = DnsName::parse("*.acme.example").unwrap();
+        let exact = DnsName::parse("www.acme.example").unwrap();
+        let name = |s| DnsName::parse(s).unwrap();
+        assert!(pattern.covers(&name("shop.acme.example")));
+        assert!(pattern.covers(&name("a.b.acme.example")));
+        assert!(!pattern.covers(&name("acme.example")));
+        assert!(!pattern.covers(&name("evilacme.example")));
+        assert!(!pattern.covers(&name("shop.acme.example.evil.com")));
+        assert!(exact.covers(&name("WWW.acme.example.")));
+        assert!(!exact.covers(&name("ww.acme.example")));
+        assert!(DnsName::parse("not a name").is_err());
+        assert!(DnsName::parse("*.com").is_err());
+    }
+
+    #[test]
     fn repos_need_owner_and_name() {
         assert_eq!(
             RepoName::parse("Acme/Site").map(|r| r.0),
@@ -178,6 +194,124 @@ mod tests {
         for bad in ["acme", "acme/", "/site", "a/../b", "a/b/c"] {
             assert!(RepoName::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+}
+
+/// A Cloudflare zone id: 32 lowercase hex digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ZoneId(String);
+
+impl ZoneId {
+    pub fn parse(value: &str) -> Result<Self, ParseError> {
+        if value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(value.to_ascii_lowercase()))
+        } else {
+            Err(ParseError {
+                what: "zone_id",
+                value: shown(value),
+                why: "a Cloudflare zone id is 32 hexadecimal characters",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ZoneId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DNS name a tenant may change: a full name (`www.acme.example`) or a pattern `*.suffix`
+/// covering every name below the suffix (not the suffix itself).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DnsName(String);
+
+fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').count() >= 2
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
+}
+
+impl DnsName {
+    pub fn parse(value: &str) -> Result<Self, ParseError> {
+        let lower = value.trim_end_matches('.').to_ascii_lowercase();
+        let ok = match lower.strip_prefix("*.") {
+            Some(suffix) => valid_hostname(suffix),
+            None => valid_hostname(&lower),
+        };
+        if ok {
+            Ok(Self(lower))
+        } else {
+            Err(ParseError {
+                what: "DNS name",
+                value: shown(value),
+                why: "use a host name such as www.example.com or a pattern *.example.com",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this allowed name (or pattern) covers the concrete record name `name`.
+    pub fn covers(&self, name: &DnsName) -> bool {
+        if name.0.starts_with("*.") {
+            return self.0 == name.0;
+        }
+        match self.0.strip_prefix("*.") {
+            Some(suffix) => {
+                name.0.len() > suffix.len() + 1 && name.0.ends_with(&format!(".{suffix}"))
+            }
+            None => self.0 == name.0,
+        }
+    }
+}
+
+impl fmt::Display for DnsName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Stripe customer id (`cus_…`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StripeCustomer(String);
+
+impl StripeCustomer {
+    pub fn parse(value: &str) -> Result<Self, ParseError> {
+        let ok = value.len() > 4
+            && value.len() <= 64
+            && value.starts_with("cus_")
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(ParseError {
+                what: "customer",
+                value: shown(value),
+                why: "a Stripe customer id looks like cus_...",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -203,3 +337,6 @@ serde_via_parse!(TenantId, TenantId::parse);
 serde_via_parse!(WebflowId, |v: &str| WebflowId::parse("Webflow id", v));
 serde_via_parse!(RepoName, RepoName::parse);
 serde_via_parse!(PlausibleSite, PlausibleSite::parse);
+serde_via_parse!(ZoneId, ZoneId::parse);
+serde_via_parse!(DnsName, DnsName::parse);
+serde_via_parse!(StripeCustomer, StripeCustomer::parse);

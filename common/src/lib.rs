@@ -5,9 +5,11 @@
 
 pub mod audit;
 pub mod config;
+pub mod confirm;
 pub mod domain;
 pub mod mcp;
 pub mod ratelimit;
+pub mod resources;
 pub mod scope;
 pub mod secrets;
 pub mod store;

@@ -13,7 +13,9 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, ToolAnnotations,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
+    ServerConfig, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -85,8 +87,13 @@ pub struct Services {
     pub webflow: Upstream,
     pub plausible: Upstream,
     pub github: Upstream,
+    /// Generic HTTP only: the calls that change DNS or billing live in the isolated server.
+    pub cloudflare: Upstream,
+    pub stripe: Upstream,
     pub index: ResourceIndex,
     pub limiter: crate::ratelimit::RateLimiter,
+    /// Keyed once-per-interval gates for actions an upstream allows rarely (publishing).
+    pub gates: crate::ratelimit::Buckets<String>,
 }
 
 /// One authenticated call: the tenant is fixed here and tools cannot choose another.
@@ -384,6 +391,8 @@ pub struct McpServer {
     pub services: Arc<Services>,
     pub catalog: Arc<Catalog>,
     pub info: Arc<ServerConfig>,
+    /// Serve the Webflow resources (`resources/*`).
+    pub resources: bool,
 }
 
 impl McpServer {
@@ -392,14 +401,32 @@ impl McpServer {
         catalog: Arc<Catalog>,
         name: &str,
         instructions: &str,
+        resources: bool,
     ) -> Self {
-        let info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if resources {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        let info = ServerConfig::new(capabilities)
             .with_server_info(Implementation::new(name, env!("CARGO_PKG_VERSION")))
             .with_instructions(instructions);
         Self {
             services,
             catalog,
             info: Arc::new(info),
+            resources,
+        }
+    }
+
+    fn context<'a>(&'a self, caller: &'a Authenticated) -> ToolContext<'a> {
+        ToolContext {
+            tenant: &caller.tenant,
+            services: &self.services,
+            request_id: &caller.request_id,
         }
     }
 }
@@ -414,6 +441,17 @@ pub fn caller(context: &RequestContext<RoleServer>) -> Result<Authenticated, Mcp
         .ok_or_else(|| {
             McpError::internal_error("request reached the MCP handler unauthenticated", None)
         })
+}
+
+/// Resource reads cannot carry a readable error result the way tools can, so the message goes
+/// into the JSON-RPC error; a foreign resource reads as not found.
+fn resource_error(e: ToolError) -> McpError {
+    match e {
+        ToolError::NotYours { .. } | ToolError::InvalidArguments(_) => {
+            McpError::resource_not_found(e.to_string(), None)
+        }
+        other => McpError::internal_error(other.to_string(), None),
+    }
 }
 
 /// Tool calls that reach the handler for a tenant that may not see them get the same answer as
@@ -470,6 +508,60 @@ impl ServerHandler for McpServer {
         Ok(ListToolsResult::with_all_items(
             self.catalog.for_tenant(&caller.tenant),
         ))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let caller = caller(&context)?;
+        let ctx = self.context(&caller);
+        if !self.resources || !crate::resources::visible(&ctx) {
+            return Ok(ListResourcesResult::with_all_items(Vec::new()));
+        }
+        crate::resources::list(&ctx)
+            .await
+            .map(ListResourcesResult::with_all_items)
+            .map_err(resource_error)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let caller = caller(&context)?;
+        let templates = if self.resources && crate::resources::visible(&self.context(&caller)) {
+            crate::resources::templates()
+        } else {
+            Vec::new()
+        };
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let caller = caller(&context)?;
+        let ctx = self.context(&caller);
+        let started = Instant::now();
+        let digest = crate::audit::digest(&request.uri);
+        if !self.resources || !crate::resources::visible(&ctx) {
+            self.audit(&caller, "resources/read", digest, "not_permitted", started);
+            return Err(McpError::resource_not_found(
+                "no resources for this tenant",
+                None,
+            ));
+        }
+        let outcome = crate::resources::read(&ctx, &request.uri).await;
+        let kind = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind());
+        self.audit(&caller, "resources/read", digest, kind, started);
+        outcome
+            .map(|contents| ReadResourceResult::new(vec![contents]).into())
+            .map_err(resource_error)
     }
 
     async fn call_tool(

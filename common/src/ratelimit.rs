@@ -35,6 +35,24 @@ impl<K: Eq + Hash> Default for Buckets<K> {
 }
 
 impl<K: Eq + Hash> Buckets<K> {
+    /// Whether [`Self::take`] would succeed now, without taking anything.
+    pub fn would_allow(&self, key: &K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
+        let per_sec = f64::from(per_min.max(1)) / 60.0;
+        let capacity = (per_sec * burst_secs).max(1.0);
+        let Ok(buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let Some(bucket) = buckets.get(key) else {
+            return Ok(());
+        };
+        let tokens = (bucket.tokens + bucket.last.elapsed().as_secs_f64() * per_sec).min(capacity);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(((1.0 - tokens) / per_sec).ceil().max(1.0) as u64)
+        }
+    }
+
     /// Takes one token, or returns the seconds until one is free.
     pub fn take(&self, key: K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
         let per_sec = f64::from(per_min.max(1)) / 60.0;

@@ -82,6 +82,7 @@ pub struct Store {
     token_ids: sled::Tree,
     secrets: sled::Tree,
     audit: crate::audit::AuditLog,
+    confirmations: crate::confirm::Confirmations,
     tenants: Arc<RwLock<HashMap<TenantId, Arc<Tenant>>>>,
 }
 
@@ -106,6 +107,7 @@ impl Store {
             token_ids: db.open_tree("token_ids")?,
             secrets: db.open_tree("secrets")?,
             audit: crate::audit::AuditLog::new(db.open_tree("audit")?),
+            confirmations: crate::confirm::Confirmations::new(db.open_tree("confirmations")?),
             db,
             tenants: Arc::default(),
         };
@@ -127,6 +129,10 @@ impl Store {
 
     pub fn audit(&self) -> &crate::audit::AuditLog {
         &self.audit
+    }
+
+    pub fn confirmations(&self) -> &crate::confirm::Confirmations {
+        &self.confirmations
     }
 
     // ---- tenants ----

@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{PlausibleSite, RepoName, TenantId, WebflowId};
+use crate::domain::{
+    DnsName, PlausibleSite, RepoName, StripeCustomer, TenantId, WebflowId, ZoneId,
+};
 
 /// Groups of tools a tenant can be granted. `whoami` belongs to none: everyone has it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,6 +83,18 @@ pub struct Tenant {
     /// Tool calls per minute; `None` uses the server's default.
     #[serde(default)]
     pub rate_limit_per_min: Option<u32>,
+    /// Isolated instance only: Webflow custom domain ids it may publish to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_domains: Vec<WebflowId>,
+    /// Isolated instance only: the Cloudflare zone it may change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_zone: Option<ZoneId>,
+    /// Isolated instance only: record names (or `*.suffix` patterns) it may change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<DnsName>,
+    /// Isolated instance only: its Stripe customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stripe_customer: Option<StripeCustomer>,
     pub created_at: u64,
 }
 
@@ -117,6 +131,14 @@ pub struct TenantSpec {
     pub read_only: bool,
     #[serde(default)]
     pub rate_limit_per_min: Option<u32>,
+    #[serde(default)]
+    pub custom_domains: Vec<WebflowId>,
+    #[serde(default)]
+    pub dns_zone: Option<ZoneId>,
+    #[serde(default)]
+    pub dns_names: Vec<DnsName>,
+    #[serde(default)]
+    pub stripe_customer: Option<StripeCustomer>,
 }
 
 impl TenantSpec {
@@ -144,6 +166,10 @@ impl TenantSpec {
             toolsets,
             read_only: self.read_only,
             rate_limit_per_min: self.rate_limit_per_min,
+            custom_domains: dedup(self.custom_domains),
+            dns_zone: self.dns_zone,
+            dns_names: dedup(self.dns_names),
+            stripe_customer: self.stripe_customer,
             created_at,
         })
     }
@@ -200,6 +226,10 @@ impl TenantPatch {
             toolsets: Some(self.toolsets.unwrap_or_else(|| tenant.toolsets.clone())),
             read_only: self.read_only.unwrap_or(tenant.read_only),
             rate_limit_per_min: self.rate_limit_per_min.or(tenant.rate_limit_per_min),
+            custom_domains: tenant.custom_domains.clone(),
+            dns_zone: tenant.dns_zone.clone(),
+            dns_names: tenant.dns_names.clone(),
+            stripe_customer: tenant.stripe_customer.clone(),
         };
         spec.into_tenant(tenant.id.clone(), tenant.created_at)
     }

@@ -99,6 +99,10 @@ pub struct Call<'a> {
     pub path: String,
     pub query: &'a [(&'a str, String)],
     pub json: Option<&'a serde_json::Value>,
+    /// A form-encoded body (Stripe).
+    pub form: Option<&'a [(String, String)]>,
+    /// Extra request headers, such as `Idempotency-Key`.
+    pub headers: &'a [(&'static str, String)],
 }
 
 impl<'a> Call<'a> {
@@ -108,6 +112,15 @@ impl<'a> Call<'a> {
             path,
             query: &[],
             json: None,
+            form: None,
+            headers: &[],
+        }
+    }
+
+    pub fn with_method(method: Method, path: String) -> Self {
+        Self {
+            method,
+            ..Self::get(path)
         }
     }
 }
@@ -232,6 +245,12 @@ impl Upstream {
         }
         if let Some(body) = call.json {
             request = request.json(body);
+        }
+        if let Some(form) = call.form {
+            request = request.form(form);
+        }
+        for (name, value) in call.headers {
+            request = request.header(*name, value);
         }
         request.send().await.map_err(|e| self.transport_error(e))
     }

@@ -111,7 +111,10 @@ type AdminResult<T> = Result<T, AdminError>;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/tenants", get(list_tenants).post(add_tenant))
-        .route("/v1/tenants/{id}", get(show_tenant).patch(update_tenant))
+        .route(
+            "/v1/tenants/{id}",
+            get(show_tenant).patch(update_tenant).put(set_tenant),
+        )
         .route("/v1/tenants/{id}/secrets/{kind}", put(set_secret))
         .route("/v1/tenants/{id}/tokens", post(issue_token))
         .route("/v1/tokens", get(list_tokens))
@@ -182,6 +185,16 @@ fn tenant_id(raw: &str) -> AdminResult<TenantId> {
     TenantId::parse(raw).map_err(|e| bad_request(e.to_string()))
 }
 
+/// On a single-tenant instance, only its own tenant can be created or set.
+fn allowed_here(state: &AppState, id: &TenantId) -> AdminResult<()> {
+    match &state.pinned {
+        Some(pinned) if pinned != id => Err(bad_request(format!(
+            "this instance serves only tenant `{pinned}` (STUDIO_MCP_TENANT)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn existing(state: &AppState, raw: &str) -> AdminResult<Arc<Tenant>> {
     let id = tenant_id(raw)?;
     state
@@ -208,6 +221,7 @@ async fn add_tenant(
     Json(body): Json<NewTenant>,
 ) -> AdminResult<(StatusCode, Json<Tenant>)> {
     let id = tenant_id(&body.id)?;
+    allowed_here(&state, &id)?;
     let tenant = body
         .spec
         .into_tenant(id, common::now_unix())
@@ -221,6 +235,33 @@ async fn add_tenant(
         &serde_json::json!({"tenant": tenant.id}),
     );
     Ok((StatusCode::CREATED, Json((*tenant).clone())))
+}
+
+/// Creates or replaces a tenant in one go (`isolated-server tenant set`).
+async fn set_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Json(spec): Json<TenantSpec>,
+) -> AdminResult<Json<Tenant>> {
+    let id = tenant_id(&id)?;
+    allowed_here(&state, &id)?;
+    let created_at = state
+        .services
+        .store
+        .tenant(&id)
+        .map(|t| t.created_at)
+        .unwrap_or_else(common::now_unix);
+    let tenant = spec.into_tenant(id, created_at).map_err(bad_request)?;
+    let tenant = state.services.store.put_tenant(tenant)?;
+    state.services.index.forget(&tenant.id);
+    tracing::info!(tenant = %tenant.id, "admin: tenant set");
+    audit_admin(
+        &state,
+        "tenant_set",
+        tenant.id.as_str(),
+        &serde_json::json!({"tenant": tenant.id}),
+    );
+    Ok(Json((*tenant).clone()))
 }
 
 async fn update_tenant(

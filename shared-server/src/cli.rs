@@ -50,18 +50,21 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Read the audit log (newest first).
-    Audit {
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Only records from this long ago on: e.g. 30m, 12h, 7d.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// One JSON record per line instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only records from this long ago on: e.g. 30m, 12h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// One JSON record per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,10 +170,10 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    pub fn from_config(cli: &Cli, config: &Config) -> anyhow::Result<Self> {
-        let base = cli
-            .admin_url
-            .clone()
+    /// The admin API of the server `config` describes; `admin_url` overrides its address.
+    pub fn from_config(admin_url: Option<&str>, config: &Config) -> anyhow::Result<Self> {
+        let base = admin_url
+            .map(str::to_owned)
             .unwrap_or_else(|| format!("http://{}", config.admin_listen));
         let token = match std::env::var("STUDIO_MCP_ADMIN_TOKEN") {
             Ok(t) => t,
@@ -241,6 +244,15 @@ impl AdminClient {
     pub async fn add_tenant(&self, new: &NewTenant) -> anyhow::Result<Tenant> {
         self.call(reqwest::Method::POST, "/v1/tenants", Some(new))
             .await
+    }
+
+    pub async fn set_tenant(&self, id: &str, spec: &TenantSpec) -> anyhow::Result<Tenant> {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/v1/tenants/{id}"),
+            Some(spec),
+        )
+        .await
     }
 
     pub async fn update_tenant(&self, id: &str, patch: &TenantPatch) -> anyhow::Result<Tenant> {
@@ -327,7 +339,7 @@ mod erased {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -374,7 +386,7 @@ fn parse_ago(text: &str) -> anyhow::Result<u64> {
 
 /// Runs an admin subcommand against the admin API.
 pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
-    let client = AdminClient::from_config(cli, config)?;
+    let client = AdminClient::from_config(cli.admin_url.as_deref(), config)?;
     match &cli.command {
         Command::Serve => bail!("serve is not an admin command"),
         Command::Tenant(TenantCommand::Add(add)) => {
@@ -403,6 +415,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                 toolsets: (!add.toolsets.is_empty()).then(|| add.toolsets.clone()),
                 read_only: add.read_only,
                 rate_limit_per_min: add.rate_limit,
+                ..TenantSpec::default()
             };
             let tenant = client
                 .add_tenant(&NewTenant {
@@ -480,31 +493,37 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Tenant(TenantCommand::Show { tenant_id }) => {
             print_json(&client.tenant(tenant_id).await?)
         }
-        Command::Secret(SecretCommand::Set { tenant_id, kind }) => {
-            let mut value = String::new();
-            std::io::stdin()
-                .read_to_string(&mut value)
-                .context("cannot read the secret from standard input")?;
-            client
-                .set_secret(tenant_id, kind, value.trim().to_owned())
-                .await?;
-            eprintln!("stored the {kind} secret for {tenant_id} (encrypted)");
-            Ok(())
-        }
-        Command::Token(TokenCommand::Issue {
+        Command::Secret(c) => run_secret(&client, c).await,
+        Command::Token(c) => run_token(&client, c).await,
+        Command::Audit(a) => run_audit(&client, a).await,
+    }
+}
+
+pub async fn run_secret(client: &AdminClient, command: &SecretCommand) -> anyhow::Result<()> {
+    let SecretCommand::Set { tenant_id, kind } = command;
+    let mut value = String::new();
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .context("cannot read the secret from standard input")?;
+    client
+        .set_secret(tenant_id, kind, value.trim().to_owned())
+        .await?;
+    eprintln!("stored the {kind} secret for {tenant_id} (encrypted)");
+    Ok(())
+}
+
+pub async fn run_token(client: &AdminClient, command: &TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue {
             tenant_id,
             label,
             ttl_days,
-        }) => {
-            let issued = client
-                .issue_token(
-                    tenant_id,
-                    &IssueRequest {
-                        label: label.clone(),
-                        ttl_days: *ttl_days,
-                    },
-                )
-                .await?;
+        } => {
+            let request = IssueRequest {
+                label: label.clone(),
+                ttl_days: *ttl_days,
+            };
+            let issued = client.issue_token(tenant_id, &request).await?;
             eprintln!(
                 "issued {} for {} (expires {}); it is shown only now",
                 issued.record.id,
@@ -518,7 +537,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             println!("{}", issued.token);
             Ok(())
         }
-        Command::Token(TokenCommand::List { tenant_id }) => {
+        TokenCommand::List { tenant_id } => {
             println!("ID\tTENANT\tLABEL\tCREATED\tEXPIRES\tREVOKED");
             for t in client.tokens(tenant_id.as_deref()).await? {
                 println!(
@@ -533,51 +552,48 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit {
-            tenant,
-            since,
-            limit,
-            json,
-        } => {
-            let since_ms = since
-                .as_deref()
-                .map(parse_ago)
-                .transpose()?
-                .map(|ago_ms| common::audit::now_ms().saturating_sub(ago_ms));
-            let filter = AuditFilter {
-                tenant: tenant.clone(),
-                since_ms,
-                limit: Some(*limit),
-            };
-            let records = client.audit(&filter).await?;
-            if *json {
-                for r in &records {
-                    println!("{}", serde_json::to_string(r)?);
-                }
-            } else {
-                println!("TIME(UTC)\tTENANT\tACTION\tOUTCOME\tDURATION_US\tARGS_DIGEST\tREQUEST");
-                for r in &records {
-                    println!(
-                        "{} {}\t{}\t{}\t{}\t{}\t{}\t{}",
-                        date(r.at_ms / 1000),
-                        clock(r.at_ms / 1000),
-                        r.tenant,
-                        r.action,
-                        r.outcome,
-                        r.duration_us,
-                        r.args_digest,
-                        r.request_id
-                    );
-                }
-            }
-            Ok(())
-        }
-        Command::Token(TokenCommand::Revoke { token_id }) => {
+        TokenCommand::Revoke { token_id } => {
             let record = client.revoke(token_id).await?;
             eprintln!("revoked {} ({})", record.id, record.tenant);
             Ok(())
         }
     }
+}
+
+pub async fn run_audit(client: &AdminClient, args: &AuditArgs) -> anyhow::Result<()> {
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(parse_ago)
+        .transpose()?
+        .map(|ago_ms| common::audit::now_ms().saturating_sub(ago_ms));
+    let filter = AuditFilter {
+        tenant: args.tenant.clone(),
+        since_ms,
+        limit: Some(args.limit),
+    };
+    let records = client.audit(&filter).await?;
+    if args.json {
+        for r in &records {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    println!("TIME(UTC)\tTENANT\tACTION\tOUTCOME\tDURATION_US\tARGS_DIGEST\tREQUEST");
+    for r in &records {
+        println!(
+            "{} {}\t{}\t{}\t{}\t{}\t{}\t{}",
+            date(r.at_ms / 1000),
+            clock(r.at_ms / 1000),
+            r.tenant,
+            r.action,
+            r.outcome,
+            r.duration_us,
+            r.args_digest,
+            r.request_id
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

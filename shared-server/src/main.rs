@@ -34,32 +34,12 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: &common::config::Config) -> anyhow::Result<()> {
-    let app = Application::build(config).await?;
+    let app = Application::build(config, &shared_server::startup::SHARED).await?;
     let stop = app.shutdown_token();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        telemetry::shutdown_signal().await;
         tracing::info!("shutting down");
         stop.cancel();
     });
     app.run().await
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -22,15 +22,13 @@ use crate::startup::AppState;
 /// Largest MCP request body accepted; tool arguments are small.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-const INSTRUCTIONS: &str = "Tools for this client's Webflow sites. Every call acts for the tenant \
-    that owns the bearer token; `whoami` shows which tenant and what it is bound to.";
-
 pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let server = McpServer::new(
         state.services.clone(),
         state.catalog.clone(),
-        "studio-mcp-shared",
-        INSTRUCTIONS,
+        state.spec.name,
+        state.spec.instructions,
+        state.spec.resources,
     );
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
@@ -72,7 +70,13 @@ async fn authenticate(
     let outcome = match token {
         None => Err(AuthError::Missing),
         Some(token) => state.authority.authenticate(&state.services.store, token),
-    };
+    }
+    // Belt and braces for an isolated instance: its own key and audience already refuse other
+    // servers' tokens, and its store holds only its tenant; still, never serve anyone else.
+    .and_then(|tenant| match &state.pinned {
+        Some(pinned) if &tenant.id != pinned => Err(AuthError::Unknown),
+        _ => Ok(tenant),
+    });
     match outcome {
         Ok(tenant) => {
             let request_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::config::Config;
+use common::domain::TenantId;
 use common::mcp::{Catalog, Services};
 use common::ratelimit::RateLimiter;
 use common::scope::ResourceIndex;
@@ -21,8 +22,35 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{admin, routes};
 
+/// What makes one kind of studio-mcp server differ from another. The shared server and each
+/// isolated instance run this same runtime with a different spec; the isolated server's tools
+/// exist only in its own crate, so they cannot end up in the shared binary.
+pub struct ServerSpec {
+    /// Reported to clients as the server's name.
+    pub name: &'static str,
+    pub instructions: &'static str,
+    pub catalog: fn() -> Catalog,
+    /// Serve the tenant's Webflow sites and collections as MCP resources.
+    pub resources: bool,
+    /// Serve exactly one tenant, named by `STUDIO_MCP_TENANT`.
+    pub single_tenant: bool,
+}
+
+pub const SHARED: ServerSpec = ServerSpec {
+    name: "studio-mcp-shared",
+    instructions: "Tools for this client's Webflow sites, analytics and repositories. Every call \
+        acts for the tenant that owns the bearer token; `whoami` shows which tenant and what it is \
+        bound to.",
+    catalog: common::tools::shared_catalog,
+    resources: true,
+    single_tenant: false,
+};
+
 /// What both routers share.
 pub struct AppState {
+    pub spec: &'static ServerSpec,
+    /// The one tenant of a single-tenant (isolated) instance.
+    pub pinned: Option<TenantId>,
     pub services: Arc<Services>,
     pub catalog: Arc<Catalog>,
     pub authority: TokenAuthority,
@@ -41,7 +69,14 @@ pub struct Application {
 
 impl Application {
     /// Opens everything and binds both listeners; nothing is served until [`Self::run`].
-    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+    pub async fn build(config: &Config, spec: &'static ServerSpec) -> anyhow::Result<Self> {
+        let pinned = match (&config.tenant, spec.single_tenant) {
+            (Some(t), true) => Some(TenantId::parse(t).context("STUDIO_MCP_TENANT")?),
+            (None, true) => {
+                anyhow::bail!("STUDIO_MCP_TENANT must name the one tenant this instance serves")
+            }
+            (_, false) => None,
+        };
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let store = Store::open(&config.store_path())?;
@@ -90,16 +125,33 @@ impl Application {
             )
             .with_header("x-github-api-version", "2022-11-28")
             .with_header("accept", "application/vnd.github+json"),
-            webflow: Upstream::new("Webflow", &config.upstreams.webflow, client, timeout, retry)
-                .with_quota(u32::try_from(config.webflow_rate_per_min).unwrap_or(u32::MAX)),
+            webflow: Upstream::new(
+                "Webflow",
+                &config.upstreams.webflow,
+                client.clone(),
+                timeout,
+                retry,
+            )
+            .with_quota(u32::try_from(config.webflow_rate_per_min).unwrap_or(u32::MAX)),
+            cloudflare: Upstream::new(
+                "Cloudflare",
+                &config.upstreams.cloudflare,
+                client.clone(),
+                timeout,
+                retry,
+            ),
+            stripe: Upstream::new("Stripe", &config.upstreams.stripe, client, timeout, retry),
             index: ResourceIndex::default(),
+            gates: Default::default(),
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             ),
         };
         let state = AppState {
+            spec,
+            pinned,
             services: Arc::new(services),
-            catalog: Arc::new(common::tools::shared_catalog()),
+            catalog: Arc::new((spec.catalog)()),
             authority,
             admin_token,
             public_url,
@@ -144,7 +196,9 @@ impl Application {
             mcp = %self.mcp_addr(),
             admin = %self.admin_addr(),
             public_url = %self.state.public_url,
-            "studio-mcp shared server listening: MCP at /mcp, admin API on the admin listener"
+            server = self.state.spec.name,
+            tenant = self.state.pinned.as_ref().map(|t| t.as_str()).unwrap_or("*"),
+            "listening: MCP at /mcp, admin API on the admin listener"
         );
         let mcp_router = routes::router(self.state.clone(), self.shutdown.child_token());
         let admin_router = admin::router(self.state.clone());

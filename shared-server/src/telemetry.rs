@@ -1,4 +1,5 @@
-//! Logging: `tracing` to stderr, text for people or JSON for machines, filtered by `RUST_LOG`.
+//! Logging (`tracing` to stderr, text for people or JSON for machines, filtered by `RUST_LOG`)
+//! and the stop signals both binaries honour.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,4 +15,25 @@ pub fn init(json: bool) {
     } else {
         builder.try_init()
     };
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

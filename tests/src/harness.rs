@@ -76,7 +76,9 @@ impl TestServer {
 
     pub async fn start_with(config: Config) -> TestServer {
         common::upstream::install_crypto_provider();
-        let app = Application::build(&config).await.expect("server builds");
+        let app = Application::build(&config, &shared_server::startup::SHARED)
+            .await
+            .expect("server builds");
         let mcp_url = format!("http://{}/mcp", app.mcp_addr());
         let admin_url = format!("http://{}", app.admin_addr());
         let public_url = app.public_url().to_owned();

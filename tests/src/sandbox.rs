@@ -1,11 +1,14 @@
 //! Sandbox upstreams: one local HTTP server that imitates the vendor APIs the tools call, so no test
 //! (and no demo) can ever reach real client data.
 //!
-//! Every upstream router (today only [`webflow`]) is merged into one axum app behind one shared
-//! layer that resolves the bearer token to its owner, records the request and applies injected
-//! failures. Each upstream keeps its own in-memory data, built from the same [`Fixture`], and
-//! scopes every lookup to the token's owner the way the real API scopes a site token.
+//! Every upstream router ([`webflow`], [`plausible`], [`github`]) is merged into one axum app
+//! behind one shared layer that resolves the bearer token to its owner, records the request and
+//! applies injected failures. Each upstream keeps its own data, built from the same [`Fixture`],
+//! and scopes every lookup to the token's owner the way the real API scopes its credential. A
+//! token only counts on its own vendor's paths: a Webflow token sent to GitHub is unknown there.
 
+pub mod github;
+pub mod plausible;
 pub mod webflow;
 
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +54,14 @@ pub struct OwnerFixture {
     /// `(collection id, item id)` pairs, in collection then item order.
     pub item_ids: Vec<(String, String)>,
     pub custom_domain_ids: Vec<String>,
+    /// The Plausible site (a domain, `<owner>.example`) this owner's Stats API key can read.
+    pub plausible_site: String,
+    /// Plausible Stats API key (`Authorization: Bearer …`) that reads only [`Self::plausible_site`].
+    pub plausible_token: String,
+    /// GitHub token (`Bearer …` or `token …`) that sees only [`Self::github_repos`].
+    pub github_token: String,
+    /// `owner/name` of each repository the GitHub token can read (see [`github::REPO_NAMES`]).
+    pub github_repos: Vec<String>,
 }
 
 impl Fixture {
@@ -101,6 +112,13 @@ impl OwnerFixture {
             custom_domain_ids: (0..webflow::CUSTOM_DOMAINS_PER_SITE)
                 .map(|i| derive_id("custom-domain", owner, i))
                 .collect(),
+            plausible_site: format!("{owner}.example"),
+            plausible_token: sandbox_token("pl", owner),
+            github_token: sandbox_token("gh", owner),
+            github_repos: github::REPO_NAMES
+                .iter()
+                .map(|name| format!("{owner}-web/{name}"))
+                .collect(),
         }
     }
 }
@@ -118,15 +136,26 @@ fn sandbox_token(vendor: &str, owner: &str) -> String {
     format!("{vendor}-sandbox-{owner}-{}", hex::encode(&digest[..8]))
 }
 
+/// Request headers kept in [`RecordedRequest::headers`], in this order. Never `authorization`.
+pub const RECORDED_HEADERS: [&str; 4] = [
+    "x-github-api-version",
+    "content-type",
+    "idempotency-key",
+    "accept",
+];
+
 /// One request as the sandbox saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordedRequest {
     pub method: String,
     /// Path with the query string, as sent.
     pub path: String,
-    /// Owner of the bearer token used; `None` when the token was missing or unknown.
+    /// Owner of the vendor token used (any vendor's, even on another vendor's path); `None` when
+    /// the token was missing or unknown.
     pub token_owner: Option<String>,
     pub status: u16,
+    /// `(lowercase name, value)` of each [`RECORDED_HEADERS`] header present, in that order.
+    pub headers: Vec<(String, String)>,
 }
 
 /// An answer to give instead of the real one, queued with [`Sandbox::fail_next`].
@@ -204,10 +233,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// Which upstream a token belongs to, or a path is served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vendor {
+    Webflow,
+    Plausible,
+    Github,
+}
+
+impl Vendor {
+    /// By the path's prefix, the way each vendor's API is rooted.
+    fn of_path(path: &str) -> Option<Vendor> {
+        if path.starts_with("/v2/") {
+            Some(Vendor::Webflow)
+        } else if path.starts_with("/api/") {
+            Some(Vendor::Plausible)
+        } else if path.starts_with("/repos/") {
+            Some(Vendor::Github)
+        } else {
+            None
+        }
+    }
+}
+
 /// State the shared layer needs: token owners, the request log and the failure queue.
 struct Shared {
-    /// token → owner, across every upstream's tokens.
-    tokens: HashMap<String, String>,
+    /// token → (its vendor, owner), across every upstream's tokens.
+    tokens: HashMap<String, (Vendor, String)>,
     log: Mutex<VecDeque<RecordedRequest>>,
     failures: Mutex<VecDeque<(Failure, usize)>>,
 }
@@ -218,7 +270,16 @@ impl Shared {
             tokens: fixture
                 .owners
                 .iter()
-                .map(|o| (o.token.clone(), o.owner.clone()))
+                .flat_map(|o| {
+                    [
+                        (o.token.clone(), (Vendor::Webflow, o.owner.clone())),
+                        (
+                            o.plausible_token.clone(),
+                            (Vendor::Plausible, o.owner.clone()),
+                        ),
+                        (o.github_token.clone(), (Vendor::Github, o.owner.clone())),
+                    ]
+                })
                 .collect(),
             log: Mutex::new(VecDeque::new()),
             failures: Mutex::new(VecDeque::new()),
@@ -276,7 +337,12 @@ impl Sandbox {
             .context("reading the sandbox's bound address")?;
         let shared = Arc::new(Shared::new(&fixture));
         let webflow = Arc::new(webflow::WebflowState::new(&fixture));
-        let app = app(shared.clone(), webflow.clone());
+        let upstreams = Upstreams {
+            webflow: webflow.clone(),
+            plausible: Arc::new(plausible::PlausibleState::new(&fixture)),
+            github: Arc::new(github::GithubState::new(&fixture)),
+        };
+        let app = app(shared.clone(), upstreams);
         let server = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
                 tracing::error!(error = %err, "sandbox server stopped");
@@ -334,11 +400,20 @@ impl Drop for Sandbox {
     }
 }
 
+/// Each upstream's state, one per router.
+struct Upstreams {
+    webflow: Arc<webflow::WebflowState>,
+    plausible: Arc<plausible::PlausibleState>,
+    github: Arc<github::GithubState>,
+}
+
 /// Every upstream's routes behind the shared layer. The layer goes last so it also wraps the
 /// fallback and method-not-allowed answers.
-fn app(shared: Arc<Shared>, webflow: Arc<webflow::WebflowState>) -> Router {
+fn app(shared: Arc<Shared>, upstreams: Upstreams) -> Router {
     Router::new()
-        .merge(webflow::router(webflow))
+        .merge(webflow::router(upstreams.webflow))
+        .merge(plausible::router(upstreams.plausible))
+        .merge(github::router(upstreams.github))
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(shared, intercept))
 }
@@ -347,10 +422,14 @@ async fn route_not_found(request: Request) -> Response {
     vendor_error(request.uri().path(), StatusCode::NOT_FOUND)
 }
 
-/// The error a vendor answers with for `status`. It is to be chosen by the path's vendor prefix
-/// (`/v2/` Webflow, `/api/` Plausible, `/client/v4/` Cloudflare, …); only Webflow exists so far.
-fn vendor_error(_path: &str, status: StatusCode) -> Response {
-    webflow::error_response(status)
+/// The error a vendor answers with for `status`, chosen by the path's vendor prefix (`/v2/`
+/// Webflow, `/api/` Plausible, `/repos/` GitHub); Webflow's shape for any other path.
+fn vendor_error(path: &str, status: StatusCode) -> Response {
+    match Vendor::of_path(path) {
+        Some(Vendor::Plausible) => plausible::error_response(status),
+        Some(Vendor::Github) => github::error_response(status),
+        Some(Vendor::Webflow) | None => webflow::error_response(status),
+    }
 }
 
 /// Resolves the caller, applies any queued failure and records the exchange.
@@ -364,9 +443,18 @@ async fn intercept(
         .uri()
         .path_and_query()
         .map_or_else(|| request.uri().path().to_owned(), |pq| pq.to_string());
-    let owner = bearer_token(request.headers()).and_then(|t| shared.tokens.get(t).cloned());
+    let vendor = Vendor::of_path(request.uri().path());
+    let presented = credential(request.headers(), vendor == Some(Vendor::Github))
+        .and_then(|t| shared.tokens.get(t).cloned());
+    let owner = presented.as_ref().map(|(_, owner)| owner.clone());
+    // Handlers see an owner only for their own vendor's token, as each real API knows only its
+    // own credentials.
+    let caller_owner = presented
+        .filter(|(token_vendor, _)| Some(*token_vendor) == vendor)
+        .map(|(_, owner)| owner);
+    let headers = recorded_headers(request.headers());
     request.extensions_mut().insert(Caller {
-        owner: owner.clone(),
+        owner: caller_owner,
     });
 
     let response = match shared.take_failure() {
@@ -391,8 +479,24 @@ async fn intercept(
         path,
         token_owner: owner,
         status,
+        headers,
     });
     response
+}
+
+/// The [`RECORDED_HEADERS`] present on a request, names lowercase, values as sent.
+fn recorded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    RECORDED_HEADERS
+        .iter()
+        .flat_map(|name| {
+            headers.get_all(*name).iter().map(move |value| {
+                (
+                    (*name).to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+        })
+        .collect()
 }
 
 fn failure_response(failure: &Failure, path: &str) -> Response {
@@ -416,12 +520,17 @@ fn failure_response(failure: &Failure, path: &str) -> Response {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively).
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    credential(headers, false)
+}
+
+/// The token of an `Authorization` header: `Bearer <token>`, or also GitHub's older
+/// `token <token>` when `token_scheme` (schemes matched case-insensitively).
+fn credential(headers: &HeaderMap, token_scheme: bool) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let known = scheme.eq_ignore_ascii_case("bearer")
+        || (token_scheme && scheme.eq_ignore_ascii_case("token"));
+    known.then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 /// Now as `2024-01-31T12:34:56.789Z`, the timestamp form the vendors use.
@@ -457,22 +566,24 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! Over real HTTP; the helpers are shared with each upstream's own tests.
+
     use super::*;
     use serde_json::Value;
 
-    struct Reply {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: String,
+    pub(crate) struct Reply {
+        pub(crate) status: u16,
+        pub(crate) headers: Vec<(String, String)>,
+        pub(crate) body: String,
     }
 
     impl Reply {
-        fn json(&self) -> anyhow::Result<Value> {
+        pub(crate) fn json(&self) -> anyhow::Result<Value> {
             serde_json::from_str(&self.body).context("reply body is not JSON")
         }
 
-        fn header(&self, name: &str) -> Option<&str> {
+        pub(crate) fn header(&self, name: &str) -> Option<&str> {
             self.headers
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -483,19 +594,35 @@ mod tests {
     /// One request through reqwest, the client the upstream code uses. Plain HTTP needs no TLS,
     /// but reqwest (built with `rustls-no-provider`) refuses to build a client until a crypto
     /// provider is installed, which `common` does for its own upstream clients.
-    async fn send(
+    pub(crate) async fn send(
         sandbox: &Sandbox,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
     ) -> anyhow::Result<Reply> {
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        send_with(sandbox, method, path, authorization.as_deref(), &[], body).await
+    }
+
+    /// Like [`send`], with a raw `Authorization` value and extra request headers.
+    pub(crate) async fn send_with(
+        sandbox: &Sandbox,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        extra_headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Reply> {
         common::upstream::install_crypto_provider();
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let url = format!("{}{path}", sandbox.base_url());
         let mut request = reqwest::Client::builder().build()?.request(method, url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        if let Some(authorization) = authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        for (name, value) in extra_headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = &body {
             request = request.json(body);
@@ -515,11 +642,15 @@ mod tests {
         })
     }
 
-    async fn get(sandbox: &Sandbox, path: &str, token: Option<&str>) -> anyhow::Result<Reply> {
+    pub(crate) async fn get(
+        sandbox: &Sandbox,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<Reply> {
         send(sandbox, "GET", path, token, None).await
     }
 
-    async fn two_owners() -> anyhow::Result<(Sandbox, OwnerFixture, OwnerFixture)> {
+    pub(crate) async fn two_owners() -> anyhow::Result<(Sandbox, OwnerFixture, OwnerFixture)> {
         let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"])).await?;
         let acme = sandbox.fixture().owner("acme").context("acme")?.clone();
         let globex = sandbox.fixture().owner("globex").context("globex")?.clone();
@@ -539,6 +670,17 @@ mod tests {
         assert_eq!(acme.collection_ids.len(), 2);
         assert_eq!(acme.item_ids.len(), 7);
         assert_eq!(acme.custom_domain_ids.len(), 2);
+        assert_eq!(acme.plausible_site, "acme.example");
+        assert!(acme.plausible_token.starts_with("pl-sandbox-acme-"));
+        assert!(acme.github_token.starts_with("gh-sandbox-acme-"));
+        assert_eq!(acme.github_repos, ["acme-web/website", "acme-web/infra"]);
+        let tokens = [&acme.token, &acme.plausible_token, &acme.github_token];
+        assert!(
+            tokens
+                .iter()
+                .all(|t| t.len() == "xx-sandbox-acme-".len() + 16)
+        );
+        assert_ne!(acme.plausible_token, globex.plausible_token);
         let ids = |o: &OwnerFixture| {
             let mut ids = vec![o.site_id.clone()];
             ids.extend(o.page_ids.iter().cloned());
@@ -873,6 +1015,8 @@ mod tests {
     async fn requests_are_recorded_with_owner_and_status() -> anyhow::Result<()> {
         let (sandbox, acme, globex) = two_owners().await?;
         let blog = &globex.collection_ids[0];
+        // reqwest's default `Accept`; `Authorization` is never kept.
+        let accept_any = vec![("accept".to_owned(), "*/*".to_owned())];
         get(&sandbox, "/v2/sites", Some(&acme.token)).await?;
         get(
             &sandbox,
@@ -894,18 +1038,21 @@ mod tests {
                     path: "/v2/sites".into(),
                     token_owner: Some("acme".into()),
                     status: 200,
+                    headers: accept_any.clone(),
                 },
                 RecordedRequest {
                     method: "GET".into(),
                     path: format!("/v2/collections/{blog}/items?limit=2"),
                     token_owner: Some("globex".into()),
                     status: 200,
+                    headers: accept_any.clone(),
                 },
                 RecordedRequest {
                     method: "GET".into(),
                     path: format!("/v2/collections/{blog}/items"),
                     token_owner: Some("acme".into()),
                     status: 404,
+                    headers: accept_any,
                 },
             ]
         );

@@ -61,7 +61,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), &sandbox.base_url());
     let _first = TestServer::start_with(config.clone()).await;
-    let second = Application::build(&config).await;
+    let second = Application::build(&config, &shared_server::startup::SHARED).await;
     let message = format!("{:#}", second.err().expect("second server must not start"));
     assert!(message.contains("locked"), "{message}");
 }

@@ -18,6 +18,14 @@ pub struct WhoamiOutput {
     pub writable_collections: Vec<String>,
     pub plausible_site: Option<String>,
     pub github_repos: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_domains: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_zone: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_customer: Option<String>,
 }
 
 impl Tool for Whoami {
@@ -45,6 +53,10 @@ impl Tool for Whoami {
                 .collect(),
             plausible_site: t.plausible_site.as_ref().map(|s| s.as_str().to_owned()),
             github_repos: t.github_repos.iter().map(ToString::to_string).collect(),
+            custom_domains: t.custom_domains.iter().map(ToString::to_string).collect(),
+            dns_zone: t.dns_zone.as_ref().map(ToString::to_string),
+            dns_names: t.dns_names.iter().map(ToString::to_string).collect(),
+            stripe_customer: t.stripe_customer.as_ref().map(|c| c.as_str().to_owned()),
         })
     }
 }

@@ -31,10 +31,8 @@ impl Plausible<'_> {
     /// `query` must already carry the tenant's own `site_id`.
     pub async fn query(&self, query: &serde_json::Value) -> Result<QueryResult, UpstreamError> {
         let call = Call {
-            method: reqwest::Method::POST,
-            path: "/api/v2/query".into(),
-            query: &[],
             json: Some(query),
+            ..Call::with_method(reqwest::Method::POST, "/api/v2/query".into())
         };
         self.upstream.send(&self.token, call).await
     }

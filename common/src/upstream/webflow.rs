@@ -275,10 +275,11 @@ impl Webflow<'_> {
         let body =
             serde_json::json!({"isArchived": false, "isDraft": true, "fieldData": field_data});
         let call = Call {
-            method: reqwest::Method::POST,
-            path: format!("/v2/collections/{collection}/items"),
-            query: &[],
             json: Some(&body),
+            ..Call::with_method(
+                reqwest::Method::POST,
+                format!("/v2/collections/{collection}/items"),
+            )
         };
         self.upstream.send(&self.token, call).await
     }
@@ -292,10 +293,11 @@ impl Webflow<'_> {
     ) -> Result<Item, UpstreamError> {
         let body = serde_json::json!({"fieldData": field_data});
         let call = Call {
-            method: reqwest::Method::PATCH,
-            path: format!("/v2/collections/{collection}/items/{item}"),
-            query: &[],
             json: Some(&body),
+            ..Call::with_method(
+                reqwest::Method::PATCH,
+                format!("/v2/collections/{collection}/items/{item}"),
+            )
         };
         self.upstream.send(&self.token, call).await
     }

@@ -1,0 +1,126 @@
+//! The isolated server's command line: `serve`, and admin subcommands that talk to the running
+//! instance's admin API. `secret`, `token` and `audit` work exactly as on the shared server.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use common::config::{Config, ISOLATED_DEFAULTS};
+use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
+use common::tenant::TenantSpec;
+use shared_server::cli::{
+    AdminClient, AuditArgs, SecretCommand, TokenCommand, print_json, run_audit, run_secret,
+    run_token,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "isolated-server",
+    version,
+    about = "studio-mcp: one client's isolated server for publish, DNS and billing"
+)]
+pub struct Cli {
+    /// Optional TOML config file; STUDIO_MCP_* environment variables override it.
+    #[arg(long, global = true, env = "STUDIO_MCP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Admin API origin for admin subcommands (default: http://<admin listen address>).
+    #[arg(long, global = true, env = "STUDIO_MCP_ADMIN_URL")]
+    pub admin_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the instance (MCP listener and admin listener) for STUDIO_MCP_TENANT.
+    Serve,
+    /// Set or show what this instance's tenant may act on.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Store an upstream credential (webflow, cloudflare, stripe) read from standard input.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Issue, list and revoke MCP bearer tokens for this instance.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read the audit log (newest first).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create or replace the tenant record of this instance.
+    Set(TenantSet),
+    /// Show the tenant, its stored secret kinds and active token count.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantSet {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long = "webflow-site", required = true)]
+    pub webflow_sites: Vec<String>,
+    /// Webflow custom domain ids the site may be published to (repeatable).
+    #[arg(long = "custom-domain")]
+    pub custom_domains: Vec<String>,
+    /// The Cloudflare zone id DNS changes are limited to.
+    #[arg(long)]
+    pub dns_zone: Option<String>,
+    /// A record name or `*.suffix` pattern DNS changes are limited to (repeatable).
+    #[arg(long = "dns-name")]
+    pub dns_names: Vec<String>,
+    /// The Stripe customer billing is limited to (`cus_…`).
+    #[arg(long)]
+    pub stripe_customer: Option<String>,
+}
+
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        cli.config.as_deref(),
+        |k| std::env::var(k).ok(),
+        ISOLATED_DEFAULTS,
+    )?)
+}
+
+pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
+    let client = AdminClient::from_config(cli.admin_url.as_deref(), config)?;
+    let tenant = || {
+        config
+            .tenant
+            .clone()
+            .context("STUDIO_MCP_TENANT must name this instance's tenant")
+    };
+    match &cli.command {
+        Command::Serve => anyhow::bail!("serve is not an admin command"),
+        Command::Tenant(TenantCommand::Set(set)) => {
+            let ids = |v: &[String], what: &'static str| -> anyhow::Result<Vec<WebflowId>> {
+                Ok(v.iter()
+                    .map(|s| WebflowId::parse(what, s))
+                    .collect::<Result<_, _>>()?)
+            };
+            let spec = TenantSpec {
+                name: set.name.clone(),
+                webflow_sites: ids(&set.webflow_sites, "--webflow-site")?,
+                custom_domains: ids(&set.custom_domains, "--custom-domain")?,
+                dns_zone: set.dns_zone.as_deref().map(ZoneId::parse).transpose()?,
+                dns_names: set
+                    .dns_names
+                    .iter()
+                    .map(|n| DnsName::parse(n))
+                    .collect::<Result<_, _>>()?,
+                stripe_customer: set
+                    .stripe_customer
+                    .as_deref()
+                    .map(StripeCustomer::parse)
+                    .transpose()?,
+                ..TenantSpec::default()
+            };
+            print_json(&client.set_tenant(&tenant()?, &spec).await?)
+        }
+        Command::Tenant(TenantCommand::Show) => print_json(&client.tenant(&tenant()?).await?),
+        Command::Secret(c) => run_secret(&client, c).await,
+        Command::Token(c) => run_token(&client, c).await,
+        Command::Audit(a) => run_audit(&client, a).await,
+    }
+}

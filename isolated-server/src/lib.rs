@@ -1,0 +1,19 @@
+//! The isolated studio-mcp server: one process per client, the only binary that can publish a
+//! site, change DNS or open a billing portal. It runs the shared server's runtime (auth edge,
+//! admin API, store) with its own catalog, its own keys and data dir, pinned to one tenant.
+
+pub mod cli;
+pub mod tools;
+pub mod upstream;
+
+use shared_server::startup::ServerSpec;
+
+pub const ISOLATED: ServerSpec = ServerSpec {
+    name: "studio-mcp-isolated",
+    instructions: "High-risk actions for one client: publish the Webflow site or CMS items, change \
+        DNS records, open the billing portal. Every change is two-step: the first call returns a \
+        preview and a confirmation_code; repeat the same call with confirmation_code to act.",
+    catalog: tools::isolated_catalog,
+    resources: false,
+    single_tenant: true,
+};

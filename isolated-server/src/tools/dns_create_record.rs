@@ -1,0 +1,74 @@
+//! `dns_create_record`: adds a record under one of the tenant's allowed names, after confirmation.
+
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::dns::{self, RecordArgs};
+use crate::tools::{Gate, Step, gate};
+use crate::upstream::cloudflare::{DnsRecord, RecordInput};
+
+pub struct CreateRecord;
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The tenant's zone id; may be left out.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    pub record: RecordArgs,
+    /// The code from the preview; leave out to get the preview.
+    #[serde(default, skip_serializing)]
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub action: &'static str,
+    pub zone_id: String,
+    pub before: Option<DnsRecord>,
+    pub after: RecordInput,
+    /// Records that already have this name (a CNAME cannot share its name).
+    pub existing_with_same_name: Vec<DnsRecord>,
+}
+
+impl Tool for CreateRecord {
+    const NAME: &'static str = "dns_create_record";
+    const TITLE: &'static str = "Create a DNS record";
+    const DESCRIPTION: &'static str = "Create a DNS record in this client's Cloudflare zone, under one of its \
+         allowed names. Two steps: the first call returns a preview and a confirmation_code; call \
+         again with the same arguments and the code to create it.";
+    const TIER: Tier = Tier::HighRisk;
+    const TOOLSET: Option<Toolset> = None;
+    type Args = Args;
+    type Output = Step<Preview, DnsRecord>;
+
+    fn available(tenant: &Tenant) -> bool {
+        tenant.dns_zone.is_some()
+    }
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
+        let zone = dns::zone(ctx, args.zone_id.as_deref())?;
+        let input = dns::input(ctx, &args.record)?;
+        let cloudflare = dns::cloudflare(ctx)?;
+        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
+            Gate::Preview(code) => {
+                let (existing, _) = cloudflare
+                    .list(&zone, Some(&input.name), None, 1, 100)
+                    .await?;
+                let preview = Preview {
+                    action: "create this DNS record",
+                    zone_id: zone.to_string(),
+                    before: None,
+                    after: input,
+                    existing_with_same_name: existing,
+                };
+                Ok(Step::preview(preview, code, Self::NAME))
+            }
+            Gate::Proceed => Ok(Step::Done {
+                result: cloudflare.create(&zone, &input).await?,
+            }),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `dns_delete_record`: removes a record under one of the tenant's allowed names.
+
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::dns;
+use crate::tools::{Gate, Step, gate};
+use crate::upstream::cloudflare::DnsRecord;
+
+pub struct DeleteRecord;
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The tenant's zone id; may be left out.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// The record to delete (from `dns_list_records`).
+    pub record_id: String,
+    /// The code from the preview; leave out to get the preview.
+    #[serde(default, skip_serializing)]
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub action: &'static str,
+    pub zone_id: String,
+    pub before: DnsRecord,
+    pub after: Option<DnsRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub deleted_record_id: String,
+}
+
+impl Tool for DeleteRecord {
+    const NAME: &'static str = "dns_delete_record";
+    const TITLE: &'static str = "Delete a DNS record";
+    const DESCRIPTION: &'static str = "Delete a DNS record of this client's Cloudflare zone under one of its \
+         allowed names. Two steps: the first call returns the record and a confirmation_code; call \
+         again with the same arguments and the code to delete it.";
+    const TIER: Tier = Tier::HighRisk;
+    const TOOLSET: Option<Toolset> = None;
+    type Args = Args;
+    type Output = Step<Preview, Deleted>;
+
+    fn available(tenant: &Tenant) -> bool {
+        tenant.dns_zone.is_some()
+    }
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
+        let zone = dns::zone(ctx, args.zone_id.as_deref())?;
+        let id = dns::record_id(&args.record_id)?;
+        let cloudflare = dns::cloudflare(ctx)?;
+        let before = cloudflare.get(&zone, &id).await?;
+        dns::allowed_name(ctx, &before.name)?;
+        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
+            Gate::Preview(code) => {
+                let preview = Preview {
+                    action: "delete this DNS record",
+                    zone_id: zone.to_string(),
+                    before,
+                    after: None,
+                };
+                Ok(Step::preview(preview, code, Self::NAME))
+            }
+            Gate::Proceed => {
+                let deleted = cloudflare.delete(&zone, &id).await?;
+                Ok(Step::Done {
+                    result: Deleted {
+                        deleted_record_id: deleted.id,
+                    },
+                })
+            }
+        }
+    }
+}

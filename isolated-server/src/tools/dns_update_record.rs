@@ -1,0 +1,75 @@
+//! `dns_update_record`: changes a record whose current and new names are both allowed.
+
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::dns::{self, RecordArgs};
+use crate::tools::{Gate, Step, gate};
+use crate::upstream::cloudflare::{DnsRecord, RecordInput};
+
+pub struct UpdateRecord;
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The tenant's zone id; may be left out.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// The record to change (from `dns_list_records`).
+    pub record_id: String,
+    /// The record as it should be afterwards.
+    pub record: RecordArgs,
+    /// The code from the preview; leave out to get the preview.
+    #[serde(default, skip_serializing)]
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub action: &'static str,
+    pub zone_id: String,
+    pub before: DnsRecord,
+    pub after: RecordInput,
+}
+
+impl Tool for UpdateRecord {
+    const NAME: &'static str = "dns_update_record";
+    const TITLE: &'static str = "Change a DNS record";
+    const DESCRIPTION: &'static str = "Change a DNS record of this client's Cloudflare zone; both its current \
+         and its new name must be allowed. Two steps: the first call returns the record before and \
+         after and a confirmation_code; call again with the same arguments and the code to change it.";
+    const TIER: Tier = Tier::HighRisk;
+    const TOOLSET: Option<Toolset> = None;
+    type Args = Args;
+    type Output = Step<Preview, DnsRecord>;
+
+    fn available(tenant: &Tenant) -> bool {
+        tenant.dns_zone.is_some()
+    }
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
+        let zone = dns::zone(ctx, args.zone_id.as_deref())?;
+        let id = dns::record_id(&args.record_id)?;
+        let input = dns::input(ctx, &args.record)?;
+        let cloudflare = dns::cloudflare(ctx)?;
+        // The record as it is now must also be one the tenant may touch.
+        let before = cloudflare.get(&zone, &id).await?;
+        dns::allowed_name(ctx, &before.name)?;
+        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
+            Gate::Preview(code) => {
+                let preview = Preview {
+                    action: "change this DNS record",
+                    zone_id: zone.to_string(),
+                    before,
+                    after: input,
+                };
+                Ok(Step::preview(preview, code, Self::NAME))
+            }
+            Gate::Proceed => Ok(Step::Done {
+                result: cloudflare.update(&zone, &id, &input).await?,
+            }),
+        }
+    }
+}

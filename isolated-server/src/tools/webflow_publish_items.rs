@@ -1,0 +1,82 @@
+//! `webflow_publish_items`: publishes chosen CMS items of one of the tenant's collections.
+
+use common::domain::WebflowId;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::secrets::SecretKind;
+use common::tenant::{Tier, Toolset};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::{Gate, Step, gate};
+use crate::upstream::webflow_publish::{self, ItemsPublished};
+
+pub struct PublishItems;
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The CMS collection the items belong to.
+    pub collection_id: String,
+    /// The items to publish (1-100).
+    pub item_ids: Vec<String>,
+    /// The code from the preview; leave out to get the preview.
+    #[serde(default, skip_serializing)]
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub action: &'static str,
+    pub collection_id: String,
+    pub collection_name: Option<String>,
+    pub item_ids: Vec<String>,
+}
+
+impl Tool for PublishItems {
+    const NAME: &'static str = "webflow_publish_items";
+    const TITLE: &'static str = "Publish CMS items";
+    const DESCRIPTION: &'static str = "Publish chosen items of one of this client's CMS collections to the \
+         live site. Two steps: the first call returns a preview and a confirmation_code; call again \
+         with the same arguments and the code to publish.";
+    const TIER: Tier = Tier::HighRisk;
+    const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
+    type Args = Args;
+    type Output = Step<Preview, ItemsPublished>;
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
+        if args.item_ids.is_empty() || args.item_ids.len() > 100 {
+            return Err(ToolError::InvalidArguments(
+                "item_ids: give 1 to 100 item ids".into(),
+            ));
+        }
+        let items: Vec<WebflowId> = args
+            .item_ids
+            .iter()
+            .map(|raw| WebflowId::parse("item_ids", raw))
+            .collect::<Result<_, _>>()?;
+        let collection = ctx.collection(&args.collection_id).await?;
+        let token = ctx.credential(SecretKind::Webflow)?;
+        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
+            Gate::Preview(code) => {
+                let info = ctx.webflow()?.get_collection(&collection).await?;
+                let preview = Preview {
+                    action: "publish these items' staged versions to the live site",
+                    collection_id: collection.to_string(),
+                    collection_name: info.display_name,
+                    item_ids: items.iter().map(ToString::to_string).collect(),
+                };
+                Ok(Step::preview(preview, code, Self::NAME))
+            }
+            Gate::Proceed => {
+                let result = webflow_publish::publish_items(
+                    &ctx.services.webflow,
+                    &token,
+                    &collection,
+                    &items,
+                )
+                .await?;
+                Ok(Step::Done { result })
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `webflow_publish_site`: publishes the tenant's site to its own custom domains and/or the
+//! webflow.io subdomain, at most once a minute per site, after confirmation.
+
+use common::domain::WebflowId;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::secrets::SecretKind;
+use common::tenant::{Tier, Toolset};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::tools::{Gate, Step, gate};
+use crate::upstream::webflow_publish::{self, SitePublished};
+
+pub struct PublishSite;
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// The Webflow site id; may be left out when the tenant has exactly one site.
+    #[serde(default)]
+    pub site_id: Option<String>,
+    /// Custom domain ids to publish to (default: all of this tenant's custom domains).
+    #[serde(default)]
+    pub custom_domains: Option<Vec<String>>,
+    /// Also publish to the site's webflow.io subdomain (default false).
+    #[serde(default)]
+    pub publish_to_webflow_subdomain: bool,
+    /// The code from the preview; leave out to get the preview.
+    #[serde(default, skip_serializing)]
+    pub confirmation_code: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub action: &'static str,
+    pub site_id: String,
+    pub site_name: Option<String>,
+    pub domains: Vec<String>,
+    pub publish_to_webflow_subdomain: bool,
+    pub last_published: Option<String>,
+    /// Seconds until Webflow allows the next publish of this site, if not now.
+    pub next_publish_in_secs: Option<u64>,
+}
+
+/// Webflow allows one publish a minute per site.
+const PUBLISHES_PER_MIN: u32 = 1;
+
+impl Tool for PublishSite {
+    const NAME: &'static str = "webflow_publish_site";
+    const TITLE: &'static str = "Publish the Webflow site";
+    const DESCRIPTION: &'static str = "Publish this client's Webflow site to its custom domains and/or the \
+         webflow.io subdomain. Two steps: the first call returns a preview and a confirmation_code; \
+         call again with the same arguments and the code to publish. At most once a minute per site.";
+    const TIER: Tier = Tier::HighRisk;
+    const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
+    type Args = Args;
+    type Output = Step<Preview, SitePublished>;
+
+    async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
+        let site = ctx.site(args.site_id.as_deref())?;
+        let domains: Vec<WebflowId> = match &args.custom_domains {
+            None => ctx.tenant.custom_domains.clone(),
+            Some(ids) => ids
+                .iter()
+                .map(|raw| {
+                    let id = WebflowId::parse("custom_domains", raw)?;
+                    if ctx.tenant.custom_domains.contains(&id) {
+                        Ok(id)
+                    } else {
+                        Err(ToolError::NotYours {
+                            what: "custom domain",
+                            id: id.to_string(),
+                        })
+                    }
+                })
+                .collect::<Result<_, ToolError>>()?,
+        };
+        if domains.is_empty() && !args.publish_to_webflow_subdomain {
+            return Err(ToolError::InvalidArguments(
+                "nothing to publish to: give custom_domains or publish_to_webflow_subdomain: true"
+                    .into(),
+            ));
+        }
+        let gate_key = format!("publish:{site}");
+        let next = ctx
+            .services
+            .gates
+            .would_allow(&gate_key, PUBLISHES_PER_MIN, 60.0)
+            .err();
+        let token = ctx.credential(SecretKind::Webflow)?;
+        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
+            Gate::Preview(code) => {
+                let info = ctx.webflow()?.get_site(&site).await?;
+                let urls = domains
+                    .iter()
+                    .map(|d| {
+                        info.custom_domains
+                            .iter()
+                            .find(|c| c.id == d.as_str())
+                            .and_then(|c| c.url.clone())
+                            .unwrap_or_else(|| d.to_string())
+                    })
+                    .collect();
+                let preview = Preview {
+                    action: "publish the site's current staged version, replacing what is live",
+                    site_id: site.to_string(),
+                    site_name: info.display_name,
+                    domains: urls,
+                    publish_to_webflow_subdomain: args.publish_to_webflow_subdomain,
+                    last_published: info.last_published,
+                    next_publish_in_secs: next,
+                };
+                Ok(Step::preview(preview, code, Self::NAME))
+            }
+            Gate::Proceed => {
+                if let Err(secs) = ctx.services.gates.take(gate_key, PUBLISHES_PER_MIN, 60.0) {
+                    return Err(ToolError::RateLimited {
+                        retry_after_secs: secs,
+                    });
+                }
+                let result = webflow_publish::publish_site(
+                    &ctx.services.webflow,
+                    &token,
+                    &site,
+                    &domains,
+                    args.publish_to_webflow_subdomain,
+                )
+                .await?;
+                Ok(Step::Done { result })
+            }
+        }
+    }
+}

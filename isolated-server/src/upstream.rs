@@ -1,0 +1,6 @@
+//! The high-risk upstream calls: Webflow publishing, Cloudflare DNS changes, Stripe billing.
+//! They exist in this crate only, so the shared server's binary cannot contain them.
+
+pub mod cloudflare;
+pub mod stripe;
+pub mod webflow_publish;
