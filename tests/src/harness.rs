@@ -111,8 +111,8 @@ impl TestServer {
             .expect("server ran cleanly");
     }
 
-    /// Adds a tenant bound to a sandbox owner's site, stores its Webflow token and issues it
-    /// an MCP token.
+    /// Adds a tenant bound to everything its sandbox owner has (Webflow site, Plausible site,
+    /// GitHub repositories), stores each upstream credential and issues it an MCP token.
     pub async fn provision(&self, owner: &OwnerFixture) -> TestTenant {
         self.provision_with(owner, json!({})).await
     }
@@ -123,16 +123,24 @@ impl TestServer {
             "id": owner.owner,
             "name": format!("{} Inc", owner.owner),
             "webflow_sites": [owner.site_id],
+            "plausible_site": owner.plausible_site,
+            "github_repos": owner.github_repos,
         });
         if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
             spec.extend(extra.clone());
         }
         let new: NewTenant = serde_json::from_value(spec).expect("tenant spec");
         self.admin.add_tenant(&new).await.expect("tenant added");
-        self.admin
-            .set_secret(&owner.owner, "webflow", owner.token.clone())
-            .await
-            .expect("secret stored");
+        for (kind, secret) in [
+            ("webflow", &owner.token),
+            ("plausible", &owner.plausible_token),
+            ("github", &owner.github_token),
+        ] {
+            self.admin
+                .set_secret(&owner.owner, kind, secret.clone())
+                .await
+                .expect("secret stored");
+        }
         let issued = self
             .admin
             .issue_token(

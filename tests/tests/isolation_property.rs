@@ -1,7 +1,12 @@
-//! The isolation property: for random tokens (valid, revoked, forged, garbage) and random tool
-//! calls whose resource ids are drawn from every tenant, no answer ever contains data owned by a
-//! tenant other than the token's, and no upstream request made for a tenant carries another
-//! tenant's credential. Fixed case count and seed; set `ISOLATION_SEED=<n>` to replay another.
+//! The isolation property: for random tokens (valid, revoked, forged, garbage) and random calls
+//! to every tool and resource of the shared server, writes included, with resource ids drawn
+//! from every tenant:
+//! - no answer contains data owned by a tenant other than the token's;
+//! - every upstream request is made with the caller's own credential, and none names another
+//!   tenant's site, page, collection or repository;
+//! - no other tenant's CMS items change.
+//!
+//! Fixed case count and seed; set `ISOLATION_SEED=<n>` to explore or replay another sequence.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,9 +15,32 @@ use proptest::test_runner::{Config, RngSeed, TestRunner};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tests::harness::TestServer;
-use tests::sandbox::{Fixture, Sandbox};
+use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 
 const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
+
+const TOOLS: [&str; 20] = [
+    "whoami",
+    "webflow_list_sites",
+    "webflow_get_site",
+    "webflow_list_pages",
+    "webflow_get_page_content",
+    "webflow_list_collections",
+    "webflow_get_collection",
+    "webflow_list_items",
+    "webflow_get_item",
+    "webflow_create_item",
+    "webflow_update_item",
+    "analytics_query",
+    "github_get_repo",
+    "github_list_commits",
+    "github_list_workflow_runs",
+    "github_list_deployments",
+    "site_status",
+    "content_audit",
+    "resources/read",
+    "resources/list",
+];
 
 #[derive(Clone, Debug)]
 enum Who {
@@ -26,25 +54,14 @@ enum Who {
 struct Case {
     who: Who,
     tool: &'static str,
-    /// Indexes into the pool of every owner's ids (and a few junk values).
+    /// Indexes into pools of every owner's ids (plus junk); `None` leaves the argument out.
     site: Option<usize>,
     page: usize,
     collection: usize,
     item: usize,
+    repo: Option<usize>,
     offset: Option<u32>,
 }
-
-const TOOLS: [&str; 9] = [
-    "whoami",
-    "webflow_list_sites",
-    "webflow_get_site",
-    "webflow_list_pages",
-    "webflow_get_page_content",
-    "webflow_list_collections",
-    "webflow_get_collection",
-    "webflow_list_items",
-    "webflow_get_item",
-];
 
 fn case() -> impl Strategy<Value = Case> {
     let who = prop_oneof![
@@ -60,25 +77,106 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..64,
         0usize..64,
         0usize..64,
+        proptest::option::of(0usize..64),
         proptest::option::of(0u32..8),
     )
-        .prop_map(|(who, tool, site, page, collection, item, offset)| Case {
-            who,
-            tool,
-            site,
-            page,
-            collection,
-            item,
-            offset,
-        })
+        .prop_map(
+            |(who, tool, site, page, collection, item, repo, offset)| Case {
+                who,
+                tool,
+                site,
+                page,
+                collection,
+                item,
+                repo,
+                offset,
+            },
+        )
 }
 
 fn pick(pool: &[String], i: usize) -> &str {
     &pool[i % pool.len()]
 }
 
+struct Pools {
+    sites: Vec<String>,
+    pages: Vec<String>,
+    collections: Vec<String>,
+    items: Vec<String>,
+    repos: Vec<String>,
+}
+
+fn request(c: &Case, p: &Pools) -> Value {
+    let mut args = json!({
+        "page_id": pick(&p.pages, c.page),
+        "collection_id": pick(&p.collections, c.collection),
+        "item_id": pick(&p.items, c.item),
+        "field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)},
+        "metrics": ["visitors"],
+        "date_range": "7d",
+        "dimensions": ["event:page"],
+    });
+    if let Some(s) = c.site {
+        args["site_id"] = json!(pick(&p.sites, s));
+    }
+    if let Some(r) = c.repo {
+        args["repo"] = json!(pick(&p.repos, r));
+    }
+    if let Some(o) = c.offset {
+        args["offset"] = json!(o);
+    }
+    // Arguments a tool does not take are refused by it; keep only the ones it takes.
+    let takes: &[&str] = match c.tool {
+        "webflow_get_site" | "webflow_list_collections" | "site_status" => &["site_id"],
+        "webflow_list_pages" => &["site_id", "offset"],
+        "webflow_get_page_content" => &["page_id", "offset"],
+        "webflow_get_collection" => &["collection_id"],
+        "webflow_list_items" => &["collection_id", "offset"],
+        "webflow_get_item" => &["collection_id", "item_id"],
+        "webflow_create_item" => &["collection_id", "field_data"],
+        "webflow_update_item" => &["collection_id", "item_id", "field_data"],
+        "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],
+        "github_get_repo"
+        | "github_list_commits"
+        | "github_list_workflow_runs"
+        | "github_list_deployments" => &["repo"],
+        "content_audit" => &["site_id", "collection_id"],
+        _ => &[],
+    };
+    args.as_object_mut()
+        .unwrap()
+        .retain(|k, _| takes.contains(&k.as_str()));
+    let (method, params) = match c.tool {
+        "resources/read" => {
+            let uri = if c.page % 2 == 0 {
+                format!(
+                    "webflow://sites/{}",
+                    pick(&p.sites, c.site.unwrap_or(c.page))
+                )
+            } else {
+                format!(
+                    "webflow://collections/{}",
+                    pick(&p.collections, c.collection)
+                )
+            };
+            ("resources/read", json!({"uri": uri}))
+        }
+        "resources/list" => ("resources/list", json!({})),
+        tool => ("tools/call", json!({"name": tool, "arguments": args})),
+    };
+    json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+}
+
+fn snapshot(sandbox: &Sandbox, owner: &OwnerFixture) -> Vec<Option<Value>> {
+    owner
+        .item_ids
+        .iter()
+        .map(|(c, i)| sandbox.webflow_item(c, i))
+        .collect()
+}
+
 #[test]
-fn no_call_ever_sees_another_tenants_data() {
+fn no_call_ever_sees_or_touches_another_tenants_data() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -89,11 +187,9 @@ fn no_call_ever_sees_another_tenants_data() {
         let server = TestServer::start(&sandbox).await;
         let mut tenants = Vec::new();
         for owner in OWNERS {
-            tenants.push(
-                server
-                    .provision(sandbox.fixture().owner(owner).unwrap())
-                    .await,
-            );
+            let f = sandbox.fixture().owner(owner).unwrap();
+            let extra = json!({"writable_collections": [f.collection_ids[0]]});
+            tenants.push(server.provision_with(f, extra).await);
         }
         let extra = server
             .admin
@@ -107,14 +203,9 @@ fn no_call_ever_sees_another_tenants_data() {
         );
         let tmp = tempfile::tempdir().unwrap();
         let store = common::store::Store::open(tmp.path()).unwrap();
+        let acme = common::domain::TenantId::parse("acme").unwrap();
         let forged = other
-            .issue(
-                &store,
-                &common::domain::TenantId::parse("acme").unwrap(),
-                "",
-                3600,
-                common::now_unix(),
-            )
+            .issue(&store, &acme, "", 3600, common::now_unix())
             .unwrap();
         (
             sandbox,
@@ -125,42 +216,53 @@ fn no_call_ever_sees_another_tenants_data() {
         )
     });
 
-    // Every id of every owner, plus junk: the pool arguments are drawn from.
-    let f = sandbox.fixture();
-    let sites: Vec<String> = f
-        .owners
-        .iter()
-        .map(|o| o.site_id.clone())
-        .chain(["0123456789abcdef01234567".into()])
-        .collect();
-    let pages: Vec<String> = f
-        .owners
-        .iter()
-        .flat_map(|o| o.page_ids.clone())
-        .chain(["nope".into()])
-        .collect();
-    let collections: Vec<String> = f
-        .owners
-        .iter()
-        .flat_map(|o| o.collection_ids.clone())
-        .collect();
-    let items: Vec<String> = f
-        .owners
-        .iter()
-        .flat_map(|o| o.item_ids.iter().map(|(_, i)| i.clone()))
-        .collect();
+    let f = sandbox.fixture().clone();
+    let junk = "0123456789abcdef01234567".to_owned();
+    let pools = Pools {
+        sites: f
+            .owners
+            .iter()
+            .map(|o| o.site_id.clone())
+            .chain([junk.clone()])
+            .collect(),
+        pages: f
+            .owners
+            .iter()
+            .flat_map(|o| o.page_ids.clone())
+            .chain(["nope".into()])
+            .collect(),
+        collections: f
+            .owners
+            .iter()
+            .flat_map(|o| o.collection_ids.clone())
+            .chain([junk])
+            .collect(),
+        items: f
+            .owners
+            .iter()
+            .flat_map(|o| o.item_ids.iter().map(|(_, i)| i.clone()))
+            .collect(),
+        repos: f
+            .owners
+            .iter()
+            .flat_map(|o| o.github_repos.clone())
+            .chain(["someone/else".into()])
+            .collect(),
+    };
+    let before: Vec<_> = f.owners.iter().map(|o| snapshot(&sandbox, o)).collect();
 
     let seed = std::env::var("ISOLATION_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x15_01a7e);
     let config = Config {
-        cases: 120,
+        cases: 200,
         rng_seed: RngSeed::Fixed(seed),
         failure_persistence: None,
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
+    let writes_by = std::cell::RefCell::new(vec![0usize; OWNERS.len()]);
     let outcome = runner.run(&case(), |c| {
         let token = match &c.who {
             Who::Tenant(i) => tenants[*i].token.clone(),
@@ -168,73 +270,97 @@ fn no_call_ever_sees_another_tenants_data() {
             Who::Forged => forged.clone(),
             Who::Garbage => "Zm9vYmFy.YmF6.cXV4".to_owned(),
         };
-        let mut args = json!({
-            "page_id": pick(&pages, c.page),
-            "collection_id": pick(&collections, c.collection),
-            "item_id": pick(&items, c.item),
-        });
-        if let Some(s) = c.site {
-            args["site_id"] = json!(pick(&sites, s));
-        }
-        if let Some(o) = c.offset {
-            args["offset"] = json!(o);
-        }
-        // Arguments a tool does not take are refused by it; keep only the ones it takes.
-        let takes: &[&str] = match c.tool {
-            "webflow_get_site" | "webflow_list_collections" => &["site_id"],
-            "webflow_list_pages" => &["site_id", "offset"],
-            "webflow_get_page_content" => &["page_id", "offset"],
-            "webflow_get_collection" => &["collection_id"],
-            "webflow_list_items" => &["collection_id", "offset"],
-            "webflow_get_item" => &["collection_id", "item_id"],
-            _ => &[],
-        };
-        args.as_object_mut()
-            .unwrap()
-            .retain(|k, _| takes.contains(&k.as_str()));
-        let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                          "params": {"name": c.tool, "arguments": args}})
-        .to_string();
-
+        let body = request(&c, &pools).to_string();
         sandbox.clear_requests();
         let (status, text) = runtime.block_on(server.post_raw(Some(&token), &body));
-        match &c.who {
-            Who::Tenant(i) => {
-                prop_assert_eq!(status, 200, "{}", text);
-                let me = OWNERS[*i];
-                let parsed: Value = serde_json::from_str(&text).unwrap();
-                prop_assert!(parsed.get("result").is_some() || parsed.get("error").is_some());
-                for other in OWNERS.iter().filter(|o| **o != me) {
+        let Who::Tenant(i) = &c.who else {
+            prop_assert_eq!(status, 401, "{}", text);
+            prop_assert!(sandbox.requests().is_empty());
+            return Ok(());
+        };
+        prop_assert_eq!(status, 200, "{}", text);
+        let me = OWNERS[*i];
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        prop_assert!(parsed.get("result").is_some() || parsed.get("error").is_some());
+        for (other, theirs) in f
+            .owners
+            .iter()
+            .map(|o| (o.owner.as_str(), o))
+            .filter(|(o, _)| *o != me)
+        {
+            prop_assert!(
+                !text.contains(&format!("owner:{other})")),
+                "{} saw {}'s data: {}",
+                me,
+                other,
+                text
+            );
+            // An id the caller sent may be echoed in a refusal; any other is a leak.
+            let foreign_ids = [&theirs.site_id]
+                .into_iter()
+                .chain(&theirs.collection_ids)
+                .chain(&theirs.page_ids);
+            for id in foreign_ids {
+                prop_assert!(
+                    body.contains(id.as_str()) || !text.contains(id.as_str()),
+                    "foreign id {} in answer",
+                    id
+                );
+            }
+            for request in sandbox.requests() {
+                let named = [&theirs.site_id]
+                    .into_iter()
+                    .chain(&theirs.collection_ids)
+                    .chain(&theirs.page_ids);
+                for id in named {
                     prop_assert!(
-                        !text.contains(&format!("owner:{other})")),
-                        "{} leaked {}'s data: {}",
-                        me,
+                        !request.path.contains(id.as_str()),
+                        "upstream saw {}'s id: {:?}",
                         other,
-                        text
+                        request
                     );
-                    let theirs = f.owner(other).unwrap();
-                    // An id the caller sent may be echoed in a refusal; any other is a leak.
-                    if !body.contains(&theirs.site_id) {
-                        prop_assert!(!text.contains(&theirs.site_id), "foreign site id in answer");
-                    }
                 }
-                for request in sandbox.requests() {
-                    prop_assert_eq!(
-                        request.token_owner.as_deref(),
-                        Some(me),
-                        "wrong credential upstream: {:?}",
+                for repo in &theirs.github_repos {
+                    prop_assert!(
+                        !request.path.contains(repo.as_str()),
+                        "upstream saw {}'s repo: {:?}",
+                        other,
                         request
                     );
                 }
             }
-            _ => {
-                prop_assert_eq!(status, 401, "{}", text);
-                prop_assert!(sandbox.requests().is_empty());
+        }
+        for request in sandbox.requests() {
+            prop_assert_eq!(
+                request.token_owner.as_deref(),
+                Some(me),
+                "wrong credential upstream: {:?}",
+                request
+            );
+            if request.method != "GET" && request.path.starts_with("/v2/") {
+                writes_by.borrow_mut()[*i] += 1;
             }
         }
         Ok(())
     });
     if let Err(e) = outcome {
         panic!("isolation violated (replay with ISOLATION_SEED={seed}): {e}");
+    }
+    // Writes did happen, and only into each writer's own collection; nobody else's items moved
+    // except through their own tenant's calls.
+    let writes_by = writes_by.into_inner();
+    assert!(
+        writes_by.iter().sum::<usize>() > 0,
+        "no write was exercised"
+    );
+    for (o, owner) in f.owners.iter().enumerate() {
+        if writes_by[o] == 0 {
+            assert_eq!(
+                snapshot(&sandbox, owner),
+                before[o],
+                "{}'s items changed without a call of theirs",
+                owner.owner
+            );
+        }
     }
 }
