@@ -54,6 +54,8 @@ pub struct Config {
     /// The longest `Retry-After` a tool call waits out before answering with an error.
     pub max_retry_wait_ms: u64,
     pub token_ttl_days: u64,
+    /// How long a high-risk action's confirmation code stays valid.
+    pub confirm_ttl_secs: u64,
     /// Audit records older than this are deleted (checked hourly).
     pub audit_retention_days: u64,
     /// Default per-tenant tool calls per minute.
@@ -83,6 +85,7 @@ struct FileConfig {
     max_retry_wait_ms: Option<u64>,
     token_ttl_days: Option<u64>,
     audit_retention_days: Option<u64>,
+    confirm_ttl_secs: Option<u64>,
     tenant_rate_per_min: Option<u64>,
     webflow_rate_per_min: Option<u64>,
     log_format: Option<String>,
@@ -192,6 +195,8 @@ impl Config {
             )?,
             max_retry_wait_ms: number("STUDIO_MCP_MAX_RETRY_WAIT_MS", f.max_retry_wait_ms, 2_000)?,
             token_ttl_days: number("STUDIO_MCP_TOKEN_TTL_DAYS", f.token_ttl_days, 365)?,
+            confirm_ttl_secs: number("STUDIO_MCP_CONFIRM_TTL_SECS", f.confirm_ttl_secs, 300)?
+                .clamp(1, 3600),
             audit_retention_days: number(
                 "STUDIO_MCP_AUDIT_RETENTION_DAYS",
                 f.audit_retention_days,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod confirm;
 pub mod domain;
 pub mod mcp;
+pub mod metrics;
 pub mod ratelimit;
 pub mod resources;
 pub mod scope;

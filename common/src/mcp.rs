@@ -94,6 +94,9 @@ pub struct Services {
     pub limiter: crate::ratelimit::RateLimiter,
     /// Keyed once-per-interval gates for actions an upstream allows rarely (publishing).
     pub gates: crate::ratelimit::Buckets<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Lifetime of a confirmation code for a high-risk action.
+    pub confirm_ttl_secs: u64,
 }
 
 /// One authenticated call: the tenant is fixed here and tools cannot choose another.
@@ -588,7 +591,12 @@ impl ServerHandler for McpServer {
         };
         let outcome = match self.services.limiter.check(&caller.tenant) {
             Ok(()) => (entry.call)(&ctx, arguments).await,
-            Err(retry_after_secs) => Err(ToolError::RateLimited { retry_after_secs }),
+            Err(retry_after_secs) => {
+                self.services
+                    .metrics
+                    .record_rate_limited(caller.tenant.id.as_str());
+                Err(ToolError::RateLimited { retry_after_secs })
+            }
         };
         let elapsed_us = started.elapsed().as_micros() as u64;
         let (result, kind) = match outcome {
@@ -605,6 +613,12 @@ impl ServerHandler for McpServer {
                 )
             }
         };
+        self.services.metrics.record_call(
+            caller.tenant.id.as_str(),
+            entry.name(),
+            kind,
+            started.elapsed(),
+        );
         self.audit(&caller, entry.name(), args_digest, kind, started);
         Ok(result.into())
     }

@@ -39,6 +39,23 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+impl AuthError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::Expired => "expired",
+            AuthError::Unknown => "unknown",
+            AuthError::Revoked => "revoked",
+            AuthError::NoTenant => "no_tenant",
+            AuthError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,

@@ -74,6 +74,7 @@ pub struct Upstream {
     /// Calls per minute allowed per credential, if the vendor publishes a quota.
     quota_per_min: Option<u32>,
     quota: Arc<Buckets<[u8; 32]>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// TLS for upstream calls uses rustls with the ring provider; install it once per process.
@@ -142,7 +143,14 @@ impl Upstream {
             default_headers: HeaderMap::new(),
             quota_per_min: None,
             quota: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts every answer (by status class) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Keeps each credential within `per_min` calls a minute (a minute's worth may burst).
@@ -252,7 +260,14 @@ impl Upstream {
         for (name, value) in call.headers {
             request = request.header(*name, value);
         }
-        request.send().await.map_err(|e| self.transport_error(e))
+        let sent = request.send().await;
+        if let Some(metrics) = &self.metrics {
+            metrics.record_upstream(
+                self.name,
+                sent.as_ref().map(|r| r.status().as_u16()).unwrap_or(0),
+            );
+        }
+        sent.map_err(|e| self.transport_error(e))
     }
 
     fn transport_error(&self, e: reqwest::Error) -> UpstreamError {

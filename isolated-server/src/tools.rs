@@ -29,9 +29,6 @@ pub fn isolated_catalog() -> Catalog {
     ])
 }
 
-/// How long a confirmation code stays valid.
-pub const CONFIRM_TTL_SECS: u64 = 300;
-
 /// The answer of a high-risk tool: a preview with a code to confirm, or what was done.
 #[derive(Debug, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -67,7 +64,13 @@ pub fn gate(
     let now = common::audit::now_ms();
     match code {
         None => confirmations
-            .issue(tenant, tool, &digest, now, CONFIRM_TTL_SECS * 1000)
+            .issue(
+                tenant,
+                tool,
+                &digest,
+                now,
+                ctx.services.confirm_ttl_secs * 1000,
+            )
             .map(Gate::Preview)
             .map_err(|e| ctx.store_error(e)),
         Some(code) => match confirmations.redeem(code.trim(), tenant, tool, &digest, now) {
@@ -79,11 +82,11 @@ pub fn gate(
 }
 
 impl<P, R> Step<P, R> {
-    pub fn preview(preview: P, code: String, tool: &str) -> Self {
+    pub fn preview(ctx: &ToolContext<'_>, preview: P, code: String, tool: &str) -> Self {
         Step::ConfirmationRequired {
             preview,
             confirmation_code: code,
-            expires_in_secs: CONFIRM_TTL_SECS,
+            expires_in_secs: ctx.services.confirm_ttl_secs,
             next_step: format!(
                 "Nothing has changed yet. Show this preview to the person; if they agree, call {tool} \
                  again with the same arguments plus confirmation_code."

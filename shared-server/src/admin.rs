@@ -120,6 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tokens", get(list_tokens))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/audit", get(read_audit))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
@@ -166,6 +167,17 @@ fn audit_admin(state: &AppState, action: &str, tenant: &str, subject: &serde_jso
     if let Err(e) = state.services.store.audit().append(&record) {
         tracing::error!(error = %e, "audit record not written");
     }
+}
+
+/// Prometheus text; scrape with the admin token as a bearer credential.
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.services.metrics.render(),
+    )
 }
 
 async fn read_audit(

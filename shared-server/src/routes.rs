@@ -95,6 +95,7 @@ async fn authenticate(
         }
         Err(e) => {
             tracing::info!(reason = %e, "refused MCP request");
+            state.services.metrics.record_token_refusal(e.reason());
             unauthorized(&e)
         }
     }

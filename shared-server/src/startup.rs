@@ -104,45 +104,28 @@ impl Application {
         let admin_token = load_or_create_admin_token(config)?;
 
         let client = http_client().context("cannot build the HTTP client")?;
+        let metrics = Arc::new(common::metrics::Metrics::default());
         let timeout = Duration::from_millis(config.upstream_timeout_ms);
         let retry = Duration::from_millis(config.max_retry_wait_ms);
+        let upstream = |name: &'static str, base: &str| {
+            Upstream::new(name, base, client.clone(), timeout, retry).with_metrics(metrics.clone())
+        };
+        let u = &config.upstreams;
         let services = Services {
             store,
             master_key,
-            plausible: Upstream::new(
-                "Plausible",
-                &config.upstreams.plausible,
-                client.clone(),
-                timeout,
-                retry,
-            ),
-            github: Upstream::new(
-                "GitHub",
-                &config.upstreams.github,
-                client.clone(),
-                timeout,
-                retry,
-            )
-            .with_header("x-github-api-version", "2022-11-28")
-            .with_header("accept", "application/vnd.github+json"),
-            webflow: Upstream::new(
-                "Webflow",
-                &config.upstreams.webflow,
-                client.clone(),
-                timeout,
-                retry,
-            )
-            .with_quota(u32::try_from(config.webflow_rate_per_min).unwrap_or(u32::MAX)),
-            cloudflare: Upstream::new(
-                "Cloudflare",
-                &config.upstreams.cloudflare,
-                client.clone(),
-                timeout,
-                retry,
-            ),
-            stripe: Upstream::new("Stripe", &config.upstreams.stripe, client, timeout, retry),
+            plausible: upstream("Plausible", &u.plausible),
+            github: upstream("GitHub", &u.github)
+                .with_header("x-github-api-version", "2022-11-28")
+                .with_header("accept", "application/vnd.github+json"),
+            webflow: upstream("Webflow", &u.webflow)
+                .with_quota(u32::try_from(config.webflow_rate_per_min).unwrap_or(u32::MAX)),
+            cloudflare: upstream("Cloudflare", &u.cloudflare),
+            stripe: upstream("Stripe", &u.stripe),
             index: ResourceIndex::default(),
             gates: Default::default(),
+            metrics,
+            confirm_ttl_secs: config.confirm_ttl_secs,
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             ),

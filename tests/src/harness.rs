@@ -12,7 +12,7 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use shared_server::admin::{IssueRequest, NewTenant};
 use shared_server::cli::AdminClient;
-use shared_server::startup::Application;
+use shared_server::startup::{Application, ServerSpec};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -75,8 +75,22 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
+        Self::start_spec(config, &shared_server::startup::SHARED).await
+    }
+
+    /// An isolated instance for `tenant`, on its own temp data dir.
+    pub async fn start_isolated(sandbox: &Sandbox, tenant: &str) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut config = config_for(tmp.path(), &sandbox.base_url());
+        config.tenant = Some(tenant.to_owned());
+        let mut server = Self::start_spec(config, &isolated_server::ISOLATED).await;
+        server._tmp = Some(tmp);
+        server
+    }
+
+    pub async fn start_spec(config: Config, spec: &'static ServerSpec) -> TestServer {
         common::upstream::install_crypto_provider();
-        let app = Application::build(&config, &shared_server::startup::SHARED)
+        let app = Application::build(&config, spec)
             .await
             .expect("server builds");
         let mcp_url = format!("http://{}/mcp", app.mcp_addr());
@@ -160,6 +174,11 @@ impl TestServer {
         }
     }
 
+    /// See [`provision_isolated`].
+    pub async fn provision_isolated(&self, owner: &OwnerFixture) -> TestTenant {
+        provision_isolated(&self.admin, owner).await
+    }
+
     /// An MCP client that does the `initialize` handshake (protocol 2025-06-18 / 2025-11-25).
     pub async fn client(&self, token: &str) -> McpClient {
         self.try_client(token, None)
@@ -179,24 +198,7 @@ impl TestServer {
         token: &str,
         modern: Option<ProtocolVersion>,
     ) -> anyhow::Result<McpClient> {
-        common::upstream::install_crypto_provider();
-        let config =
-            StreamableHttpClientTransportConfig::with_uri(self.mcp_url.as_str()).auth_header(token);
-        let transport = StreamableHttpClientTransport::from_config(config);
-        let client = match modern {
-            None => ClientConfig::default().serve(transport).await?,
-            Some(version) => {
-                ClientConfig::default()
-                    .serve_with_lifecycle(
-                        transport,
-                        ClientLifecycleMode::Discover {
-                            preferred_versions: vec![version],
-                        },
-                    )
-                    .await?
-            }
-        };
-        Ok(client)
+        connect(&self.mcp_url, token, modern).await
     }
 
     /// Raw JSON-RPC POST to `/mcp`; returns status and body text.
@@ -270,4 +272,74 @@ pub fn ok_json(result: &CallToolResult) -> Value {
         .structured_content
         .clone()
         .expect("structured content")
+}
+
+/// Sets an isolated instance's tenant to everything its sandbox owner has (site, custom
+/// domains, DNS zone with `www.` and `*.shop.` names, Stripe customer), stores the Webflow,
+/// Cloudflare and Stripe credentials and issues an MCP token.
+pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> TestTenant {
+    let spec: common::tenant::TenantSpec = serde_json::from_value(json!({
+        "name": format!("{} Inc", owner.owner),
+        "webflow_sites": [owner.site_id],
+        "custom_domains": owner.custom_domain_ids,
+        "dns_zone": owner.zone_id,
+        "dns_names": [format!("www.{}", owner.zone_name), format!("*.shop.{}", owner.zone_name), format!("shop.{}", owner.zone_name)],
+        "stripe_customer": owner.stripe_customer,
+    }))
+    .expect("tenant spec");
+    admin
+        .set_tenant(&owner.owner, &spec)
+        .await
+        .expect("tenant set");
+    for (kind, secret) in [
+        ("webflow", &owner.token),
+        ("cloudflare", &owner.cloudflare_token),
+        ("stripe", &owner.stripe_key),
+    ] {
+        admin
+            .set_secret(&owner.owner, kind, secret.clone())
+            .await
+            .expect("secret stored");
+    }
+    let issued = admin
+        .issue_token(
+            &owner.owner,
+            &IssueRequest {
+                label: Some("test".into()),
+                ttl_days: None,
+            },
+        )
+        .await
+        .expect("token issued");
+    TestTenant {
+        id: owner.owner.clone(),
+        token: issued.token,
+        token_id: issued.record.id,
+        fixture: owner.clone(),
+    }
+}
+
+/// An MCP client for `mcp_url`: the `initialize` handshake, or `server/discover` for `modern`.
+pub async fn connect(
+    mcp_url: &str,
+    token: &str,
+    modern: Option<ProtocolVersion>,
+) -> anyhow::Result<McpClient> {
+    common::upstream::install_crypto_provider();
+    let config = StreamableHttpClientTransportConfig::with_uri(mcp_url).auth_header(token);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let client = match modern {
+        None => ClientConfig::default().serve(transport).await?,
+        Some(version) => {
+            ClientConfig::default()
+                .serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![version],
+                    },
+                )
+                .await?
+        }
+    };
+    Ok(client)
 }

@@ -1,16 +1,20 @@
 //! Sandbox upstreams: one local HTTP server that imitates the vendor APIs the tools call, so no test
 //! (and no demo) can ever reach real client data.
 //!
-//! Every upstream router ([`webflow`], [`plausible`], [`github`]) is merged into one axum app
-//! behind one shared layer that resolves the bearer token to its owner, records the request and
-//! applies injected failures. Each upstream keeps its own data, built from the same [`Fixture`],
-//! and scopes every lookup to the token's owner the way the real API scopes its credential. A
-//! token only counts on its own vendor's paths: a Webflow token sent to GitHub is unknown there.
+//! Every upstream router ([`webflow`], [`plausible`], [`github`], [`cloudflare`], [`stripe`]) is
+//! merged into one axum app behind one shared layer that resolves the bearer token to its owner,
+//! records the request and applies injected failures. Each upstream keeps its own data, built
+//! from the same [`Fixture`], and scopes every lookup to the token's owner the way the real API
+//! scopes its credential. A token only counts on its own vendor's paths: a Webflow token sent to
+//! GitHub is unknown there.
 
+pub mod cloudflare;
 pub mod github;
 pub mod plausible;
+pub mod stripe;
 pub mod webflow;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -62,11 +66,27 @@ pub struct OwnerFixture {
     pub github_token: String,
     /// `owner/name` of each repository the GitHub token can read (see [`github::REPO_NAMES`]).
     pub github_repos: Vec<String>,
+    /// Cloudflare API token (`Authorization: Bearer …`) that reaches only [`Self::zone_id`].
+    pub cloudflare_token: String,
+    /// The owner's Cloudflare zone: 32 hex digits, like Cloudflare's ids.
+    pub zone_id: String,
+    /// `<owner>.example`, the zone's apex name.
+    pub zone_name: String,
+    /// The seeded records of the zone, in [`cloudflare::SEED_RECORDS`] order.
+    pub dns_record_ids: Vec<String>,
+    /// Stripe secret key (`sk_test_…`, as `Bearer` or as the HTTP Basic user name) of an account
+    /// that holds only [`Self::stripe_customer`].
+    pub stripe_key: String,
+    /// The owner's one Stripe customer (`cus_…`).
+    pub stripe_customer: String,
+    /// The customer's invoices, in [`stripe::INVOICE_STATUSES`] order (paid, open, draft).
+    pub invoice_ids: Vec<String>,
 }
 
 impl Fixture {
     /// Per owner: one site with 2 custom domains, 3 pages, 2 collections ("Blog Posts" with 5
-    /// items, "Authors" with 2). A repeated owner is kept once, since it would repeat its ids.
+    /// items, "Authors" with 2); one DNS zone with 5 records; one Stripe customer with 3 invoices.
+    /// A repeated owner is kept once, since it would repeat its ids.
     pub fn new(owners: &[&str]) -> Fixture {
         let mut seen = Vec::new();
         for owner in owners {
@@ -119,6 +139,20 @@ impl OwnerFixture {
                 .iter()
                 .map(|name| format!("{owner}-web/{name}"))
                 .collect(),
+            cloudflare_token: sandbox_token("cf", owner),
+            zone_id: derive_hex("zone", owner, 0, 16),
+            zone_name: format!("{owner}.example"),
+            dns_record_ids: (0..cloudflare::SEED_RECORDS.len())
+                .map(|i| derive_hex("dns-record", owner, i, 16))
+                .collect(),
+            stripe_key: format!(
+                "sk_test_sandbox_{owner}_{}",
+                derive_hex("stripe-key", owner, 0, 8)
+            ),
+            stripe_customer: stripe::object_id("cus", 14, "customer", owner, 0),
+            invoice_ids: (0..stripe::INVOICE_STATUSES.len())
+                .map(|i| stripe::object_id("in", 24, "invoice", owner, i))
+                .collect(),
         }
     }
 }
@@ -126,8 +160,14 @@ impl OwnerFixture {
 /// A 24-hex-digit id (Webflow's object id shape). Hashing the owner in means two owners never
 /// share an id, so a leaked id is as detectable as a leaked name.
 pub(crate) fn derive_id(kind: &str, owner: &str, index: usize) -> String {
+    derive_hex(kind, owner, index, 12)
+}
+
+/// `2 * bytes` lowercase hex digits (at most 64), derived like [`derive_id`]; Cloudflare's ids
+/// are 16 bytes.
+pub(crate) fn derive_hex(kind: &str, owner: &str, index: usize, bytes: usize) -> String {
     let digest = Sha256::digest(format!("{kind}\0{owner}\0{index}"));
-    hex::encode(&digest[..12])
+    hex::encode(&digest[..bytes.min(digest.len())])
 }
 
 /// `<vendor>-sandbox-<owner>-<16 hex>`: deterministic and plainly not a real credential.
@@ -239,6 +279,8 @@ enum Vendor {
     Webflow,
     Plausible,
     Github,
+    Cloudflare,
+    Stripe,
 }
 
 impl Vendor {
@@ -250,6 +292,10 @@ impl Vendor {
             Some(Vendor::Plausible)
         } else if path.starts_with("/repos/") {
             Some(Vendor::Github)
+        } else if path.starts_with("/client/v4/") {
+            Some(Vendor::Cloudflare)
+        } else if path.starts_with("/v1/") {
+            Some(Vendor::Stripe)
         } else {
             None
         }
@@ -278,6 +324,11 @@ impl Shared {
                             (Vendor::Plausible, o.owner.clone()),
                         ),
                         (o.github_token.clone(), (Vendor::Github, o.owner.clone())),
+                        (
+                            o.cloudflare_token.clone(),
+                            (Vendor::Cloudflare, o.owner.clone()),
+                        ),
+                        (o.stripe_key.clone(), (Vendor::Stripe, o.owner.clone())),
                     ]
                 })
                 .collect(),
@@ -318,6 +369,8 @@ pub struct Sandbox {
     fixture: Fixture,
     shared: Arc<Shared>,
     webflow: Arc<webflow::WebflowState>,
+    cloudflare: Arc<cloudflare::CloudflareState>,
+    stripe: Arc<stripe::StripeState>,
     server: JoinHandle<()>,
 }
 
@@ -337,10 +390,14 @@ impl Sandbox {
             .context("reading the sandbox's bound address")?;
         let shared = Arc::new(Shared::new(&fixture));
         let webflow = Arc::new(webflow::WebflowState::new(&fixture));
+        let cloudflare = Arc::new(cloudflare::CloudflareState::new(&fixture));
+        let stripe = Arc::new(stripe::StripeState::new(&fixture));
         let upstreams = Upstreams {
             webflow: webflow.clone(),
             plausible: Arc::new(plausible::PlausibleState::new(&fixture)),
             github: Arc::new(github::GithubState::new(&fixture)),
+            cloudflare: cloudflare.clone(),
+            stripe: stripe.clone(),
         };
         let app = app(shared.clone(), upstreams);
         let server = tokio::spawn(async move {
@@ -353,6 +410,8 @@ impl Sandbox {
             fixture,
             shared,
             webflow,
+            cloudflare,
+            stripe,
             server,
         })
     }
@@ -392,6 +451,24 @@ impl Sandbox {
     pub fn webflow_item(&self, collection_id: &str, item_id: &str) -> Option<serde_json::Value> {
         self.webflow.item_json(collection_id, item_id)
     }
+
+    /// How many times `site_id` was really published (accepted `site-publish` calls; refused
+    /// and rate-limited ones do not count).
+    pub fn webflow_publishes(&self, site_id: &str) -> usize {
+        self.webflow.publishes(site_id)
+    }
+
+    /// The Cloudflare DNS record as stored now, as Cloudflare would serve it; `None` if
+    /// `record_id` is not (or no longer) in `zone_id`.
+    pub fn dns_record(&self, zone_id: &str, record_id: &str) -> Option<serde_json::Value> {
+        self.cloudflare.record_json(zone_id, record_id)
+    }
+
+    /// How many billing-portal sessions Stripe really created for `owner`'s account; an
+    /// idempotent replay returns an earlier session and does not count.
+    pub fn stripe_sessions(&self, owner: &str) -> usize {
+        self.stripe.sessions_created(owner)
+    }
 }
 
 impl Drop for Sandbox {
@@ -405,6 +482,8 @@ struct Upstreams {
     webflow: Arc<webflow::WebflowState>,
     plausible: Arc<plausible::PlausibleState>,
     github: Arc<github::GithubState>,
+    cloudflare: Arc<cloudflare::CloudflareState>,
+    stripe: Arc<stripe::StripeState>,
 }
 
 /// Every upstream's routes behind the shared layer. The layer goes last so it also wraps the
@@ -414,6 +493,8 @@ fn app(shared: Arc<Shared>, upstreams: Upstreams) -> Router {
         .merge(webflow::router(upstreams.webflow))
         .merge(plausible::router(upstreams.plausible))
         .merge(github::router(upstreams.github))
+        .merge(cloudflare::router(upstreams.cloudflare))
+        .merge(stripe::router(upstreams.stripe))
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(shared, intercept))
 }
@@ -423,11 +504,14 @@ async fn route_not_found(request: Request) -> Response {
 }
 
 /// The error a vendor answers with for `status`, chosen by the path's vendor prefix (`/v2/`
-/// Webflow, `/api/` Plausible, `/repos/` GitHub); Webflow's shape for any other path.
+/// Webflow, `/api/` Plausible, `/repos/` GitHub, `/client/v4/` Cloudflare, `/v1/` Stripe);
+/// Webflow's shape for any other path.
 fn vendor_error(path: &str, status: StatusCode) -> Response {
     match Vendor::of_path(path) {
         Some(Vendor::Plausible) => plausible::error_response(status),
         Some(Vendor::Github) => github::error_response(status),
+        Some(Vendor::Cloudflare) => cloudflare::error_response(status),
+        Some(Vendor::Stripe) => stripe::error_response(status),
         Some(Vendor::Webflow) | None => webflow::error_response(status),
     }
 }
@@ -444,8 +528,8 @@ async fn intercept(
         .path_and_query()
         .map_or_else(|| request.uri().path().to_owned(), |pq| pq.to_string());
     let vendor = Vendor::of_path(request.uri().path());
-    let presented = credential(request.headers(), vendor == Some(Vendor::Github))
-        .and_then(|t| shared.tokens.get(t).cloned());
+    let presented =
+        credential(request.headers(), vendor).and_then(|t| shared.tokens.get(t.as_ref()).cloned());
     let owner = presented.as_ref().map(|(_, owner)| owner.clone());
     // Handlers see an owner only for their own vendor's token, as each real API knows only its
     // own credentials.
@@ -520,12 +604,21 @@ fn failure_response(failure: &Failure, path: &str) -> Response {
 
 /// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively).
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    credential(headers, false)
+    scheme_token(headers, false)
 }
 
-/// The token of an `Authorization` header: `Bearer <token>`, or also GitHub's older
-/// `token <token>` when `token_scheme` (schemes matched case-insensitively).
-fn credential(headers: &HeaderMap, token_scheme: bool) -> Option<&str> {
+/// The credential a request presents on `vendor`'s path: a `Bearer` token, or also GitHub's
+/// older `token <token>`, or Stripe's HTTP Basic with the key as user name.
+fn credential(headers: &HeaderMap, vendor: Option<Vendor>) -> Option<Cow<'_, str>> {
+    match vendor {
+        Some(Vendor::Stripe) => stripe::api_key(headers),
+        _ => scheme_token(headers, vendor == Some(Vendor::Github)).map(Cow::Borrowed),
+    }
+}
+
+/// The token of an `Authorization` header: `Bearer <token>`, or also `token <token>` when
+/// `token_scheme` (schemes matched case-insensitively).
+fn scheme_token(headers: &HeaderMap, token_scheme: bool) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let known = scheme.eq_ignore_ascii_case("bearer")
@@ -694,6 +787,28 @@ pub(crate) mod tests {
             assert!(id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
             assert!(!ids(globex).contains(&id), "shared id {id}");
         }
+
+        assert!(acme.cloudflare_token.starts_with("cf-sandbox-acme-"));
+        assert_eq!(acme.zone_name, "acme.example");
+        assert_eq!(acme.dns_record_ids.len(), cloudflare::SEED_RECORDS.len());
+        for id in std::iter::once(&acme.zone_id).chain(&acme.dns_record_ids) {
+            assert_eq!(id.len(), 32);
+            assert!(id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+            assert_ne!(id, &globex.zone_id);
+            assert!(!globex.dns_record_ids.contains(id));
+        }
+        assert!(acme.stripe_key.starts_with("sk_test_sandbox_acme_"));
+        assert_eq!(acme.stripe_key.len(), "sk_test_sandbox_acme_".len() + 16);
+        assert!(acme.stripe_customer.starts_with("cus_"));
+        assert_eq!(acme.stripe_customer.len(), 4 + 14);
+        assert_eq!(acme.invoice_ids.len(), stripe::INVOICE_STATUSES.len());
+        assert!(
+            acme.invoice_ids
+                .iter()
+                .all(|id| id.starts_with("in_") && id.len() == 27)
+        );
+        assert_ne!(acme.stripe_customer, globex.stripe_customer);
+        assert!(!globex.invoice_ids.contains(&acme.invoice_ids[0]));
         Ok(())
     }
 

@@ -70,7 +70,7 @@ impl Tool for CreatePortalSession {
                     customer: customer.as_str().to_owned(),
                     return_url: args.return_url,
                 };
-                Ok(Step::preview(preview, code, Self::NAME))
+                Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => {
                 // One confirmation, one key: any retry of this request is the same request to Stripe.

@@ -64,7 +64,7 @@ impl Tool for CreateRecord {
                     after: input,
                     existing_with_same_name: existing,
                 };
-                Ok(Step::preview(preview, code, Self::NAME))
+                Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => Ok(Step::Done {
                 result: cloudflare.create(&zone, &input).await?,

@@ -66,7 +66,7 @@ impl Tool for DeleteRecord {
                     before,
                     after: None,
                 };
-                Ok(Step::preview(preview, code, Self::NAME))
+                Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => {
                 let deleted = cloudflare.delete(&zone, &id).await?;

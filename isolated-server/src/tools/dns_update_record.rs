@@ -57,6 +57,12 @@ impl Tool for UpdateRecord {
         // The record as it is now must also be one the tenant may touch.
         let before = cloudflare.get(&zone, &id).await?;
         dns::allowed_name(ctx, &before.name)?;
+        if !before.kind.eq_ignore_ascii_case(&input.kind) {
+            return Err(ToolError::InvalidArguments(format!(
+                "type: Cloudflare cannot change a {} record into {}; delete it and create a new one",
+                before.kind, input.kind
+            )));
+        }
         match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
             Gate::Preview(code) => {
                 let preview = Preview {
@@ -65,7 +71,7 @@ impl Tool for UpdateRecord {
                     before,
                     after: input,
                 };
-                Ok(Step::preview(preview, code, Self::NAME))
+                Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => Ok(Step::Done {
                 result: cloudflare.update(&zone, &id, &input).await?,

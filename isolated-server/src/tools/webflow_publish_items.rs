@@ -65,7 +65,7 @@ impl Tool for PublishItems {
                     collection_name: info.display_name,
                     item_ids: items.iter().map(ToString::to_string).collect(),
                 };
-                Ok(Step::preview(preview, code, Self::NAME))
+                Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => {
                 let result = webflow_publish::publish_items(

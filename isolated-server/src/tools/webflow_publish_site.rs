@@ -110,7 +110,7 @@ impl Tool for PublishSite {
                     last_published: info.last_published,
                     next_publish_in_secs: next,
                 };
-                Ok(Step::preview(preview, code, Self::NAME))
+                Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => {
                 if let Err(secs) = ctx.services.gates.take(gate_key, PUBLISHES_PER_MIN, 60.0) {

@@ -3,17 +3,19 @@
 //!
 //! Shapes follow Webflow's OpenAPI description (operations `list-sites`, `get-site`,
 //! `list-pages`, `get-static-content`, `list-collections`, `collection-details`,
-//! `list-collection-items`, `Get-Item`, `create-item`, `update-item`). A token reaches exactly one
-//! site; anything under another owner's site answers exactly like an id that does not exist.
+//! `list-collection-items`, `Get-Item`, `create-item`, `update-item`, `site-publish`,
+//! `publish-item`). A token reaches exactly one site; anything under another owner's site answers
+//! exactly like an id that does not exist.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -42,6 +44,8 @@ pub const DOM_NODES_PER_PAGE: usize = 5;
 const MAX_LIMIT: usize = 100;
 /// Webflow's documented per-minute rate limit on the lowest plans; echoed in the headers.
 const RATE_LIMIT: &str = "60";
+/// `site-publish` allows "one successful publish queue per minute" per site.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Webflow routes, ready to merge into the sandbox app.
 pub(crate) fn router(state: Arc<WebflowState>) -> Router {
@@ -60,15 +64,23 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
             "/v2/collections/{collection_id}/items/{item_id}",
             get(get_item).patch(update_item),
         )
+        .route("/v2/sites/{site_id}/publish", post(publish_site))
+        .route(
+            "/v2/collections/{collection_id}/items/publish",
+            post(publish_items),
+        )
         .layer(middleware::map_response(rate_limit_headers))
         .with_state(state)
 }
 
 /// Webflow sends its rate-limit headers on every answer; clients may pace themselves by them.
+/// A handler's own `429` has already said `0` remaining, which stands.
 async fn rate_limit_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from_static(RATE_LIMIT));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from_static("59"));
+    headers
+        .entry("x-ratelimit-remaining")
+        .or_insert(HeaderValue::from_static("59"));
     response
 }
 
@@ -267,6 +279,14 @@ struct Data {
     items: Vec<ItemRecord>,
     /// Items created through the API so far, for fresh deterministic ids.
     created_items: usize,
+    /// site id → its accepted publishes.
+    publishes: HashMap<String, Publishes>,
+}
+
+/// How often a site was published, and when last (for the one-a-minute limit).
+struct Publishes {
+    count: usize,
+    last: Instant,
 }
 
 /// The Webflow sandbox's data. Handlers hold the lock only to look up and clone.
@@ -292,6 +312,13 @@ impl WebflowState {
             .iter()
             .find(|r| r.collection_id == collection_id && r.item.id == item_id)?;
         serde_json::to_value(&record.item).ok()
+    }
+
+    pub(crate) fn publishes(&self, site_id: &str) -> usize {
+        lock(&self.data)
+            .publishes
+            .get(site_id)
+            .map_or(0, |p| p.count)
     }
 }
 
@@ -585,6 +612,8 @@ pub(crate) struct WebflowError {
     code: &'static str,
     message: String,
     details: Vec<Value>,
+    /// Sent as `Retry-After`.
+    retry_after_secs: Option<u64>,
 }
 
 impl WebflowError {
@@ -594,6 +623,7 @@ impl WebflowError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after_secs: None,
         }
     }
 
@@ -671,6 +701,11 @@ impl IntoResponse for WebflowError {
             "details": self.details,
         });
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()
@@ -1069,4 +1104,378 @@ async fn update_item(
     }
     item.last_updated = now_rfc3339();
     Ok(Json(item.clone()))
+}
+
+/// The string ids of a JSON array, or a validation error naming `param`.
+fn id_list(value: &Value, param: &str) -> Answer<Vec<String>> {
+    let invalid = || WebflowError::invalid(param, "Must be an array of ids");
+    let mut ids: Vec<String> = Vec::new();
+    for id in value.as_array().ok_or_else(invalid)? {
+        let id = id.as_str().ok_or_else(invalid)?;
+        if !ids.iter().any(|seen| seen == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    Ok(ids)
+}
+
+/// `site-publish`: publishes the whole site to the given custom domains of this site and/or
+/// its webflow.io subdomain, at most once a minute; answers `202` with the domains published.
+async fn publish_site(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<(StatusCode, Json<Value>)> {
+    let owner = authorize(&caller)?;
+    let mut data = lock(&state.data);
+    let index = data
+        .sites
+        .iter()
+        .position(|r| r.owner == owner && r.site.id == site_id)
+        .ok_or_else(|| WebflowError::not_found("site"))?;
+    let body = object_body(body)?;
+    if body.get("pageId").is_some_and(|p| !p.is_null()) {
+        return Err(WebflowError::invalid(
+            "pageId",
+            "The sandbox publishes whole sites only",
+        ));
+    }
+    let domains = match body.get("customDomains") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => id_list(value, "customDomains")?,
+    };
+    let subdomain = flag(&body, "publishToWebflowSubdomain")?.unwrap_or(false);
+    if domains.is_empty() && !subdomain {
+        // The spec's answer when neither target is given.
+        return Err(WebflowError::new(
+            StatusCode::BAD_REQUEST,
+            "no_domains",
+            "No domain IDs provided",
+        ));
+    }
+    let site = &data.sites[index].site;
+    if domains
+        .iter()
+        .any(|d| !site.custom_domains.iter().any(|c| &c.id == d))
+    {
+        // A domain of another site (or none at all): the spec's "invalid Domain" answer.
+        return Err(WebflowError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_domain",
+            "Please send a valid custom domain ID",
+        ));
+    }
+    if let Some(previous) = data.publishes.get(&site_id) {
+        let waited = previous.last.elapsed();
+        if waited < PUBLISH_INTERVAL {
+            let wait = (PUBLISH_INTERVAL - waited).as_secs_f64().ceil().max(1.0) as u64;
+            return Err(WebflowError {
+                retry_after_secs: Some(wait),
+                ..WebflowError::for_status(StatusCode::TOO_MANY_REQUESTS)
+            });
+        }
+    }
+
+    let now = now_rfc3339();
+    let site = &mut data.sites[index].site;
+    site.last_published = now.clone();
+    let mut published = Vec::new();
+    for domain in site
+        .custom_domains
+        .iter_mut()
+        .filter(|c| domains.contains(&c.id))
+    {
+        domain.last_published = Some(now.clone());
+        published.push(domain.clone());
+    }
+    let entry = data.publishes.entry(site_id).or_insert(Publishes {
+        count: 0,
+        last: Instant::now(),
+    });
+    entry.count += 1;
+    entry.last = Instant::now();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "customDomains": published,
+            "publishToWebflowSubdomain": subdomain,
+            "publishScope": "site",
+        })),
+    ))
+}
+
+/// `publish-item`: publishes the listed items of the collection (`itemIds`, or `items` with
+/// `id`s, whose locales the sandbox ignores). An id not in the collection is reported in
+/// `errors` the way the spec's example does, whoever's it is.
+async fn publish_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<(StatusCode, Json<Value>)> {
+    let owner = authorize(&caller)?;
+    let mut data = lock(&state.data);
+    own_collection(&data, owner, &collection_id)?;
+    let body = object_body(body)?;
+    let ids = match (body.get("itemIds"), body.get("items")) {
+        (Some(ids), _) if !ids.is_null() => id_list(ids, "itemIds")?,
+        (_, Some(Value::Array(items))) => {
+            let ids: Vec<Value> = items.iter().map(|i| i["id"].clone()).collect();
+            id_list(&Value::Array(ids), "items")?
+        }
+        _ => return Err(WebflowError::invalid("itemIds", "Field is required")),
+    };
+    if ids.is_empty() {
+        return Err(WebflowError::invalid(
+            "itemIds",
+            "Must contain at least one item id",
+        ));
+    }
+    let now = now_rfc3339();
+    let mut published = Vec::new();
+    let mut errors = Vec::new();
+    for id in ids {
+        let record = data
+            .items
+            .iter_mut()
+            .find(|r| r.owner == owner && r.collection_id == collection_id && r.item.id == id);
+        match record {
+            Some(record) => {
+                record.item.is_draft = false;
+                record.item.last_published = Some(now.clone());
+                published.push(id);
+            }
+            None => errors.push(format!("Staging item ID {id} not found.")),
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "publishedItemIds": published, "errors": errors })),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Publishing; the read and CMS-write endpoints are tested with the shared layer in
+    //! `sandbox.rs`.
+
+    use super::*;
+    use crate::sandbox::tests::{Reply, get, send, two_owners};
+    use crate::sandbox::{OwnerFixture, Sandbox};
+    use anyhow::Context as _;
+
+    async fn publish(
+        sandbox: &Sandbox,
+        owner: &OwnerFixture,
+        site_id: &str,
+        body: Value,
+    ) -> anyhow::Result<Reply> {
+        let path = format!("/v2/sites/{site_id}/publish");
+        send(sandbox, "POST", &path, Some(&owner.token), Some(body)).await
+    }
+
+    fn code(reply: &Reply) -> anyhow::Result<String> {
+        Ok(reply.json()?["code"].as_str().context("code")?.to_owned())
+    }
+
+    #[tokio::test]
+    async fn sites_publish_once_a_minute() -> anyhow::Result<()> {
+        let (sandbox, acme, _) = two_owners().await?;
+        let domain = &acme.custom_domain_ids[1];
+        let before = get(
+            &sandbox,
+            &format!("/v2/sites/{}", acme.site_id),
+            Some(&acme.token),
+        )
+        .await?
+        .json()?;
+        let published = publish(
+            &sandbox,
+            &acme,
+            &acme.site_id,
+            json!({"customDomains": [domain], "publishToWebflowSubdomain": true}),
+        )
+        .await?;
+        assert_eq!(published.status, 202, "{}", published.body);
+        let body = published.json()?;
+        assert_eq!(body["publishToWebflowSubdomain"], true);
+        let domains = body["customDomains"].as_array().context("customDomains")?;
+        assert_eq!(domains.len(), 1);
+        assert_eq!(domains[0]["id"], domain.as_str());
+        assert_eq!(domains[0]["url"], "www.acme.example");
+        let stamp = domains[0]["lastPublished"]
+            .as_str()
+            .context("lastPublished")?;
+        assert_eq!(sandbox.webflow_publishes(&acme.site_id), 1);
+
+        let after = get(
+            &sandbox,
+            &format!("/v2/sites/{}", acme.site_id),
+            Some(&acme.token),
+        )
+        .await?
+        .json()?;
+        assert_eq!(after["lastPublished"], stamp);
+        assert_ne!(after["lastPublished"], before["lastPublished"]);
+        assert_eq!(after["customDomains"][1]["lastPublished"], stamp);
+        // The domain not published keeps its old date.
+        assert_eq!(
+            after["customDomains"][0]["lastPublished"],
+            before["customDomains"][0]["lastPublished"]
+        );
+
+        let again = publish(
+            &sandbox,
+            &acme,
+            &acme.site_id,
+            json!({"publishToWebflowSubdomain": true}),
+        )
+        .await?;
+        assert_eq!(again.status, 429);
+        assert_eq!(code(&again)?, "too_many_requests");
+        let wait: u64 = again
+            .header("retry-after")
+            .context("retry-after")?
+            .parse()?;
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(again.header("x-ratelimit-remaining"), Some("0"));
+        assert_eq!(sandbox.webflow_publishes(&acme.site_id), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn publishing_is_scoped_and_validated() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let foreign_site = publish(
+            &sandbox,
+            &acme,
+            &globex.site_id,
+            json!({"publishToWebflowSubdomain": true}),
+        )
+        .await?;
+        assert_eq!(foreign_site.status, 404);
+        assert_eq!(code(&foreign_site)?, "resource_not_found");
+        assert_eq!(sandbox.webflow_publishes(&globex.site_id), 0);
+
+        for (body, expected) in [
+            (
+                json!({"customDomains": [globex.custom_domain_ids[0]]}),
+                "invalid_domain",
+            ),
+            (
+                json!({"customDomains": ["000000000000000000000000"]}),
+                "invalid_domain",
+            ),
+            (json!({"customDomains": []}), "no_domains"),
+            (json!({"publishToWebflowSubdomain": false}), "no_domains"),
+            (json!({"customDomains": "all"}), "validation_error"),
+            (
+                json!({"publishToWebflowSubdomain": "yes"}),
+                "validation_error",
+            ),
+            (json!(["not", "an", "object"]), "bad_request"),
+        ] {
+            let reply = publish(&sandbox, &acme, &acme.site_id, body.clone()).await?;
+            assert_eq!(reply.status, 400, "{body}");
+            assert_eq!(code(&reply)?, expected, "{body}");
+        }
+        // Refused publishes do not count against the minute.
+        assert_eq!(sandbox.webflow_publishes(&acme.site_id), 0);
+        let ok = publish(
+            &sandbox,
+            &acme,
+            &acme.site_id,
+            json!({"customDomains": acme.custom_domain_ids}),
+        )
+        .await?;
+        assert_eq!(ok.status, 202, "{}", ok.body);
+        let untouched = get(
+            &sandbox,
+            &format!("/v2/sites/{}", globex.site_id),
+            Some(&globex.token),
+        )
+        .await?
+        .json()?;
+        assert_eq!(untouched["lastPublished"], "2025-05-02T14:05:00.000Z");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn items_publish_and_report_the_rest() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let blog = &acme.collection_ids[0];
+        let draft = &acme.item_ids[STALE_DRAFT_ITEM].1;
+        let other = &acme.item_ids[0].1;
+        let author = &acme.item_ids[5].1;
+        let foreign = &globex.item_ids[0].1;
+        let path = format!("/v2/collections/{blog}/items/publish");
+        let reply = send(
+            &sandbox,
+            "POST",
+            &path,
+            Some(&acme.token),
+            Some(json!({"itemIds": [draft, other, author, foreign]})),
+        )
+        .await?;
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        assert_eq!(
+            reply.json()?,
+            json!({
+                "publishedItemIds": [draft, other],
+                "errors": [
+                    format!("Staging item ID {author} not found."),
+                    format!("Staging item ID {foreign} not found."),
+                ],
+            })
+        );
+        let item = sandbox.webflow_item(blog, draft).context("draft")?;
+        assert_eq!(item["isDraft"], false);
+        assert!(
+            item["lastPublished"]
+                .as_str()
+                .is_some_and(|d| !d.starts_with("2019"))
+        );
+        let (g_collection, _) = &globex.item_ids[0];
+        let theirs = sandbox
+            .webflow_item(g_collection, foreign)
+            .context("globex item")?;
+        assert_eq!(theirs["lastPublished"], "2025-04-01T12:00:00.000Z");
+
+        let by_items = send(
+            &sandbox,
+            "POST",
+            &path,
+            Some(&acme.token),
+            Some(json!({"items": [{"id": other, "cmsLocaleIds": []}]})),
+        )
+        .await?;
+        assert_eq!(by_items.json()?["publishedItemIds"], json!([other]));
+
+        let foreign_collection = send(
+            &sandbox,
+            "POST",
+            &format!("/v2/collections/{g_collection}/items/publish"),
+            Some(&acme.token),
+            Some(json!({"itemIds": [foreign]})),
+        )
+        .await?;
+        assert_eq!(foreign_collection.status, 404);
+        for body in [json!({}), json!({"itemIds": []}), json!({"itemIds": [1]})] {
+            let reply = send(
+                &sandbox,
+                "POST",
+                &path,
+                Some(&acme.token),
+                Some(body.clone()),
+            )
+            .await?;
+            assert_eq!(
+                (reply.status, code(&reply)?.as_str()),
+                (400, "validation_error"),
+                "{body}"
+            );
+        }
+        Ok(())
+    }
 }

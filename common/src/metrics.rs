@@ -1,0 +1,251 @@
+//! Counters and latency histograms, rendered as Prometheus text for the admin listener's
+//! `/metrics`. Lock-free on the hot path once a series exists: a read lock and atomics.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Histogram bucket upper bounds, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct CallStats {
+    outcomes: RwLock<HashMap<String, AtomicU64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+/// Two-level map so a lookup on the hot path allocates nothing.
+type Nested<T> = RwLock<HashMap<String, HashMap<String, Arc<T>>>>;
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics(..)")
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    calls: Nested<CallStats>,
+    upstream: RwLock<HashMap<(String, String), AtomicU64>>,
+    rate_limited: RwLock<HashMap<String, AtomicU64>>,
+    token_refusals: RwLock<HashMap<String, AtomicU64>>,
+}
+
+fn bump<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, AtomicU64>>, key: K) {
+    if let Ok(read) = map.read()
+        && let Some(counter) = read.get(&key)
+    {
+        counter.fetch_add(1, Relaxed);
+        return;
+    }
+    if let Ok(mut write) = map.write() {
+        write.entry(key).or_default().fetch_add(1, Relaxed);
+    }
+}
+
+/// Escapes a label value for the Prometheus text format.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn record_call(&self, tenant: &str, tool: &str, outcome: &str, elapsed: Duration) {
+        let stats = self.call_stats(tenant, tool);
+        let secs = elapsed.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                stats.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        stats.count.fetch_add(1, Relaxed);
+        stats.sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
+        bump(&stats.outcomes, outcome.to_owned());
+    }
+
+    fn call_stats(&self, tenant: &str, tool: &str) -> Arc<CallStats> {
+        if let Ok(read) = self.calls.read()
+            && let Some(stats) = read.get(tenant).and_then(|t| t.get(tool))
+        {
+            return stats.clone();
+        }
+        match self.calls.write() {
+            Ok(mut write) => write
+                .entry(tenant.to_owned())
+                .or_default()
+                .entry(tool.to_owned())
+                .or_default()
+                .clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// One upstream answer; `status` 0 means no answer (timeout, unreachable).
+    pub fn record_upstream(&self, upstream: &str, status: u16) {
+        let class = match status {
+            0 => "none".to_owned(),
+            s => format!("{}xx", s / 100),
+        };
+        bump(&self.upstream, (upstream.to_owned(), class));
+        if status == 429 {
+            bump(&self.upstream, (upstream.to_owned(), "429".to_owned()));
+        }
+    }
+
+    pub fn record_rate_limited(&self, tenant: &str) {
+        bump(&self.rate_limited, tenant.to_owned());
+    }
+
+    pub fn record_token_refusal(&self, reason: &str) {
+        bump(&self.token_refusals, reason.to_owned());
+    }
+
+    /// The Prometheus text exposition of everything recorded so far.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP studio_mcp_tool_calls_total Tool calls by tenant, tool and outcome."
+        );
+        let _ = writeln!(out, "# TYPE studio_mcp_tool_calls_total counter");
+        let calls = self.calls.read().map(|m| m.clone()).unwrap_or_default();
+        let mut tenants: Vec<_> = calls.iter().collect();
+        tenants.sort_by(|a, b| a.0.cmp(b.0));
+        for (tenant, tools) in &tenants {
+            let mut tools: Vec<_> = tools.iter().collect();
+            tools.sort_by(|a, b| a.0.cmp(b.0));
+            for (tool, stats) in tools {
+                if let Ok(outcomes) = stats.outcomes.read() {
+                    let mut outcomes: Vec<_> = outcomes.iter().collect();
+                    outcomes.sort_by(|a, b| a.0.cmp(b.0));
+                    for (outcome, n) in outcomes {
+                        let _ = writeln!(
+                            out,
+                            "studio_mcp_tool_calls_total{{tenant=\"{}\",tool=\"{}\",outcome=\"{}\"}} {}",
+                            label(tenant),
+                            label(tool),
+                            label(outcome),
+                            n.load(Relaxed)
+                        );
+                    }
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP studio_mcp_tool_call_duration_seconds Tool call latency by tenant and tool."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE studio_mcp_tool_call_duration_seconds histogram"
+        );
+        for (tenant, tools) in &tenants {
+            let mut tools: Vec<_> = tools.iter().collect();
+            tools.sort_by(|a, b| a.0.cmp(b.0));
+            for (tool, stats) in tools {
+                let (t, n) = (label(tenant), label(tool));
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "studio_mcp_tool_call_duration_seconds_bucket{{tenant=\"{t}\",tool=\"{n}\",le=\"{bound}\"}} {}",
+                        stats.buckets[i].load(Relaxed)
+                    );
+                }
+                let count = stats.count.load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "studio_mcp_tool_call_duration_seconds_bucket{{tenant=\"{t}\",tool=\"{n}\",le=\"+Inf\"}} {count}"
+                );
+                let _ = writeln!(
+                    out,
+                    "studio_mcp_tool_call_duration_seconds_sum{{tenant=\"{t}\",tool=\"{n}\"}} {}",
+                    stats.sum_us.load(Relaxed) as f64 / 1e6
+                );
+                let _ = writeln!(
+                    out,
+                    "studio_mcp_tool_call_duration_seconds_count{{tenant=\"{t}\",tool=\"{n}\"}} {count}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP studio_mcp_upstream_responses_total Upstream answers by upstream and status class (429 also counted alone)."
+        );
+        let _ = writeln!(out, "# TYPE studio_mcp_upstream_responses_total counter");
+        if let Ok(map) = self.upstream.read() {
+            let mut rows: Vec<_> = map.iter().collect();
+            rows.sort_by(|a, b| a.0.cmp(b.0));
+            for ((upstream, status), n) in rows {
+                let _ = writeln!(
+                    out,
+                    "studio_mcp_upstream_responses_total{{upstream=\"{}\",status=\"{}\"}} {}",
+                    label(upstream),
+                    label(status),
+                    n.load(Relaxed)
+                );
+            }
+        }
+        for (name, help, key, map) in [
+            (
+                "studio_mcp_rate_limit_refusals_total",
+                "Tool calls refused by the per-tenant rate limit.",
+                "tenant",
+                &self.rate_limited,
+            ),
+            (
+                "studio_mcp_token_refusals_total",
+                "MCP requests refused at the edge, by reason.",
+                "reason",
+                &self.token_refusals,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            if let Ok(map) = map.read() {
+                let mut rows: Vec<_> = map.iter().collect();
+                rows.sort_by(|a, b| a.0.cmp(b.0));
+                for (k, n) in rows {
+                    let _ = writeln!(out, "{name}{{{key}=\"{}\"}} {}", label(k), n.load(Relaxed));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.record_call("acme", "whoami", "ok", Duration::from_micros(300));
+        m.record_call("acme", "whoami", "ok", Duration::from_millis(3));
+        m.record_call("acme", "whoami", "not_yours", Duration::from_millis(30));
+        m.record_upstream("Webflow", 200);
+        m.record_upstream("Webflow", 429);
+        m.record_rate_limited("acme");
+        m.record_token_refusal("revoked");
+        let text = m.render();
+        assert!(text.contains(
+            "studio_mcp_tool_calls_total{tenant=\"acme\",tool=\"whoami\",outcome=\"ok\"} 2"
+        ));
+        assert!(text.contains("le=\"0.0005\"} 1"));
+        assert!(text.contains("le=\"0.005\"} 2"));
+        assert!(text.contains("le=\"+Inf\"} 3"));
+        assert!(text.contains(
+            "studio_mcp_upstream_responses_total{upstream=\"Webflow\",status=\"429\"} 1"
+        ));
+        assert!(text.contains("studio_mcp_rate_limit_refusals_total{tenant=\"acme\"} 1"));
+        assert!(text.contains("studio_mcp_token_refusals_total{reason=\"revoked\"} 1"));
+    }
+}
