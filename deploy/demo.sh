@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# studio-mcp demo: builds the binaries, starts the sandbox upstreams and the shared server,
-# provisions two demo tenants (acme read-write, globex read-only) with the real admin CLI and
-# prints ready-to-paste client configuration. Stays in the foreground until Ctrl-C.
+# studio-mcp demo: builds the binaries, starts the sandbox upstreams, the shared server and an
+# isolated instance for acme, provisions two demo tenants (acme read-write, globex read-only)
+# with the real admin CLIs and prints ready-to-paste client configuration. Stays in the
+# foreground until Ctrl-C.
 #
 #   deploy/demo.sh          run the demo (Ctrl-C stops everything)
 #   deploy/demo.sh stop     stop a demo started with DEMO_DETACH=1
 #
 # Environment: DEMO_PROFILE=debug|release, DEMO_DIR (state, default <repo>/.demo, wiped each run),
 # DEMO_LISTEN / DEMO_ADMIN_LISTEN (default 127.0.0.1:8787 / 127.0.0.1:8788),
+# DEMO_ISOLATED_LISTEN / DEMO_ISOLATED_ADMIN_LISTEN (default 127.0.0.1:8790 / 127.0.0.1:8791),
 # DEMO_DETACH=1 (print, leave both processes running, write their pids to $DEMO_DIR/pids).
 set -euo pipefail
 
@@ -17,6 +19,8 @@ DEMO_DIR=${DEMO_DIR:-$repo/.demo}
 DEMO_PROFILE=${DEMO_PROFILE:-debug}
 LISTEN=${DEMO_LISTEN:-127.0.0.1:8787}
 ADMIN_LISTEN=${DEMO_ADMIN_LISTEN:-127.0.0.1:8788}
+ISOLATED_LISTEN=${DEMO_ISOLATED_LISTEN:-127.0.0.1:8790}
+ISOLATED_ADMIN_LISTEN=${DEMO_ISOLATED_ADMIN_LISTEN:-127.0.0.1:8791}
 
 die() { echo "demo: $*" >&2; exit 1; }
 
@@ -26,7 +30,7 @@ if [[ ${1:-} == stop ]]; then
   read -r -a pids <"$DEMO_DIR/pids"
   for pid in "${pids[@]}"; do
     comm=$(ps -p "$pid" -o comm= 2>/dev/null || true)
-    [[ $comm == shared-server || $comm == sandbox ]] && kill "$pid"
+    [[ $comm == shared-server || $comm == isolated-server || $comm == sandbox ]] && kill "$pid"
   done
   for _ in $(seq 50); do   # up to 5 s for a graceful exit
     alive=0
@@ -49,11 +53,13 @@ socket.create_server((h, int(p)), family=socket.AF_INET6 if ":" in h else socket
 }
 port_free "$LISTEN" || die "$LISTEN is in use (another demo?); pick another address with DEMO_LISTEN=127.0.0.1:<port>"
 port_free "$ADMIN_LISTEN" || die "$ADMIN_LISTEN is in use; pick another address with DEMO_ADMIN_LISTEN=127.0.0.1:<port>"
+port_free "$ISOLATED_LISTEN" || die "$ISOLATED_LISTEN is in use; pick another address with DEMO_ISOLATED_LISTEN=127.0.0.1:<port>"
+port_free "$ISOLATED_ADMIN_LISTEN" || die "$ISOLATED_ADMIN_LISTEN is in use; pick another address with DEMO_ISOLATED_ADMIN_LISTEN=127.0.0.1:<port>"
 
 # Build (debug by default: quick). Cargo's progress goes to stderr.
 case $DEMO_PROFILE in
-  debug) cargo build -p shared-server -p tests --bins ;;
-  release) cargo build --release -p shared-server -p tests --bins ;;
+  debug) cargo build -p shared-server -p isolated-server -p tests --bins ;;
+  release) cargo build --release -p shared-server -p isolated-server -p tests --bins ;;
   *) die "DEMO_PROFILE must be debug or release" ;;
 esac
 bin=${CARGO_TARGET_DIR:-$repo/target}/$DEMO_PROFILE
@@ -91,8 +97,13 @@ done
 sandbox_ready || die "the sandbox did not report ready in 10 s (see $DEMO_DIR/sandbox.log)"
 fixture() { python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).readline()); $1" "$DEMO_DIR/sandbox.json"; }
 base_url=$(fixture 'print(d["base_url"])')
-# One line per owner: owner, site id, first collection id, the owner's Webflow (sandbox) token.
-owners=$(fixture 'print("\n".join(" ".join([o["owner"], o["site_id"], o["collection_ids"][0], o["token"]]) for o in d["fixture"]["owners"]))')
+# One line per owner: owner, site id, first collection id, Plausible site, first repository,
+# and the owner's Webflow, Plausible and GitHub (sandbox) credentials.
+owners=$(fixture 'print("\n".join(" ".join([o["owner"], o["site_id"], o["collection_ids"][0], o["plausible_site"], o["github_repos"][0], o["token"], o["plausible_token"], o["github_token"]]) for o in d["fixture"]["owners"]))')
+# acme's isolated instance: zone, zone name, custom domains, Stripe customer and credentials.
+read -r zone_id zone_name domain1 domain2 stripe_customer cloudflare_token stripe_key < <(fixture '
+o = next(o for o in d["fixture"]["owners"] if o["owner"] == "acme")
+print(o["zone_id"], o["zone_name"], *o["custom_domain_ids"][:2], o["stripe_customer"], o["cloudflare_token"], o["stripe_key"])')
 
 # 2. The shared server, every upstream pointed at the sandbox.
 export STUDIO_MCP_DATA_DIR=$DEMO_DIR/shared
@@ -122,34 +133,74 @@ admin() {
   die "shared-server $1 $2 failed (log: $DEMO_DIR/admin.log)"
 }
 declare -A token
-while read -r owner site collection webflow_token; do
+while read -r owner site collection plausible_site github_repo webflow_token plausible_token github_token; do
   flags=()
   [[ $owner == globex ]] && flags+=(--read-only)
   admin tenant add "$owner" --name "${owner^} Co (demo)" --webflow-site "$site" \
-    --writable-collection "$collection" "${flags[@]}" >/dev/null
+    --writable-collection "$collection" --plausible-site "$plausible_site" --github-repo "$github_repo" \
+    "${flags[@]}" >/dev/null
   printf %s "$webflow_token" | admin secret set "$owner" webflow
+  printf %s "$plausible_token" | admin secret set "$owner" plausible
+  printf %s "$github_token" | admin secret set "$owner" github
   token[$owner]=$(admin token issue "$owner" --label demo)
+  [[ $owner == acme ]] && acme_site=$site && acme_webflow_token=$webflow_token
 done <<<"$owners"
+
+# 4. acme's isolated instance (publish, DNS, billing): its own data dir, keys and tokens.
+isolated_url=http://$ISOLATED_LISTEN/mcp
+(
+  export STUDIO_MCP_DATA_DIR=$DEMO_DIR/isolated-acme STUDIO_MCP_TENANT=acme
+  export STUDIO_MCP_LISTEN=$ISOLATED_LISTEN STUDIO_MCP_ADMIN_LISTEN=$ISOLATED_ADMIN_LISTEN
+  export STUDIO_MCP_PUBLIC_URL=http://$ISOLATED_LISTEN
+  exec "$bin/isolated-server" serve </dev/null >>"$DEMO_DIR/isolated-acme.log" 2>&1
+) &
+child_pids+=($!)
+for i in $(seq 150); do   # up to 15 s
+  curl -fsS -o /dev/null "http://$ISOLATED_LISTEN/healthz" 2>/dev/null && break
+  if ! kill -0 "${child_pids[2]}" 2>/dev/null || ((i == 150)); then
+    tail -n 20 "$DEMO_DIR/isolated-acme.log" >&2
+    die "the isolated instance did not become healthy (log: $DEMO_DIR/isolated-acme.log)"
+  fi
+  sleep 0.1
+done
+isolated() {
+  STUDIO_MCP_DATA_DIR=$DEMO_DIR/isolated-acme STUDIO_MCP_TENANT=acme \
+    STUDIO_MCP_ADMIN_LISTEN=$ISOLATED_ADMIN_LISTEN "$bin/isolated-server" "$@" 2>>"$DEMO_DIR/admin.log" && return
+  tail -n 5 "$DEMO_DIR/admin.log" >&2
+  die "isolated-server $1 $2 failed (log: $DEMO_DIR/admin.log)"
+}
+isolated tenant set --name "Acme Co (demo)" --webflow-site "$acme_site" \
+  --custom-domain "$domain1" --custom-domain "$domain2" --dns-zone "$zone_id" \
+  --dns-name "www.$zone_name" --dns-name "shop.$zone_name" --dns-name "*.shop.$zone_name" \
+  --stripe-customer "$stripe_customer" >/dev/null
+printf %s "$acme_webflow_token" | isolated secret set acme webflow
+printf %s "$cloudflare_token" | isolated secret set acme cloudflare
+printf %s "$stripe_key" | isolated secret set acme stripe
+isolated_token=$(isolated token issue acme --label demo)
 
 # Tokens for scripts (mode 600): ACME_TOKEN=…, GLOBEX_TOKEN=…, MCP_URL=….
 (
   for owner in "${!token[@]}"; do echo "${owner^^}_TOKEN=${token[$owner]}"; done | sort
   echo "MCP_URL=$mcp_url"
+  echo "ACME_ISOLATED_TOKEN=$isolated_token"
+  echo "ACME_ISOLATED_URL=$isolated_url"
 ) >"$DEMO_DIR/tokens.env"
 # The same as a project .mcp.json for Claude Code (also kept in the demo dir).
-python3 - "$mcp_url" "acme=${token[acme]}" "globex=${token[globex]}" >"$DEMO_DIR/mcp.json" <<'PY'
+python3 - "studio-acme=$mcp_url=${token[acme]}" "studio-globex=$mcp_url=${token[globex]}" \
+  "studio-acme-isolated=$isolated_url=$isolated_token" >"$DEMO_DIR/mcp.json" <<'PY'
 import json, sys
-url, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
-servers = {f"studio-{o}": {"type": "http", "url": url, "headers": {"Authorization": f"Bearer {t}"}} for o, t in pairs}
+entries = [a.split("=", 2) for a in sys.argv[1:]]
+servers = {n: {"type": "http", "url": u, "headers": {"Authorization": f"Bearer {t}"}} for n, u, t in entries}
 print(json.dumps({"mcpServers": servers}, indent=2))
 PY
 
-# 4. The summary (stdout).
+# 5. The summary (stdout).
 cat <<EOF
 
 studio-mcp demo is running.
-  MCP endpoint : $mcp_url   (sandbox upstreams at $base_url)
-  tenants      : acme (read-write), globex (read-only); each token sees only its own site
+  MCP endpoint : $mcp_url   (shared; sandbox upstreams at $base_url)
+  tenants      : acme (read-write), globex (read-only); each token sees only its own data
+  isolated     : $isolated_url   (acme only: publish, DNS, billing, each confirmed in two steps)
 
 EOF
 for owner in acme globex; do
@@ -162,14 +213,18 @@ for owner in acme globex; do
 EOF
 done
 cat <<EOF
-== .mcp.json (project-scoped, both tenants; also in $DEMO_DIR/mcp.json)
+== acme, isolated instance
+  token:          $isolated_token
+  Claude Code:    claude mcp add --transport http studio-acme-isolated $isolated_url --header "Authorization: Bearer $isolated_token"
+
+== .mcp.json (project-scoped; also in $DEMO_DIR/mcp.json)
 $(cat "$DEMO_DIR/mcp.json")
 
 == try it
   curl -s $mcp_url -H "Authorization: Bearer ${token[acme]}" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 
 == files
-  logs:   $DEMO_DIR/shared-server.log, $DEMO_DIR/sandbox.log, $DEMO_DIR/admin.log
+  logs:   $DEMO_DIR/shared-server.log, $DEMO_DIR/isolated-acme.log, $DEMO_DIR/sandbox.log, $DEMO_DIR/admin.log
   tokens: $DEMO_DIR/tokens.env (for scripts), admin token in $STUDIO_MCP_DATA_DIR/admin-token
   admin:  STUDIO_MCP_DATA_DIR=$STUDIO_MCP_DATA_DIR STUDIO_MCP_ADMIN_LISTEN=$ADMIN_LISTEN $bin/shared-server tenant list
 EOF
