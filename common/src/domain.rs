@@ -27,6 +27,7 @@ impl TenantId {
         let ok = !value.is_empty()
             && value.len() <= 63
             && !value.starts_with('-')
+            && !value.ends_with('-')
             && value
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
@@ -36,7 +37,7 @@ impl TenantId {
             Err(ParseError {
                 what: "tenant id",
                 value: shown(value),
-                why: "use 1-63 lowercase letters, digits or '-', not starting with '-'",
+                why: "use 1-63 lowercase letters, digits or '-', not starting or ending with '-' (it becomes a host name)",
             })
         }
     }
@@ -152,7 +153,7 @@ mod tests {
     #[test]
     fn tenant_ids_are_restricted() {
         assert!(TenantId::parse("acme-2").is_ok());
-        for bad in ["", "Acme", "-a", "a/b", "a b", &"x".repeat(64)] {
+        for bad in ["", "Acme", "-a", "a-", "a/b", "a b", &"x".repeat(64)] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

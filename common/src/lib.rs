@@ -18,6 +18,7 @@ pub mod tenant;
 pub mod token;
 pub mod tools;
 pub mod upstream;
+pub mod verify;
 
 /// Seconds since the Unix epoch; the one clock the store and tokens agree on.
 pub fn now_unix() -> u64 {

@@ -167,6 +167,20 @@ impl Store {
         Ok(tenant)
     }
 
+    /// Removes a tenant and its secrets (onboarding rollback). Token records stay, and with no
+    /// tenant they no longer authenticate.
+    pub fn remove_tenant(&self, id: &TenantId) -> Result<(), StoreError> {
+        self.tenants_tree.remove(id.as_str().as_bytes())?;
+        let prefix = format!("{id}\0");
+        for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
+            let (key, _) = entry?;
+            self.secrets.remove(key)?;
+        }
+        self.flush()?;
+        self.tenants.write().map_err(poisoned)?.remove(id);
+        Ok(())
+    }
+
     pub fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
         self.tenants.read().ok()?.get(id).cloned()
     }

@@ -9,8 +9,8 @@ use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::tenant::TenantSpec;
 use shared_server::cli::{
-    AdminClient, AuditArgs, SecretCommand, TokenCommand, print_json, run_audit, run_secret,
-    run_token,
+    AdminClient, AuditArgs, DrillCommand, SecretCommand, TokenCommand, mcp_url, print_json,
+    run_audit, run_secret, run_token,
 };
 
 #[derive(Debug, Parser)]
@@ -45,6 +45,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Read the audit log (newest first).
     Audit(AuditArgs),
+    /// Rehearse operations (`drill revoke`).
+    #[command(subcommand)]
+    Drill(DrillCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,5 +125,15 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Secret(c) => run_secret(&client, c).await,
         Command::Token(c) => run_token(&client, c).await,
         Command::Audit(a) => run_audit(&client, a).await,
+        Command::Drill(DrillCommand::Revoke {
+            tenant: asked,
+            mcp_url: url,
+        }) => {
+            let tenant = asked.clone().map(Ok).unwrap_or_else(tenant)?;
+            let url = url.clone().unwrap_or_else(|| mcp_url(config));
+            let report = shared_server::drill::revoke(&client, &url, &tenant).await?;
+            shared_server::drill::print(&report);
+            Ok(())
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod tools;
 pub mod upstream;
+pub mod verify;
 
 use shared_server::startup::ServerSpec;
 
@@ -16,4 +17,5 @@ pub const ISOLATED: ServerSpec = ServerSpec {
     catalog: tools::isolated_catalog,
     resources: false,
     single_tenant: true,
+    verify: verify::verify_isolated,
 };

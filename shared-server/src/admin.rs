@@ -60,6 +60,29 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
+/// Everything a new client needs in one request: verified before anything is stored.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OnboardRequest {
+    pub id: String,
+    pub spec: TenantSpec,
+    /// Upstream credentials by kind (`webflow`, `plausible`, …). Never logged or returned.
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// Verify only; store nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OnboardResponse {
+    pub tenant: Tenant,
+    /// The kinds of credential that were verified against their APIs.
+    pub verified: Vec<String>,
+    /// The new MCP token (absent on a dry run).
+    pub token: Option<IssuedToken>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct TokenFilter {
     pub tenant: Option<String>,
@@ -120,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tokens", get(list_tokens))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
         .route("/v1/audit", get(read_audit))
+        .route("/v1/onboard", post(onboard))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .route("/healthz", get(|| async { "ok" }))
@@ -247,6 +271,131 @@ async fn add_tenant(
         &serde_json::json!({"tenant": tenant.id}),
     );
     Ok((StatusCode::CREATED, Json((*tenant).clone())))
+}
+
+/// Onboards a client: verifies every credential against its API (the Webflow token must reach
+/// the tenant's sites and no other), then stores tenant, sealed secrets and a new token — or,
+/// if anything fails, nothing at all.
+async fn onboard(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<OnboardRequest>,
+) -> AdminResult<(StatusCode, Json<OnboardResponse>)> {
+    let id = tenant_id(&request.id)?;
+    allowed_here(&state, &id)?;
+    let store = &state.services.store;
+    if state.pinned.is_none() && store.tenant(&id).is_some() {
+        return Err(StoreError::TenantExists(id).into());
+    }
+    let tenant = request
+        .spec
+        .into_tenant(id.clone(), common::now_unix())
+        .map_err(bad_request)?;
+    let mut secrets = Vec::new();
+    for (kind, value) in &request.secrets {
+        let kind: SecretKind = kind.parse().map_err(bad_request)?;
+        let value = value.trim();
+        if value.is_empty() || value.len() > MAX_SECRET_BYTES || value.chars().any(char::is_control)
+        {
+            return Err(bad_request(format!(
+                "the {kind} credential must be 1-{MAX_SECRET_BYTES} bytes of printable text"
+            )));
+        }
+        secrets.push((kind, SecretString::from(value.to_owned())));
+    }
+    let mut verified = Vec::new();
+    for (kind, secret) in &secrets {
+        (state.spec.verify)(&state.services, &tenant, *kind, secret)
+            .await
+            .map_err(|why| {
+                AdminError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("{kind} credential not verified: {why}"),
+                )
+            })?;
+        verified.push(kind.to_string());
+    }
+    if request.dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(OnboardResponse {
+                tenant,
+                verified,
+                token: None,
+            }),
+        ));
+    }
+    let stored = store_onboarded(
+        &state,
+        tenant,
+        &secrets,
+        request.label.as_deref().unwrap_or("onboard"),
+    );
+    let (tenant, issued) = match stored {
+        Ok(done) => done,
+        Err(e) => {
+            // All or nothing: undo whatever part was written.
+            if let Err(undo) = store.remove_tenant(&id) {
+                tracing::error!(tenant = %id, error = %undo, "onboarding rollback failed");
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(tenant = %tenant.id, "admin: tenant onboarded");
+    audit_admin(
+        &state,
+        "onboard",
+        tenant.id.as_str(),
+        &serde_json::json!({"tenant": tenant.id, "kinds": verified}),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(OnboardResponse {
+            tenant,
+            verified,
+            token: Some(issued),
+        }),
+    ))
+}
+
+fn store_onboarded(
+    state: &AppState,
+    tenant: Tenant,
+    secrets: &[(SecretKind, SecretString)],
+    label: &str,
+) -> AdminResult<(Tenant, IssuedToken)> {
+    let store = &state.services.store;
+    let tenant = if state.pinned.is_some() {
+        store.put_tenant(tenant)?
+    } else {
+        store.add_tenant(tenant)?
+    };
+    state.services.index.forget(&tenant.id);
+    for (kind, secret) in secrets {
+        let sealed = state
+            .services
+            .master_key
+            .seal(&tenant.id, *kind, secret)
+            .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        store.put_secret(&tenant.id, *kind, sealed)?;
+    }
+    let issued = state
+        .authority
+        .issue(
+            store,
+            &tenant.id,
+            label,
+            state.token_ttl_secs,
+            common::now_unix(),
+        )
+        .map_err(|e| match e {
+            common::token::AuthError::Store(e) => AdminError::from(e),
+            other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })?;
+    let token = IssuedToken {
+        token: issued.token.expose_secret().to_owned(),
+        record: issued.record,
+    };
+    Ok(((*tenant).clone(), token))
 }
 
 /// Creates or replaces a tenant in one go (`isolated-server tenant set`).

@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use common::audit::AuditRecord;
 
 use crate::admin::{
-    ApiError, AuditFilter, IssueRequest, IssuedToken, NewTenant, SecretValue, TenantDetail,
+    ApiError, AuditFilter, IssueRequest, IssuedToken, NewTenant, OnboardRequest, OnboardResponse,
+    SecretValue, TenantDetail,
 };
 
 #[derive(Debug, Parser)]
@@ -51,6 +52,27 @@ pub enum Command {
     Token(TokenCommand),
     /// Read the audit log (newest first).
     Audit(AuditArgs),
+    /// Write the docker compose deployment (one isolated instance per tenant) from the tenants.
+    Compose(crate::compose::ComposeArgs),
+    /// A new client in one go: verify credentials (stdin, kind=value lines), create the tenant,
+    /// store the credentials, issue tokens, print client configuration.
+    Onboard(crate::onboard::OnboardArgs),
+    /// Rehearse operations.
+    #[command(subcommand)]
+    Drill(DrillCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Issue a canary token, prove it works, revoke it, prove the next request fails, report.
+    Revoke {
+        /// The tenant to drill with (default: the first tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The MCP endpoint to call (default: STUDIO_MCP_PUBLIC_URL + /mcp).
+        #[arg(long)]
+        mcp_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +268,11 @@ impl AdminClient {
             .await
     }
 
+    pub async fn onboard(&self, request: &OnboardRequest) -> anyhow::Result<OnboardResponse> {
+        self.call(reqwest::Method::POST, "/v1/onboard", Some(request))
+            .await
+    }
+
     pub async fn set_tenant(&self, id: &str, spec: &TenantSpec) -> anyhow::Result<Tenant> {
         self.call(
             reqwest::Method::PUT,
@@ -390,40 +417,34 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve => bail!("serve is not an admin command"),
         Command::Tenant(TenantCommand::Add(add)) => {
-            let parse_ids = |v: &[String], what: &'static str| {
-                v.iter()
-                    .map(|s| common::domain::WebflowId::parse(what, s))
-                    .collect::<Result<Vec<_>, _>>()
+            let spec = spec_from(add)?;
+            let new = NewTenant {
+                id: add.tenant_id.clone(),
+                spec,
             };
-            let spec = TenantSpec {
-                name: add.name.clone(),
-                webflow_sites: parse_ids(&add.webflow_sites, "--webflow-site")?,
-                writable_collections: parse_ids(
-                    &add.writable_collections,
-                    "--writable-collection",
-                )?,
-                plausible_site: add
-                    .plausible_site
-                    .as_deref()
-                    .map(common::domain::PlausibleSite::parse)
-                    .transpose()?,
-                github_repos: add
-                    .github_repos
-                    .iter()
-                    .map(|r| common::domain::RepoName::parse(r))
-                    .collect::<Result<_, _>>()?,
-                toolsets: (!add.toolsets.is_empty()).then(|| add.toolsets.clone()),
-                read_only: add.read_only,
-                rate_limit_per_min: add.rate_limit,
-                ..TenantSpec::default()
+            print_json(&client.add_tenant(&new).await?)
+        }
+        Command::Onboard(args) => {
+            let url = args.shared_url.clone().unwrap_or_else(|| mcp_url(config));
+            crate::onboard::run(&client, &url, args).await
+        }
+        Command::Drill(DrillCommand::Revoke {
+            tenant,
+            mcp_url: url,
+        }) => {
+            let tenant = match tenant {
+                Some(t) => t.clone(),
+                None => client
+                    .tenants()
+                    .await?
+                    .first()
+                    .map(|t| t.id.to_string())
+                    .context("no tenant to drill with; give --tenant")?,
             };
-            let tenant = client
-                .add_tenant(&NewTenant {
-                    id: add.tenant_id.clone(),
-                    spec,
-                })
-                .await?;
-            print_json(&tenant)
+            let url = url.clone().unwrap_or_else(|| mcp_url(config));
+            let report = crate::drill::revoke(&client, &url, &tenant).await?;
+            crate::drill::print(&report);
+            Ok(())
         }
         Command::Tenant(TenantCommand::Update(u)) => {
             let ids =
@@ -496,6 +517,43 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Secret(c) => run_secret(&client, c).await,
         Command::Token(c) => run_token(&client, c).await,
         Command::Audit(a) => run_audit(&client, a).await,
+        Command::Compose(c) => crate::compose::run(&client, c).await,
+    }
+}
+
+/// A tenant spec from `tenant add`'s options (also used by `onboard`).
+pub fn spec_from(add: &TenantAdd) -> anyhow::Result<TenantSpec> {
+    let ids = |v: &[String], what: &'static str| -> anyhow::Result<Vec<WebflowId>> {
+        Ok(v.iter()
+            .map(|s| WebflowId::parse(what, s))
+            .collect::<Result<_, _>>()?)
+    };
+    Ok(TenantSpec {
+        name: add.name.clone(),
+        webflow_sites: ids(&add.webflow_sites, "--webflow-site")?,
+        writable_collections: ids(&add.writable_collections, "--writable-collection")?,
+        plausible_site: add
+            .plausible_site
+            .as_deref()
+            .map(PlausibleSite::parse)
+            .transpose()?,
+        github_repos: add
+            .github_repos
+            .iter()
+            .map(|r| RepoName::parse(r))
+            .collect::<Result<_, _>>()?,
+        toolsets: (!add.toolsets.is_empty()).then(|| add.toolsets.clone()),
+        read_only: add.read_only,
+        rate_limit_per_min: add.rate_limit,
+        ..TenantSpec::default()
+    })
+}
+
+/// The MCP endpoint the server `config` describes.
+pub fn mcp_url(config: &Config) -> String {
+    match &config.public_url {
+        Some(url) => format!("{url}/mcp"),
+        None => format!("http://{}/mcp", config.listen),
     }
 }
 

@@ -3,6 +3,9 @@
 
 pub mod admin;
 pub mod cli;
+pub mod compose;
+pub mod drill;
+pub mod onboard;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -1,7 +1,9 @@
 //! Building and running the server: open the store, load or create keys, bind both listeners,
 //! serve until told to stop.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +13,9 @@ use common::domain::TenantId;
 use common::mcp::{Catalog, Services};
 use common::ratelimit::RateLimiter;
 use common::scope::ResourceIndex;
-use common::secrets::{MasterKey, write_private_file};
+use common::secrets::{MasterKey, SecretKind, write_private_file};
 use common::store::Store;
+use common::tenant::Tenant;
 use common::token::TokenAuthority;
 use common::upstream::{Upstream, http_client};
 use rand::RngCore;
@@ -34,6 +37,37 @@ pub struct ServerSpec {
     pub resources: bool,
     /// Serve exactly one tenant, named by `STUDIO_MCP_TENANT`.
     pub single_tenant: bool,
+    /// Proves an upstream credential works for a tenant before onboarding stores it.
+    pub verify: VerifyFn,
+}
+
+/// `verify(services, tenant, kind, secret)`: `Err` says what is wrong with the credential.
+pub type VerifyFn = for<'a> fn(
+    &'a Services,
+    &'a Tenant,
+    SecretKind,
+    &'a SecretString,
+) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// The shared server uses Webflow, Plausible and GitHub credentials.
+pub fn verify_shared<'a>(
+    services: &'a Services,
+    tenant: &'a Tenant,
+    kind: SecretKind,
+    secret: &'a SecretString,
+) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+    Box::pin(async move {
+        match kind {
+            SecretKind::Webflow => common::verify::webflow(&services.webflow, secret, tenant).await,
+            SecretKind::Plausible => {
+                common::verify::plausible(&services.plausible, secret, tenant).await
+            }
+            SecretKind::Github => common::verify::github(&services.github, secret, tenant).await,
+            other => Err(format!(
+                "the shared server does not use {other} credentials"
+            )),
+        }
+    })
 }
 
 pub const SHARED: ServerSpec = ServerSpec {
@@ -44,6 +78,7 @@ pub const SHARED: ServerSpec = ServerSpec {
     catalog: common::tools::shared_catalog,
     resources: true,
     single_tenant: false,
+    verify: verify_shared,
 };
 
 /// What both routers share.

@@ -343,3 +343,41 @@ pub async fn connect(
     };
     Ok(client)
 }
+
+/// The `shared-server` binary beside this test's own target folder, built (or brought up to
+/// date) with the same profile; `None` when cargo is not available and no binary exists.
+pub async fn shared_server_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent()?.parent()?.to_owned(); // <target>/<profile>/deps/<test>
+    let target_dir = profile_dir.parent()?.to_owned();
+    let profile = profile_dir.file_name()?.to_str()?.to_owned();
+    let binary = profile_dir.join("shared-server");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = tokio::process::Command::new(cargo);
+    build
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "shared-server",
+            "--bin",
+            "shared-server",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if profile != "debug" {
+        build.args(["--profile", &profile]);
+    }
+    match build.status().await {
+        Ok(status) => assert!(status.success(), "cargo build -p shared-server failed"),
+        Err(e) if binary.exists() => eprintln!("cargo not run ({e}); using {}", binary.display()),
+        Err(e) => {
+            eprintln!(
+                "SKIPPED generate-compose.sh: cargo not run ({e}) and no shared-server binary"
+            );
+            return None;
+        }
+    }
+    Some(binary)
+}

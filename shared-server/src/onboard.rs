@@ -1,0 +1,230 @@
+//! `onboard`: a new client in one command. Reads the upstream credentials from standard input,
+//! verifies every one against its API on the shared server and, when asked, on the client's
+//! isolated instance (dry runs first, so a failure anywhere stores nothing anywhere), then
+//! creates the tenant, stores the sealed credentials, issues the tokens and prints client
+//! configuration for Claude Code, Claude Desktop, Cursor and VS Code.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
+use common::tenant::TenantSpec;
+use serde_json::json;
+
+use crate::admin::OnboardRequest;
+use crate::cli::{AdminClient, TenantAdd};
+
+#[derive(Debug, Args)]
+pub struct OnboardArgs {
+    #[command(flatten)]
+    pub tenant: TenantAdd,
+    /// The shared server's public MCP URL to print (default: STUDIO_MCP_PUBLIC_URL + /mcp).
+    #[arg(long)]
+    pub shared_url: Option<String>,
+    /// The client's isolated instance: its admin API origin (enables the isolated part).
+    #[arg(long)]
+    pub isolated_admin_url: Option<String>,
+    /// File holding that instance's admin token (or STUDIO_MCP_ISOLATED_ADMIN_TOKEN).
+    #[arg(long)]
+    pub isolated_admin_token_file: Option<std::path::PathBuf>,
+    /// The isolated instance's public MCP URL to print.
+    #[arg(long)]
+    pub isolated_url: Option<String>,
+    #[arg(long = "custom-domain")]
+    pub custom_domains: Vec<String>,
+    #[arg(long)]
+    pub dns_zone: Option<String>,
+    #[arg(long = "dns-name")]
+    pub dns_names: Vec<String>,
+    #[arg(long)]
+    pub stripe_customer: Option<String>,
+}
+
+/// `kind=value` lines; blank lines and `#` comments are skipped.
+pub fn parse_credentials(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((kind, value)) = line.split_once('=') else {
+            bail!(
+                "standard input line {}: write kind=value (e.g. webflow=…)",
+                n + 1
+            );
+        };
+        let kind = kind.trim().to_ascii_lowercase();
+        kind.parse::<common::secrets::SecretKind>()
+            .map_err(anyhow::Error::msg)?;
+        if out.insert(kind.clone(), value.trim().to_owned()).is_some() {
+            bail!("standard input gives the {kind} credential twice");
+        }
+    }
+    if !out.contains_key("webflow") {
+        bail!("standard input must give at least webflow=<site token>");
+    }
+    Ok(out)
+}
+
+fn pick(all: &BTreeMap<String, String>, kinds: &[&str]) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(k, _)| kinds.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read credentials from standard input")?;
+    let credentials = parse_credentials(&input)?;
+    let t = &args.tenant;
+    let spec = crate::cli::spec_from(t)?;
+    let shared_request = |dry_run| OnboardRequest {
+        id: t.tenant_id.clone(),
+        spec: spec.clone(),
+        secrets: pick(&credentials, &["webflow", "plausible", "github"]),
+        dry_run,
+        label: Some("onboard".into()),
+    };
+
+    let isolated = match &args.isolated_admin_url {
+        None => {
+            if credentials.contains_key("cloudflare") || credentials.contains_key("stripe") {
+                bail!(
+                    "cloudflare/stripe credentials belong to the isolated instance: give --isolated-admin-url"
+                );
+            }
+            None
+        }
+        Some(url) => {
+            let token = match std::env::var("STUDIO_MCP_ISOLATED_ADMIN_TOKEN") {
+                Ok(t) => t,
+                Err(_) => {
+                    let path = args.isolated_admin_token_file.as_ref().context(
+                        "give --isolated-admin-token-file or STUDIO_MCP_ISOLATED_ADMIN_TOKEN",
+                    )?;
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?
+                }
+            };
+            let spec = TenantSpec {
+                name: spec.name.clone(),
+                webflow_sites: spec.webflow_sites.clone(),
+                custom_domains: args
+                    .custom_domains
+                    .iter()
+                    .map(|d| WebflowId::parse("--custom-domain", d))
+                    .collect::<Result<_, _>>()?,
+                dns_zone: args.dns_zone.as_deref().map(ZoneId::parse).transpose()?,
+                dns_names: args
+                    .dns_names
+                    .iter()
+                    .map(|n| DnsName::parse(n))
+                    .collect::<Result<_, _>>()?,
+                stripe_customer: args
+                    .stripe_customer
+                    .as_deref()
+                    .map(StripeCustomer::parse)
+                    .transpose()?,
+                ..TenantSpec::default()
+            };
+            let client = AdminClient::new(url.clone(), token.trim().to_owned())?;
+            Some((client, spec))
+        }
+    };
+    let isolated_request = |spec: &TenantSpec, dry_run| OnboardRequest {
+        id: t.tenant_id.clone(),
+        spec: spec.clone(),
+        secrets: pick(&credentials, &["webflow", "cloudflare", "stripe"]),
+        dry_run,
+        label: Some("onboard".into()),
+    };
+
+    // 1. Verify everywhere; nothing is stored until every credential has proven itself.
+    let checked = shared
+        .onboard(&shared_request(true))
+        .await
+        .context("shared server")?;
+    eprintln!(
+        "verified on the shared server: {}",
+        checked.verified.join(", ")
+    );
+    if let Some((client, spec)) = &isolated {
+        let checked = client
+            .onboard(&isolated_request(spec, true))
+            .await
+            .context("isolated instance")?;
+        eprintln!(
+            "verified on the isolated instance: {}",
+            checked.verified.join(", ")
+        );
+    }
+
+    // 2. Store and issue.
+    let done = shared
+        .onboard(&shared_request(false))
+        .await
+        .context("shared server")?;
+    let shared_token = done.token.context("the shared server issued no token")?;
+    let mut isolated_token = None;
+    if let Some((client, spec)) = &isolated {
+        let done = client
+            .onboard(&isolated_request(spec, false))
+            .await
+            .context("isolated instance (the shared part is done; rerun with only the isolated options after fixing this)")?;
+        isolated_token = done.token;
+    }
+
+    // 3. Client configuration, printed once: the tokens exist nowhere else.
+    let id = &t.tenant_id;
+    print_configs(&format!("studio-{id}"), shared_url, &shared_token.token);
+    if let (Some(token), Some(url)) = (&isolated_token, &args.isolated_url) {
+        print_configs(&format!("studio-{id}-isolated"), url, &token.token);
+    } else if let Some(token) = &isolated_token {
+        println!("isolated instance token for {id}: {}", token.token);
+        println!("(give --isolated-url to print its client configuration)");
+    }
+    Ok(())
+}
+
+/// Ready-to-paste configuration for the four clients the studio supports.
+pub fn print_configs(name: &str, url: &str, token: &str) {
+    let bearer = format!("Bearer {token}");
+    let desktop = json!({"mcpServers": {name: {
+        "command": "npx",
+        "args": ["mcp-remote", url, "--header", "Authorization:${AUTH_HEADER}"],
+        "env": {"AUTH_HEADER": bearer},
+    }}});
+    let cursor = json!({"mcpServers": {name: {"url": url, "headers": {"Authorization": bearer}}}});
+    let vscode = json!({"servers": {name: {"type": "http", "url": url, "headers": {"Authorization": bearer}}}});
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    println!("== {name}  ({url})");
+    println!(
+        "Claude Code:\n  claude mcp add --transport http {name} {url} --header \"Authorization: {bearer}\""
+    );
+    println!(
+        "Claude Desktop (claude_desktop_config.json, via mcp-remote):\n{}",
+        pretty(&desktop)
+    );
+    println!("Cursor (~/.cursor/mcp.json):\n{}", pretty(&cursor));
+    println!("VS Code (.vscode/mcp.json):\n{}\n", pretty(&vscode));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_are_kind_value_lines() {
+        let c = super::parse_credentials("# acme\nwebflow=wf-1\n\nplausible = pl-2\n").unwrap();
+        assert_eq!(c["webflow"], "wf-1");
+        assert_eq!(c["plausible"], "pl-2");
+        assert!(super::parse_credentials("webflow").is_err());
+        assert!(super::parse_credentials("plausible=x").is_err());
+        assert!(super::parse_credentials("webflow=a\nwebflow=b").is_err());
+        assert!(super::parse_credentials("webflow=a\nftp=b").is_err());
+    }
+}
