@@ -1,16 +1,14 @@
 //! The isolated server's command line: `serve`, and admin subcommands that talk to the running
 //! instance's admin API. `secret`, `token` and `audit` work exactly as on the shared server.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::tenant::TenantSpec;
 use shared_server::cli::{
-    AdminClient, AuditArgs, DrillCommand, SecretCommand, TokenCommand, mcp_url, print_json,
-    run_audit, run_secret, run_token,
+    AdminClient, AuditArgs, DrillCommand, GlobalArgs, SecretCommand, TokenCommand, mcp_url,
+    print_json, run_audit, run_secret, run_token,
 };
 
 #[derive(Debug, Parser)]
@@ -20,12 +18,8 @@ use shared_server::cli::{
     about = "studio-mcp: one client's isolated server for publish, DNS and billing"
 )]
 pub struct Cli {
-    /// Optional TOML config file; STUDIO_MCP_* environment variables override it.
-    #[arg(long, global = true, env = "STUDIO_MCP_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Admin API origin for admin subcommands (default: http://<admin listen address>).
-    #[arg(long, global = true, env = "STUDIO_MCP_ADMIN_URL")]
-    pub admin_url: Option<String>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -80,14 +74,14 @@ pub struct TenantSet {
 
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(Config::load(
-        cli.config.as_deref(),
+        cli.global.config.as_deref(),
         |k| std::env::var(k).ok(),
         ISOLATED_DEFAULTS,
     )?)
 }
 
 pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
-    let client = AdminClient::from_config(cli.admin_url.as_deref(), config)?;
+    let client = AdminClient::from_config(cli.global.admin_url.as_deref(), config)?;
     let tenant = || {
         config
             .tenant

@@ -27,14 +27,21 @@ use crate::admin::{
     about = "studio-mcp: the shared multi-tenant MCP server"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand of both binaries takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
     /// Optional TOML config file; STUDIO_MCP_* environment variables override it.
     #[arg(long, global = true, env = "STUDIO_MCP_CONFIG")]
     pub config: Option<PathBuf>,
     /// Admin API origin for admin subcommands (default: http://<admin listen address>).
     #[arg(long, global = true, env = "STUDIO_MCP_ADMIN_URL")]
     pub admin_url: Option<String>,
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,7 +185,7 @@ pub enum TokenCommand {
 
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(Config::load(
-        cli.config.as_deref(),
+        cli.global.config.as_deref(),
         |k| std::env::var(k).ok(),
         SHARED_DEFAULTS,
     )?)
@@ -413,7 +420,7 @@ fn parse_ago(text: &str) -> anyhow::Result<u64> {
 
 /// Runs an admin subcommand against the admin API.
 pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
-    let client = AdminClient::from_config(cli.admin_url.as_deref(), config)?;
+    let client = AdminClient::from_config(cli.global.admin_url.as_deref(), config)?;
     match &cli.command {
         Command::Serve => bail!("serve is not an admin command"),
         Command::Tenant(TenantCommand::Add(add)) => {

@@ -251,6 +251,34 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
     }
 }
 
+/// What `serve` does in both binaries: log, build, run until Ctrl-C or SIGTERM.
+pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result<()> {
+    crate::telemetry::init(config.log_json);
+    let app = Application::build(config, spec).await?;
+    let stop = app.shutdown_token();
+    tokio::spawn(async move {
+        crate::telemetry::shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    app.run().await
+}
+
+/// One line on stderr and a non-zero exit: 2 for configuration errors, 1 for the rest.
+pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.is::<common::config::ConfigError>() => {
+            eprintln!("{binary}: configuration error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("{binary}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 fn load_or_create_admin_token(config: &Config) -> anyhow::Result<SecretString> {
     let path = config.admin_token_path();
     match std::fs::read_to_string(&path) {

@@ -148,7 +148,7 @@ fn request(c: &Case, p: &Pools) -> Value {
         .retain(|k, _| takes.contains(&k.as_str()));
     let (method, params) = match c.tool {
         "resources/read" => {
-            let uri = if c.page % 2 == 0 {
+            let uri = if c.page.is_multiple_of(2) {
                 format!(
                     "webflow://sites/{}",
                     pick(&p.sites, c.site.unwrap_or(c.page))

@@ -9,7 +9,7 @@ use common::secrets::SecretKind;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::upstream::cloudflare::{Cloudflare, RecordInput};
+use crate::upstream::cloudflare::{Cloudflare, DnsRecord, RecordInput};
 
 pub const TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX"];
 
@@ -82,6 +82,19 @@ pub fn allowed_name(ctx: &ToolContext<'_>, raw: &str) -> Result<DnsName, ToolErr
             id: name.to_string(),
         })
     }
+}
+
+/// The record as it is now, which must itself be under one of the tenant's allowed names.
+pub async fn existing(
+    ctx: &ToolContext<'_>,
+    cloudflare: &Cloudflare<'_>,
+    zone: &ZoneId,
+    record_id: &str,
+) -> Result<(String, DnsRecord), ToolError> {
+    let id = self::record_id(record_id)?;
+    let record = cloudflare.get(zone, &id).await?;
+    allowed_name(ctx, &record.name)?;
+    Ok((id, record))
 }
 
 pub fn record_id(raw: &str) -> Result<String, ToolError> {

@@ -54,10 +54,8 @@ impl Tool for DeleteRecord {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
-        let id = dns::record_id(&args.record_id)?;
         let cloudflare = dns::cloudflare(ctx)?;
-        let before = cloudflare.get(&zone, &id).await?;
-        dns::allowed_name(ctx, &before.name)?;
+        let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
         match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
             Gate::Preview(code) => {
                 let preview = Preview {

@@ -51,12 +51,9 @@ impl Tool for UpdateRecord {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
-        let id = dns::record_id(&args.record_id)?;
         let input = dns::input(ctx, &args.record)?;
         let cloudflare = dns::cloudflare(ctx)?;
-        // The record as it is now must also be one the tenant may touch.
-        let before = cloudflare.get(&zone, &id).await?;
-        dns::allowed_name(ctx, &before.name)?;
+        let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
         if !before.kind.eq_ignore_ascii_case(&input.kind) {
             return Err(ToolError::InvalidArguments(format!(
                 "type: Cloudflare cannot change a {} record into {}; delete it and create a new one",
