@@ -1,8 +1,23 @@
-//! The audit log: one record per tool call and per admin action, in its own sled tree, keyed by
-//! time so reads are range scans and retention is a prefix delete. Records hold a digest of the
-//! arguments, never their values: no tokens, secrets or CMS field contents.
+//! The audit log: one record per tool call and per admin action, as JSON lines in daily
+//! segment files under `<store>/audit/` (`YYYY-MM-DD.jsonl`), beside the sled store. Records
+//! hold a digest of the arguments, never their values: no tokens, secrets or CMS field contents.
+//!
+//! Append-only files instead of a sled tree: a busy server writes millions of records a day,
+//! and sled keeps per-page state for every one of them in memory. Retention deletes whole days.
+//!
+//! Writes leave the request path: `append` queues the record for a writer thread that writes
+//! them in batches. Reads first wait for everything queued before them, so a caller always sees
+//! its own calls. A crash can lose the last moments of queued records (a few milliseconds
+//! under load); a full queue drops records and counts them rather than slowing every call.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -25,13 +40,6 @@ pub struct AuditRecord {
     pub request_id: String,
 }
 
-#[derive(Clone)]
-pub struct AuditLog {
-    tree: sled::Tree,
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -45,51 +53,249 @@ pub fn digest<T: Serialize + ?Sized>(value: &T) -> String {
     hex::encode(&Sha256::digest(&bytes)[..16])
 }
 
+/// Records waiting for the writer at most; beyond this they are dropped and counted.
+const QUEUE: usize = 16_384;
+/// The writer gathers records for up to this long into one write (unless someone waits).
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
+
+enum Message {
+    Record(Box<AuditRecord>),
+    /// Answered once everything queued before it is written.
+    Sync(SyncSender<()>),
+}
+
+struct Writer {
+    sender: Mutex<Option<SyncSender<Message>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    dropped: AtomicU64,
+}
+
+impl Drop for Writer {
+    /// Closing the queue ends the writer once it has written what was queued.
+    fn drop(&mut self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Ok(mut thread) = self.thread.lock()
+            && let Some(thread) = thread.take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    dir: PathBuf,
+    writer: Arc<Writer>,
+}
+
+/// `YYYY-MM-DD` of a Unix time in milliseconds (civil from days, Howard Hinnant's algorithm).
+fn day(at_ms: u64) -> String {
+    let z = (at_ms / 86_400_000) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+struct Segment {
+    day: String,
+    file: BufWriter<File>,
+}
+
+fn open_segment(dir: &Path, day: &str) -> std::io::Result<Segment> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(dir.join(format!("{day}.jsonl")))?;
+    Ok(Segment {
+        day: day.to_owned(),
+        file: BufWriter::with_capacity(64 * 1024, file),
+    })
+}
+
+fn write_batches(dir: PathBuf, queue: Receiver<Message>) {
+    let mut segment: Option<Segment> = None;
+    while let Ok(first) = queue.recv() {
+        let mut waiting = Vec::new();
+        let deadline = Instant::now() + BATCH_WINDOW;
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Record(record) => {
+                    let today = day(record.at_ms);
+                    if segment.as_ref().is_none_or(|s| s.day != today) {
+                        if let Some(mut old) = segment.take() {
+                            let _ = old.file.flush();
+                        }
+                        match open_segment(&dir, &today) {
+                            Ok(s) => segment = Some(s),
+                            Err(e) => tracing::error!(error = %e, "audit segment not opened"),
+                        }
+                    }
+                    if let Some(s) = segment.as_mut()
+                        && let Ok(line) = serde_json::to_vec(&record)
+                        && (s.file.write_all(&line).is_err() || s.file.write_all(b"\n").is_err())
+                    {
+                        tracing::error!("audit record not written");
+                    }
+                }
+                Message::Sync(reply) => waiting.push(reply),
+            }
+            next = if waiting.is_empty() {
+                queue
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()
+            } else {
+                queue.try_recv().ok()
+            };
+        }
+        if let Some(s) = segment.as_mut()
+            && let Err(e) = s.file.flush()
+        {
+            tracing::error!(error = %e, "audit records not flushed");
+        }
+        for reply in waiting {
+            let _ = reply.send(());
+        }
+    }
+}
+
 impl AuditLog {
-    pub fn new(tree: sled::Tree) -> Self {
-        Self { tree }
+    /// The log in `dir` (created, mode 0700).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("audit dir: {e}")))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let (sender, queue) = sync_channel(QUEUE);
+        let writer_dir = dir.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_batches(writer_dir, queue))
+            .map_err(|e| StoreError::Io(format!("cannot start the audit writer: {e}")))?;
+        let writer = Writer {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            dropped: AtomicU64::new(0),
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            writer: Arc::new(writer),
+        })
     }
 
-    /// Appends a record. Not flushed per call: sled's periodic flush bounds loss on a crash to
-    /// a fraction of a second, and a flush per tool call would cost more than the call.
+    /// Queues a record for the writer; never blocks the caller.
     pub fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let mut key = [0u8; 12];
-        key[..8].copy_from_slice(&record.at_ms.to_be_bytes());
-        key[8..].copy_from_slice(&SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
-        let value = serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.tree.insert(key, value)?;
-        Ok(())
+        let sender = self.writer.sender.lock().ok().and_then(|s| s.clone());
+        let Some(sender) = sender else {
+            return Err(StoreError::Io("audit writer stopped".into()));
+        };
+        match sender.try_send(Message::Record(Box::new(record.clone()))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                let dropped = self.writer.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::error!(dropped, "audit queue full: records dropped");
+                }
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                Err(StoreError::Io("audit writer stopped".into()))
+            }
+        }
     }
 
-    /// Newest first, at most `limit`, optionally one tenant's, from `since_ms` on.
+    /// Records dropped because the queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.writer.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every record queued so far is written.
+    pub fn sync(&self) {
+        let sender = self.writer.sender.lock().ok().and_then(|s| s.clone());
+        if let Some(sender) = sender {
+            let (reply, done) = sync_channel(1);
+            if sender.send(Message::Sync(reply)).is_ok() {
+                let _ = done.recv();
+            }
+        }
+    }
+
+    /// Segment files, oldest first.
+    fn segments(&self) -> Result<Vec<(String, PathBuf)>, StoreError> {
+        let mut out = Vec::new();
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| StoreError::Io(format!("audit dir: {e}")))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(day) = name.strip_suffix(".jsonl") {
+                out.push((day.to_owned(), entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Newest first, at most `limit`, optionally one tenant's, from `since_ms` on; includes
+    /// everything appended before the call.
     pub fn query(
         &self,
         tenant: Option<&str>,
         since_ms: u64,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.sync();
+        let first_day = day(since_ms);
         let mut out = Vec::new();
-        for entry in self.tree.range(since_ms.to_be_bytes()..).rev() {
-            let (_, value) = entry?;
-            let record: AuditRecord =
-                serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if tenant.is_none_or(|t| record.tenant == t) {
+        for (segment_day, path) in self.segments()?.into_iter().rev() {
+            if segment_day < first_day {
+                break;
+            }
+            let file =
+                File::open(&path).map_err(|e| StoreError::Io(format!("audit segment: {e}")))?;
+            let mut records: Vec<AuditRecord> = BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|line| serde_json::from_str(&line).ok())
+                .filter(|r: &AuditRecord| {
+                    r.at_ms >= since_ms && tenant.is_none_or(|t| r.tenant == t)
+                })
+                .collect();
+            records.sort_by_key(|r| std::cmp::Reverse(r.at_ms));
+            for record in records {
                 out.push(record);
                 if out.len() >= limit {
-                    break;
+                    return Ok(out);
                 }
             }
         }
         Ok(out)
     }
 
-    /// Deletes records older than `before_ms`; returns how many.
+    /// Deletes the days that end before `before_ms`; returns how many files.
     pub fn prune(&self, before_ms: u64) -> Result<usize, StoreError> {
+        self.sync();
+        let keep_from = day(before_ms);
         let mut removed = 0;
-        for entry in self.tree.range(..before_ms.to_be_bytes()) {
-            let (key, _) = entry?;
-            self.tree.remove(key)?;
-            removed += 1;
+        for (segment_day, path) in self.segments()? {
+            if segment_day < keep_from {
+                std::fs::remove_file(&path)
+                    .map_err(|e| StoreError::Io(format!("audit prune: {e}")))?;
+                removed += 1;
+            }
         }
         Ok(removed)
     }
@@ -98,6 +304,8 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY: u64 = 86_400_000;
 
     fn record(at_ms: u64, tenant: &str) -> AuditRecord {
         AuditRecord {
@@ -112,11 +320,10 @@ mod tests {
     }
 
     #[test]
-    fn query_filters_orders_and_prunes() {
+    fn query_filters_orders_and_prunes_by_day() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let log = AuditLog::new(db.open_tree("audit").unwrap());
-        for (at, t) in [(10, "a"), (20, "b"), (30, "a"), (40, "a")] {
+        let log = AuditLog::open(dir.path()).unwrap();
+        for (at, t) in [(10, "a"), (20, "b"), (DAY + 30, "a"), (2 * DAY + 40, "a")] {
             log.append(&record(at, t)).unwrap();
         }
         let a: Vec<u64> = log
@@ -125,10 +332,22 @@ mod tests {
             .iter()
             .map(|r| r.at_ms)
             .collect();
-        assert_eq!(a, [40, 30, 10]);
+        assert_eq!(a, [2 * DAY + 40, DAY + 30, 10]);
         assert_eq!(log.query(None, 25, 10).unwrap().len(), 2);
-        assert_eq!(log.query(None, 0, 1).unwrap()[0].at_ms, 40);
-        assert_eq!(log.prune(25).unwrap(), 2);
+        assert_eq!(log.query(None, 0, 1).unwrap()[0].at_ms, 2 * DAY + 40);
+        assert_eq!(log.prune(DAY + 5).unwrap(), 1);
         assert_eq!(log.query(None, 0, 10).unwrap().len(), 2);
+        assert_eq!(day(0), "1970-01-01");
+    }
+
+    #[test]
+    fn records_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        AuditLog::open(dir.path())
+            .unwrap()
+            .append(&record(now_ms(), "a"))
+            .unwrap();
+        let reopened = AuditLog::open(dir.path()).unwrap();
+        assert_eq!(reopened.query(Some("a"), 0, 10).unwrap().len(), 1);
     }
 }

@@ -187,16 +187,17 @@ impl TokenAuthority {
                 }
             })?
             .claims;
-        let record = store
+        // The key is the hash of this exact token, so a match pins its id as well.
+        let entry = store
             .token_by_hash(&token_hash(token))?
             .ok_or(AuthError::Unknown)?;
-        if record.id != claims.jti || record.tenant.as_str() != claims.sub {
+        if entry.tenant.as_str() != claims.sub {
             return Err(AuthError::Unknown);
         }
-        if record.revoked_at.is_some() {
+        if entry.revoked {
             return Err(AuthError::Revoked);
         }
-        store.tenant(&record.tenant).ok_or(AuthError::NoTenant)
+        store.tenant(&entry.tenant).ok_or(AuthError::NoTenant)
     }
 }
 

@@ -200,7 +200,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.services.metrics.render(),
+        format!(
+            "{}# HELP studio_mcp_audit_dropped_total Audit records dropped because the write queue was full.\n# TYPE studio_mcp_audit_dropped_total counter\nstudio_mcp_audit_dropped_total {}\n",
+            state.services.metrics.render(),
+            state.services.store.audit().dropped()
+        ),
     )
 }
 
