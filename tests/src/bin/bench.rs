@@ -1,0 +1,1389 @@
+//! `bench`: the release-mode benchmark. Starts `shared-server serve` as its own process on a
+//! pre-populated data dir (1, 1,000 and 10,000 tenants, 10 tokens each), drives real MCP
+//! `tools/call whoami` requests over keep-alive HTTP/1.1 at several concurrencies, and reports
+//! calls/s, p50/p99/p99.9 latency, the server's resident memory and CPU, start-up time and the
+//! in-process token check cost, beside a bare axum JSON endpoint (`bench floor-server`, also
+//! its own process) measured in the same run as the floor.
+//!
+//! ```text
+//! bench [run] [--duration-secs 5] [--tenants 1,1000,10000] [--concurrency 1,16,64] [--json out.json]
+//! bench floor-server [--listen 127.0.0.1:0]     # prints its bound address on stdout
+//! bench load --url http://127.0.0.1:PORT/mcp --token T [--pid PID]   # any running endpoint
+//! ```
+//!
+//! Run it under `taskset -c 1` (as `deploy/bench.sh` does): the servers are pinned to core 0
+//! with `taskset -c 0` when `taskset` exists, so load generator and server never share a core.
+//! The load generator is one thread with a hand-rolled HTTP/1.1 client (fixed request bytes,
+//! `Content-Length` or chunked responses) so that it costs far less per call than the server.
+
+use std::io::{BufRead as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Args, FromArgMatches as _, Parser, Subcommand};
+use common::domain::{TenantId, WebflowId};
+use common::secrets::{MasterKey, write_private_file};
+use common::store::{Store, StoreError};
+use common::tenant::TenantSpec;
+use common::token::TokenAuthority;
+use secrecy::ExposeSecret as _;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// The MCP request every call sends: a stateless `tools/call` of `whoami`.
+const WHOAMI: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
+/// Token lifetime for the benchmark's tokens (a year, the server's default).
+const TOKEN_TTL_SECS: u64 = 365 * 86_400;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "studio-mcp release benchmark (see README, \"Benchmark\")"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the whole benchmark (the default).
+    Run(RunArgs),
+    /// Serve the floor: a bare axum `POST /echo` JSON endpoint; prints its address on stdout.
+    FloorServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+    /// Drive any running MCP endpoint with the same `whoami` load (e.g. another implementation,
+    /// see deploy/bench-ts/); prints one row per concurrency.
+    Load(LoadArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+struct LoadArgs {
+    /// The endpoint, `http://host:port/path`.
+    #[arg(long)]
+    url: String,
+    /// Bearer token(s) to rotate through; repeatable.
+    #[arg(long = "token", required = true)]
+    tokens: Vec<String>,
+    /// The server's pid, for its CPU and resident memory.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Row label.
+    #[arg(long, default_value = "external")]
+    label: String,
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Args)]
+struct RunArgs {
+    /// Seconds measured per cell (after `--warmup-secs`).
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    /// Seconds of load before each measurement.
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    /// Tenant counts, one fresh data dir and server each.
+    #[arg(long, value_delimiter = ',', default_value = "1,1000,10000")]
+    tenants: Vec<usize>,
+    /// Concurrent clients (one keep-alive connection each).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Tokens issued per tenant.
+    #[arg(long, default_value_t = 10)]
+    tokens_per_tenant: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The `shared-server` binary (default: next to this executable).
+    #[arg(long)]
+    server: Option<PathBuf>,
+    /// Do not pin the servers to core 0.
+    #[arg(long)]
+    no_pin: bool,
+    /// Skip the axum floor.
+    #[arg(long)]
+    no_floor: bool,
+    /// `RUST_LOG` for the server (default: unset, the server's production default).
+    #[arg(long)]
+    server_rust_log: Option<String>,
+    /// Extra environment for the server, `NAME=VALUE`, repeatable (experiments such as
+    /// `MALLOC_ARENA_MAX=2`).
+    #[arg(long, value_parser = parse_env_pair)]
+    server_env: Vec<(String, String)>,
+    /// Before each cell, wait up to this long for the machine to be quiet (other work below
+    /// 10% of a core), for shared machines where builds come and go. 0: don't wait.
+    #[arg(long, default_value_t = 0)]
+    wait_quiet_secs: u64,
+}
+
+fn parse_env_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Cmd::FloorServer { listen }) => floor_server(listen),
+        Some(Cmd::Run(args)) => run_blocking(args),
+        Some(Cmd::Load(args)) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(load(args))),
+        None => default_run_args().and_then(run_blocking),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bench` with no subcommand behaves as `bench run` with its defaults.
+fn default_run_args() -> anyhow::Result<RunArgs> {
+    let command = RunArgs::augment_args(clap::Command::new("run"));
+    let matches = command.try_get_matches_from(["run"])?;
+    Ok(RunArgs::from_arg_matches(&matches)?)
+}
+
+fn run_blocking(args: RunArgs) -> anyhow::Result<()> {
+    // One thread: the load generator owns one core (see the module docs).
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+#[derive(Clone, Debug, Serialize)]
+struct Cell {
+    target: String,
+    tenants: usize,
+    tokens: usize,
+    concurrency: usize,
+    calls_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    calls: u64,
+    errors: u64,
+    /// Server resident memory after the cell (`VmRSS`), MiB.
+    rss_mb: f64,
+    /// Server peak resident memory so far (`VmHWM`), MiB.
+    hwm_mb: f64,
+    /// Server CPU time during the measured window, % of one core.
+    server_cpu_pct: f64,
+    /// Load generator CPU time during the measured window, % of one core.
+    loadgen_cpu_pct: f64,
+    /// CPU used by everything else on the machine during the window (other processes, and
+    /// interrupt work not charged to either process), % of one core. Above ~10% the figures
+    /// are disturbed: rerun on a quiet machine.
+    other_cpu_pct: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Fleet {
+    tenants: usize,
+    tokens: usize,
+    /// Offline population of the store (tenants + token issue), seconds.
+    populate_secs: f64,
+    /// Spawn to first `GET /healthz` 200, milliseconds.
+    startup_ms: f64,
+    /// Server resident memory after start-up, before any load, MiB.
+    idle_rss_mb: f64,
+    /// Mean in-process `TokenAuthority::authenticate` over every token of the store, µs.
+    token_check_us: f64,
+    /// What the server logged (stderr) over the whole run, bytes per MCP call.
+    log_bytes_per_call: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    duration_secs: u64,
+    warmup_secs: u64,
+    pinned: bool,
+    cores: usize,
+    fleets: Vec<Fleet>,
+    floor_startup_ms: Option<f64>,
+    cells: Vec<Cell>,
+    goals: Vec<Goal>,
+}
+
+#[derive(Debug, Serialize)]
+struct Goal {
+    goal: String,
+    measured: String,
+    met: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let server_bin = match &args.server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("shared-server"),
+    };
+    if !server_bin.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p shared-server --bin shared-server)",
+            server_bin.display()
+        );
+    }
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        bail!("--concurrency needs positive numbers");
+    }
+    if args.tenants.is_empty() || args.tenants.contains(&0) || args.tokens_per_tenant == 0 {
+        bail!("--tenants and --tokens-per-tenant need positive numbers");
+    }
+    let cores = online_cpus();
+    let pin = !args.no_pin && cores >= 2 && which("taskset");
+    let ticks = clock_ticks();
+    eprintln!(
+        "bench: {} s per cell after {} s warm-up; servers {}; load generator on CPUs {}",
+        args.duration_secs,
+        args.warmup_secs,
+        if pin {
+            "pinned to core 0"
+        } else {
+            "not pinned"
+        },
+        own_cpus().unwrap_or_else(|| "?".into()),
+    );
+
+    let mut report = Report {
+        duration_secs: args.duration_secs,
+        warmup_secs: args.warmup_secs,
+        pinned: pin,
+        cores,
+        fleets: Vec::new(),
+        floor_startup_ms: None,
+        cells: Vec::new(),
+        goals: Vec::new(),
+    };
+
+    for &tenants in &args.tenants {
+        let dir = tempfile::Builder::new()
+            .prefix("studio-mcp-bench-")
+            .tempdir()?;
+        let mcp_port = free_port()?;
+        let admin_port = free_port()?;
+        let public_url = format!("http://127.0.0.1:{mcp_port}");
+        eprintln!(
+            "bench: populating {tenants} tenants × {} tokens in {} …",
+            args.tokens_per_tenant,
+            dir.path().display()
+        );
+        let started = Instant::now();
+        let tokens = populate(dir.path(), &public_url, tenants, args.tokens_per_tenant)?;
+        let populate_secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "bench: populated {} tokens in {populate_secs:.1} s; measuring the token check …",
+            tokens.len()
+        );
+        let token_check_us = token_check(dir.path(), &public_url, &tokens)?;
+
+        let mut command = pinned_command(&server_bin, pin);
+        command
+            .arg("serve")
+            .env("STUDIO_MCP_DATA_DIR", dir.path())
+            .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{mcp_port}"))
+            .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+            .env("STUDIO_MCP_PUBLIC_URL", &public_url)
+            .env("STUDIO_MCP_TENANT_RATE_PER_MIN", "1000000000")
+            .env_remove("RUST_LOG")
+            .env_remove("STUDIO_MCP_LOG_FORMAT")
+            .env_remove("STUDIO_MCP_MASTER_KEY_FILE")
+            .env_remove("STUDIO_MCP_ADMIN_TOKEN");
+        // The production default log filter, whatever the caller's shell says, unless asked.
+        if let Some(filter) = &args.server_rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        command.envs(args.server_env.iter().cloned());
+        let addr: SocketAddr = ([127, 0, 0, 1], mcp_port).into();
+        let log = dir.path().join("server.log");
+        let (server, startup) = Server::start(command, &log, Some(addr)).await?;
+        let idle = memory(server.pid());
+        eprintln!(
+            "bench: shared-server up in {:.1} ms, {:.1} MiB resident",
+            startup.as_secs_f64() * 1e3,
+            idle.rss_mb
+        );
+        let target = Target {
+            addr,
+            host: format!("127.0.0.1:{mcp_port}"),
+            path: "/mcp".to_owned(),
+        };
+        check_first_call(&target, &tokens, "\"tenant\"").await?;
+        let tokens = Arc::new(tokens);
+        for &concurrency in &args.concurrency {
+            let cell = measure(
+                "studio-mcp whoami",
+                &target,
+                &tokens,
+                Some(server.pid()),
+                concurrency,
+                Window::from(&args),
+                ticks,
+                tenants,
+            )
+            .await
+            .with_context(|| format!("{tenants} tenants, {concurrency} clients"))?;
+            eprintln!("{}", row(&cell));
+            report.cells.push(cell);
+        }
+        server.stop().await;
+        let calls: u64 = report
+            .cells
+            .iter()
+            .filter(|c| c.tenants == tenants)
+            .map(|c| c.calls)
+            .sum();
+        let log_bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
+        report.fleets.push(Fleet {
+            tenants,
+            tokens: tokens.len(),
+            populate_secs,
+            startup_ms: startup.as_secs_f64() * 1e3,
+            idle_rss_mb: idle.rss_mb,
+            token_check_us,
+            log_bytes_per_call: log_bytes as f64 / calls.max(1) as f64,
+        });
+        if let Err(e) = dir.close() {
+            eprintln!("bench: could not remove the temp data dir: {e}");
+        }
+    }
+
+    if !args.no_floor {
+        let exe = std::env::current_exe()?;
+        let mut command = pinned_command(&exe, pin);
+        command
+            .args(["floor-server", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped());
+        let log_dir = tempfile::tempdir()?;
+        let (server, startup) =
+            Server::start(command, &log_dir.path().join("floor.log"), None).await?;
+        report.floor_startup_ms = Some(startup.as_secs_f64() * 1e3);
+        let addr = server.addr;
+        let target = Target {
+            addr,
+            host: addr.to_string(),
+            path: "/echo".to_owned(),
+        };
+        let tokens = Arc::new(vec!["floor".to_owned()]);
+        for &concurrency in &args.concurrency {
+            let cell = measure(
+                "axum floor (/echo)",
+                &target,
+                &tokens,
+                Some(server.pid()),
+                concurrency,
+                Window::from(&args),
+                ticks,
+                0,
+            )
+            .await
+            .with_context(|| format!("floor, {concurrency} clients"))?;
+            eprintln!("{}", row(&cell));
+            report.cells.push(cell);
+        }
+        server.stop().await;
+    }
+
+    report.goals = goals(&report);
+    print_report(&report);
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `bench load`: the same client against an endpoint someone else started.
+async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    let rest = args
+        .url
+        .strip_prefix("http://")
+        .context("--url must start with http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let addr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .with_context(|| format!("cannot resolve {authority}"))?;
+    let target = Target {
+        addr,
+        host: authority.to_owned(),
+        path: path.to_owned(),
+    };
+    check_first_call(&target, &args.tokens, "\"result\"").await?;
+    let tokens = Arc::new(args.tokens.clone());
+    let window = Window {
+        warmup_secs: args.warmup_secs,
+        duration_secs: args.duration_secs,
+        wait_quiet_secs: 0,
+    };
+    let ticks = clock_ticks();
+    let mut cells = Vec::new();
+    println!("{}", header());
+    for &concurrency in &args.concurrency {
+        let cell = measure(
+            &args.label,
+            &target,
+            &tokens,
+            args.pid,
+            concurrency,
+            window,
+            ticks,
+            0,
+        )
+        .await?;
+        println!("{}", row(&cell));
+        cells.push(cell);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&cells)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Fills `dir` the way a provisioned server's data dir looks: store, master key, signing key,
+/// admin token; `tenants` tenants with one dummy Webflow site each and `per_tenant` tokens each.
+/// Returns the tokens interleaved (token 0 of every tenant, then token 1 …), so walking the list
+/// in order touches every tenant before any repeats.
+fn populate(
+    dir: &Path,
+    public_url: &str,
+    tenants: usize,
+    per_tenant: usize,
+) -> anyhow::Result<Vec<String>> {
+    let store = open_store(&dir.join("store"))?;
+    MasterKey::load_or_generate(&dir.join("master.key"))?;
+    let authority = TokenAuthority::load_or_generate(&dir.join("signing.key"), public_url)?;
+    write_private_file(
+        &dir.join("admin-token"),
+        b"adm_0000000000000000000000000000000000000000000000000000000000000000",
+    )?;
+    let now = common::now_unix();
+    let mut by_tenant: Vec<Vec<String>> = Vec::with_capacity(tenants);
+    let progress = Instant::now();
+    for i in 0..tenants {
+        let id = TenantId::parse(&format!("bench-{i:05}"))?;
+        let site = WebflowId::parse("site", &format!("{:024x}", i + 1))?;
+        let tenant = TenantSpec {
+            name: format!("Bench tenant {i}"),
+            webflow_sites: vec![site],
+            ..Default::default()
+        }
+        .into_tenant(id.clone(), now)
+        .map_err(|e| anyhow!(e))?;
+        store.add_tenant(tenant)?;
+        let mut tokens = Vec::with_capacity(per_tenant);
+        for j in 0..per_tenant {
+            let issued =
+                authority.issue(&store, &id, &format!("bench {j}"), TOKEN_TTL_SECS, now)?;
+            tokens.push(issued.token.expose_secret().to_owned());
+        }
+        by_tenant.push(tokens);
+        if (i + 1) % 1000 == 0 {
+            eprintln!(
+                "bench:   {} tenants after {:.1} s",
+                i + 1,
+                progress.elapsed().as_secs_f64()
+            );
+        }
+    }
+    store.flush()?;
+    drop(store);
+    let mut tokens = Vec::with_capacity(tenants * per_tenant);
+    for j in 0..per_tenant {
+        for tenant in &by_tenant {
+            if let Some(t) = tenant.get(j) {
+                tokens.push(t.clone());
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// `Store::open`, waiting out the lock a just-dropped handle holds for a few milliseconds.
+fn open_store(path: &Path) -> anyhow::Result<Store> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(path) {
+            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// Mean cost of the per-request token check, in process, over every token once (after a short
+/// warm-up), on the freshly reopened store: signature, audience, expiry, stored record, tenant.
+fn token_check(dir: &Path, public_url: &str, tokens: &[String]) -> anyhow::Result<f64> {
+    let store = open_store(&dir.join("store"))?;
+    let authority = TokenAuthority::load_or_generate(&dir.join("signing.key"), public_url)?;
+    let rounds = tokens.len().max(100_000);
+    for token in tokens.iter().take(10_000) {
+        authority.authenticate(&store, token)?;
+    }
+    let started = Instant::now();
+    for i in 0..rounds {
+        // A stride through the list so consecutive checks hit unrelated records.
+        let token = &tokens[(i * 7_919) % tokens.len()];
+        std::hint::black_box(authority.authenticate(&store, token)?);
+    }
+    let mean = started.elapsed().as_secs_f64() * 1e6 / rounds as f64;
+    drop(store);
+    Ok(mean)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server processes
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Spawns `command` and waits until it answers: `GET /healthz` 200 on `addr` for the MCP
+    /// server, or (`addr` None) the address printed on stdout for the floor. Returns the time
+    /// from spawn to the first good answer.
+    async fn start(
+        mut command: Command,
+        log: &Path,
+        addr: Option<SocketAddr>,
+    ) -> anyhow::Result<(Server, Duration)> {
+        // sled lets go of its lock file a few milliseconds after the bench's own store handle
+        // is dropped (its I/O threads finish first): a start refused for that is retried.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(&mut command, log, addr).await {
+                Err(e) if attempt < 100 && format!("{e:#}").contains("is locked by another") => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(
+        command: &mut Command,
+        log: &Path,
+        addr: Option<SocketAddr>,
+    ) -> anyhow::Result<(Server, Duration)> {
+        let stderr = std::fs::File::create(log)?;
+        command.stdin(Stdio::null()).stderr(stderr);
+        if addr.is_some() {
+            command.stdout(Stdio::null());
+        }
+        let spawned = Instant::now();
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start {command:?}"))?;
+        let addr = match addr {
+            Some(a) => a,
+            None => {
+                let stdout = child.stdout.take().context("no stdout")?;
+                let mut line = String::new();
+                std::io::BufReader::new(stdout).read_line(&mut line)?;
+                line.trim()
+                    .parse()
+                    .with_context(|| format!("floor server printed `{}`", line.trim()))?
+            }
+        };
+        let mut server = Server { child, addr };
+        loop {
+            if healthz(addr).await {
+                break;
+            }
+            if let Some(status) = server.child.try_wait()? {
+                let tail = std::fs::read_to_string(log).unwrap_or_default();
+                bail!("server exited ({status}) before answering:\n{tail}");
+            }
+            if spawned.elapsed() > Duration::from_secs(60) {
+                bail!(
+                    "server did not answer /healthz within 60 s (log: {})",
+                    log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok((server, spawned.elapsed()))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then up to 10 s for a graceful exit, then SIGKILL.
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        for _ in 0..1000 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!("bench: server {} ignored SIGTERM; killing it", self.pid());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Never leave a server behind when the benchmark fails half-way.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn pinned_command(program: &Path, pin: bool) -> Command {
+    if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+async fn healthz(addr: SocketAddr) -> bool {
+    let Ok(mut conn) = Conn::connect(addr).await else {
+        return false;
+    };
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    matches!(conn.call(request.as_bytes()).await, Ok(r) if r.status == 200)
+}
+
+/// One call through the same client as the load, checked in full: stateless (no initialize),
+/// answered 200 with the token's tenant in the tool result.
+async fn check_first_call(target: &Target, tokens: &[String], expect: &str) -> anyhow::Result<()> {
+    let token = tokens.first().context("no tokens")?;
+    let mut conn = Conn::connect(target.addr).await?;
+    let mut request = Vec::new();
+    target.request(&mut request, token);
+    let response = conn.call(&request).await?;
+    let body = String::from_utf8_lossy(&conn.buf[response.body.clone()]).into_owned();
+    if response.status != 200 || !body.contains(expect) || response.error {
+        bail!(
+            "the first whoami call did not succeed: HTTP {}\n{body}",
+            response.status
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load generator
+
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    host: String,
+    path: String,
+}
+
+impl Target {
+    fn request(&self, out: &mut Vec<u8>, token: &str) {
+        out.clear();
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             MCP-Protocol-Version: 2025-06-18\r\nContent-Length: {}\r\n\r\n{WHOAMI}",
+            self.path,
+            self.host,
+            WHOAMI.len()
+        );
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection; one request in flight at a time.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+struct Response {
+    status: u16,
+    body: std::ops::Range<usize>,
+    /// A JSON-RPC error or a tool result with `isError: true`.
+    error: bool,
+    close: bool,
+}
+
+impl Conn {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(8192),
+        })
+    }
+
+    async fn call(&mut self, request: &[u8]) -> anyhow::Result<Response> {
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        loop {
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(8192);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                bail!("connection closed mid-response");
+            }
+            if let Some(head) = parse_head(&self.buf)?
+                && let Some(end) = head.complete(&self.buf)?
+            {
+                let body = &self.buf[head.body_start..end];
+                let error = head.status == 200
+                    && (contains(body, b"\"isError\":true") || contains(body, b"\"error\":"));
+                return Ok(Response {
+                    status: head.status,
+                    body: head.body_start..end,
+                    error,
+                    close: head.close,
+                });
+            }
+        }
+    }
+}
+
+struct Head {
+    status: u16,
+    body_start: usize,
+    length: Option<usize>,
+    chunked: bool,
+    close: bool,
+}
+
+impl Head {
+    /// Where the response ends, once all of it is in `buf`.
+    fn complete(&self, buf: &[u8]) -> anyhow::Result<Option<usize>> {
+        if let Some(len) = self.length {
+            let end = self.body_start + len;
+            return Ok((buf.len() >= end).then_some(end));
+        }
+        if !self.chunked {
+            bail!("response without Content-Length or chunked encoding");
+        }
+        let mut pos = self.body_start;
+        loop {
+            let Some(line_end) = find(&buf[pos..], b"\r\n").map(|i| pos + i) else {
+                return Ok(None);
+            };
+            let size_text = std::str::from_utf8(&buf[pos..line_end])?;
+            let size_text = size_text.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .with_context(|| format!("bad chunk size `{size_text}`"))?;
+            let next = line_end + 2 + size + 2;
+            if buf.len() < next {
+                return Ok(None);
+            }
+            if size == 0 {
+                return Ok(Some(next));
+            }
+            pos = next;
+        }
+    }
+}
+
+fn parse_head(buf: &[u8]) -> anyhow::Result<Option<Head>> {
+    let Some(end) = find(buf, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&buf[..end])?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line `{status_line}`"))?;
+    let mut head = Head {
+        status,
+        body_start: end + 4,
+        length: None,
+        chunked: false,
+        close: false,
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            head.length = Some(value.parse()?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            head.chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.close = value.eq_ignore_ascii_case("close");
+        }
+    }
+    Ok(Some(head))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    find(haystack, needle).is_some()
+}
+
+/// What one client task saw during the measured window.
+#[derive(Default)]
+struct TaskResult {
+    latencies_ns: Vec<u64>,
+    errors: u64,
+}
+
+/// How long each cell runs.
+#[derive(Clone, Copy)]
+struct Window {
+    warmup_secs: u64,
+    duration_secs: u64,
+    wait_quiet_secs: u64,
+}
+
+impl From<&RunArgs> for Window {
+    fn from(a: &RunArgs) -> Self {
+        Window {
+            warmup_secs: a.warmup_secs,
+            duration_secs: a.duration_secs,
+            wait_quiet_secs: a.wait_quiet_secs,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    label: &str,
+    target: &Target,
+    tokens: &Arc<Vec<String>>,
+    server_pid: Option<u32>,
+    concurrency: usize,
+    window: Window,
+    ticks: f64,
+    tenants: usize,
+) -> anyhow::Result<Cell> {
+    let args = window;
+    wait_quiet(args.wait_quiet_secs, ticks, server_pid).await;
+    // Connect everyone first, so the window measures calls, not handshakes.
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(Conn::connect(target.addr).await?);
+    }
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(args.warmup_secs);
+    let measure_to = measure_from + Duration::from_secs(args.duration_secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (k, conn) in conns.into_iter().enumerate() {
+        let target = target.clone();
+        let tokens = tokens.clone();
+        tasks.spawn(client(
+            k,
+            concurrency,
+            conn,
+            target,
+            tokens,
+            measure_from,
+            measure_to,
+        ));
+    }
+    // CPU accounting over (roughly) the measured window.
+    tokio::time::sleep_until(measure_from.into()).await;
+    let server_stat = server_pid.map(|pid| format!("/proc/{pid}/stat"));
+    let server_cpu0 = server_stat.as_deref().and_then(cpu_ticks);
+    let own_cpu0 = cpu_ticks("/proc/self/stat");
+    let busy0 = machine_busy_ticks();
+    let wall0 = Instant::now();
+    tokio::time::sleep_until(measure_to.into()).await;
+    let server_cpu1 = server_stat.as_deref().and_then(cpu_ticks);
+    let own_cpu1 = cpu_ticks("/proc/self/stat");
+    let busy1 = machine_busy_ticks();
+    let wall = wall0.elapsed().as_secs_f64();
+
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined??;
+        latencies.extend_from_slice(&result.latencies_ns);
+        errors += result.errors;
+    }
+    latencies.sort_unstable();
+    let calls = latencies.len() as u64;
+    let pct = |q: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1] as f64 / 1e6
+    };
+    let cpu = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if wall > 0.0 => (b.saturating_sub(a)) as f64 / ticks / wall * 100.0,
+        _ => f64::NAN,
+    };
+    let server_cpu_pct = cpu(server_cpu0, server_cpu1);
+    let loadgen_cpu_pct = cpu(own_cpu0, own_cpu1);
+    let other_cpu_pct = (cpu(busy0, busy1) - server_cpu_pct.max(0.0) - loadgen_cpu_pct).max(0.0);
+    let mem = server_pid.map_or(
+        Memory {
+            rss_mb: f64::NAN,
+            hwm_mb: f64::NAN,
+        },
+        memory,
+    );
+    Ok(Cell {
+        target: label.to_owned(),
+        tenants,
+        tokens: if tenants == 0 { 0 } else { tokens.len() },
+        concurrency,
+        calls_per_sec: (calls - errors.min(calls)) as f64 / args.duration_secs as f64,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        p999_ms: pct(0.999),
+        calls,
+        errors,
+        rss_mb: mem.rss_mb,
+        hwm_mb: mem.hwm_mb,
+        server_cpu_pct,
+        loadgen_cpu_pct,
+        other_cpu_pct,
+    })
+}
+
+/// Waits (up to `limit_secs`) until everything but this process and the server uses less than
+/// 10% of a core over half a second.
+async fn wait_quiet(limit_secs: u64, ticks: f64, server: Option<u32>) {
+    if limit_secs == 0 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(limit_secs);
+    let server_stat = server.map(|pid| format!("/proc/{pid}/stat"));
+    loop {
+        let sample = || {
+            (
+                machine_busy_ticks(),
+                server_stat.as_deref().and_then(cpu_ticks),
+                cpu_ticks("/proc/self/stat"),
+            )
+        };
+        let (b0, s0, o0) = sample();
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (b1, s1, o1) = sample();
+        let wall = t0.elapsed().as_secs_f64();
+        let delta = |a: Option<u64>, b: Option<u64>| {
+            b.unwrap_or(0).saturating_sub(a.unwrap_or(0)) as f64 / ticks / wall * 100.0
+        };
+        let other = delta(b0, b1) - delta(s0, s1) - delta(o0, o1);
+        if other < 10.0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("bench: machine still busy ({other:.0}% of a core); measuring anyway");
+            return;
+        }
+    }
+}
+
+/// One client: its own connection, one call at a time, walking the token list from its own
+/// offset so that together the clients cycle through every tenant.
+async fn client(
+    k: usize,
+    concurrency: usize,
+    mut conn: Conn,
+    target: Target,
+    tokens: Arc<Vec<String>>,
+    measure_from: Instant,
+    measure_to: Instant,
+) -> anyhow::Result<TaskResult> {
+    let mut out = TaskResult::default();
+    let mut request = Vec::with_capacity(1024);
+    let mut n = k;
+    loop {
+        let token = &tokens[n % tokens.len()];
+        n += concurrency;
+        target.request(&mut request, token);
+        let sent = Instant::now();
+        let outcome = conn.call(&request).await;
+        let done = Instant::now();
+        let in_window = done >= measure_from && done < measure_to;
+        match outcome {
+            Ok(response) => {
+                if in_window {
+                    out.latencies_ns.push((done - sent).as_nanos() as u64);
+                    if response.status != 200 || response.error {
+                        out.errors += 1;
+                    }
+                }
+                if response.close {
+                    conn = Conn::connect(target.addr).await?;
+                }
+            }
+            Err(e) => {
+                if in_window {
+                    out.latencies_ns.push((done - sent).as_nanos() as u64);
+                    out.errors += 1;
+                }
+                conn = Conn::connect(target.addr)
+                    .await
+                    .with_context(|| format!("reconnecting after `{e:#}`"))?;
+            }
+        }
+        if done >= measure_to {
+            return Ok(out);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The floor
+
+/// A bare axum JSON endpoint: parses the JSON-RPC body and answers a small JSON result. Runs on
+/// the same runtime flavour as the server (`#[tokio::main]`: one worker per allowed core).
+fn floor_server(listen: SocketAddr) -> anyhow::Result<()> {
+    use axum::Json;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    async fn echo(Json(body): Json<Value>) -> Json<Value> {
+        let id = body.get("id").cloned().unwrap_or(Value::Null);
+        Json(json!({"jsonrpc": "2.0", "id": id, "result": {"ok": true}}))
+    }
+
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let mut stdout = std::io::stdout();
+            writeln!(stdout, "{}", listener.local_addr()?)?;
+            stdout.flush()?;
+            let app = axum::Router::new()
+                .route("/echo", post(echo))
+                .route("/healthz", axum::routing::get(|| async { "ok" }));
+            axum::serve(listener, app).await?;
+            Ok(())
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+fn row(c: &Cell) -> String {
+    format!(
+        "{:<20} {:>7} {:>7} {:>5} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>7.1} {:>7.1} {:>6.0}% {:>6.0}% {:>6.0}%",
+        c.target,
+        if c.tenants == 0 {
+            "-".into()
+        } else {
+            c.tenants.to_string()
+        },
+        if c.tenants == 0 {
+            "-".into()
+        } else {
+            c.tokens.to_string()
+        },
+        c.concurrency,
+        c.calls_per_sec,
+        c.p50_ms,
+        c.p99_ms,
+        c.p999_ms,
+        c.errors,
+        c.rss_mb,
+        c.hwm_mb,
+        c.server_cpu_pct,
+        c.loadgen_cpu_pct,
+        c.other_cpu_pct,
+    )
+}
+
+fn header() -> String {
+    format!(
+        "{:<20} {:>7} {:>7} {:>5} {:>10} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "target",
+        "tenants",
+        "tokens",
+        "conc",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "RSS MB",
+        "HWM MB",
+        "srv CPU",
+        "gen CPU",
+        "other"
+    )
+}
+
+fn print_report(r: &Report) {
+    println!();
+    println!("{}", header());
+    for c in &r.cells {
+        println!("{}", row(c));
+    }
+    println!();
+    println!(
+        "{:>7} {:>7} {:>12} {:>11} {:>12} {:>15} {:>14}",
+        "tenants",
+        "tokens",
+        "populate s",
+        "start-up ms",
+        "idle RSS MB",
+        "token check µs",
+        "log bytes/call"
+    );
+    for f in &r.fleets {
+        println!(
+            "{:>7} {:>7} {:>12.1} {:>11.1} {:>12.1} {:>15.2} {:>14.0}",
+            f.tenants,
+            f.tokens,
+            f.populate_secs,
+            f.startup_ms,
+            f.idle_rss_mb,
+            f.token_check_us,
+            f.log_bytes_per_call
+        );
+    }
+    if let Some(ms) = r.floor_startup_ms {
+        println!("floor server start-up: {ms:.1} ms");
+    }
+    println!();
+    println!(
+        "goals ({} cores, servers {}):",
+        r.cores,
+        if r.pinned {
+            "pinned to core 0, load on the rest"
+        } else {
+            "not pinned"
+        }
+    );
+    for g in &r.goals {
+        println!(
+            "  [{}] {:<58} {}",
+            if g.met { "met " } else { "MISS" },
+            g.goal,
+            g.measured
+        );
+    }
+    let noisy = r.cells.iter().map(|c| c.other_cpu_pct).fold(0.0, f64::max);
+    if noisy > 10.0 {
+        println!(
+            "warning: other work used up to {noisy:.0}% of a core during a measurement; \
+             the machine was not quiet, rerun for clean figures"
+        );
+    }
+}
+
+fn goals(r: &Report) -> Vec<Goal> {
+    let mut goals = Vec::new();
+    let mcp: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.target.starts_with("studio-mcp"))
+        .collect();
+    let max_conc = mcp.iter().map(|c| c.concurrency).max().unwrap_or(0);
+    let top: Vec<&&Cell> = mcp.iter().filter(|c| c.concurrency == max_conc).collect();
+    if !top.is_empty() {
+        let worst = top
+            .iter()
+            .map(|c| c.calls_per_sec)
+            .fold(f64::INFINITY, f64::min);
+        let best = top.iter().map(|c| c.calls_per_sec).fold(0.0, f64::max);
+        let p99 = top.iter().map(|c| c.p99_ms).fold(0.0, f64::max);
+        goals.push(Goal {
+            goal: format!("≥ 20,000 whoami calls/s at {max_conc} clients"),
+            measured: format!("lowest {worst:.0} calls/s"),
+            met: worst >= 20_000.0,
+        });
+        goals.push(Goal {
+            goal: format!("p99 ≤ 5 ms at {max_conc} clients"),
+            measured: format!("highest {p99:.2} ms"),
+            met: p99 <= 5.0,
+        });
+        if top.len() > 1 {
+            goals.push(Goal {
+                goal: "throughput flat across tenant counts (within 10%)".into(),
+                measured: format!("lowest/highest = {:.2}", worst / best),
+                met: worst / best >= 0.9,
+            });
+        }
+        let errors: u64 = mcp.iter().map(|c| c.errors).sum();
+        goals.push(Goal {
+            goal: "no failed calls".into(),
+            measured: format!("{errors} errors"),
+            met: errors == 0,
+        });
+    }
+    if let Some(big) = r.fleets.iter().max_by_key(|f| f.tenants) {
+        let rss = mcp
+            .iter()
+            .filter(|c| c.tenants == big.tenants)
+            .map(|c| c.rss_mb.max(c.hwm_mb))
+            .fold(big.idle_rss_mb, f64::max);
+        goals.push(Goal {
+            goal: format!(
+                "< 50 MB resident with {} tenants, {} tokens",
+                big.tenants, big.tokens
+            ),
+            measured: format!("peak {rss:.1} MiB"),
+            met: rss < 50.0,
+        });
+        goals.push(Goal {
+            goal: format!("token check < 20 µs ({} tokens)", big.tokens),
+            measured: format!("{:.2} µs", big.token_check_us),
+            met: big.token_check_us < 20.0,
+        });
+        let startup = r.fleets.iter().map(|f| f.startup_ms).fold(0.0, f64::max);
+        goals.push(Goal {
+            goal: "start-up < 100 ms".into(),
+            measured: format!("slowest {startup:.1} ms"),
+            met: startup < 100.0,
+        });
+    }
+    goals
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small system helpers
+
+struct Memory {
+    rss_mb: f64,
+    hwm_mb: f64,
+}
+
+fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    Memory {
+        rss_mb: field("VmRSS:"),
+        hwm_mb: field("VmHWM:"),
+    }
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(stat_path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Busy (non-idle, non-iowait) clock ticks of the whole machine, from `/proc/stat`.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest is inside user.
+    let busy = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4);
+    Some(busy.map(|(_, v)| v).sum())
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn own_cpus() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_owned())
+}
+
+/// CPUs of the machine (not of this process: the bench itself usually runs pinned to one).
+fn online_cpus() -> usize {
+    let Ok(text) = std::fs::read_to_string("/sys/devices/system/cpu/online") else {
+        return std::thread::available_parallelism().map_or(1, |n| n.get());
+    };
+    text.trim()
+        .split(',')
+        .map(|range| match range.split_once('-') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
+fn which(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
