@@ -374,7 +374,7 @@ mod erased {
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -504,7 +504,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Tenant(TenantCommand::List) => {
             for t in client.tenants().await? {
                 let sites: Vec<_> = t.webflow_sites.iter().map(|s| s.to_string()).collect();
-                println!(
+                crate::out!(
                     "{}\t{}\t{}\t{}",
                     t.id,
                     t.name,
@@ -599,13 +599,13 @@ pub async fn run_token(client: &AdminClient, command: &TokenCommand) -> anyhow::
                     .map(date)
                     .unwrap_or_else(|| "never".into())
             );
-            println!("{}", issued.token);
+            crate::out!("{}", issued.token);
             Ok(())
         }
         TokenCommand::List { tenant_id } => {
-            println!("ID\tTENANT\tLABEL\tCREATED\tEXPIRES\tREVOKED");
+            crate::out!("ID\tTENANT\tLABEL\tCREATED\tEXPIRES\tREVOKED");
             for t in client.tokens(tenant_id.as_deref()).await? {
-                println!(
+                crate::out!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     t.id,
                     t.tenant,
@@ -640,13 +640,13 @@ pub async fn run_audit(client: &AdminClient, args: &AuditArgs) -> anyhow::Result
     let records = client.audit(&filter).await?;
     if args.json {
         for r in &records {
-            println!("{}", serde_json::to_string(r)?);
+            crate::out!("{}", serde_json::to_string(r)?);
         }
         return Ok(());
     }
-    println!("TIME(UTC)\tTENANT\tACTION\tOUTCOME\tDURATION_US\tARGS_DIGEST\tREQUEST");
+    crate::out!("TIME(UTC)\tTENANT\tACTION\tOUTCOME\tDURATION_US\tARGS_DIGEST\tREQUEST");
     for r in &records {
-        println!(
+        crate::out!(
             "{} {}\t{}\t{}\t{}\t{}\t{}\t{}",
             date(r.at_ms / 1000),
             clock(r.at_ms / 1000),

@@ -103,7 +103,7 @@ pub async fn revoke(
 }
 
 pub fn print(report: &DrillReport) {
-    println!(
+    crate::out!(
         "revocation drill passed for {}: canary {} refused {:.1} ms after revoke (attempt {})",
         report.tenant,
         report.token_id,

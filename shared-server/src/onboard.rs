@@ -186,8 +186,8 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
     if let (Some(token), Some(url)) = (&isolated_token, &args.isolated_url) {
         print_configs(&format!("studio-{id}-isolated"), url, &token.token);
     } else if let Some(token) = &isolated_token {
-        println!("isolated instance token for {id}: {}", token.token);
-        println!("(give --isolated-url to print its client configuration)");
+        crate::out!("isolated instance token for {id}: {}", token.token);
+        crate::out!("(give --isolated-url to print its client configuration)");
     }
     Ok(())
 }
@@ -203,16 +203,16 @@ pub fn print_configs(name: &str, url: &str, token: &str) {
     let cursor = json!({"mcpServers": {name: {"url": url, "headers": {"Authorization": bearer}}}});
     let vscode = json!({"servers": {name: {"type": "http", "url": url, "headers": {"Authorization": bearer}}}});
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    println!("== {name}  ({url})");
-    println!(
+    crate::out!("== {name}  ({url})");
+    crate::out!(
         "Claude Code:\n  claude mcp add --transport http {name} {url} --header \"Authorization: {bearer}\""
     );
-    println!(
+    crate::out!(
         "Claude Desktop (claude_desktop_config.json, via mcp-remote):\n{}",
         pretty(&desktop)
     );
-    println!("Cursor (~/.cursor/mcp.json):\n{}", pretty(&cursor));
-    println!("VS Code (.vscode/mcp.json):\n{}\n", pretty(&vscode));
+    crate::out!("Cursor (~/.cursor/mcp.json):\n{}", pretty(&cursor));
+    crate::out!("VS Code (.vscode/mcp.json):\n{}\n", pretty(&vscode));
 }
 
 #[cfg(test)]
