@@ -12,9 +12,23 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The outcomes a tool call can have (`ToolError::kind` and `ok`); a fixed array per series
+/// keeps 10,000 tenants' worth of series small.
+const OUTCOMES: [&str; 9] = [
+    "ok",
+    "invalid_arguments",
+    "not_yours",
+    "not_permitted",
+    "rate_limited",
+    "upstream",
+    "internal",
+    "unknown_tool",
+    "other",
+];
+
 #[derive(Default)]
 struct CallStats {
-    outcomes: RwLock<HashMap<String, AtomicU64>>,
+    outcomes: [AtomicU64; OUTCOMES.len()],
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
@@ -68,7 +82,11 @@ impl Metrics {
         }
         stats.count.fetch_add(1, Relaxed);
         stats.sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
-        bump(&stats.outcomes, outcome.to_owned());
+        let slot = OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(OUTCOMES.len() - 1);
+        stats.outcomes[slot].fetch_add(1, Relaxed);
     }
 
     fn call_stats(&self, tenant: &str, tool: &str) -> Arc<CallStats> {
@@ -123,17 +141,14 @@ impl Metrics {
             let mut tools: Vec<_> = tools.iter().collect();
             tools.sort_by(|a, b| a.0.cmp(b.0));
             for (tool, stats) in tools {
-                if let Ok(outcomes) = stats.outcomes.read() {
-                    let mut outcomes: Vec<_> = outcomes.iter().collect();
-                    outcomes.sort_by(|a, b| a.0.cmp(b.0));
-                    for (outcome, n) in outcomes {
+                for (outcome, n) in OUTCOMES.iter().zip(&stats.outcomes) {
+                    let n = n.load(Relaxed);
+                    if n > 0 {
                         let _ = writeln!(
                             out,
-                            "studio_mcp_tool_calls_total{{tenant=\"{}\",tool=\"{}\",outcome=\"{}\"}} {}",
+                            "studio_mcp_tool_calls_total{{tenant=\"{}\",tool=\"{}\",outcome=\"{outcome}\"}} {n}",
                             label(tenant),
                             label(tool),
-                            label(outcome),
-                            n.load(Relaxed)
                         );
                     }
                 }
