@@ -109,6 +109,9 @@ struct TokenIndex {
     entries: HashMap<[u8; 32], (u32, bool)>,
     names: Vec<TenantId>,
     numbers: HashMap<TenantId, u32>,
+    /// Revocations journaled for tokens whose issue line is missing (a crash right after the
+    /// sled insert): the sled fallback must still treat these as revoked.
+    revoked_unindexed: std::collections::HashSet<[u8; 32]>,
 }
 
 impl TokenIndex {
@@ -143,8 +146,11 @@ impl TokenIndex {
     }
 
     fn revoke(&mut self, hash: &[u8; 32]) {
-        if let Some(entry) = self.entries.get_mut(hash) {
-            entry.1 = true;
+        match self.entries.get_mut(hash) {
+            Some(entry) => entry.1 = true,
+            None => {
+                self.revoked_unindexed.insert(*hash);
+            }
         }
     }
 
@@ -330,8 +336,9 @@ impl Store {
         match self.tokens.get(hash)? {
             Some(v) => {
                 let record: TokenRecord = decode(&v)?;
-                let revoked = record.revoked_at.is_some();
+                let mut revoked = record.revoked_at.is_some();
                 if let Ok(mut index) = self.token_index.write() {
+                    revoked |= index.revoked_unindexed.contains(hash);
                     index.insert_if_absent(*hash, &record.tenant, revoked);
                 }
                 Ok(Some(TokenEntry {
@@ -580,6 +587,22 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
             assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
+        }
+        // A revocation journaled for a token the journal never saw issued (two crashes at the
+        // worst moments) still refuses it, though sled says otherwise.
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .tokens
+                .insert([3; 32], encode(&record("c")).unwrap())
+                .unwrap();
+            store
+                .journal(&format!("R {}\n", hex::encode([3u8; 32])))
+                .unwrap();
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(store.token_by_hash(&[3; 32]).unwrap().unwrap().revoked);
         }
         std::fs::remove_file(&journal).unwrap();
         let store = Store::open(dir.path()).unwrap();
