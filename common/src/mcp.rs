@@ -377,14 +377,6 @@ impl Catalog {
             .map(|e| e.definition.clone())
             .collect()
     }
-
-    pub fn names_for(&self, tenant: &Tenant) -> Vec<String> {
-        self.entries
-            .iter()
-            .filter(|e| e.allowed_for(tenant))
-            .map(|e| e.name().to_owned())
-            .collect()
-    }
 }
 
 /// The rmcp handler. Built per HTTP request by the transport's factory, so it must be cheap:
@@ -584,11 +576,7 @@ impl ServerHandler for McpServer {
             self.audit(&caller, &request.name, args_digest, "unknown_tool", started);
             return Err(unknown_tool(&request.name));
         };
-        let ctx = ToolContext {
-            tenant: &caller.tenant,
-            services: &self.services,
-            request_id: &caller.request_id,
-        };
+        let ctx = self.context(&caller);
         let outcome = match self.services.limiter.check(&caller.tenant) {
             Ok(()) => (entry.call)(&ctx, arguments).await,
             Err(retry_after_secs) => {

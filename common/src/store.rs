@@ -388,10 +388,6 @@ impl Store {
         Ok(out)
     }
 
-    pub fn token_count(&self) -> usize {
-        self.tokens.len()
-    }
-
     // ---- secrets ----
 
     pub fn put_secret(

@@ -129,10 +129,6 @@ impl TokenAuthority {
         }
     }
 
-    pub fn audience(&self) -> &str {
-        &self.audience
-    }
-
     /// Signs a new token and stores its record (by hash). The plaintext is returned once.
     pub fn issue(
         &self,
