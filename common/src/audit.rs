@@ -14,10 +14,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -55,7 +55,7 @@ pub fn digest<T: Serialize + ?Sized>(value: &T) -> String {
 
 /// Records waiting for the writer at most; beyond this they are dropped and counted.
 const QUEUE: usize = 16_384;
-/// The writer gathers records for up to this long into one write (unless someone waits).
+/// After a record arrives the writer waits this long, then writes everything queued at once.
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 enum Message {
@@ -126,38 +126,29 @@ fn open_segment(dir: &Path, day: &str) -> std::io::Result<Segment> {
 
 fn write_batches(dir: PathBuf, queue: Receiver<Message>) {
     let mut segment: Option<Segment> = None;
+    // Block only while the queue is empty. After the first record of a batch, sleep out the
+    // batch window and then take everything queued: on a busy server that is one wake-up per
+    // window, where waking for every record cost a context switch per tool call on the core
+    // that serves them.
     while let Ok(first) = queue.recv() {
         let mut waiting = Vec::new();
-        let deadline = Instant::now() + BATCH_WINDOW;
+        let mut closed = false;
+        if matches!(first, Message::Record(_)) {
+            std::thread::sleep(BATCH_WINDOW);
+        }
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
-                Message::Record(record) => {
-                    let today = day(record.at_ms);
-                    if segment.as_ref().is_none_or(|s| s.day != today) {
-                        if let Some(mut old) = segment.take() {
-                            let _ = old.file.flush();
-                        }
-                        match open_segment(&dir, &today) {
-                            Ok(s) => segment = Some(s),
-                            Err(e) => tracing::error!(error = %e, "audit segment not opened"),
-                        }
-                    }
-                    if let Some(s) = segment.as_mut()
-                        && let Ok(line) = serde_json::to_vec(&record)
-                        && (s.file.write_all(&line).is_err() || s.file.write_all(b"\n").is_err())
-                    {
-                        tracing::error!("audit record not written");
-                    }
-                }
+                Message::Record(record) => write_record(&dir, &mut segment, &record),
                 Message::Sync(reply) => waiting.push(reply),
             }
-            next = if waiting.is_empty() {
-                queue
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .ok()
-            } else {
-                queue.try_recv().ok()
+            next = match queue.try_recv() {
+                Ok(message) => Some(message),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    None
+                }
             };
         }
         if let Some(s) = segment.as_mut()
@@ -168,6 +159,28 @@ fn write_batches(dir: PathBuf, queue: Receiver<Message>) {
         for reply in waiting {
             let _ = reply.send(());
         }
+        if closed {
+            return;
+        }
+    }
+}
+
+fn write_record(dir: &Path, segment: &mut Option<Segment>, record: &AuditRecord) {
+    let today = day(record.at_ms);
+    if segment.as_ref().is_none_or(|s| s.day != today) {
+        if let Some(mut old) = segment.take() {
+            let _ = old.file.flush();
+        }
+        match open_segment(dir, &today) {
+            Ok(s) => *segment = Some(s),
+            Err(e) => tracing::error!(error = %e, "audit segment not opened"),
+        }
+    }
+    if let Some(s) = segment.as_mut()
+        && let Ok(line) = serde_json::to_vec(record)
+        && (s.file.write_all(&line).is_err() || s.file.write_all(b"\n").is_err())
+    {
+        tracing::error!("audit record not written");
     }
 }
 

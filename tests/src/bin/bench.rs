@@ -63,6 +63,20 @@ enum Cmd {
     /// Drive any running MCP endpoint with the same `whoami` load (e.g. another implementation,
     /// see deploy/bench-ts/); prints one row per concurrency.
     Load(LoadArgs),
+    /// Fill a data dir the way `run` does and keep it, for profiling a server by hand: writes
+    /// `<dir>/tokens.txt` (one token a line) for `load --tokens-file`.
+    Populate {
+        /// The data dir to create (must not exist yet).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        tenants: usize,
+        #[arg(long, default_value_t = 10)]
+        tokens_per_tenant: usize,
+        /// The public URL the server will be started with (tokens are bound to it).
+        #[arg(long)]
+        public_url: String,
+    },
 }
 
 #[derive(Clone, Debug, Args)]
@@ -71,8 +85,11 @@ struct LoadArgs {
     #[arg(long)]
     url: String,
     /// Bearer token(s) to rotate through; repeatable.
-    #[arg(long = "token", required = true)]
+    #[arg(long = "token", required_unless_present = "tokens_file")]
     tokens: Vec<String>,
+    /// A file of bearer tokens, one a line (as `bench populate` writes).
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
     /// The server's pid, for its CPU and resident memory.
     #[arg(long)]
     pid: Option<u32>,
@@ -144,6 +161,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Cmd::FloorServer { listen }) => floor_server(listen),
         Some(Cmd::Run(args)) => run_blocking(args),
+        Some(Cmd::Populate {
+            dir,
+            tenants,
+            tokens_per_tenant,
+            public_url,
+        }) => populate_kept(&dir, &public_url, tenants, tokens_per_tenant),
         Some(Cmd::Load(args)) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -425,7 +448,35 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// `bench load`: the same client against an endpoint someone else started.
-async fn load(args: LoadArgs) -> anyhow::Result<()> {
+fn populate_kept(
+    dir: &Path,
+    public_url: &str,
+    tenants: usize,
+    per_tenant: usize,
+) -> anyhow::Result<()> {
+    if dir.exists() {
+        bail!("{} exists: populate wants a new dir", dir.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    let tokens = populate(dir, public_url, tenants, per_tenant)?;
+    let path = dir.join("tokens.txt");
+    write_private_file(&path, (tokens.join("\n") + "\n").as_bytes())?;
+    eprintln!(
+        "bench: {} tokens in {}; serve with STUDIO_MCP_DATA_DIR={} STUDIO_MCP_PUBLIC_URL={public_url}",
+        tokens.len(),
+        path.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+async fn load(mut args: LoadArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.tokens_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        args.tokens
+            .extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+    }
     let rest = args
         .url
         .strip_prefix("http://")
