@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod confirm;
 pub mod domain;
+pub mod hashing;
 pub mod mcp;
 pub mod metrics;
 pub mod ratelimit;

@@ -284,6 +284,7 @@ type CallFn = for<'a> fn(
 /// A tool with its types erased, so the catalog can hold many.
 pub struct ToolEntry {
     pub definition: rmcp::model::Tool,
+    name: &'static str,
     pub tier: Tier,
     pub toolset: Option<Toolset>,
     available: fn(&Tenant) -> bool,
@@ -307,6 +308,7 @@ impl ToolEntry {
             .annotate(annotations);
         Self {
             definition,
+            name: T::NAME,
             tier: T::TIER,
             toolset: T::TOOLSET,
             available: T::available,
@@ -314,8 +316,8 @@ impl ToolEntry {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.definition.name
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     pub fn allowed_for(&self, tenant: &Tenant) -> bool {

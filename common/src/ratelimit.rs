@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::domain::TenantId;
+use crate::hashing::IdHasher;
 use crate::tenant::Tenant;
 
 struct Bucket {
@@ -17,7 +18,7 @@ struct Bucket {
 
 /// Buckets keyed by `K`, each refilled at `per_min` a minute and holding `burst_secs` worth.
 pub struct Buckets<K> {
-    buckets: Mutex<HashMap<K, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket, IdHasher>>,
 }
 
 impl<K> std::fmt::Debug for Buckets<K> {
@@ -34,7 +35,7 @@ impl<K: Eq + Hash> Default for Buckets<K> {
     }
 }
 
-impl<K: Eq + Hash> Buckets<K> {
+impl<K: Eq + Hash + Clone> Buckets<K> {
     /// Whether [`Self::take`] would succeed now, without taking anything.
     pub fn would_allow(&self, key: &K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
         let per_sec = f64::from(per_min.max(1)) / 60.0;
@@ -54,17 +55,26 @@ impl<K: Eq + Hash> Buckets<K> {
     }
 
     /// Takes one token, or returns the seconds until one is free.
-    pub fn take(&self, key: K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
+    pub fn take(&self, key: &K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
         let per_sec = f64::from(per_min.max(1)) / 60.0;
         let capacity = (per_sec * burst_secs).max(1.0);
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(()); // a poisoned limiter must not take the service down
         };
-        let bucket = buckets.entry(key).or_insert(Bucket {
-            tokens: capacity,
-            last: now,
-        });
+        // Look up before inserting: the key is cloned once per key, not once per call.
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.clone(),
+                Bucket {
+                    tokens: capacity,
+                    last: now,
+                },
+            );
+        }
+        let Some(bucket) = buckets.get_mut(key) else {
+            return Ok(());
+        };
         let refill = now.duration_since(bucket.last).as_secs_f64() * per_sec;
         bucket.tokens = (bucket.tokens + refill).min(capacity);
         bucket.last = now;
@@ -93,7 +103,7 @@ impl RateLimiter {
 
     pub fn check(&self, tenant: &Tenant) -> Result<(), u64> {
         let per_min = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
-        self.buckets.take(tenant.id.clone(), per_min, 10.0)
+        self.buckets.take(&tenant.id, per_min, 10.0)
     }
 }
 
@@ -131,9 +141,9 @@ mod tests {
     fn a_minute_of_burst_for_upstream_quotas() {
         let quota: Buckets<[u8; 32]> = Buckets::default();
         for _ in 0..60 {
-            assert!(quota.take([1; 32], 60, 60.0).is_ok());
+            assert!(quota.take(&[1; 32], 60, 60.0).is_ok());
         }
-        assert_eq!(quota.take([1; 32], 60, 60.0), Err(1));
-        assert!(quota.take([2; 32], 60, 60.0).is_ok());
+        assert_eq!(quota.take(&[1; 32], 60, 60.0), Err(1));
+        assert!(quota.take(&[2; 32], 60, 60.0).is_ok());
     }
 }

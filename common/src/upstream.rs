@@ -166,7 +166,7 @@ impl Upstream {
         };
         let key: [u8; 32] = Sha256::digest(credential.expose_secret().as_bytes()).into();
         loop {
-            match self.quota.take(key, per_min, 60.0) {
+            match self.quota.take(&key, per_min, 60.0) {
                 Ok(()) => return Ok(()),
                 Err(secs) if Duration::from_secs(secs) <= self.max_retry_wait => {
                     tokio::time::sleep(Duration::from_secs(secs)).await;

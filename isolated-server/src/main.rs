@@ -8,8 +8,18 @@ use isolated_server::ISOLATED;
 use isolated_server::cli::{self, Cli, Command};
 use shared_server::startup;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match startup::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("isolated-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let config = cli::load_config(&cli)?;

@@ -6,8 +6,18 @@ use clap::Parser;
 use shared_server::cli::{self, Cli, Command};
 use shared_server::startup::{self, SHARED};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match startup::runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shared-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let config = cli::load_config(&cli)?;

@@ -251,6 +251,20 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
     }
 }
 
+/// The async runtime both binaries run on: a thread per core that the process may use, or, when
+/// it may use only one (a container limited to one CPU, or a process pinned to one core), the
+/// single-threaded scheduler on the main thread, which then does the same work without waking
+/// or stealing across threads and keeps one malloc arena instead of two.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
 /// What `serve` does in both binaries: log, build, run until Ctrl-C or SIGTERM.
 pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result<()> {
     crate::telemetry::init(config.log_json);

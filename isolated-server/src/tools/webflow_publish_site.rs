@@ -113,7 +113,7 @@ impl Tool for PublishSite {
                 Ok(Step::preview(ctx, preview, code, Self::NAME))
             }
             Gate::Proceed => {
-                if let Err(secs) = ctx.services.gates.take(gate_key, PUBLISHES_PER_MIN, 60.0) {
+                if let Err(secs) = ctx.services.gates.take(&gate_key, PUBLISHES_PER_MIN, 60.0) {
                     return Err(ToolError::RateLimited {
                         retry_after_secs: secs,
                     });
