@@ -428,6 +428,19 @@ impl McpServer {
     }
 }
 
+/// A new request id: 32 hex digits, a random per-process half and a counter, unique across
+/// restarts and replicas without a system call per request (a random UUID costs one).
+pub fn request_id() -> Arc<str> {
+    use rand::RngCore;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| rand::rngs::OsRng.next_u64());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}{n:016x}").into()
+}
+
 /// The authenticated caller of this request, from the HTTP request the transport saw.
 pub fn caller(context: &RequestContext<RoleServer>) -> Result<Authenticated, McpError> {
     context

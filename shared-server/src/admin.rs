@@ -186,7 +186,7 @@ fn audit_admin(state: &AppState, action: &str, tenant: &str, subject: &serde_jso
         args_digest: common::audit::digest(subject),
         outcome: "ok".into(),
         duration_us: 0,
-        request_id: uuid::Uuid::new_v4().simple().to_string(),
+        request_id: common::mcp::request_id().to_string(),
     };
     if let Err(e) = state.services.store.audit().append(&record) {
         tracing::error!(error = %e, "audit record not written");

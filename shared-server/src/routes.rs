@@ -79,7 +79,7 @@ async fn authenticate(
     });
     match outcome {
         Ok(tenant) => {
-            let request_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+            let request_id = common::mcp::request_id();
             request
                 .extensions_mut()
                 .insert(Authenticated { tenant, request_id });
