@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::hashing::IdHasher;
+
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -35,7 +37,7 @@ struct CallStats {
 }
 
 /// Two-level map so a lookup on the hot path allocates nothing.
-type Nested<T> = RwLock<HashMap<String, HashMap<String, Arc<T>>>>;
+type Nested<T> = RwLock<HashMap<String, HashMap<String, Arc<T>, IdHasher>, IdHasher>>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -103,6 +103,17 @@ pub struct TokenEntry {
     pub revoked: bool,
 }
 
+/// What a token is worth to a request whose token names `subject`.
+#[derive(Clone, Debug)]
+pub enum TokenTenant {
+    /// Not issued here, or issued for another tenant than the token says.
+    Unknown,
+    Revoked,
+    /// The tenant has been removed.
+    NoTenant,
+    Tenant(Arc<Tenant>),
+}
+
 /// Token → (tenant number, revoked), with tenant ids interned, in 20 bytes a token: the key is
 /// the first 16 bytes of the token's SHA-256 (finding another signed token that shares them
 /// would take 2^128 tries; the journal and sled keep all 32), the value the tenant's number with
@@ -111,6 +122,9 @@ pub struct TokenEntry {
 struct TokenIndex {
     entries: HashMap<[u8; 16], u32, DigestHasher>,
     names: Vec<TenantId>,
+    /// By tenant number, the tenant as the store holds it (none once removed): a request goes
+    /// from token to tenant in one map lookup.
+    tenants: Vec<Option<Arc<Tenant>>>,
     numbers: HashMap<TenantId, u32, IdHasher>,
     /// Revocations journaled for tokens whose issue line is missing (a crash right after the
     /// sled insert): the sled fallback must still treat these as revoked.
@@ -140,6 +154,7 @@ impl TokenIndex {
         // Two billion tenants would be needed to reach the revoked bit.
         let n = (self.names.len() as u32) & !REVOKED;
         self.names.push(tenant.clone());
+        self.tenants.push(None);
         self.numbers.insert(tenant.clone(), n);
         n
     }
@@ -169,6 +184,38 @@ impl TokenIndex {
                 self.revoked_unindexed.insert(*hash);
             }
         }
+    }
+
+    fn attach(&mut self, tenant: &Arc<Tenant>) {
+        let n = self.number(&tenant.id) as usize;
+        if let Some(slot) = self.tenants.get_mut(n) {
+            *slot = Some(tenant.clone());
+        }
+    }
+
+    fn detach(&mut self, tenant: &TenantId) {
+        if let Some(n) = self.numbers.get(tenant)
+            && let Some(slot) = self.tenants.get_mut(*n as usize)
+        {
+            *slot = None;
+        }
+    }
+
+    /// `None` when the token is not in the index (the caller then asks sled).
+    fn resolve(&self, hash: &[u8; 32], subject: &str) -> Option<TokenTenant> {
+        let value = *self.entries.get(&index_key(hash))?;
+        let n = (value & !REVOKED) as usize;
+        let revoked = value & REVOKED != 0;
+        let (id, tenant) = match self.tenants.get(n)? {
+            Some(tenant) => (tenant.id.as_str(), Some(tenant)),
+            None => (self.names.get(n)?.as_str(), None),
+        };
+        Some(match tenant {
+            _ if id != subject => TokenTenant::Unknown,
+            _ if revoked => TokenTenant::Revoked,
+            Some(tenant) => TokenTenant::Tenant(tenant.clone()),
+            None => TokenTenant::NoTenant,
+        })
     }
 
     fn get(&self, hash: &[u8; 32]) -> Option<TokenEntry> {
@@ -238,6 +285,11 @@ impl Store {
             loaded.insert(tenant.id.clone(), Arc::new(tenant));
         }
         let tenants = loaded.len();
+        if let Ok(mut index) = store.token_index.write() {
+            for tenant in loaded.values() {
+                index.attach(tenant);
+            }
+        }
         *store.tenants.write().map_err(poisoned)? = loaded;
         tracing::debug!(
             tenants,
@@ -280,6 +332,7 @@ impl Store {
             .write()
             .map_err(poisoned)?
             .insert(tenant.id.clone(), tenant.clone());
+        self.token_index.write().map_err(poisoned)?.attach(&tenant);
         Ok(tenant)
     }
 
@@ -292,6 +345,7 @@ impl Store {
             .write()
             .map_err(poisoned)?
             .insert(tenant.id.clone(), tenant.clone());
+        self.token_index.write().map_err(poisoned)?.attach(&tenant);
         Ok(tenant)
     }
 
@@ -306,6 +360,7 @@ impl Store {
         }
         self.flush()?;
         self.tenants.write().map_err(poisoned)?.remove(id);
+        self.token_index.write().map_err(poisoned)?.detach(id);
         Ok(())
     }
 
@@ -354,7 +409,25 @@ impl Store {
         }
     }
 
-    /// The hot path: a read-locked map lookup; one point read for a token the journal missed.
+    /// The hot path: the tenant a token with SHA-256 `hash` and subject `subject` acts for, in
+    /// one read-locked map lookup; one sled point read for a token the journal missed.
+    pub fn token_tenant(&self, hash: &[u8; 32], subject: &str) -> Result<TokenTenant, StoreError> {
+        if let Ok(index) = self.token_index.read()
+            && let Some(found) = index.resolve(hash, subject)
+        {
+            return Ok(found);
+        }
+        Ok(match self.token_by_hash(hash)? {
+            None => TokenTenant::Unknown,
+            Some(entry) if entry.tenant.as_str() != subject => TokenTenant::Unknown,
+            Some(entry) if entry.revoked => TokenTenant::Revoked,
+            Some(entry) => self
+                .tenant(&entry.tenant)
+                .map_or(TokenTenant::NoTenant, TokenTenant::Tenant),
+        })
+    }
+
+    /// The token's tenant and revocation: the index, or sled for a token the journal missed.
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenEntry>, StoreError> {
         if let Ok(index) = self.token_index.read()
             && let Some(entry) = index.get(hash)
@@ -679,6 +752,67 @@ mod tests {
         assert!(journal.exists());
         assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
         assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
+    }
+
+    #[test]
+    fn a_token_resolves_to_the_current_tenant_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = TenantId::parse("acme").unwrap();
+        let record = |id: &str| TokenRecord {
+            id: id.into(),
+            tenant: acme.clone(),
+            label: String::new(),
+            created_at: 1,
+            expires_at: None,
+            revoked_at: None,
+        };
+        let name = |found: TokenTenant| match found {
+            TokenTenant::Tenant(t) => t.name.clone(),
+            other => format!("{other:?}"),
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.add_tenant(tenant("acme")).unwrap();
+            store.insert_token(&[1; 32], &record("a")).unwrap();
+            store.insert_token(&[2; 32], &record("b")).unwrap();
+            assert_eq!(name(store.token_tenant(&[1; 32], "acme").unwrap()), "ACME");
+            assert_eq!(
+                name(store.token_tenant(&[1; 32], "globex").unwrap()),
+                "Unknown"
+            );
+            assert_eq!(
+                name(store.token_tenant(&[9; 32], "acme").unwrap()),
+                "Unknown"
+            );
+            let mut renamed = tenant("acme");
+            renamed.name = "Acme Two".into();
+            store.put_tenant(renamed).unwrap();
+            assert_eq!(
+                name(store.token_tenant(&[1; 32], "acme").unwrap()),
+                "Acme Two"
+            );
+            store.revoke_token("a", 5).unwrap();
+            assert_eq!(
+                name(store.token_tenant(&[1; 32], "acme").unwrap()),
+                "Revoked"
+            );
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            name(store.token_tenant(&[1; 32], "acme").unwrap()),
+            "Revoked"
+        );
+        assert_eq!(
+            name(store.token_tenant(&[2; 32], "acme").unwrap()),
+            "Acme Two"
+        );
+        store.remove_tenant(&acme).unwrap();
+        assert_eq!(
+            name(store.token_tenant(&[2; 32], "acme").unwrap()),
+            "NoTenant"
+        );
+        store.add_tenant(tenant("acme")).unwrap();
+        assert_eq!(name(store.token_tenant(&[2; 32], "acme").unwrap()), "ACME");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use crate::domain::TenantId;
 use crate::secrets::{SecretError, write_private_file};
-use crate::store::{Store, StoreError, TokenRecord};
+use crate::store::{Store, StoreError, TokenRecord, TokenTenant};
 use crate::tenant::Tenant;
 
 #[derive(Debug, Error)]
@@ -184,16 +184,12 @@ impl TokenAuthority {
             })?
             .claims;
         // The key is the hash of this exact token, so a match pins its id as well.
-        let entry = store
-            .token_by_hash(&token_hash(token))?
-            .ok_or(AuthError::Unknown)?;
-        if entry.tenant.as_str() != claims.sub {
-            return Err(AuthError::Unknown);
+        match store.token_tenant(&token_hash(token), &claims.sub)? {
+            TokenTenant::Tenant(tenant) => Ok(tenant),
+            TokenTenant::Unknown => Err(AuthError::Unknown),
+            TokenTenant::Revoked => Err(AuthError::Revoked),
+            TokenTenant::NoTenant => Err(AuthError::NoTenant),
         }
-        if entry.revoked {
-            return Err(AuthError::Revoked);
-        }
-        store.tenant(&entry.tenant).ok_or(AuthError::NoTenant)
     }
 }
 
