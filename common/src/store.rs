@@ -279,9 +279,8 @@ impl Store {
             )?)),
         };
         let mut loaded = HashMap::default();
-        for entry in store.tenants_tree.iter() {
-            let (_, value) = entry?;
-            let tenant: Tenant = decode(&value)?;
+        for value in store.tenants_tree.iter().values() {
+            let tenant: Tenant = decode(&value?)?;
             loaded.insert(tenant.id.clone(), Arc::new(tenant));
         }
         let tenants = loaded.len();
