@@ -63,6 +63,8 @@ pub struct Config {
     /// Webflow calls per minute per site token (Webflow's published quota is 60-120).
     pub webflow_rate_per_min: u64,
     pub log_json: bool,
+    /// Async worker threads; 0: one per core the process may use.
+    pub worker_threads: u64,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
 }
@@ -89,6 +91,7 @@ struct FileConfig {
     tenant_rate_per_min: Option<u64>,
     webflow_rate_per_min: Option<u64>,
     log_format: Option<String>,
+    worker_threads: Option<u64>,
     tenant: Option<String>,
 }
 
@@ -215,6 +218,15 @@ impl Config {
             )?
             .clamp(1, u64::from(u32::MAX)),
             log_json,
+            worker_threads: match number("STUDIO_MCP_WORKER_THREADS", f.worker_threads, 0)? {
+                n @ 0..=1024 => n,
+                n => {
+                    return Err(ConfigError::Value {
+                        name: "STUDIO_MCP_WORKER_THREADS",
+                        why: format!("{n} threads is more than 1024"),
+                    });
+                }
+            },
             tenant: pick("STUDIO_MCP_TENANT", f.tenant),
         })
     }

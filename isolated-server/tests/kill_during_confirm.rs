@@ -1,7 +1,8 @@
 //! A `kill -9` of a real isolated-server process in the middle of a confirmed billing action,
 //! then a restart and a retry: the action happens at most once. The confirmation code is
 //! consumed durably before the upstream call, so the retry is refused, and the Stripe request
-//! carries an Idempotency-Key derived from that code.
+//! carries an Idempotency-Key derived from that code. The same real process also proves the
+//! one-worker-thread runtime and its configuration errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,9 +31,14 @@ struct Instance {
 }
 
 async fn start(data: &Path, sandbox: &Sandbox) -> Instance {
+    start_with(data, sandbox, &[]).await
+}
+
+async fn start_with(data: &Path, sandbox: &Sandbox, env: &[(&str, &str)]) -> Instance {
     let (port, admin_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_isolated-server"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("STUDIO_MCP_TENANT", "acme")
         .env("STUDIO_MCP_DATA_DIR", data)
         .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
@@ -156,4 +162,59 @@ async fn a_confirmed_action_interrupted_by_kill_9_happens_at_most_once() {
     );
     second.child.kill().unwrap();
     second.child.wait().unwrap();
+}
+
+/// One worker thread is tokio's single-threaded scheduler (what a one-core container gets): the
+/// whole two-step flow, the audit query that waits on the audit writer, and the admin API work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_thread_serves_the_whole_flow() {
+    common::upstream::install_crypto_provider();
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut instance =
+        start_with(dir.path(), &sandbox, &[("STUDIO_MCP_WORKER_THREADS", "1")]).await;
+    let admin = admin(&instance, dir.path());
+    let acme = provision_isolated(&admin, sandbox.fixture().owner("acme").unwrap()).await;
+    let client = connect(&instance.mcp_url, &acme.token, None).await.unwrap();
+    let args = json!({"return_url": "https://acme.example/account"});
+    let step = ok_json(&call(&client, "billing_create_portal_session", args.clone()).await);
+    let mut confirmed = args;
+    confirmed["confirmation_code"] = step["confirmation_code"].clone();
+    ok_json(&call(&client, "billing_create_portal_session", confirmed).await);
+    assert_eq!(sandbox.stripe_sessions("acme"), 1);
+    let audit = admin
+        .audit(&shared_server::admin::AuditFilter {
+            tenant: Some("acme".into()),
+            since_ms: None,
+            limit: Some(50),
+        })
+        .await
+        .unwrap();
+    let portal_calls = audit
+        .iter()
+        .filter(|r| r.action == "billing_create_portal_session" && r.outcome == "ok")
+        .count();
+    assert_eq!(portal_calls, 2, "{audit:?}");
+    instance.child.kill().unwrap();
+    instance.child.wait().unwrap();
+}
+
+#[test]
+fn a_bad_worker_thread_count_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["lots", "-1", "5000"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_isolated-server"))
+            .arg("serve")
+            .env("STUDIO_MCP_TENANT", "acme")
+            .env("STUDIO_MCP_DATA_DIR", dir.path())
+            .env("STUDIO_MCP_WORKER_THREADS", bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("configuration error: STUDIO_MCP_WORKER_THREADS"),
+            "{bad}: {stderr}"
+        );
+    }
 }

@@ -251,18 +251,26 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
     }
 }
 
-/// The async runtime both binaries run on: a thread per core that the process may use, or, when
-/// it may use only one (a container limited to one CPU, or a process pinned to one core), the
-/// single-threaded scheduler on the main thread, which then does the same work without waking
-/// or stealing across threads and keeps one malloc arena instead of two.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut builder = if cores == 1 {
+/// The async runtime both binaries run on: `worker_threads` threads (`STUDIO_MCP_WORKER_THREADS`),
+/// 0 meaning one per core the process may use. With one (a container limited to one CPU, a
+/// process pinned to one core), tokio's single-threaded scheduler on the main thread, which does
+/// the same work without waking or stealing across threads and keeps one malloc arena, not two.
+pub fn runtime(worker_threads: u64) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = match usize::try_from(worker_threads) {
+        Ok(0) | Err(_) => std::thread::available_parallelism().map_or(1, usize::from),
+        Ok(n) => n,
+    };
+    let mut builder = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
     };
-    builder.enable_all().build()
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// What `serve` does in both binaries: log, build, run until Ctrl-C or SIGTERM.
