@@ -16,6 +16,7 @@ pub mod scope;
 pub mod secrets;
 pub mod store;
 pub mod tenant;
+pub mod tenant_state;
 pub mod token;
 pub mod tools;
 pub mod upstream;

@@ -40,6 +40,8 @@ use crate::upstream::{Upstream, UpstreamError};
 #[derive(Clone, Debug)]
 pub struct Authenticated {
     pub tenant: Arc<Tenant>,
+    /// The tenant's rate-limit bucket and metric series.
+    pub live: Arc<crate::tenant_state::TenantLive>,
     pub request_id: Arc<str>,
 }
 
@@ -592,7 +594,7 @@ impl ServerHandler for McpServer {
             return Err(unknown_tool(&request.name));
         };
         let ctx = self.context(&caller);
-        let outcome = match self.services.limiter.check(&caller.tenant) {
+        let outcome = match self.services.limiter.check(&caller.tenant, &caller.live) {
             Ok(()) => (entry.call)(&ctx, arguments).await,
             Err(retry_after_secs) => {
                 self.services
@@ -616,12 +618,9 @@ impl ServerHandler for McpServer {
                 )
             }
         };
-        self.services.metrics.record_call(
-            caller.tenant.id.as_str(),
-            entry.name(),
-            kind,
-            started.elapsed(),
-        );
+        self.services
+            .metrics
+            .record_call(&caller.live, entry.name(), kind, started.elapsed());
         self.audit(&caller, entry.name(), args_digest, kind, started);
         Ok(result.into())
     }

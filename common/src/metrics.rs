@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::hashing::IdHasher;
+use crate::domain::TenantId;
+use crate::tenant_state::TenantLive;
 
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -29,15 +30,12 @@ const OUTCOMES: [&str; 9] = [
 ];
 
 #[derive(Default)]
-struct CallStats {
+pub(crate) struct CallStats {
     outcomes: [AtomicU64; OUTCOMES.len()],
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
 }
-
-/// Two-level map so a lookup on the hot path allocates nothing.
-type Nested<T> = RwLock<HashMap<String, HashMap<String, Arc<T>, IdHasher>, IdHasher>>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -47,7 +45,6 @@ impl std::fmt::Debug for Metrics {
 
 #[derive(Default)]
 pub struct Metrics {
-    calls: Nested<CallStats>,
     upstream: RwLock<HashMap<(String, String), AtomicU64>>,
     rate_limited: RwLock<HashMap<String, AtomicU64>>,
     token_refusals: RwLock<HashMap<String, AtomicU64>>,
@@ -74,8 +71,15 @@ fn label(value: &str) -> String {
 }
 
 impl Metrics {
-    pub fn record_call(&self, tenant: &str, tool: &str, outcome: &str, elapsed: Duration) {
-        let stats = self.call_stats(tenant, tool);
+    /// One tool call, into the calling tenant's own series (kept in its [`TenantLive`]).
+    pub fn record_call(
+        &self,
+        live: &TenantLive,
+        tool: &'static str,
+        outcome: &str,
+        elapsed: Duration,
+    ) {
+        let stats = Self::call_stats(live, tool);
         let secs = elapsed.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
@@ -91,19 +95,21 @@ impl Metrics {
         stats.outcomes[slot].fetch_add(1, Relaxed);
     }
 
-    fn call_stats(&self, tenant: &str, tool: &str) -> Arc<CallStats> {
-        if let Ok(read) = self.calls.read()
-            && let Some(stats) = read.get(tenant).and_then(|t| t.get(tool))
+    fn call_stats(live: &TenantLive, tool: &'static str) -> Arc<CallStats> {
+        if let Ok(read) = live.calls.read()
+            && let Some((_, stats)) = read.iter().find(|(name, _)| *name == tool)
         {
             return stats.clone();
         }
-        match self.calls.write() {
-            Ok(mut write) => write
-                .entry(tenant.to_owned())
-                .or_default()
-                .entry(tool.to_owned())
-                .or_default()
-                .clone(),
+        match live.calls.write() {
+            Ok(mut write) => match write.iter().find(|(name, _)| *name == tool) {
+                Some((_, stats)) => stats.clone(),
+                None => {
+                    let stats = Arc::<CallStats>::default();
+                    write.push((tool, stats.clone()));
+                    stats
+                }
+            },
             Err(_) => Arc::default(),
         }
     }
@@ -128,20 +134,25 @@ impl Metrics {
         bump(&self.token_refusals, reason.to_owned());
     }
 
-    /// The Prometheus text exposition of everything recorded so far.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition of everything recorded so far; `tenants` are the tenants'
+    /// live states (sorted by id), which hold the per-tenant call series.
+    pub fn render(&self, tenants: &[(TenantId, Arc<TenantLive>)]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
             "# HELP studio_mcp_tool_calls_total Tool calls by tenant, tool and outcome."
         );
         let _ = writeln!(out, "# TYPE studio_mcp_tool_calls_total counter");
-        let calls = self.calls.read().map(|m| m.clone()).unwrap_or_default();
-        let mut tenants: Vec<_> = calls.iter().collect();
-        tenants.sort_by(|a, b| a.0.cmp(b.0));
+        let tenants: Vec<_> = tenants
+            .iter()
+            .map(|(tenant, live)| {
+                let mut tools = live.calls.read().map(|t| t.clone()).unwrap_or_default();
+                tools.sort_by(|a, b| a.0.cmp(b.0));
+                (tenant, tools)
+            })
+            .filter(|(_, tools)| !tools.is_empty())
+            .collect();
         for (tenant, tools) in &tenants {
-            let mut tools: Vec<_> = tools.iter().collect();
-            tools.sort_by(|a, b| a.0.cmp(b.0));
             for (tool, stats) in tools {
                 for (outcome, n) in OUTCOMES.iter().zip(&stats.outcomes) {
                     let n = n.load(Relaxed);
@@ -149,7 +160,7 @@ impl Metrics {
                         let _ = writeln!(
                             out,
                             "studio_mcp_tool_calls_total{{tenant=\"{}\",tool=\"{}\",outcome=\"{outcome}\"}} {n}",
-                            label(tenant),
+                            label(tenant.as_str()),
                             label(tool),
                         );
                     }
@@ -165,10 +176,8 @@ impl Metrics {
             "# TYPE studio_mcp_tool_call_duration_seconds histogram"
         );
         for (tenant, tools) in &tenants {
-            let mut tools: Vec<_> = tools.iter().collect();
-            tools.sort_by(|a, b| a.0.cmp(b.0));
             for (tool, stats) in tools {
-                let (t, n) = (label(tenant), label(tool));
+                let (t, n) = (label(tenant.as_str()), label(tool));
                 for (i, bound) in BUCKETS.iter().enumerate() {
                     let _ = writeln!(
                         out,
@@ -245,14 +254,15 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
-        m.record_call("acme", "whoami", "ok", Duration::from_micros(300));
-        m.record_call("acme", "whoami", "ok", Duration::from_millis(3));
-        m.record_call("acme", "whoami", "not_yours", Duration::from_millis(30));
+        let acme = Arc::new(TenantLive::default());
+        m.record_call(&acme, "whoami", "ok", Duration::from_micros(300));
+        m.record_call(&acme, "whoami", "ok", Duration::from_millis(3));
+        m.record_call(&acme, "whoami", "not_yours", Duration::from_millis(30));
         m.record_upstream("Webflow", 200);
         m.record_upstream("Webflow", 429);
         m.record_rate_limited("acme");
         m.record_token_refusal("revoked");
-        let text = m.render();
+        let text = m.render(&[(TenantId::parse("acme").unwrap(), acme)]);
         assert!(text.contains(
             "studio_mcp_tool_calls_total{tenant=\"acme\",tool=\"whoami\",outcome=\"ok\"} 2"
         ));

@@ -7,13 +7,36 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::domain::TenantId;
 use crate::hashing::IdHasher;
 use crate::tenant::Tenant;
+use crate::tenant_state::TenantLive;
 
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    fn full(capacity: f64, now: Instant) -> Self {
+        Self {
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    /// Refills for the time since the last call, then takes one token or says how many seconds
+    /// until one is free.
+    fn take(&mut self, per_sec: f64, capacity: f64, now: Instant) -> Result<(), u64> {
+        let refill = now.duration_since(self.last).as_secs_f64() * per_sec;
+        self.tokens = (self.tokens + refill).min(capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / per_sec).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 /// Buckets keyed by `K`, each refilled at `per_min` a minute and holding `burst_secs` worth.
@@ -64,46 +87,37 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
         };
         // Look up before inserting: the key is cloned once per key, not once per call.
         if !buckets.contains_key(key) {
-            buckets.insert(
-                key.clone(),
-                Bucket {
-                    tokens: capacity,
-                    last: now,
-                },
-            );
+            buckets.insert(key.clone(), Bucket::full(capacity, now));
         }
-        let Some(bucket) = buckets.get_mut(key) else {
-            return Ok(());
-        };
-        let refill = now.duration_since(bucket.last).as_secs_f64() * per_sec;
-        bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / per_sec).ceil().max(1.0) as u64)
+        match buckets.get_mut(key) {
+            Some(bucket) => bucket.take(per_sec, capacity, now),
+            None => Ok(()),
         }
     }
 }
 
-/// Tool calls per tenant. The bucket holds ten seconds' worth, so short bursts pass.
+/// Tool calls per tenant. The bucket, kept in the tenant's [`TenantLive`], holds ten seconds'
+/// worth, so short bursts pass.
 pub struct RateLimiter {
     default_per_min: u32,
-    buckets: Buckets<TenantId>,
 }
 
 impl RateLimiter {
     pub fn new(default_per_min: u32) -> Self {
-        Self {
-            default_per_min,
-            buckets: Buckets::default(),
-        }
+        Self { default_per_min }
     }
 
-    pub fn check(&self, tenant: &Tenant) -> Result<(), u64> {
+    pub fn check(&self, tenant: &Tenant, live: &TenantLive) -> Result<(), u64> {
         let per_min = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
-        self.buckets.take(&tenant.id, per_min, 10.0)
+        let per_sec = f64::from(per_min.max(1)) / 60.0;
+        let capacity = (per_sec * 10.0).max(1.0);
+        let now = Instant::now();
+        let Ok(mut bucket) = live.bucket.lock() else {
+            return Ok(()); // a poisoned limiter must not take the service down
+        };
+        bucket
+            .get_or_insert_with(|| Bucket::full(capacity, now))
+            .take(per_sec, capacity, now)
     }
 }
 
@@ -120,7 +134,7 @@ mod tests {
             rate_limit_per_min: per_min,
             ..Default::default()
         }
-        .into_tenant(TenantId::parse(id).unwrap(), 0)
+        .into_tenant(crate::domain::TenantId::parse(id).unwrap(), 0)
         .unwrap()
     }
 
@@ -129,11 +143,12 @@ mod tests {
         let limiter = RateLimiter::new(600);
         let slow = tenant("slow", Some(6)); // one call per 10 s, bucket of 1
         let fast = tenant("fast", None);
-        assert!(limiter.check(&slow).is_ok());
-        let wait = limiter.check(&slow).unwrap_err();
+        let (slow_live, fast_live) = (TenantLive::default(), TenantLive::default());
+        assert!(limiter.check(&slow, &slow_live).is_ok());
+        let wait = limiter.check(&slow, &slow_live).unwrap_err();
         assert!((1..=10).contains(&wait), "{wait}");
         for _ in 0..100 {
-            assert!(limiter.check(&fast).is_ok());
+            assert!(limiter.check(&fast, &fast_live).is_ok());
         }
     }
 

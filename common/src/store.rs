@@ -13,6 +13,7 @@ use crate::domain::TenantId;
 use crate::hashing::{DigestHasher, IdHasher};
 use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
+use crate::tenant_state::TenantLive;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -111,7 +112,8 @@ pub enum TokenTenant {
     Revoked,
     /// The tenant has been removed.
     NoTenant,
-    Tenant(Arc<Tenant>),
+    /// The tenant and its live state (rate-limit bucket, metric series).
+    Tenant(Arc<Tenant>, Arc<TenantLive>),
 }
 
 /// Token → (tenant number, revoked), with tenant ids interned, in 20 bytes a token: the key is
@@ -122,9 +124,10 @@ pub enum TokenTenant {
 struct TokenIndex {
     entries: HashMap<[u8; 16], u32, DigestHasher>,
     names: Vec<TenantId>,
-    /// By tenant number, the tenant as the store holds it (none once removed): a request goes
-    /// from token to tenant in one map lookup.
+    /// By tenant number, the tenant as the store holds it (none once removed) and its live
+    /// state: a request goes from token to both in one map lookup.
     tenants: Vec<Option<Arc<Tenant>>>,
+    live: Vec<Arc<TenantLive>>,
     numbers: HashMap<TenantId, u32, IdHasher>,
     /// Revocations journaled for tokens whose issue line is missing (a crash right after the
     /// sled insert): the sled fallback must still treat these as revoked.
@@ -155,6 +158,7 @@ impl TokenIndex {
         let n = (self.names.len() as u32) & !REVOKED;
         self.names.push(tenant.clone());
         self.tenants.push(None);
+        self.live.push(Arc::default());
         self.numbers.insert(tenant.clone(), n);
         n
     }
@@ -213,9 +217,14 @@ impl TokenIndex {
         Some(match tenant {
             _ if id != subject => TokenTenant::Unknown,
             _ if revoked => TokenTenant::Revoked,
-            Some(tenant) => TokenTenant::Tenant(tenant.clone()),
+            Some(tenant) => TokenTenant::Tenant(tenant.clone(), self.live.get(n)?.clone()),
             None => TokenTenant::NoTenant,
         })
+    }
+
+    fn live(&mut self, tenant: &TenantId) -> Option<Arc<TenantLive>> {
+        let n = self.number(tenant) as usize;
+        self.live.get(n).cloned()
     }
 
     fn get(&self, hash: &[u8; 32]) -> Option<TokenEntry> {
@@ -420,10 +429,32 @@ impl Store {
             None => TokenTenant::Unknown,
             Some(entry) if entry.tenant.as_str() != subject => TokenTenant::Unknown,
             Some(entry) if entry.revoked => TokenTenant::Revoked,
-            Some(entry) => self
-                .tenant(&entry.tenant)
-                .map_or(TokenTenant::NoTenant, TokenTenant::Tenant),
+            Some(entry) => match (self.tenant(&entry.tenant), self.live(&entry.tenant)?) {
+                (Some(tenant), live) => TokenTenant::Tenant(tenant, live),
+                (None, _) => TokenTenant::NoTenant,
+            },
         })
+    }
+
+    /// The tenant's live state (rate-limit bucket, metric series), made on first use.
+    pub fn live(&self, tenant: &TenantId) -> Result<Arc<TenantLive>, StoreError> {
+        let mut index = self.token_index.write().map_err(poisoned)?;
+        index.live(tenant).ok_or_else(|| poisoned(()))
+    }
+
+    /// Every tenant's live state, by tenant id (the metrics exposition reads the call series).
+    pub fn live_states(&self) -> Vec<(TenantId, Arc<TenantLive>)> {
+        let Ok(index) = self.token_index.read() else {
+            return Vec::new();
+        };
+        let mut all: Vec<_> = index
+            .names
+            .iter()
+            .cloned()
+            .zip(index.live.iter().cloned())
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// The token's tenant and revocation: the index, or sled for a token the journal missed.
@@ -766,7 +797,7 @@ mod tests {
             revoked_at: None,
         };
         let name = |found: TokenTenant| match found {
-            TokenTenant::Tenant(t) => t.name.clone(),
+            TokenTenant::Tenant(t, _) => t.name.clone(),
             other => format!("{other:?}"),
         };
         {

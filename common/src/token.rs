@@ -16,6 +16,7 @@ use crate::domain::TenantId;
 use crate::secrets::{SecretError, write_private_file};
 use crate::store::{Store, StoreError, TokenRecord, TokenTenant};
 use crate::tenant::Tenant;
+use crate::tenant_state::TenantLive;
 
 #[derive(Debug, Error)]
 pub enum AuthError {
@@ -165,7 +166,7 @@ impl TokenAuthority {
     }
 
     /// The whole check, run on every MCP request.
-    pub fn authenticate(&self, store: &Store, token: &str) -> Result<Arc<Tenant>, AuthError> {
+    pub fn authenticate(&self, store: &Store, token: &str) -> Result<Caller, AuthError> {
         if token.is_empty()
             || token.len() > 4096
             || token.bytes().filter(|b| *b == b'.').count() != 2
@@ -185,12 +186,19 @@ impl TokenAuthority {
             .claims;
         // The key is the hash of this exact token, so a match pins its id as well.
         match store.token_tenant(&token_hash(token), &claims.sub)? {
-            TokenTenant::Tenant(tenant) => Ok(tenant),
+            TokenTenant::Tenant(tenant, live) => Ok(Caller { tenant, live }),
             TokenTenant::Unknown => Err(AuthError::Unknown),
             TokenTenant::Revoked => Err(AuthError::Revoked),
             TokenTenant::NoTenant => Err(AuthError::NoTenant),
         }
     }
+}
+
+/// Who a valid token speaks for: the tenant, and its live state (rate-limit bucket, metrics).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub tenant: Arc<Tenant>,
+    pub live: Arc<TenantLive>,
 }
 
 pub fn token_hash(token: &str) -> [u8; 32] {
@@ -226,7 +234,7 @@ mod tests {
         let auth = TokenAuthority::from_key(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", "http://a");
         let issued = auth.issue(&store, &acme, "t", 3600, now).unwrap();
         let token = issued.token.expose_secret();
-        assert_eq!(auth.authenticate(&store, token).unwrap().id, acme);
+        assert_eq!(auth.authenticate(&store, token).unwrap().tenant.id, acme);
 
         let other_key = TokenAuthority::from_key(b"k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2k2", "http://a");
         assert!(matches!(

@@ -73,16 +73,18 @@ async fn authenticate(
     }
     // Belt and braces for an isolated instance: its own key and audience already refuse other
     // servers' tokens, and its store holds only its tenant; still, never serve anyone else.
-    .and_then(|tenant| match &state.pinned {
-        Some(pinned) if &tenant.id != pinned => Err(AuthError::Unknown),
-        _ => Ok(tenant),
+    .and_then(|caller| match &state.pinned {
+        Some(pinned) if &caller.tenant.id != pinned => Err(AuthError::Unknown),
+        _ => Ok(caller),
     });
     match outcome {
-        Ok(tenant) => {
+        Ok(caller) => {
             let request_id = common::mcp::request_id();
-            request
-                .extensions_mut()
-                .insert(Authenticated { tenant, request_id });
+            request.extensions_mut().insert(Authenticated {
+                tenant: caller.tenant,
+                live: caller.live,
+                request_id,
+            });
             next.run(request).await
         }
         Err(AuthError::Store(e)) => {
