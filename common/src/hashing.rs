@@ -24,7 +24,7 @@ impl Hasher for DigestHash {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its bytes (after a length prefix, which is shorter than 8).
+        // A digest array hashes as a length prefix (`write_usize`, ignored below), then its bytes.
         if let Some(first) = bytes.first_chunk::<8>() {
             self.0 = u64::from_le_bytes(*first);
         }

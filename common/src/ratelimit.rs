@@ -16,6 +16,13 @@ pub(crate) struct Bucket {
     last: Instant,
 }
 
+/// Refill rate per second and capacity of a bucket allowing `per_min` a minute with
+/// `burst_secs` worth of burst (at least one call).
+fn rate(per_min: u32, burst_secs: f64) -> (f64, f64) {
+    let per_sec = f64::from(per_min.max(1)) / 60.0;
+    (per_sec, (per_sec * burst_secs).max(1.0))
+}
+
 impl Bucket {
     fn full(capacity: f64, now: Instant) -> Self {
         Self {
@@ -61,8 +68,7 @@ impl<K: Eq + Hash> Default for Buckets<K> {
 impl<K: Eq + Hash + Clone> Buckets<K> {
     /// Whether [`Self::take`] would succeed now, without taking anything.
     pub fn would_allow(&self, key: &K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
-        let per_sec = f64::from(per_min.max(1)) / 60.0;
-        let capacity = (per_sec * burst_secs).max(1.0);
+        let (per_sec, capacity) = rate(per_min, burst_secs);
         let Ok(buckets) = self.buckets.lock() else {
             return Ok(());
         };
@@ -79,8 +85,7 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
 
     /// Takes one token, or returns the seconds until one is free.
     pub fn take(&self, key: &K, per_min: u32, burst_secs: f64) -> Result<(), u64> {
-        let per_sec = f64::from(per_min.max(1)) / 60.0;
-        let capacity = (per_sec * burst_secs).max(1.0);
+        let (per_sec, capacity) = rate(per_min, burst_secs);
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(()); // a poisoned limiter must not take the service down
@@ -109,8 +114,7 @@ impl RateLimiter {
 
     pub fn check(&self, tenant: &Tenant, live: &TenantLive) -> Result<(), u64> {
         let per_min = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
-        let per_sec = f64::from(per_min.max(1)) / 60.0;
-        let capacity = (per_sec * 10.0).max(1.0);
+        let (per_sec, capacity) = rate(per_min, 10.0);
         let now = Instant::now();
         let Ok(mut bucket) = live.bucket.lock() else {
             return Ok(()); // a poisoned limiter must not take the service down

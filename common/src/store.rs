@@ -85,11 +85,11 @@ pub struct Store {
     secrets: sled::Tree,
     audit: crate::audit::AuditLog,
     confirmations: crate::confirm::Confirmations,
-    tenants: Arc<RwLock<HashMap<TenantId, Arc<Tenant>, IdHasher>>>,
-    /// What the hot path needs of every token, by token hash, so a request never touches sled
-    /// (reading 100k token records through sled costs tens of MB of resident memory). Loaded at
-    /// open from `tokens.idx` and kept in step by every write, so a revocation is seen by the
-    /// very next request. About 100 bytes a token.
+    /// What the hot path needs of every token, by token hash, and the in-memory copy of every
+    /// tenant, so a request never touches sled (reading 100k token records through sled costs
+    /// tens of MB of resident memory). Tokens load at open from `tokens.idx`, tenants from sled;
+    /// every write keeps it in step, so a revocation or tenant change is seen by the very next
+    /// request. About 20 bytes a token.
     token_index: Arc<RwLock<TokenIndex>>,
     /// `tokens.idx`: an append-only journal of `I <hash> <tenant>` and `R <hash>` lines, the
     /// index's durable form, read sequentially at start (milliseconds for 100k tokens).
@@ -222,9 +222,14 @@ impl TokenIndex {
         })
     }
 
-    fn live(&mut self, tenant: &TenantId) -> Option<Arc<TenantLive>> {
-        let n = self.number(tenant) as usize;
-        self.live.get(n).cloned()
+    fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
+        let n = *self.numbers.get(id)?;
+        self.tenants.get(n as usize)?.clone()
+    }
+
+    fn tenant_and_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
+        let n = *self.numbers.get(id)? as usize;
+        Some((self.tenants.get(n)?.clone()?, self.live.get(n)?.clone()))
     }
 
     fn get(&self, hash: &[u8; 32]) -> Option<TokenEntry> {
@@ -281,24 +286,20 @@ impl Store {
             audit: crate::audit::AuditLog::open(&dir.join("audit"))?,
             confirmations: crate::confirm::Confirmations::new(db.open_tree("confirmations")?),
             db,
-            tenants: Arc::default(),
             token_index: Arc::new(RwLock::new(index)),
             token_journal: Arc::new(std::sync::Mutex::new(open_journal(
                 &dir.join("tokens.idx"),
             )?)),
         };
-        let mut loaded = HashMap::default();
-        for value in store.tenants_tree.iter().values() {
-            let tenant: Tenant = decode(&value?)?;
-            loaded.insert(tenant.id.clone(), Arc::new(tenant));
-        }
-        let tenants = loaded.len();
-        if let Ok(mut index) = store.token_index.write() {
-            for tenant in loaded.values() {
-                index.attach(tenant);
+        let mut tenants = 0;
+        {
+            let mut index = store.token_index.write().map_err(poisoned)?;
+            for value in store.tenants_tree.iter().values() {
+                let tenant: Tenant = decode(&value?)?;
+                index.attach(&Arc::new(tenant));
+                tenants += 1;
             }
         }
-        *store.tenants.write().map_err(poisoned)? = loaded;
         tracing::debug!(
             tenants,
             sled_ms,
@@ -336,10 +337,6 @@ impl Store {
         }
         self.flush()?;
         let tenant = Arc::new(tenant);
-        self.tenants
-            .write()
-            .map_err(poisoned)?
-            .insert(tenant.id.clone(), tenant.clone());
         self.token_index.write().map_err(poisoned)?.attach(&tenant);
         Ok(tenant)
     }
@@ -349,10 +346,6 @@ impl Store {
             .insert(tenant.id.as_str().as_bytes(), encode(&tenant)?)?;
         self.flush()?;
         let tenant = Arc::new(tenant);
-        self.tenants
-            .write()
-            .map_err(poisoned)?
-            .insert(tenant.id.clone(), tenant.clone());
         self.token_index.write().map_err(poisoned)?.attach(&tenant);
         Ok(tenant)
     }
@@ -367,20 +360,19 @@ impl Store {
             self.secrets.remove(key)?;
         }
         self.flush()?;
-        self.tenants.write().map_err(poisoned)?.remove(id);
         self.token_index.write().map_err(poisoned)?.detach(id);
         Ok(())
     }
 
     pub fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
-        self.tenants.read().ok()?.get(id).cloned()
+        self.token_index.read().ok()?.tenant(id)
     }
 
     pub fn tenants(&self) -> Vec<Arc<Tenant>> {
         let mut all: Vec<_> = self
-            .tenants
+            .token_index
             .read()
-            .map(|m| m.values().cloned().collect())
+            .map(|index| index.tenants.iter().flatten().cloned().collect())
             .unwrap_or_default();
         all.sort_by(|a: &Arc<Tenant>, b| a.id.cmp(&b.id));
         all
@@ -425,21 +417,20 @@ impl Store {
         {
             return Ok(found);
         }
-        Ok(match self.token_by_hash(hash)? {
+        Ok(match self.token_from_sled(hash)? {
             None => TokenTenant::Unknown,
             Some(entry) if entry.tenant.as_str() != subject => TokenTenant::Unknown,
             Some(entry) if entry.revoked => TokenTenant::Revoked,
-            Some(entry) => match (self.tenant(&entry.tenant), self.live(&entry.tenant)?) {
-                (Some(tenant), live) => TokenTenant::Tenant(tenant, live),
-                (None, _) => TokenTenant::NoTenant,
+            Some(entry) => match self
+                .token_index
+                .read()
+                .map_err(poisoned)?
+                .tenant_and_live(&entry.tenant)
+            {
+                Some((tenant, live)) => TokenTenant::Tenant(tenant, live),
+                None => TokenTenant::NoTenant,
             },
         })
-    }
-
-    /// The tenant's live state (rate-limit bucket, metric series), made on first use.
-    pub fn live(&self, tenant: &TenantId) -> Result<Arc<TenantLive>, StoreError> {
-        let mut index = self.token_index.write().map_err(poisoned)?;
-        index.live(tenant).ok_or_else(|| poisoned(()))
     }
 
     /// Every tenant's live state, by tenant id (the metrics exposition reads the call series).
@@ -464,6 +455,12 @@ impl Store {
         {
             return Ok(Some(entry));
         }
+        self.token_from_sled(hash)
+    }
+
+    /// A token the journal missed (a crash between the sled write and the journal line): read
+    /// from sled, and put in the index so the next request finds it there.
+    fn token_from_sled(&self, hash: &[u8; 32]) -> Result<Option<TokenEntry>, StoreError> {
         match self.tokens.get(hash)? {
             Some(v) => {
                 let record: TokenRecord = decode(&v)?;
@@ -570,20 +567,13 @@ fn open_journal(path: &Path) -> Result<std::fs::File, StoreError> {
 }
 
 /// Replays `tokens.idx`. Lines are `I <64 hex> <tenant>` or `R <64 hex>`; anything else (a line
-/// torn by a crash) is skipped. Parsed by position rather than split: this runs over 100k lines
-/// at every start.
+/// torn by a crash) is skipped. Parsed by position: this runs over 100k lines at every start.
 fn replay_journal(text: &str) -> TokenIndex {
     // An issue line is about 90 bytes.
     let mut index = TokenIndex::with_capacity(text.len() / 90 + 16);
     // Tokens come in runs per tenant: parse and number each tenant id once per run.
     let mut last: Option<(&str, u32)> = None;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (line, next) = match rest.find('\n') {
-            Some(end) => (&rest[..end], &rest[end + 1..]),
-            None => (rest, ""),
-        };
-        rest = next;
+    for line in text.lines() {
         let bytes = line.as_bytes();
         let (Some(kind), Some(b' '), Some(hex_hash)) =
             (bytes.first(), bytes.get(1), bytes.get(2..66))
@@ -684,7 +674,7 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Io("tenant cache lock poisoned".into())
+    StoreError::Io("in-memory index lock poisoned".into())
 }
 
 #[cfg(test)]
