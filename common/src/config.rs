@@ -13,6 +13,9 @@ pub enum ConfigError {
     File { path: String, why: String },
     #[error("{name}: {why}")]
     Value { name: &'static str, why: String },
+    /// A file in the data dir that must not be used as it is (an empty admin token, a short key).
+    #[error("{path}: {why}")]
+    DataFile { path: String, why: String },
 }
 
 /// Listener defaults differ between the shared server and an isolated instance.
@@ -65,6 +68,16 @@ pub struct Config {
     pub log_json: bool,
     /// Async worker threads; 0: one per core the process may use.
     pub worker_threads: u64,
+    /// Open connections on the MCP listener; 0: what the descriptor limit leaves room for.
+    pub max_connections: u64,
+    /// Open connections on the admin listener.
+    pub admin_max_connections: u64,
+    /// From a request's first byte to its complete header.
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with nothing in flight is closed after this.
+    pub idle_timeout_ms: u64,
+    /// Largest upstream answer read (error answers included).
+    pub max_upstream_body_bytes: u64,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
 }
@@ -92,6 +105,11 @@ struct FileConfig {
     webflow_rate_per_min: Option<u64>,
     log_format: Option<String>,
     worker_threads: Option<u64>,
+    max_connections: Option<u64>,
+    admin_max_connections: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    max_upstream_body_bytes: Option<u64>,
     tenant: Option<String>,
 }
 
@@ -227,6 +245,27 @@ impl Config {
                     });
                 }
             },
+            max_connections: number("STUDIO_MCP_MAX_CONNECTIONS", f.max_connections, 0)?,
+            admin_max_connections: number(
+                "STUDIO_MCP_ADMIN_MAX_CONNECTIONS",
+                f.admin_max_connections,
+                32,
+            )?
+            .max(1),
+            header_read_timeout_ms: number(
+                "STUDIO_MCP_HEADER_READ_TIMEOUT_MS",
+                f.header_read_timeout_ms,
+                10_000,
+            )?
+            .max(1),
+            idle_timeout_ms: number("STUDIO_MCP_IDLE_TIMEOUT_MS", f.idle_timeout_ms, 60_000)?
+                .max(1),
+            max_upstream_body_bytes: number(
+                "STUDIO_MCP_MAX_UPSTREAM_BODY_BYTES",
+                f.max_upstream_body_bytes,
+                4 * 1024 * 1024,
+            )?
+            .max(1024),
             tenant: pick("STUDIO_MCP_TENANT", f.tenant),
         })
     }

@@ -6,6 +6,7 @@
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::store::StoreError;
@@ -36,6 +37,10 @@ struct Pending {
     expires_at_ms: u64,
 }
 
+fn code_key(code: &str) -> [u8; 32] {
+    Sha256::digest(code.as_bytes()).into()
+}
+
 #[derive(Clone)]
 pub struct Confirmations {
     tree: sled::Tree,
@@ -64,7 +69,8 @@ impl Confirmations {
             expires_at_ms: now_ms.saturating_add(ttl_ms),
         };
         let value = serde_json::to_vec(&pending).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.tree.insert(code.as_bytes(), value)?;
+        // Only the code's digest is stored: a copy of the store cannot confirm anything.
+        self.tree.insert(code_key(&code), value)?;
         // Drop expired codes now and then so the tree stays small.
         self.sweep(now_ms)?;
         self.tree.flush()?;
@@ -83,17 +89,14 @@ impl Confirmations {
         if code.len() > 64 {
             return Err(ConfirmError::Unknown);
         }
-        let Some(current) = self.tree.get(code.as_bytes()).map_err(StoreError::from)? else {
+        let key = code_key(code);
+        let Some(current) = self.tree.get(key).map_err(StoreError::from)? else {
             return Err(ConfirmError::Unknown);
         };
         // Atomic consume: of two concurrent redemptions, exactly one sees its swap succeed.
         let swapped = self
             .tree
-            .compare_and_swap(
-                code.as_bytes(),
-                Some(current.clone()),
-                None as Option<&[u8]>,
-            )
+            .compare_and_swap(key, Some(current.clone()), None as Option<&[u8]>)
             .map_err(StoreError::from)?;
         if swapped.is_err() {
             return Err(ConfirmError::Unknown);
@@ -108,6 +111,21 @@ impl Confirmations {
         if pending.tenant != tenant || pending.tool != tool || pending.args_digest != args_digest {
             return Err(ConfirmError::Mismatch);
         }
+        Ok(())
+    }
+
+    /// Drops every pending confirmation of `tenant` (the tenant is being removed).
+    pub fn forget_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let theirs = serde_json::from_slice::<Pending>(&value)
+                .map(|p| p.tenant == tenant)
+                .unwrap_or(false);
+            if theirs {
+                self.tree.remove(key)?;
+            }
+        }
+        self.tree.flush()?;
         Ok(())
     }
 

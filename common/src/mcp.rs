@@ -43,6 +43,9 @@ pub struct Authenticated {
     /// The tenant's rate-limit bucket and metric series.
     pub live: Arc<crate::tenant_state::TenantLive>,
     pub request_id: Arc<str>,
+    /// Set when this request took the tenant past its rate limit: seconds until it may retry.
+    /// The edge counts every authenticated request; the handler refuses any that would work.
+    pub over_limit: Option<u64>,
 }
 
 /// A readable tool error: the model and the person both see this text.
@@ -455,6 +458,19 @@ pub fn caller(context: &RequestContext<RoleServer>) -> Result<Authenticated, Mcp
         })
 }
 
+/// The caller, unless this request took its tenant past the rate limit: then a JSON-RPC error
+/// (-32000, implementation-defined server error) that says when to retry.
+fn within_limit(caller: Authenticated) -> Result<Authenticated, McpError> {
+    match caller.over_limit {
+        None => Ok(caller),
+        Some(retry_after_secs) => Err(McpError::new(
+            rmcp::model::ErrorCode(-32000),
+            ToolError::RateLimited { retry_after_secs }.to_string(),
+            Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
+        )),
+    }
+}
+
 /// Resource reads cannot carry a readable error result the way tools can, so the message goes
 /// into the JSON-RPC error; a foreign resource reads as not found.
 fn resource_error(e: ToolError) -> McpError {
@@ -516,7 +532,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let caller = caller(&context)?;
+        let caller = within_limit(caller(&context)?)?;
         Ok(ListToolsResult::with_all_items(
             self.catalog.for_tenant(&caller.tenant),
         ))
@@ -527,7 +543,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let caller = caller(&context)?;
+        let caller = within_limit(caller(&context)?)?;
         let ctx = self.context(&caller);
         if !self.resources || !crate::resources::visible(&ctx) {
             return Ok(ListResourcesResult::with_all_items(Vec::new()));
@@ -543,7 +559,7 @@ impl ServerHandler for McpServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let caller = caller(&context)?;
+        let caller = within_limit(caller(&context)?)?;
         let templates = if self.resources && crate::resources::visible(&self.context(&caller)) {
             crate::resources::templates()
         } else {
@@ -557,7 +573,7 @@ impl ServerHandler for McpServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let caller = caller(&context)?;
+        let caller = within_limit(caller(&context)?)?;
         let ctx = self.context(&caller);
         let started = Instant::now();
         let digest = crate::audit::digest(&request.uri);
@@ -582,9 +598,39 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let caller = caller(&context)?;
+        let started = Instant::now();
+        if let Some(retry_after_secs) = caller.over_limit {
+            // Refused calls are audited at most once a second per tenant: a tenant hammering
+            // the server cannot grow the audit log faster than its own rate limit allows.
+            if caller.live.first_refusal_this_second() {
+                self.audit(
+                    &caller,
+                    "tools/call",
+                    String::new(),
+                    "rate_limited",
+                    started,
+                );
+            }
+            if let Some(entry) = self
+                .catalog
+                .get(&request.name)
+                .filter(|e| e.allowed_for(&caller.tenant))
+            {
+                self.services.metrics.record_call(
+                    &caller.live,
+                    entry.name(),
+                    "rate_limited",
+                    started.elapsed(),
+                );
+            }
+            let error = ToolError::RateLimited { retry_after_secs };
+            return Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+                error.to_string(),
+            )])
+            .into());
+        }
         let arguments = request.arguments.unwrap_or_default();
         let args_digest = crate::audit::digest(&arguments);
-        let started = Instant::now();
         let Some(entry) = self
             .catalog
             .get(&request.name)
@@ -594,15 +640,7 @@ impl ServerHandler for McpServer {
             return Err(unknown_tool(&request.name));
         };
         let ctx = self.context(&caller);
-        let outcome = match self.services.limiter.check(&caller.tenant, &caller.live) {
-            Ok(()) => (entry.call)(&ctx, arguments).await,
-            Err(retry_after_secs) => {
-                self.services
-                    .metrics
-                    .record_rate_limited(caller.tenant.id.as_str());
-                Err(ToolError::RateLimited { retry_after_secs })
-            }
-        };
+        let outcome = (entry.call)(&ctx, arguments).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
         let (result, kind) = match outcome {
             Ok(value) => {

@@ -28,6 +28,9 @@ struct Indexed {
 #[derive(Default)]
 pub struct ResourceIndex {
     tenants: Mutex<HashMap<TenantId, Arc<Indexed>>>,
+    /// One rebuild per tenant at a time: concurrent calls that need one wait for it and use
+    /// its result, rather than each listing the tenant's sites again.
+    rebuilds: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 enum Kind {
@@ -53,6 +56,9 @@ impl ResourceIndex {
         if let Ok(mut map) = self.tenants.lock() {
             map.remove(tenant);
         }
+        if let Ok(mut gates) = self.rebuilds.lock() {
+            gates.remove(tenant);
+        }
     }
 
     async fn check(
@@ -75,15 +81,32 @@ impl ResourceIndex {
                 return Err(not_yours(id, kind));
             }
         }
-        let fresh = Arc::new(build(ctx).await?);
-        let found = contains(&fresh);
-        if let Ok(mut map) = self.tenants.lock() {
-            map.insert(ctx.tenant.id.clone(), fresh);
-        }
-        if found {
+        let asked = Instant::now();
+        let gate = self.rebuild_gate(&ctx.tenant.id);
+        let _rebuilding = gate.lock().await;
+        // Someone else rebuilt while this call waited: their index is as fresh as ours would be.
+        let fresh = match self.cached(&ctx.tenant.id) {
+            Some(ix) if ix.built_at >= asked => ix,
+            _ => {
+                let fresh = Arc::new(build(ctx).await?);
+                if let Ok(mut map) = self.tenants.lock() {
+                    map.insert(ctx.tenant.id.clone(), fresh.clone());
+                }
+                fresh
+            }
+        };
+        if contains(&fresh) {
             Ok(())
         } else {
             Err(not_yours(id, kind))
+        }
+    }
+
+    fn rebuild_gate(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+        match self.rebuilds.lock() {
+            Ok(mut gates) => gates.entry(tenant.clone()).or_default().clone(),
+            // A poisoned map only loses the single-flight, not the check.
+            Err(_) => Arc::default(),
         }
     }
 

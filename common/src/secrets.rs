@@ -73,6 +73,10 @@ pub enum SecretError {
     },
     #[error("master key file {path} must hold 64 hex characters (a 32-byte key)")]
     BadKey { path: String },
+    #[error(
+        "signing key file {path} must hold at least 64 hex characters (a 32-byte key); delete it to generate a new one (every issued token then stops working)"
+    )]
+    BadSigningKey { path: String },
     #[error("stored secret could not be decrypted: wrong master key or tampered data")]
     Decrypt,
     #[error("secret could not be encrypted")]
@@ -186,16 +190,32 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    // Written whole beside the target, then linked into place: a start interrupted mid-write
+    // leaves no file (or a stray `.tmp`), never an empty or partial key at `path`. The link
+    // fails if `path` exists, as `create_new` would.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = std::fs::File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -96,6 +96,15 @@ pub struct Store {
     token_journal: Arc<std::sync::Mutex<std::fs::File>>,
 }
 
+/// What [`Store::remove_tenant`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// Whether there was a tenant record to remove.
+    pub existed: bool,
+    pub tokens_revoked: usize,
+    pub secrets_deleted: usize,
+}
+
 /// The part of a token record each request checks. The key is the hash of the exact token, so
 /// a match also pins the token id; the tenant is compared with the token's subject.
 #[derive(Clone, Debug, PartialEq)]
@@ -350,18 +359,34 @@ impl Store {
         Ok(tenant)
     }
 
-    /// Removes a tenant and its secrets (onboarding rollback). Token records stay, and with no
-    /// tenant they no longer authenticate.
-    pub fn remove_tenant(&self, id: &TenantId) -> Result<(), StoreError> {
-        self.tenants_tree.remove(id.as_str().as_bytes())?;
+    /// Removes a tenant: revokes every token it has (durably, each journaled before sled, so
+    /// that no token of it can act for a tenant later created under the same id), deletes its
+    /// sealed secrets and pending confirmations, then its record. Audit history stays.
+    pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
+        let mut removed = Removed::default();
+        for record in self.tokens(Some(id))? {
+            if record.revoked_at.is_none() {
+                self.revoke_token(&record.id, at)?;
+                removed.tokens_revoked += 1;
+            }
+        }
         let prefix = format!("{id}\0");
         for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
             let (key, _) = entry?;
             self.secrets.remove(key)?;
+            removed.secrets_deleted += 1;
         }
+        self.confirmations.forget_tenant(id.as_str())?;
+        removed.existed = self.tenants_tree.remove(id.as_str().as_bytes())?.is_some();
         self.flush()?;
         self.token_index.write().map_err(poisoned)?.detach(id);
-        Ok(())
+        Ok(removed)
+    }
+
+    /// Deletes one sealed secret (undoing a write); `Ok` if there was none.
+    pub fn delete_secret(&self, tenant: &TenantId, kind: SecretKind) -> Result<(), StoreError> {
+        self.secrets.remove(secret_key(tenant, kind))?;
+        self.flush()
     }
 
     pub fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
@@ -826,13 +851,32 @@ mod tests {
             name(store.token_tenant(&[2; 32], "acme").unwrap()),
             "Acme Two"
         );
-        store.remove_tenant(&acme).unwrap();
+        let removed = store.remove_tenant(&acme, 7).unwrap();
+        assert_eq!(
+            removed,
+            Removed {
+                existed: true,
+                tokens_revoked: 1,
+                secrets_deleted: 0
+            }
+        );
         assert_eq!(
             name(store.token_tenant(&[2; 32], "acme").unwrap()),
-            "NoTenant"
+            "Revoked"
         );
+        // A tenant created later under the same id gets none of the old tokens, not even
+        // after a restart.
         store.add_tenant(tenant("acme")).unwrap();
-        assert_eq!(name(store.token_tenant(&[2; 32], "acme").unwrap()), "ACME");
+        assert_eq!(
+            name(store.token_tenant(&[2; 32], "acme").unwrap()),
+            "Revoked"
+        );
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            name(store.token_tenant(&[2; 32], "acme").unwrap()),
+            "Revoked"
+        );
     }
 
     #[test]

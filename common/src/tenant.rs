@@ -95,6 +95,10 @@ pub struct Tenant {
     /// Isolated instance only: its Stripe customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stripe_customer: Option<StripeCustomer>,
+    /// Isolated instance only: hosts (or `*.suffix` patterns) the billing portal may send a
+    /// person back to, besides the site's own custom domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub billing_return_hosts: Vec<DnsName>,
     pub created_at: u64,
 }
 
@@ -139,6 +143,8 @@ pub struct TenantSpec {
     pub dns_names: Vec<DnsName>,
     #[serde(default)]
     pub stripe_customer: Option<StripeCustomer>,
+    #[serde(default)]
+    pub billing_return_hosts: Vec<DnsName>,
 }
 
 impl TenantSpec {
@@ -170,6 +176,7 @@ impl TenantSpec {
             dns_zone: self.dns_zone,
             dns_names: dedup(self.dns_names),
             stripe_customer: self.stripe_customer,
+            billing_return_hosts: dedup(self.billing_return_hosts),
             created_at,
         })
     }
@@ -230,6 +237,7 @@ impl TenantPatch {
             dns_zone: tenant.dns_zone.clone(),
             dns_names: tenant.dns_names.clone(),
             stripe_customer: tenant.stripe_customer.clone(),
+            billing_return_hosts: tenant.billing_return_hosts.clone(),
         };
         spec.into_tenant(tenant.id.clone(), tenant.created_at)
     }

@@ -93,9 +93,12 @@ impl TokenAuthority {
     pub fn load_or_generate(path: &Path, audience: &str) -> Result<Self, SecretError> {
         let shown = path.display().to_string();
         let key = match std::fs::read_to_string(path) {
-            Ok(text) => {
-                hex::decode(text.trim()).map_err(|_| SecretError::BadKey { path: shown })?
-            }
+            // An empty or short key (a first start interrupted mid-write, a truncated copy)
+            // would sign tokens anyone could forge: refuse it rather than use it.
+            Ok(text) => match hex::decode(text.trim()) {
+                Ok(key) if key.len() >= MIN_SIGNING_KEY_BYTES => key,
+                _ => return Err(SecretError::BadSigningKey { path: shown }),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = vec![0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut key);
@@ -201,6 +204,17 @@ pub struct Caller {
     pub live: Arc<TenantLive>,
 }
 
+/// The credential of an `Authorization: Bearer <credential>` header value. The scheme is
+/// case-insensitive (RFC 7235 §2.1); an empty credential is no credential.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, credential) = header.trim_start().split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+/// Signing keys shorter than this are refused: HS256 wants at least the hash's 32 bytes.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -225,6 +239,30 @@ mod tests {
         .unwrap();
         store.add_tenant(tenant).unwrap();
         (dir, store, id)
+    }
+
+    #[test]
+    fn bearer_schemes_are_case_insensitive_and_never_empty() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER abc "), Some("abc"));
+        assert_eq!(bearer("bearer  abc"), Some("abc"));
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer(""), None);
+    }
+
+    #[test]
+    fn an_empty_or_short_signing_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.key");
+        for text in ["", "  \n", "abcd", &"ab".repeat(31)] {
+            std::fs::write(&path, text).unwrap();
+            let err = TokenAuthority::load_or_generate(&path, "http://a").unwrap_err();
+            assert!(matches!(err, SecretError::BadSigningKey { .. }), "{err}");
+        }
+        std::fs::write(&path, "ab".repeat(32)).unwrap();
+        assert!(TokenAuthority::load_or_generate(&path, "http://a").is_ok());
     }
 
     #[test]

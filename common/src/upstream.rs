@@ -60,6 +60,99 @@ pub enum UpstreamError {
     Unreachable { upstream: &'static str },
     #[error("{upstream} sent a response that could not be read: {why}")]
     BadResponse { upstream: &'static str, why: String },
+    #[error("{upstream} sent an answer larger than {limit_kib} KiB, more than this server reads")]
+    TooLarge {
+        upstream: &'static str,
+        limit_kib: usize,
+    },
+}
+
+impl UpstreamError {
+    /// This error with any upstream-provided text that quotes `secret` (or a long piece of it)
+    /// withheld: an upstream that echoes the credential must not hand it to the model or the
+    /// log.
+    pub fn without(self, secret: &str) -> Self {
+        let scrub = |text: String| {
+            if quotes(text.as_bytes(), secret) {
+                ": (the upstream's message was withheld: it quoted the credential)".to_owned()
+            } else {
+                text
+            }
+        };
+        match self {
+            UpstreamError::Unauthorized { upstream, detail } => UpstreamError::Unauthorized {
+                upstream,
+                detail: scrub(detail),
+            },
+            UpstreamError::Forbidden { upstream, detail } => UpstreamError::Forbidden {
+                upstream,
+                detail: scrub(detail),
+            },
+            UpstreamError::NotFound { upstream, detail } => UpstreamError::NotFound {
+                upstream,
+                detail: scrub(detail),
+            },
+            UpstreamError::Conflict { upstream, detail } => UpstreamError::Conflict {
+                upstream,
+                detail: scrub(detail),
+            },
+            UpstreamError::Rejected {
+                upstream,
+                status,
+                detail,
+            } => UpstreamError::Rejected {
+                upstream,
+                status,
+                detail: scrub(detail),
+            },
+            UpstreamError::BadResponse { upstream, why } => UpstreamError::BadResponse {
+                upstream,
+                why: scrub(why),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Whether `text` contains `secret` or a piece of it 17 bytes or longer (a truncated echo), also
+/// once JSON `\u` escapes are undone. Any such piece holds one of the 12-byte pieces that start
+/// every 6 bytes, so those are searched for (a few SIMD scans of the answer).
+fn quotes(text: &[u8], secret: &str) -> bool {
+    let secret = secret.as_bytes();
+    if secret.is_empty() {
+        return false;
+    }
+    let found = |haystack: &[u8]| {
+        if secret.len() <= 12 {
+            return memchr::memmem::find(haystack, secret).is_some();
+        }
+        (0..=secret.len() - 12)
+            .step_by(6)
+            .chain(std::iter::once(secret.len() - 12))
+            .any(|at| memchr::memmem::find(haystack, &secret[at..at + 12]).is_some())
+    };
+    if found(text) {
+        return true;
+    }
+    // `\u0061` spells `a`: compare the JSON as serde_json writes it back, unescaped.
+    if memchr::memmem::find(text, b"\\u").is_some()
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(text)
+        && let Ok(plain) = serde_json::to_vec(&value)
+    {
+        return found(&plain);
+    }
+    false
+}
+
+/// Takes a wait of `secs` out of `budget`, if it fits.
+fn spend(budget: &mut Duration, secs: u64) -> bool {
+    match budget.checked_sub(Duration::from_secs(secs)) {
+        Some(left) => {
+            *budget = left;
+            true
+        }
+        None => false,
+    }
 }
 
 /// One upstream API: its name (for messages), origin and the shared client.
@@ -75,7 +168,12 @@ pub struct Upstream {
     quota_per_min: Option<u32>,
     quota: Arc<Buckets<[u8; 32]>>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Largest answer read; a bigger one is an error, not an allocation.
+    max_body_bytes: usize,
 }
+
+/// Error answers are only read for their message: this much is plenty.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// TLS for upstream calls uses rustls with the ring provider; install it once per process.
 pub fn install_crypto_provider() {
@@ -144,7 +242,14 @@ impl Upstream {
             quota_per_min: None,
             quota: Arc::default(),
             metrics: None,
+            max_body_bytes: 4 * 1024 * 1024,
         }
+    }
+
+    /// Answers larger than `bytes` fail with [`UpstreamError::TooLarge`].
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes.max(1024);
+        self
     }
 
     /// Counts every answer (by status class) in `metrics`.
@@ -159,8 +264,13 @@ impl Upstream {
         self
     }
 
-    /// Waits for quota when the wait is short; otherwise says when to come back.
-    async fn within_quota(&self, credential: &SecretString) -> Result<(), UpstreamError> {
+    /// Waits for quota if that fits in what is left of the call's waiting `budget`; otherwise
+    /// says when to come back.
+    async fn within_quota(
+        &self,
+        credential: &SecretString,
+        budget: &mut Duration,
+    ) -> Result<(), UpstreamError> {
         let Some(per_min) = self.quota_per_min else {
             return Ok(());
         };
@@ -168,7 +278,7 @@ impl Upstream {
         loop {
             match self.quota.take(&key, per_min, 60.0) {
                 Ok(()) => return Ok(()),
-                Err(secs) if Duration::from_secs(secs) <= self.max_retry_wait => {
+                Err(secs) if spend(budget, secs) => {
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                 }
                 Err(secs) => {
@@ -187,24 +297,40 @@ impl Upstream {
         self
     }
 
-    /// Sends `call` with the tenant's credential and decodes the JSON answer. A `429` whose
-    /// `Retry-After` fits within the configured wait is waited out once; a longer one becomes
-    /// [`UpstreamError::RateLimited`] so the caller learns when to come back.
+    /// Sends `call` with the tenant's credential and decodes the JSON answer. Waits for quota
+    /// and a `429`'s `Retry-After` (once) together take at most the configured wait; past it,
+    /// [`UpstreamError::RateLimited`] says when to come back. Whatever the upstream answers,
+    /// the credential is never quoted back: an answer that contains it is withheld.
     pub async fn send<T: DeserializeOwned>(
         &self,
         credential: &SecretString,
         call: Call<'_>,
     ) -> Result<T, UpstreamError> {
+        self.send_inner(credential, call)
+            .await
+            .map_err(|e| e.without(credential.expose_secret()))
+    }
+
+    async fn send_inner<T: DeserializeOwned>(
+        &self,
+        credential: &SecretString,
+        call: Call<'_>,
+    ) -> Result<T, UpstreamError> {
+        // Every wait of this call (for quota, for a 429's Retry-After) comes out of one budget.
+        let mut budget = self.max_retry_wait;
         let mut waited = false;
         loop {
-            self.within_quota(credential).await?;
-            let response = self.send_once(credential, &call).await?;
+            self.within_quota(credential, &mut budget).await?;
+            let mut response = self.send_once(credential, &call).await?;
             let status = response.status();
             if status.is_success() {
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| self.transport_error(e))?;
+                let bytes = self.read_body(&mut response, self.max_body_bytes).await?;
+                if quotes(&bytes, credential.expose_secret()) {
+                    return Err(UpstreamError::BadResponse {
+                        upstream: self.name,
+                        why: "the answer quoted the credential and was withheld".into(),
+                    });
+                }
                 return serde_json::from_slice(&bytes).map_err(|e| UpstreamError::BadResponse {
                     upstream: self.name,
                     why: e.to_string(),
@@ -212,7 +338,7 @@ impl Upstream {
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after_secs = retry_after(response.headers());
-                if !waited && Duration::from_secs(retry_after_secs) <= self.max_retry_wait {
+                if !waited && spend(&mut budget, retry_after_secs) {
                     waited = true;
                     tokio::time::sleep(Duration::from_secs(retry_after_secs)).await;
                     continue;
@@ -222,9 +348,42 @@ impl Upstream {
                     retry_after_secs,
                 });
             }
-            let body = response.bytes().await.unwrap_or_default();
+            let limit = self.max_body_bytes.min(MAX_ERROR_BODY_BYTES);
+            // An error answer too long to read still has its status.
+            let body: Vec<u8> = self
+                .read_body(&mut response, limit)
+                .await
+                .unwrap_or_default();
             return Err(self.status_error(status, &body));
         }
+    }
+
+    /// Reads an answer of at most `limit` bytes, chunk by chunk: a larger one fails as soon as
+    /// it is known to be larger, before it is held in memory.
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let too_large = || UpstreamError::TooLarge {
+            upstream: self.name,
+            limit_kib: limit / 1024,
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     async fn send_once(
@@ -335,5 +494,24 @@ fn error_detail(body: &[u8]) -> String {
     match text {
         Some(t) if !t.is_empty() => format!(": {}", t.chars().take(200).collect::<String>()),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quotes;
+
+    #[test]
+    fn an_echoed_credential_is_found_whole_in_pieces_and_escaped() {
+        let secret = "wf_live_0123456789abcdefghijklmnop";
+        assert!(quotes(format!("token {secret} is bad").as_bytes(), secret));
+        assert!(quotes(b"token wf_live_0123456789abc... is bad", secret));
+        assert!(quotes(b"...ghijklmnop", "ghijklmnop"));
+        assert!(quotes(
+            br#"{"m":"\u0077f_live_0123456789abcdefghij"}"#,
+            secret
+        ));
+        assert!(!quotes(b"token wf_live_01 is bad", secret));
+        assert!(!quotes(b"anything", ""));
     }
 }

@@ -8,7 +8,7 @@ use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::tenant::TenantSpec;
 use shared_server::cli::{
     AdminClient, AuditArgs, DrillCommand, GlobalArgs, SecretCommand, TokenCommand, mcp_url,
-    print_json, run_audit, run_secret, run_token,
+    print_json, remove_tenant, run_audit, run_secret, run_token,
 };
 
 #[derive(Debug, Parser)]
@@ -50,6 +50,15 @@ pub enum TenantCommand {
     Set(TenantSet),
     /// Show the tenant, its stored secret kinds and active token count.
     Show,
+    /// Offboard this instance's tenant: revoke every token, delete its credentials (audit
+    /// history stays).
+    Remove {
+        /// Must be STUDIO_MCP_TENANT when given.
+        tenant_id: Option<String>,
+        /// Required: removal cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +79,10 @@ pub struct TenantSet {
     /// The Stripe customer billing is limited to (`cus_…`).
     #[arg(long)]
     pub stripe_customer: Option<String>,
+    /// A host (or `*.suffix` pattern) the billing portal may return to, besides the site's
+    /// custom domains (repeatable).
+    #[arg(long = "billing-return-host")]
+    pub billing_return_hosts: Vec<String>,
 }
 
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -111,11 +124,20 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                     .as_deref()
                     .map(StripeCustomer::parse)
                     .transpose()?,
+                billing_return_hosts: set
+                    .billing_return_hosts
+                    .iter()
+                    .map(|n| DnsName::parse(n))
+                    .collect::<Result<_, _>>()?,
                 ..TenantSpec::default()
             };
             print_json(&client.set_tenant(&tenant()?, &spec).await?)
         }
         Command::Tenant(TenantCommand::Show) => print_json(&client.tenant(&tenant()?).await?),
+        Command::Tenant(TenantCommand::Remove { tenant_id, yes }) => {
+            let id = tenant_id.clone().map(Ok).unwrap_or_else(tenant)?;
+            remove_tenant(&client, &id, *yes).await
+        }
         Command::Secret(c) => run_secret(&client, c).await,
         Command::Token(c) => run_token(&client, c).await,
         Command::Audit(a) => run_audit(&client, a).await,

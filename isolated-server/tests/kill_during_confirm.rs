@@ -26,16 +26,22 @@ fn free_port() -> u16 {
 
 struct Instance {
     child: Child,
+    ports: (u16, u16),
     mcp_url: String,
     admin_url: String,
 }
 
 async fn start(data: &Path, sandbox: &Sandbox) -> Instance {
-    start_with(data, sandbox, &[]).await
+    start_with(data, sandbox, &[], (free_port(), free_port())).await
 }
 
-async fn start_with(data: &Path, sandbox: &Sandbox, env: &[(&str, &str)]) -> Instance {
-    let (port, admin_port) = (free_port(), free_port());
+/// Tokens are bound to the public URL, host and port: a restart keeps the same ports.
+async fn start_with(
+    data: &Path,
+    sandbox: &Sandbox,
+    env: &[(&str, &str)],
+    (port, admin_port): (u16, u16),
+) -> Instance {
     let child = Command::new(env!("CARGO_BIN_EXE_isolated-server"))
         .arg("serve")
         .envs(env.iter().copied())
@@ -43,8 +49,7 @@ async fn start_with(data: &Path, sandbox: &Sandbox, env: &[(&str, &str)]) -> Ins
         .env("STUDIO_MCP_DATA_DIR", data)
         .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
         .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-        // Tokens are bound to the public URL; keep it across restarts on new ports.
-        .env("STUDIO_MCP_PUBLIC_URL", "http://127.0.0.1")
+        .env("STUDIO_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .env("STUDIO_MCP_WEBFLOW_BASE_URL", sandbox.base_url())
         .env("STUDIO_MCP_CLOUDFLARE_BASE_URL", sandbox.base_url())
         .env("STUDIO_MCP_STRIPE_BASE_URL", sandbox.base_url())
@@ -73,6 +78,7 @@ async fn start_with(data: &Path, sandbox: &Sandbox, env: &[(&str, &str)]) -> Ins
     }
     Instance {
         child,
+        ports: (port, admin_port),
         mcp_url: format!("http://127.0.0.1:{port}/mcp"),
         admin_url: format!("http://127.0.0.1:{admin_port}"),
     }
@@ -126,7 +132,7 @@ async fn a_confirmed_action_interrupted_by_kill_9_happens_at_most_once() {
     first.child.wait().unwrap();
     let _ = in_flight.await;
 
-    let mut second = start(dir.path(), &sandbox).await;
+    let mut second = start_with(dir.path(), &sandbox, &[], first.ports).await;
     let client = connect(&second.mcp_url, &acme.token, None).await.unwrap();
     let text = error_text(&call(&client, "billing_create_portal_session", confirmed).await);
     assert!(
@@ -171,8 +177,13 @@ async fn one_worker_thread_serves_the_whole_flow() {
     common::upstream::install_crypto_provider();
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut instance =
-        start_with(dir.path(), &sandbox, &[("STUDIO_MCP_WORKER_THREADS", "1")]).await;
+    let mut instance = start_with(
+        dir.path(),
+        &sandbox,
+        &[("STUDIO_MCP_WORKER_THREADS", "1")],
+        (free_port(), free_port()),
+    )
+    .await;
     let admin = admin(&instance, dir.path());
     let acme = provision_isolated(&admin, sandbox.fixture().owner("acme").unwrap()).await;
     let client = connect(&instance.mcp_url, &acme.token, None).await.unwrap();

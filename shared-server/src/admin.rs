@@ -136,7 +136,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants", get(list_tenants).post(add_tenant))
         .route(
             "/v1/tenants/{id}",
-            get(show_tenant).patch(update_tenant).put(set_tenant),
+            get(show_tenant)
+                .patch(update_tenant)
+                .put(set_tenant)
+                .delete(remove_tenant),
         )
         .route("/v1/tenants/{id}/secrets/{kind}", put(set_secret))
         .route("/v1/tenants/{id}/tokens", post(issue_token))
@@ -160,10 +163,10 @@ async fn require_admin(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(common::token::bearer);
     let expected = state.admin_token.expose_secret().as_bytes();
-    if bool::from(presented.as_bytes().ct_eq(expected)) {
+    // Start-up refuses an empty admin token; an absent or empty presented one never matches.
+    if presented.is_some_and(|p| !expected.is_empty() && bool::from(p.as_bytes().ct_eq(expected))) {
         next.run(request).await
     } else {
         tracing::warn!("refused admin request: bad or missing admin token");
@@ -331,19 +334,20 @@ async fn onboard(
             }),
         ));
     }
+    let mut written = Vec::new();
     let stored = store_onboarded(
         &state,
         tenant,
         &secrets,
         request.label.as_deref().unwrap_or("onboard"),
+        &mut written,
     );
     let (tenant, issued) = match stored {
         Ok(done) => done,
         Err(e) => {
-            // All or nothing: undo whatever part was written.
-            if let Err(undo) = store.remove_tenant(&id) {
-                tracing::error!(tenant = %id, error = %undo, "onboarding rollback failed");
-            }
+            // All or nothing, but only this request's part: a tenant another request created
+            // meanwhile (the add here then fails) is not this request's to remove.
+            roll_back(&state, written);
             return Err(e);
         }
     };
@@ -364,17 +368,41 @@ async fn onboard(
     ))
 }
 
+/// A store write an onboarding made, with what it replaced, so that a failure later in the same
+/// onboarding undoes exactly its own writes.
+enum Written {
+    CreatedTenant(TenantId),
+    ReplacedTenant(Arc<Tenant>),
+    Secret {
+        tenant: TenantId,
+        kind: SecretKind,
+        previous: Option<Vec<u8>>,
+    },
+    Token(String),
+}
+
 fn store_onboarded(
     state: &AppState,
     tenant: Tenant,
     secrets: &[(SecretKind, SecretString)],
     label: &str,
+    written: &mut Vec<Written>,
 ) -> AdminResult<(Tenant, IssuedToken)> {
     let store = &state.services.store;
+    let id = tenant.id.clone();
     let tenant = if state.pinned.is_some() {
-        store.put_tenant(tenant)?
+        // An isolated instance's onboarding replaces its one tenant record.
+        let previous = store.tenant(&id);
+        let stored = store.put_tenant(tenant)?;
+        written.push(match previous {
+            Some(previous) => Written::ReplacedTenant(previous),
+            None => Written::CreatedTenant(id.clone()),
+        });
+        stored
     } else {
-        store.add_tenant(tenant)?
+        let stored = store.add_tenant(tenant)?;
+        written.push(Written::CreatedTenant(id.clone()));
+        stored
     };
     state.services.index.forget(&tenant.id);
     for (kind, secret) in secrets {
@@ -383,7 +411,13 @@ fn store_onboarded(
             .master_key
             .seal(&tenant.id, *kind, secret)
             .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let previous = store.secret(&tenant.id, *kind)?;
         store.put_secret(&tenant.id, *kind, sealed)?;
+        written.push(Written::Secret {
+            tenant: tenant.id.clone(),
+            kind: *kind,
+            previous,
+        });
     }
     let issued = state
         .authority
@@ -398,11 +432,73 @@ fn store_onboarded(
             common::token::AuthError::Store(e) => AdminError::from(e),
             other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
+    written.push(Written::Token(issued.record.id.clone()));
     let token = IssuedToken {
         token: issued.token.expose_secret().to_owned(),
         record: issued.record,
     };
     Ok(((*tenant).clone(), token))
+}
+
+/// Undoes an onboarding's own writes, newest first.
+fn roll_back(state: &AppState, written: Vec<Written>) {
+    let store = &state.services.store;
+    for write in written.into_iter().rev() {
+        let undone = match &write {
+            Written::Token(id) => store.revoke_token(id, common::now_unix()).map(drop),
+            Written::Secret {
+                tenant,
+                kind,
+                previous: Some(sealed),
+            } => store.put_secret(tenant, *kind, sealed.clone()),
+            Written::Secret {
+                tenant,
+                kind,
+                previous: None,
+            } => store.delete_secret(tenant, *kind),
+            Written::ReplacedTenant(previous) => store.put_tenant((**previous).clone()).map(drop),
+            Written::CreatedTenant(id) => store.remove_tenant(id, common::now_unix()).map(drop),
+        };
+        if let Err(e) = undone {
+            tracing::error!(error = %e, "onboarding rollback step failed");
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RemoveQuery {
+    /// The API's form of the CLI's `--yes`: removal cannot be undone.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// Offboards a tenant: revokes every token, deletes its sealed secrets and pending
+/// confirmations and its record; its audit history stays.
+async fn remove_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(query): Query<RemoveQuery>,
+) -> AdminResult<Json<common::store::Removed>> {
+    let tenant = existing(&state, &id)?;
+    if !query.confirm {
+        return Err(bad_request(
+            "removing a tenant revokes its tokens and deletes its credentials and cannot be \
+             undone; repeat with ?confirm=true (the CLI's --yes)",
+        ));
+    }
+    let removed = state
+        .services
+        .store
+        .remove_tenant(&tenant.id, common::now_unix())?;
+    state.services.index.forget(&tenant.id);
+    tracing::info!(tenant = %tenant.id, tokens_revoked = removed.tokens_revoked, "admin: tenant removed");
+    audit_admin(
+        &state,
+        "tenant_remove",
+        tenant.id.as_str(),
+        &serde_json::json!({"tenant": tenant.id, "tokens_revoked": removed.tokens_revoked, "secrets_deleted": removed.secrets_deleted}),
+    );
+    Ok(Json(removed))
 }
 
 /// Creates or replaces a tenant in one go (`isolated-server tenant set`).

@@ -19,6 +19,7 @@ use crate::admin::{
     ApiError, AuditFilter, IssueRequest, IssuedToken, NewTenant, OnboardRequest, OnboardResponse,
     SecretValue, TenantDetail,
 };
+use crate::telemetry::printable;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -106,6 +107,13 @@ pub enum TenantCommand {
     List,
     /// Show one tenant, which secrets it has (names only) and its active token count.
     Show { tenant_id: String },
+    /// Offboard a tenant: revoke every token, delete its credentials (audit history stays).
+    Remove {
+        tenant_id: String,
+        /// Required: removal cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +359,15 @@ impl AdminClient {
         self.call(reqwest::Method::GET, &path, None).await
     }
 
+    pub async fn remove_tenant(&self, id: &str) -> anyhow::Result<common::store::Removed> {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/v1/tenants/{id}?confirm=true"),
+            None,
+        )
+        .await
+    }
+
     pub async fn revoke(&self, token_id: &str) -> anyhow::Result<TokenRecord> {
         self.call(
             reqwest::Method::POST,
@@ -507,7 +524,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                 crate::out!(
                     "{}\t{}\t{}\t{}",
                     t.id,
-                    t.name,
+                    printable(&t.name),
                     sites.join(","),
                     if t.read_only {
                         "read-only"
@@ -520,6 +537,9 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         }
         Command::Tenant(TenantCommand::Show { tenant_id }) => {
             print_json(&client.tenant(tenant_id).await?)
+        }
+        Command::Tenant(TenantCommand::Remove { tenant_id, yes }) => {
+            remove_tenant(&client, tenant_id, *yes).await
         }
         Command::Secret(c) => run_secret(&client, c).await,
         Command::Token(c) => run_token(&client, c).await,
@@ -562,6 +582,25 @@ pub fn mcp_url(config: &Config) -> String {
         Some(url) => format!("{url}/mcp"),
         None => format!("http://{}/mcp", config.listen),
     }
+}
+
+/// `tenant remove <id> --yes` on both servers.
+pub async fn remove_tenant(client: &AdminClient, tenant_id: &str, yes: bool) -> anyhow::Result<()> {
+    if !yes {
+        bail!(
+            "removing {} revokes every token and deletes its stored credentials, and cannot be undone; \
+             repeat with --yes",
+            printable(tenant_id)
+        );
+    }
+    let removed = client.remove_tenant(tenant_id).await?;
+    eprintln!(
+        "removed {}: {} token(s) revoked, {} credential(s) deleted; its audit history is kept",
+        printable(tenant_id),
+        removed.tokens_revoked,
+        removed.secrets_deleted
+    );
+    Ok(())
 }
 
 pub async fn run_secret(client: &AdminClient, command: &SecretCommand) -> anyhow::Result<()> {
@@ -609,7 +648,11 @@ pub async fn run_token(client: &AdminClient, command: &TokenCommand) -> anyhow::
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     t.id,
                     t.tenant,
-                    if t.label.is_empty() { "-" } else { &t.label },
+                    if t.label.is_empty() {
+                        "-".into()
+                    } else {
+                        printable(&t.label)
+                    },
                     date(t.created_at),
                     t.expires_at.map(date).unwrap_or_else(|| "-".into()),
                     t.revoked_at.map(date).unwrap_or_else(|| "-".into()),
@@ -650,12 +693,12 @@ pub async fn run_audit(client: &AdminClient, args: &AuditArgs) -> anyhow::Result
             "{} {}\t{}\t{}\t{}\t{}\t{}\t{}",
             date(r.at_ms / 1000),
             clock(r.at_ms / 1000),
-            r.tenant,
-            r.action,
-            r.outcome,
+            printable(&r.tenant),
+            printable(&r.action),
+            printable(&r.outcome),
             r.duration_us,
-            r.args_digest,
-            r.request_id
+            printable(&r.args_digest),
+            printable(&r.request_id)
         );
     }
     Ok(())

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod cli;
 pub mod compose;
 pub mod drill;
+pub mod listener;
 pub mod onboard;
 pub mod routes;
 pub mod startup;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use common::config::Config;
+use common::config::{Config, ConfigError};
 use common::domain::TenantId;
 use common::mcp::{Catalog, Services};
 use common::ratelimit::RateLimiter;
@@ -23,6 +23,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::listener::{self, Limits};
 use crate::{admin, routes};
 
 /// What makes one kind of studio-mcp server differ from another. The shared server and each
@@ -93,11 +94,15 @@ pub struct AppState {
     pub public_url: String,
     pub token_ttl_secs: u64,
     pub audit_retention_ms: u64,
+    /// Samples the log line for unauthenticated refusals.
+    pub refusals: crate::telemetry::Sampled,
 }
 
 pub struct Application {
     mcp: TcpListener,
     admin: TcpListener,
+    mcp_limits: Limits,
+    admin_limits: Limits,
     state: Arc<AppState>,
     shutdown: CancellationToken,
 }
@@ -112,8 +117,7 @@ impl Application {
             }
             (_, false) => None,
         };
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        make_private(&config.data_dir)?;
         let store = Store::open(&config.store_path())?;
         let key_path = config.master_key_path();
         let (master_key, generated) = MasterKey::load_or_generate(&key_path)?;
@@ -135,7 +139,18 @@ impl Application {
             Some(url) => url.clone(),
             None => format!("http://{}", mcp.local_addr()?),
         };
-        let authority = TokenAuthority::load_or_generate(&config.signing_key_path(), &public_url)?;
+        let authority = TokenAuthority::load_or_generate(&config.signing_key_path(), &public_url)
+            .map_err(|e| match e {
+            common::secrets::SecretError::BadSigningKey { path } => {
+                anyhow::Error::new(ConfigError::DataFile {
+                    path,
+                    why: "must hold at least 64 hex characters (a 32-byte key); delete it to \
+                              generate a new one (every issued token then stops working)"
+                        .into(),
+                })
+            }
+            other => other.into(),
+        })?;
         let admin_token = load_or_create_admin_token(config)?;
 
         let client = http_client().context("cannot build the HTTP client")?;
@@ -143,7 +158,11 @@ impl Application {
         let timeout = Duration::from_millis(config.upstream_timeout_ms);
         let retry = Duration::from_millis(config.max_retry_wait_ms);
         let upstream = |name: &'static str, base: &str| {
-            Upstream::new(name, base, client.clone(), timeout, retry).with_metrics(metrics.clone())
+            Upstream::new(name, base, client.clone(), timeout, retry)
+                .with_metrics(metrics.clone())
+                .with_max_body(
+                    usize::try_from(config.max_upstream_body_bytes).unwrap_or(usize::MAX),
+                )
         };
         let u = &config.upstreams;
         let services = Services {
@@ -175,10 +194,14 @@ impl Application {
             public_url,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
+            refusals: crate::telemetry::Sampled::new(Duration::from_secs(10)),
         };
+        let (mcp_limits, admin_limits) = listener_limits(config);
         Ok(Self {
             mcp,
             admin,
+            mcp_limits,
+            admin_limits,
             state: Arc::new(state),
             shutdown: CancellationToken::new(),
         })
@@ -221,17 +244,83 @@ impl Application {
         let mcp_router = routes::router(self.state.clone(), self.shutdown.child_token());
         let admin_router = admin::router(self.state.clone());
         tokio::spawn(prune_audit(self.state.clone(), self.shutdown.child_token()));
-        let stop = self.shutdown.clone();
-        let mcp = axum::serve(self.mcp, mcp_router)
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
-        let admin =
-            axum::serve(self.admin, admin_router).with_graceful_shutdown(stop.cancelled_owned());
-        let (a, b) = tokio::join!(mcp.into_future(), admin.into_future());
+        let mcp = listener::serve(self.mcp, mcp_router, self.mcp_limits, self.shutdown.clone());
+        let admin = listener::serve(
+            self.admin,
+            admin_router,
+            self.admin_limits,
+            self.shutdown.clone(),
+        );
+        let (a, b) = tokio::join!(mcp, admin);
         a.context("MCP listener failed")?;
         b.context("admin listener failed")?;
         self.state.services.store.flush()?;
         Ok(())
     }
+}
+
+/// Everything the server writes is its own: files it creates from here on are 0600 and
+/// directories 0700 (umask 077; sled and the audit log create files as they go), and the data
+/// dir and whatever is already in it are made so too — also when they already existed.
+fn make_private(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let mut pending = vec![data_dir.to_owned()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let private = if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+            {
+                pending.push(entry?.path());
+            }
+            0o700
+        } else if meta.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(private))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Each listener's limits. The descriptor limit is raised to its hard maximum first; the two
+/// connection caps together stay within what it leaves after the server's own files.
+fn listener_limits(config: &Config) -> (Limits, Limits) {
+    let budget = listener::raise_descriptor_limit().map(listener::connection_budget);
+    let wanted_admin = usize::try_from(config.admin_max_connections).unwrap_or(usize::MAX);
+    let admin_max = budget.map_or(wanted_admin, |b| wanted_admin.min(b / 8).max(1));
+    let room = budget.map(|b| b.saturating_sub(admin_max).max(1));
+    let mcp_max = match (
+        usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        room,
+    ) {
+        (0, Some(room)) => room,
+        (0, None) => 1024,
+        (wanted, Some(room)) if wanted > room => {
+            tracing::warn!(
+                wanted,
+                allowed = room,
+                "STUDIO_MCP_MAX_CONNECTIONS is more than the open-file limit leaves room for; using the smaller number"
+            );
+            room
+        }
+        (wanted, _) => wanted,
+    };
+    let timeouts = |max_connections| Limits {
+        max_connections,
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+    };
+    tracing::debug!(mcp_max, admin_max, "connection limits");
+    (timeouts(mcp_max), timeouts(admin_max))
 }
 
 /// Applies the audit retention at start and then hourly, until shutdown.
@@ -290,7 +379,7 @@ pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result
 pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if e.is::<common::config::ConfigError>() => {
+        Err(e) if e.is::<ConfigError>() => {
             eprintln!("{binary}: configuration error: {e:#}");
             std::process::ExitCode::from(2)
         }
@@ -301,10 +390,27 @@ pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::Exit
     }
 }
 
+/// Admin tokens shorter than this are refused at start: an empty file (a first start interrupted
+/// before the write) must never mean "no token needed".
+const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
 fn load_or_create_admin_token(config: &Config) -> anyhow::Result<SecretString> {
     let path = config.admin_token_path();
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(SecretString::from(text.trim().to_owned())),
+        Ok(text) => {
+            let token = text.trim();
+            if token.len() < MIN_ADMIN_TOKEN_CHARS || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::DataFile {
+                    path: path.display().to_string(),
+                    why: format!(
+                        "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} printable \
+                         characters without spaces; delete the file to have a new one generated"
+                    ),
+                }
+                .into());
+            }
+            Ok(SecretString::from(token.to_owned()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut raw = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut raw);

@@ -1,24 +1,135 @@
 //! Logging (`tracing` to stderr, text for people or JSON for machines, filtered by `RUST_LOG`)
 //! and the stop signals both binaries honour.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 pub fn init(json: bool) {
-    // rmcp logs three INFO lines per stateless request (service start, stream end, finish):
-    // ~860 bytes a call, a third of the server's throughput under load. Keep its warnings.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    let filter = EnvFilter::new(filter_directives(std::env::var("RUST_LOG").ok().as_deref()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
-    // A second init (tests) is harmless: the first subscriber stays.
+    // A second init (tests) is harmless: the first subscriber stays. JSON escapes every
+    // control character itself; text goes through `EscapedStderr`.
     let _ = if json {
-        builder.json().try_init()
+        builder.json().with_writer(std::io::stderr).try_init()
     } else {
-        builder.try_init()
+        builder.with_writer(EscapedStderr).try_init()
     };
+}
+
+/// The filter for `RUST_LOG`. rmcp logs whole MCP requests and responses at DEBUG (tool
+/// arguments, tenant data) and three INFO lines per stateless request (a third of the
+/// server's throughput under load), so it stays at WARN unless `RUST_LOG` names it.
+pub fn filter_directives(rust_log: Option<&str>) -> String {
+    match rust_log.map(str::trim) {
+        None | Some("") => "info,rmcp=warn".to_owned(),
+        Some(directives) if directives.contains("rmcp") => directives.to_owned(),
+        Some(directives) => format!("{directives},rmcp=warn"),
+    }
+}
+
+/// Standard error for the text log, with every control character a field value could carry
+/// written as an escape: a newline or carriage return in a tool argument cannot forge a log
+/// line. (tracing-subscriber already escapes ESC, BEL and C1 codes in values; ESC itself passes
+/// here so the formatter's own colours still work on a terminal.)
+#[derive(Clone, Copy)]
+pub struct EscapedStderr;
+
+impl<'a> MakeWriter<'a> for EscapedStderr {
+    type Writer = EscapedStderr;
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+impl Write for EscapedStderr {
+    /// tracing-subscriber writes each event with one `write_all`: one line, one newline at the end.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().lock().write_all(&escape_line(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Escapes C0 control characters (but ESC and tab) except one trailing newline.
+pub fn escape_line(line: &[u8]) -> Vec<u8> {
+    let (body, newline) = match line.strip_suffix(b"\n") {
+        Some(body) => (body, true),
+        None => (line, false),
+    };
+    let mut out = Vec::with_capacity(line.len() + 8);
+    for &b in body {
+        match b {
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' | 0x1b => out.push(b),
+            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    if newline {
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Escapes control characters in text shown on an operator's terminal (CLI listings): a
+/// tenant-chosen name or tool cannot move the cursor, recolour or forge lines.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.chars().flat_map(char::escape_default).collect())
+}
+
+/// One log line per window for something that can happen thousands of times a second
+/// (refused requests, accept errors), with the count of the ones not logged.
+pub struct Sampled {
+    window_ms: u64,
+    started: Instant,
+    next_due_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Sampled {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+            started: Instant::now(),
+            next_due_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)`: log now, mentioning the `n` occurrences not logged since the last line.
+    pub fn tick(&self) -> Option<u64> {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.next_due_ms.load(Ordering::Acquire);
+        if now >= due
+            && self
+                .next_due_ms
+                .compare_exchange(
+                    due,
+                    now.saturating_add(self.window_ms),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::AcqRel));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -40,4 +151,39 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_cannot_forge_a_log_line() {
+        let line = b"INFO tool call failed error=bad \"x\nINFO forged\r\x07\" \x1b[1m\n";
+        assert_eq!(
+            String::from_utf8(escape_line(line)).unwrap(),
+            "INFO tool call failed error=bad \"x\\nINFO forged\\r\\x07\" \x1b[1m\n"
+        );
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(printable("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
+    }
+
+    #[test]
+    fn rmcp_stays_quiet_unless_named() {
+        assert_eq!(filter_directives(None), "info,rmcp=warn");
+        assert_eq!(filter_directives(Some("debug")), "debug,rmcp=warn");
+        assert_eq!(
+            filter_directives(Some("debug,rmcp=debug")),
+            "debug,rmcp=debug"
+        );
+    }
+
+    #[test]
+    fn sampling_logs_once_per_window_and_counts_the_rest() {
+        let sampled = Sampled::new(Duration::from_secs(3600));
+        assert_eq!(sampled.tick(), Some(0));
+        assert_eq!(sampled.tick(), None);
+        assert_eq!(sampled.tick(), None);
+        assert_eq!(sampled.suppressed.load(Ordering::Relaxed), 2);
+    }
 }

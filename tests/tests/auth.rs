@@ -196,8 +196,14 @@ async fn tenants_tokens_and_revocations_survive_a_restart() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_for(dir.path(), &sandbox.base_url());
-    // Tokens are bound to the public URL, so it must stay the same across the restart.
-    config.public_url = Some("http://127.0.0.1".into());
+    // Tokens are bound to the public URL (host and port), so both stay across the restart.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url = Some(format!("http://127.0.0.1:{port}"));
 
     let server = TestServer::start_with(config.clone()).await;
     let acme = server

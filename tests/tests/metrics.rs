@@ -14,14 +14,14 @@ async fn metrics_count_what_happened() {
     let acme = server
         .provision_with(
             sandbox.fixture().owner("acme").unwrap(),
-            json!({"rate_limit_per_min": 12}),
+            json!({"rate_limit_per_min": 24}),
         )
         .await;
     let client = server.client(&acme.token).await;
     call(&client, "whoami", json!({})).await;
     sandbox.fail_next(Failure::rate_limited(60), 1);
     call(&client, "webflow_list_sites", json!({})).await;
-    // The bucket of two calls is empty now: refused by the rate limit.
+    // The bucket of four requests (the handshake took two) is empty now: refused.
     call(&client, "whoami", json!({})).await;
     server.post_raw(Some("nope"), "{}").await;
 

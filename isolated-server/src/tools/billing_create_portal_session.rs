@@ -1,6 +1,7 @@
 //! `billing_create_portal_session`: a Stripe billing-portal link for the tenant's own customer,
 //! after confirmation; the request carries an `Idempotency-Key` derived from the confirmation.
 
+use common::domain::DnsName;
 use common::mcp::{Tool, ToolContext, ToolError};
 use common::secrets::SecretKind;
 use common::tenant::{Tenant, Tier, Toolset};
@@ -20,7 +21,8 @@ pub struct Args {
     /// Ignored unless it differs from this tenant's customer, which is refused.
     #[serde(default)]
     pub customer: Option<String>,
-    /// Where the portal sends the person back (https URL).
+    /// Where the portal sends the person back: an https URL on one of this client's own
+    /// domains (its site's custom domains or the hosts the studio configured).
     #[serde(default)]
     pub return_url: Option<String>,
     /// The code from the preview; leave out to get the preview.
@@ -52,14 +54,8 @@ impl Tool for CreatePortalSession {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let customer = customer(ctx, args.customer.as_deref())?;
-        if let Some(url) = &args.return_url
-            && !(url.starts_with("https://")
-                && url.len() <= 2048
-                && !url.chars().any(|c| c.is_control() || c == ' '))
-        {
-            return Err(ToolError::InvalidArguments(
-                "return_url must be an https URL".into(),
-            ));
+        if let Some(url) = &args.return_url {
+            check_return_url(ctx, url).await?;
         }
         let token = ctx.credential(SecretKind::Stripe)?;
         let code = args.confirmation_code.clone();
@@ -90,4 +86,63 @@ impl Tool for CreatePortalSession {
             }
         }
     }
+}
+
+/// A return URL must be https, on a host of the tenant's own: one of its configured
+/// `billing_return_hosts`, or a custom domain of its site that it may publish to. Anything else
+/// (a look-alike or phishing site) is refused before Stripe is asked.
+async fn check_return_url(ctx: &ToolContext<'_>, raw: &str) -> Result<(), ToolError> {
+    let invalid = |why: &str| ToolError::InvalidArguments(format!("return_url: {why}"));
+    if raw.len() > 2048 || raw.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid("not a URL"));
+    }
+    let url = reqwest::Url::parse(raw).map_err(|_| invalid("not a URL"))?;
+    if url.scheme() != "https" || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must be an https URL without user information"));
+    }
+    let host = url
+        .host_str()
+        .and_then(|h| DnsName::parse(h).ok())
+        .ok_or_else(|| invalid("must name a host"))?;
+    let tenant = ctx.tenant;
+    if tenant.billing_return_hosts.iter().any(|h| h.covers(&host)) {
+        return Ok(());
+    }
+    let mut own = tenant
+        .billing_return_hosts
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>();
+    if !tenant.custom_domains.is_empty() {
+        let webflow = ctx.webflow()?;
+        for site in &tenant.webflow_sites {
+            let info = webflow.get_site(site).await?;
+            for domain in info.custom_domains {
+                if !tenant
+                    .custom_domains
+                    .iter()
+                    .any(|d| d.as_str() == domain.id)
+                {
+                    continue;
+                }
+                if let Some(name) = domain.url.as_deref().and_then(|u| DnsName::parse(u).ok()) {
+                    if name == host {
+                        return Ok(());
+                    }
+                    own.push(name.to_string());
+                }
+            }
+        }
+    }
+    Err(ToolError::NotPermitted(if own.is_empty() {
+        format!(
+            "return_url host `{host}` is not one of this client's domains, and none are configured; \
+             the studio can add one with `isolated-server tenant set --billing-return-host`"
+        )
+    } else {
+        format!(
+            "return_url host `{host}` is not one of this client's domains ({})",
+            own.join(", ")
+        )
+    }))
 }

@@ -1,0 +1,417 @@
+//! Serving a router on a TCP listener with the limits `axum::serve` lacks: a deadline for a
+//! request's header, an idle keep-alive timeout, and a cap on open connections that stays below
+//! the process's file-descriptor limit.
+//!
+//! When the cap is reached, the connection that has waited longest without a request in flight
+//! (idle keep-alive, never sent a byte, or still dribbling a header) is closed to make room, as
+//! nginx reuses idle keep-alive connections: a flood of idle or slow connections can hold at
+//! most the slots nobody is using, never a real client's. A connection with a request in
+//! flight is never closed for room.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// Limits of one listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// From a request's first byte to its complete header.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no new request arriving is closed after this.
+    pub idle_timeout: Duration,
+}
+
+/// Raises the soft file-descriptor limit to the hard one (a systemd unit gets 1,024 soft) and
+/// returns the limit now in force, or `None` where it cannot be read.
+pub fn raise_descriptor_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            None
+        }
+    }
+}
+
+/// How many connections both listeners may hold together under `descriptor_limit`: what is
+/// left after the store, audit files, upstream connections and the like (a quarter of the
+/// limit, at least 64 and at most 4,096 descriptors).
+pub fn connection_budget(descriptor_limit: u64) -> usize {
+    let headroom = (descriptor_limit / 4).clamp(64, 4096);
+    usize::try_from(descriptor_limit.saturating_sub(headroom)).unwrap_or(usize::MAX)
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let connections = Arc::new(Connections::default());
+    let mut tasks = JoinSet::new();
+    let accept_errors = crate::telemetry::Sampled::new(Duration::from_secs(10));
+    let refusals = crate::telemetry::Sampled::new(Duration::from_secs(10));
+    let mut next_id = 0_u64;
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors (or a connection reset before accept): wait a moment
+                // rather than spin; existing connections keep being served.
+                if let Some(suppressed) = accept_errors.tick() {
+                    tracing::warn!(error = %e, suppressed, "cannot accept a connection");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if connections.len() >= limits.max_connections && !connections.evict_idlest() {
+            // Every connection has a request in flight: refuse this one.
+            if let Some(suppressed) = refusals.tick() {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    suppressed,
+                    "connection limit reached with every connection busy; refused a connection"
+                );
+            }
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let conn = connections.open(next_id);
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        let registry = connections.clone();
+        tasks.spawn(async move {
+            serve_connection(stream, router, limits, &conn, shutdown).await;
+            registry.close(conn.id);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: Limits,
+    conn: &Arc<Conn>,
+    shutdown: CancellationToken,
+) {
+    let activity = conn.activity.clone();
+    let body_timeout = limits.header_read_timeout;
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let busy = Busy::start(activity.clone());
+        let router = router.clone();
+        // A header sent in time and then a body dribbled forever would hold the connection
+        // busy (and unevictable): the body gets the same deadline as the header.
+        let request = request.map(|body| {
+            Body::new(DeadlineBody {
+                inner: body,
+                deadline: Box::pin(tokio::time::sleep(body_timeout)),
+            })
+        });
+        async move {
+            let response = router.oneshot(request).await;
+            // The connection stays busy until the response body is written (or dropped).
+            response.map(|response| {
+                response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _busy = &busy;
+                        frame
+                    }))
+                })
+            })
+        }
+    });
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: conn.activity.clone(),
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    let expired = expiry(&conn.activity, limits);
+    tokio::pin!(expired);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = conn.evict.cancelled() => return,
+            () = &mut expired => return,
+            () = shutdown.cancelled(), if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// A request body that fails once its deadline passes.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = hyper::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err("request body not received in time".into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Resolves when the connection has been idle, or mid-header, for too long.
+async fn expiry(activity: &Activity, limits: Limits) {
+    loop {
+        let now = activity.now_ms();
+        let deadline = if activity.in_flight.load(Ordering::Acquire) > 0 {
+            None
+        } else {
+            Some(match activity.head_since_ms.load(Ordering::Acquire) {
+                NONE => {
+                    activity.idle_since_ms.load(Ordering::Acquire) + millis(limits.idle_timeout)
+                }
+                since => since + millis(limits.header_read_timeout),
+            })
+        };
+        let wait = match deadline {
+            Some(deadline) if deadline <= now => return,
+            Some(deadline) => deadline - now,
+            // Busy: look again after the shorter of the two timeouts.
+            None => millis(limits.header_read_timeout.min(limits.idle_timeout)),
+        };
+        tokio::time::sleep(Duration::from_millis(wait.max(10))).await;
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 4)
+}
+
+const NONE: u64 = u64::MAX;
+
+/// What one connection is doing, shared by its reader, its service and its watchdog. Times are
+/// milliseconds since the connection was accepted.
+struct Activity {
+    accepted: Instant,
+    /// Requests dispatched whose response is not yet written.
+    in_flight: AtomicU32,
+    /// When the connection last had nothing in flight.
+    idle_since_ms: AtomicU64,
+    /// When the first byte of the next request arrived; `NONE` while none has.
+    head_since_ms: AtomicU64,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        millis(self.accepted.elapsed())
+    }
+}
+
+/// Holds the connection busy from a request's dispatch until its response body is done.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.head_since_ms.store(NONE, Ordering::Release);
+        Busy(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let now = self.0.now_ms();
+        self.0.idle_since_ms.store(now, Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection's socket, noting when the next request's first byte arrives.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let activity = &self.activity;
+            if activity.in_flight.load(Ordering::Acquire) == 0 {
+                let now = activity.now_ms();
+                let _ = activity.head_since_ms.compare_exchange(
+                    NONE,
+                    now,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// One open connection, as the registry sees it.
+struct Conn {
+    id: u64,
+    activity: Arc<Activity>,
+    /// Cancelled to close the connection for room.
+    evict: CancellationToken,
+}
+
+/// The open connections of one listener.
+#[derive(Default)]
+struct Connections {
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+impl Connections {
+    fn len(&self) -> usize {
+        self.open.lock().map(|open| open.len()).unwrap_or(0)
+    }
+
+    fn open(&self, id: u64) -> Arc<Conn> {
+        let conn = Arc::new(Conn {
+            id,
+            activity: Arc::new(Activity {
+                accepted: Instant::now(),
+                in_flight: AtomicU32::new(0),
+                idle_since_ms: AtomicU64::new(0),
+                head_since_ms: AtomicU64::new(NONE),
+            }),
+            evict: CancellationToken::new(),
+        });
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, conn.clone());
+        }
+        conn
+    }
+
+    fn close(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Closes the connection that has gone longest without a request in flight; `false` when
+    /// every connection is busy.
+    fn evict_idlest(&self) -> bool {
+        let Ok(mut open) = self.open.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let idlest = open
+            .values()
+            .filter(|c| c.activity.in_flight.load(Ordering::Acquire) == 0)
+            .max_by_key(|c| {
+                let since = c.activity.idle_since_ms.load(Ordering::Acquire);
+                millis(now.duration_since(c.activity.accepted)).saturating_sub(since)
+            })
+            .map(|c| c.id);
+        match idlest.and_then(|id| open.remove(&id)) {
+            Some(conn) => {
+                conn.evict.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_leaves_headroom_below_the_descriptor_limit() {
+        assert_eq!(connection_budget(1024), 768);
+        assert_eq!(connection_budget(256), 192);
+        assert_eq!(connection_budget(100), 36);
+        assert_eq!(connection_budget(1 << 20), (1 << 20) - 4096);
+    }
+}
