@@ -472,11 +472,14 @@ fn within_limit(caller: Authenticated) -> Result<Authenticated, McpError> {
 }
 
 /// Resource reads cannot carry a readable error result the way tools can, so the message goes
-/// into the JSON-RPC error; a foreign resource reads as not found.
-fn resource_error(e: ToolError) -> McpError {
+/// into the JSON-RPC error; a foreign resource reads as not found, naming the URI asked for.
+fn resource_error(e: ToolError, uri: Option<&str>) -> McpError {
     match e {
         ToolError::NotYours { .. } | ToolError::InvalidArguments(_) => {
-            McpError::resource_not_found(e.to_string(), None)
+            McpError::resource_not_found(
+                e.to_string(),
+                uri.map(|uri| serde_json::json!({ "uri": uri })),
+            )
         }
         other => McpError::internal_error(other.to_string(), None),
     }
@@ -551,7 +554,7 @@ impl ServerHandler for McpServer {
         crate::resources::list(&ctx)
             .await
             .map(ListResourcesResult::with_all_items)
-            .map_err(resource_error)
+            .map_err(|e| resource_error(e, None))
     }
 
     async fn list_resource_templates(
@@ -581,7 +584,7 @@ impl ServerHandler for McpServer {
             self.audit(&caller, "resources/read", digest, "not_permitted", started);
             return Err(McpError::resource_not_found(
                 "no resources for this tenant",
-                None,
+                Some(serde_json::json!({ "uri": request.uri })),
             ));
         }
         let outcome = crate::resources::read(&ctx, &request.uri).await;
@@ -589,7 +592,7 @@ impl ServerHandler for McpServer {
         self.audit(&caller, "resources/read", digest, kind, started);
         outcome
             .map(|contents| ReadResourceResult::new(vec![contents]).into())
-            .map_err(resource_error)
+            .map_err(|e| resource_error(e, Some(&request.uri)))
     }
 
     async fn call_tool(

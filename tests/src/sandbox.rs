@@ -438,6 +438,15 @@ impl Sandbox {
         lock(&self.shared.log).clear();
     }
 
+    /// How many queued failures have not been served yet (a request takes its failure when it
+    /// arrives, before any `delay`).
+    pub fn pending_failures(&self) -> usize {
+        lock(&self.shared.failures)
+            .iter()
+            .map(|(_, times)| *times)
+            .sum()
+    }
+
     /// The next `times` requests, on any path, get `failure` instead of their real answer. Calls
     /// queue up: a second failure starts once the first is used up.
     pub fn fail_next(&self, failure: Failure, times: usize) {
