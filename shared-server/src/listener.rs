@@ -132,7 +132,8 @@ async fn serve_connection(
         let request = request.map(|body| {
             Body::new(DeadlineBody {
                 inner: body,
-                deadline: Box::pin(tokio::time::sleep(body_timeout)),
+                deadline: tokio::time::Instant::now() + body_timeout,
+                timer: None,
             })
         });
         async move {
@@ -177,10 +178,12 @@ async fn serve_connection(
     }
 }
 
-/// A request body that fails once its deadline passes.
+/// A request body that fails once its deadline passes. The timer is only set when the body is
+/// not already there: a small POST arrives with its header and never needs one.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl hyper::body::Body for DeadlineBody {
@@ -194,7 +197,11 @@ impl hyper::body::Body for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err("request body not received in time".into()))),
             Poll::Pending => Poll::Pending,
         }
@@ -229,7 +236,11 @@ async fn expiry(activity: &Activity, limits: Limits) {
             // Busy: look again after the shorter of the two timeouts.
             None => millis(limits.header_read_timeout.min(limits.idle_timeout)),
         };
-        tokio::time::sleep(Duration::from_millis(wait.max(10))).await;
+        // A request's first byte moves the deadline (idle → header): wake for it.
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait.max(10))) => {}
+            () = activity.head_started.notified() => {}
+        }
     }
 }
 
@@ -249,6 +260,8 @@ struct Activity {
     idle_since_ms: AtomicU64,
     /// When the first byte of the next request arrived; `NONE` while none has.
     head_since_ms: AtomicU64,
+    /// Told when `head_since_ms` is set, so the watchdog starts the header deadline at once.
+    head_started: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -294,12 +307,13 @@ impl AsyncRead for Tracked {
             let activity = &self.activity;
             if activity.in_flight.load(Ordering::Acquire) == 0 {
                 let now = activity.now_ms();
-                let _ = activity.head_since_ms.compare_exchange(
-                    NONE,
-                    now,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
+                if activity
+                    .head_since_ms
+                    .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    activity.head_started.notify_one();
+                }
             }
         }
         polled
@@ -363,6 +377,7 @@ impl Connections {
                 in_flight: AtomicU32::new(0),
                 idle_since_ms: AtomicU64::new(0),
                 head_since_ms: AtomicU64::new(NONE),
+                head_started: tokio::sync::Notify::new(),
             }),
             evict: CancellationToken::new(),
         });

@@ -10,12 +10,13 @@ use tracing_subscriber::fmt::MakeWriter;
 
 pub fn init(json: bool) {
     let filter = EnvFilter::new(filter_directives(std::env::var("RUST_LOG").ok().as_deref()));
+    // No colours: every control character a field value could carry is escaped on the way out
+    // (`EscapedStderr`), the formatter's own colour codes included. JSON escapes them itself.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(false)
         .with_target(false);
-    // A second init (tests) is harmless: the first subscriber stays. JSON escapes every
-    // control character itself; text goes through `EscapedStderr`.
+    // A second init (tests) is harmless: the first subscriber stays.
     let _ = if json {
         builder.json().with_writer(std::io::stderr).try_init()
     } else {
@@ -35,9 +36,8 @@ pub fn filter_directives(rust_log: Option<&str>) -> String {
 }
 
 /// Standard error for the text log, with every control character a field value could carry
-/// written as an escape: a newline or carriage return in a tool argument cannot forge a log
-/// line. (tracing-subscriber already escapes ESC, BEL and C1 codes in values; ESC itself passes
-/// here so the formatter's own colours still work on a terminal.)
+/// written as an escape: a newline in a tool argument cannot forge a log line, an ESC cannot
+/// drive the operator's terminal. (tracing-subscriber escapes ESC only in some values.)
 #[derive(Clone, Copy)]
 pub struct EscapedStderr;
 
@@ -60,19 +60,28 @@ impl Write for EscapedStderr {
     }
 }
 
-/// Escapes C0 control characters (but ESC and tab) except one trailing newline.
+/// Escapes control characters (C0 but tab, DEL, and C1 as UTF-8) except one trailing newline.
 pub fn escape_line(line: &[u8]) -> Vec<u8> {
     let (body, newline) = match line.strip_suffix(b"\n") {
         Some(body) => (body, true),
         None => (line, false),
     };
     let mut out = Vec::with_capacity(line.len() + 8);
-    for &b in body {
+    let mut bytes = body.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
         match b {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' | 0x1b => out.push(b),
+            b'\t' => out.push(b),
             0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            // U+0080..U+009F (C1 controls, such as the one-byte CSI) are C2 80..C2 9F in UTF-8.
+            0xC2 if bytes
+                .peek()
+                .is_some_and(|next| (0x80..=0x9F).contains(next)) =>
+            {
+                let code = bytes.next().unwrap_or_default();
+                out.extend_from_slice(format!("\\u{{{code:x}}}").as_bytes());
+            }
             _ => out.push(b),
         }
     }
@@ -159,10 +168,10 @@ mod tests {
 
     #[test]
     fn a_value_cannot_forge_a_log_line() {
-        let line = b"INFO tool call failed error=bad \"x\nINFO forged\r\x07\" \x1b[1m\n";
+        let line = "INFO tool call failed error=bad \"x\nINFO forged\r\x07\" \x1b[1m \u{9b}2J é\n";
         assert_eq!(
-            String::from_utf8(escape_line(line)).unwrap(),
-            "INFO tool call failed error=bad \"x\\nINFO forged\\r\\x07\" \x1b[1m\n"
+            String::from_utf8(escape_line(line.as_bytes())).unwrap(),
+            "INFO tool call failed error=bad \"x\\nINFO forged\\r\\x07\" \\x1b[1m \\u{9b}2J é\n"
         );
         assert_eq!(printable("plain"), "plain");
         assert_eq!(printable("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
