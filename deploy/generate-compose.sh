@@ -4,7 +4,7 @@
 #
 #   deploy/generate-compose.sh <out-dir> [--domain <studio domain>] [--image <image>] [--no-tenants]
 #
-# <out-dir> gets docker-compose.yml, Caddyfile and onboard.sh (rewritten every run) and secrets/
+# <out-dir> gets docker-compose.yml, caddy/Caddyfile and onboard.sh (rewritten every run) and secrets/
 # (created once: a run never overwrites a file there). --no-tenants renders only the shared
 # server and Caddy without asking the admin API: the first deployment.
 #

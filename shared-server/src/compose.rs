@@ -41,7 +41,7 @@ const ISOLATED_ADMIN_PORT: u16 = 8791;
 
 #[derive(Debug, Args)]
 pub struct ComposeArgs {
-    /// Folder for docker-compose.yml, Caddyfile, onboard.sh and secrets/ (created if missing).
+    /// Folder for docker-compose.yml, caddy/Caddyfile, onboard.sh and secrets/ (created if missing).
     pub out_dir: PathBuf,
     /// The studio's domain: the shared server answers at mcp.<domain>, tenant T at T.mcp.<domain>.
     #[arg(long, default_value = DEFAULT_DOMAIN)]
@@ -184,7 +184,9 @@ pub fn render(tenants: &[Tenant], options: &ComposeOptions) -> anyhow::Result<Ve
     };
     let mut files = vec![
         text("docker-compose.yml", compose_yaml(&ids, options), false),
-        text("Caddyfile", caddyfile(&ids, options), false),
+        // In a folder of its own: compose mounts the folder, so Caddy sees each regenerated file
+        // (a single-file mount keeps the file it was started with: the rewrite is a rename).
+        text("caddy/Caddyfile", caddyfile(&ids, options), false),
         text("onboard.sh", ONBOARD_SH.to_owned(), true),
         GeneratedFile {
             path: Path::new("secrets").join(SHARED).join("master.key"),
@@ -334,12 +336,15 @@ fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> Strin
         ));
     }
     // Caddy depends on the shared server only, so adding a tenant never touches this block; it
-    // answers 502 for an instance that is not up yet.
+    // answers 502 for an instance that is not up yet. `--watch` loads a regenerated Caddyfile
+    // (a new tenant's site) in place, without restarting Caddy or dropping the other sites.
     out.push_str(
-        "  caddy:\n    image: \"caddy:2\"\n    ports:\n      - \"80:80\"\n      - \"443:443\"\n\
-         \x20     - \"443:443/udp\"\n    volumes:\n      - \"./Caddyfile:/etc/caddy/Caddyfile:ro\"\n\
-         \x20     - \"caddy-data:/data\"\n      - \"caddy-config:/config\"\n    depends_on:\n\
-         \x20     - shared\n    restart: unless-stopped\n\n",
+        "  caddy:\n    image: \"caddy:2\"\n    command: [\"caddy\", \"run\", \"--config\", \
+         \"/etc/caddy/Caddyfile\", \"--adapter\", \"caddyfile\", \"--watch\"]\n    ports:\n\
+         \x20     - \"80:80\"\n      - \"443:443\"\n      - \"443:443/udp\"\n    volumes:\n\
+         \x20     - \"./caddy:/etc/caddy:ro\"\n      - \"caddy-data:/data\"\n\
+         \x20     - \"caddy-config:/config\"\n    depends_on:\n      - shared\n\
+         \x20   restart: unless-stopped\n\n",
     );
     out.push_str("volumes:\n  caddy-config: {}\n  caddy-data: {}\n");
     for (id, _) in tenants {

