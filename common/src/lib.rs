@@ -1,7 +1,20 @@
-//! Everything both studio-mcp servers share: the tenant model, tokens, the sled store, encrypted
-//! secrets, upstream API clients and the MCP plumbing that turns a tool catalog into a server.
+//! Everything both studio-mcp servers are built from: the tenant model, tokens, the store,
+//! encrypted secrets, audit, rate limits, metrics, upstream API clients, the MCP plumbing that
+//! turns a tool catalog into a server, and the HTTP runtime (`runtime`) both binaries run.
 //!
-//! Nothing here knows about sockets or axum: callers inject base URLs, credentials and clocks.
+//! Only `runtime` knows about sockets and axum: the rest gets base URLs, credentials and clocks
+//! injected. No tool of either catalog lives here but `whoami`, which both have, and no
+//! high-risk upstream call (publish, DNS changes, billing) at all.
+
+/// `println!` that never panics: when the reader has gone away (`| head`), output stops
+/// quietly instead of aborting the command with a broken-pipe panic.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 pub mod audit;
 pub mod config;
@@ -11,7 +24,7 @@ pub mod hashing;
 pub mod mcp;
 pub mod metrics;
 pub mod ratelimit;
-pub mod resources;
+pub mod runtime;
 pub mod scope;
 pub mod secrets;
 pub mod store;

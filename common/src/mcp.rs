@@ -386,6 +386,24 @@ impl Catalog {
     }
 }
 
+/// A server's MCP resources, as functions: `common` knows how to serve resources, not which.
+/// The shared server's are its Webflow sites and collections; the isolated server has none.
+pub struct ResourceCatalog {
+    /// Whether this tenant sees any resource at all.
+    pub visible: fn(&ToolContext<'_>) -> bool,
+    pub templates: fn() -> Vec<rmcp::model::ResourceTemplate>,
+    pub list: ListResourcesFn,
+    pub read: ReadResourceFn,
+}
+
+pub type ListResourcesFn =
+    for<'a> fn(&'a ToolContext<'a>) -> BoxFuture<'a, Result<Vec<rmcp::model::Resource>, ToolError>>;
+pub type ReadResourceFn =
+    for<'a> fn(
+        &'a ToolContext<'a>,
+        &'a str,
+    ) -> BoxFuture<'a, Result<rmcp::model::ResourceContents, ToolError>>;
+
 /// The rmcp handler. Built per HTTP request by the transport's factory, so it must be cheap:
 /// two `Arc` clones.
 #[derive(Clone)]
@@ -393,8 +411,8 @@ pub struct McpServer {
     pub services: Arc<Services>,
     pub catalog: Arc<Catalog>,
     pub info: Arc<ServerConfig>,
-    /// Serve the Webflow resources (`resources/*`).
-    pub resources: bool,
+    /// The server's resources (`resources/*`), if it has any.
+    pub resources: Option<&'static ResourceCatalog>,
 }
 
 impl McpServer {
@@ -403,9 +421,9 @@ impl McpServer {
         catalog: Arc<Catalog>,
         name: &str,
         instructions: &str,
-        resources: bool,
+        resources: Option<&'static ResourceCatalog>,
     ) -> Self {
-        let capabilities = if resources {
+        let capabilities = if resources.is_some() {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_resources()
@@ -422,6 +440,11 @@ impl McpServer {
             info: Arc::new(info),
             resources,
         }
+    }
+
+    /// The server's resources, if it has any and this tenant may see them.
+    fn visible_resources(&self, ctx: &ToolContext<'_>) -> Option<&'static ResourceCatalog> {
+        self.resources.filter(|resources| (resources.visible)(ctx))
     }
 
     fn context<'a>(&'a self, caller: &'a Authenticated) -> ToolContext<'a> {
@@ -548,10 +571,10 @@ impl ServerHandler for McpServer {
     ) -> Result<ListResourcesResult, McpError> {
         let caller = within_limit(caller(&context)?)?;
         let ctx = self.context(&caller);
-        if !self.resources || !crate::resources::visible(&ctx) {
+        let Some(resources) = self.visible_resources(&ctx) else {
             return Ok(ListResourcesResult::with_all_items(Vec::new()));
-        }
-        crate::resources::list(&ctx)
+        };
+        (resources.list)(&ctx)
             .await
             .map(ListResourcesResult::with_all_items)
             .map_err(|e| resource_error(e, None))
@@ -563,11 +586,10 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let caller = within_limit(caller(&context)?)?;
-        let templates = if self.resources && crate::resources::visible(&self.context(&caller)) {
-            crate::resources::templates()
-        } else {
-            Vec::new()
-        };
+        let templates = self
+            .visible_resources(&self.context(&caller))
+            .map(|resources| (resources.templates)())
+            .unwrap_or_default();
         Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
@@ -580,14 +602,14 @@ impl ServerHandler for McpServer {
         let ctx = self.context(&caller);
         let started = Instant::now();
         let digest = crate::audit::digest(&request.uri);
-        if !self.resources || !crate::resources::visible(&ctx) {
+        let Some(resources) = self.visible_resources(&ctx) else {
             self.audit(&caller, "resources/read", digest, "not_permitted", started);
             return Err(McpError::resource_not_found(
                 "no resources for this tenant",
                 Some(serde_json::json!({ "uri": request.uri })),
             ));
-        }
-        let outcome = crate::resources::read(&ctx, &request.uri).await;
+        };
+        let outcome = (resources.read)(&ctx, &request.uri).await;
         let kind = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind());
         self.audit(&caller, "resources/read", digest, kind, started);
         outcome

@@ -5,11 +5,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
-use common::tenant::TenantSpec;
-use shared_server::cli::{
-    AdminClient, AuditArgs, DrillCommand, GlobalArgs, SecretCommand, TokenCommand, mcp_url,
-    print_json, remove_tenant, run_audit, run_secret, run_token,
+use common::runtime::admin_client::AdminClient;
+use common::runtime::cli::{
+    AuditArgs, DrillCommand, GlobalArgs, SecretCommand, TokenCommand, mcp_url, print_json,
+    remove_tenant, run_audit, run_secret, run_token,
 };
+use common::tenant::TenantSpec;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,8 +148,8 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         }) => {
             let tenant = asked.clone().map(Ok).unwrap_or_else(tenant)?;
             let url = url.clone().unwrap_or_else(|| mcp_url(config));
-            let report = shared_server::drill::revoke(&client, &url, &tenant).await?;
-            shared_server::drill::print(&report);
+            let report = common::runtime::drill::revoke(&client, &url, &tenant).await?;
+            common::runtime::drill::print(&report);
             Ok(())
         }
     }

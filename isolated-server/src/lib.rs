@@ -1,13 +1,13 @@
 //! The isolated studio-mcp server: one process per client, the only binary that can publish a
-//! site, change DNS or open a billing portal. It runs the shared server's runtime (auth edge,
-//! admin API, store) with its own catalog, its own keys and data dir, pinned to one tenant.
+//! site, change DNS or open a billing portal. It runs the runtime in `common` (auth edge, admin
+//! API, store) with its own catalog, its own keys and data dir, pinned to one tenant.
 
 pub mod cli;
 pub mod tools;
 pub mod upstream;
 pub mod verify;
 
-use shared_server::startup::ServerSpec;
+use common::runtime::startup::ServerSpec;
 
 pub const ISOLATED: ServerSpec = ServerSpec {
     name: "studio-mcp-isolated",
@@ -15,7 +15,7 @@ pub const ISOLATED: ServerSpec = ServerSpec {
         DNS records, open the billing portal. Every change is two-step: the first call returns a \
         preview and a confirmation_code; repeat the same call with confirmation_code to act.",
     catalog: tools::isolated_catalog,
-    resources: false,
+    resources: None,
     single_tenant: true,
     verify: verify::verify_isolated,
 };

@@ -1,12 +1,12 @@
-//! `isolated-server`: parses arguments, loads config and hands over to the shared runtime with
+//! `isolated-server`: parses arguments, loads config and hands over to the runtime in `common` with
 //! this crate's catalog.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::runtime::startup;
 use isolated_server::ISOLATED;
 use isolated_server::cli::{self, Cli, Command};
-use shared_server::startup;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::runtime::admin_client::AdminClient;
 use serde_json::json;
-use shared_server::cli::AdminClient;
 use tests::harness::{call, connect, error_text, ok_json, provision_isolated};
 use tests::sandbox::{Failure, Fixture, Sandbox};
 
@@ -194,7 +194,7 @@ async fn one_worker_thread_serves_the_whole_flow() {
     ok_json(&call(&client, "billing_create_portal_session", confirmed).await);
     assert_eq!(sandbox.stripe_sessions("acme"), 1);
     let audit = admin
-        .audit(&shared_server::admin::AuditFilter {
+        .audit(&common::runtime::admin::AuditFilter {
             tenant: Some("acme".into()),
             since_ms: None,
             limit: Some(50),

@@ -16,7 +16,7 @@ use common::domain::TenantId;
 use common::secrets::{MasterKey, write_private_file};
 use common::tenant::Tenant;
 
-use crate::cli::AdminClient;
+use common::runtime::admin_client::AdminClient;
 
 /// The runtime user of `deploy/Dockerfile` (uid and gid). Compose mounts a secret file with its
 /// host owner and mode, so a master key must belong to this uid for the server to read it.

@@ -1,22 +1,50 @@
-//! The shared multi-tenant studio-mcp server: MCP over Streamable HTTP at `/mcp` for every
-//! client's token, the admin API on its own listener, and the admin CLI that talks to it.
+//! The shared multi-tenant studio-mcp server: its catalog of low-risk tools (`tools/`), its
+//! Webflow resources, its own subcommands (`compose`, `onboard`) and the spec it hands to the
+//! runtime in `common`. Nothing of the isolated server's (publish, DNS, billing) is here.
 
-/// `println!` that never panics: when the reader has gone away (`| head`), output stops
-/// quietly instead of aborting the command with a broken-pipe panic.
-#[macro_export]
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
-pub mod admin;
 pub mod cli;
 pub mod compose;
-pub mod drill;
-pub mod listener;
 pub mod onboard;
-pub mod routes;
-pub mod startup;
-pub mod telemetry;
+pub mod resources;
+pub mod tools;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use common::mcp::Services;
+use common::runtime::startup::ServerSpec;
+use common::secrets::SecretKind;
+use common::tenant::Tenant;
+use secrecy::SecretString;
+
+/// The shared server uses Webflow, Plausible and GitHub credentials.
+pub fn verify_shared<'a>(
+    services: &'a Services,
+    tenant: &'a Tenant,
+    kind: SecretKind,
+    secret: &'a SecretString,
+) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+    Box::pin(async move {
+        match kind {
+            SecretKind::Webflow => common::verify::webflow(&services.webflow, secret, tenant).await,
+            SecretKind::Plausible => {
+                common::verify::plausible(&services.plausible, secret, tenant).await
+            }
+            SecretKind::Github => common::verify::github(&services.github, secret, tenant).await,
+            other => Err(format!(
+                "the shared server does not use {other} credentials"
+            )),
+        }
+    })
+}
+
+pub const SHARED: ServerSpec = ServerSpec {
+    name: "studio-mcp-shared",
+    instructions: "Tools for this client's Webflow sites, analytics and repositories. Every call \
+        acts for the tenant that owns the bearer token; `whoami` shows which tenant and what it is \
+        bound to.",
+    catalog: tools::shared_catalog,
+    resources: Some(&resources::WEBFLOW_RESOURCES),
+    single_tenant: false,
+    verify: verify_shared,
+};

@@ -1,10 +1,12 @@
-//! `shared-server`: parses arguments, loads config and hands over to the library.
+//! `shared-server`: parses arguments, loads config and hands over to the runtime in `common`
+//! with this crate's spec.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::runtime::startup;
+use shared_server::SHARED;
 use shared_server::cli::{self, Cli, Command};
-use shared_server::startup::{self, SHARED};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -13,8 +13,9 @@ use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::tenant::TenantSpec;
 use serde_json::json;
 
-use crate::admin::OnboardRequest;
-use crate::cli::{AdminClient, TenantAdd};
+use crate::cli::TenantAdd;
+use common::runtime::admin::OnboardRequest;
+use common::runtime::admin_client::AdminClient;
 
 #[derive(Debug, Args)]
 pub struct OnboardArgs {
@@ -186,8 +187,8 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
     if let (Some(token), Some(url)) = (&isolated_token, &args.isolated_url) {
         print_configs(&format!("studio-{id}-isolated"), url, &token.token);
     } else if let Some(token) = &isolated_token {
-        crate::out!("isolated instance token for {id}: {}", token.token);
-        crate::out!("(give --isolated-url to print its client configuration)");
+        common::out!("isolated instance token for {id}: {}", token.token);
+        common::out!("(give --isolated-url to print its client configuration)");
     }
     Ok(())
 }
@@ -203,16 +204,16 @@ pub fn print_configs(name: &str, url: &str, token: &str) {
     let cursor = json!({"mcpServers": {name: {"url": url, "headers": {"Authorization": bearer}}}});
     let vscode = json!({"servers": {name: {"type": "http", "url": url, "headers": {"Authorization": bearer}}}});
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    crate::out!("== {name}  ({url})");
-    crate::out!(
+    common::out!("== {name}  ({url})");
+    common::out!(
         "Claude Code:\n  claude mcp add --transport http {name} {url} --header \"Authorization: {bearer}\""
     );
-    crate::out!(
+    common::out!(
         "Claude Desktop (claude_desktop_config.json, via mcp-remote):\n{}",
         pretty(&desktop)
     );
-    crate::out!("Cursor (~/.cursor/mcp.json):\n{}", pretty(&cursor));
-    crate::out!("VS Code (.vscode/mcp.json):\n{}\n", pretty(&vscode));
+    common::out!("Cursor (~/.cursor/mcp.json):\n{}", pretty(&cursor));
+    common::out!("VS Code (.vscode/mcp.json):\n{}\n", pretty(&vscode));
 }
 
 #[cfg(test)]

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use common::config::{Config, SHARED_DEFAULTS};
+use common::runtime::admin::{IssueRequest, NewTenant};
+use common::runtime::admin_client::AdminClient;
+use common::runtime::startup::{Application, ServerSpec};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use shared_server::admin::{IssueRequest, NewTenant};
-use shared_server::cli::AdminClient;
-use shared_server::startup::{Application, ServerSpec};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -75,7 +75,7 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config) -> TestServer {
-        Self::start_spec(config, &shared_server::startup::SHARED).await
+        Self::start_spec(config, &shared_server::SHARED).await
     }
 
     /// An isolated instance for `tenant`, on its own temp data dir.

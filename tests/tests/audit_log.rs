@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::runtime::admin::AuditFilter;
 use serde_json::json;
-use shared_server::admin::AuditFilter;
 use tests::harness::{TestServer, call, try_call};
 use tests::sandbox::{Fixture, Sandbox};
 

@@ -14,7 +14,7 @@ const HIGH_RISK: [&str; 6] = [
 
 #[test]
 fn high_risk_tools_exist_only_in_the_isolated_catalog() {
-    let shared = common::tools::shared_catalog();
+    let shared = shared_server::tools::shared_catalog();
     assert!(shared.entries().iter().all(|e| e.tier != Tier::HighRisk));
     for name in HIGH_RISK {
         assert!(

@@ -782,8 +782,11 @@ fn dockerfile_stages(text: &str) -> Vec<(String, Vec<String>)> {
         if words.next().unwrap().eq_ignore_ascii_case("FROM") {
             let image = words.find(|w| !w.starts_with("--")).unwrap().to_owned();
             stages.push((image, Vec::new()));
+        } else if let Some(stage) = stages.last_mut() {
+            stage.1.push(instruction);
         } else {
-            stages.last_mut().expect("FROM first").1.push(instruction);
+            // Only global build arguments may come before the first FROM.
+            assert!(instruction.starts_with("ARG "), "FROM first: {instruction}");
         }
     }
     stages
@@ -796,12 +799,9 @@ fn the_dockerfile_builds_in_one_stage_and_runs_slim_and_unprivileged_in_another(
     assert!(stages.len() >= 2, "multi-stage: {stages:?}");
     let (builder_image, builder) = &stages[0];
     assert!(builder_image.starts_with("rust:"), "{builder_image}");
-    assert!(
-        builder
-            .iter()
-            .any(|i| i
-                .contains("cargo build --release --locked -p shared-server -p isolated-server"))
-    );
+    assert!(builder.iter().any(|i| {
+        i.contains("cargo build --profile dist --locked -p shared-server -p isolated-server")
+    }));
 
     let (runtime_image, runtime) = stages.last().unwrap();
     assert!(
@@ -853,7 +853,22 @@ fn the_dockerfile_builds_in_one_stage_and_runs_slim_and_unprivileged_in_another(
             "{binary} not copied: {copies}"
         );
     }
-    assert!(copies.contains("--from=builder") && copies.contains("/usr/local/bin/"));
+    assert!(copies.contains("--from=binaries") && copies.contains("/usr/local/bin/"));
+    // The binaries come from the builder stage by default, or from the host's dist build.
+    assert!(text.contains("ARG BINARIES=builder"));
+    assert!(
+        stages.iter().any(|(image, _)| image == "${BINARIES}"),
+        "{stages:?}"
+    );
+    let (_, host) = stages
+        .iter()
+        .find(|(image, _)| image == "scratch")
+        .expect("a host stage");
+    assert!(
+        host.iter()
+            .any(|i| i.contains("COPY target/dist/shared-server target/dist/isolated-server /out/")),
+        "{host:?}"
+    );
     let exposed = instruction("EXPOSE")
         .into_iter()
         .map(String::as_str)

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::runtime::admin::{NewTenant, OnboardRequest};
 use serde_json::{Value, json};
-use shared_server::admin::{NewTenant, OnboardRequest};
 use tests::harness::{TestServer, call, config_for, error_text, ok_json, result_text};
 use tests::sandbox::{Failure, Fixture, OwnerFixture, Sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -87,7 +87,7 @@ async fn a_failed_onboarding_removes_nothing_it_did_not_write() {
             .unwrap();
         server
             .admin
-            .issue_token("acme", &shared_server::admin::IssueRequest::default())
+            .issue_token("acme", &common::runtime::admin::IssueRequest::default())
             .await
             .unwrap()
     };
@@ -171,7 +171,7 @@ async fn removing_a_tenant_revokes_its_tokens_for_good() {
 
     let audit = server
         .admin
-        .audit(&shared_server::admin::AuditFilter {
+        .audit(&common::runtime::admin::AuditFilter {
             tenant: Some("acme".into()),
             ..Default::default()
         })
@@ -292,7 +292,7 @@ async fn every_authenticated_request_counts_against_the_rate_limit() {
     }
     let records = server
         .admin
-        .audit(&shared_server::admin::AuditFilter {
+        .audit(&common::runtime::admin::AuditFilter {
             tenant: Some("acme".into()),
             limit: Some(1000),
             ..Default::default()

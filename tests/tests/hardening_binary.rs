@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::runtime::admin::{IssueRequest, NewTenant};
+use common::runtime::admin_client::AdminClient;
 use serde_json::json;
-use shared_server::admin::{IssueRequest, NewTenant};
-use shared_server::cli::AdminClient;
 use tests::harness::{call, connect, error_text, ok_json};
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

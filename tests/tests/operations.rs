@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use common::runtime::admin::OnboardRequest;
 use serde_json::json;
-use shared_server::admin::OnboardRequest;
 use tests::harness::{TestServer, call, ok_json};
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 
@@ -234,7 +234,7 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     server
         .provision(sandbox.fixture().owner("acme").unwrap())
         .await;
-    let report = shared_server::drill::revoke(&server.admin, &server.mcp_url, "acme")
+    let report = common::runtime::drill::revoke(&server.admin, &server.mcp_url, "acme")
         .await
         .unwrap();
     assert_eq!(
@@ -252,7 +252,7 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     assert!(canary.revoked_at.is_some());
 
     // A drill that cannot reach the MCP endpoint fails, and still revokes its canary.
-    let err = shared_server::drill::revoke(&server.admin, "http://127.0.0.1:9/mcp", "acme")
+    let err = common::runtime::drill::revoke(&server.admin, "http://127.0.0.1:9/mcp", "acme")
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("cannot reach"), "{err:#}");
@@ -269,7 +269,7 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     instance
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
-    let report = shared_server::drill::revoke(&instance.admin, &instance.mcp_url, "acme")
+    let report = common::runtime::drill::revoke(&instance.admin, &instance.mcp_url, "acme")
         .await
         .unwrap();
     assert_eq!(report.attempts_until_refused, 1);

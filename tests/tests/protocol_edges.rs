@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use common::runtime::startup::Application;
 use serde_json::json;
-use shared_server::startup::Application;
 use tests::harness::{TestServer, call, config_for, ok_json};
 use tests::sandbox::{Fixture, Sandbox};
 
@@ -61,7 +61,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(dir.path(), &sandbox.base_url());
     let _first = TestServer::start_with(config.clone()).await;
-    let second = Application::build(&config, &shared_server::startup::SHARED).await;
+    let second = Application::build(&config, &shared_server::SHARED).await;
     let message = format!("{:#}", second.err().expect("second server must not start"));
     assert!(message.contains("locked"), "{message}");
 }

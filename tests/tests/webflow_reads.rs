@@ -263,7 +263,7 @@ async fn upstream_failures_become_readable_tool_errors() {
 async fn a_tenant_without_a_stored_credential_is_told_so() {
     let (sandbox, server) = setup().await;
     let owner = sandbox.fixture().owner("acme").unwrap();
-    let new: shared_server::admin::NewTenant = serde_json::from_value(json!({
+    let new: common::runtime::admin::NewTenant = serde_json::from_value(json!({
         "id": "acme", "name": "Acme", "webflow_sites": [owner.site_id]
     }))
     .unwrap();

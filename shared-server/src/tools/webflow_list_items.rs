@@ -3,10 +3,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tier, Toolset};
 use crate::tools::Paging;
-use crate::upstream::webflow::ItemList;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tier, Toolset};
+use common::upstream::webflow::ItemList;
 
 pub struct ListItems;
 

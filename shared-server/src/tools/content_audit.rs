@@ -6,10 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::domain::WebflowId;
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tier, Toolset};
-use crate::upstream::webflow::{Collection, Item, Webflow};
+use common::domain::WebflowId;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tier, Toolset};
+use common::upstream::webflow::{Collection, Item, Webflow};
 
 pub struct ContentAudit;
 
@@ -132,7 +132,7 @@ impl Tool for ContentAudit {
             None => None,
         };
         let webflow = ctx.webflow()?;
-        let today = (crate::now_unix() / 86_400) as i64;
+        let today = (common::now_unix() / 86_400) as i64;
         let mut out = Output {
             site_id: site.to_string(),
             stale_draft_days: stale_days,

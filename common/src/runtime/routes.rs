@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::config::origin_host;
+use crate::mcp::{Authenticated, McpServer};
+use crate::token::AuthError;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -10,14 +13,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::config::origin_host;
-use common::mcp::{Authenticated, McpServer};
-use common::token::AuthError;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::startup::AppState;
+use crate::runtime::state::AppState;
 
 /// Largest MCP request body accepted; tool arguments are small.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -151,7 +151,7 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(common::token::bearer);
+        .and_then(crate::token::bearer);
     let outcome = match token {
         None => Err(AuthError::Missing),
         Some(token) => state.authority.authenticate(&state.services.store, token),
@@ -180,7 +180,7 @@ async fn authenticate(
             request.extensions_mut().insert(Authenticated {
                 tenant: caller.tenant,
                 live: caller.live,
-                request_id: common::mcp::request_id(),
+                request_id: crate::mcp::request_id(),
                 over_limit,
             });
             next.run(request).await

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::admin::IssueRequest;
-use crate::cli::AdminClient;
+use crate::runtime::admin::IssueRequest;
+use crate::runtime::admin_client::AdminClient;
 
 const WHOAMI: &str =
     r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
@@ -47,7 +47,7 @@ pub async fn revoke(
     mcp_url: &str,
     tenant: &str,
 ) -> anyhow::Result<DrillReport> {
-    let http = common::upstream::http_client().context("cannot build the HTTP client")?;
+    let http = crate::upstream::http_client().context("cannot build the HTTP client")?;
     let request = IssueRequest {
         label: Some("drill-canary".into()),
         ttl_days: Some(1),

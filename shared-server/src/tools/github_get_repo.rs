@@ -3,9 +3,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tenant, Tier, Toolset};
-use crate::upstream::github::Repo;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use common::upstream::github::Repo;
 
 pub struct GetRepo;
 

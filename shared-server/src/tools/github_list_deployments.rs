@@ -1,14 +1,14 @@
-//! `github_list_commits`: recent commits of a tenant repository.
+//! `github_list_deployments`: deployments recorded on a tenant repository.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tenant, Tier, Toolset};
 use crate::tools::{GithubPaging, branch_name};
-use crate::upstream::github::Commit;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use common::upstream::github::Deployment;
 
-pub struct ListCommits;
+pub struct ListDeployments;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -16,9 +16,9 @@ pub struct Args {
     /// `owner/name`; may be left out when the tenant has exactly one repository.
     #[serde(default)]
     pub repo: Option<String>,
-    /// Branch (default: the repository's default branch).
+    /// e.g. production, preview.
     #[serde(default)]
-    pub branch: Option<String>,
+    pub environment: Option<String>,
     /// Results per page, 1-100 (default 30).
     #[serde(default)]
     pub per_page: Option<u32>,
@@ -30,14 +30,14 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 pub struct Output {
     pub repo: String,
-    pub commits: Vec<Commit>,
+    pub deployments: Vec<Deployment>,
 }
 
-impl Tool for ListCommits {
-    const NAME: &'static str = "github_list_commits";
-    const TITLE: &'static str = "List commits";
-    const DESCRIPTION: &'static str = "List recent commits (newest first) of one of this tenant's GitHub \
-         repositories, optionally on a branch. Paged with per_page/page.";
+impl Tool for ListDeployments {
+    const NAME: &'static str = "github_list_deployments";
+    const TITLE: &'static str = "List deployments";
+    const DESCRIPTION: &'static str = "List deployments (newest first) recorded on one of this tenant's \
+         GitHub repositories, optionally for one environment. Paged with per_page/page.";
     const TIER: Tier = Tier::Read;
     const TOOLSET: Option<Toolset> = Some(Toolset::Github);
     type Args = Args;
@@ -54,11 +54,14 @@ impl Tool for ListCommits {
             page: args.page,
         }
         .resolve()?;
-        let branch = args.branch.as_deref().map(branch_name).transpose()?;
-        let commits = ctx.github()?.commits(&repo, branch, per_page, page).await?;
+        let environment = args.environment.as_deref().map(branch_name).transpose()?;
+        let deployments = ctx
+            .github()?
+            .deployments(&repo, environment, per_page, page)
+            .await?;
         Ok(Output {
             repo: repo.to_string(),
-            commits,
+            deployments,
         })
     }
 }

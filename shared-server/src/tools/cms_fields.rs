@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::mcp::ToolError;
-use crate::upstream::webflow::Field;
+use common::mcp::ToolError;
+use common::upstream::webflow::Field;
 
 /// Largest `field_data` accepted (serialized); rich text bodies fit comfortably.
 const MAX_FIELD_DATA_BYTES: usize = 256 * 1024;

@@ -1,9 +1,9 @@
 //! `webflow_list_sites`: the tenant's Webflow sites (`GET /v2/sites`, filtered to its binding).
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tier, Toolset};
 use crate::tools::NoArgs;
-use crate::upstream::webflow::SiteList;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tier, Toolset};
+use common::upstream::webflow::SiteList;
 
 pub struct ListSites;
 

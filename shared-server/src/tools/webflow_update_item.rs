@@ -1,31 +1,33 @@
-//! `webflow_create_item`: drafts a new CMS item in one of the tenant's writable collections.
+//! `webflow_update_item`: changes the staged (draft) version of an item in a writable collection.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tenant, Tier, Toolset};
 use crate::tools::cms_fields::{self, Mode};
-use crate::upstream::webflow::Item;
+use common::domain::WebflowId;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use common::upstream::webflow::Item;
 
-pub struct CreateItem;
+pub struct UpdateItem;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
     /// A collection this tenant may write (see `whoami`'s writable_collections).
     pub collection_id: String,
-    /// Field values by field slug; `name` and `slug` are required. Read the schema with
-    /// `webflow_get_collection` first.
+    /// The item to change.
+    pub item_id: String,
+    /// Only the fields to change, by field slug.
     pub field_data: Map<String, Value>,
 }
 
-impl Tool for CreateItem {
-    const NAME: &'static str = "webflow_create_item";
-    const TITLE: &'static str = "Draft a CMS item";
-    const DESCRIPTION: &'static str = "Create a new item as a draft in one of this tenant's writable CMS \
-         collections. Nothing is published: the item stays a draft until someone publishes it. \
+impl Tool for UpdateItem {
+    const NAME: &'static str = "webflow_update_item";
+    const TITLE: &'static str = "Edit a CMS item draft";
+    const DESCRIPTION: &'static str = "Change fields of an item in one of this tenant's writable CMS collections. \
+         Only the staged version changes; the live site changes when someone publishes. \
          field_data is checked against the collection's fields first.";
     const TIER: Tier = Tier::ScopedWrite;
     const TOOLSET: Option<Toolset> = Some(Toolset::CmsWrite);
@@ -37,14 +39,17 @@ impl Tool for CreateItem {
     }
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Item, ToolError> {
+        let item = WebflowId::parse("item_id", &args.item_id)?;
         let collection = ctx.writable_collection(&args.collection_id).await?;
         let webflow = ctx.webflow()?;
         let schema = webflow.get_collection(&collection).await?;
         cms_fields::check(
             &schema.fields.unwrap_or_default(),
             &args.field_data,
-            Mode::Create,
+            Mode::Update,
         )?;
-        Ok(webflow.create_item(&collection, &args.field_data).await?)
+        Ok(webflow
+            .update_item(&collection, &item, &args.field_data)
+            .await?)
     }
 }

@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
+use crate::domain::TenantId;
+use crate::secrets::SecretKind;
+use crate::store::{StoreError, TokenRecord};
+use crate::tenant::{Tenant, TenantPatch, TenantSpec};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use common::domain::TenantId;
-use common::secrets::SecretKind;
-use common::store::{StoreError, TokenRecord};
-use common::tenant::{Tenant, TenantPatch, TenantSpec};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::startup::AppState;
+use crate::runtime::state::AppState;
 
 /// Upstream secrets are short; this bounds what a caller can make us encrypt and store.
 const MAX_SECRET_BYTES: usize = 8 * 1024;
@@ -163,7 +163,7 @@ async fn require_admin(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(common::token::bearer);
+        .and_then(crate::token::bearer);
     let expected = state.admin_token.expose_secret().as_bytes();
     // Start-up refuses an empty admin token; an absent or empty presented one never matches.
     if presented.is_some_and(|p| !expected.is_empty() && bool::from(p.as_bytes().ct_eq(expected))) {
@@ -182,14 +182,14 @@ async fn require_admin(
 
 /// Records an admin action in the audit log. `subject` names what was acted on (never a value).
 fn audit_admin(state: &AppState, action: &str, tenant: &str, subject: &serde_json::Value) {
-    let record = common::audit::AuditRecord {
-        at_ms: common::audit::now_ms(),
+    let record = crate::audit::AuditRecord {
+        at_ms: crate::audit::now_ms(),
         tenant: tenant.to_owned(),
         action: format!("admin:{action}"),
-        args_digest: common::audit::digest(subject),
+        args_digest: crate::audit::digest(subject),
         outcome: "ok".into(),
         duration_us: 0,
-        request_id: common::mcp::request_id().to_string(),
+        request_id: crate::mcp::request_id().to_string(),
     };
     if let Err(e) = state.services.store.audit().append(&record) {
         tracing::error!(error = %e, "audit record not written");
@@ -217,7 +217,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 async fn read_audit(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<AuditFilter>,
-) -> AdminResult<Json<Vec<common::audit::AuditRecord>>> {
+) -> AdminResult<Json<Vec<crate::audit::AuditRecord>>> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 10_000);
     let records = state.services.store.audit().query(
         filter.tenant.as_deref(),
@@ -270,7 +270,7 @@ async fn add_tenant(
     allowed_here(&state, &id)?;
     let tenant = body
         .spec
-        .into_tenant(id, common::now_unix())
+        .into_tenant(id, crate::now_unix())
         .map_err(bad_request)?;
     let tenant = state.services.store.add_tenant(tenant)?;
     tracing::info!(tenant = %tenant.id, "admin: tenant added");
@@ -298,7 +298,7 @@ async fn onboard(
     }
     let tenant = request
         .spec
-        .into_tenant(id.clone(), common::now_unix())
+        .into_tenant(id.clone(), crate::now_unix())
         .map_err(bad_request)?;
     let mut secrets = Vec::new();
     for (kind, value) in &request.secrets {
@@ -426,10 +426,10 @@ fn store_onboarded(
             &tenant.id,
             label,
             state.token_ttl_secs,
-            common::now_unix(),
+            crate::now_unix(),
         )
         .map_err(|e| match e {
-            common::token::AuthError::Store(e) => AdminError::from(e),
+            crate::token::AuthError::Store(e) => AdminError::from(e),
             other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
     written.push(Written::Token(issued.record.id.clone()));
@@ -445,7 +445,7 @@ fn roll_back(state: &AppState, written: Vec<Written>) {
     let store = &state.services.store;
     for write in written.into_iter().rev() {
         let undone = match &write {
-            Written::Token(id) => store.revoke_token(id, common::now_unix()).map(drop),
+            Written::Token(id) => store.revoke_token(id, crate::now_unix()).map(drop),
             Written::Secret {
                 tenant,
                 kind,
@@ -457,7 +457,7 @@ fn roll_back(state: &AppState, written: Vec<Written>) {
                 previous: None,
             } => store.delete_secret(tenant, *kind),
             Written::ReplacedTenant(previous) => store.put_tenant((**previous).clone()).map(drop),
-            Written::CreatedTenant(id) => store.remove_tenant(id, common::now_unix()).map(drop),
+            Written::CreatedTenant(id) => store.remove_tenant(id, crate::now_unix()).map(drop),
         };
         if let Err(e) = undone {
             tracing::error!(error = %e, "onboarding rollback step failed");
@@ -478,7 +478,7 @@ async fn remove_tenant(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(query): Query<RemoveQuery>,
-) -> AdminResult<Json<common::store::Removed>> {
+) -> AdminResult<Json<crate::store::Removed>> {
     let tenant = existing(&state, &id)?;
     if !query.confirm {
         return Err(bad_request(
@@ -489,7 +489,7 @@ async fn remove_tenant(
     let removed = state
         .services
         .store
-        .remove_tenant(&tenant.id, common::now_unix())?;
+        .remove_tenant(&tenant.id, crate::now_unix())?;
     state.services.index.forget(&tenant.id);
     tracing::info!(tenant = %tenant.id, tokens_revoked = removed.tokens_revoked, "admin: tenant removed");
     audit_admin(
@@ -514,7 +514,7 @@ async fn set_tenant(
         .store
         .tenant(&id)
         .map(|t| t.created_at)
-        .unwrap_or_else(common::now_unix);
+        .unwrap_or_else(crate::now_unix);
     let tenant = spec.into_tenant(id, created_at).map_err(bad_request)?;
     let tenant = state.services.store.put_tenant(tenant)?;
     state.services.index.forget(&tenant.id);
@@ -554,7 +554,7 @@ async fn show_tenant(
 ) -> AdminResult<Json<TenantDetail>> {
     let tenant = existing(&state, &id)?;
     let store = &state.services.store;
-    let now = common::now_unix();
+    let now = crate::now_unix();
     let active_tokens = store
         .tokens(Some(&tenant.id))?
         .iter()
@@ -619,10 +619,10 @@ async fn issue_token(
             &tenant.id,
             &label,
             ttl_secs,
-            common::now_unix(),
+            crate::now_unix(),
         )
         .map_err(|e| match e {
-            common::token::AuthError::Store(e) => AdminError::from(e),
+            crate::token::AuthError::Store(e) => AdminError::from(e),
             other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
     tracing::info!(tenant = %tenant.id, token_id = %issued.record.id, "admin: token issued");
@@ -653,7 +653,7 @@ async fn revoke_token(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> AdminResult<Json<TokenRecord>> {
-    let record = state.services.store.revoke_token(&id, common::now_unix())?;
+    let record = state.services.store.revoke_token(&id, crate::now_unix())?;
     tracing::info!(tenant = %record.tenant, token_id = %record.id, "admin: token revoked");
     audit_admin(
         &state,

@@ -4,10 +4,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tier, Toolset};
-use crate::upstream::github::{Deployment, WorkflowRun};
-use crate::upstream::webflow::CustomDomain;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tier, Toolset};
+use common::upstream::github::{Deployment, WorkflowRun};
+use common::upstream::webflow::CustomDomain;
 
 pub struct SiteStatus;
 
@@ -104,7 +104,7 @@ impl Tool for SiteStatus {
 
 async fn github_status(
     ctx: &ToolContext<'_>,
-    repo: &crate::domain::RepoName,
+    repo: &common::domain::RepoName,
 ) -> Result<GithubStatus, ToolError> {
     let github = ctx.github()?;
     let runs = github.workflow_runs(repo, None, None, 1, 1).await?;

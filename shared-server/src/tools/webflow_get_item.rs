@@ -3,10 +3,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::domain::WebflowId;
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tier, Toolset};
-use crate::upstream::webflow::Item;
+use common::domain::WebflowId;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tier, Toolset};
+use common::upstream::webflow::Item;
 
 pub struct GetItem;
 

@@ -3,10 +3,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tenant, Tier, Toolset};
 use crate::tools::{GithubPaging, branch_name};
-use crate::upstream::github::WorkflowRuns;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use common::upstream::github::WorkflowRuns;
 
 pub struct ListWorkflowRuns;
 

@@ -3,12 +3,20 @@
 
 use rmcp::model::{Resource, ResourceContents, ResourceTemplate};
 
-use crate::mcp::{ToolContext, ToolError};
-use crate::tenant::Toolset;
+use common::mcp::{ResourceCatalog, ToolContext, ToolError};
+use common::tenant::Toolset;
 
 const SITE: &str = "webflow://sites/";
 const COLLECTION: &str = "webflow://collections/";
 const JSON: &str = "application/json";
+
+/// What the shared server's spec hands to the runtime.
+pub static WEBFLOW_RESOURCES: ResourceCatalog = ResourceCatalog {
+    visible,
+    templates,
+    list: |ctx| Box::pin(list(ctx)),
+    read: |ctx, uri| Box::pin(read(ctx, uri)),
+};
 
 pub fn templates() -> Vec<ResourceTemplate> {
     vec![

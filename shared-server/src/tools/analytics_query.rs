@@ -6,9 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::mcp::{Tool, ToolContext, ToolError};
-use crate::tenant::{Tenant, Tier, Toolset};
-use crate::upstream::plausible::QueryResult;
+use common::mcp::{Tool, ToolContext, ToolError};
+use common::tenant::{Tenant, Tier, Toolset};
+use common::upstream::plausible::QueryResult;
 
 pub struct AnalyticsQuery;
 

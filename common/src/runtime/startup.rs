@@ -7,24 +7,25 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{Config, ConfigError};
+use crate::domain::TenantId;
+use crate::mcp::{Catalog, Services};
+use crate::ratelimit::RateLimiter;
+use crate::scope::ResourceIndex;
+use crate::secrets::{MasterKey, SecretKind, write_private_file};
+use crate::store::Store;
+use crate::tenant::Tenant;
+use crate::token::TokenAuthority;
+use crate::upstream::{Upstream, http_client};
 use anyhow::Context;
-use common::config::{Config, ConfigError};
-use common::domain::TenantId;
-use common::mcp::{Catalog, Services};
-use common::ratelimit::RateLimiter;
-use common::scope::ResourceIndex;
-use common::secrets::{MasterKey, SecretKind, write_private_file};
-use common::store::Store;
-use common::tenant::Tenant;
-use common::token::TokenAuthority;
-use common::upstream::{Upstream, http_client};
 use rand::RngCore;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::listener::{self, Limits};
-use crate::{admin, routes};
+use crate::runtime::listener::{self, Limits};
+use crate::runtime::state::AppState;
+use crate::runtime::{admin, routes};
 
 /// What makes one kind of studio-mcp server differ from another. The shared server and each
 /// isolated instance run this same runtime with a different spec; the isolated server's tools
@@ -34,8 +35,8 @@ pub struct ServerSpec {
     pub name: &'static str,
     pub instructions: &'static str,
     pub catalog: fn() -> Catalog,
-    /// Serve the tenant's Webflow sites and collections as MCP resources.
-    pub resources: bool,
+    /// The server's MCP resources (the shared server's Webflow sites and collections).
+    pub resources: Option<&'static crate::mcp::ResourceCatalog>,
     /// Serve exactly one tenant, named by `STUDIO_MCP_TENANT`.
     pub single_tenant: bool,
     /// Proves an upstream credential works for a tenant before onboarding stores it.
@@ -49,54 +50,6 @@ pub type VerifyFn = for<'a> fn(
     SecretKind,
     &'a SecretString,
 ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
-
-/// The shared server uses Webflow, Plausible and GitHub credentials.
-pub fn verify_shared<'a>(
-    services: &'a Services,
-    tenant: &'a Tenant,
-    kind: SecretKind,
-    secret: &'a SecretString,
-) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
-    Box::pin(async move {
-        match kind {
-            SecretKind::Webflow => common::verify::webflow(&services.webflow, secret, tenant).await,
-            SecretKind::Plausible => {
-                common::verify::plausible(&services.plausible, secret, tenant).await
-            }
-            SecretKind::Github => common::verify::github(&services.github, secret, tenant).await,
-            other => Err(format!(
-                "the shared server does not use {other} credentials"
-            )),
-        }
-    })
-}
-
-pub const SHARED: ServerSpec = ServerSpec {
-    name: "studio-mcp-shared",
-    instructions: "Tools for this client's Webflow sites, analytics and repositories. Every call \
-        acts for the tenant that owns the bearer token; `whoami` shows which tenant and what it is \
-        bound to.",
-    catalog: common::tools::shared_catalog,
-    resources: true,
-    single_tenant: false,
-    verify: verify_shared,
-};
-
-/// What both routers share.
-pub struct AppState {
-    pub spec: &'static ServerSpec,
-    /// The one tenant of a single-tenant (isolated) instance.
-    pub pinned: Option<TenantId>,
-    pub services: Arc<Services>,
-    pub catalog: Arc<Catalog>,
-    pub authority: TokenAuthority,
-    pub admin_token: SecretString,
-    pub public_url: String,
-    pub token_ttl_secs: u64,
-    pub audit_retention_ms: u64,
-    /// Samples the log line for unauthenticated refusals.
-    pub refusals: crate::telemetry::Sampled,
-}
 
 pub struct Application {
     mcp: TcpListener,
@@ -141,7 +94,7 @@ impl Application {
         };
         let authority = TokenAuthority::load_or_generate(&config.signing_key_path(), &public_url)
             .map_err(|e| match e {
-            common::secrets::SecretError::BadSigningKey { path } => {
+            crate::secrets::SecretError::BadSigningKey { path } => {
                 anyhow::Error::new(ConfigError::DataFile {
                     path,
                     why: "must hold at least 64 hex characters (a 32-byte key); delete it to \
@@ -154,7 +107,7 @@ impl Application {
         let admin_token = load_or_create_admin_token(config)?;
 
         let client = http_client().context("cannot build the HTTP client")?;
-        let metrics = Arc::new(common::metrics::Metrics::default());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let timeout = Duration::from_millis(config.upstream_timeout_ms);
         let retry = Duration::from_millis(config.max_retry_wait_ms);
         let upstream = |name: &'static str, base: &str| {
@@ -194,7 +147,7 @@ impl Application {
             public_url,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
-            refusals: crate::telemetry::Sampled::new(Duration::from_secs(10)),
+            refusals: crate::runtime::telemetry::Sampled::new(Duration::from_secs(10)),
         };
         let (mcp_limits, admin_limits) = listener_limits(config);
         Ok(Self {
@@ -331,7 +284,7 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let cutoff = common::audit::now_ms().saturating_sub(state.audit_retention_ms);
+        let cutoff = crate::audit::now_ms().saturating_sub(state.audit_retention_ms);
         match state.services.store.audit().prune(cutoff) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "pruned audit records past retention"),
@@ -364,11 +317,11 @@ pub fn runtime(worker_threads: u64) -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// What `serve` does in both binaries: log, build, run until Ctrl-C or SIGTERM.
 pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result<()> {
-    crate::telemetry::init(config.log_json);
+    crate::runtime::telemetry::init(config.log_json);
     let app = Application::build(config, spec).await?;
     let stop = app.shutdown_token();
     tokio::spawn(async move {
-        crate::telemetry::shutdown_signal().await;
+        crate::runtime::telemetry::shutdown_signal().await;
         tracing::info!("shutting down");
         stop.cancel();
     });

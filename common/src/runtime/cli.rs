@@ -1,0 +1,263 @@
+//! The admin subcommands both servers share (`secret`, `token`, `audit`, `drill`, `tenant
+//! remove`), their global options and output helpers. Each binary's own `Cli` embeds these.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::runtime::admin::{AuditFilter, IssueRequest};
+use crate::runtime::admin_client::AdminClient;
+use crate::runtime::telemetry::printable;
+
+/// Options every subcommand of both binaries takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Optional TOML config file; STUDIO_MCP_* environment variables override it.
+    #[arg(long, global = true, env = "STUDIO_MCP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Admin API origin for admin subcommands (default: http://<admin listen address>).
+    #[arg(long, global = true, env = "STUDIO_MCP_ADMIN_URL")]
+    pub admin_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Issue a canary token, prove it works, revoke it, prove the next request fails, report.
+    Revoke {
+        /// The tenant to drill with (default: the first tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The MCP endpoint to call (default: STUDIO_MCP_PUBLIC_URL + /mcp).
+        #[arg(long)]
+        mcp_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only records from this long ago on: e.g. 30m, 12h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// One JSON record per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Read a secret from standard input and store it encrypted.
+    Set { tenant_id: String, kind: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token; prints the token alone on standard output, once.
+    Issue {
+        tenant_id: String,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        ttl_days: Option<u64>,
+    },
+    /// List token ids, labels and dates (never tokens).
+    List { tenant_id: Option<String> },
+    /// Revoke a token by id; it fails on its very next request.
+    Revoke { token_id: String },
+}
+
+pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    crate::out!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn date(secs: u64) -> String {
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm); avoids a time crate.
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn clock(secs: u64) -> String {
+    let s = secs % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+}
+
+/// `30m`, `12h`, `7d` (or plain seconds) to milliseconds.
+fn parse_ago(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("--since `{text}`: use a duration such as 30m, 12h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--since `{text}`: use a duration such as 30m, 12h or 7d"),
+    };
+    Ok(secs * 1000)
+}
+
+/// The MCP endpoint the server `config` describes.
+pub fn mcp_url(config: &Config) -> String {
+    match &config.public_url {
+        Some(url) => format!("{url}/mcp"),
+        None => format!("http://{}/mcp", config.listen),
+    }
+}
+
+/// `tenant remove <id> --yes` on both servers.
+pub async fn remove_tenant(client: &AdminClient, tenant_id: &str, yes: bool) -> anyhow::Result<()> {
+    if !yes {
+        bail!(
+            "removing {} revokes every token and deletes its stored credentials, and cannot be undone; \
+             repeat with --yes",
+            printable(tenant_id)
+        );
+    }
+    let removed = client.remove_tenant(tenant_id).await?;
+    eprintln!(
+        "removed {}: {} token(s) revoked, {} credential(s) deleted; its audit history is kept",
+        printable(tenant_id),
+        removed.tokens_revoked,
+        removed.secrets_deleted
+    );
+    Ok(())
+}
+
+pub async fn run_secret(client: &AdminClient, command: &SecretCommand) -> anyhow::Result<()> {
+    let SecretCommand::Set { tenant_id, kind } = command;
+    let mut value = String::new();
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .context("cannot read the secret from standard input")?;
+    client
+        .set_secret(tenant_id, kind, value.trim().to_owned())
+        .await?;
+    eprintln!("stored the {kind} secret for {tenant_id} (encrypted)");
+    Ok(())
+}
+
+pub async fn run_token(client: &AdminClient, command: &TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue {
+            tenant_id,
+            label,
+            ttl_days,
+        } => {
+            let request = IssueRequest {
+                label: label.clone(),
+                ttl_days: *ttl_days,
+            };
+            let issued = client.issue_token(tenant_id, &request).await?;
+            eprintln!(
+                "issued {} for {} (expires {}); it is shown only now",
+                issued.record.id,
+                issued.record.tenant,
+                issued
+                    .record
+                    .expires_at
+                    .map(date)
+                    .unwrap_or_else(|| "never".into())
+            );
+            crate::out!("{}", issued.token);
+            Ok(())
+        }
+        TokenCommand::List { tenant_id } => {
+            crate::out!("ID\tTENANT\tLABEL\tCREATED\tEXPIRES\tREVOKED");
+            for t in client.tokens(tenant_id.as_deref()).await? {
+                crate::out!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.tenant,
+                    if t.label.is_empty() {
+                        "-".into()
+                    } else {
+                        printable(&t.label)
+                    },
+                    date(t.created_at),
+                    t.expires_at.map(date).unwrap_or_else(|| "-".into()),
+                    t.revoked_at.map(date).unwrap_or_else(|| "-".into()),
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { token_id } => {
+            let record = client.revoke(token_id).await?;
+            eprintln!("revoked {} ({})", record.id, record.tenant);
+            Ok(())
+        }
+    }
+}
+
+pub async fn run_audit(client: &AdminClient, args: &AuditArgs) -> anyhow::Result<()> {
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(parse_ago)
+        .transpose()?
+        .map(|ago_ms| crate::audit::now_ms().saturating_sub(ago_ms));
+    let filter = AuditFilter {
+        tenant: args.tenant.clone(),
+        since_ms,
+        limit: Some(args.limit),
+    };
+    let records = client.audit(&filter).await?;
+    if args.json {
+        for r in &records {
+            crate::out!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    crate::out!("TIME(UTC)\tTENANT\tACTION\tOUTCOME\tDURATION_US\tARGS_DIGEST\tREQUEST");
+    for r in &records {
+        crate::out!(
+            "{} {}\t{}\t{}\t{}\t{}\t{}\t{}",
+            date(r.at_ms / 1000),
+            clock(r.at_ms / 1000),
+            printable(&r.tenant),
+            printable(&r.action),
+            printable(&r.outcome),
+            r.duration_us,
+            printable(&r.args_digest),
+            printable(&r.request_id)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_795_000_000), "2026-11-18");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(super::parse_ago("90").unwrap(), 90_000);
+        assert_eq!(super::parse_ago("2h").unwrap(), 7_200_000);
+        assert!(super::parse_ago("2 weeks").is_err());
+    }
+}
