@@ -16,9 +16,7 @@ macro_rules! out {
     }};
 }
 
-pub mod audit;
 pub mod config;
-pub mod confirm;
 pub mod domain;
 pub mod hashing;
 pub mod mcp;
@@ -28,6 +26,8 @@ pub mod runtime;
 pub mod scope;
 pub mod secrets;
 pub mod store;
+/// The audit log and the pending confirmations are part of the store; kept at these paths too.
+pub use store::{audit, confirm};
 pub mod tenant;
 pub mod tenant_state;
 pub mod token;

@@ -179,8 +179,31 @@ impl ToolContext<'_> {
     /// Checks that a collection belongs to one of the tenant's sites, before any call names it.
     pub async fn collection(&self, raw: &str) -> Result<WebflowId, ToolError> {
         let id = WebflowId::parse("collection_id", raw)?;
-        self.services.index.check_collection(self, &id).await?;
-        Ok(id)
+        self.scoped(id, crate::scope::Kind::Collection).await
+    }
+
+    /// `id` if the tenant's index (its own sites' listings) holds it; refused otherwise.
+    async fn scoped(
+        &self,
+        id: WebflowId,
+        kind: crate::scope::Kind,
+    ) -> Result<WebflowId, ToolError> {
+        let webflow = self.webflow()?;
+        if self
+            .services
+            .index
+            .contains(self.tenant, &webflow, &id, kind)
+            .await?
+        {
+            return Ok(id);
+        }
+        Err(ToolError::NotYours {
+            what: match kind {
+                crate::scope::Kind::Page => "page",
+                crate::scope::Kind::Collection => "collection",
+            },
+            id: id.to_string(),
+        })
     }
 
     /// A Plausible client bound to the tenant's own API key.
@@ -237,15 +260,13 @@ impl ToolContext<'_> {
                 "collection `{id}` is not writable for this tenant"
             )));
         }
-        self.services.index.check_collection(self, &id).await?;
-        Ok(id)
+        self.scoped(id, crate::scope::Kind::Collection).await
     }
 
     /// Checks that a page belongs to one of the tenant's sites, before any call names it.
     pub async fn page(&self, raw: &str) -> Result<WebflowId, ToolError> {
         let id = WebflowId::parse("page_id", raw)?;
-        self.services.index.check_page(self, &id).await?;
-        Ok(id)
+        self.scoped(id, crate::scope::Kind::Page).await
     }
 }
 
@@ -642,7 +663,7 @@ impl ServerHandler for McpServer {
                 .filter(|e| e.allowed_for(&caller.tenant))
             {
                 self.services.metrics.record_call(
-                    &caller.live,
+                    &caller.live.calls,
                     entry.name(),
                     "rate_limited",
                     started.elapsed(),
@@ -681,9 +702,12 @@ impl ServerHandler for McpServer {
                 )
             }
         };
-        self.services
-            .metrics
-            .record_call(&caller.live, entry.name(), kind, started.elapsed());
+        self.services.metrics.record_call(
+            &caller.live.calls,
+            entry.name(),
+            kind,
+            started.elapsed(),
+        );
         self.audit(&caller, entry.name(), args_digest, kind, started);
         Ok(result.into())
     }

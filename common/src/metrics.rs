@@ -8,7 +8,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::domain::TenantId;
-use crate::tenant_state::TenantLive;
 
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -28,6 +27,12 @@ const OUTCOMES: [&str; 9] = [
     "unknown_tool",
     "other",
 ];
+
+/// One tenant's tool-call series, per tool: a tenant calls a handful, so a short list beats a
+/// map. Kept in the tenant's live state (`tenant_state.rs`), not in [`Metrics`], so a call
+/// reaches its series without a per-tenant lookup.
+#[derive(Default)]
+pub struct TenantCalls(RwLock<Vec<(&'static str, Arc<CallStats>)>>);
 
 #[derive(Default)]
 pub(crate) struct CallStats {
@@ -71,15 +76,15 @@ fn label(value: &str) -> String {
 }
 
 impl Metrics {
-    /// One tool call, into the calling tenant's own series (kept in its [`TenantLive`]).
+    /// One tool call, into the calling tenant's own series.
     pub fn record_call(
         &self,
-        live: &TenantLive,
+        calls: &TenantCalls,
         tool: &'static str,
         outcome: &str,
         elapsed: Duration,
     ) {
-        let stats = Self::call_stats(live, tool);
+        let stats = Self::call_stats(calls, tool);
         let secs = elapsed.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
@@ -95,13 +100,13 @@ impl Metrics {
         stats.outcomes[slot].fetch_add(1, Relaxed);
     }
 
-    fn call_stats(live: &TenantLive, tool: &'static str) -> Arc<CallStats> {
-        if let Ok(read) = live.calls.read()
+    fn call_stats(calls: &TenantCalls, tool: &'static str) -> Arc<CallStats> {
+        if let Ok(read) = calls.0.read()
             && let Some((_, stats)) = read.iter().find(|(name, _)| *name == tool)
         {
             return stats.clone();
         }
-        match live.calls.write() {
+        match calls.0.write() {
             Ok(mut write) => match write.iter().find(|(name, _)| *name == tool) {
                 Some((_, stats)) => stats.clone(),
                 None => {
@@ -135,8 +140,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything recorded so far; `tenants` are the tenants'
-    /// live states (sorted by id), which hold the per-tenant call series.
-    pub fn render(&self, tenants: &[(TenantId, Arc<TenantLive>)]) -> String {
+    /// call series (sorted by id).
+    pub fn render<'a>(
+        &self,
+        tenants: impl IntoIterator<Item = (&'a TenantId, &'a TenantCalls)>,
+    ) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -144,9 +152,9 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE studio_mcp_tool_calls_total counter");
         let tenants: Vec<_> = tenants
-            .iter()
-            .map(|(tenant, live)| {
-                let mut tools = live.calls.read().map(|t| t.clone()).unwrap_or_default();
+            .into_iter()
+            .map(|(tenant, calls)| {
+                let mut tools = calls.0.read().map(|t| t.clone()).unwrap_or_default();
                 tools.sort_by(|a, b| a.0.cmp(b.0));
                 (tenant, tools)
             })
@@ -254,7 +262,7 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
-        let acme = Arc::new(TenantLive::default());
+        let acme = TenantCalls::default();
         m.record_call(&acme, "whoami", "ok", Duration::from_micros(300));
         m.record_call(&acme, "whoami", "ok", Duration::from_millis(3));
         m.record_call(&acme, "whoami", "not_yours", Duration::from_millis(30));
@@ -262,7 +270,8 @@ mod tests {
         m.record_upstream("Webflow", 429);
         m.record_rate_limited("acme");
         m.record_token_refusal("revoked");
-        let text = m.render(&[(TenantId::parse("acme").unwrap(), acme)]);
+        let acme_id = TenantId::parse("acme").unwrap();
+        let text = m.render([(&acme_id, &acme)]);
         assert!(text.contains(
             "studio_mcp_tool_calls_total{tenant=\"acme\",tool=\"whoami\",outcome=\"ok\"} 2"
         ));

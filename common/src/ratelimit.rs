@@ -9,7 +9,11 @@ use std::time::Instant;
 
 use crate::hashing::IdHasher;
 use crate::tenant::Tenant;
-use crate::tenant_state::TenantLive;
+
+/// One tenant's tool-call bucket, made at its first request; kept in the tenant's live state
+/// (`tenant_state.rs`) so a request reaches it without a lookup.
+#[derive(Default)]
+pub struct TenantBucket(Mutex<Option<Bucket>>);
 
 pub(crate) struct Bucket {
     tokens: f64,
@@ -112,11 +116,11 @@ impl RateLimiter {
         Self { default_per_min }
     }
 
-    pub fn check(&self, tenant: &Tenant, live: &TenantLive) -> Result<(), u64> {
+    pub fn check(&self, tenant: &Tenant, bucket: &TenantBucket) -> Result<(), u64> {
         let per_min = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
         let (per_sec, capacity) = rate(per_min, 10.0);
         let now = Instant::now();
-        let Ok(mut bucket) = live.bucket.lock() else {
+        let Ok(mut bucket) = bucket.0.lock() else {
             return Ok(()); // a poisoned limiter must not take the service down
         };
         bucket
@@ -147,7 +151,7 @@ mod tests {
         let limiter = RateLimiter::new(600);
         let slow = tenant("slow", Some(6)); // one call per 10 s, bucket of 1
         let fast = tenant("fast", None);
-        let (slow_live, fast_live) = (TenantLive::default(), TenantLive::default());
+        let (slow_live, fast_live) = (TenantBucket::default(), TenantBucket::default());
         assert!(limiter.check(&slow, &slow_live).is_ok());
         let wait = limiter.check(&slow, &slow_live).unwrap_err();
         assert!((1..=10).contains(&wait), "{wait}");

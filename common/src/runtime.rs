@@ -1,4 +1,4 @@
-//! The HTTP runtime both servers run, each with its own [`startup::ServerSpec`]: start-up, the
+//! The HTTP runtime both servers run, each with its own [`spec::ServerSpec`]: start-up, the
 //! accept loop and its limits, the MCP listener's edge (Host/Origin, bearer auth, rate limit),
 //! the admin API and its client, the subcommands both binaries share, and logging. The only
 //! part of `common` that knows about axum, hyper and sockets.
@@ -9,6 +9,7 @@ pub mod cli;
 pub mod drill;
 pub mod listener;
 pub mod routes;
+pub mod spec;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::domain::{TenantId, WebflowId};
-use crate::mcp::{ToolContext, ToolError};
+use crate::tenant::Tenant;
+use crate::upstream::UpstreamError;
+use crate::upstream::webflow::Webflow;
 
 /// An unknown id triggers at most one rebuild per tenant in this window, so random ids cannot
 /// be used to amplify upstream traffic.
@@ -33,24 +35,14 @@ pub struct ResourceIndex {
     rebuilds: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-enum Kind {
+/// The kinds of id the index knows.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
     Page,
     Collection,
 }
 
 impl ResourceIndex {
-    pub async fn check_page(&self, ctx: &ToolContext<'_>, id: &WebflowId) -> Result<(), ToolError> {
-        self.check(ctx, id, Kind::Page).await
-    }
-
-    pub async fn check_collection(
-        &self,
-        ctx: &ToolContext<'_>,
-        id: &WebflowId,
-    ) -> Result<(), ToolError> {
-        self.check(ctx, id, Kind::Collection).await
-    }
-
     /// Forgets a tenant's index (its sites changed).
     pub fn forget(&self, tenant: &TenantId) {
         if let Ok(mut map) = self.tenants.lock() {
@@ -61,45 +53,45 @@ impl ResourceIndex {
         }
     }
 
-    async fn check(
+    /// Whether `id` is one of `tenant`'s pages or collections, rebuilding the tenant's index
+    /// with `webflow` (the tenant's own client) when the id is unknown and the index is old
+    /// enough. The caller turns `false` into its refusal.
+    pub async fn contains(
         &self,
-        ctx: &ToolContext<'_>,
+        tenant: &Tenant,
+        webflow: &Webflow<'_>,
         id: &WebflowId,
         kind: Kind,
-    ) -> Result<(), ToolError> {
+    ) -> Result<bool, UpstreamError> {
         let contains = |ix: &Indexed| match kind {
             Kind::Page => ix.pages.contains(id),
             Kind::Collection => ix.collections.contains(id),
         };
-        let cached = self.cached(&ctx.tenant.id);
+        let cached = self.cached(&tenant.id);
         if let Some(ix) = &cached {
             let age = ix.built_at.elapsed();
             if age < MAX_AGE && contains(ix) {
-                return Ok(());
+                return Ok(true);
             }
             if age < REBUILD_AFTER {
-                return Err(not_yours(id, kind));
+                return Ok(false);
             }
         }
         let asked = Instant::now();
-        let gate = self.rebuild_gate(&ctx.tenant.id);
+        let gate = self.rebuild_gate(&tenant.id);
         let _rebuilding = gate.lock().await;
         // Someone else rebuilt while this call waited: their index is as fresh as ours would be.
-        let fresh = match self.cached(&ctx.tenant.id) {
+        let fresh = match self.cached(&tenant.id) {
             Some(ix) if ix.built_at >= asked => ix,
             _ => {
-                let fresh = Arc::new(build(ctx).await?);
+                let fresh = Arc::new(build(tenant, webflow).await?);
                 if let Ok(mut map) = self.tenants.lock() {
-                    map.insert(ctx.tenant.id.clone(), fresh.clone());
+                    map.insert(tenant.id.clone(), fresh.clone());
                 }
                 fresh
             }
         };
-        if contains(&fresh) {
-            Ok(())
-        } else {
-            Err(not_yours(id, kind))
-        }
+        Ok(contains(&fresh))
     }
 
     fn rebuild_gate(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
@@ -115,23 +107,13 @@ impl ResourceIndex {
     }
 }
 
-fn not_yours(id: &WebflowId, kind: Kind) -> ToolError {
-    ToolError::NotYours {
-        what: match kind {
-            Kind::Page => "page",
-            Kind::Collection => "collection",
-        },
-        id: id.to_string(),
-    }
-}
-
-async fn build(ctx: &ToolContext<'_>) -> Result<Indexed, ToolError> {
+async fn build(tenant: &Tenant, webflow: &Webflow<'_>) -> Result<Indexed, UpstreamError> {
     let mut pages = HashSet::new();
     let mut collections = HashSet::new();
-    for site in &ctx.tenant.webflow_sites {
+    for site in &tenant.webflow_sites {
         let mut offset = 0;
         loop {
-            let list = ctx.webflow()?.list_pages(site, offset, PAGE_LIMIT).await?;
+            let list = webflow.list_pages(site, offset, PAGE_LIMIT).await?;
             let got = list.pages.len() as u32;
             pages.extend(
                 list.pages
@@ -143,7 +125,7 @@ async fn build(ctx: &ToolContext<'_>) -> Result<Indexed, ToolError> {
                 break;
             }
         }
-        let list = ctx.webflow()?.list_collections(site).await?;
+        let list = webflow.list_collections(site).await?;
         collections.extend(
             list.collections
                 .iter()

@@ -1,19 +1,40 @@
-//! The embedded sled store: tenants, token records (only the SHA-256 of each token), sealed
-//! upstream secrets. Tenants are also kept in memory because every request needs one.
+//! The store: the one interface every tool, the auth edge and the admin API reach persistent
+//! state through. One backend today, the embedded sled store (`sled.rs`); a second (PostgreSQL)
+//! is added as another [`Store`] variant without touching any caller.
+//!
+//! # Contract every backend keeps
+//! - **Durable before answering.** A write returns only once it survives a crash (tenant and
+//!   token writes, revocations, secrets, removals); the admin API answers after the write.
+//! - **Atomic where it matters.** `add_tenant` creates or fails with `TenantExists`, never
+//!   overwrites; `insert_token` stores the record and its id index together; redeeming a
+//!   confirmation consumes it exactly once among concurrent callers; `remove_tenant` revokes
+//!   every token before it deletes anything, so a crash part-way leaves tokens refused.
+//! - **Revocation is never undone.** A revoked token stays refused, across restarts, whatever
+//!   tenant is later created under the same id.
+//! - **In memory, kept in step.** Tenants and the token index (token digest → tenant, revoked)
+//!   are held in memory and updated by every write, so the request path (`token_tenant`,
+//!   `tenant`) never waits on I/O; a backend shared by several processes must also learn other
+//!   processes' writes before it acknowledges a revocation.
+//! - **Secrets stay sealed.** Upstream credentials are stored and returned only as AEAD blobs
+//!   (`secrets.rs` seals and opens them); tokens only as SHA-256 digests.
+//! - **Audit is append-only** and pruned only by retention (`audit.rs`).
 
-use std::collections::HashMap;
+pub mod audit;
+pub mod confirm;
+mod sled;
+
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 use thiserror::Error;
 
 use crate::domain::TenantId;
-use crate::hashing::{DigestHasher, IdHasher};
 use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
+
+pub use self::sled::SledStore;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -35,34 +56,6 @@ pub enum StoreError {
     NoToken(String),
 }
 
-impl StoreError {
-    fn from_sled(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) if io.raw_os_error() == Some(28) => StoreError::Full,
-            sled::Error::Io(io) => StoreError::Io(io.to_string()),
-            sled::Error::Corruption { .. } => {
-                StoreError::Corrupt("sled reported corruption".into())
-            }
-            other => StoreError::Io(other.to_string()),
-        }
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        Self::from_sled(e)
-    }
-}
-
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => Self::from_sled(e),
-        }
-    }
-}
-
 /// What is kept about an issued token. The token itself is not: only its SHA-256 is the key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
@@ -74,26 +67,6 @@ pub struct TokenRecord {
     pub expires_at: Option<u64>,
     #[serde(default)]
     pub revoked_at: Option<u64>,
-}
-
-#[derive(Clone)]
-pub struct Store {
-    db: sled::Db,
-    tenants_tree: sled::Tree,
-    tokens: sled::Tree,
-    token_ids: sled::Tree,
-    secrets: sled::Tree,
-    audit: crate::audit::AuditLog,
-    confirmations: crate::confirm::Confirmations,
-    /// What the hot path needs of every token, by token hash, and the in-memory copy of every
-    /// tenant, so a request never touches sled (reading 100k token records through sled costs
-    /// tens of MB of resident memory). Tokens load at open from `tokens.idx`, tenants from sled;
-    /// every write keeps it in step, so a revocation or tenant change is seen by the very next
-    /// request. About 20 bytes a token.
-    token_index: Arc<RwLock<TokenIndex>>,
-    /// `tokens.idx`: an append-only journal of `I <hash> <tenant>` and `R <hash>` lines, the
-    /// index's durable form, read sequentially at start (milliseconds for 100k tokens).
-    token_journal: Arc<std::sync::Mutex<std::fs::File>>,
 }
 
 /// What [`Store::remove_tenant`] did.
@@ -125,423 +98,92 @@ pub enum TokenTenant {
     Tenant(Arc<Tenant>, Arc<TenantLive>),
 }
 
-/// Token → (tenant number, revoked), with tenant ids interned, in 20 bytes a token: the key is
-/// the first 16 bytes of the token's SHA-256 (finding another signed token that shares them
-/// would take 2^128 tries; the journal and sled keep all 32), the value the tenant's number with
-/// the revoked flag in its top bit. 100k tokens: under 3 MB.
-#[derive(Default)]
-struct TokenIndex {
-    entries: HashMap<[u8; 16], u32, DigestHasher>,
-    names: Vec<TenantId>,
-    /// By tenant number, the tenant as the store holds it (none once removed) and its live
-    /// state: a request goes from token to both in one map lookup.
-    tenants: Vec<Option<Arc<Tenant>>>,
-    live: Vec<Arc<TenantLive>>,
-    numbers: HashMap<TenantId, u32, IdHasher>,
-    /// Revocations journaled for tokens whose issue line is missing (a crash right after the
-    /// sled insert): the sled fallback must still treat these as revoked.
-    revoked_unindexed: std::collections::HashSet<[u8; 32]>,
+/// The store, whichever backend holds it. Cheap to clone (handles to shared state).
+#[derive(Clone)]
+pub enum Store {
+    Sled(SledStore),
 }
 
-const REVOKED: u32 = 1 << 31;
-
-fn index_key(hash: &[u8; 32]) -> [u8; 16] {
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&hash[..16]);
-    key
-}
-
-impl TokenIndex {
-    fn with_capacity(tokens: usize) -> Self {
-        Self {
-            entries: HashMap::with_capacity_and_hasher(tokens, DigestHasher),
-            ..Self::default()
+/// Every method is the backend's own; this only picks the backend.
+macro_rules! backend {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sled($store) => $call,
         }
-    }
-
-    fn number(&mut self, tenant: &TenantId) -> u32 {
-        if let Some(n) = self.numbers.get(tenant) {
-            return *n;
-        }
-        // Two billion tenants would be needed to reach the revoked bit.
-        let n = (self.names.len() as u32) & !REVOKED;
-        self.names.push(tenant.clone());
-        self.tenants.push(None);
-        self.live.push(Arc::default());
-        self.numbers.insert(tenant.clone(), n);
-        n
-    }
-
-    /// Records a token unless the index already has a state for it (which is newer).
-    fn insert_if_absent(&mut self, hash: &[u8; 32], tenant: &TenantId, revoked: bool) {
-        if !self.entries.contains_key(&index_key(hash)) {
-            self.set(hash, tenant, revoked);
-        }
-    }
-
-    /// Replay's form of [`Self::insert_if_absent`], with the tenant already numbered.
-    fn insert_numbered_if_absent(&mut self, hash: &[u8; 32], tenant: u32) {
-        self.entries.entry(index_key(hash)).or_insert(tenant);
-    }
-
-    fn set(&mut self, hash: &[u8; 32], tenant: &TenantId, revoked: bool) {
-        let n = self.number(tenant);
-        let value = if revoked { n | REVOKED } else { n };
-        self.entries.insert(index_key(hash), value);
-    }
-
-    fn revoke(&mut self, hash: &[u8; 32]) {
-        match self.entries.get_mut(&index_key(hash)) {
-            Some(entry) => *entry |= REVOKED,
-            None => {
-                self.revoked_unindexed.insert(*hash);
-            }
-        }
-    }
-
-    fn attach(&mut self, tenant: &Arc<Tenant>) {
-        let n = self.number(&tenant.id) as usize;
-        if let Some(slot) = self.tenants.get_mut(n) {
-            *slot = Some(tenant.clone());
-        }
-    }
-
-    fn detach(&mut self, tenant: &TenantId) {
-        if let Some(n) = self.numbers.get(tenant)
-            && let Some(slot) = self.tenants.get_mut(*n as usize)
-        {
-            *slot = None;
-        }
-    }
-
-    /// `None` when the token is not in the index (the caller then asks sled).
-    fn resolve(&self, hash: &[u8; 32], subject: &str) -> Option<TokenTenant> {
-        let value = *self.entries.get(&index_key(hash))?;
-        let n = (value & !REVOKED) as usize;
-        let revoked = value & REVOKED != 0;
-        let (id, tenant) = match self.tenants.get(n)? {
-            Some(tenant) => (tenant.id.as_str(), Some(tenant)),
-            None => (self.names.get(n)?.as_str(), None),
-        };
-        Some(match tenant {
-            _ if id != subject => TokenTenant::Unknown,
-            _ if revoked => TokenTenant::Revoked,
-            Some(tenant) => TokenTenant::Tenant(tenant.clone(), self.live.get(n)?.clone()),
-            None => TokenTenant::NoTenant,
-        })
-    }
-
-    fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
-        let n = *self.numbers.get(id)?;
-        self.tenants.get(n as usize)?.clone()
-    }
-
-    fn tenant_and_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
-        let n = *self.numbers.get(id)? as usize;
-        Some((self.tenants.get(n)?.clone()?, self.live.get(n)?.clone()))
-    }
-
-    fn get(&self, hash: &[u8; 32]) -> Option<TokenEntry> {
-        let value = *self.entries.get(&index_key(hash))?;
-        let tenant = self.names.get((value & !REVOKED) as usize)?.clone();
-        Some(TokenEntry {
-            tenant,
-            revoked: value & REVOKED != 0,
-        })
-    }
+    };
 }
 
 impl Store {
+    /// The embedded sled store in `dir` (created if missing; refused if another process has it).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let started = std::time::Instant::now();
-        let db = sled::Config::new()
-            .path(dir)
-            // Small cache: the working set is token records and tenants, and the product's
-            // memory goal (< 50 MB with 100k tokens) leaves little room for more.
-            .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(Some(200))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("lock") => {
-                    StoreError::Locked(dir.display().to_string())
-                }
-                other => StoreError::from_sled(other),
-            })?;
-        let tokens = db.open_tree("tokens")?;
-        let sled_ms = started.elapsed().as_secs_f64() * 1e3;
-        let journal_path = dir.join("tokens.idx");
-        let index = match std::fs::read_to_string(&journal_path) {
-            Ok(text) => {
-                if !text.is_empty() && !text.ends_with('\n') {
-                    // End a line torn by a crash, so the next entry starts on its own line.
-                    use std::io::Write;
-                    let mut file = open_journal(&journal_path)?;
-                    file.write_all(b"\n")
-                        .map_err(|e| StoreError::Io(format!("tokens.idx: {e}")))?;
-                }
-                replay_journal(&text)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                rebuild_journal(&tokens, &journal_path)?
-            }
-            Err(e) => return Err(StoreError::Io(format!("{}: {e}", journal_path.display()))),
-        };
-        let journal_ms = started.elapsed().as_secs_f64() * 1e3 - sled_ms;
-        let store = Self {
-            tenants_tree: db.open_tree("tenants")?,
-            tokens,
-            token_ids: db.open_tree("token_ids")?,
-            secrets: db.open_tree("secrets")?,
-            audit: crate::audit::AuditLog::open(&dir.join("audit"))?,
-            confirmations: crate::confirm::Confirmations::new(db.open_tree("confirmations")?),
-            db,
-            token_index: Arc::new(RwLock::new(index)),
-            token_journal: Arc::new(std::sync::Mutex::new(open_journal(
-                &dir.join("tokens.idx"),
-            )?)),
-        };
-        let mut tenants = 0;
-        {
-            let mut index = store.token_index.write().map_err(poisoned)?;
-            for value in store.tenants_tree.iter().values() {
-                let tenant: Tenant = decode(&value?)?;
-                index.attach(&Arc::new(tenant));
-                tenants += 1;
-            }
-        }
-        tracing::debug!(
-            tenants,
-            sled_ms,
-            journal_ms,
-            total_ms = started.elapsed().as_secs_f64() * 1e3,
-            "store opened"
-        );
-        Ok(store)
+        SledStore::open(dir).map(Store::Sled)
     }
 
-    /// Makes every write so far durable; called by admin actions before they answer.
+    /// Makes every write so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        backend!(self, s => s.flush())
     }
 
-    pub fn audit(&self) -> &crate::audit::AuditLog {
-        &self.audit
+    pub fn audit(&self) -> &audit::AuditLog {
+        backend!(self, s => s.audit())
     }
 
-    pub fn confirmations(&self) -> &crate::confirm::Confirmations {
-        &self.confirmations
+    pub fn confirmations(&self) -> &confirm::Confirmations {
+        backend!(self, s => s.confirmations())
     }
 
-    // ---- tenants ----
-
+    /// Creates a tenant; `TenantExists` if the id is taken.
     pub fn add_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
-        let key = tenant.id.as_str().as_bytes().to_vec();
-        let value = encode(&tenant)?;
-        let swapped =
-            self.tenants_tree
-                .compare_and_swap(key, None as Option<&[u8]>, Some(value))?;
-        if swapped.is_err() {
-            return Err(StoreError::TenantExists(tenant.id));
-        }
-        self.flush()?;
-        let tenant = Arc::new(tenant);
-        self.token_index.write().map_err(poisoned)?.attach(&tenant);
-        Ok(tenant)
+        backend!(self, s => s.add_tenant(tenant))
     }
 
+    /// Creates or replaces a tenant.
     pub fn put_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
-        self.tenants_tree
-            .insert(tenant.id.as_str().as_bytes(), encode(&tenant)?)?;
-        self.flush()?;
-        let tenant = Arc::new(tenant);
-        self.token_index.write().map_err(poisoned)?.attach(&tenant);
-        Ok(tenant)
+        backend!(self, s => s.put_tenant(tenant))
     }
 
-    /// Removes a tenant: revokes every token it has (durably, each journaled before sled, so
-    /// that no token of it can act for a tenant later created under the same id), deletes its
-    /// sealed secrets and pending confirmations, then its record. Audit history stays.
+    /// Revokes every token of the tenant, deletes its secrets and pending confirmations, then
+    /// its record. Its audit history stays.
     pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
-        let mut removed = Removed::default();
-        for record in self.tokens(Some(id))? {
-            if record.revoked_at.is_none() {
-                self.revoke_token(&record.id, at)?;
-                removed.tokens_revoked += 1;
-            }
-        }
-        let prefix = format!("{id}\0");
-        for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
-            let (key, _) = entry?;
-            self.secrets.remove(key)?;
-            removed.secrets_deleted += 1;
-        }
-        self.confirmations.forget_tenant(id.as_str())?;
-        removed.existed = self.tenants_tree.remove(id.as_str().as_bytes())?.is_some();
-        self.flush()?;
-        self.token_index.write().map_err(poisoned)?.detach(id);
-        Ok(removed)
-    }
-
-    /// Deletes one sealed secret (undoing a write); `Ok` if there was none.
-    pub fn delete_secret(&self, tenant: &TenantId, kind: SecretKind) -> Result<(), StoreError> {
-        self.secrets.remove(secret_key(tenant, kind))?;
-        self.flush()
+        backend!(self, s => s.remove_tenant(id, at))
     }
 
     pub fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
-        self.token_index.read().ok()?.tenant(id)
+        backend!(self, s => s.tenant(id))
     }
 
+    /// Every tenant, by id.
     pub fn tenants(&self) -> Vec<Arc<Tenant>> {
-        let mut all: Vec<_> = self
-            .token_index
-            .read()
-            .map(|index| index.tenants.iter().flatten().cloned().collect())
-            .unwrap_or_default();
-        all.sort_by(|a: &Arc<Tenant>, b| a.id.cmp(&b.id));
-        all
+        backend!(self, s => s.tenants())
     }
 
-    // ---- tokens ----
-
+    /// Stores a token's record under the SHA-256 of the token.
     pub fn insert_token(&self, hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
-        let value = encode(record)?;
-        (&self.tokens, &self.token_ids).transaction(|(tokens, ids)| {
-            tokens.insert(&hash[..], value.clone())?;
-            ids.insert(record.id.as_bytes(), &hash[..])?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-        })?;
-        self.flush()?;
-        // A crash before this line leaves the token out of the journal: it is then found by
-        // the sled fallback in `token_by_hash`, so it still works.
-        self.journal(&format!("I {} {}\n", hex::encode(hash), record.tenant))?;
-        self.index_token(*hash, record);
-        Ok(())
+        backend!(self, s => s.insert_token(hash, record))
     }
 
-    fn journal(&self, line: &str) -> Result<(), StoreError> {
-        use std::io::Write;
-        let mut file = self.token_journal.lock().map_err(poisoned)?;
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.sync_data())
-            .map_err(|e| StoreError::Io(format!("tokens.idx: {e}")))
-    }
-
-    fn index_token(&self, hash: [u8; 32], record: &TokenRecord) {
-        if let Ok(mut index) = self.token_index.write() {
-            index.set(&hash, &record.tenant, record.revoked_at.is_some());
-        }
-    }
-
-    /// The hot path: the tenant a token with SHA-256 `hash` and subject `subject` acts for, in
-    /// one read-locked map lookup; one sled point read for a token the journal missed.
+    /// The request path: what a token with SHA-256 `hash` and subject `subject` is worth.
     pub fn token_tenant(&self, hash: &[u8; 32], subject: &str) -> Result<TokenTenant, StoreError> {
-        if let Ok(index) = self.token_index.read()
-            && let Some(found) = index.resolve(hash, subject)
-        {
-            return Ok(found);
-        }
-        Ok(match self.token_from_sled(hash)? {
-            None => TokenTenant::Unknown,
-            Some(entry) if entry.tenant.as_str() != subject => TokenTenant::Unknown,
-            Some(entry) if entry.revoked => TokenTenant::Revoked,
-            Some(entry) => match self
-                .token_index
-                .read()
-                .map_err(poisoned)?
-                .tenant_and_live(&entry.tenant)
-            {
-                Some((tenant, live)) => TokenTenant::Tenant(tenant, live),
-                None => TokenTenant::NoTenant,
-            },
-        })
+        backend!(self, s => s.token_tenant(hash, subject))
     }
 
-    /// Every tenant's live state, by tenant id (the metrics exposition reads the call series).
-    pub fn live_states(&self) -> Vec<(TenantId, Arc<TenantLive>)> {
-        let Ok(index) = self.token_index.read() else {
-            return Vec::new();
-        };
-        let mut all: Vec<_> = index
-            .names
-            .iter()
-            .cloned()
-            .zip(index.live.iter().cloned())
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
-    }
-
-    /// The token's tenant and revocation: the index, or sled for a token the journal missed.
     pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenEntry>, StoreError> {
-        if let Ok(index) = self.token_index.read()
-            && let Some(entry) = index.get(hash)
-        {
-            return Ok(Some(entry));
-        }
-        self.token_from_sled(hash)
-    }
-
-    /// A token the journal missed (a crash between the sled write and the journal line): read
-    /// from sled, and put in the index so the next request finds it there.
-    fn token_from_sled(&self, hash: &[u8; 32]) -> Result<Option<TokenEntry>, StoreError> {
-        match self.tokens.get(hash)? {
-            Some(v) => {
-                let record: TokenRecord = decode(&v)?;
-                let mut revoked = record.revoked_at.is_some();
-                if let Ok(mut index) = self.token_index.write() {
-                    revoked |= index.revoked_unindexed.contains(hash);
-                    index.insert_if_absent(hash, &record.tenant, revoked);
-                }
-                Ok(Some(TokenEntry {
-                    tenant: record.tenant,
-                    revoked,
-                }))
-            }
-            None => Ok(None),
-        }
+        backend!(self, s => s.token_by_hash(hash))
     }
 
     pub fn revoke_token(&self, id: &str, at: u64) -> Result<TokenRecord, StoreError> {
-        let hash = self
-            .token_ids
-            .get(id.as_bytes())?
-            .ok_or_else(|| StoreError::NoToken(id.chars().take(64).collect()))?;
-        let current = self
-            .tokens
-            .get(&hash)?
-            .ok_or_else(|| StoreError::NoToken(id.chars().take(64).collect()))?;
-        let mut record: TokenRecord = decode(&current)?;
-        if record.revoked_at.is_none() {
-            record.revoked_at = Some(at);
-            // Journal first: a crash between the two writes then leaves the token refused
-            // (revoked in the index), never accepted.
-            self.journal(&format!("R {}\n", hex::encode(&hash)))?;
-            self.tokens.insert(&hash, encode(&record)?)?;
-            // Revocation must survive a crash right after the admin call returns.
-            self.flush()?;
-            if let Ok(key) = <[u8; 32]>::try_from(&hash[..]) {
-                self.index_token(key, &record);
-            }
-        }
-        Ok(record)
+        backend!(self, s => s.revoke_token(id, at))
     }
 
+    /// Token records (never tokens), oldest first, optionally of one tenant.
     pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.tokens.iter() {
-            let (_, value) = entry?;
-            let record: TokenRecord = decode(&value)?;
-            if tenant.is_none_or(|t| &record.tenant == t) {
-                out.push(record);
-            }
-        }
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
+        backend!(self, s => s.tokens(tenant))
     }
 
-    // ---- secrets ----
+    /// Every tenant's live state (rate-limit bucket, metric series), by tenant id.
+    pub fn live_states(&self) -> Vec<(TenantId, Arc<TenantLive>)> {
+        backend!(self, s => s.live_states())
+    }
 
     pub fn put_secret(
         &self,
@@ -549,8 +191,7 @@ impl Store {
         kind: SecretKind,
         sealed: Vec<u8>,
     ) -> Result<(), StoreError> {
-        self.secrets.insert(secret_key(tenant, kind), sealed)?;
-        self.flush()
+        backend!(self, s => s.put_secret(tenant, kind, sealed))
     }
 
     pub fn secret(
@@ -558,360 +199,15 @@ impl Store {
         tenant: &TenantId,
         kind: SecretKind,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .secrets
-            .get(secret_key(tenant, kind))?
-            .map(|v| v.to_vec()))
+        backend!(self, s => s.secret(tenant, kind))
+    }
+
+    pub fn delete_secret(&self, tenant: &TenantId, kind: SecretKind) -> Result<(), StoreError> {
+        backend!(self, s => s.delete_secret(tenant, kind))
     }
 
     /// Which kinds of secret a tenant has stored (names only, never values).
     pub fn secret_kinds(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
-        let prefix = format!("{tenant}\0");
-        let mut kinds = Vec::new();
-        for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
-            let (key, _) = entry?;
-            if let Some(kind) = key.get(prefix.len()..) {
-                kinds.push(String::from_utf8_lossy(kind).into_owned());
-            }
-        }
-        Ok(kinds)
-    }
-}
-
-fn open_journal(path: &Path) -> Result<std::fs::File, StoreError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
-}
-
-/// Replays `tokens.idx`. Lines are `I <64 hex> <tenant>` or `R <64 hex>`; anything else (a line
-/// torn by a crash) is skipped. Parsed by position: this runs over 100k lines at every start.
-fn replay_journal(text: &str) -> TokenIndex {
-    // An issue line is about 90 bytes.
-    let mut index = TokenIndex::with_capacity(text.len() / 90 + 16);
-    // Tokens come in runs per tenant: parse and number each tenant id once per run.
-    let mut last: Option<(&str, u32)> = None;
-    for line in text.lines() {
-        let bytes = line.as_bytes();
-        let (Some(kind), Some(b' '), Some(hex_hash)) =
-            (bytes.first(), bytes.get(1), bytes.get(2..66))
-        else {
-            continue;
-        };
-        let Some(hash) = decode_digest(hex_hash) else {
-            continue;
-        };
-        match (kind, line.get(66..)) {
-            (b'I', Some(tail)) if tail.len() > 1 && tail.starts_with(' ') => {
-                let name = &tail[1..];
-                if last.is_none_or(|(n, _)| n != name) {
-                    last = TenantId::parse(name)
-                        .ok()
-                        .map(|tenant| (name, index.number(&tenant)));
-                }
-                if let Some((_, tenant)) = last {
-                    index.insert_numbered_if_absent(&hash, tenant);
-                }
-            }
-            (b'R', Some("")) => index.revoke(&hash),
-            _ => {}
-        }
-    }
-    index
-}
-
-/// Hex digit → value; 0xFF for anything else.
-const HEX_VALUE: [u8; 256] = {
-    let mut table = [0xFF_u8; 256];
-    let mut i = 0;
-    while i < 16 {
-        table[b"0123456789abcdef"[i] as usize] = i as u8;
-        table[b"0123456789ABCDEF"[i] as usize] = i as u8;
-        i += 1;
-    }
-    table
-};
-
-/// 64 hex digits → 32 bytes, by table and without a branch per digit (a digit-by-digit decoder
-/// was most of the replay: 22 ms of 25 for 100k lines).
-fn decode_digest(hex: &[u8]) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    let mut invalid = 0u8;
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (high, low) = (
-            HEX_VALUE[usize::from(pair[0])],
-            HEX_VALUE[usize::from(pair[1])],
-        );
-        invalid |= high | low;
-        *byte = (high << 4) | (low & 0x0F);
-    }
-    (invalid & 0xF0 == 0).then_some(out)
-}
-
-/// First start with a store that has no journal yet: write it from the token records.
-fn rebuild_journal(tokens: &sled::Tree, path: &Path) -> Result<TokenIndex, StoreError> {
-    use std::io::Write;
-    let mut text = String::new();
-    let mut index = TokenIndex::default();
-    for entry in tokens.iter() {
-        let (key, value) = entry?;
-        let (Ok(hash), Ok(record)) = (
-            <[u8; 32]>::try_from(&key[..]),
-            decode::<TokenRecord>(&value),
-        ) else {
-            continue;
-        };
-        text.push_str(&format!("I {} {}\n", hex::encode(hash), record.tenant));
-        if record.revoked_at.is_some() {
-            text.push_str(&format!("R {}\n", hex::encode(hash)));
-        }
-        index.set(&hash, &record.tenant, record.revoked_at.is_some());
-    }
-    let tmp = path.with_extension("idx.tmp");
-    let mut file = open_journal(&tmp)?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
-    Ok(index)
-}
-
-fn secret_key(tenant: &TenantId, kind: SecretKind) -> Vec<u8> {
-    format!("{tenant}\0{kind}").into_bytes()
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Io("in-memory index lock poisoned".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::WebflowId;
-    use crate::tenant::TenantSpec;
-
-    fn tenant(id: &str) -> Tenant {
-        TenantSpec {
-            name: id.to_uppercase(),
-            webflow_sites: vec![WebflowId::parse("site", "aaaaaaaaaaaaaaaaaaaaaaaa").unwrap()],
-            ..Default::default()
-        }
-        .into_tenant(TenantId::parse(id).unwrap(), 1)
-        .unwrap()
-    }
-
-    #[test]
-    fn tenants_tokens_and_revocations_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let record = TokenRecord {
-            id: "tok1".into(),
-            tenant: TenantId::parse("acme").unwrap(),
-            label: "laptop".into(),
-            created_at: 5,
-            expires_at: None,
-            revoked_at: None,
-        };
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.add_tenant(tenant("acme")).unwrap();
-            assert!(matches!(
-                store.add_tenant(tenant("acme")),
-                Err(StoreError::TenantExists(_))
-            ));
-            store.insert_token(&[1; 32], &record).unwrap();
-            store.revoke_token("tok1", 9).unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.tenants().len(), 1);
-        let got = store.token_by_hash(&[1; 32]).unwrap().unwrap();
-        assert!(got.revoked);
-        assert!(matches!(
-            store.revoke_token("nope", 1),
-            Err(StoreError::NoToken(_))
-        ));
-    }
-
-    #[test]
-    fn the_token_journal_is_rebuilt_from_sled_and_tolerates_a_torn_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let record = |id: &str| TokenRecord {
-            id: id.into(),
-            tenant: TenantId::parse("acme").unwrap(),
-            label: String::new(),
-            created_at: 1,
-            expires_at: None,
-            revoked_at: None,
-        };
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.insert_token(&[1; 32], &record("a")).unwrap();
-            store.insert_token(&[2; 32], &record("b")).unwrap();
-            store.revoke_token("a", 5).unwrap();
-        }
-        // A crash mid-append leaves half a line: ignored.
-        let journal = dir.path().join("tokens.idx");
-        let mut text = std::fs::read_to_string(&journal).unwrap();
-        text.push_str("I 0102");
-        std::fs::write(&journal, &text).unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
-            assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
-        }
-        // A revocation journaled for a token the journal never saw issued (two crashes at the
-        // worst moments) still refuses it, though sled says otherwise.
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store
-                .tokens
-                .insert([3; 32], encode(&record("c")).unwrap())
-                .unwrap();
-            store
-                .journal(&format!("R {}\n", hex::encode([3u8; 32])))
-                .unwrap();
-        }
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert!(store.token_by_hash(&[3; 32]).unwrap().unwrap().revoked);
-        }
-        std::fs::remove_file(&journal).unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        assert!(journal.exists());
-        assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
-        assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
-    }
-
-    #[test]
-    fn a_token_resolves_to_the_current_tenant_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let acme = TenantId::parse("acme").unwrap();
-        let record = |id: &str| TokenRecord {
-            id: id.into(),
-            tenant: acme.clone(),
-            label: String::new(),
-            created_at: 1,
-            expires_at: None,
-            revoked_at: None,
-        };
-        let name = |found: TokenTenant| match found {
-            TokenTenant::Tenant(t, _) => t.name.clone(),
-            other => format!("{other:?}"),
-        };
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.add_tenant(tenant("acme")).unwrap();
-            store.insert_token(&[1; 32], &record("a")).unwrap();
-            store.insert_token(&[2; 32], &record("b")).unwrap();
-            assert_eq!(name(store.token_tenant(&[1; 32], "acme").unwrap()), "ACME");
-            assert_eq!(
-                name(store.token_tenant(&[1; 32], "globex").unwrap()),
-                "Unknown"
-            );
-            assert_eq!(
-                name(store.token_tenant(&[9; 32], "acme").unwrap()),
-                "Unknown"
-            );
-            let mut renamed = tenant("acme");
-            renamed.name = "Acme Two".into();
-            store.put_tenant(renamed).unwrap();
-            assert_eq!(
-                name(store.token_tenant(&[1; 32], "acme").unwrap()),
-                "Acme Two"
-            );
-            store.revoke_token("a", 5).unwrap();
-            assert_eq!(
-                name(store.token_tenant(&[1; 32], "acme").unwrap()),
-                "Revoked"
-            );
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            name(store.token_tenant(&[1; 32], "acme").unwrap()),
-            "Revoked"
-        );
-        assert_eq!(
-            name(store.token_tenant(&[2; 32], "acme").unwrap()),
-            "Acme Two"
-        );
-        let removed = store.remove_tenant(&acme, 7).unwrap();
-        assert_eq!(
-            removed,
-            Removed {
-                existed: true,
-                tokens_revoked: 1,
-                secrets_deleted: 0
-            }
-        );
-        assert_eq!(
-            name(store.token_tenant(&[2; 32], "acme").unwrap()),
-            "Revoked"
-        );
-        // A tenant created later under the same id gets none of the old tokens, not even
-        // after a restart.
-        store.add_tenant(tenant("acme")).unwrap();
-        assert_eq!(
-            name(store.token_tenant(&[2; 32], "acme").unwrap()),
-            "Revoked"
-        );
-        drop(store);
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            name(store.token_tenant(&[2; 32], "acme").unwrap()),
-            "Revoked"
-        );
-    }
-
-    #[test]
-    fn journal_lines_are_parsed_exactly() {
-        let hash = [0xAB_u8; 32];
-        let hex = hex::encode(hash);
-        assert_eq!(decode_digest(hex.as_bytes()), Some(hash));
-        assert_eq!(decode_digest(hex.to_uppercase().as_bytes()), Some(hash));
-        let mut bad = hex.clone().into_bytes();
-        bad[17] = b'g';
-        assert_eq!(decode_digest(&bad), None);
-        assert_eq!(decode_digest(&hex.as_bytes()[..62]), None);
-
-        let other = hex::encode([0x01_u8; 32]);
-        let text = format!(
-            "I {hex} acme\nI {other} globex\nI {other}x acme\nR {hex} junk\nI {} acme\nX {hex}\nR {other}\nI {hex}",
-            String::from_utf8(bad).unwrap()
-        );
-        let index = replay_journal(&text);
-        assert_eq!(index.entries.len(), 2);
-        let acme = index.get(&hash).unwrap();
-        assert_eq!((acme.tenant.as_str(), acme.revoked), ("acme", false));
-        let globex = index.get(&[0x01; 32]).unwrap();
-        assert_eq!((globex.tenant.as_str(), globex.revoked), ("globex", true));
-    }
-
-    #[test]
-    fn a_second_open_of_the_same_dir_is_refused_clearly() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        let second = Store::open(dir.path());
-        assert!(
-            matches!(second, Err(StoreError::Locked(_))),
-            "{:?}",
-            second.err()
-        );
+        backend!(self, s => s.secret_kinds(tenant))
     }
 }

@@ -4,17 +4,16 @@
 //! few cache misses on every call).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 
-use crate::metrics::CallStats;
-use crate::ratelimit::Bucket;
+use crate::metrics::TenantCalls;
+use crate::ratelimit::TenantBucket;
 
 #[derive(Default)]
 pub struct TenantLive {
-    /// The tenant's tool-call bucket, made at its first call.
-    pub(crate) bucket: Mutex<Option<Bucket>>,
-    /// Per tool: a tenant calls a handful, so a short list beats a map.
-    pub(crate) calls: RwLock<Vec<(&'static str, Arc<CallStats>)>>,
+    /// The tenant's rate-limit bucket.
+    pub bucket: TenantBucket,
+    /// The tenant's tool-call metric series.
+    pub calls: TenantCalls,
     /// The Unix second of the last rate-limit refusal written to the audit log.
     refusal_audited: AtomicU64,
 }

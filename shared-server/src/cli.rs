@@ -13,7 +13,9 @@ use common::runtime::cli::{
     remove_tenant, run_audit, run_secret, run_token,
 };
 use common::runtime::telemetry::printable;
-use common::tenant::{TenantPatch, TenantSpec, Toolset};
+use common::tenant::{TenantPatch, Toolset};
+
+use crate::tenant_args::{TenantAdd, spec_from};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,29 +72,6 @@ pub enum TenantCommand {
         #[arg(long)]
         yes: bool,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct TenantAdd {
-    pub tenant_id: String,
-    #[arg(long)]
-    pub name: String,
-    #[arg(long = "webflow-site", required = true)]
-    pub webflow_sites: Vec<String>,
-    #[arg(long = "writable-collection")]
-    pub writable_collections: Vec<String>,
-    #[arg(long)]
-    pub plausible_site: Option<String>,
-    #[arg(long = "github-repo")]
-    pub github_repos: Vec<String>,
-    /// Grant only these toolsets (repeatable; default: all).
-    #[arg(long = "toolset")]
-    pub toolsets: Vec<Toolset>,
-    #[arg(long)]
-    pub read_only: bool,
-    /// Tool calls per minute for this tenant (default: the server's STUDIO_MCP_TENANT_RATE_PER_MIN).
-    #[arg(long)]
-    pub rate_limit: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -244,32 +223,4 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Audit(a) => run_audit(&client, a).await,
         Command::Compose(c) => crate::compose::run(&client, c).await,
     }
-}
-
-/// A tenant spec from `tenant add`'s options (also used by `onboard`).
-pub fn spec_from(add: &TenantAdd) -> anyhow::Result<TenantSpec> {
-    let ids = |v: &[String], what: &'static str| -> anyhow::Result<Vec<WebflowId>> {
-        Ok(v.iter()
-            .map(|s| WebflowId::parse(what, s))
-            .collect::<Result<_, _>>()?)
-    };
-    Ok(TenantSpec {
-        name: add.name.clone(),
-        webflow_sites: ids(&add.webflow_sites, "--webflow-site")?,
-        writable_collections: ids(&add.writable_collections, "--writable-collection")?,
-        plausible_site: add
-            .plausible_site
-            .as_deref()
-            .map(PlausibleSite::parse)
-            .transpose()?,
-        github_repos: add
-            .github_repos
-            .iter()
-            .map(|r| RepoName::parse(r))
-            .collect::<Result<_, _>>()?,
-        toolsets: (!add.toolsets.is_empty()).then(|| add.toolsets.clone()),
-        read_only: add.read_only,
-        rate_limit_per_min: add.rate_limit,
-        ..TenantSpec::default()
-    })
 }

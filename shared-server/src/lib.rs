@@ -6,13 +6,14 @@ pub mod cli;
 pub mod compose;
 pub mod onboard;
 pub mod resources;
+pub mod tenant_args;
 pub mod tools;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use common::mcp::Services;
-use common::runtime::startup::ServerSpec;
+use common::runtime::spec::ServerSpec;
 use common::secrets::SecretKind;
 use common::tenant::Tenant;
 use secrecy::SecretString;

@@ -13,7 +13,7 @@ use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::tenant::TenantSpec;
 use serde_json::json;
 
-use crate::cli::TenantAdd;
+use crate::tenant_args::{TenantAdd, spec_from};
 use common::runtime::admin::OnboardRequest;
 use common::runtime::admin_client::AdminClient;
 
@@ -84,7 +84,7 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
         .context("cannot read credentials from standard input")?;
     let credentials = parse_credentials(&input)?;
     let t = &args.tenant;
-    let spec = crate::cli::spec_from(t)?;
+    let spec = spec_from(t)?;
     let shared_request = |dry_run| OnboardRequest {
         id: t.tenant_id.clone(),
         spec: spec.clone(),

@@ -205,10 +205,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         format!(
             "{}# HELP studio_mcp_audit_dropped_total Audit records dropped because the write queue was full.\n# TYPE studio_mcp_audit_dropped_total counter\nstudio_mcp_audit_dropped_total {}\n",
-            state
-                .services
-                .metrics
-                .render(&state.services.store.live_states()),
+            state.services.metrics.render(
+                state
+                    .services
+                    .store
+                    .live_states()
+                    .iter()
+                    .map(|(id, live)| (id, &live.calls))
+            ),
             state.services.store.audit().dropped()
         ),
     )

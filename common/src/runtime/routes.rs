@@ -169,7 +169,7 @@ async fn authenticate(
             let over_limit = state
                 .services
                 .limiter
-                .check(&caller.tenant, &caller.live)
+                .check(&caller.tenant, &caller.live.bucket)
                 .err();
             if over_limit.is_some() {
                 state

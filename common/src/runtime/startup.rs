@@ -1,20 +1,17 @@
 //! Building and running the server: open the store, load or create keys, bind both listeners,
 //! serve until told to stop.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::domain::TenantId;
-use crate::mcp::{Catalog, Services};
+use crate::mcp::Services;
 use crate::ratelimit::RateLimiter;
 use crate::scope::ResourceIndex;
-use crate::secrets::{MasterKey, SecretKind, write_private_file};
+use crate::secrets::{MasterKey, write_private_file};
 use crate::store::Store;
-use crate::tenant::Tenant;
 use crate::token::TokenAuthority;
 use crate::upstream::{Upstream, http_client};
 use anyhow::Context;
@@ -24,32 +21,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::listener::{self, Limits};
+use crate::runtime::spec::ServerSpec;
 use crate::runtime::state::AppState;
 use crate::runtime::{admin, routes};
-
-/// What makes one kind of studio-mcp server differ from another. The shared server and each
-/// isolated instance run this same runtime with a different spec; the isolated server's tools
-/// exist only in its own crate, so they cannot end up in the shared binary.
-pub struct ServerSpec {
-    /// Reported to clients as the server's name.
-    pub name: &'static str,
-    pub instructions: &'static str,
-    pub catalog: fn() -> Catalog,
-    /// The server's MCP resources (the shared server's Webflow sites and collections).
-    pub resources: Option<&'static crate::mcp::ResourceCatalog>,
-    /// Serve exactly one tenant, named by `STUDIO_MCP_TENANT`.
-    pub single_tenant: bool,
-    /// Proves an upstream credential works for a tenant before onboarding stores it.
-    pub verify: VerifyFn,
-}
-
-/// `verify(services, tenant, kind, secret)`: `Err` says what is wrong with the credential.
-pub type VerifyFn = for<'a> fn(
-    &'a Services,
-    &'a Tenant,
-    SecretKind,
-    &'a SecretString,
-) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 pub struct Application {
     mcp: TcpListener,

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use crate::domain::TenantId;
 use crate::mcp::{Catalog, Services};
-use crate::runtime::startup::ServerSpec;
+use crate::runtime::spec::ServerSpec;
 use crate::token::TokenAuthority;
 
 /// What both routers share.

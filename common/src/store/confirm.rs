@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::store::StoreError;
+use super::StoreError;
 
 #[derive(Debug, Error)]
 pub enum ConfirmError {
