@@ -88,17 +88,22 @@ pub async fn serve(
                 continue;
             }
         };
-        if connections.len() >= limits.max_connections && !connections.evict_idlest() {
-            // Every connection has a request in flight: refuse this one.
-            if let Some(suppressed) = refusals.tick() {
-                tracing::warn!(
-                    max = limits.max_connections,
-                    suppressed,
-                    "connection limit reached with every connection busy; refused a connection"
-                );
-            }
-            drop(stream);
-            continue;
+        if connections.len() >= limits.max_connections {
+            let Some(victim) = connections.evict_idlest() else {
+                // Every connection has a request in flight: refuse this one.
+                if let Some(suppressed) = refusals.tick() {
+                    tracing::warn!(
+                        max = limits.max_connections,
+                        suppressed,
+                        "connection limit reached with every connection busy; refused a connection"
+                    );
+                }
+                drop(stream);
+                continue;
+            };
+            // Accept no further until the evicted socket is really closed: otherwise a fast
+            // flood outruns the evictions and the descriptors with it.
+            let _ = tokio::time::timeout(Duration::from_secs(1), victim.cancelled_owned()).await;
         }
         let _ = stream.set_nodelay(true);
         next_id += 1;
@@ -109,6 +114,7 @@ pub async fn serve(
         tasks.spawn(async move {
             serve_connection(stream, router, limits, &conn, shutdown).await;
             registry.close(conn.id);
+            conn.closed.cancel();
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -356,6 +362,8 @@ struct Conn {
     activity: Arc<Activity>,
     /// Cancelled to close the connection for room.
     evict: CancellationToken,
+    /// Cancelled once the connection's socket is closed.
+    closed: CancellationToken,
 }
 
 /// The open connections of one listener.
@@ -380,6 +388,7 @@ impl Connections {
                 head_started: tokio::sync::Notify::new(),
             }),
             evict: CancellationToken::new(),
+            closed: CancellationToken::new(),
         });
         if let Ok(mut open) = self.open.lock() {
             open.insert(id, conn.clone());
@@ -393,11 +402,11 @@ impl Connections {
         }
     }
 
-    /// Closes the connection that has gone longest without a request in flight; `false` when
-    /// every connection is busy.
-    fn evict_idlest(&self) -> bool {
+    /// Closes the connection that has gone longest without a request in flight and returns
+    /// what is cancelled once its socket is closed; `None` when every connection is busy.
+    fn evict_idlest(&self) -> Option<CancellationToken> {
         let Ok(mut open) = self.open.lock() else {
-            return false;
+            return None;
         };
         let now = Instant::now();
         let idlest = open
@@ -408,13 +417,9 @@ impl Connections {
                 millis(now.duration_since(c.activity.accepted)).saturating_sub(since)
             })
             .map(|c| c.id);
-        match idlest.and_then(|id| open.remove(&id)) {
-            Some(conn) => {
-                conn.evict.cancel();
-                true
-            }
-            None => false,
-        }
+        let conn = idlest.and_then(|id| open.remove(&id))?;
+        conn.evict.cancel();
+        Some(conn.closed.clone())
     }
 }
 
