@@ -188,11 +188,10 @@ impl ToolContext<'_> {
         id: WebflowId,
         kind: crate::scope::Kind,
     ) -> Result<WebflowId, ToolError> {
-        let webflow = self.webflow()?;
         if self
             .services
             .index
-            .contains(self.tenant, &webflow, &id, kind)
+            .contains(self.tenant, || self.webflow(), &id, kind)
             .await?
         {
             return Ok(id);

@@ -53,16 +53,17 @@ impl ResourceIndex {
         }
     }
 
-    /// Whether `id` is one of `tenant`'s pages or collections, rebuilding the tenant's index
-    /// with `webflow` (the tenant's own client) when the id is unknown and the index is old
-    /// enough. The caller turns `false` into its refusal.
-    pub async fn contains(
+    /// Whether `id` is one of `tenant`'s pages or collections. When the id is unknown and the
+    /// index old enough, the index is rebuilt with the tenant's own Webflow client, which
+    /// `webflow` makes only then (a cached answer decrypts no credential). The caller turns
+    /// `false` into its refusal.
+    pub async fn contains<'w, E: From<UpstreamError>>(
         &self,
         tenant: &Tenant,
-        webflow: &Webflow<'_>,
+        webflow: impl FnOnce() -> Result<Webflow<'w>, E>,
         id: &WebflowId,
         kind: Kind,
-    ) -> Result<bool, UpstreamError> {
+    ) -> Result<bool, E> {
         let contains = |ix: &Indexed| match kind {
             Kind::Page => ix.pages.contains(id),
             Kind::Collection => ix.collections.contains(id),
@@ -84,7 +85,7 @@ impl ResourceIndex {
         let fresh = match self.cached(&tenant.id) {
             Some(ix) if ix.built_at >= asked => ix,
             _ => {
-                let fresh = Arc::new(build(tenant, webflow).await?);
+                let fresh = Arc::new(build(tenant, &webflow()?).await?);
                 if let Ok(mut map) = self.tenants.lock() {
                     map.insert(tenant.id.clone(), fresh.clone());
                 }
