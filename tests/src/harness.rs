@@ -204,6 +204,16 @@ impl TestServer {
 
     /// Raw JSON-RPC POST to `/mcp`; returns status and body text.
     pub async fn post_raw(&self, token: Option<&str>, body: &str) -> (u16, String) {
+        self.post_raw_with(token, &[], body).await
+    }
+
+    /// [`Self::post_raw`] with extra request headers (`origin`, `host`, …).
+    pub async fn post_raw_with(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         let http = common::upstream::http_client().expect("http client");
         let mut request = http
             .post(&self.mcp_url)
@@ -212,6 +222,9 @@ impl TestServer {
             .body(body.to_owned());
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();

@@ -38,18 +38,7 @@ async fn post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let http = common::upstream::http_client().unwrap();
-    let mut request = http
-        .post(&server.mcp_url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    server.post_raw_with(Some(token), headers, body).await
 }
 
 const WHOAMI: &str =
