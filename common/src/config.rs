@@ -80,6 +80,27 @@ pub struct Config {
     pub max_upstream_body_bytes: u64,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
+    /// People, sign-in and OAuth.
+    pub oauth: OAuthConfig,
+}
+
+/// Lifetimes and limits of people's sign-in and of OAuth connections.
+#[derive(Clone, Debug)]
+pub struct OAuthConfig {
+    /// An invite link's lifetime.
+    pub invite_ttl_secs: u64,
+    /// A browser session's lifetime (the cookie's too).
+    pub session_ttl_secs: u64,
+    /// An OAuth access token's lifetime.
+    pub access_ttl_secs: u64,
+    /// A refresh token's lifetime from its last use.
+    pub refresh_ttl_secs: u64,
+    /// Dynamic client registrations accepted per minute (the whole server).
+    pub registrations_per_min: u64,
+    /// Client ID Metadata Documents may live on private or loopback addresses (tests only).
+    pub client_metadata_allow_private: bool,
+    /// An extra root certificate (PEM) trusted when fetching client metadata (tests only).
+    pub client_metadata_ca: Option<PathBuf>,
 }
 
 /// The TOML file's shape; every key optional.
@@ -111,6 +132,11 @@ struct FileConfig {
     idle_timeout_ms: Option<u64>,
     max_upstream_body_bytes: Option<u64>,
     tenant: Option<String>,
+    invite_ttl_days: Option<u64>,
+    session_ttl_secs: Option<u64>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_days: Option<u64>,
+    registrations_per_min: Option<u64>,
 }
 
 impl Config {
@@ -267,6 +293,37 @@ impl Config {
             )?
             .max(1024),
             tenant: pick("STUDIO_MCP_TENANT", f.tenant),
+            oauth: OAuthConfig {
+                invite_ttl_secs: number("STUDIO_MCP_INVITE_TTL_DAYS", f.invite_ttl_days, 7)?
+                    .clamp(1, 90)
+                    * 86_400,
+                session_ttl_secs: number("STUDIO_MCP_SESSION_TTL_SECS", f.session_ttl_secs, 3_600)?
+                    .clamp(60, 86_400),
+                access_ttl_secs: number(
+                    "STUDIO_MCP_ACCESS_TOKEN_TTL_SECS",
+                    f.access_token_ttl_secs,
+                    3_600,
+                )?
+                .clamp(5, 86_400),
+                refresh_ttl_secs: number(
+                    "STUDIO_MCP_REFRESH_TOKEN_TTL_DAYS",
+                    f.refresh_token_ttl_days,
+                    30,
+                )?
+                .clamp(1, 365)
+                    * 86_400,
+                registrations_per_min: number(
+                    "STUDIO_MCP_REGISTRATIONS_PER_MIN",
+                    f.registrations_per_min,
+                    30,
+                )?
+                .clamp(1, 10_000),
+                client_metadata_allow_private: env(
+                    "STUDIO_MCP_OAUTH_CLIENT_METADATA_ALLOW_PRIVATE",
+                )
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+                client_metadata_ca: env("STUDIO_MCP_OAUTH_CLIENT_METADATA_CA").map(PathBuf::from),
+            },
         })
     }
 

@@ -46,6 +46,8 @@ pub struct Authenticated {
     /// Set when this request took the tenant past its rate limit: seconds until it may retry.
     /// The edge counts every authenticated request; the handler refuses any that would work.
     pub over_limit: Option<u64>,
+    /// For an OAuth access token: the person and the client it was granted to.
+    pub actor: Option<Arc<crate::store::people::AccessEntry>>,
 }
 
 /// A readable tool error: the model and the person both see this text.
@@ -107,6 +109,8 @@ pub struct Services {
 /// One authenticated call: the tenant is fixed here and tools cannot choose another.
 pub struct ToolContext<'a> {
     pub tenant: &'a Arc<Tenant>,
+    /// The person and client of an OAuth connection; `None` for a static token.
+    pub actor: Option<&'a crate::store::people::AccessEntry>,
     pub services: &'a Services,
     pub request_id: &'a str,
 }
@@ -470,6 +474,7 @@ impl McpServer {
     fn context<'a>(&'a self, caller: &'a Authenticated) -> ToolContext<'a> {
         ToolContext {
             tenant: &caller.tenant,
+            actor: caller.actor.as_deref(),
             services: &self.services,
             request_id: &caller.request_id,
         }
@@ -557,6 +562,8 @@ impl McpServer {
             outcome: outcome.to_owned(),
             duration_us: started.elapsed().as_micros() as u64,
             request_id: caller.request_id.to_string(),
+            person: caller.actor.as_ref().map(|a| a.person.clone()),
+            client: caller.actor.as_ref().map(|a| a.client_id.clone()),
         };
         if let Err(e) = self.services.store.audit().append(&record) {
             tracing::error!(error = %e, request_id = &*caller.request_id, "audit record not written");

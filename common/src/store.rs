@@ -21,6 +21,7 @@
 
 pub mod audit;
 pub mod confirm;
+pub mod people;
 mod sled;
 
 use std::path::Path;
@@ -132,6 +133,16 @@ impl Store {
         backend!(self, s => s.confirmations())
     }
 
+    /// People, passkeys, sessions and OAuth grants (`people.rs`).
+    pub fn people(&self) -> &people::People {
+        backend!(self, s => s.people())
+    }
+
+    /// A tenant and its live state, from memory (the request path of OAuth tokens).
+    pub fn tenant_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
+        backend!(self, s => s.tenant_live(id))
+    }
+
     /// Creates a tenant; `TenantExists` if the id is taken.
     pub fn add_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
         backend!(self, s => s.add_tenant(tenant))
@@ -142,8 +153,8 @@ impl Store {
         backend!(self, s => s.put_tenant(tenant))
     }
 
-    /// Revokes every token of the tenant, deletes its secrets and pending confirmations, then
-    /// its record. Its audit history stays.
+    /// Revokes every token and grant of the tenant, removes its people, deletes its secrets
+    /// and pending confirmations, then its record. Its audit history stays.
     pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
         backend!(self, s => s.remove_tenant(id, at))
     }

@@ -7,8 +7,8 @@ use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::runtime::admin_client::AdminClient;
 use common::runtime::cli::{
-    AuditArgs, DrillCommand, GlobalArgs, SecretCommand, TokenCommand, mcp_url, print_json,
-    remove_tenant, run_audit, run_secret, run_token,
+    AuditArgs, DrillCommand, GlobalArgs, GrantCommand, PersonCommand, SecretCommand, TokenCommand,
+    mcp_url, print_json, remove_tenant, run_audit, run_grant, run_person, run_secret, run_token,
 };
 use common::tenant::TenantSpec;
 
@@ -38,6 +38,12 @@ pub enum Command {
     /// Issue, list and revoke MCP bearer tokens for this instance.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Invite, list and remove people (passkey sign-in; OAuth connectors).
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// List and revoke the connections people allowed (OAuth grants).
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Read the audit log (newest first).
     Audit(AuditArgs),
     /// Rehearse operations (`drill revoke`).
@@ -141,6 +147,15 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         }
         Command::Secret(c) => run_secret(&client, c).await,
         Command::Token(c) => run_token(&client, c).await,
+        Command::Person(c) => {
+            // The instance's one tenant: from its configuration, or asked of the instance.
+            let own = match config.tenant.clone() {
+                Some(t) => Some(t),
+                None => client.tenants().await?.first().map(|t| t.id.to_string()),
+            };
+            run_person(&client, c, own.as_deref()).await
+        }
+        Command::Grant(c) => run_grant(&client, c).await,
         Command::Audit(a) => run_audit(&client, a).await,
         Command::Drill(DrillCommand::Revoke {
             tenant: asked,

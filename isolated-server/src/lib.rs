@@ -11,6 +11,13 @@ use common::runtime::spec::ServerSpec;
 
 pub const ISOLATED: ServerSpec = ServerSpec {
     name: "studio-mcp-isolated",
+    title: "Studio MCP: high-risk actions",
+    capabilities: &[
+        "Prepare publishing {tenant}'s Webflow site or CMS items",
+        "Prepare changes to {tenant}'s DNS records",
+        "Prepare a link to {tenant}'s billing portal",
+        "Each of these acts only after a second, explicit confirmation",
+    ],
     instructions: "High-risk actions for one client: publish the Webflow site or CMS items, change \
         DNS records, open the billing portal. Every change is two-step: the first call returns a \
         preview and a confirmation_code; repeat the same call with confirmation_code to act.",

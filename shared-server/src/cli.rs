@@ -9,8 +9,8 @@ use common::domain::{PlausibleSite, RepoName, WebflowId};
 use common::runtime::admin::NewTenant;
 use common::runtime::admin_client::AdminClient;
 use common::runtime::cli::{
-    AuditArgs, DrillCommand, GlobalArgs, SecretCommand, TokenCommand, mcp_url, print_json,
-    remove_tenant, run_audit, run_secret, run_token,
+    AuditArgs, DrillCommand, GlobalArgs, GrantCommand, PersonCommand, SecretCommand, TokenCommand,
+    mcp_url, print_json, remove_tenant, run_audit, run_grant, run_person, run_secret, run_token,
 };
 use common::runtime::telemetry::printable;
 use common::tenant::{TenantPatch, Toolset};
@@ -43,6 +43,12 @@ pub enum Command {
     /// Issue, list and revoke MCP bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Invite, list and remove people (passkey sign-in; OAuth connectors).
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// List and revoke the connections people allowed (OAuth grants).
+    #[command(subcommand)]
+    Grant(GrantCommand),
     /// Read the audit log (newest first).
     Audit(AuditArgs),
     /// Write the docker compose deployment (one isolated instance per tenant) from the tenants.
@@ -220,6 +226,8 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         }
         Command::Secret(c) => run_secret(&client, c).await,
         Command::Token(c) => run_token(&client, c).await,
+        Command::Person(c) => run_person(&client, c, None).await,
+        Command::Grant(c) => run_grant(&client, c).await,
         Command::Audit(a) => run_audit(&client, a).await,
         Command::Compose(c) => crate::compose::run(&client, c).await,
     }

@@ -41,6 +41,14 @@ pub fn verify_shared<'a>(
 
 pub const SHARED: ServerSpec = ServerSpec {
     name: "studio-mcp-shared",
+    title: "Studio MCP",
+    capabilities: &[
+        "Read {tenant}'s Webflow sites, pages and CMS collections",
+        "Draft and edit CMS items in the collections your studio opened for writing (never publish)",
+        "Read {tenant}'s website analytics (Plausible)",
+        "Look up {tenant}'s code repositories and deploy status (GitHub)",
+        "Check {tenant}'s content for problems such as missing alt text or broken links",
+    ],
     instructions: "Tools for this client's Webflow sites, analytics and repositories. Every call \
         acts for the tenant that owns the bearer token; `whoami` shows which tenant and what it is \
         bound to.",

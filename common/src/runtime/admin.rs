@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::domain::TenantId;
 use crate::secrets::SecretKind;
+use crate::store::people::{self, GrantView, Invite, Person, PersonView, Role};
 use crate::store::{StoreError, TokenRecord};
 use crate::tenant::{Tenant, TenantPatch, TenantSpec};
 use axum::extract::{Path, Query, Request, State};
@@ -18,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::runtime::state::AppState;
+use crate::runtime::state::{AppState, Event};
 
 /// Upstream secrets are short; this bounds what a caller can make us encrypt and store.
 const MAX_SECRET_BYTES: usize = 8 * 1024;
@@ -145,6 +146,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{id}/tokens", post(issue_token))
         .route("/v1/tokens", get(list_tokens))
         .route("/v1/tokens/{id}/revoke", post(revoke_token))
+        .route("/v1/tenants/{id}/people", post(invite_person))
+        .route("/v1/people", get(list_people))
+        .route("/v1/people/{id}", axum::routing::delete(remove_person))
+        .route("/v1/grants", get(list_grants))
+        .route("/v1/grants/{id}/revoke", post(revoke_grant))
         .route("/v1/audit", get(read_audit))
         .route("/v1/onboard", post(onboard))
         .route("/metrics", get(metrics))
@@ -182,18 +188,14 @@ async fn require_admin(
 
 /// Records an admin action in the audit log. `subject` names what was acted on (never a value).
 fn audit_admin(state: &AppState, action: &str, tenant: &str, subject: &serde_json::Value) {
-    let record = crate::audit::AuditRecord {
-        at_ms: crate::audit::now_ms(),
-        tenant: tenant.to_owned(),
-        action: format!("admin:{action}"),
-        args_digest: crate::audit::digest(subject),
-        outcome: "ok".into(),
-        duration_us: 0,
-        request_id: crate::mcp::request_id().to_string(),
-    };
-    if let Err(e) = state.services.store.audit().append(&record) {
-        tracing::error!(error = %e, "audit record not written");
-    }
+    state.record(&Event {
+        tenant,
+        action: &format!("admin:{action}"),
+        outcome: "ok",
+        person: None,
+        client: None,
+        subject,
+    });
 }
 
 /// Prometheus text; scrape with the admin token as a bearer credential.
@@ -666,4 +668,186 @@ async fn revoke_token(
         &serde_json::json!({"token_id": record.id}),
     );
     Ok(Json(record))
+}
+
+// ---- people and grants ----
+
+/// `POST /v1/tenants/{id}/people`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct InviteRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_days: Option<u64>,
+}
+
+/// The answer: the person, and the invite link (shown only here, once; stored only hashed).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Invited {
+    pub person: PersonView,
+    pub invite_url: String,
+    pub expires_at: u64,
+}
+
+/// `DELETE /v1/people/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PersonRemoved {
+    pub person: PersonView,
+    pub grants_revoked: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TenantFilter {
+    tenant: Option<String>,
+}
+
+async fn invite_person(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Json(request): Json<InviteRequest>,
+) -> AdminResult<(StatusCode, Json<Invited>)> {
+    let tenant = existing(&state, &id)?;
+    let name = crate::runtime::oauth::clean_name(&request.name);
+    if name.is_empty() {
+        return Err(bad_request("name must not be empty"));
+    }
+    let email = request
+        .email
+        .map(|e| crate::runtime::oauth::clean_name(&e))
+        .filter(|e| !e.is_empty());
+    if email.as_deref().is_some_and(|e| !e.contains('@')) {
+        return Err(bad_request(
+            "email must be an address such as alex@example.com",
+        ));
+    }
+    let role = match request.role.as_deref() {
+        None => Role::Member,
+        Some(raw) => Role::parse(raw)
+            .ok_or_else(|| bad_request(format!("role `{raw}` is neither member nor approver")))?,
+    };
+    let ttl = match request.expires_days {
+        Some(0) => return Err(bad_request("expires_days must be at least 1")),
+        Some(days) if days > 90 => return Err(bad_request("expires_days must be at most 90")),
+        Some(days) => days * 86_400,
+        None => state.oauth.invite_ttl_secs,
+    };
+    let now = crate::now_unix();
+    let person = Person {
+        id: people::new_id("p_"),
+        tenant: tenant.id.clone(),
+        name,
+        email,
+        role,
+        created_at: now,
+        user_handle: webauthn_rs::prelude::Uuid::new_v4().to_string(),
+        passkeys: Vec::new(),
+        last_sign_in_at: None,
+    };
+    let (secret, hash) = people::new_secret("smi_");
+    let store = state.services.store.people();
+    store.add_person(&person)?;
+    store.add_invite(
+        &hash,
+        &Invite {
+            person: person.id.clone(),
+            tenant: tenant.id.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+        },
+    )?;
+    tracing::info!(tenant = %tenant.id, person = %person.id, "admin: person invited");
+    audit_admin(
+        &state,
+        "person_invite",
+        tenant.id.as_str(),
+        &serde_json::json!({"person": person.id, "role": role.as_str()}),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(Invited {
+            person: PersonView::from(&person),
+            invite_url: format!("{}/invite/{secret}", state.public_url),
+            expires_at: now + ttl,
+        }),
+    ))
+}
+
+async fn list_people(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<TenantFilter>,
+) -> AdminResult<Json<Vec<PersonView>>> {
+    let tenant = filter.tenant.as_deref().map(tenant_id).transpose()?;
+    let people = state.services.store.people().people(tenant.as_ref())?;
+    Ok(Json(people.iter().map(PersonView::from).collect()))
+}
+
+async fn remove_person(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<PersonRemoved>> {
+    let Some((person, grants_revoked)) = state
+        .services
+        .store
+        .people()
+        .remove_person(&id, crate::now_unix())?
+    else {
+        return Err(AdminError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no person with id `{}`",
+                crate::runtime::oauth::clean_name(&id)
+            ),
+        ));
+    };
+    tracing::info!(tenant = %person.tenant, person = %person.id, grants_revoked, "admin: person removed");
+    audit_admin(
+        &state,
+        "person_remove",
+        person.tenant.as_str(),
+        &serde_json::json!({"person": person.id}),
+    );
+    Ok(Json(PersonRemoved {
+        person: PersonView::from(&person),
+        grants_revoked,
+    }))
+}
+
+async fn list_grants(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<TenantFilter>,
+) -> AdminResult<Json<Vec<GrantView>>> {
+    let tenant = filter.tenant.as_deref().map(tenant_id).transpose()?;
+    let grants = state.services.store.people().grants(tenant.as_ref())?;
+    Ok(Json(grants.iter().map(GrantView::from).collect()))
+}
+
+async fn revoke_grant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<GrantView>> {
+    let Some(grant) = state.services.store.people().revoke_grant(
+        &id,
+        crate::now_unix(),
+        "revoked by the operator",
+    )?
+    else {
+        return Err(AdminError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no grant with id `{}`",
+                crate::runtime::oauth::clean_name(&id)
+            ),
+        ));
+    };
+    tracing::info!(tenant = %grant.tenant, grant = %grant.id, "admin: grant revoked");
+    audit_admin(
+        &state,
+        "grant_revoke",
+        grant.tenant.as_str(),
+        &serde_json::json!({"grant": grant.id}),
+    );
+    Ok(Json(GrantView::from(&grant)))
 }

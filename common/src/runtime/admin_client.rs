@@ -192,6 +192,60 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    pub async fn invite_person(
+        &self,
+        tenant: &str,
+        request: &crate::runtime::admin::InviteRequest,
+    ) -> anyhow::Result<crate::runtime::admin::Invited> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/{tenant}/people"),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn people(
+        &self,
+        tenant: Option<&str>,
+    ) -> anyhow::Result<Vec<crate::store::people::PersonView>> {
+        let path = match tenant {
+            Some(t) => format!("/v1/people?tenant={t}"),
+            None => "/v1/people".to_owned(),
+        };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    pub async fn remove_person(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<crate::runtime::admin::PersonRemoved> {
+        self.call(reqwest::Method::DELETE, &format!("/v1/people/{id}"), None)
+            .await
+    }
+
+    pub async fn grants(
+        &self,
+        tenant: Option<&str>,
+    ) -> anyhow::Result<Vec<crate::store::people::GrantView>> {
+        let path = match tenant {
+            Some(t) => format!("/v1/grants?tenant={t}"),
+            None => "/v1/grants".to_owned(),
+        };
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    pub async fn revoke_grant(&self, id: &str) -> anyhow::Result<crate::store::people::GrantView> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/grants/{id}/revoke"),
+            None,
+        )
+        .await
+    }
+}
+
 mod erased {
     /// Lets the admin client take any serialisable body without generics on every method.
     pub trait Json {

@@ -73,6 +73,134 @@ pub enum TokenCommand {
     Revoke { token_id: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Invite a person; prints the invite link alone on standard output (one-time; it expires).
+    Invite {
+        /// The tenant (an isolated instance's own tenant if omitted there).
+        tenant_id: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// `member` (connects AI assistants) or `approver` (also approves high-risk actions).
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Days until the link expires (default 7).
+        #[arg(long)]
+        expires_days: Option<u64>,
+    },
+    /// List people (never their passkeys or links).
+    List { tenant_id: Option<String> },
+    /// Remove a person: their connections and sign-ins stop on the very next request.
+    Remove { person_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// List connections people allowed (OAuth grants), never their tokens.
+    List { tenant_id: Option<String> },
+    /// Revoke a connection: its tokens are refused on the very next request.
+    Revoke { grant_id: String },
+}
+
+pub async fn run_person(
+    client: &AdminClient,
+    command: &PersonCommand,
+    own_tenant: Option<&str>,
+) -> anyhow::Result<()> {
+    match command {
+        PersonCommand::Invite {
+            tenant_id,
+            name,
+            email,
+            role,
+            expires_days,
+        } => {
+            let Some(tenant) = tenant_id.as_deref().or(own_tenant) else {
+                bail!("name the tenant: person invite <tenant> --name <name>");
+            };
+            let request = crate::runtime::admin::InviteRequest {
+                name: name.clone(),
+                email: email.clone(),
+                role: Some(role.clone()),
+                expires_days: *expires_days,
+            };
+            let invited = client.invite_person(tenant, &request).await?;
+            eprintln!(
+                "invited {} ({}) to {} as {}; the link works once, until {}; send it to them",
+                printable(&invited.person.name),
+                invited.person.id,
+                invited.person.tenant,
+                invited.person.role.as_str(),
+                date(invited.expires_at),
+            );
+            crate::out!("{}", invited.invite_url);
+            Ok(())
+        }
+        PersonCommand::List { tenant_id } => {
+            crate::out!("ID\tTENANT\tNAME\tROLE\tPASSKEYS\tCREATED\tLAST SIGN-IN");
+            for p in client.people(tenant_id.as_deref()).await? {
+                crate::out!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    p.id,
+                    p.tenant,
+                    printable(&p.name),
+                    p.role.as_str(),
+                    p.passkeys,
+                    date(p.created_at),
+                    p.last_sign_in_at.map(date).unwrap_or_else(|| "-".into()),
+                );
+            }
+            Ok(())
+        }
+        PersonCommand::Remove { person_id } => {
+            let removed = client.remove_person(person_id).await?;
+            eprintln!(
+                "removed {} ({}) from {}; {} connection(s) revoked",
+                printable(&removed.person.name),
+                removed.person.id,
+                removed.person.tenant,
+                removed.grants_revoked
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn run_grant(client: &AdminClient, command: &GrantCommand) -> anyhow::Result<()> {
+    match command {
+        GrantCommand::List { tenant_id } => {
+            crate::out!("ID\tTENANT\tPERSON\tCLIENT\tCREATED\tLAST REFRESH\tREVOKED");
+            for g in client.grants(tenant_id.as_deref()).await? {
+                crate::out!(
+                    "{}\t{}\t{} ({})\t{}\t{}\t{}\t{}",
+                    g.id,
+                    g.tenant,
+                    printable(&g.person_name),
+                    g.person,
+                    printable(&g.client_name),
+                    date(g.created_at),
+                    date(g.refreshed_at),
+                    g.revoked_at.map(date).unwrap_or_else(|| "-".into()),
+                );
+            }
+            Ok(())
+        }
+        GrantCommand::Revoke { grant_id } => {
+            let grant = client.revoke_grant(grant_id).await?;
+            eprintln!(
+                "revoked {} ({}, {} via {})",
+                grant.id,
+                grant.tenant,
+                printable(&grant.person_name),
+                printable(&grant.client_name)
+            );
+            Ok(())
+        }
+    }
+}
+
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     crate::out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

@@ -161,6 +161,10 @@ async fn serve_connection(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // `WWW-Authenticate`, not `www-authenticate`: header names are case-insensitive, but
+        // claude.ai's connector has been seen to miss a lower-case one and never start OAuth
+        // discovery (anthropics/claude-ai-mcp#82).
+        .title_case_headers(true)
         .serve_connection(io, service);
     tokio::pin!(connection);
     let expired = expiry(&conn.activity, limits);

@@ -18,6 +18,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::state::AppState;
+use crate::runtime::{oauth, signin};
+use axum::extract::DefaultBodyLimit;
 
 /// Largest MCP request body accepted; tool arguments are small.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -43,10 +45,34 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         config,
     );
     let public = Arc::new(PublicOrigin::parse(&state.public_url));
+    // Static bearer tokens: `/mcp`, which never mentions OAuth (clients configured with a
+    // header must never be steered into an OAuth flow).
+    let static_mcp = Router::new()
+        .nest_service("/mcp", mcp.clone())
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    // OAuth access tokens: `/connector`, whose 401 points at its resource metadata.
+    let connector = Router::new()
+        .nest_service(oauth::CONNECTOR_PATH, mcp)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate_oauth,
+        ));
+    // Pages a person's browser opens (cookies): Host and Origin must be ours.
+    let browser = signin::router()
+        .merge(oauth::browser_router())
+        .layer(DefaultBodyLimit::max(signin::MAX_FORM_BYTES))
+        .with_state(state.clone());
+    // Metadata, registration, token and revocation: called from anywhere, never with cookies.
+    let api = oauth::api_router()
+        .layer(DefaultBodyLimit::max(oauth::MAX_REQUEST_BYTES))
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(public.clone(), check_host));
     Router::new()
-        .nest_service("/mcp", mcp)
-        .layer(middleware::from_fn_with_state(state, authenticate))
+        .merge(static_mcp)
+        .merge(connector)
+        .merge(browser)
         .layer(middleware::from_fn_with_state(public, check_origin))
+        .merge(api)
         .route("/healthz", get(healthz))
 }
 
@@ -113,6 +139,25 @@ async fn check_origin(
     request: Request,
     next: Next,
 ) -> Response {
+    refuse_foreign(&public, request, next, true).await
+}
+
+/// `check_origin` without the `Origin` rule, for endpoints any site's page may call (OAuth
+/// metadata, registration, token, revocation: no cookies, so no ambient authority to abuse).
+async fn check_host(
+    State(public): State<Arc<PublicOrigin>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    refuse_foreign(&public, request, next, false).await
+}
+
+async fn refuse_foreign(
+    public: &PublicOrigin,
+    request: Request,
+    next: Next,
+    origin_rule: bool,
+) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
@@ -122,10 +167,11 @@ async fn check_origin(
         Some("the request names another server than this one")
     } else if target.is_none() && !host.is_some_and(|h| public.is_authority(h)) {
         Some("the Host header does not name this server's public URL")
-    } else if request
-        .headers()
-        .get(header::ORIGIN)
-        .is_some_and(|o| !o.to_str().is_ok_and(|o| public.is_origin(o)))
+    } else if origin_rule
+        && request
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|o| !o.to_str().is_ok_and(|o| public.is_origin(o)))
     {
         Some("requests from this Origin are not allowed")
     } else {
@@ -144,7 +190,7 @@ async fn healthz() -> &'static str {
 /// Resolves the bearer token to its tenant, or answers 401 with `WWW-Authenticate`.
 async fn authenticate(
     State(state): State<Arc<AppState>>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
     let token = request
@@ -163,28 +209,7 @@ async fn authenticate(
         _ => Ok(caller),
     });
     match outcome {
-        Ok(caller) => {
-            // Every authenticated request counts against the tenant's limit, whatever it asks
-            // for (resource reads and unknown tools too); the handler refuses the ones that work.
-            let over_limit = state
-                .services
-                .limiter
-                .check(&caller.tenant, &caller.live.bucket)
-                .err();
-            if over_limit.is_some() {
-                state
-                    .services
-                    .metrics
-                    .record_rate_limited(caller.tenant.id.as_str());
-            }
-            request.extensions_mut().insert(Authenticated {
-                tenant: caller.tenant,
-                live: caller.live,
-                request_id: crate::mcp::request_id(),
-                over_limit,
-            });
-            next.run(request).await
-        }
+        Ok(caller) => admit(&state, request, caller.tenant, caller.live, None, next).await,
         Err(AuthError::Store(e)) => {
             tracing::error!(error = %e, "token store unavailable");
             (
@@ -202,6 +227,105 @@ async fn authenticate(
             unauthorized(&e)
         }
     }
+}
+
+/// Counts an authenticated request against its tenant's limit and passes it on, carrying who
+/// it is for. Every authenticated request counts, whatever it asks for (resource reads and
+/// unknown tools too); the handler refuses the ones that work once over the limit.
+async fn admit(
+    state: &AppState,
+    mut request: Request,
+    tenant: Arc<crate::tenant::Tenant>,
+    live: Arc<crate::tenant_state::TenantLive>,
+    actor: Option<Arc<crate::store::people::AccessEntry>>,
+    next: Next,
+) -> Response {
+    let over_limit = state.services.limiter.check(&tenant, &live.bucket).err();
+    if over_limit.is_some() {
+        state
+            .services
+            .metrics
+            .record_rate_limited(tenant.id.as_str());
+    }
+    request.extensions_mut().insert(Authenticated {
+        tenant,
+        live,
+        request_id: crate::mcp::request_id(),
+        over_limit,
+        actor,
+    });
+    next.run(request).await
+}
+
+/// `/connector`: resolves an OAuth access token to its grant's tenant, from memory, or answers
+/// 401 pointing at the protected resource metadata (RFC 9728 §5.1).
+async fn authenticate_oauth(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::token::bearer);
+    let Some(token) = token else {
+        return oauth_unauthorized(&state, None);
+    };
+    let store = &state.services.store;
+    let found = store
+        .people()
+        .access_token(&crate::store::people::digest(token), crate::now_unix())
+        // Audience: this server's `/connector`, exactly.
+        .filter(|a| {
+            a.audience
+                .strip_prefix(state.public_url.as_str())
+                .is_some_and(|path| path == oauth::CONNECTOR_PATH)
+        })
+        .filter(|a| state.pinned.as_ref().is_none_or(|p| p == &a.tenant))
+        .and_then(|a| store.tenant_live(&a.tenant).map(|(t, l)| (a, t, l)));
+    match found {
+        Some((actor, tenant, live)) => {
+            admit(&state, request, tenant, live, Some(actor), next).await
+        }
+        None => {
+            state.services.metrics.record_token_refusal("oauth");
+            if let Some(suppressed) = state.refusals.tick() {
+                tracing::info!(
+                    suppressed,
+                    "refused connector request (unknown, expired or revoked access token; at most one line per 10 s)"
+                );
+            }
+            oauth_unauthorized(
+                &state,
+                Some("the access token is unknown, expired or revoked"),
+            )
+        }
+    }
+}
+
+fn oauth_unauthorized(state: &AppState, error: Option<&str>) -> Response {
+    let metadata = oauth::resource_metadata_url(state);
+    let challenge = match error {
+        None => format!(
+            r#"Bearer resource_metadata="{metadata}", scope="{}""#,
+            oauth::SCOPE
+        ),
+        Some(why) => format!(
+            r#"Bearer resource_metadata="{metadata}", error="invalid_token", error_description="{why}""#
+        ),
+    };
+    let mut response = Response::new(Body::from(format!(
+        "401 Unauthorized: {}\n",
+        error.unwrap_or("sign in through your AI assistant's connector settings")
+    )));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 fn unauthorized(error: &AuthError) -> Response {

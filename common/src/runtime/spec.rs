@@ -16,6 +16,11 @@ use crate::tenant::Tenant;
 pub struct ServerSpec {
     /// Reported to clients as the server's name.
     pub name: &'static str,
+    /// What people see on sign-in and consent pages.
+    pub title: &'static str,
+    /// What a connection will be able to do, in plain words, for the consent page; `{tenant}`
+    /// is replaced by the tenant's name.
+    pub capabilities: &'static [&'static str],
     pub instructions: &'static str,
     pub catalog: fn() -> Catalog,
     /// The server's MCP resources (the shared server's Webflow sites and collections).

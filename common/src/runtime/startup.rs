@@ -111,6 +111,14 @@ impl Application {
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             ),
         };
+        let passkeys = match crate::runtime::signin::relying_party(&public_url, spec.title) {
+            Ok(rp) => Some(rp),
+            Err(why) => {
+                tracing::warn!("{why}; invite links and connector sign-in will not work");
+                None
+            }
+        };
+        let client_metadata = client_metadata_fetcher(config)?;
         let state = AppState {
             spec,
             pinned,
@@ -122,6 +130,12 @@ impl Application {
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
             refusals: crate::runtime::telemetry::Sampled::new(Duration::from_secs(10)),
+            passkeys,
+            oauth: config.oauth.clone(),
+            client_metadata,
+            registrations: Default::default(),
+            registrations_per_min: u32::try_from(config.oauth.registrations_per_min)
+                .unwrap_or(u32::MAX),
         };
         let (mcp_limits, admin_limits) = listener_limits(config);
         Ok(Self {
@@ -184,6 +198,35 @@ impl Application {
         self.state.services.store.flush()?;
         Ok(())
     }
+}
+
+/// The fetcher of Client ID Metadata Documents, with the test-only relaxations if configured.
+fn client_metadata_fetcher(
+    config: &Config,
+) -> anyhow::Result<crate::runtime::oauth::client_metadata::ClientMetadataFetcher> {
+    use crate::runtime::oauth::client_metadata::{ClientMetadataFetcher, ClientMetadataPolicy};
+    let mut policy = ClientMetadataPolicy {
+        allow_private: config.oauth.client_metadata_allow_private,
+        ..ClientMetadataPolicy::default()
+    };
+    if let Some(path) = &config.oauth.client_metadata_ca {
+        let pem = std::fs::read(path).map_err(|e| ConfigError::Value {
+            name: "STUDIO_MCP_OAUTH_CLIENT_METADATA_CA",
+            why: format!("{}: {e}", path.display()),
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ConfigError::Value {
+                name: "STUDIO_MCP_OAUTH_CLIENT_METADATA_CA",
+                why: format!("{}: not a PEM certificate: {e}", path.display()),
+            })?;
+        policy.extra_roots = certs;
+    }
+    if policy.allow_private {
+        tracing::warn!(
+            "client metadata documents may live on private addresses (STUDIO_MCP_OAUTH_CLIENT_METADATA_ALLOW_PRIVATE): for tests only"
+        );
+    }
+    Ok(ClientMetadataFetcher::new(policy)?)
 }
 
 /// Everything the server writes is its own: files it creates from here on are 0600 and
@@ -263,6 +306,14 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "pruned audit records past retention"),
             Err(e) => tracing::error!(error = %e, "audit pruning failed"),
+        }
+        // Expired codes, sessions, invites, access tokens and unused client registrations.
+        let people = state.services.store.people();
+        if let Err(e) = people.sweep(
+            crate::now_unix(),
+            crate::runtime::oauth::UNUSED_CLIENT_TTL_SECS,
+        ) {
+            tracing::error!(error = %e, "sweeping expired sign-in and OAuth records failed");
         }
     }
 }

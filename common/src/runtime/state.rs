@@ -25,4 +25,47 @@ pub struct AppState {
     pub audit_retention_ms: u64,
     /// Samples the log line for unauthenticated refusals.
     pub refusals: crate::runtime::telemetry::Sampled,
+    /// The WebAuthn relying party; `None` when the public URL has no domain name.
+    pub passkeys: Option<webauthn_rs::Webauthn>,
+    /// Lifetimes and limits of sign-in and OAuth.
+    pub oauth: crate::config::OAuthConfig,
+    /// Fetches and caches Client ID Metadata Documents.
+    pub client_metadata: crate::runtime::oauth::client_metadata::ClientMetadataFetcher,
+    /// Dynamic client registrations, server-wide.
+    pub registrations: crate::ratelimit::Buckets<()>,
+    pub registrations_per_min: u32,
+}
+
+/// Something a person, a client or the operator did, for the audit log.
+pub struct Event<'a> {
+    /// The tenant acted for, or `admin`.
+    pub tenant: &'a str,
+    /// `admin:<action>`, `oauth:<step>`, `signin:<step>`.
+    pub action: &'a str,
+    /// `ok`, or the kind of refusal.
+    pub outcome: &'a str,
+    pub person: Option<&'a str>,
+    pub client: Option<&'a str>,
+    /// What was acted on; only its digest is kept (never a value).
+    pub subject: &'a serde_json::Value,
+}
+
+impl AppState {
+    /// Appends an event to the audit log; a failure is logged, never shown to the caller.
+    pub fn record(&self, event: &Event<'_>) {
+        let record = crate::audit::AuditRecord {
+            at_ms: crate::audit::now_ms(),
+            tenant: event.tenant.to_owned(),
+            action: event.action.chars().take(64).collect(),
+            args_digest: crate::audit::digest(event.subject),
+            outcome: event.outcome.to_owned(),
+            duration_us: 0,
+            request_id: crate::mcp::request_id().to_string(),
+            person: event.person.map(str::to_owned),
+            client: event.client.map(|c| c.chars().take(200).collect()),
+        };
+        if let Err(e) = self.services.store.audit().append(&record) {
+            tracing::error!(error = %e, "audit record not written");
+        }
+    }
 }

@@ -38,6 +38,12 @@ pub struct AuditRecord {
     pub outcome: String,
     pub duration_us: u64,
     pub request_id: String,
+    /// The person acting, for a call made with an OAuth token or a person's own action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// The OAuth client a call came through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 pub fn now_ms() -> u64 {
@@ -329,6 +335,8 @@ mod tests {
             outcome: "ok".into(),
             duration_us: 1,
             request_id: "r".into(),
+            person: None,
+            client: None,
         }
     }
 

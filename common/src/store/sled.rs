@@ -54,6 +54,7 @@ pub struct SledStore {
     secrets: sled::Tree,
     audit: super::audit::AuditLog,
     confirmations: super::confirm::Confirmations,
+    people: super::people::People,
     /// What the hot path needs of every token, by token hash, and the in-memory copy of every
     /// tenant, so a request never touches sled (reading 100k token records through sled costs
     /// tens of MB of resident memory). Tokens load at open from `tokens.idx`, tenants from sled;
@@ -234,6 +235,7 @@ impl SledStore {
             secrets: db.open_tree("secrets")?,
             audit: super::audit::AuditLog::open(&dir.join("audit"))?,
             confirmations: super::confirm::Confirmations::new(db.open_tree("confirmations")?),
+            people: super::people::People::open(&db, crate::now_unix())?,
             db,
             token_index: Arc::new(RwLock::new(index)),
             token_journal: Arc::new(std::sync::Mutex::new(open_journal(
@@ -263,6 +265,15 @@ impl SledStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    pub fn people(&self) -> &super::people::People {
+        &self.people
+    }
+
+    /// A tenant and its live state, from memory.
+    pub fn tenant_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
+        self.token_index.read().ok()?.tenant_and_live(id)
     }
 
     pub fn audit(&self) -> &super::audit::AuditLog {
@@ -317,6 +328,7 @@ impl SledStore {
             removed.secrets_deleted += 1;
         }
         self.confirmations.forget_tenant(id.as_str())?;
+        self.people.remove_tenant(id, at)?;
         removed.existed = self.tenants_tree.remove(id.as_str().as_bytes())?.is_some();
         self.flush()?;
         self.token_index.write().map_err(poisoned)?.detach(id);

@@ -12,6 +12,9 @@ pub struct Whoami;
 pub struct WhoamiOutput {
     pub tenant: String,
     pub name: String,
+    /// The person an OAuth connection acts for (absent for a static token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<WhoamiPerson>,
     pub toolsets: Vec<Toolset>,
     pub read_only: bool,
     pub webflow_sites: Vec<String>,
@@ -26,6 +29,13 @@ pub struct WhoamiOutput {
     pub dns_names: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stripe_customer: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WhoamiPerson {
+    pub id: String,
+    pub name: String,
+    pub client: String,
 }
 
 impl Tool for Whoami {
@@ -43,6 +53,11 @@ impl Tool for Whoami {
         Ok(WhoamiOutput {
             tenant: t.id.to_string(),
             name: t.name.clone(),
+            person: ctx.actor.map(|a| WhoamiPerson {
+                id: a.person.clone(),
+                name: a.person_name.clone(),
+                client: a.client_id.clone(),
+            }),
             toolsets: t.toolsets.clone(),
             read_only: t.read_only,
             webflow_sites: t.webflow_sites.iter().map(ToString::to_string).collect(),

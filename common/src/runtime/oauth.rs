@@ -1,0 +1,687 @@
+//! OAuth 2.1 for connectors (Claude's and ChatGPT's), as the MCP authorization spec
+//! (2025-11-25, 2026-07-28) asks of a remote server that is its own authorization server:
+//!
+//! - the protected resource is the `/connector` MCP endpoint (RFC 9728 metadata at
+//!   `/.well-known/oauth-protected-resource/connector` and at the root form); static bearer
+//!   tokens keep `/mcp`, which never advertises any of this;
+//! - RFC 8414 metadata at `/.well-known/oauth-authorization-server`; the endpoints are at the
+//!   root (`/authorize`, `/token`, `/register`, `/revoke`), where clients that predate metadata
+//!   discovery look for them too;
+//! - clients are identified by a Client ID Metadata Document (an https `client_id`, fetched
+//!   under `client_metadata`'s limits) or registered dynamically (RFC 7591, rate-limited; unused
+//!   registrations expire after a day); public clients only, PKCE `S256` only;
+//! - the audience is this server's `/connector` URL (RFC 8707 `resource`): tokens exist only in
+//!   this server's store, and each carries its audience, so a token made for the shared server
+//!   means nothing to an isolated instance and the other way round.
+//!
+//! Codes, access and refresh tokens are 32 random bytes, stored only as SHA-256 digests
+//! (`store::people`). Access tokens live `access_ttl_secs`; refresh tokens rotate on every use
+//! and a rotated-out one presented again revokes its grant.
+
+pub mod authorize;
+pub mod client_metadata;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::runtime::state::{AppState, Event};
+use crate::store::people::{self, GrantError, RegisteredClient};
+
+/// The MCP endpoint OAuth clients connect to: the URL a person pastes into a connector.
+pub const CONNECTOR_PATH: &str = "/connector";
+/// The one scope: the connection may use the server's tools for the person's tenant.
+pub const SCOPE: &str = "mcp";
+/// A dynamic registration never used for an authorization is deleted after this.
+pub const UNUSED_CLIENT_TTL_SECS: u64 = 86_400;
+/// At most this many registrations may wait unused; more are refused until some expire.
+const MAX_UNUSED_CLIENTS: usize = 1_000;
+/// Largest registration, token or revocation request read.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+
+/// This server's `/connector` URL: the resource (and audience) of every token it issues.
+pub fn resource_url(state: &AppState) -> String {
+    format!("{}{CONNECTOR_PATH}", state.public_url)
+}
+
+/// Where the `/connector` endpoint's protected resource metadata is.
+pub fn resource_metadata_url(state: &AppState) -> String {
+    format!(
+        "{}/.well-known/oauth-protected-resource{CONNECTOR_PATH}",
+        state.public_url
+    )
+}
+
+/// The endpoints clients call: metadata, registration, token, revocation.
+pub fn api_router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/connector",
+            get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(server_metadata),
+        )
+        .route("/register", post(register).options(preflight))
+        .route("/token", post(token).options(preflight))
+        .route("/revoke", post(revoke).options(preflight))
+}
+
+/// The page a person's browser opens.
+pub fn browser_router() -> Router<Arc<AppState>> {
+    Router::new().route("/authorize", get(authorize::show).post(authorize::decide))
+}
+
+/// Metadata and the token, registration and revocation endpoints are called from anywhere,
+/// browsers included (a web-based MCP client), without cookies: any origin may read them.
+fn cors(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, authorization, mcp-protocol-version"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    response
+}
+
+async fn preflight() -> Response {
+    cors(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response {
+    cors(
+        Json(json!({
+            "resource": resource_url(&state),
+            "authorization_servers": [state.public_url],
+            "scopes_supported": [SCOPE],
+            "bearer_methods_supported": ["header"],
+            "resource_name": state.spec.title,
+        }))
+        .into_response(),
+    )
+}
+
+async fn server_metadata(State(state): State<Arc<AppState>>) -> Response {
+    let base = &state.public_url;
+    cors(
+        Json(json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "registration_endpoint": format!("{base}/register"),
+            "revocation_endpoint": format!("{base}/revoke"),
+            "scopes_supported": [SCOPE],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "code_challenge_methods_supported": ["S256"],
+            "client_id_metadata_document_supported": true,
+            "authorization_response_iss_parameter_supported": true,
+        }))
+        .into_response(),
+    )
+}
+
+// ---- errors (RFC 6749 §5.2) ----
+
+/// An RFC 6749 error answer: `{"error", "error_description"}`, never cached.
+pub struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthError {
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        let status = match error {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "slow_down" => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    fn unavailable(e: &crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store unavailable at an OAuth endpoint");
+        Self::new(
+            "temporarily_unavailable",
+            "the server's store is unavailable; nothing was changed, try again shortly",
+        )
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response();
+        no_store(response.headers_mut());
+        cors(response)
+    }
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+// ---- clients ----
+
+/// A client as far as authorization needs it.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+}
+
+/// Finds the client named by `client_id`: its metadata document (an https URL) or its dynamic
+/// registration. The error is a sentence a person can read.
+pub async fn resolve_client(state: &AppState, client_id: &str) -> Result<Client, String> {
+    if client_id.is_empty() || client_id.len() > 2048 {
+        return Err("the request names no valid client_id".into());
+    }
+    if client_metadata::ClientMetadataFetcher::is_metadata_url(client_id) {
+        let metadata = state
+            .client_metadata
+            .fetch(client_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let host = reqwest::Url::parse(client_id)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Ok(Client {
+            id: client_id.to_owned(),
+            name: metadata.client_name.clone().unwrap_or(host),
+            redirect_uris: metadata.redirect_uris.clone(),
+        });
+    }
+    match state.services.store.people().client(client_id) {
+        Ok(Some(client)) => Ok(Client {
+            id: client.client_id.clone(),
+            name: client
+                .client_name
+                .clone()
+                .unwrap_or_else(|| "an unnamed application".into()),
+            redirect_uris: client.redirect_uris,
+        }),
+        Ok(None) => Err(
+            "this application is not registered here (its registration may have expired); \
+             connect again from the application"
+                .into(),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable resolving a client");
+            Err("the server's store is unavailable; try again shortly".into())
+        }
+    }
+}
+
+// ---- dynamic client registration (RFC 7591) ----
+
+#[derive(Deserialize)]
+struct Registration {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+}
+
+fn registration_error(description: impl Into<String>) -> Response {
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "error": "invalid_client_metadata",
+            "error_description": description.into(),
+        })),
+    )
+        .into_response();
+    no_store(response.headers_mut());
+    cors(response)
+}
+
+async fn register(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    if let Err(retry) = state
+        .registrations
+        .take(&(), state.registrations_per_min, 60.0)
+    {
+        state.record(&Event {
+            tenant: "oauth",
+            action: "oauth:register",
+            outcome: "rate_limited",
+            person: None,
+            client: None,
+            subject: &json!({}),
+        });
+        let mut response = OAuthError::new(
+            "slow_down",
+            format!("too many registrations; retry in {retry} s"),
+        )
+        .into_response();
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    let registration: Registration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return registration_error(format!("the registration is not valid JSON: {e}")),
+    };
+    if registration.redirect_uris.is_empty() || registration.redirect_uris.len() > 10 {
+        return registration_error("redirect_uris must list between 1 and 10 URIs");
+    }
+    for uri in &registration.redirect_uris {
+        if let Err(why) = client_metadata::check_redirect_uri(uri) {
+            return registration_error(format!("redirect URI `{uri}`: {why}"));
+        }
+    }
+    if registration
+        .grant_types
+        .as_ref()
+        .is_some_and(|g| !g.iter().any(|g| g == "authorization_code"))
+    {
+        return registration_error("grant_types must include authorization_code");
+    }
+    if registration
+        .response_types
+        .as_ref()
+        .is_some_and(|r| !r.iter().any(|r| r == "code"))
+    {
+        return registration_error("response_types must include code");
+    }
+    // Only public clients: a client asking for a secret is registered without one (RFC 7591
+    // lets the server replace requested metadata; the answer says what was registered).
+    let _ = registration.token_endpoint_auth_method;
+    let name = registration
+        .client_name
+        .map(|n| clean_name(&n))
+        .filter(|n| !n.is_empty());
+    let people = state.services.store.people();
+    if people.unused_clients() >= MAX_UNUSED_CLIENTS {
+        return OAuthError::new(
+            "slow_down",
+            "too many registrations are waiting to be used; retry later",
+        )
+        .into_response();
+    }
+    let client = RegisteredClient {
+        client_id: people::new_id("dcr_"),
+        client_name: name,
+        redirect_uris: registration.redirect_uris,
+        created_at: crate::now_unix(),
+        used_at: None,
+    };
+    if let Err(e) = people.add_client(&client) {
+        return OAuthError::unavailable(&e).into_response();
+    }
+    state.record(&Event {
+        tenant: "oauth",
+        action: "oauth:register",
+        outcome: "ok",
+        person: None,
+        client: Some(&client.client_id),
+        subject: &json!({ "client": client.client_id }),
+    });
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({
+            "client_id": client.client_id,
+            "client_id_issued_at": client.created_at,
+            "client_name": client.client_name,
+            "redirect_uris": client.redirect_uris,
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            "scope": SCOPE,
+        })),
+    )
+        .into_response();
+    no_store(response.headers_mut());
+    cors(response)
+}
+
+/// A client-supplied name, made safe to show: no control characters, at most 100 characters.
+pub fn clean_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+// ---- token endpoint ----
+
+#[derive(Deserialize, Default)]
+struct TokenRequest {
+    #[serde(default)]
+    grant_type: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    code_verifier: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+/// PKCE S256: BASE64URL(SHA256(verifier)) == challenge. The verifier must be 43-128 characters
+/// of the unreserved set (RFC 7636 §4.1).
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine as _;
+    let shaped = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !shaped {
+        return false;
+    }
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    use subtle::ConstantTimeEq;
+    computed.len() == challenge.len() && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form_ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form_ok {
+        return OAuthError::new(
+            "invalid_request",
+            "the token request must be application/x-www-form-urlencoded",
+        )
+        .into_response();
+    }
+    let request: TokenRequest = match serde_urlencoded::from_bytes(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return OAuthError::new("invalid_request", format!("unreadable form: {e}"))
+                .into_response();
+        }
+    };
+    let result = match request.grant_type.as_str() {
+        "authorization_code" => exchange_code(&state, &request),
+        "refresh_token" => refresh(&state, &request),
+        "" => Err(OAuthError::new("invalid_request", "grant_type is missing")),
+        other => Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!(
+                "grant_type `{}` is not supported; use authorization_code or refresh_token",
+                clean_name(other)
+            ),
+        )),
+    };
+    match result {
+        Ok(pair) => {
+            let mut response = Json(json!({
+                "access_token": pair.access_token,
+                "token_type": "Bearer",
+                "expires_in": pair.expires_in,
+                "refresh_token": pair.refresh_token,
+                "scope": pair.grant.scope,
+            }))
+            .into_response();
+            no_store(response.headers_mut());
+            cors(response)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| OAuthError::new("invalid_request", format!("{name} is missing")))
+}
+
+fn exchange_code(
+    state: &AppState,
+    request: &TokenRequest,
+) -> Result<people::TokenPair, OAuthError> {
+    let code = required(&request.code, "code")?;
+    let client_id = required(&request.client_id, "client_id")?;
+    let redirect_uri = required(&request.redirect_uri, "redirect_uri")?;
+    let verifier = request.code_verifier.as_deref().unwrap_or("");
+    let store = state.services.store.people();
+    let hash = people::digest(code);
+    let now = crate::now_unix();
+    let refused = |outcome: &str, person: Option<&str>| {
+        state.record(&Event {
+            tenant: "oauth",
+            action: "oauth:code_refused",
+            outcome,
+            person,
+            client: Some(client_id),
+            subject: &json!({ "client": client_id }),
+        });
+    };
+    let mut why = "";
+    let redeemed = store.redeem_code(&hash, now, |c| {
+        why = if c.client_id != client_id {
+            "the code was issued to another client"
+        } else if c.redirect_uri != redirect_uri {
+            "redirect_uri does not match the one in the authorization request"
+        } else if verifier.is_empty() {
+            "code_verifier is missing"
+        } else if !pkce_matches(verifier, &c.code_challenge) {
+            "code_verifier does not match the code_challenge"
+        } else if request.resource.as_deref().is_some_and(|r| r != c.resource) {
+            "resource does not match the one in the authorization request"
+        } else {
+            return Ok(());
+        };
+        Err(GrantError::WrongClient)
+    });
+    let code = match redeemed {
+        Ok(code) => code,
+        Err(GrantError::WrongClient) => {
+            refused(why, None);
+            let error = if why == "code_verifier is missing" {
+                "invalid_request"
+            } else if why.starts_with("resource") {
+                "invalid_target"
+            } else {
+                "invalid_grant"
+            };
+            return Err(OAuthError::new(
+                error,
+                format!("{why}; the code is now void, start the authorization again"),
+            ));
+        }
+        Err(GrantError::Store(e)) => return Err(OAuthError::unavailable(&e)),
+        Err(e) => {
+            refused(
+                if matches!(e, GrantError::CodeReplayed { .. }) {
+                    "code_replayed"
+                } else {
+                    "unknown_code"
+                },
+                None,
+            );
+            return Err(OAuthError::new("invalid_grant", e.to_string()));
+        }
+    };
+    // The person (and tenant) must still be there: removal between consent and exchange wins.
+    let person = match store.person(&code.person) {
+        Ok(Some(p)) if p.tenant == code.tenant => p,
+        Ok(_) => {
+            refused("person_removed", Some(&code.person));
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the person who allowed this connection has been removed",
+            ));
+        }
+        Err(e) => return Err(OAuthError::unavailable(&e)),
+    };
+    if state.services.store.tenant(&code.tenant).is_none() {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the tenant has been removed",
+        ));
+    }
+    let pair = store
+        .create_grant(
+            &hash,
+            &code,
+            &person.name,
+            now,
+            state.oauth.access_ttl_secs,
+            state.oauth.refresh_ttl_secs,
+        )
+        .map_err(|e| OAuthError::unavailable(&e))?;
+    state.record(&Event {
+        tenant: code.tenant.as_str(),
+        action: "oauth:token",
+        outcome: "ok",
+        person: Some(&person.id),
+        client: Some(&code.client_id),
+        subject: &json!({ "grant": pair.grant.id }),
+    });
+    Ok(pair)
+}
+
+fn refresh(state: &AppState, request: &TokenRequest) -> Result<people::TokenPair, OAuthError> {
+    let token = required(&request.refresh_token, "refresh_token")?;
+    let client_id = required(&request.client_id, "client_id")?;
+    let store = state.services.store.people();
+    let now = crate::now_unix();
+    let hash = people::digest(token);
+    if let Some(resource) = request.resource.as_deref()
+        && resource != resource_url(state)
+    {
+        return Err(OAuthError::new(
+            "invalid_target",
+            "tokens here are only for this server's /connector endpoint",
+        ));
+    }
+    match store.refresh(
+        &hash,
+        client_id,
+        now,
+        state.oauth.access_ttl_secs,
+        state.oauth.refresh_ttl_secs,
+    ) {
+        Ok(pair) => {
+            state.record(&Event {
+                tenant: pair.grant.tenant.as_str(),
+                action: "oauth:refresh",
+                outcome: "ok",
+                person: Some(&pair.grant.person),
+                client: Some(&pair.grant.client_id),
+                subject: &json!({ "grant": pair.grant.id }),
+            });
+            Ok(pair)
+        }
+        Err(GrantError::Store(e)) => Err(OAuthError::unavailable(&e)),
+        Err(e) => {
+            let outcome = match &e {
+                GrantError::RefreshReplayed { .. } => "refresh_replayed",
+                GrantError::WrongClient => "wrong_client",
+                _ => "unknown_refresh",
+            };
+            state.record(&Event {
+                tenant: "oauth",
+                action: "oauth:refresh",
+                outcome,
+                person: None,
+                client: Some(client_id),
+                subject: &json!({ "client": client_id }),
+            });
+            Err(OAuthError::new("invalid_grant", e.to_string()))
+        }
+    }
+}
+
+// ---- revocation (RFC 7009) ----
+
+#[derive(Deserialize, Default)]
+struct RevokeRequest {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+async fn revoke(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let request: RevokeRequest = match serde_urlencoded::from_bytes(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return OAuthError::new("invalid_request", format!("unreadable form: {e}"))
+                .into_response();
+        }
+    };
+    let Some(token) = request.token.as_deref().filter(|t| !t.is_empty()) else {
+        return OAuthError::new("invalid_request", "token is missing").into_response();
+    };
+    let store = state.services.store.people();
+    match store.revoke_token(
+        &people::digest(token),
+        request.client_id.as_deref(),
+        crate::now_unix(),
+    ) {
+        Ok(grant) => {
+            if let Some(grant) = grant {
+                state.record(&Event {
+                    tenant: "oauth",
+                    action: "oauth:revoke",
+                    outcome: "ok",
+                    person: None,
+                    client: request.client_id.as_deref(),
+                    subject: &json!({ "grant": grant }),
+                });
+            }
+            // Unknown tokens too: RFC 7009 §2.2, the client's goal is reached either way.
+            let mut response = StatusCode::OK.into_response();
+            no_store(response.headers_mut());
+            cors(response)
+        }
+        Err(e) => OAuthError::unavailable(&e).into_response(),
+    }
+}

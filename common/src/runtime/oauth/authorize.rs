@@ -1,0 +1,421 @@
+//! `/authorize`: the person's side of connecting a client. `GET` checks the request, asks the
+//! person to sign in if needed, then shows the consent page; `POST` (the consent form) checks it
+//! all again, with the session's CSRF token, and answers the client's redirect URI with a code.
+//!
+//! Until the client and its redirect URI are known good, every problem is a page for the person
+//! and nothing redirects; after that, problems go back to the client as RFC 6749 §4.1.2.1 errors
+//! on that registered URI (with `state` and `iss`).
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{Client, SCOPE, resolve_client, resource_url};
+use crate::runtime::pages::{self, MessageKind};
+use crate::runtime::signin::{self, SignedIn};
+use crate::runtime::state::{AppState, Event};
+use crate::store::people::{self, AuthCode};
+
+/// How long a code waits for its exchange.
+const CODE_TTL_SECS: u64 = 120;
+
+/// The authorization request's parameters, as sent (each optional until checked).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Params {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redirect_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code_challenge_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+}
+
+/// The consent form: the request's parameters plus the session's CSRF token, the tenant the
+/// page was shown for, and the decision.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConsentForm {
+    #[serde(flatten)]
+    params: Params,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// A request whose client and redirect URI are good.
+struct Checked {
+    client: Client,
+    redirect_uri: String,
+    params: Params,
+}
+
+/// Why a request cannot go on: a page for the person, or an error for the client.
+enum Refusal {
+    Page(String),
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
+}
+
+async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
+    let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(Refusal::Page(
+            "The application did not say who it is (the request has no client_id).".into(),
+        ));
+    };
+    let client = resolve_client(state, client_id)
+        .await
+        .map_err(|why| Refusal::Page(format!("The application could not be identified: {why}.")))?;
+    let Some(redirect_uri) = params.redirect_uri.clone().filter(|r| !r.is_empty()) else {
+        return Err(Refusal::Page(
+            "The application did not say where to return to (the request has no redirect_uri)."
+                .into(),
+        ));
+    };
+    // Exactly one of the registered URIs, character for character.
+    if !client.redirect_uris.iter().any(|r| r == &redirect_uri) {
+        return Err(Refusal::Page(format!(
+            "The application asked to send you back to an address it did not register ({}). For \
+             your safety you were not sent there.",
+            super::clean_name(&redirect_uri)
+        )));
+    }
+    let redirect = |error: &'static str, description: &str| Refusal::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: params.state.clone(),
+        error,
+        description: description.to_owned(),
+    };
+    if params.response_type.as_deref() != Some("code") {
+        return Err(redirect(
+            "unsupported_response_type",
+            "response_type must be code",
+        ));
+    }
+    let Some(challenge) = params.code_challenge.as_deref() else {
+        return Err(redirect(
+            "invalid_request",
+            "code_challenge is required (PKCE with S256)",
+        ));
+    };
+    if params.code_challenge_method.as_deref() != Some("S256") {
+        return Err(redirect(
+            "invalid_request",
+            "code_challenge_method must be S256 (plain is not accepted)",
+        ));
+    }
+    let shaped = challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !shaped {
+        return Err(redirect(
+            "invalid_request",
+            "code_challenge must be the 43-character base64url SHA-256 of the verifier",
+        ));
+    }
+    if params
+        .resource
+        .as_deref()
+        .is_some_and(|r| r != resource_url(state))
+    {
+        return Err(redirect(
+            "invalid_target",
+            "resource must be this server's /connector URL",
+        ));
+    }
+    if params
+        .scope
+        .as_deref()
+        .is_some_and(|s| s.split_whitespace().any(|s| s != SCOPE))
+    {
+        return Err(redirect("invalid_scope", "the only scope is `mcp`"));
+    }
+    Ok(Checked {
+        client,
+        redirect_uri,
+        params,
+    })
+}
+
+fn refusal(state: &AppState, refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Page(why) => signin::message(
+            state,
+            StatusCode::BAD_REQUEST,
+            MessageKind::Problem,
+            "This connection request cannot be used",
+            &format!("{why} Nothing was changed. Start connecting again from the application."),
+        ),
+        Refusal::Redirect {
+            redirect_uri,
+            state: client_state,
+            error,
+            description,
+        } => redirect_to(
+            state,
+            &redirect_uri,
+            &[("error", error), ("error_description", &description)],
+            client_state.as_deref(),
+        ),
+    }
+}
+
+/// A 303 to a registered redirect URI with `pairs`, the client's `state` and our issuer.
+fn redirect_to(
+    state: &AppState,
+    redirect_uri: &str,
+    pairs: &[(&str, &str)],
+    client_state: Option<&str>,
+) -> Response {
+    let Ok(mut url) = reqwest::Url::parse(redirect_uri) else {
+        return signin::message(
+            state,
+            StatusCode::BAD_REQUEST,
+            MessageKind::Problem,
+            "This connection request cannot be used",
+            "The application's return address is not a valid URL.",
+        );
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (k, v) in pairs {
+            query.append_pair(k, v);
+        }
+        if let Some(s) = client_state {
+            query.append_pair("state", s);
+        }
+        query.append_pair("iss", &state.public_url);
+    }
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(url.as_str()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn query_of(params: &Params) -> String {
+    serde_urlencoded::to_string(params).unwrap_or_default()
+}
+
+/// `GET /authorize`.
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params: Params = match serde_urlencoded::from_str(query.as_deref().unwrap_or("")) {
+        Ok(p) => p,
+        Err(_) => {
+            return refusal(
+                &state,
+                Refusal::Page("The request's parameters could not be read.".into()),
+            );
+        }
+    };
+    let checked = match check(&state, params).await {
+        Ok(c) => c,
+        Err(r) => return refusal(&state, r),
+    };
+    let me = match signin::signed_in(&state, &headers) {
+        Ok(me) => me,
+        Err(e) => return signin::unavailable(&state, &e),
+    };
+    let Some(me) = me else {
+        let next = format!("/authorize?{}", query_of(&checked.params));
+        return signin::signin_response(
+            &state,
+            &next,
+            Some(&format!(
+                "\"{}\" wants to connect to your data. Sign in with your passkey to continue.",
+                checked.client.name
+            )),
+        );
+    };
+    consent(&state, &checked, &me)
+}
+
+fn consent(state: &AppState, checked: &Checked, me: &SignedIn) -> Response {
+    let tenant_name = state
+        .services
+        .store
+        .tenant(&me.person.tenant)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| me.person.tenant.to_string());
+    let mut hidden: Vec<(String, String)> = serde_json::to_value(&checked.params)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
+        .collect();
+    hidden.push(("csrf".into(), me.csrf.clone()));
+    hidden.push(("tenant".into(), me.person.tenant.to_string()));
+    let redirect_host = reqwest::Url::parse(&checked.redirect_uri)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| checked.redirect_uri.clone());
+    signin::page(
+        StatusCode::OK,
+        pages::consent_page(&pages::ConsentPage {
+            server_name: signin::server_name(state),
+            person_name: me.person.name.clone(),
+            tenant_name: tenant_name.clone(),
+            client_name: checked.client.name.clone(),
+            redirect_host,
+            capabilities: state
+                .spec
+                .capabilities
+                .iter()
+                .map(|c| c.replace("{tenant}", &tenant_name))
+                .collect(),
+            hidden,
+            action: "/authorize".into(),
+        }),
+    )
+}
+
+/// `POST /authorize`: the consent form.
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form: ConsentForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => {
+            return refusal(
+                &state,
+                Refusal::Page("The form's fields could not be read.".into()),
+            );
+        }
+    };
+    let checked = match check(&state, form.params).await {
+        Ok(c) => c,
+        Err(r) => return refusal(&state, r),
+    };
+    let me = match signin::signed_in(&state, &headers) {
+        Ok(me) => me,
+        Err(e) => return signin::unavailable(&state, &e),
+    };
+    let Some(me) = me else {
+        let next = format!("/authorize?{}", query_of(&checked.params));
+        return signin::signin_response(
+            &state,
+            &next,
+            Some("Your sign-in expired. Sign in again with your passkey to continue."),
+        );
+    };
+    let client_id = checked.client.id.clone();
+    let refused = |outcome: &str| {
+        state.record(&Event {
+            tenant: me.person.tenant.as_str(),
+            action: "oauth:consent",
+            outcome,
+            person: Some(&me.person.id),
+            client: Some(&client_id),
+            subject: &json!({ "client": client_id }),
+        });
+    };
+    if !me.csrf_matches(&form.csrf) {
+        refused("csrf");
+        return signin::message(
+            &state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            "This form could not be accepted",
+            "It expired or did not come from this site's own page. Nothing was allowed. Go back \
+             to the application and start connecting again.",
+        );
+    }
+    if form.tenant != me.person.tenant.as_str()
+        || state
+            .pinned
+            .as_ref()
+            .is_some_and(|p| p != &me.person.tenant)
+    {
+        refused("wrong_tenant");
+        return signin::message(
+            &state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            "You cannot allow access to this client's data",
+            "You are signed in for another client of the studio than this connection asks for. \
+             Nothing was allowed.",
+        );
+    }
+    if form.decision != "allow" {
+        refused("denied");
+        return redirect_to(
+            &state,
+            &checked.redirect_uri,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "the person declined the connection"),
+            ],
+            checked.params.state.as_deref(),
+        );
+    }
+    if state.services.store.tenant(&me.person.tenant).is_none() {
+        refused("no_tenant");
+        return signin::message(
+            &state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            "This client is no longer served here",
+            "Nothing was allowed. Ask your studio.",
+        );
+    }
+    let (code, hash) = people::new_secret("smk_");
+    let now = crate::now_unix();
+    let record = AuthCode {
+        client_id: checked.client.id.clone(),
+        client_name: checked.client.name.clone(),
+        redirect_uri: checked.redirect_uri.clone(),
+        code_challenge: checked.params.code_challenge.clone().unwrap_or_default(),
+        resource: resource_url(&state),
+        scope: SCOPE.into(),
+        person: me.person.id.clone(),
+        tenant: me.person.tenant.clone(),
+        expires_at: now + CODE_TTL_SECS,
+    };
+    if let Err(e) = state.services.store.people().add_code(&hash, &record, now) {
+        return signin::unavailable(&state, &e);
+    }
+    state.record(&Event {
+        tenant: me.person.tenant.as_str(),
+        action: "oauth:consent",
+        outcome: "ok",
+        person: Some(&me.person.id),
+        client: Some(&client_id),
+        subject: &json!({ "client": client_id }),
+    });
+    redirect_to(
+        &state,
+        &checked.redirect_uri,
+        &[("code", &code)],
+        checked.params.state.as_deref(),
+    )
+}

@@ -1,0 +1,827 @@
+//! People in a browser: an invite link registers a passkey, a passkey signs in, and a short
+//! session cookie remembers it. No passwords anywhere.
+//!
+//! - `GET /invite/{secret}` shows who is invited; `POST …/options` and `…/finish` run the
+//!   WebAuthn registration and consume the invite (once), then sign the person in.
+//! - `GET /signin?next=…` and `POST /signin/options|finish` sign in with a discoverable passkey
+//!   (no user name typed): the passkey names its person by the user handle it was made with.
+//! - `POST /signout` ends the session.
+//!
+//! The session cookie is `HttpOnly`, `SameSite=Lax` (the authorize request arrives by a
+//! top-level navigation from the client's site, which `Strict` would strip), `Secure` and
+//! `__Host-` prefixed when the public URL is https, and lives `session_ttl_secs`. Only the
+//! SHA-256 of the session id is stored; the CSRF token of a form is derived from the session id,
+//! so it is never stored either and a page of another site cannot know it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+};
+
+use crate::runtime::pages::{self, MessageKind, MessagePage};
+use crate::runtime::state::{AppState, Event};
+use crate::store::StoreError;
+use crate::store::people::{self, Ceremony, Person, Session};
+
+/// How long a passkey ceremony may take in the browser.
+const CEREMONY_TTL_SECS: u64 = 300;
+/// Largest JSON body the passkey endpoints read.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The relying party for this server's public URL, or why passkeys cannot work here (WebAuthn
+/// needs a domain name: `localhost` works over http, an IP address does not).
+pub fn relying_party(public_url: &str, name: &str) -> Result<Webauthn, String> {
+    let origin = Url::parse(public_url).map_err(|e| format!("{public_url}: {e}"))?;
+    let host = origin.host_str().unwrap_or_default();
+    if host.is_empty() || host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!(
+            "passkeys need the public URL to name a host, not an IP address ({public_url}); \
+             use e.g. http://localhost:{} for a local demo",
+            origin.port_or_known_default().unwrap_or(80)
+        ));
+    }
+    WebauthnBuilder::new(host, &origin)
+        .and_then(|b| b.rp_name(name).build())
+        .map_err(|e| format!("passkeys cannot work with {public_url}: {e}"))
+}
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/invite/{secret}", get(invite_page))
+        .route("/invite/{secret}/options", post(register_options))
+        .route("/invite/{secret}/finish", post(register_finish))
+        .route("/signin", get(signin_page))
+        .route("/signin/options", post(signin_options))
+        .route("/signin/finish", post(signin_finish))
+        .route("/signout", post(signout))
+        .route("/assets/passkey.js", get(passkey_js))
+        .route("/", get(home))
+}
+
+// ---- sessions ----
+
+/// A signed-in person.
+pub struct SignedIn {
+    pub person: Person,
+    pub session: [u8; 32],
+    /// The CSRF token forms of this session carry.
+    pub csrf: String,
+}
+
+impl SignedIn {
+    /// Whether a submitted CSRF token is this session's (constant time).
+    pub fn csrf_matches(&self, presented: &str) -> bool {
+        presented.len() == self.csrf.len()
+            && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+    }
+}
+
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.public_url.starts_with("https://") {
+        "__Host-studio_mcp_session"
+    } else {
+        "studio_mcp_session"
+    }
+}
+
+fn csrf_for(session_secret: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"studio-mcp csrf\0");
+    h.update(session_secret.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The person signed in on this request, if any.
+pub fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedIn>, StoreError> {
+    let name = cookie_name(state);
+    let secret = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned());
+    let Some(secret) = secret.filter(|s| s.len() <= 100) else {
+        return Ok(None);
+    };
+    let hash = people::digest(&secret);
+    let store = state.services.store.people();
+    let Some(session) = store.session(&hash, crate::now_unix())? else {
+        return Ok(None);
+    };
+    let Some(person) = store.person(&session.person)? else {
+        return Ok(None);
+    };
+    Ok(Some(SignedIn {
+        person,
+        session: hash,
+        csrf: csrf_for(&secret),
+    }))
+}
+
+/// Starts a session for `person`: the `Set-Cookie` value.
+fn start_session(state: &AppState, person: &Person) -> Result<HeaderValue, StoreError> {
+    let (secret, hash) = people::new_secret("sms_");
+    let now = crate::now_unix();
+    let ttl = state.oauth.session_ttl_secs;
+    state.services.store.people().add_session(
+        &hash,
+        &Session {
+            person: person.id.clone(),
+            tenant: person.tenant.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+        },
+    )?;
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}{secure}",
+        cookie_name(state)
+    ))
+    .map_err(|e| StoreError::Io(e.to_string()))
+}
+
+fn clear_cookie(state: &AppState) -> HeaderValue {
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+        cookie_name(state)
+    ))
+    .unwrap_or(HeaderValue::from_static(""))
+}
+
+// ---- pages ----
+
+/// Security headers every page carries: no framing (clickjacking a consent button), no
+/// inline or foreign scripts, no caching, no referrer (page URLs can carry an invite).
+pub fn page(status: StatusCode, html: String) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; \
+             connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+pub fn message(
+    state: &AppState,
+    status: StatusCode,
+    kind: MessageKind,
+    title: &str,
+    body: &str,
+) -> Response {
+    page(
+        status,
+        pages::message_page(&MessagePage {
+            server_name: server_name(state),
+            title: title.to_owned(),
+            body: body.to_owned(),
+            link: None,
+            kind,
+        }),
+    )
+}
+
+pub fn server_name(state: &AppState) -> String {
+    state.spec.title.to_owned()
+}
+
+/// The page for an unexpected store failure: nothing happened, try again.
+pub fn unavailable(state: &AppState, e: &StoreError) -> Response {
+    tracing::error!(error = %e, "store unavailable on a sign-in page");
+    message(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        MessageKind::Problem,
+        "Something went wrong on our side",
+        "Nothing was changed. Please try again in a minute; if it keeps happening, tell your studio.",
+    )
+}
+
+fn no_passkeys(state: &AppState) -> Response {
+    message(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        MessageKind::Problem,
+        "Passkeys are not available on this server",
+        "This server is not reachable under a domain name, which passkeys need. Tell your studio; \
+         nothing was changed.",
+    )
+}
+
+fn json_error(status: StatusCode, why: &str) -> Response {
+    (status, Json(json!({ "error": why }))).into_response()
+}
+
+/// A path on this server to go to after sign-in; anything else becomes `/`.
+pub fn safe_next(next: &str) -> String {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 4096
+        && !next.chars().any(char::is_control);
+    if ok { next.to_owned() } else { "/".to_owned() }
+}
+
+async fn passkey_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        pages::PASSKEY_JS,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct HomeQuery {
+    #[serde(default)]
+    welcome: Option<String>,
+}
+
+/// `/`: who is signed in and how to connect, or the sign-in page.
+async fn home(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<HomeQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let me = match signed_in(&state, &headers) {
+        Ok(me) => me,
+        Err(e) => return unavailable(&state, &e),
+    };
+    let Some(me) = me else {
+        return signin_response(&state, "/", None);
+    };
+    let tenant = state
+        .services
+        .store
+        .tenant(&me.person.tenant)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| me.person.tenant.to_string());
+    let connector = super::oauth::resource_url(&state);
+    let title = if q.welcome.is_some() {
+        "Passkey created".to_owned()
+    } else {
+        format!("Signed in as {}", me.person.name)
+    };
+    page(
+        StatusCode::OK,
+        pages::message_page(&MessagePage {
+            server_name: server_name(&state),
+            title,
+            body: format!(
+                "You are signed in as {} for {tenant}. To use {tenant}'s data from Claude: \
+                 Settings → Connectors → Add custom connector, and paste {connector} . In \
+                 ChatGPT: Settings → Connectors → Create, with the same URL. When the assistant \
+                 asks you to sign in, you will come back here and confirm with your passkey.",
+                me.person.name
+            ),
+            link: None,
+            kind: MessageKind::Success,
+        }),
+    )
+}
+
+// ---- invite: register a passkey ----
+
+enum InviteState {
+    Valid(people::Invite, Box<Person>),
+    Gone,
+    Expired,
+}
+
+fn find_invite(state: &AppState, secret: &str) -> Result<InviteState, StoreError> {
+    if secret.len() > 100 {
+        return Ok(InviteState::Gone);
+    }
+    let store = state.services.store.people();
+    let Some(invite) = store.invite(&people::digest(secret))? else {
+        return Ok(InviteState::Gone);
+    };
+    if invite.expires_at <= crate::now_unix() {
+        return Ok(InviteState::Expired);
+    }
+    match store.person(&invite.person)? {
+        Some(person) => Ok(InviteState::Valid(invite, Box::new(person))),
+        None => Ok(InviteState::Gone),
+    }
+}
+
+fn invite_problem(state: &AppState, found: &InviteState) -> Option<Response> {
+    let (title, body) = match found {
+        InviteState::Valid(..) => return None,
+        InviteState::Gone => (
+            "This invite link cannot be used",
+            "It has already been used, was withdrawn, or was copied incompletely. If you already \
+             created your passkey, you do not need this link any more. Otherwise ask your studio \
+             for a new invite link.",
+        ),
+        InviteState::Expired => (
+            "This invite link has expired",
+            "Invite links work for a limited time. Ask your studio for a new one.",
+        ),
+    };
+    Some(message(
+        state,
+        StatusCode::GONE,
+        MessageKind::Problem,
+        title,
+        body,
+    ))
+}
+
+async fn invite_page(State(state): State<Arc<AppState>>, Path(secret): Path<String>) -> Response {
+    let found = match find_invite(&state, &secret) {
+        Ok(found) => found,
+        Err(e) => return unavailable(&state, &e),
+    };
+    if let Some(problem) = invite_problem(&state, &found) {
+        return problem;
+    }
+    let InviteState::Valid(_, person) = found else {
+        return no_passkeys(&state);
+    };
+    if state.passkeys.is_none() {
+        return no_passkeys(&state);
+    }
+    let tenant_name = tenant_name(&state, &person);
+    page(
+        StatusCode::OK,
+        pages::invite_page(&pages::InvitePage {
+            server_name: server_name(&state),
+            person_name: person.name.clone(),
+            tenant_name,
+            role_label: match person.role {
+                people::Role::Member => pages::InviteRole::Member,
+                people::Role::Approver => pages::InviteRole::Approver,
+            },
+            options_url: format!("/invite/{secret}/options"),
+            finish_url: format!("/invite/{secret}/finish"),
+        }),
+    )
+}
+
+fn tenant_name(state: &AppState, person: &Person) -> String {
+    state
+        .services
+        .store
+        .tenant(&person.tenant)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| person.tenant.to_string())
+}
+
+fn user_handle(person: &Person) -> Uuid {
+    Uuid::parse_str(&person.user_handle).unwrap_or_else(|_| Uuid::nil())
+}
+
+fn stored_passkeys(person: &Person) -> Vec<Passkey> {
+    person
+        .passkeys
+        .iter()
+        .filter_map(|v| serde_json::from_value(v.clone()).ok())
+        .collect()
+}
+
+async fn register_options(
+    State(state): State<Arc<AppState>>,
+    Path(secret): Path<String>,
+) -> Response {
+    let Some(webauthn) = state.passkeys.as_ref() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys are not available",
+        );
+    };
+    let (invite, person) = match find_invite(&state, &secret) {
+        Ok(InviteState::Valid(invite, person)) => (invite, person),
+        Ok(_) => {
+            return json_error(
+                StatusCode::GONE,
+                "This invite link has been used or has expired. Ask your studio for a new one.",
+            );
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    let exclude: Vec<_> = stored_passkeys(&person)
+        .iter()
+        .map(|p| p.cred_id().clone())
+        .collect();
+    let user_name = format!("{} ({})", person.name, tenant_name(&state, &person));
+    let started = webauthn.start_passkey_registration(
+        user_handle(&person),
+        &user_name,
+        &user_name,
+        (!exclude.is_empty()).then_some(exclude),
+    );
+    let (challenge, registration) = match started {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(error = %e, "passkey registration could not start");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The passkey step could not start. Please try again.",
+            );
+        }
+    };
+    // A discoverable credential: sign-in then needs no user name, the passkey names its person.
+    let mut options = serde_json::to_value(&challenge).unwrap_or_default();
+    if let Some(selection) = options
+        .pointer_mut("/publicKey/authenticatorSelection")
+        .and_then(|s| s.as_object_mut())
+    {
+        selection.insert("residentKey".into(), json!("required"));
+        selection.insert("requireResidentKey".into(), json!(true));
+    }
+    let state_json = match serde_json::to_value(&registration) {
+        Ok(v) => v,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    start_ceremony(
+        &state,
+        Ceremony {
+            kind: "register".into(),
+            invite: Some(hex::encode(people::digest(&secret))),
+            state: state_json,
+            expires_at: invite.expires_at.min(crate::now_unix() + CEREMONY_TTL_SECS),
+        },
+        options,
+    )
+}
+
+fn start_ceremony(state: &AppState, ceremony: Ceremony, options: serde_json::Value) -> Response {
+    let (id, hash) = people::new_secret("smc_");
+    if let Err(e) = state.services.store.people().add_ceremony(&hash, &ceremony) {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e));
+    }
+    let mut body = options;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("ceremony".into(), json!(id));
+    }
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+fn store_down(e: &StoreError) -> String {
+    tracing::error!(error = %e, "store unavailable during a passkey step");
+    "Something went wrong on our side; nothing was changed. Please try again in a minute.".into()
+}
+
+#[derive(Deserialize)]
+struct Finish<C> {
+    ceremony: String,
+    credential: C,
+}
+
+fn take_ceremony(state: &AppState, id: &str, kind: &str) -> Result<Option<Ceremony>, StoreError> {
+    if id.len() > 100 {
+        return Ok(None);
+    }
+    let ceremony = state
+        .services
+        .store
+        .people()
+        .take_ceremony(&people::digest(id), crate::now_unix())?;
+    Ok(ceremony.filter(|c| c.kind == kind))
+}
+
+async fn register_finish(
+    State(state): State<Arc<AppState>>,
+    Path(secret): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(webauthn) = state.passkeys.as_ref() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys are not available",
+        );
+    };
+    let Ok(finish) = serde_json::from_slice::<Finish<RegisterPublicKeyCredential>>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "The browser's answer could not be read. Please press the button again.",
+        );
+    };
+    let invite_hash = people::digest(&secret);
+    let ceremony = match take_ceremony(&state, &finish.ceremony, "register") {
+        Ok(Some(c)) if c.invite.as_deref() == Some(hex::encode(invite_hash).as_str()) => c,
+        Ok(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "This passkey step expired or was already used. Please press the button again.",
+            );
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    let Ok(registration) = serde_json::from_value::<PasskeyRegistration>(ceremony.state) else {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored ceremony unreadable",
+        );
+    };
+    let passkey = match webauthn.finish_passkey_registration(&finish.credential, &registration) {
+        Ok(passkey) => passkey,
+        Err(e) => {
+            tracing::info!(error = %e, "passkey registration refused");
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "Your browser's passkey could not be verified. Please press the button again.",
+            );
+        }
+    };
+    let store = state.services.store.people();
+    // The invite is consumed only now, by exactly one of any concurrent finishes.
+    let invite = match store.take_invite(&invite_hash) {
+        Ok(Some(invite)) if invite.expires_at > crate::now_unix() => invite,
+        Ok(_) => {
+            return json_error(
+                StatusCode::GONE,
+                "This invite link has been used or has expired. Ask your studio for a new one.",
+            );
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    let Ok(passkey_json) = serde_json::to_value(&passkey) else {
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "passkey unserialisable");
+    };
+    let now = crate::now_unix();
+    let person = match store.update_person(&invite.person, |p| {
+        p.passkeys.push(passkey_json.clone());
+        p.last_sign_in_at = Some(now);
+    }) {
+        Ok(Some(person)) => person,
+        Ok(None) => {
+            return json_error(
+                StatusCode::GONE,
+                "This invite was withdrawn. Ask your studio for a new one.",
+            );
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    state.record(&Event {
+        tenant: person.tenant.as_str(),
+        action: "signin:passkey_registered",
+        outcome: "ok",
+        person: Some(&person.id),
+        client: None,
+        subject: &json!({ "person": person.id }),
+    });
+    signed_in_answer(&state, &person, "/?welcome=1")
+}
+
+fn signed_in_answer(state: &AppState, person: &Person, next: &str) -> Response {
+    match start_session(state, person) {
+        Ok(cookie) => (
+            [
+                (header::SET_COOKIE, cookie),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            Json(json!({ "next": next })),
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    }
+}
+
+// ---- sign-in with a passkey ----
+
+#[derive(Deserialize)]
+struct SigninQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn signin_page(State(state): State<Arc<AppState>>, Query(q): Query<SigninQuery>) -> Response {
+    let next = safe_next(q.next.as_deref().unwrap_or("/"));
+    signin_response(&state, &next, None)
+}
+
+/// The sign-in page, returning to `next` afterwards.
+pub fn signin_response(state: &AppState, next: &str, notice: Option<&str>) -> Response {
+    if state.passkeys.is_none() {
+        return no_passkeys(state);
+    }
+    page(
+        StatusCode::OK,
+        pages::signin_page(&pages::SigninPage {
+            server_name: server_name(state),
+            options_url: "/signin/options".into(),
+            finish_url: "/signin/finish".into(),
+            next: safe_next(next),
+            notice: notice.map(str::to_owned),
+        }),
+    )
+}
+
+async fn signin_options(State(state): State<Arc<AppState>>) -> Response {
+    let Some(webauthn) = state.passkeys.as_ref() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys are not available",
+        );
+    };
+    let (challenge, authentication) = match webauthn.start_discoverable_authentication() {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(error = %e, "passkey sign-in could not start");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in could not start. Please try again.",
+            );
+        }
+    };
+    let Ok(state_json) = serde_json::to_value(&authentication) else {
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "ceremony unserialisable");
+    };
+    start_ceremony(
+        &state,
+        Ceremony {
+            kind: "signin".into(),
+            invite: None,
+            state: state_json,
+            expires_at: crate::now_unix() + CEREMONY_TTL_SECS,
+        },
+        serde_json::to_value(&challenge).unwrap_or_default(),
+    )
+}
+
+async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let Some(webauthn) = state.passkeys.as_ref() else {
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys are not available",
+        );
+    };
+    let Ok(finish) = serde_json::from_slice::<Finish<PublicKeyCredential>>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "The browser's answer could not be read. Please press the button again.",
+        );
+    };
+    let ceremony = match take_ceremony(&state, &finish.ceremony, "signin") {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "This sign-in step expired or was already used. Please press the button again.",
+            );
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    let Ok(authentication) = serde_json::from_value::<DiscoverableAuthentication>(ceremony.state)
+    else {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stored ceremony unreadable",
+        );
+    };
+    let unknown = || {
+        json_error(
+            StatusCode::FORBIDDEN,
+            "This passkey does not belong to anyone here (it may have been removed). Ask your \
+             studio for a new invite link.",
+        )
+    };
+    let Ok((handle, credential_id)) =
+        webauthn.identify_discoverable_authentication(&finish.credential)
+    else {
+        return unknown();
+    };
+    let store = state.services.store.people();
+    let person = match store.person_by_handle(&handle.to_string()) {
+        Ok(Some(person)) => person,
+        Ok(None) => return unknown(),
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    let mut passkeys = stored_passkeys(&person);
+    let Some(passkey) = passkeys
+        .iter()
+        .find(|p| p.cred_id().as_slice() == credential_id)
+    else {
+        return unknown();
+    };
+    let result = match webauthn.finish_discoverable_authentication_v2(
+        &finish.credential,
+        authentication,
+        passkey,
+    ) {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::info!(error = %e, person = %person.id, "passkey sign-in refused");
+            state.record(&Event {
+                tenant: person.tenant.as_str(),
+                action: "signin:passkey",
+                outcome: "refused",
+                person: Some(&person.id),
+                client: None,
+                subject: &json!({ "person": person.id }),
+            });
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "Your passkey could not be verified. Please press the button again.",
+            );
+        }
+    };
+    for passkey in &mut passkeys {
+        passkey.update_credential(&result);
+    }
+    let updated: Vec<serde_json::Value> = passkeys
+        .iter()
+        .filter_map(|p| serde_json::to_value(p).ok())
+        .collect();
+    let now = crate::now_unix();
+    let person = match store.update_person(&person.id, |p| {
+        p.passkeys = updated.clone();
+        p.last_sign_in_at = Some(now);
+    }) {
+        Ok(Some(person)) => person,
+        Ok(None) => return unknown(),
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    };
+    state.record(&Event {
+        tenant: person.tenant.as_str(),
+        action: "signin:passkey",
+        outcome: "ok",
+        person: Some(&person.id),
+        client: None,
+        subject: &json!({ "person": person.id }),
+    });
+    match start_session(&state, &person) {
+        Ok(cookie) => (
+            [
+                (header::SET_COOKIE, cookie),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            Json(json!({})),
+        )
+            .into_response(),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn signout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form: SignoutForm = serde_urlencoded::from_bytes(&body).unwrap_or(SignoutForm {
+        csrf: String::new(),
+    });
+    if let Ok(Some(me)) = signed_in(&state, &headers)
+        && me.csrf_matches(&form.csrf)
+        && let Err(e) = state.services.store.people().end_session(&me.session)
+    {
+        return unavailable(&state, &e);
+    }
+    let mut response = message(
+        &state,
+        StatusCode::OK,
+        MessageKind::Info,
+        "Signed out",
+        "You are signed out on this browser. Your AI assistant's connection keeps working; ask \
+         your studio to remove it if you want it stopped.",
+    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie(&state));
+    response
+}
