@@ -109,7 +109,8 @@ print(o["zone_id"], o["zone_name"], *o["custom_domain_ids"][:2], o["stripe_custo
 export STUDIO_MCP_DATA_DIR=$DEMO_DIR/shared
 export STUDIO_MCP_LISTEN=$LISTEN
 export STUDIO_MCP_ADMIN_LISTEN=$ADMIN_LISTEN
-export STUDIO_MCP_PUBLIC_URL=http://$LISTEN
+# `localhost`, not the IP: passkeys (invite links, connector sign-in) need a host name.
+export STUDIO_MCP_PUBLIC_URL=http://localhost:${LISTEN##*:}
 for upstream in WEBFLOW PLAUSIBLE GITHUB CLOUDFLARE STRIPE; do
   export "STUDIO_MCP_${upstream}_BASE_URL=$base_url"
 done
@@ -132,7 +133,7 @@ admin() {
   tail -n 5 "$DEMO_DIR/admin.log" >&2
   die "shared-server $1 $2 failed (log: $DEMO_DIR/admin.log)"
 }
-declare -A token
+declare -A token invite
 while read -r owner site collection plausible_site github_repo webflow_token plausible_token github_token; do
   flags=()
   [[ $owner == globex ]] && flags+=(--read-only)
@@ -143,15 +144,17 @@ while read -r owner site collection plausible_site github_repo webflow_token pla
   printf %s "$plausible_token" | admin secret set "$owner" plausible
   printf %s "$github_token" | admin secret set "$owner" github
   token[$owner]=$(admin token issue "$owner" --label demo)
+  invite[$owner]=$(admin person invite "$owner" --name "${owner^} demo person" --role approver)
   [[ $owner == acme ]] && acme_site=$site && acme_webflow_token=$webflow_token
 done <<<"$owners"
 
 # 4. acme's isolated instance (publish, DNS, billing): its own data dir, keys and tokens.
-isolated_url=http://$ISOLATED_LISTEN/mcp
+isolated_public=http://localhost:${ISOLATED_LISTEN##*:}
+isolated_url=$isolated_public/mcp
 (
   export STUDIO_MCP_DATA_DIR=$DEMO_DIR/isolated-acme STUDIO_MCP_TENANT=acme
   export STUDIO_MCP_LISTEN=$ISOLATED_LISTEN STUDIO_MCP_ADMIN_LISTEN=$ISOLATED_ADMIN_LISTEN
-  export STUDIO_MCP_PUBLIC_URL=http://$ISOLATED_LISTEN
+  export STUDIO_MCP_PUBLIC_URL=$isolated_public
   exec "$bin/isolated-server" serve </dev/null >>"$DEMO_DIR/isolated-acme.log" 2>&1
 ) &
 child_pids+=($!)
@@ -177,6 +180,7 @@ printf %s "$acme_webflow_token" | isolated secret set acme webflow
 printf %s "$cloudflare_token" | isolated secret set acme cloudflare
 printf %s "$stripe_key" | isolated secret set acme stripe
 isolated_token=$(isolated token issue acme --label demo)
+isolated_invite=$(isolated person invite acme --name "Acme demo person" --role approver)
 
 # Tokens for scripts (mode 600): ACME_TOKEN=…, GLOBEX_TOKEN=…, MCP_URL=….
 (
@@ -184,6 +188,10 @@ isolated_token=$(isolated token issue acme --label demo)
   echo "MCP_URL=$mcp_url"
   echo "ACME_ISOLATED_TOKEN=$isolated_token"
   echo "ACME_ISOLATED_URL=$isolated_url"
+  for owner in "${!invite[@]}"; do echo "${owner^^}_INVITE=${invite[$owner]}"; done | sort
+  echo "CONNECTOR_URL=$STUDIO_MCP_PUBLIC_URL/connector"
+  echo "ACME_ISOLATED_INVITE=$isolated_invite"
+  echo "ACME_ISOLATED_CONNECTOR_URL=$isolated_public/connector"
 ) >"$DEMO_DIR/tokens.env"
 # The same as a project .mcp.json for Claude Code (also kept in the demo dir).
 python3 - "studio-acme=$mcp_url=${token[acme]}" "studio-globex=$mcp_url=${token[globex]}" \
@@ -209,6 +217,12 @@ for owner in acme globex; do
   token:          ${token[$owner]}
   Claude Code:    claude mcp add --transport http studio-$owner $mcp_url --header "Authorization: Bearer ${token[$owner]}"
   Claude Desktop: npx mcp-remote $mcp_url --header "Authorization:Bearer ${token[$owner]}"
+  connector URL:  $STUDIO_MCP_PUBLIC_URL/connector   (OAuth: Claude and ChatGPT connectors, Claude Code)
+  invite link:    ${invite[$owner]}
+                  Send the client: "In Claude: Settings → Connectors → Add custom connector, paste
+                  this URL, then open your invite link." To try it here with Claude Code, open the
+                  invite link in your browser (it creates a passkey), then:
+                  claude mcp add --transport http studio-$owner-oauth $STUDIO_MCP_PUBLIC_URL/connector
 
 EOF
 done
@@ -216,6 +230,8 @@ cat <<EOF
 == acme, isolated instance
   token:          $isolated_token
   Claude Code:    claude mcp add --transport http studio-acme-isolated $isolated_url --header "Authorization: Bearer $isolated_token"
+  connector URL:  $isolated_public/connector
+  invite link:    $isolated_invite
 
 == .mcp.json (project-scoped; also in $DEMO_DIR/mcp.json)
 $(cat "$DEMO_DIR/mcp.json")

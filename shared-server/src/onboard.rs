@@ -41,6 +41,14 @@ pub struct OnboardArgs {
     pub dns_names: Vec<String>,
     #[arg(long)]
     pub stripe_customer: Option<String>,
+    /// The client's contact to invite (passkey sign-in, connectors); default "<name> team".
+    #[arg(long)]
+    pub person_name: Option<String>,
+    #[arg(long)]
+    pub person_email: Option<String>,
+    /// `approver` (default: the client's contact approves high-risk actions) or `member`.
+    #[arg(long, default_value = "approver")]
+    pub person_role: String,
 }
 
 /// `kind=value` lines; blank lines and `#` comments are skipped.
@@ -181,16 +189,64 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
         isolated_token = done.token;
     }
 
-    // 3. Client configuration, printed once: the tokens exist nowhere else.
+    // 3. The client's contact, invited on each server (a person belongs to one server's store).
+    let invite = common::runtime::admin::InviteRequest {
+        name: args
+            .person_name
+            .clone()
+            .unwrap_or_else(|| format!("{} team", t.name)),
+        email: args.person_email.clone(),
+        role: Some(args.person_role.clone()),
+        expires_days: None,
+    };
+    let shared_invite = shared
+        .invite_person(&t.tenant_id, &invite)
+        .await
+        .context("inviting the client's contact on the shared server")?;
+    let mut isolated_invite = None;
+    if let Some((client, _)) = &isolated {
+        isolated_invite = Some(
+            client
+                .invite_person(&t.tenant_id, &invite)
+                .await
+                .context("inviting the client's contact on the isolated instance")?,
+        );
+    }
+
+    // 4. Client configuration, printed once: the tokens and links exist nowhere else.
     let id = &t.tenant_id;
     print_configs(&format!("studio-{id}"), shared_url, &shared_token.token);
+    print_connector(&connector_url(shared_url), &shared_invite.invite_url);
     if let (Some(token), Some(url)) = (&isolated_token, &args.isolated_url) {
         print_configs(&format!("studio-{id}-isolated"), url, &token.token);
+        if let Some(invited) = &isolated_invite {
+            print_connector(&connector_url(url), &invited.invite_url);
+        }
     } else if let Some(token) = &isolated_token {
         common::out!("isolated instance token for {id}: {}", token.token);
+        if let Some(invited) = &isolated_invite {
+            common::out!("isolated instance invite link: {}", invited.invite_url);
+        }
         common::out!("(give --isolated-url to print its client configuration)");
     }
     Ok(())
+}
+
+/// The OAuth connector URL next to a server's static-token `/mcp` URL.
+pub fn connector_url(mcp_url: &str) -> String {
+    let base = mcp_url.strip_suffix("/mcp").unwrap_or(mcp_url);
+    format!("{base}{}", common::runtime::oauth::CONNECTOR_PATH)
+}
+
+/// What to send the client's contact: the connector URL, the invite link, and the words.
+pub fn print_connector(connector: &str, invite_url: &str) {
+    common::out!("Connector (Claude, ChatGPT; OAuth with a passkey):");
+    common::out!("  connector URL: {connector}");
+    common::out!("  invite link:   {invite_url}  (works once, for 7 days)");
+    common::out!(
+        "  Send the client: \"In Claude: Settings → Connectors → Add custom connector, paste this URL, \
+         then open your invite link. In ChatGPT: Settings → Connectors → Create, same URL.\"\n"
+    );
 }
 
 /// Ready-to-paste configuration for the four clients the studio supports.
