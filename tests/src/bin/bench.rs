@@ -539,6 +539,16 @@ fn populate_kept(
     let tokens = populate(dir, public_url, tenants, per_tenant)?;
     let path = dir.join("tokens.txt");
     write_private_file(&path, (tokens.join("\n") + "\n").as_bytes())?;
+    let oauth = populate_oauth(dir, public_url, tenants)?;
+    write_private_file(
+        &dir.join("oauth-tokens.txt"),
+        (oauth.join("\n") + "\n").as_bytes(),
+    )?;
+    eprintln!(
+        "bench: {} OAuth access tokens (one person and grant a tenant, valid a day) in {}; load them on {public_url}/connector",
+        oauth.len(),
+        dir.join("oauth-tokens.txt").display()
+    );
     eprintln!(
         "bench: {} tokens in {}; serve with STUDIO_MCP_DATA_DIR={} STUDIO_MCP_PUBLIC_URL={public_url}",
         tokens.len(),
@@ -660,6 +670,53 @@ fn populate(
             }
         }
     }
+    Ok(tokens)
+}
+
+/// One person and one OAuth grant a tenant, made through the store's own grant path (a code
+/// redeemed into a grant); returns the access tokens, valid a day.
+fn populate_oauth(dir: &Path, public_url: &str, tenants: usize) -> anyhow::Result<Vec<String>> {
+    use common::store::people::{self, AuthCode, Person, Role};
+    let store = open_store(&dir.join("store"))?;
+    let now = common::now_unix();
+    let mut tokens = Vec::with_capacity(tenants);
+    for i in 0..tenants {
+        let tenant = TenantId::parse(&format!("bench-{i:05}"))?;
+        let person = Person {
+            id: format!("p_bench{i}"),
+            tenant: tenant.clone(),
+            name: format!("Bench person {i}"),
+            email: None,
+            role: Role::Member,
+            created_at: now,
+            user_handle: format!("00000000-0000-4000-8000-{i:012}"),
+            passkeys: Vec::new(),
+            last_sign_in_at: None,
+        };
+        store.people().add_person(&person)?;
+        let code = AuthCode {
+            client_id: "bench-client".into(),
+            client_name: "bench".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            code_challenge: String::new(),
+            resource: format!("{public_url}/connector"),
+            scope: "mcp".into(),
+            person: person.id.clone(),
+            tenant,
+            expires_at: now + 60,
+        };
+        let (_, hash) = people::new_secret("bench_");
+        store.people().add_code(&hash, &code, now)?;
+        let code = store
+            .people()
+            .redeem_code(&hash, now, |_| Ok(()))
+            .map_err(|e| anyhow!(e.to_string()))?;
+        let pair = store
+            .people()
+            .create_grant(&hash, &code, &person.name, now, 86_400, 86_400)?;
+        tokens.push(pair.access_token);
+    }
+    store.flush()?;
     Ok(tokens)
 }
 

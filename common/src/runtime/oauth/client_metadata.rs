@@ -456,7 +456,7 @@ fn literal_ip(host: &str) -> Option<IpAddr> {
 // Addresses
 
 /// Whether `ip` is an address on the public internet, and so safe to fetch from.
-pub(crate) fn is_public(ip: IpAddr) -> bool {
+fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),
@@ -503,9 +503,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if s[0] == 0x2002 {
         return is_public_v4(embedded(s[1], s[2]));
     }
-    let special = (s[0] == 0x2001 && s[1] < 0x0200) // IETF protocol assignments: Teredo, benchmarking, ORCHID
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x3fff && s[1] < 0x1000); // documentation (RFC 9637)
+    let special = match s[0] {
+        // IETF protocol assignments 2001::/23 (Teredo, benchmarking, ORCHID); documentation.
+        0x2001 => s[1] < 0x0200 || s[1] == 0x0db8,
+        // Documentation (RFC 9637).
+        0x3fff => s[1] < 0x1000,
+        _ => false,
+    };
     !special
 }
 
@@ -971,8 +975,11 @@ mod tests {
         })
     }
 
+    /// Changes a good document into the one a test needs, given the URL it is served at.
+    type Edit = fn(&str, &mut Map<String, Value>);
+
     /// A server answering every request with `edit(good document)`.
-    async fn serving(pki: &TestPki, edit: fn(&str, &mut Map<String, Value>)) -> TestServer {
+    async fn serving(pki: &TestPki, edit: Edit) -> TestServer {
         TestServer::start(
             pki,
             Arc::new(move |url: &str| {
@@ -1242,7 +1249,7 @@ mod tests {
     #[tokio::test]
     async fn missing_or_bad_redirect_uris_are_refused() {
         let pki = pki();
-        let cases: [(fn(&str, &mut Map<String, Value>), ClientMetadataError); 5] = [
+        let cases: [(Edit, ClientMetadataError); 5] = [
             (
                 |_, doc| {
                     doc.remove("redirect_uris");
@@ -1373,6 +1380,10 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // With a single dispatcher registered, tracing-core decides whether a call site is
+        // enabled by asking the default of the thread that first reaches it, which may be
+        // another test's thread with no subscriber; a second live dispatcher makes it ask all.
+        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
         fetch_from(&server, &pki).await.unwrap();
         let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert!(log.contains(&server.url()), "{log}");
