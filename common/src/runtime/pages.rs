@@ -12,34 +12,7 @@ pub const PASSKEY_JS: &str = include_str!("assets/passkey.js");
 /// Where pages load the passkey script from.
 const PASSKEY_JS_PATH: &str = "/assets/passkey.js";
 
-/// What an invited person will be allowed to do once their passkey exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InviteRole {
-    /// Can connect AI assistants to the tenant's data.
-    Member,
-    /// Can also approve high-risk actions such as publishing.
-    Approver,
-}
-
-impl InviteRole {
-    /// `"member"` or `"approver"`, case-insensitively.
-    pub fn parse(label: &str) -> Option<Self> {
-        if label.eq_ignore_ascii_case("member") {
-            Some(Self::Member)
-        } else if label.eq_ignore_ascii_case("approver") {
-            Some(Self::Approver)
-        } else {
-            None
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Member => "member",
-            Self::Approver => "approver",
-        }
-    }
-}
+use crate::store::people::Role;
 
 /// The page an invite link opens: create a passkey.
 #[derive(Debug, Clone)]
@@ -47,7 +20,7 @@ pub struct InvitePage {
     pub server_name: String,
     pub person_name: String,
     pub tenant_name: String,
-    pub role_label: InviteRole,
+    pub role: Role,
     /// Where the script asks for the registration options.
     pub options_url: String,
     /// Where the script sends the new credential.
@@ -133,12 +106,12 @@ pub fn escape(s: &str) -> String {
 pub fn invite_page(v: &InvitePage) -> String {
     let person = escape(&v.person_name);
     let tenant = escape(&v.tenant_name);
-    let role = match v.role_label {
-        InviteRole::Member => format!(
+    let role = match v.role {
+        Role::Member => format!(
             "You are invited as a <strong>member</strong>: you can connect AI assistants to \
              {tenant}&#39;s data."
         ),
-        InviteRole::Approver => format!(
+        Role::Approver => format!(
             "You are invited as an <strong>approver</strong>: you can connect AI assistants to \
              {tenant}&#39;s data, and you also approve high-risk actions such as publishing \
              the website."
@@ -375,12 +348,12 @@ mod tests {
     const NASTY: &str = "\"><script>alert(1)</script>";
     const NASTY_ESCAPED: &str = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;";
 
-    fn invite(role: InviteRole) -> InvitePage {
+    fn invite(role: Role) -> InvitePage {
         InvitePage {
             server_name: "Acme Studio MCP".into(),
             person_name: "Alex".into(),
             tenant_name: "Acme".into(),
-            role_label: role,
+            role,
             options_url: "/invite/abc/options".into(),
             finish_url: "/invite/abc/finish".into(),
         }
@@ -436,7 +409,7 @@ mod tests {
 
     #[test]
     fn invite_page_explains_and_carries_the_ceremony() {
-        let html = invite_page(&invite(InviteRole::Member));
+        let html = invite_page(&invite(Role::Member));
         assert_document(&html);
         assert!(html.contains(
             "Hello Alex. Create a passkey to connect your AI assistant to Acme&#39;s website data."
@@ -452,14 +425,14 @@ mod tests {
         assert!(html.contains("<noscript>"));
         assert!(html.contains(r#"<script src="/assets/passkey.js" defer></script>"#));
 
-        let approver = invite_page(&invite(InviteRole::Approver));
+        let approver = invite_page(&invite(Role::Approver));
         assert!(approver.contains("<strong>approver</strong>"));
         assert!(approver.contains("approve high-risk actions such as publishing"));
     }
 
     #[test]
     fn invite_page_escapes_names_and_urls() {
-        let mut v = invite(InviteRole::Member);
+        let mut v = invite(Role::Member);
         v.person_name = NASTY.into();
         v.tenant_name = "Bob & Co".into();
         v.options_url = NASTY.into();
@@ -468,14 +441,6 @@ mod tests {
         assert!(html.contains(&format!("Hello {NASTY_ESCAPED}.")));
         assert!(html.contains("Bob &amp; Co&#39;s"));
         assert!(html.contains(&format!("data-options=\"{NASTY_ESCAPED}\"")));
-    }
-
-    #[test]
-    fn role_labels_parse() {
-        assert_eq!(InviteRole::parse("Approver"), Some(InviteRole::Approver));
-        assert_eq!(InviteRole::parse("member"), Some(InviteRole::Member));
-        assert_eq!(InviteRole::parse("admin"), None);
-        assert_eq!(InviteRole::Approver.label(), "approver");
     }
 
     #[test]

@@ -386,10 +386,7 @@ async fn invite_page(State(state): State<Arc<AppState>>, Path(secret): Path<Stri
             server_name: server_name(&state),
             person_name: person.name.clone(),
             tenant_name,
-            role_label: match person.role {
-                people::Role::Member => pages::InviteRole::Member,
-                people::Role::Approver => pages::InviteRole::Approver,
-            },
+            role: person.role,
             options_url: format!("/invite/{secret}/options"),
             finish_url: format!("/invite/{secret}/finish"),
         }),
