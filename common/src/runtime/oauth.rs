@@ -225,8 +225,12 @@ pub async fn resolve_client(state: &AppState, client_id: &str) -> Result<Client,
             redirect_uris: metadata.redirect_uris.clone(),
         });
     }
+    let now = crate::now_unix();
+    let live = |c: &RegisteredClient| {
+        c.used_at.is_some() || c.created_at.saturating_add(UNUSED_CLIENT_TTL_SECS) > now
+    };
     match state.services.store.people().client(client_id) {
-        Ok(Some(client)) => Ok(Client {
+        Ok(Some(client)) if live(&client) => Ok(Client {
             id: client.client_id.clone(),
             name: client
                 .client_name
@@ -234,7 +238,7 @@ pub async fn resolve_client(state: &AppState, client_id: &str) -> Result<Client,
                 .unwrap_or_else(|| "an unnamed application".into()),
             redirect_uris: client.redirect_uris,
         }),
-        Ok(None) => Err(
+        Ok(_) => Err(
             "this application is not registered here (its registration may have expired); \
              connect again from the application"
                 .into(),

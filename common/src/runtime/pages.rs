@@ -325,7 +325,7 @@ fn document(server_name: &str, title: &str, body: &str, with_script: bool) -> St
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>{title} – {server}</title>
 <style>{STYLE}</style>
 {script}</head>

@@ -179,7 +179,9 @@ async fn refuse_foreign(
     };
     match refusal {
         None => next.run(request).await,
-        Some(why) => (StatusCode::FORBIDDEN, format!("403 Forbidden: {why}\n")).into_response(),
+        Some(why) => refuse_unread(
+            (StatusCode::FORBIDDEN, format!("403 Forbidden: {why}\n")).into_response(),
+        ),
     }
 }
 
@@ -325,6 +327,17 @@ fn oauth_unauthorized(state: &AppState, error: Option<&str>) -> Response {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
+    refuse_unread(response)
+}
+
+/// A refusal sent before the request's body was read closes the connection: hyper does not
+/// drain an unread body, so the connection cannot carry another request, and a client that
+/// reused it (after a 401, to retry with a token) would see it drop. `Connection: close` tells
+/// it to open a new one.
+fn refuse_unread(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -342,7 +355,7 @@ fn unauthorized(error: &AuthError) -> Response {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
-    response
+    refuse_unread(response)
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/signin/finish", post(signin_finish))
         .route("/signout", post(signout))
         .route("/assets/passkey.js", get(passkey_js))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/", get(home))
 }
 
@@ -173,7 +174,9 @@ fn clear_cookie(state: &AppState) -> HeaderValue {
 // ---- pages ----
 
 /// Security headers every page carries: no framing (clickjacking a consent button), no
-/// inline or foreign scripts, no caching, no referrer (page URLs can carry an invite).
+/// inline or foreign scripts, no caching, no referrer to other sites (page URLs can carry an
+/// invite). `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+/// with a form POST, which the Origin check rightly refuses.
 pub fn page(status: StatusCode, html: String) -> Response {
     let mut response = (status, Html(html)).into_response();
     let h = response.headers_mut();
@@ -188,7 +191,7 @@ pub fn page(status: StatusCode, html: String) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
