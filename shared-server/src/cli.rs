@@ -55,7 +55,7 @@ pub enum Command {
     Compose(crate::compose::ComposeArgs),
     /// A new client in one go: verify credentials (stdin, kind=value lines), create the tenant,
     /// store the credentials, issue tokens, print client configuration.
-    Onboard(crate::onboard::OnboardArgs),
+    Onboard(Box<crate::onboard::OnboardArgs>),
     /// Rehearse operations.
     #[command(subcommand)]
     Drill(DrillCommand),

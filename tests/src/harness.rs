@@ -90,10 +90,58 @@ impl TestServer {
     }
 
     pub async fn start_spec(config: Config, spec: &'static ServerSpec) -> TestServer {
-        common::upstream::install_crypto_provider();
-        let app = Application::build(&config, spec)
+        Self::try_start_spec(config, spec)
             .await
-            .expect("server builds");
+            .expect("server builds")
+    }
+
+    /// The shared server with passkeys: public URL `http://localhost:<port>` (WebAuthn needs a
+    /// domain, an IP address disables passkeys), listening on 127.0.0.1 at that port.
+    pub async fn start_on_localhost(sandbox: &Sandbox) -> TestServer {
+        Self::start_on_localhost_with(sandbox, &shared_server::SHARED, |_| {}).await
+    }
+
+    /// [`Self::start_on_localhost`] for `spec`, with `adjust` applied to the test config
+    /// (e.g. `config.tenant` for an isolated instance, or a tighter registration limit).
+    pub async fn start_on_localhost_with(
+        sandbox: &Sandbox,
+        spec: &'static ServerSpec,
+        adjust: impl Fn(&mut Config),
+    ) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut attempts = 0;
+        loop {
+            // The port must be known before start (it is in the public URL): pick a free one,
+            // release it, and start again on another if someone took it meanwhile.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut config = config_for(tmp.path(), &sandbox.base_url());
+            config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            config.public_url = Some(format!("http://localhost:{port}"));
+            adjust(&mut config);
+            match Self::try_start_spec(config, spec).await {
+                Ok(mut server) => {
+                    server.mcp_url = format!("{}/mcp", server.public_url);
+                    server._tmp = Some(tmp);
+                    return server;
+                }
+                Err(e) if attempts < 5 => {
+                    attempts += 1;
+                    eprintln!("server on port {port} did not start ({e:#}); trying another port");
+                }
+                Err(e) => panic!("server builds: {e:#}"),
+            }
+        }
+    }
+
+    pub async fn try_start_spec(
+        config: Config,
+        spec: &'static ServerSpec,
+    ) -> anyhow::Result<TestServer> {
+        common::upstream::install_crypto_provider();
+        let app = Application::build(&config, spec).await?;
         let mcp_url = format!("http://{}/mcp", app.mcp_addr());
         let admin_url = format!("http://{}", app.admin_addr());
         let public_url = app.public_url().to_owned();
@@ -104,7 +152,7 @@ impl TestServer {
             .trim()
             .to_owned();
         let admin = AdminClient::new(admin_url.clone(), admin_token.clone()).expect("client");
-        TestServer {
+        Ok(TestServer {
             mcp_url,
             public_url,
             admin_url,
@@ -114,7 +162,7 @@ impl TestServer {
             stop,
             task,
             _tmp: None,
-        }
+        })
     }
 
     /// Graceful stop; returns once the listeners are closed and the store is released.

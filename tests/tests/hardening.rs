@@ -609,3 +609,36 @@ async fn the_bearer_scheme_is_case_insensitive() {
         assert_eq!(admin.status().as_u16(), 200, "admin, {scheme}");
     }
 }
+
+/// A refusal answered before the request's body was read (401, 403) says `Connection: close`:
+/// the server cannot reuse a connection whose body it left unread, and a client that reused it
+/// (an OAuth client retrying after its first 401 does) saw it drop without an answer.
+#[tokio::test]
+async fn a_refusal_before_the_body_is_read_closes_the_connection_cleanly() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let server = TestServer::start(&sandbox).await;
+    let authority = server.public_url.trim_start_matches("http://").to_owned();
+    for path in ["/mcp", "/connector"] {
+        let mut socket = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+            WHOAMI.len()
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        // The body arrives after the server has already decided.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        socket.write_all(WHOAMI.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 401"), "{path}: {answer}");
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{path}: {answer}"
+        );
+    }
+}

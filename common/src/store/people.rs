@@ -643,9 +643,11 @@ impl People {
         };
         self.grants.insert(grant.id.as_bytes(), encode(&grant)?)?;
         self.refresh.insert(refresh_hash, grant.id.as_bytes())?;
+        // The access token is in the index before anything can revoke the grant (a second use
+        // of the code finds the marker below), so a revocation always finds it.
+        let access_token = self.issue_access(&grant, now, access_ttl)?;
         // Kept a while so a second use of the code finds, and revokes, this grant.
         self.used_codes.insert(code_hash, grant.id.as_bytes())?;
-        let access_token = self.issue_access(&grant, now, access_ttl)?;
         self.flush()?;
         Ok(TokenPair {
             access_token,
@@ -707,7 +709,12 @@ impl People {
         next.refresh = hex::encode(refresh_hash);
         next.refreshed_at = now;
         next.expires_at = now.saturating_add(refresh_ttl);
-        // Of two concurrent uses of the same token, one swaps; the other is a replay.
+        // The new tokens exist before the swap makes them current: whoever revokes the grant
+        // after the swap (a concurrent replay, the operator) then finds and kills them.
+        self.refresh.insert(refresh_hash, next.id.as_bytes())?;
+        let access_token = self.issue_access(&next, now, access_ttl)?;
+        // Of two concurrent uses of the same token, one swaps; the other is a replay. A
+        // revocation that landed meanwhile fails the swap too.
         let swapped = self.grants.compare_and_swap(
             grant.id.as_bytes(),
             Some(current),
@@ -717,8 +724,6 @@ impl People {
             self.revoke_grant(&grant.id, now, "refresh token used twice")?;
             return Err(GrantError::RefreshReplayed { grant: grant.id });
         }
-        self.refresh.insert(refresh_hash, next.id.as_bytes())?;
-        let access_token = self.issue_access(&next, now, access_ttl)?;
         self.flush()?;
         Ok(TokenPair {
             access_token,

@@ -22,6 +22,8 @@ use crate::store::people::{self, AuthCode};
 
 /// How long a code waits for its exchange.
 const CODE_TTL_SECS: u64 = 120;
+/// How long a consent page may wait for its click.
+const CONSENT_TTL_SECS: u64 = 600;
 
 /// The authorization request's parameters, as sent (each optional until checked).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -52,6 +54,9 @@ pub struct ConsentForm {
     params: Params,
     #[serde(default)]
     csrf: String,
+    /// The single-use ticket the consent page was rendered with.
+    #[serde(default)]
+    consent: String,
     #[serde(default)]
     tenant: String,
     #[serde(default)]
@@ -257,7 +262,27 @@ pub async fn show(
     consent(&state, &checked, &me)
 }
 
+/// What a consent ticket binds: the person it was shown to and the exact request.
+fn ticket_binding(person: &str, params: &Params) -> serde_json::Value {
+    json!({ "person": person, "params": crate::audit::digest(params) })
+}
+
 fn consent(state: &AppState, checked: &Checked, me: &SignedIn) -> Response {
+    // One click, one code: the form carries a ticket taken on submission, so a double submit or
+    // a replayed form makes no second code.
+    let (ticket, ticket_hash) = people::new_secret("smt_");
+    let stored = state.services.store.people().add_ceremony(
+        &ticket_hash,
+        &people::Ceremony {
+            kind: "consent".into(),
+            invite: None,
+            state: ticket_binding(&me.person.id, &checked.params),
+            expires_at: crate::now_unix() + CONSENT_TTL_SECS,
+        },
+    );
+    if let Err(e) = stored {
+        return signin::unavailable(state, &e);
+    }
     let tenant_name = state
         .services
         .store
@@ -272,6 +297,7 @@ fn consent(state: &AppState, checked: &Checked, me: &SignedIn) -> Response {
         .filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_owned())))
         .collect();
     hidden.push(("csrf".into(), me.csrf.clone()));
+    hidden.push(("consent".into(), ticket));
     hidden.push(("tenant".into(), me.person.tenant.to_string()));
     let redirect_host = reqwest::Url::parse(&checked.redirect_uri)
         .ok()
@@ -364,6 +390,33 @@ pub async fn decide(
             "You cannot allow access to this client's data",
             "You are signed in for another client of the studio than this connection asks for. \
              Nothing was allowed.",
+        );
+    }
+    let ticket = if form.consent.len() <= 100 {
+        state
+            .services
+            .store
+            .people()
+            .take_ceremony(&people::digest(&form.consent), crate::now_unix())
+    } else {
+        Ok(None)
+    };
+    let ticket_ok = match ticket {
+        Ok(Some(t)) => {
+            t.kind == "consent" && t.state == ticket_binding(&me.person.id, &checked.params)
+        }
+        Ok(None) => false,
+        Err(e) => return signin::unavailable(&state, &e),
+    };
+    if !ticket_ok {
+        refused("stale_form");
+        return signin::message(
+            &state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            "This form was already used or has expired",
+            "Nothing more was allowed. If the application is still waiting, start connecting \
+             again from the application.",
         );
     }
     if form.decision != "allow" {

@@ -1,0 +1,1597 @@
+//! OAuth for connectors end to end, over real HTTP against an in-process server whose public URL
+//! is `http://localhost:<port>` (passkeys need a domain): a person invited by the studio
+//! registers a passkey, an assistant registers itself, the person allows it, and the assistant's
+//! tokens open `/connector` — and each bad input gets a clear answer and changes nothing (the
+//! admin API's grants stay as they were, no token works that should not).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::runtime::admin::{AuditFilter, InviteRequest, Invited, IssueRequest};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tests::harness::{TestServer, call, ok_json};
+use tests::passkey::{self, SoftPasskey};
+use tests::sandbox::{Fixture, Sandbox};
+
+/// Where the assistant wants the person's browser back (never followed: tests read the 303).
+const REDIRECT: &str = "https://assistant.example/oauth/callback";
+/// A PKCE verifier of the allowed shape (43-128 unreserved characters).
+const VERIFIER: &str = "verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+const STATE: &str = "state-5f2c";
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"oauth-test","version":"1"}}}"#;
+
+// ---- setup ----
+
+/// A running server as a person's browser and an assistant see it.
+struct Site {
+    server: TestServer,
+    http: reqwest::Client,
+}
+
+/// A person with a registered passkey and a signed-in browser session.
+struct Person {
+    id: String,
+    passkey: SoftPasskey,
+    cookie: String,
+}
+
+/// What an assistant holds once connected: its client id and its tokens.
+struct Connection {
+    client_id: String,
+    access: String,
+    refresh: String,
+}
+
+/// One HTTP answer, read whole.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    async fn read(response: reqwest::Response) -> Answer {
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap_or_default(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    }
+
+    /// The query of the `Location` a 303 points at, with the URL before it.
+    fn redirect(&self) -> (String, HashMap<String, String>) {
+        assert_eq!(self.status, 303, "expected a redirect: {}", self.text);
+        let location = reqwest::Url::parse(&self.header("location").expect("Location")).unwrap();
+        let query = location.query_pairs().into_owned().collect();
+        let mut base = location.clone();
+        base.set_query(None);
+        (base.to_string(), query)
+    }
+
+    /// A page for the person, and no redirect anywhere.
+    fn assert_page(&self, status: u16) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert!(self.header("location").is_none(), "no redirect expected");
+        assert!(self.text.contains("<html"), "an HTML page: {}", self.text);
+    }
+
+    /// An RFC 6749 error answer from the token endpoint.
+    fn assert_oauth_error(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.json()["error"], error, "{}", self.text);
+        assert!(self.json()["error_description"].as_str().is_some());
+    }
+}
+
+async fn sandbox() -> Sandbox {
+    Sandbox::start(Fixture::new(&["acme", "globex"]))
+        .await
+        .unwrap()
+}
+
+/// The shared server on localhost with tenants `acme` and `globex`.
+async fn shared(sandbox: &Sandbox) -> Site {
+    shared_with(sandbox, |_| {}).await
+}
+
+async fn shared_with(sandbox: &Sandbox, adjust: impl Fn(&mut common::config::Config)) -> Site {
+    let server = TestServer::start_on_localhost_with(sandbox, &shared_server::SHARED, adjust).await;
+    for owner in ["acme", "globex"] {
+        server
+            .provision(sandbox.fixture().owner(owner).unwrap())
+            .await;
+    }
+    Site::new(server)
+}
+
+fn pkce_challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// `params` with `key` set to `value` (added if absent).
+fn with(params: &[(String, String)], key: &str, value: &str) -> Vec<(String, String)> {
+    let mut out = without(params, key);
+    out.push((key.to_owned(), value.to_owned()));
+    out
+}
+
+fn without(params: &[(String, String)], key: &str) -> Vec<(String, String)> {
+    params.iter().filter(|(k, _)| k != key).cloned().collect()
+}
+
+/// The hidden fields of the consent page's form, as a browser would submit them.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let form = html.split("</form>").next().unwrap_or_default();
+    form.split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|input| {
+            let attr = |name: &str| {
+                let start = input.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + input[start..].find('"').unwrap();
+                unescape(&input[start..end])
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no field {name}"))
+}
+
+impl Site {
+    fn new(server: TestServer) -> Site {
+        let http = passkey::browser(&server.public_url);
+        Site { server, http }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.public_url)
+    }
+
+    fn connector_url(&self) -> String {
+        self.url("/connector")
+    }
+
+    async fn invite(&self, tenant: &str, name: &str) -> Invited {
+        self.server
+            .admin
+            .invite_person(
+                tenant,
+                &InviteRequest {
+                    name: name.into(),
+                    email: None,
+                    role: None,
+                    expires_days: None,
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Invites `name` to `tenant` and registers their passkey through the invite link.
+    async fn person(&self, tenant: &str, name: &str) -> Person {
+        let invited = self.invite(tenant, name).await;
+        let (passkey, cookie) =
+            passkey::register_with_invite(&self.http, &invited.invite_url).await;
+        Person {
+            id: invited.person.id,
+            passkey,
+            cookie,
+        }
+    }
+
+    /// Dynamic client registration; the answer.
+    async fn try_register(&self, metadata: &Value) -> Answer {
+        let response = self
+            .http
+            .post(self.url("/register"))
+            .json(metadata)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await
+    }
+
+    /// Registers an assistant called "Test Assistant"; its `client_id`.
+    async fn register_client(&self) -> String {
+        let answer = self
+            .try_register(&json!({
+                "client_name": "Test Assistant",
+                "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none",
+            }))
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+        answer.json()["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// The authorization request an assistant sends, every parameter right.
+    fn params(&self, client_id: &str) -> Vec<(String, String)> {
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", &pkce_challenge(VERIFIER)),
+            ("code_challenge_method", "S256"),
+            ("state", STATE),
+            ("resource", &self.connector_url()),
+            ("scope", "mcp"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// `GET /authorize?params` with the person's session cookie.
+    async fn authorize_page(&self, cookie: Option<&str>, params: &[(String, String)]) -> Answer {
+        let mut request = self.http.get(self.url("/authorize")).query(params);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// `POST /authorize`: the consent form as the person's browser submits it.
+    async fn submit_consent(&self, cookie: &str, form: &[(String, String)]) -> Answer {
+        self.submit_consent_from(&self.server.public_url, cookie, form)
+            .await
+    }
+
+    /// [`Self::submit_consent`] with the `Origin` header the browser sends.
+    async fn submit_consent_from(
+        &self,
+        origin: &str,
+        cookie: &str,
+        form: &[(String, String)],
+    ) -> Answer {
+        let response = self
+            .http
+            .post(self.url("/authorize"))
+            .header("cookie", cookie)
+            .header("origin", origin)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await
+    }
+
+    /// The consent form `person` is shown for `params`, ready to submit with a decision.
+    async fn consent_form(
+        &self,
+        person: &Person,
+        params: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let page = self.authorize_page(Some(&person.cookie), params).await;
+        assert_eq!(page.status, 200, "consent page: {}", page.text);
+        hidden_fields(&page.text)
+    }
+
+    /// The person allows `client_id`; the code from the redirect.
+    async fn allow(&self, person: &Person, client_id: &str) -> String {
+        let form = self.consent_form(person, &self.params(client_id)).await;
+        let answer = self
+            .submit_consent(&person.cookie, &with(&form, "decision", "allow"))
+            .await;
+        let (_, query) = answer.redirect();
+        query["code"].clone()
+    }
+
+    async fn token(&self, form: &[(&str, &str)]) -> Answer {
+        let response = self
+            .http
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await
+    }
+
+    async fn exchange(&self, client_id: &str, code: &str, verifier: &str) -> Answer {
+        self.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+            ("resource", &self.connector_url()),
+        ])
+        .await
+    }
+
+    async fn refresh(&self, client_id: &str, refresh: &str) -> Answer {
+        self.token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", client_id),
+        ])
+        .await
+    }
+
+    /// A new assistant registers, `person` allows it, and it exchanges the code.
+    async fn connect(&self, person: &Person) -> Connection {
+        let client_id = self.register_client().await;
+        let code = self.allow(person, &client_id).await;
+        let answer = self.exchange(&client_id, &code, VERIFIER).await;
+        assert_eq!(answer.status, 200, "token: {}", answer.text);
+        let tokens = answer.json();
+        Connection {
+            client_id,
+            access: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// A raw `initialize` to `path` (`/connector` or `/mcp`) with `token`.
+    async fn mcp_post(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(INITIALIZE);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// The status `/connector` answers an `initialize` with `token`.
+    async fn connector_status(&self, token: &str) -> u16 {
+        self.mcp_post("/connector", Some(token)).await.status
+    }
+
+    /// Whether `cookie` is a live session (the home page greets the person).
+    async fn signed_in(&self, cookie: &str) -> bool {
+        let response = self
+            .http
+            .get(self.url("/"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response)
+            .await
+            .text
+            .contains("You are signed in as")
+    }
+
+    /// A fresh static bearer token for `/mcp`.
+    async fn static_token(&self, tenant: &str) -> String {
+        let request = IssueRequest {
+            label: Some("static".into()),
+            ttl_days: None,
+        };
+        let issued = self.server.admin.issue_token(tenant, &request).await;
+        issued.unwrap().token
+    }
+
+    async fn grants(&self) -> Vec<common::store::people::GrantView> {
+        self.server.admin.grants(None).await.unwrap()
+    }
+
+    async fn audit(&self) -> Vec<common::audit::AuditRecord> {
+        self.server
+            .admin
+            .audit(&AuditFilter {
+                limit: Some(1000),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+// ---- the way it should go ----
+
+#[tokio::test]
+async fn a_person_connects_an_assistant_with_a_passkey_and_consent() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex Doe").await;
+    let client_id = site.register_client().await;
+
+    let page = site
+        .authorize_page(Some(&alex.cookie), &site.params(&client_id))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("Test Assistant"), "client name shown");
+    assert!(page.text.contains("acme Inc"), "tenant name shown");
+    assert!(
+        page.text.contains("assistant.example"),
+        "redirect host shown"
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+
+    let form = with(&hidden_fields(&page.text), "decision", "allow");
+    let (base, query) = site.submit_consent(&alex.cookie, &form).await.redirect();
+    assert_eq!(base, REDIRECT);
+    assert_eq!(query["state"], STATE);
+    assert_eq!(query["iss"], site.server.public_url);
+    let code = &query["code"];
+
+    let answer = site.exchange(&client_id, code, VERIFIER).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let tokens = answer.json();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "mcp");
+    assert_eq!(answer.header("cache-control").as_deref(), Some("no-store"));
+    let access = tokens["access_token"].as_str().unwrap();
+
+    let client = tests::harness::connect(&site.connector_url(), access, None)
+        .await
+        .expect("rmcp connects to /connector with the access token");
+    let who = ok_json(&call(&client, "whoami", json!({})).await);
+    assert_eq!(who["tenant"], "acme");
+    assert_eq!(who["person"]["id"], alex.id);
+    assert_eq!(who["person"]["name"], "Alex Doe");
+    assert_eq!(who["person"]["client"], client_id);
+
+    let grants = site.grants().await;
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].person, alex.id);
+    assert_eq!(grants[0].client_name, "Test Assistant");
+    assert_eq!(grants[0].audience, site.connector_url());
+}
+
+#[tokio::test]
+async fn declining_sends_access_denied_and_no_code() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let form = site.consent_form(&alex, &site.params(&client_id)).await;
+
+    let (base, query) = site
+        .submit_consent(&alex.cookie, &with(&form, "decision", "deny"))
+        .await
+        .redirect();
+    assert_eq!(base, REDIRECT);
+    assert_eq!(query["error"], "access_denied");
+    assert_eq!(query["state"], STATE);
+    assert!(!query.contains_key("code"));
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn oauth_tokens_open_only_connector_and_static_tokens_only_mcp() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    let static_token = site.static_token("acme").await;
+
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+    assert_eq!(site.mcp_post("/mcp", Some(&static_token)).await.status, 200);
+    assert_eq!(
+        site.mcp_post("/mcp", Some(&connection.access)).await.status,
+        401
+    );
+    assert_eq!(site.connector_status(&static_token).await, 401);
+    // A refresh token is not an access token either.
+    assert_eq!(site.connector_status(&connection.refresh).await, 401);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_replayed_refresh_token_revokes_the_grant() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let first = site.connect(&alex).await;
+
+    let answer = site.refresh(&first.client_id, &first.refresh).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let rotated = answer.json();
+    let access = rotated["access_token"].as_str().unwrap();
+    let refresh = rotated["refresh_token"].as_str().unwrap();
+    assert_ne!(access, first.access);
+    assert_ne!(refresh, first.refresh);
+    assert_eq!(site.connector_status(access).await, 200);
+
+    // The old refresh token again: someone has a copy, so the whole connection ends.
+    site.refresh(&first.client_id, &first.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert_eq!(site.connector_status(access).await, 401);
+    assert_eq!(site.connector_status(&first.access).await, 401);
+    site.refresh(&first.client_id, refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    let grants = site.grants().await;
+    assert_eq!(grants.len(), 1);
+    assert!(grants[0].revoked_at.is_some());
+}
+
+/// Two requests with one refresh token at the same moment (a client retrying, or a thief racing
+/// it): one gets new tokens, the other is told the connection is revoked — so the tokens the
+/// first got must not work either. Many rounds on several threads, since it is a race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_refresh_token_used_twice_at_once_leaves_no_working_token() {
+    let sandbox = sandbox().await;
+    let site = std::sync::Arc::new(shared(&sandbox).await);
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let mut live = Vec::new();
+    for round in 0..100 {
+        let code = site.allow(&alex, &client_id).await;
+        let refresh = site.exchange(&client_id, &code, VERIFIER).await.json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (site, client_id, refresh) = (site.clone(), client_id.clone(), refresh.clone());
+                tokio::spawn(async move { site.refresh(&client_id, &refresh).await })
+            })
+            .collect();
+        // Both answers first: until the replay has been seen, the winner's token is good.
+        let mut answers = Vec::new();
+        for racer in racers {
+            answers.push(racer.await.unwrap());
+        }
+        let mut statuses = Vec::new();
+        for answer in answers {
+            statuses.push(answer.status);
+            if let Some(access) = answer.json()["access_token"].as_str()
+                && site.connector_status(access).await == 200
+            {
+                live.push(round);
+            }
+        }
+        statuses.sort();
+        assert_eq!(statuses, [200, 400], "round {round}");
+    }
+    assert!(site.grants().await.iter().all(|g| g.revoked_at.is_some()));
+    assert!(
+        live.is_empty(),
+        "in rounds {live:?} the grant was revoked as a replay, yet the access token handed out \
+         by the winning refresh still opens /connector"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_only_for_its_own_client() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    let other_client = site.register_client().await;
+
+    site.refresh(&other_client, &connection.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    // Refused, not consumed: the rightful client still refreshes.
+    let answer = site
+        .refresh(&connection.client_id, &connection.refresh)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn the_audit_log_records_consent_tokens_refresh_and_who_called() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    let answer = site
+        .refresh(&connection.client_id, &connection.refresh)
+        .await;
+    let access = answer.json()["access_token"].as_str().unwrap().to_owned();
+    let client = tests::harness::connect(&site.connector_url(), &access, None)
+        .await
+        .unwrap();
+    ok_json(&call(&client, "whoami", json!({})).await);
+
+    let records = site.audit().await;
+    let find = |action: &str| {
+        records
+            .iter()
+            .find(|r| r.action == action && r.outcome == "ok")
+            .unwrap_or_else(|| panic!("no `{action}` record in {records:#?}"))
+    };
+    for action in ["oauth:consent", "oauth:token", "oauth:refresh"] {
+        let record = find(action);
+        assert_eq!(record.tenant, "acme", "{action}");
+        assert_eq!(record.person.as_deref(), Some(alex.id.as_str()), "{action}");
+        assert_eq!(
+            record.client.as_deref(),
+            Some(connection.client_id.as_str())
+        );
+    }
+    let whoami = find("whoami");
+    assert_eq!(whoami.tenant, "acme");
+    assert_eq!(whoami.person.as_deref(), Some(alex.id.as_str()));
+    assert_eq!(
+        whoami.client.as_deref(),
+        Some(connection.client_id.as_str())
+    );
+}
+
+// ---- codes and PKCE ----
+
+#[tokio::test]
+async fn a_code_works_once_and_its_replay_revokes_the_grant() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let code = site.allow(&alex, &client_id).await;
+    let first = site.exchange(&client_id, &code, VERIFIER).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let access = first.json()["access_token"].as_str().unwrap().to_owned();
+    let refresh = first.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    site.exchange(&client_id, &code, VERIFIER)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert_eq!(site.connector_status(&access).await, 401);
+    site.refresh(&client_id, &refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    let grants = site.grants().await;
+    assert_eq!(grants.len(), 1);
+    assert!(grants[0].revoked_at.is_some());
+}
+
+#[tokio::test]
+async fn a_wrong_code_verifier_is_refused_and_voids_the_code() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let code = site.allow(&alex, &client_id).await;
+
+    let wrong = "another-verifier-0123456789-abcdefghijklmnopqrstu";
+    site.exchange(&client_id, &code, wrong)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    // A guess costs the code: the right verifier no longer helps.
+    site.exchange(&client_id, &code, VERIFIER)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_code_is_bound_to_its_client_and_redirect_uri() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let thief = site.register_client().await;
+
+    let code = site.allow(&alex, &client_id).await;
+    site.exchange(&thief, &code, VERIFIER)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    let code = site.allow(&alex, &client_id).await;
+    site.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("client_id", &client_id),
+        ("redirect_uri", "https://assistant.example/elsewhere"),
+        ("code_verifier", VERIFIER),
+    ])
+    .await
+    .assert_oauth_error(400, "invalid_grant");
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_code_dies_with_the_person_who_allowed_it() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let code = site.allow(&alex, &client_id).await;
+
+    site.server.admin.remove_person(&alex.id).await.unwrap();
+
+    site.exchange(&client_id, &code, VERIFIER)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_code_verifier_is_an_invalid_request() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let code = site.allow(&alex, &client_id).await;
+
+    site.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("client_id", &client_id),
+        ("redirect_uri", REDIRECT),
+    ])
+    .await
+    .assert_oauth_error(400, "invalid_request");
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn plain_pkce_goes_back_to_the_client_as_an_error_without_a_code() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let plain = with(&site.params(&client_id), "code_challenge_method", "plain");
+    let plain = with(&plain, "code_challenge", VERIFIER);
+
+    let (base, query) = site
+        .authorize_page(Some(&alex.cookie), &plain)
+        .await
+        .redirect();
+    assert_eq!(base, REDIRECT);
+    assert_eq!(query["error"], "invalid_request");
+    assert_eq!(query["state"], STATE);
+    assert!(!query.contains_key("code"));
+
+    // Nor can the consent form be made to carry it.
+    let form = site.consent_form(&alex, &site.params(&client_id)).await;
+    let form = with(&form, "code_challenge_method", "plain");
+    let form = with(
+        &with(&form, "code_challenge", VERIFIER),
+        "decision",
+        "allow",
+    );
+    let (_, query) = site.submit_consent(&alex.cookie, &form).await.redirect();
+    assert_eq!(query["error"], "invalid_request");
+    assert!(!query.contains_key("code"));
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_redirect_uri_one_character_off_gets_a_page_and_no_redirect() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let off_by_one = format!("{}X", &REDIRECT[..REDIRECT.len() - 1]);
+    let params = with(&site.params(&client_id), "redirect_uri", &off_by_one);
+
+    let page = site.authorize_page(Some(&alex.cookie), &params).await;
+    page.assert_page(400);
+    assert!(page.text.contains("did not register"), "{}", page.text);
+
+    // The form, tampered with after the page was shown, is refused the same way.
+    let form = site.consent_form(&alex, &site.params(&client_id)).await;
+    let form = with(
+        &with(&form, "redirect_uri", &off_by_one),
+        "decision",
+        "allow",
+    );
+    site.submit_consent(&alex.cookie, &form)
+        .await
+        .assert_page(400);
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_resource_for_another_server_is_an_invalid_target() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let elsewhere = "https://other.example/connector";
+
+    let params = with(&site.params(&client_id), "resource", elsewhere);
+    let (_, query) = site
+        .authorize_page(Some(&alex.cookie), &params)
+        .await
+        .redirect();
+    assert_eq!(query["error"], "invalid_target");
+    assert!(!query.contains_key("code"));
+
+    let code = site.allow(&alex, &client_id).await;
+    site.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("client_id", &client_id),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("resource", elsewhere),
+    ])
+    .await
+    .assert_oauth_error(400, "invalid_target");
+    assert!(site.grants().await.is_empty());
+
+    let connection = site.connect(&alex).await;
+    site.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &connection.refresh),
+        ("client_id", &connection.client_id),
+        ("resource", elsewhere),
+    ])
+    .await
+    .assert_oauth_error(400, "invalid_target");
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+}
+
+#[tokio::test]
+async fn an_unknown_grant_type_is_unsupported() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    for grant_type in ["password", "client_credentials", "implicit"] {
+        site.token(&[("grant_type", grant_type), ("client_id", "dcr_x")])
+            .await
+            .assert_oauth_error(400, "unsupported_grant_type");
+    }
+    assert!(site.grants().await.is_empty());
+}
+
+// ---- the consent form ----
+
+#[tokio::test]
+async fn consent_without_the_sessions_csrf_token_is_refused() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let sam = site.person("acme", "Sam").await;
+    let client_id = site.register_client().await;
+    let form = with(
+        &site.consent_form(&alex, &site.params(&client_id)).await,
+        "decision",
+        "allow",
+    );
+    // Another session's token is a perfectly shaped, wrong one.
+    let sams_form = site.consent_form(&sam, &site.params(&client_id)).await;
+
+    for form in [
+        without(&form, "csrf"),
+        with(&form, "csrf", ""),
+        with(&form, "csrf", field(&sams_form, "csrf")),
+    ] {
+        site.submit_consent(&alex.cookie, &form)
+            .await
+            .assert_page(403);
+    }
+    assert!(site.grants().await.is_empty());
+}
+
+/// The `Origin` a browser sends with a form its page at `origin` posts back to `origin`
+/// (Fetch, "append a request `Origin` header": a non-CORS POST from a page whose referrer
+/// policy is `no-referrer` says `null`; Chromium and Firefox do so).
+fn same_origin_form_post_origin(page: &Answer, origin: &str) -> String {
+    match page.header("referrer-policy").as_deref() {
+        Some("no-referrer") => "null".to_owned(),
+        _ => origin.to_owned(),
+    }
+}
+
+/// The person's click on "Allow access" as a real browser sends it, `Origin` included.
+#[tokio::test]
+async fn the_consent_form_works_as_a_browser_posts_it() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let page = site
+        .authorize_page(Some(&alex.cookie), &site.params(&client_id))
+        .await;
+    let form = with(&hidden_fields(&page.text), "decision", "allow");
+
+    // Another site's page posting the form is refused, whatever it carries.
+    let foreign = site
+        .submit_consent_from("https://evil.example", &alex.cookie, &form)
+        .await;
+    assert_eq!(foreign.status, 403, "{}", foreign.text);
+    assert!(foreign.header("location").is_none());
+    let origin = same_origin_form_post_origin(&page, &site.server.public_url);
+    let answer = site.submit_consent_from(&origin, &alex.cookie, &form).await;
+    assert_eq!(
+        answer.status,
+        303,
+        "the person's own consent click, as a browser sends it (Origin: {origin}, because the \
+         page says Referrer-Policy: {:?}), was refused: {}",
+        page.header("referrer-policy"),
+        answer.text
+    );
+    let (_, query) = answer.redirect();
+    assert!(query.contains_key("code"));
+}
+
+#[tokio::test]
+async fn a_person_cannot_consent_for_another_tenant() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let form = site.consent_form(&alex, &site.params(&client_id)).await;
+    assert_eq!(field(&form, "tenant"), "acme");
+
+    let form = with(&with(&form, "tenant", "globex"), "decision", "allow");
+    site.submit_consent(&alex.cookie, &form)
+        .await
+        .assert_page(403);
+    assert!(site.grants().await.is_empty());
+    let consents: Vec<_> = site
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action == "oauth:consent")
+        .collect();
+    assert!(consents.iter().all(|r| r.outcome != "ok"), "{consents:?}");
+}
+
+// ---- invites ----
+
+#[tokio::test]
+async fn an_invite_registers_one_passkey_only() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let invited = site.invite("acme", "Alex").await;
+    let url = &invited.invite_url;
+    // Two tabs open the link; both get as far as the passkey prompt.
+    let first = passkey::invite_options(&site.http, url).await;
+    let second = passkey::invite_options(&site.http, url).await;
+    assert_eq!((first.status, second.status), (200, 200));
+
+    let mut winner = SoftPasskey::new(&site.server.public_url);
+    let done = passkey::invite_finish(&site.http, url, &mut winner, &first.body).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let mut loser = SoftPasskey::new(&site.server.public_url);
+    let refused = passkey::invite_finish(&site.http, url, &mut loser, &second.body).await;
+    assert_eq!(refused.status, 410, "{}", refused.body);
+    assert!(refused.cookie.is_none());
+
+    assert_eq!(passkey::invite_options(&site.http, url).await.status, 410);
+    let page = Answer::read(site.http.get(url).send().await.unwrap()).await;
+    page.assert_page(410);
+    let people = site.server.admin.people(Some("acme")).await.unwrap();
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0].passkeys, 1);
+    let sign_in = passkey::try_sign_in(&site.http, &site.server.public_url, &mut loser).await;
+    assert_eq!(sign_in.status, 403, "{}", sign_in.body);
+    assert!(sign_in.cookie.is_none());
+}
+
+#[tokio::test]
+async fn an_invite_signs_the_person_in_with_a_locked_down_cookie() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let invited = site.invite("acme", "Alex").await;
+    let page = Answer::read(site.http.get(&invited.invite_url).send().await.unwrap()).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("Alex") && page.text.contains("acme Inc"));
+    // The URL holds the invite: never sent to another site.
+    let policy = page.header("referrer-policy").unwrap_or_default();
+    assert!(
+        ["no-referrer", "same-origin"].contains(&policy.as_str()),
+        "{policy}"
+    );
+
+    let options = passkey::invite_options(&site.http, &invited.invite_url).await;
+    let mut passkey = SoftPasskey::new(&site.server.public_url);
+    let done =
+        passkey::invite_finish(&site.http, &invited.invite_url, &mut passkey, &options.body).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let set_cookie = done.set_cookie.unwrap();
+    assert!(
+        set_cookie.starts_with("studio_mcp_session=sms_"),
+        "{set_cookie}"
+    );
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(site.signed_in(&done.cookie.unwrap()).await);
+    let people = site.server.admin.people(Some("acme")).await.unwrap();
+    assert_eq!(people[0].passkeys, 1);
+}
+
+#[tokio::test]
+async fn a_passkey_made_for_another_site_is_refused_and_the_invite_still_works() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let invited = site.invite("acme", "Alex").await;
+    let url = &invited.invite_url;
+    let options = passkey::invite_options(&site.http, url).await;
+    // A phishing page's origin: the browser would put it in clientDataJSON.
+    let mut phished = SoftPasskey::new("http://evil.example");
+
+    let refused = passkey::invite_finish(&site.http, url, &mut phished, &options.body).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.cookie.is_none());
+    let people = site.server.admin.people(Some("acme")).await.unwrap();
+    assert_eq!(people[0].passkeys, 0);
+    let (_, cookie) = passkey::register_with_invite(&site.http, url).await;
+    assert!(site.signed_in(&cookie).await);
+}
+
+#[tokio::test]
+async fn one_invites_passkey_step_cannot_finish_another_invite() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.invite("acme", "Alex").await;
+    let gina = site.invite("globex", "Gina").await;
+    let alexs_options = passkey::invite_options(&site.http, &alex.invite_url).await;
+
+    let mut passkey = SoftPasskey::new(&site.server.public_url);
+    let refused = passkey::invite_finish(
+        &site.http,
+        &gina.invite_url,
+        &mut passkey,
+        &alexs_options.body,
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.cookie.is_none());
+    for invited in [&alex, &gina] {
+        let (_, cookie) = passkey::register_with_invite(&site.http, &invited.invite_url).await;
+        assert!(site.signed_in(&cookie).await);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_or_garbled_invite_gets_a_gone_page() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let invited = site.invite("acme", "Alex").await;
+    let real = &invited.invite_url;
+    let cut = &real[..real.len() - 1];
+    let unknown = site.url("/invite/smi_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let long = site.url(&format!("/invite/smi_{}", "A".repeat(300)));
+
+    for url in [cut, unknown.as_str(), long.as_str()] {
+        let page = Answer::read(site.http.get(url).send().await.unwrap()).await;
+        page.assert_page(410);
+        assert!(page.text.contains("cannot be used"), "{}", page.text);
+        assert_eq!(passkey::invite_options(&site.http, url).await.status, 410);
+    }
+    // None of that touched the real invite.
+    let (_, cookie) = passkey::register_with_invite(&site.http, real).await;
+    assert!(site.signed_in(&cookie).await);
+}
+
+#[tokio::test]
+async fn a_session_cookie_and_a_passkey_sign_in_again() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let mut alex = site.person("acme", "Alex").await;
+    assert!(site.signed_in(&alex.cookie).await);
+    assert!(!site.signed_in("studio_mcp_session=sms_forged").await);
+
+    let cookie = passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    assert_ne!(cookie, alex.cookie);
+    assert!(site.signed_in(&cookie).await);
+    // A second sign-in (the counter moves on) works too.
+    let again = passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    assert!(site.signed_in(&again).await);
+}
+
+#[tokio::test]
+async fn a_copied_passkey_is_caught_by_its_signature_counter() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let mut alex = site.person("acme", "Alex").await;
+    let mut copy = alex.passkey.clone();
+    passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+
+    // The copy's counter is behind the one the server stored.
+    let refused = passkey::try_sign_in(&site.http, &site.server.public_url, &mut copy).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.cookie.is_none());
+}
+
+#[tokio::test]
+async fn a_signed_out_person_signs_in_on_the_way_to_consent() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let mut alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+
+    let page = site.authorize_page(None, &site.params(&client_id)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("data-mode=\"signin\""), "{}", page.text);
+    assert!(page.text.contains("Test Assistant"), "{}", page.text);
+    let next = unescape(
+        page.text
+            .split("data-next=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap(),
+    );
+    assert!(next.starts_with("/authorize?"), "{next}");
+
+    let cookie = passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    let consent = Answer::read(
+        site.http
+            .get(site.url(&next))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(consent.status, 200, "{}", consent.text);
+    assert_eq!(field(&hidden_fields(&consent.text), "client_id"), client_id);
+    assert!(site.grants().await.is_empty());
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_but_not_the_connection() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    let form = site
+        .consent_form(&alex, &site.params(&connection.client_id))
+        .await;
+
+    let answer = site
+        .http
+        .post(site.url("/signout"))
+        .header("cookie", &alex.cookie)
+        .header("origin", &site.server.public_url)
+        .form(&[("csrf", field(&form, "csrf"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(!site.signed_in(&alex.cookie).await);
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+}
+
+// ---- clients ----
+
+#[tokio::test]
+async fn registration_floods_are_slowed_down() {
+    let sandbox = sandbox().await;
+    let site = shared_with(&sandbox, |config| config.oauth.registrations_per_min = 5).await;
+    let metadata = json!({"client_name": "Flood", "redirect_uris": [REDIRECT]});
+    for n in 1..=5 {
+        let answer = site.try_register(&metadata).await;
+        assert_eq!(answer.status, 201, "registration {n}: {}", answer.text);
+    }
+
+    let sixth = site.try_register(&metadata).await;
+    assert_eq!(sixth.status, 429, "{}", sixth.text);
+    assert_eq!(sixth.json()["error"], "slow_down");
+    let retry: u64 = sixth.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+}
+
+#[tokio::test]
+async fn registration_refuses_plain_http_redirects_to_other_hosts() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    for uri in [
+        "http://assistant.example/callback",
+        "javascript:alert(1)",
+        "https://assistant.example/callback#frag",
+    ] {
+        let answer = site
+            .try_register(&json!({"client_name": "Bad", "redirect_uris": [uri]}))
+            .await;
+        assert_eq!(answer.status, 400, "{uri}: {}", answer.text);
+        assert_eq!(answer.json()["error"], "invalid_client_metadata", "{uri}");
+    }
+    // Loopback http is what native apps use (RFC 8252): allowed.
+    let loopback = site
+        .try_register(&json!({"redirect_uris": ["http://127.0.0.1:33418/callback"]}))
+        .await;
+    assert_eq!(loopback.status, 201, "{}", loopback.text);
+}
+
+#[tokio::test]
+async fn a_metadata_document_client_id_over_http_gets_a_page() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let params = with(
+        &site.params("x"),
+        "client_id",
+        "http://assistant.example/client.json",
+    );
+
+    let page = site.authorize_page(Some(&alex.cookie), &params).await;
+    page.assert_page(400);
+    assert!(page.text.contains("https"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn a_metadata_document_on_a_private_address_is_refused_without_hanging() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let params = with(&site.params("x"), "client_id", "https://127.0.0.1:1/x.json");
+
+    let page = tokio::time::timeout(
+        Duration::from_secs(10),
+        site.authorize_page(Some(&alex.cookie), &params),
+    )
+    .await
+    .expect("answered within 10 s");
+    page.assert_page(400);
+    assert!(page.text.contains("private or loopback"), "{}", page.text);
+}
+
+// ---- removal ----
+
+#[tokio::test]
+async fn removing_a_person_ends_their_connections_and_sessions_at_once() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let mut alex = site.person("acme", "Alex").await;
+    let sam = site.person("acme", "Sam").await;
+    let alexs = site.connect(&alex).await;
+    let sams = site.connect(&sam).await;
+
+    let removed = site.server.admin.remove_person(&alex.id).await.unwrap();
+    assert_eq!(removed.grants_revoked, 1);
+
+    assert_eq!(site.connector_status(&alexs.access).await, 401);
+    site.refresh(&alexs.client_id, &alexs.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert!(!site.signed_in(&alex.cookie).await);
+    let sign_in =
+        passkey::try_sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    assert_eq!(sign_in.status, 403, "{}", sign_in.body);
+    // Sam, same tenant, is untouched.
+    assert_eq!(site.connector_status(&sams.access).await, 200);
+    assert!(site.signed_in(&sam.cookie).await);
+}
+
+#[tokio::test]
+async fn revoking_a_grant_ends_that_connection_at_once() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let revoked = site.connect(&alex).await;
+    let kept = site.connect(&alex).await;
+    let grant = site
+        .grants()
+        .await
+        .into_iter()
+        .find(|g| g.client_id == revoked.client_id)
+        .unwrap();
+
+    site.server.admin.revoke_grant(&grant.id).await.unwrap();
+
+    assert_eq!(site.connector_status(&revoked.access).await, 401);
+    site.refresh(&revoked.client_id, &revoked.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert_eq!(site.connector_status(&kept.access).await, 200);
+    // The person is not locked out: connecting again makes a new, working grant.
+    let again = site.connect(&alex).await;
+    assert_eq!(site.connector_status(&again.access).await, 200);
+}
+
+#[tokio::test]
+async fn a_client_revokes_its_own_connection_and_no_one_elses() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    let revoke = |client_id: String| {
+        let token = connection.refresh.clone();
+        let http = site.http.clone();
+        let url = site.url("/revoke");
+        async move {
+            let form = [("token", token), ("client_id", client_id)];
+            http.post(url).form(&form).send().await.unwrap().status()
+        }
+    };
+
+    // Another client naming the token: answered like any unknown token (RFC 7009), no effect.
+    let other = site.register_client().await;
+    assert_eq!(revoke(other).await, 200);
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+
+    assert_eq!(revoke(connection.client_id.clone()).await, 200);
+    assert_eq!(site.connector_status(&connection.access).await, 401);
+    site.refresh(&connection.client_id, &connection.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert!(site.grants().await[0].revoked_at.is_some());
+}
+
+#[tokio::test]
+async fn removing_a_tenant_ends_its_peoples_connections_and_sessions() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let mut alex = site.person("acme", "Alex").await;
+    let gina = site.person("globex", "Gina").await;
+    let alexs = site.connect(&alex).await;
+    let ginas = site.connect(&gina).await;
+
+    site.server.admin.remove_tenant("acme").await.unwrap();
+
+    assert_eq!(site.connector_status(&alexs.access).await, 401);
+    site.refresh(&alexs.client_id, &alexs.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    assert!(!site.signed_in(&alex.cookie).await);
+    let sign_in =
+        passkey::try_sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    assert_eq!(sign_in.status, 403, "{}", sign_in.body);
+    assert!(
+        site.server
+            .admin
+            .people(Some("acme"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(site.connector_status(&ginas.access).await, 200);
+    assert!(site.signed_in(&gina.cookie).await);
+}
+
+#[tokio::test]
+async fn connections_sessions_and_revocations_survive_a_restart() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_owned();
+    let site = shared_with(&sandbox, |config| config.data_dir = data_dir.clone()).await;
+    let alex = site.person("acme", "Alex").await;
+    let kept = site.connect(&alex).await;
+    let revoked = site.connect(&alex).await;
+    let grant = site
+        .grants()
+        .await
+        .into_iter()
+        .find(|g| g.client_id == revoked.client_id);
+    site.server
+        .admin
+        .revoke_grant(&grant.unwrap().id)
+        .await
+        .unwrap();
+    let public_url = site.server.public_url.clone();
+    site.server.stop().await;
+
+    // Same data dir, same public URL (the tokens' audience), same port.
+    let port = reqwest::Url::parse(&public_url).unwrap().port().unwrap();
+    let restarted = Site::new(
+        TestServer::start_on_localhost_with(&sandbox, &shared_server::SHARED, |config| {
+            config.data_dir = data_dir.clone();
+            config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            config.public_url = Some(public_url.clone());
+        })
+        .await,
+    );
+
+    assert_eq!(restarted.connector_status(&kept.access).await, 200);
+    assert!(restarted.signed_in(&alex.cookie).await);
+    assert_eq!(restarted.connector_status(&revoked.access).await, 401);
+    restarted
+        .refresh(&revoked.client_id, &revoked.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    let answer = restarted.refresh(&kept.client_id, &kept.refresh).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+// ---- discovery ----
+
+#[tokio::test]
+async fn mcp_never_points_at_oauth_and_connector_does() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let static_token = site.static_token("acme").await;
+
+    for token in [None, Some("smt_not_a_token"), Some(static_token.as_str())] {
+        let answer = site.mcp_post("/mcp", token).await;
+        let challenge = answer.header("www-authenticate").unwrap_or_default();
+        assert!(
+            !challenge.contains("resource_metadata"),
+            "{token:?}: {challenge}"
+        );
+        assert!(!answer.text.contains("oauth-protected-resource"));
+    }
+    let metadata = Answer::read(
+        site.http
+            .get(site.url("/.well-known/oauth-protected-resource/mcp"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(metadata.status, 404);
+
+    let expected = format!(
+        r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/connector""#,
+        site.server.public_url
+    );
+    for token in [None, Some("sma_not_a_token")] {
+        let answer = site.mcp_post("/connector", token).await;
+        assert_eq!(answer.status, 401);
+        let challenge = answer.header("www-authenticate").unwrap();
+        assert!(challenge.starts_with(&expected), "{challenge}");
+    }
+    let metadata = Answer::read(
+        site.http
+            .get(site.url("/.well-known/oauth-protected-resource/connector"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(metadata.status, 200);
+    assert_eq!(metadata.json()["resource"], site.connector_url());
+}
+
+// ---- two servers ----
+
+#[tokio::test]
+async fn shared_and_isolated_tokens_mean_nothing_to_each_other() {
+    let sandbox = sandbox().await;
+    let shared = shared(&sandbox).await;
+    let isolated = Site::new(
+        TestServer::start_on_localhost_with(&sandbox, &isolated_server::ISOLATED, |config| {
+            config.tenant = Some("acme".into())
+        })
+        .await,
+    );
+    isolated
+        .server
+        .provision_isolated(sandbox.fixture().owner("acme").unwrap())
+        .await;
+    let shared_alex = shared.person("acme", "Alex").await;
+    let isolated_alex = isolated.person("acme", "Alex").await;
+    let from_shared = shared.connect(&shared_alex).await;
+    let from_isolated = isolated.connect(&isolated_alex).await;
+
+    assert_eq!(shared.connector_status(&from_shared.access).await, 200);
+    assert_eq!(isolated.connector_status(&from_isolated.access).await, 200);
+    assert_eq!(isolated.connector_status(&from_shared.access).await, 401);
+    assert_eq!(shared.connector_status(&from_isolated.access).await, 401);
+    isolated
+        .refresh(&from_shared.client_id, &from_shared.refresh)
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+    // Nor does a session of one sign anyone in on the other.
+    assert!(!isolated.signed_in(&shared_alex.cookie).await);
+}
+
+// ---- secrets ----
+
+/// Everything the server logs, for the leak search.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_secret_of_the_flow_is_logged_shown_or_stored() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    // Debug everywhere on the server side; the test's own MCP client is not the product.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            "debug,rmcp::transport::streamable_http_client=off,rmcp::service::client=off",
+        )
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    let sandbox = sandbox().await;
+    // A data dir of our own: it must outlive the server to be searched.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_owned();
+    let site = shared_with(&sandbox, |config| config.data_dir = data_dir.clone()).await;
+
+    let invited = site.invite("acme", "Alex").await;
+    let invite_secret = invited.invite_url.rsplit('/').next().unwrap().to_owned();
+    let (mut passkey, first_cookie) =
+        passkey::register_with_invite(&site.http, &invited.invite_url).await;
+    let cookie = passkey::sign_in(&site.http, &site.server.public_url, &mut passkey).await;
+    let alex = Person {
+        id: invited.person.id.clone(),
+        passkey,
+        cookie,
+    };
+    let client_id = site.register_client().await;
+    let code = site.allow(&alex, &client_id).await;
+    let tokens = site.exchange(&client_id, &code, VERIFIER).await.json();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = site.refresh(&client_id, &refresh).await.json();
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    let new_refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let client = tests::harness::connect(&site.connector_url(), &new_access, None)
+        .await
+        .unwrap();
+    ok_json(&call(&client, "whoami", json!({})).await);
+    // Refusals log too: a replayed code and refresh token, an old access token after revocation.
+    site.exchange(&client_id, &code, VERIFIER).await;
+    site.refresh(&client_id, &refresh).await;
+    site.connector_status(&access).await;
+
+    let secrets: Vec<(&str, &str)> = vec![
+        ("invite", &invite_secret),
+        (
+            "first session cookie",
+            first_cookie.split_once('=').unwrap().1,
+        ),
+        ("session cookie", alex.cookie.split_once('=').unwrap().1),
+        ("code", &code),
+        ("access token", &access),
+        ("refresh token", &refresh),
+        ("rotated access token", &new_access),
+        ("rotated refresh token", &new_refresh),
+    ];
+    let admin_answers = format!(
+        "{}\n{}\n{}",
+        serde_json::to_string(&site.server.admin.people(None).await.unwrap()).unwrap(),
+        serde_json::to_string(&site.grants().await).unwrap(),
+        serde_json::to_string(&site.audit().await).unwrap(),
+    );
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("tool call"), "logging was not captured");
+    for (what, secret) in &secrets {
+        // Even a distinctive slice of a secret must not appear.
+        let probe = &secret[secret.len() - 20..];
+        assert!(
+            !admin_answers.contains(probe),
+            "an admin answer shows the {what}"
+        );
+        assert!(!logged.contains(probe), "the {what} reached the logs");
+    }
+
+    site.server.stop().await;
+    let mut files = Vec::new();
+    files_under(&data_dir, &mut files);
+    assert!(files.len() > 3, "store files expected: {files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for (what, secret) in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the {what} in clear",
+                file.display()
+            );
+        }
+    }
+}
