@@ -881,6 +881,47 @@ async fn consent_without_the_sessions_csrf_token_is_refused() {
     assert!(site.grants().await.is_empty());
 }
 
+/// One consent page, one code: the form carries a single-use ticket, so a double submit, a
+/// replayed form, or one form with its parameters changed makes nothing more.
+#[tokio::test]
+async fn a_consent_form_makes_one_code_only() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let client_id = site.register_client().await;
+    let form = with(
+        &site.consent_form(&alex, &site.params(&client_id)).await,
+        "decision",
+        "allow",
+    );
+    let first = site.submit_consent(&alex.cookie, &form).await;
+    let (_, query) = first.redirect();
+    assert!(query.contains_key("code"), "{query:?}");
+    site.submit_consent(&alex.cookie, &form)
+        .await
+        .assert_page(403);
+
+    // A fresh form whose request is changed after it was shown (another state) is refused too.
+    let fresh = with(
+        &site.consent_form(&alex, &site.params(&client_id)).await,
+        "decision",
+        "allow",
+    );
+    site.submit_consent(&alex.cookie, &with(&fresh, "state", "other"))
+        .await
+        .assert_page(403);
+    site.submit_consent(&alex.cookie, &without(&fresh, "consent"))
+        .await
+        .assert_page(403);
+    let allowed = site
+        .audit()
+        .await
+        .iter()
+        .filter(|r| r.action == "oauth:consent" && r.outcome == "ok")
+        .count();
+    assert_eq!(allowed, 1, "one code was made");
+}
+
 /// The `Origin` a browser sends with a form its page at `origin` posts back to `origin`
 /// (Fetch, "append a request `Origin` header": a non-CORS POST from a page whose referrer
 /// policy is `no-referrer` says `null`; Chromium and Firefox do so).
