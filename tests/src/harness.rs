@@ -255,6 +255,12 @@ impl TestServer {
         self.post_raw_with(token, &[], body).await
     }
 
+    /// [`Self::post_raw`] to another path of the MCP listener (`/connector`).
+    pub async fn post_raw_at(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let url = format!("{}{path}", self.public_url);
+        self.post_raw_to(&url, token, &[], body).await
+    }
+
     /// [`Self::post_raw`] with extra request headers (`origin`, `host`, …).
     pub async fn post_raw_with(
         &self,
@@ -262,9 +268,19 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, String) {
+        self.post_raw_to(&self.mcp_url, token, headers, body).await
+    }
+
+    async fn post_raw_to(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
         let http = common::upstream::http_client().expect("http client");
         let mut request = http
-            .post(&self.mcp_url)
+            .post(url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .body(body.to_owned());

@@ -4,6 +4,7 @@
 // A harness that cannot set itself up should fail the test loudly at the faulty line.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod connector;
 pub mod harness;
 pub mod passkey;
 pub mod sandbox;

@@ -1,4 +1,6 @@
-//! The isolation property: for random tokens (valid, revoked, forged, garbage) and random calls
+//! The isolation property: for random tokens (valid, revoked, forged, garbage; static tokens on
+//! `/mcp` and OAuth access tokens of several people per tenant on `/connector`, live and revoked)
+//! and random calls
 //! to every tool and resource of the shared server, writes included, with resource ids drawn
 //! from every tenant:
 //! - no answer contains data owned by a tenant other than the token's;
@@ -14,10 +16,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use tests::connector::Site;
 use tests::harness::TestServer;
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 
 const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
+/// People per tenant, each with their own OAuth connection.
+const PEOPLE: usize = 2;
 
 const TOOLS: [&str; 20] = [
     "whoami",
@@ -45,6 +50,10 @@ const TOOLS: [&str; 20] = [
 #[derive(Clone, Debug)]
 enum Who {
     Tenant(usize),
+    /// Tenant `.0`'s person `.1`, through an OAuth connection on `/connector`.
+    Person(usize, usize),
+    /// An OAuth access token whose grant the studio revoked.
+    RevokedGrant,
     Revoked,
     Forged,
     Garbage,
@@ -65,7 +74,9 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     let who = prop_oneof![
-        6 => (0..OWNERS.len()).prop_map(Who::Tenant),
+        4 => (0..OWNERS.len()).prop_map(Who::Tenant),
+        4 => (0..OWNERS.len(), 0..PEOPLE).prop_map(|(t, p)| Who::Person(t, p)),
+        1 => Just(Who::RevokedGrant),
         1 => Just(Who::Revoked),
         1 => Just(Who::Forged),
         1 => Just(Who::Garbage),
@@ -182,39 +193,60 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
         .enable_all()
         .build()
         .unwrap();
-    let (sandbox, server, tenants, revoked, forged) = runtime.block_on(async {
-        let sandbox = Sandbox::start(Fixture::new(&OWNERS)).await.unwrap();
-        let server = TestServer::start(&sandbox).await;
-        let mut tenants = Vec::new();
-        for owner in OWNERS {
-            let f = sandbox.fixture().owner(owner).unwrap();
-            let extra = json!({"writable_collections": [f.collection_ids[0]]});
-            tenants.push(server.provision_with(f, extra).await);
-        }
-        let extra = server
-            .admin
-            .issue_token("initech", &Default::default())
-            .await
-            .unwrap();
-        server.admin.revoke(&extra.record.id).await.unwrap();
-        let other = common::token::TokenAuthority::from_key(
-            b"not-this-servers-key-0123456789a",
-            &server.public_url,
-        );
-        let tmp = tempfile::tempdir().unwrap();
-        let store = common::store::Store::open(tmp.path()).unwrap();
-        let acme = common::domain::TenantId::parse("acme").unwrap();
-        let forged = other
-            .issue(&store, &acme, "", 3600, common::now_unix())
-            .unwrap();
-        (
-            sandbox,
-            server,
-            tenants,
-            extra.token,
-            forged.token.expose_secret().to_owned(),
-        )
-    });
+    let (sandbox, site, tenants, people, revoked_grant, revoked, forged) =
+        runtime.block_on(async {
+            let sandbox = Sandbox::start(Fixture::new(&OWNERS)).await.unwrap();
+            let site = Site::new(TestServer::start_on_localhost(&sandbox).await);
+            let server = &site.server;
+            let mut tenants = Vec::new();
+            for owner in OWNERS {
+                let f = sandbox.fixture().owner(owner).unwrap();
+                let extra = json!({"writable_collections": [f.collection_ids[0]]});
+                tenants.push(server.provision_with(f, extra).await);
+            }
+            let extra = server
+                .admin
+                .issue_token("initech", &Default::default())
+                .await
+                .unwrap();
+            server.admin.revoke(&extra.record.id).await.unwrap();
+            let other = common::token::TokenAuthority::from_key(
+                b"not-this-servers-key-0123456789a",
+                &server.public_url,
+            );
+            let tmp = tempfile::tempdir().unwrap();
+            let store = common::store::Store::open(tmp.path()).unwrap();
+            let acme = common::domain::TenantId::parse("acme").unwrap();
+            let forged = other
+                .issue(&store, &acme, "", 3600, common::now_unix())
+                .unwrap();
+            // Several people per tenant, each connected through OAuth; one more whose connection
+            // the studio then revokes.
+            let mut people = Vec::new();
+            for owner in OWNERS {
+                let mut theirs = Vec::new();
+                for n in 0..PEOPLE {
+                    let person = site.person(owner, &format!("{owner} person {n}")).await;
+                    theirs.push(site.connect(&person).await.access);
+                }
+                people.push(theirs);
+            }
+            let leaver = site.person("initech", "initech leaver").await;
+            let revoked_grant = site.connect(&leaver).await.access;
+            let grants = site.grants().await;
+            let grant = grants.iter().find(|g| g.person == leaver.id).unwrap();
+            server.admin.revoke_grant(&grant.id).await.unwrap();
+            (
+                sandbox,
+                site,
+                tenants,
+                people,
+                revoked_grant,
+                extra.token,
+                forged.token.expose_secret().to_owned(),
+            )
+        });
+    let server = &site.server;
 
     let f = sandbox.fixture().clone();
     let junk = "0123456789abcdef01234567".to_owned();
@@ -264,16 +296,18 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
     let mut runner = TestRunner::new(config);
     let writes_by = std::cell::RefCell::new(vec![0usize; OWNERS.len()]);
     let outcome = runner.run(&case(), |c| {
-        let token = match &c.who {
-            Who::Tenant(i) => tenants[*i].token.clone(),
-            Who::Revoked => revoked.clone(),
-            Who::Forged => forged.clone(),
-            Who::Garbage => "Zm9vYmFy.YmF6.cXV4".to_owned(),
+        let (path, token) = match &c.who {
+            Who::Tenant(i) => ("/mcp", tenants[*i].token.clone()),
+            Who::Person(i, n) => ("/connector", people[*i][*n].clone()),
+            Who::RevokedGrant => ("/connector", revoked_grant.clone()),
+            Who::Revoked => ("/mcp", revoked.clone()),
+            Who::Forged => ("/mcp", forged.clone()),
+            Who::Garbage => ("/mcp", "Zm9vYmFy.YmF6.cXV4".to_owned()),
         };
         let body = request(&c, &pools).to_string();
         sandbox.clear_requests();
-        let (status, text) = runtime.block_on(server.post_raw(Some(&token), &body));
-        let Who::Tenant(i) = &c.who else {
+        let (status, text) = runtime.block_on(server.post_raw_at(path, Some(&token), &body));
+        let (Who::Tenant(i) | Who::Person(i, _)) = &c.who else {
             prop_assert_eq!(status, 401, "{}", text);
             prop_assert!(sandbox.requests().is_empty());
             return Ok(());
