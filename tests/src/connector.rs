@@ -339,6 +339,15 @@ impl Site {
         .await
     }
 
+    /// `name` of `tenant` is invited and registers a passkey, an assistant registers, and the
+    /// person allows it: the person, the assistant's client id and the code.
+    pub async fn allowed(&self, tenant: &str, name: &str) -> (Person, String, String) {
+        let person = self.person(tenant, name).await;
+        let client_id = self.register_client().await;
+        let code = self.allow(&person, &client_id).await;
+        (person, client_id, code)
+    }
+
     /// A new assistant registers, `person` allows it, and it exchanges the code.
     pub async fn connect(&self, person: &Person) -> Connection {
         let client_id = self.register_client().await;

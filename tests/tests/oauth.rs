@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tests::connector::*;
-use tests::harness::{TestServer, call, ok_json};
+use tests::harness::{Captured, TestServer, call, files_under, ok_json};
 use tests::passkey::{self, SoftPasskey};
 
 // ---- the way it should go ----
@@ -245,9 +245,7 @@ async fn the_audit_log_records_consent_tokens_refresh_and_who_called() {
 async fn a_code_works_once_and_its_replay_revokes_the_grant() {
     let sandbox = sandbox().await;
     let site = shared(&sandbox).await;
-    let alex = site.person("acme", "Alex").await;
-    let client_id = site.register_client().await;
-    let code = site.allow(&alex, &client_id).await;
+    let (_alex, client_id, code) = site.allowed("acme", "Alex").await;
     let first = site.exchange(&client_id, &code, VERIFIER).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let access = first.json()["access_token"].as_str().unwrap().to_owned();
@@ -269,9 +267,7 @@ async fn a_code_works_once_and_its_replay_revokes_the_grant() {
 async fn a_wrong_code_verifier_is_refused_and_voids_the_code() {
     let sandbox = sandbox().await;
     let site = shared(&sandbox).await;
-    let alex = site.person("acme", "Alex").await;
-    let client_id = site.register_client().await;
-    let code = site.allow(&alex, &client_id).await;
+    let (_alex, client_id, code) = site.allowed("acme", "Alex").await;
 
     let wrong = "another-verifier-0123456789-abcdefghijklmnopqrstu";
     site.exchange(&client_id, &code, wrong)
@@ -313,9 +309,7 @@ async fn a_code_is_bound_to_its_client_and_redirect_uri() {
 async fn a_code_dies_with_the_person_who_allowed_it() {
     let sandbox = sandbox().await;
     let site = shared(&sandbox).await;
-    let alex = site.person("acme", "Alex").await;
-    let client_id = site.register_client().await;
-    let code = site.allow(&alex, &client_id).await;
+    let (alex, client_id, code) = site.allowed("acme", "Alex").await;
 
     site.server.admin.remove_person(&alex.id).await.unwrap();
 
@@ -329,9 +323,7 @@ async fn a_code_dies_with_the_person_who_allowed_it() {
 async fn a_missing_code_verifier_is_an_invalid_request() {
     let sandbox = sandbox().await;
     let site = shared(&sandbox).await;
-    let alex = site.person("acme", "Alex").await;
-    let client_id = site.register_client().await;
-    let code = site.allow(&alex, &client_id).await;
+    let (_alex, client_id, code) = site.allowed("acme", "Alex").await;
 
     site.token(&[
         ("grant_type", "authorization_code"),
@@ -1122,31 +1114,6 @@ async fn shared_and_isolated_tokens_mean_nothing_to_each_other() {
 }
 
 // ---- secrets ----
-
-/// Everything the server logs, for the leak search.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 #[tokio::test]
 async fn no_secret_of_the_flow_is_logged_shown_or_stored() {

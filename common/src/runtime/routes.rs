@@ -189,17 +189,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// The request's bearer token, if it has one.
+fn bearer_token(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::token::bearer)
+}
+
 /// Resolves the bearer token to its tenant, or answers 401 with `WWW-Authenticate`.
 async fn authenticate(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::token::bearer);
+    let token = bearer_token(&request);
     let outcome = match token {
         None => Err(AuthError::Missing),
         Some(token) => state.authority.authenticate(&state.services.store, token),
@@ -266,11 +271,7 @@ async fn authenticate_oauth(
     request: Request,
     next: Next,
 ) -> Response {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::token::bearer);
+    let token = bearer_token(&request);
     let Some(token) = token else {
         return oauth_unauthorized(&state, None);
     };

@@ -300,6 +300,21 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Every record of `tree` that `keep` keeps.
+fn scan<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, StoreError> {
+    let mut kept = Vec::new();
+    for value in tree.iter().values() {
+        let record: T = decode(&value?)?;
+        if keep(&record) {
+            kept.push(record);
+        }
+    }
+    Ok(kept)
+}
+
 fn poisoned<T>(_: T) -> StoreError {
     StoreError::Io("in-memory access-token index lock poisoned".into())
 }
@@ -384,13 +399,9 @@ impl People {
 
     /// Every person, or one tenant's, oldest first.
     pub fn people(&self, tenant: Option<&TenantId>) -> Result<Vec<Person>, StoreError> {
-        let mut all = Vec::new();
-        for value in self.people.iter().values() {
-            let person: Person = decode(&value?)?;
-            if tenant.is_none_or(|t| &person.tenant == t) {
-                all.push(person);
-            }
-        }
+        let mut all: Vec<Person> = scan(&self.people, |p: &Person| {
+            tenant.is_none_or(|t| &p.tenant == t)
+        })?;
         all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(all)
     }
@@ -742,13 +753,9 @@ impl People {
 
     /// Every grant, or one tenant's, oldest first (revoked ones too, marked).
     pub fn grants(&self, tenant: Option<&TenantId>) -> Result<Vec<Grant>, StoreError> {
-        let mut all = Vec::new();
-        for value in self.grants.iter().values() {
-            let grant: Grant = decode(&value?)?;
-            if tenant.is_none_or(|t| &grant.tenant == t) {
-                all.push(grant);
-            }
-        }
+        let mut all: Vec<Grant> = scan(&self.grants, |g: &Grant| {
+            tenant.is_none_or(|t| &g.tenant == t)
+        })?;
         all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(all)
     }

@@ -240,26 +240,41 @@ pub async fn show(
             );
         }
     };
-    let checked = match check(&state, params).await {
-        Ok(c) => c,
-        Err(r) => return refusal(&state, r),
-    };
-    let me = match signin::signed_in(&state, &headers) {
-        Ok(me) => me,
-        Err(e) => return signin::unavailable(&state, &e),
-    };
-    let Some(me) = me else {
-        let next = format!("/authorize?{}", query_of(&checked.params));
-        return signin::signin_response(
-            &state,
-            &next,
-            Some(&format!(
-                "\"{}\" wants to connect to your data. Sign in with your passkey to continue.",
-                checked.client.name
-            )),
-        );
+    let (checked, me) = match checked_and_signed_in(&state, params, &headers, |c| {
+        format!(
+            "\"{}\" wants to connect to your data. Sign in with your passkey to continue.",
+            c.client.name
+        )
+    })
+    .await
+    {
+        Ok(pair) => pair,
+        Err(response) => return response,
     };
     consent(&state, &checked, &me)
+}
+
+/// The request checked and its person signed in; otherwise the page that says why, or the
+/// sign-in page (with `notice`) that comes back here.
+async fn checked_and_signed_in(
+    state: &AppState,
+    params: Params,
+    headers: &HeaderMap,
+    notice: impl Fn(&Checked) -> String,
+) -> Result<(Checked, SignedIn), Response> {
+    let checked = check(state, params).await.map_err(|r| refusal(state, r))?;
+    match signin::signed_in(state, headers) {
+        Ok(Some(me)) => Ok((checked, me)),
+        Ok(None) => {
+            let next = format!("/authorize?{}", query_of(&checked.params));
+            Err(signin::signin_response(
+                state,
+                &next,
+                Some(&notice(&checked)),
+            ))
+        }
+        Err(e) => Err(signin::unavailable(state, &e)),
+    }
 }
 
 /// What a consent ticket binds: the person it was shown to and the exact request.
@@ -338,21 +353,13 @@ pub async fn decide(
             );
         }
     };
-    let checked = match check(&state, form.params).await {
-        Ok(c) => c,
-        Err(r) => return refusal(&state, r),
-    };
-    let me = match signin::signed_in(&state, &headers) {
-        Ok(me) => me,
-        Err(e) => return signin::unavailable(&state, &e),
-    };
-    let Some(me) = me else {
-        let next = format!("/authorize?{}", query_of(&checked.params));
-        return signin::signin_response(
-            &state,
-            &next,
-            Some("Your sign-in expired. Sign in again with your passkey to continue."),
-        );
+    let (checked, me) = match checked_and_signed_in(&state, form.params, &headers, |_| {
+        "Your sign-in expired. Sign in again with your passkey to continue.".into()
+    })
+    .await
+    {
+        Ok(pair) => pair,
+        Err(response) => return response,
     };
     let client_id = checked.client.id.clone();
     let refused = |outcome: &str| {
