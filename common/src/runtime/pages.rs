@@ -198,7 +198,7 @@ pub fn consent_page(v: &ConsentPage) -> String {
 {tenant}&#39;s data on your behalf. That is the name the application gives itself; only allow it
 if you have just asked your AI assistant to connect.</p>
 {capabilities}
-<p>The connection lasts until you or the studio remove it. You can ask the studio to revoke it at any time.</p>
+<p>The connection lasts until you disconnect it in your AI assistant or the studio removes it; you can ask the studio to do so at any time.</p>
 <p>After you choose, your browser goes back to <strong>{host}</strong>.</p>
 <form method="post" action="{action}">
 {hidden}<div class="actions">
@@ -485,7 +485,7 @@ mod tests {
         assert!(html.contains("the name the application gives itself"));
         assert!(html.contains("<strong>claude.ai</strong>"));
         assert!(html.contains("<li>Read Acme&#39;s Webflow sites and CMS collections</li>"));
-        assert!(html.contains("The connection lasts until you or the studio remove it. You can ask the studio to revoke it at any time."));
+        assert!(html.contains("The connection lasts until you disconnect it in your AI assistant or the studio removes it; you can ask the studio to do so at any time."));
     }
 
     #[test]
