@@ -57,8 +57,10 @@ pub struct Config {
     /// The longest `Retry-After` a tool call waits out before answering with an error.
     pub max_retry_wait_ms: u64,
     pub token_ttl_days: u64,
-    /// How long a high-risk action's confirmation code stays valid.
-    pub confirm_ttl_secs: u64,
+    /// How long a high-risk action waits for a person's approval.
+    pub approval_ttl_secs: u64,
+    /// Where to post a short message when an approval is waiting.
+    pub approval_webhook: Option<String>,
     /// Audit records older than this are deleted (checked hourly).
     pub audit_retention_days: u64,
     /// Default per-tenant tool calls per minute.
@@ -121,7 +123,8 @@ struct FileConfig {
     max_retry_wait_ms: Option<u64>,
     token_ttl_days: Option<u64>,
     audit_retention_days: Option<u64>,
-    confirm_ttl_secs: Option<u64>,
+    approval_ttl_secs: Option<u64>,
+    approval_webhook: Option<String>,
     tenant_rate_per_min: Option<u64>,
     webflow_rate_per_min: Option<u64>,
     log_format: Option<String>,
@@ -242,8 +245,19 @@ impl Config {
             )?,
             max_retry_wait_ms: number("STUDIO_MCP_MAX_RETRY_WAIT_MS", f.max_retry_wait_ms, 2_000)?,
             token_ttl_days: number("STUDIO_MCP_TOKEN_TTL_DAYS", f.token_ttl_days, 365)?,
-            confirm_ttl_secs: number("STUDIO_MCP_CONFIRM_TTL_SECS", f.confirm_ttl_secs, 300)?
-                .clamp(1, 3600),
+            approval_webhook: match pick("STUDIO_MCP_APPROVAL_WEBHOOK", f.approval_webhook) {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
+                // Never echoed: a chat webhook URL is itself a credential.
+                Some(_) => {
+                    return Err(ConfigError::Value {
+                        name: "STUDIO_MCP_APPROVAL_WEBHOOK",
+                        why: "must be an http(s) URL".into(),
+                    });
+                }
+                None => None,
+            },
+            approval_ttl_secs: number("STUDIO_MCP_APPROVAL_TTL_SECS", f.approval_ttl_secs, 600)?
+                .clamp(1, 86_400),
             audit_retention_days: number(
                 "STUDIO_MCP_AUDIT_RETENTION_DAYS",
                 f.audit_retention_days,

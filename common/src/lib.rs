@@ -26,8 +26,8 @@ pub mod runtime;
 pub mod scope;
 pub mod secrets;
 pub mod store;
-/// The audit log and the pending confirmations are part of the store; kept at these paths too.
-pub use store::{audit, confirm};
+/// The audit log and the approvals are part of the store; kept at these paths too.
+pub use store::{approvals, audit};
 pub mod tenant;
 pub mod tenant_state;
 pub mod token;

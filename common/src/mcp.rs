@@ -102,8 +102,12 @@ pub struct Services {
     /// Keyed once-per-interval gates for actions an upstream allows rarely (publishing).
     pub gates: crate::ratelimit::Buckets<String>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// Lifetime of a confirmation code for a high-risk action.
-    pub confirm_ttl_secs: u64,
+    /// How long a high-risk action waits for a person's decision.
+    pub approval_ttl_secs: u64,
+    /// This server's public URL (approval links point at it).
+    pub public_url: String,
+    /// Where to post a short message when an approval is waiting (`STUDIO_MCP_APPROVAL_WEBHOOK`).
+    pub approval_webhook: Option<String>,
 }
 
 /// One authenticated call: the tenant is fixed here and tools cannot choose another.
@@ -111,6 +115,9 @@ pub struct ToolContext<'a> {
     pub tenant: &'a Arc<Tenant>,
     /// The person and client of an OAuth connection; `None` for a static token.
     pub actor: Option<&'a crate::store::people::AccessEntry>,
+    /// Set only by the runtime when it carries out an action a person approved (claimed and
+    /// running): nothing a model sends can set it.
+    pub approval: Option<&'a crate::store::approvals::Approval>,
     pub services: &'a Services,
     pub request_id: &'a str,
 }
@@ -349,6 +356,15 @@ impl ToolEntry {
         self.name
     }
 
+    /// Runs the tool with JSON arguments (what `tools/call` does, without the protocol).
+    pub fn invoke<'a>(
+        &self,
+        ctx: &'a ToolContext<'a>,
+        args: JsonObject,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ToolError>> {
+        (self.call)(ctx, args)
+    }
+
     pub fn allowed_for(&self, tenant: &Tenant) -> bool {
         let toolset_ok = self.toolset.is_none_or(|t| tenant.has_toolset(t));
         let tier_ok = !(tenant.read_only && self.tier != Tier::Read);
@@ -475,6 +491,7 @@ impl McpServer {
         ToolContext {
             tenant: &caller.tenant,
             actor: caller.actor.as_deref(),
+            approval: None,
             services: &self.services,
             request_id: &caller.request_id,
         }

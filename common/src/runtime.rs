@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod approve;
 pub mod cli;
 pub mod drill;
 pub mod listener;

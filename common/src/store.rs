@@ -6,9 +6,10 @@
 //! - **Durable before answering.** A write returns only once it survives a crash (tenant and
 //!   token writes, revocations, secrets, removals); the admin API answers after the write.
 //! - **Atomic where it matters.** `add_tenant` creates or fails with `TenantExists`, never
-//!   overwrites; `insert_token` stores the record and its id index together; redeeming a
-//!   confirmation consumes it exactly once among concurrent callers; `remove_tenant` revokes
-//!   every token before it deletes anything, so a crash part-way leaves tokens refused.
+//!   overwrites; `insert_token` stores the record and its id index together; an approval
+//!   moves forward by compare-and-swap, so it is decided once and claimed (run) at most once;
+//!   `remove_tenant` revokes every token before it deletes anything, so a crash part-way leaves
+//!   tokens refused.
 //! - **Revocation is never undone.** A revoked token stays refused, across restarts, whatever
 //!   tenant is later created under the same id.
 //! - **In memory, kept in step.** Tenants and the token index (token digest → tenant, revoked)
@@ -24,8 +25,8 @@
 //!   and a rotated-out one presented again revokes its grant; revoking a grant or removing a
 //!   person or tenant drops their access tokens from the in-memory index before it returns.
 
+pub mod approvals;
 pub mod audit;
-pub mod confirm;
 pub mod people;
 mod sled;
 
@@ -134,8 +135,9 @@ impl Store {
         backend!(self, s => s.audit())
     }
 
-    pub fn confirmations(&self) -> &confirm::Confirmations {
-        backend!(self, s => s.confirmations())
+    /// Pending high-risk actions and people's decisions (`approvals.rs`).
+    pub fn approvals(&self) -> &approvals::Approvals {
+        backend!(self, s => s.approvals())
     }
 
     /// People, passkeys, sessions and OAuth grants (`people.rs`).
@@ -159,7 +161,7 @@ impl Store {
     }
 
     /// Revokes every token and grant of the tenant, removes its people, deletes its secrets
-    /// and pending confirmations, then its record. Its audit history stays.
+    /// and approvals, then its record. Its audit history stays.
     pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
         backend!(self, s => s.remove_tenant(id, at))
     }

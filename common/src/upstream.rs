@@ -225,6 +225,12 @@ impl<'a> Call<'a> {
 }
 
 impl Upstream {
+    /// The pooled HTTP client (for the few calls that are not to this upstream's API, such as
+    /// the approval webhook).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     pub fn new(
         name: &'static str,
         base_url: &str,

@@ -7,8 +7,9 @@ use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
 use common::runtime::admin_client::AdminClient;
 use common::runtime::cli::{
-    AuditArgs, DrillCommand, GlobalArgs, GrantCommand, PersonCommand, SecretCommand, TokenCommand,
-    mcp_url, print_json, remove_tenant, run_audit, run_grant, run_person, run_secret, run_token,
+    ApprovalCommand, AuditArgs, DrillCommand, GlobalArgs, GrantCommand, PersonCommand,
+    SecretCommand, TokenCommand, mcp_url, print_json, remove_tenant, run_approval, run_audit,
+    run_grant, run_person, run_secret, run_token,
 };
 use common::tenant::TenantSpec;
 
@@ -44,6 +45,9 @@ pub enum Command {
     /// List and revoke the connections people allowed (OAuth grants).
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// High-risk actions waiting for a person: list, or decide as the operator.
+    #[command(subcommand)]
+    Approval(ApprovalCommand),
     /// Read the audit log (newest first).
     Audit(AuditArgs),
     /// Rehearse operations (`drill revoke`).
@@ -156,6 +160,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             run_person(&client, c, own.as_deref()).await
         }
         Command::Grant(c) => run_grant(&client, c).await,
+        Command::Approval(c) => run_approval(&client, c).await,
         Command::Audit(a) => run_audit(&client, a).await,
         Command::Drill(DrillCommand::Revoke {
             tenant: asked,

@@ -16,13 +16,16 @@ pub const ISOLATED: ServerSpec = ServerSpec {
         "Prepare publishing {tenant}'s Webflow site or CMS items",
         "Prepare changes to {tenant}'s DNS records",
         "Prepare a link to {tenant}'s billing portal",
-        "Each of these acts only after a second, explicit confirmation",
+        "Each of these acts only after an approver of {tenant} approves it on this server's own page",
     ],
     instructions: "High-risk actions for one client: publish the Webflow site or CMS items, change \
-        DNS records, open the billing portal. Every change is two-step: the first call returns a \
-        preview and a confirmation_code; repeat the same call with confirmation_code to act.",
+        DNS records, open the billing portal. Nothing acts on your word: each call returns a preview \
+        and an approval link; show the link to the person. An approver of this client approves or \
+        denies it on this server's page, and on approval the action runs at once, exactly once. \
+        Call again with the same arguments to learn the outcome.",
     catalog: tools::isolated_catalog,
     resources: None,
     single_tenant: true,
+    approvals: true,
     verify: verify::verify_isolated,
 };

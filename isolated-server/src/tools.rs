@@ -1,4 +1,4 @@
-//! The isolated catalog and the two-step confirmation every high-risk tool goes through.
+//! The isolated catalog and the approval by a person every high-risk tool goes through.
 
 mod billing_create_portal_session;
 mod billing_list_invoices;
@@ -10,7 +10,7 @@ mod dns_update_record;
 mod webflow_publish_items;
 mod webflow_publish_site;
 
-use common::confirm::ConfirmError;
+use common::approvals::{self, Approval, State};
 use common::mcp::{Catalog, ToolContext, ToolEntry, ToolError};
 use common::tools::whoami::Whoami;
 use serde::Serialize;
@@ -29,68 +29,203 @@ pub fn isolated_catalog() -> Catalog {
     ])
 }
 
-/// The answer of a high-risk tool: a preview with a code to confirm, or what was done.
+/// The answer of a high-risk tool. The model never makes one act: the first call records a
+/// pending approval and answers with its link; a person approves it on this instance's page (or
+/// the operator through the admin API), and the instance carries it out at once. Calling again
+/// with the same arguments tells what became of it.
 #[derive(Debug, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Step<P, R> {
-    ConfirmationRequired {
+    ApprovalRequired {
         preview: P,
-        confirmation_code: String,
+        approval_id: String,
+        approval_url: String,
         expires_in_secs: u64,
         next_step: String,
     },
-    Done {
-        result: R,
-    },
+    /// Carried out (returned to the runtime that runs an approved action).
+    Done { result: R },
+    /// What became of an earlier request for exactly this action.
+    #[serde(untagged)]
+    Known(Known),
 }
 
-/// Whether to show a preview (with a fresh code) or act (the code was valid for exactly this).
+/// An earlier approval for exactly these arguments, as the model is told it.
+#[derive(Debug, Serialize)]
+pub struct Known {
+    /// `waiting_for_approval`, `denied`, `approved`, `running`, `done` or `failed`.
+    pub status: &'static str,
+    pub approval_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+}
+
+/// What a high-risk tool does with a call.
 pub enum Gate {
-    Preview(String),
+    /// No request for exactly this action is open: preview it and ask for approval.
+    Request,
+    /// Tell the model what became of its earlier request.
+    Known(Known),
+    /// A person approved exactly this action and the runtime is carrying it out: act.
     Proceed,
 }
 
-/// `args` must serialize without its `confirmation_code` (`#[serde(skip_serializing)]`), so
-/// the code is bound to every other argument exactly.
+fn approval_url(ctx: &ToolContext<'_>, id: &str) -> String {
+    format!("{}/approve/{id}", ctx.services.public_url)
+}
+
+/// `args` are the tool's typed arguments; their digest binds an approval to them exactly.
 pub fn gate(
     ctx: &ToolContext<'_>,
     tool: &'static str,
     args: &impl Serialize,
-    code: Option<&str>,
 ) -> Result<Gate, ToolError> {
     let digest = common::audit::digest(args);
     let tenant = ctx.tenant.id.as_str();
-    let confirmations = ctx.services.store.confirmations();
-    let now = common::audit::now_ms();
-    match code {
-        None => confirmations
-            .issue(
-                tenant,
-                tool,
-                &digest,
-                now,
-                ctx.services.confirm_ttl_secs * 1000,
-            )
-            .map(Gate::Preview)
-            .map_err(|e| ctx.store_error(e)),
-        Some(code) => match confirmations.redeem(code.trim(), tenant, tool, &digest, now) {
-            Ok(()) => Ok(Gate::Proceed),
-            Err(ConfirmError::Store(e)) => Err(ctx.store_error(e)),
-            Err(e) => Err(ToolError::NotPermitted(e.to_string())),
-        },
+    if let Some(approved) = ctx.approval {
+        let matches = approved.tool == tool
+            && approved.tenant == tenant
+            && approved.args_digest == digest
+            && matches!(approved.state, State::Running { .. });
+        return if matches {
+            Ok(Gate::Proceed)
+        } else {
+            Err(ToolError::NotPermitted(
+                "the approved action does not match these arguments; nothing was done".into(),
+            ))
+        };
     }
+    let approvals = ctx.services.store.approvals();
+    let now = common::now_unix();
+    let Some(earlier) = approvals
+        .latest_for(tenant, tool, &digest)
+        .map_err(|e| ctx.store_error(e))?
+    else {
+        return Ok(Gate::Request);
+    };
+    let by = |state: &State| match state {
+        State::Approved { by, .. }
+        | State::Denied { by, .. }
+        | State::Running { by, .. }
+        | State::Done { by, .. } => Some(by.clone()),
+        State::Pending => None,
+    };
+    let decided_by = by(&earlier.state);
+    let known = |status, message: String, result| Known {
+        status,
+        approval_id: earlier.id.clone(),
+        approval_url: Some(approval_url(ctx, &earlier.id)),
+        decided_by: decided_by.clone(),
+        message,
+        result,
+    };
+    let report = |known: Known| -> Result<Gate, ToolError> {
+        approvals
+            .mark_reported(&earlier.id)
+            .map_err(|e| ToolError::NotPermitted(e.to_string()))?;
+        Ok(Gate::Known(known))
+    };
+    Ok(match (earlier.state_name(now), &earlier.state) {
+        ("pending", _) => Gate::Known(known(
+            "waiting_for_approval",
+            format!(
+                "Nothing has been done. This exact action is still waiting for a person to \
+                 approve it at {}; it expires in {} s.",
+                approval_url(ctx, &earlier.id),
+                earlier.expires_at.saturating_sub(now)
+            ),
+            None,
+        )),
+        ("approved", _) => Gate::Known(known(
+            "approved",
+            "A person approved this action; it has not started yet, or the server stopped \
+             before it began (then nothing was sent). Call again in a moment; if it stays \
+             approved, ask for a new approval."
+                .into(),
+            None,
+        )),
+        ("running", _) => Gate::Known(known(
+            "running",
+            "A person approved this action and it is being carried out. If it stays running, the \
+             server stopped while carrying it out: it may have taken effect and will not be \
+             retried; check before asking again."
+                .into(),
+            None,
+        )),
+        ("denied", _) if !earlier.reported => report(known(
+            "denied",
+            "A person denied this action; nothing was done. Do not retry unless the person asks \
+             for it again."
+                .into(),
+            None,
+        ))?,
+        ("done", State::Done { outcome, .. }) if !earlier.reported => report(known(
+            "done",
+            "A person approved this action and it was carried out; the result is attached.".into(),
+            Some(outcome.clone()),
+        ))?,
+        ("failed", State::Done { outcome, .. }) if !earlier.reported => report(known(
+            "failed",
+            "A person approved this action, but carrying it out failed; the error is attached."
+                .into(),
+            Some(outcome.clone()),
+        ))?,
+        // Expired, or settled and already told: a call for the same action is a new request.
+        _ => Gate::Request,
+    })
 }
 
-impl<P, R> Step<P, R> {
-    pub fn preview(ctx: &ToolContext<'_>, preview: P, code: String, tool: &str) -> Self {
-        Step::ConfirmationRequired {
-            preview,
-            confirmation_code: code,
-            expires_in_secs: ctx.services.confirm_ttl_secs,
-            next_step: format!(
-                "Nothing has changed yet. Show this preview to the person; if they agree, call {tool} \
-                 again with the same arguments plus confirmation_code."
-            ),
-        }
-    }
+/// Records a pending approval for this action with the preview the person will see, and answers
+/// with its link.
+pub fn request<P: Serialize, R>(
+    ctx: &ToolContext<'_>,
+    tool: &'static str,
+    args: &impl Serialize,
+    preview: P,
+) -> Result<Step<P, R>, ToolError> {
+    let args_value = match serde_json::to_value(args) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(ctx.internal("approval arguments", &"not an object")),
+    };
+    let now = common::now_unix();
+    let ttl = ctx.services.approval_ttl_secs;
+    let approval = Approval {
+        id: approvals::new_id(),
+        tenant: ctx.tenant.id.to_string(),
+        tool: tool.to_owned(),
+        args: args_value,
+        args_digest: common::audit::digest(args),
+        preview: serde_json::to_value(&preview).unwrap_or_default(),
+        requested_by: ctx.actor.map(|a| a.person.clone()),
+        created_at: now,
+        expires_at: now + ttl,
+        state: State::Pending,
+        reported: false,
+    };
+    ctx.services
+        .store
+        .approvals()
+        .request(&approval)
+        .map_err(|e| ctx.store_error(e))?;
+    let url = approval_url(ctx, &approval.id);
+    common::runtime::approve::notify_waiting(ctx.services, &approval, &url);
+    Ok(Step::ApprovalRequired {
+        preview,
+        approval_id: approval.id,
+        next_step: format!(
+            "Nothing has changed yet. Show the person this link: {url} . An approver of {} opens \
+             it, signs in with their passkey, sees exactly this preview and approves or denies; on \
+             approval this instance carries the action out at once, exactly once. Afterwards, call \
+             this tool again with the same arguments to learn the outcome. You cannot approve it \
+             yourself.",
+            ctx.tenant.name
+        ),
+        approval_url: url,
+        expires_in_secs: ttl,
+    })
 }

@@ -55,5 +55,6 @@ pub const SHARED: ServerSpec = ServerSpec {
     catalog: tools::shared_catalog,
     resources: Some(&resources::WEBFLOW_RESOURCES),
     single_tenant: false,
+    approvals: false,
     verify: verify_shared,
 };

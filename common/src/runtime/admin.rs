@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::domain::TenantId;
 use crate::secrets::SecretKind;
+use crate::store::approvals::{Approval, ApprovalError};
 use crate::store::people::{self, GrantView, Invite, Person, PersonView, Role};
 use crate::store::{StoreError, TokenRecord};
 use crate::tenant::{Tenant, TenantPatch, TenantSpec};
@@ -151,6 +152,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/people/{id}", axum::routing::delete(remove_person))
         .route("/v1/grants", get(list_grants))
         .route("/v1/grants/{id}/revoke", post(revoke_grant))
+        .route("/v1/approvals", get(list_approvals))
+        .route("/v1/approvals/{id}/approve", post(approve_approval))
+        .route("/v1/approvals/{id}/deny", post(deny_approval))
         .route("/v1/audit", get(read_audit))
         .route("/v1/onboard", post(onboard))
         .route("/metrics", get(metrics))
@@ -850,4 +854,104 @@ async fn revoke_grant(
         &serde_json::json!({"grant": grant.id}),
     );
     Ok(Json(GrantView::from(&grant)))
+}
+
+// ---- approvals (operator fallback) ----
+
+/// What admin answers show of an approval: everything but nothing secret (arguments are ids,
+/// DNS contents and URLs, which the preview shows anyway).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub id: String,
+    pub tenant: String,
+    pub tool: String,
+    /// `pending`, `expired`, `approved` (not run), `running`, `denied`, `done`, `failed`.
+    pub state: String,
+    pub preview: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<serde_json::Value>,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
+impl ApprovalView {
+    fn of(a: &Approval, now: u64) -> Self {
+        use crate::store::approvals::State;
+        let (decided_by, outcome) = match &a.state {
+            State::Pending => (None, None),
+            State::Approved { by, .. } | State::Denied { by, .. } | State::Running { by, .. } => {
+                (Some(by.clone()), None)
+            }
+            State::Done { by, outcome, .. } => (Some(by.clone()), Some(outcome.clone())),
+        };
+        Self {
+            id: a.id.clone(),
+            tenant: a.tenant.clone(),
+            tool: a.tool.clone(),
+            state: a.state_name(now).to_owned(),
+            preview: a.preview.clone(),
+            decided_by,
+            outcome,
+            created_at: a.created_at,
+            expires_at: a.expires_at,
+        }
+    }
+}
+
+fn approvals_here(state: &AppState) -> AdminResult<()> {
+    if state.spec.approvals {
+        Ok(())
+    } else {
+        Err(AdminError(
+            StatusCode::NOT_FOUND,
+            "this server has no high-risk actions to approve (they live on the isolated instances)"
+                .into(),
+        ))
+    }
+}
+
+async fn list_approvals(
+    State(state): State<Arc<AppState>>,
+) -> AdminResult<Json<Vec<ApprovalView>>> {
+    approvals_here(&state)?;
+    let now = crate::now_unix();
+    let all = state.services.store.approvals().list(None)?;
+    Ok(Json(all.iter().map(|a| ApprovalView::of(a, now)).collect()))
+}
+
+async fn approve_approval(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<ApprovalView>> {
+    decide_approval(&state, &id, true).await
+}
+
+async fn deny_approval(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Json<ApprovalView>> {
+    decide_approval(&state, &id, false).await
+}
+
+/// The operator decides (audited as `operator`); an approval runs at once.
+async fn decide_approval(
+    state: &AppState,
+    id: &str,
+    approve: bool,
+) -> AdminResult<Json<ApprovalView>> {
+    approvals_here(state)?;
+    match crate::runtime::approve::decide_and_run(state, id, approve, "operator").await {
+        Ok(a) => Ok(Json(ApprovalView::of(&a, crate::now_unix()))),
+        Err(ApprovalError::Store(e)) => Err(e.into()),
+        Err(ApprovalError::Unknown) => Err(AdminError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no approval `{}` on this instance",
+                crate::runtime::oauth::clean_name(id)
+            ),
+        )),
+        Err(e) => Err(AdminError(StatusCode::CONFLICT, e.to_string())),
+    }
 }

@@ -236,6 +236,25 @@ impl AdminClient {
         self.call(reqwest::Method::GET, &path, None).await
     }
 
+    pub async fn approvals(&self) -> anyhow::Result<Vec<crate::runtime::admin::ApprovalView>> {
+        self.call(reqwest::Method::GET, "/v1/approvals", None).await
+    }
+
+    /// The operator's decision; an approval runs at once and the answer carries its outcome.
+    pub async fn decide_approval(
+        &self,
+        id: &str,
+        approve: bool,
+    ) -> anyhow::Result<crate::runtime::admin::ApprovalView> {
+        let verb = if approve { "approve" } else { "deny" };
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/approvals/{id}/{verb}"),
+            None,
+        )
+        .await
+    }
+
     pub async fn revoke_grant(&self, id: &str) -> anyhow::Result<crate::store::people::GrantView> {
         self.call(
             reqwest::Method::POST,

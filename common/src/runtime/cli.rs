@@ -104,6 +104,45 @@ pub enum GrantCommand {
     Revoke { grant_id: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ApprovalCommand {
+    /// List high-risk actions waiting for, or past, a decision (newest first).
+    List,
+    /// Approve as the operator: the action runs at once; prints its outcome.
+    Approve { approval_id: String },
+    /// Deny as the operator: nothing is done.
+    Deny { approval_id: String },
+}
+
+pub async fn run_approval(client: &AdminClient, command: &ApprovalCommand) -> anyhow::Result<()> {
+    match command {
+        ApprovalCommand::List => {
+            crate::out!("ID\tTOOL\tSTATE\tREQUESTED\tDECIDED BY");
+            for a in client.approvals().await? {
+                crate::out!(
+                    "{}\t{}\t{}\t{} {}\t{}",
+                    a.id,
+                    a.tool,
+                    a.state,
+                    date(a.created_at),
+                    clock(a.created_at),
+                    a.decided_by
+                        .as_deref()
+                        .map(printable)
+                        .unwrap_or_else(|| "-".into()),
+                );
+            }
+            Ok(())
+        }
+        ApprovalCommand::Approve { approval_id } | ApprovalCommand::Deny { approval_id } => {
+            let approve = matches!(command, ApprovalCommand::Approve { .. });
+            let a = client.decide_approval(approval_id, approve).await?;
+            eprintln!("{} {}: {}", a.id, a.tool, a.state);
+            print_json(&a)
+        }
+    }
+}
+
 pub async fn run_person(
     client: &AdminClient,
     command: &PersonCommand,

@@ -214,6 +214,102 @@ if you have just asked your AI assistant to connect.</p>
     document(&v.server_name, "Allow access?", &body, false)
 }
 
+/// The page an approval link opens: exactly what will happen, and (for an approver, while it
+/// waits) the two buttons.
+#[derive(Debug, Clone)]
+pub struct ApprovalPage {
+    pub server_name: String,
+    pub person_name: String,
+    pub tenant_name: String,
+    /// What the action is, in words ("Publish the website").
+    pub action_title: String,
+    /// The preview computed when the action was requested, shown field by field.
+    pub preview: serde_json::Value,
+    /// A sentence on where it stands (waiting, approved by …, done, denied, expired).
+    pub status: String,
+    /// The result or error once carried out.
+    pub outcome: Option<serde_json::Value>,
+    /// Whether this person may approve or deny now.
+    pub can_decide: bool,
+    /// Why not, when they are signed in but may not (a member).
+    pub why_not: Option<String>,
+    pub csrf: String,
+    pub action: String,
+}
+
+/// A JSON value as nested definition lists, every string escaped.
+fn json_html(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::Null => "<em>none</em>".into(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Number(n) => escape(&n.to_string()),
+        Value::String(s) => escape(s),
+        Value::Array(items) if items.is_empty() => "<em>none</em>".into(),
+        Value::Array(items) => {
+            let li: String = items
+                .iter()
+                .map(|i| format!("<li>{}</li>", json_html(i)))
+                .collect();
+            format!("<ul>{li}</ul>")
+        }
+        Value::Object(map) => {
+            let rows: String = map
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "<dt>{}</dt><dd>{}</dd>",
+                        escape(&k.replace('_', " ")),
+                        json_html(v)
+                    )
+                })
+                .collect();
+            format!("<dl>{rows}</dl>")
+        }
+    }
+}
+
+pub fn approval_page(v: &ApprovalPage) -> String {
+    let person = escape(&v.person_name);
+    let tenant = escape(&v.tenant_name);
+    let outcome = v
+        .outcome
+        .as_ref()
+        .map(|o| format!("<h2>Outcome</h2>\n{}", json_html(o)))
+        .unwrap_or_default();
+    let decide = if v.can_decide {
+        format!(
+            r#"<p>Approve only if this is what you asked for. On approval it happens at once, exactly once.</p>
+<form method="post" action="{action}">
+{csrf}<div class="actions">
+<button type="submit" name="decision" value="approve">Approve</button>
+<button type="submit" name="decision" value="deny" class="secondary">Deny</button>
+</div>
+</form>"#,
+            action = escape(&v.action),
+            csrf = hidden_input("csrf", &v.csrf),
+        )
+    } else {
+        v.why_not
+            .as_ref()
+            .map(|w| format!("<p class=\"notice\">{}</p>", escape(w)))
+            .unwrap_or_default()
+    };
+    let body = format!(
+        r#"<p class="small">Signed in as <strong>{person}</strong> for <strong>{tenant}</strong>.</p>
+<h1>{title}</h1>
+<p>{status}</p>
+<h2>What will happen</h2>
+{preview}
+{outcome}
+{decide}"#,
+        title = escape(&v.action_title),
+        status = escape(&v.status),
+        preview = json_html(&v.preview),
+    );
+    document(&v.server_name, &v.action_title, &body, false)
+}
+
 pub fn message_page(v: &MessagePage) -> String {
     let paragraphs: String = v
         .body
@@ -292,6 +388,10 @@ h1.success { color: var(--ok); }
 h1.problem, .problem { color: var(--bad); }
 h1.info { color: var(--accent); }
 ul { padding-left: 1.25rem; }
+dl { margin: 0.25rem 0 0.75rem; }
+dt { font-weight: 600; }
+dd { margin: 0 0 0.5rem 1rem; overflow-wrap: anywhere; }
+h2 { font-size: 1.125rem; margin: 1.25rem 0 0.5rem; }
 li { margin: 0.25rem 0; }
 .small { font-size: 0.9375rem; color: var(--muted); }
 .notice { padding: 0.75rem 1rem; border-left: 4px solid var(--accent); background: #1f5fbf14; }

@@ -58,8 +58,11 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
             authenticate_oauth,
         ));
     // Pages a person's browser opens (cookies): Host and Origin must be ours.
-    let browser = signin::router()
-        .merge(oauth::browser_router())
+    let mut browser = signin::router().merge(oauth::browser_router());
+    if state.spec.approvals {
+        browser = browser.merge(crate::runtime::approve::router());
+    }
+    let browser = browser
         .layer(DefaultBodyLimit::max(signin::MAX_FORM_BYTES))
         .with_state(state.clone());
     // Metadata, registration, token and revocation: called from anywhere, never with cookies.

@@ -27,6 +27,9 @@ pub struct ServerSpec {
     pub resources: Option<&'static ResourceCatalog>,
     /// Serve exactly one tenant, named by `STUDIO_MCP_TENANT`.
     pub single_tenant: bool,
+    /// Has high-risk tools that wait for a person's approval: serve `/approve/{id}` and the
+    /// admin API's approvals.
+    pub approvals: bool,
     /// Proves an upstream credential works for a tenant before onboarding stores it.
     pub verify: VerifyFn,
 }

@@ -106,7 +106,9 @@ impl Application {
             index: ResourceIndex::default(),
             gates: Default::default(),
             metrics,
-            confirm_ttl_secs: config.confirm_ttl_secs,
+            approval_ttl_secs: config.approval_ttl_secs,
+            public_url: public_url.clone(),
+            approval_webhook: config.approval_webhook.clone(),
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             ),

@@ -1,5 +1,5 @@
 //! The embedded sled backend of [`super::Store`]: tenants, token records (only the SHA-256 of
-//! each token), sealed upstream secrets, pending confirmations in sled; the token index's
+//! each token), sealed upstream secrets, approvals in sled; the token index's
 //! journal and the audit day files beside it. Tenants and the token index live in memory.
 
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ pub struct SledStore {
     token_ids: sled::Tree,
     secrets: sled::Tree,
     audit: super::audit::AuditLog,
-    confirmations: super::confirm::Confirmations,
+    approvals: super::approvals::Approvals,
     people: super::people::People,
     /// What the hot path needs of every token, by token hash, and the in-memory copy of every
     /// tenant, so a request never touches sled (reading 100k token records through sled costs
@@ -234,7 +234,7 @@ impl SledStore {
             token_ids: db.open_tree("token_ids")?,
             secrets: db.open_tree("secrets")?,
             audit: super::audit::AuditLog::open(&dir.join("audit"))?,
-            confirmations: super::confirm::Confirmations::new(db.open_tree("confirmations")?),
+            approvals: super::approvals::Approvals::new(db.open_tree("approvals")?),
             people: super::people::People::open(&db, crate::now_unix())?,
             db,
             token_index: Arc::new(RwLock::new(index)),
@@ -280,8 +280,8 @@ impl SledStore {
         &self.audit
     }
 
-    pub fn confirmations(&self) -> &super::confirm::Confirmations {
-        &self.confirmations
+    pub fn approvals(&self) -> &super::approvals::Approvals {
+        &self.approvals
     }
 
     // ---- tenants ----
@@ -312,7 +312,7 @@ impl SledStore {
 
     /// Removes a tenant: revokes every token it has (durably, each journaled before sled, so
     /// that no token of it can act for a tenant later created under the same id), deletes its
-    /// sealed secrets and pending confirmations, then its record. Audit history stays.
+    /// sealed secrets and approvals, then its record. Audit history stays.
     pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
         let mut removed = Removed::default();
         for record in self.tokens(Some(id))? {
@@ -327,7 +327,7 @@ impl SledStore {
             self.secrets.remove(key)?;
             removed.secrets_deleted += 1;
         }
-        self.confirmations.forget_tenant(id.as_str())?;
+        self.approvals.forget_tenant(id.as_str())?;
         self.people.remove_tenant(id, at)?;
         removed.existed = self.tenants_tree.remove(id.as_str().as_bytes())?.is_some();
         self.flush()?;

@@ -1,5 +1,5 @@
 //! `billing_create_portal_session`: a Stripe billing-portal link for the tenant's own customer,
-//! after confirmation; the request carries an `Idempotency-Key` derived from the confirmation.
+//! after a person approves; the request carries an `Idempotency-Key` derived from the approval.
 
 use common::domain::DnsName;
 use common::mcp::{Tool, ToolContext, ToolError};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::tools::billing_list_invoices::customer;
-use crate::tools::{Gate, Step, gate};
+use crate::tools::{Gate, Step, gate, request};
 use crate::upstream::stripe::{PortalSession, Stripe};
 
 pub struct CreatePortalSession;
@@ -25,9 +25,6 @@ pub struct Args {
     /// domains (its site's custom domains or the hosts the studio configured).
     #[serde(default)]
     pub return_url: Option<String>,
-    /// The code from the preview; leave out to get the preview.
-    #[serde(default, skip_serializing)]
-    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,9 +37,10 @@ pub struct Preview {
 impl Tool for CreatePortalSession {
     const NAME: &'static str = "billing_create_portal_session";
     const TITLE: &'static str = "Open the billing portal";
-    const DESCRIPTION: &'static str = "Create a Stripe billing-portal session for this client's own customer \
-         and return its one-time URL (payment methods, invoices, plan). Two steps: preview and \
-         confirmation_code first, then the same call with the code.";
+    const DESCRIPTION: &'static str = "Create a Stripe billing-portal session for this client's own customer and return its \
+         one-time URL (payment methods, invoices, plan). Needs a person: the call returns a \
+         preview and an approval link for an approver of this client; the action runs once they \
+         approve. Call again with the same arguments to see the outcome.";
     const TIER: Tier = Tier::HighRisk;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
@@ -58,19 +56,20 @@ impl Tool for CreatePortalSession {
             check_return_url(ctx, url).await?;
         }
         let token = ctx.credential(SecretKind::Stripe)?;
-        let code = args.confirmation_code.clone();
-        match gate(ctx, Self::NAME, &args, code.as_deref())? {
-            Gate::Preview(code) => {
+        match gate(ctx, Self::NAME, &args)? {
+            Gate::Known(known) => Ok(Step::Known(known)),
+            Gate::Request => {
                 let preview = Preview {
                     action: "create a billing-portal session (a one-time link to this customer's billing)",
                     customer: customer.as_str().to_owned(),
-                    return_url: args.return_url,
+                    return_url: args.return_url.clone(),
                 };
-                Ok(Step::preview(ctx, preview, code, Self::NAME))
+                request(ctx, Self::NAME, &args, preview)
             }
             Gate::Proceed => {
-                // One confirmation, one key: any retry of this request is the same request to Stripe.
-                let seed = format!("{}:{}", ctx.tenant.id, code.unwrap_or_default());
+                // One approval, one key: any retry of this request is the same request to Stripe.
+                let approval = ctx.approval.map(|a| a.id.as_str()).unwrap_or_default();
+                let seed = format!("{}:{approval}", ctx.tenant.id);
                 let key = format!(
                     "studio-mcp-{}",
                     hex::encode(&Sha256::digest(seed.as_bytes())[..16])

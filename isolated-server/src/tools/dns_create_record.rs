@@ -1,4 +1,4 @@
-//! `dns_create_record`: adds a record under one of the tenant's allowed names, after confirmation.
+//! `dns_create_record`: adds a record under one of the tenant's allowed names, after a person approves.
 
 use common::mcp::{Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::dns::{self, RecordArgs};
-use crate::tools::{Gate, Step, gate};
+use crate::tools::{Gate, Step, gate, request};
 use crate::upstream::cloudflare::{DnsRecord, RecordInput};
 
 pub struct CreateRecord;
@@ -18,9 +18,6 @@ pub struct Args {
     #[serde(default)]
     pub zone_id: Option<String>,
     pub record: RecordArgs,
-    /// The code from the preview; leave out to get the preview.
-    #[serde(default, skip_serializing)]
-    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -36,9 +33,10 @@ pub struct Preview {
 impl Tool for CreateRecord {
     const NAME: &'static str = "dns_create_record";
     const TITLE: &'static str = "Create a DNS record";
-    const DESCRIPTION: &'static str = "Create a DNS record in this client's Cloudflare zone, under one of its \
-         allowed names. Two steps: the first call returns a preview and a confirmation_code; call \
-         again with the same arguments and the code to create it.";
+    const DESCRIPTION: &'static str = "Create a DNS record in this client's Cloudflare zone, under one of its allowed names. \
+         Needs a person: the call returns a preview and an approval link for an approver of this \
+         client; the action runs once they approve. Call again with the same arguments to see the \
+         outcome.";
     const TIER: Tier = Tier::HighRisk;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
@@ -52,8 +50,9 @@ impl Tool for CreateRecord {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
         let input = dns::input(ctx, &args.record)?;
         let cloudflare = dns::cloudflare(ctx)?;
-        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
-            Gate::Preview(code) => {
+        match gate(ctx, Self::NAME, &args)? {
+            Gate::Known(known) => Ok(Step::Known(known)),
+            Gate::Request => {
                 let (existing, _) = cloudflare
                     .list(&zone, Some(&input.name), None, 1, 100)
                     .await?;
@@ -64,7 +63,7 @@ impl Tool for CreateRecord {
                     after: input,
                     existing_with_same_name: existing,
                 };
-                Ok(Step::preview(ctx, preview, code, Self::NAME))
+                request(ctx, Self::NAME, &args, preview)
             }
             Gate::Proceed => Ok(Step::Done {
                 result: cloudflare.create(&zone, &input).await?,

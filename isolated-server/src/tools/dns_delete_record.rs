@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::dns;
-use crate::tools::{Gate, Step, gate};
+use crate::tools::{Gate, Step, gate, request};
 use crate::upstream::cloudflare::DnsRecord;
 
 pub struct DeleteRecord;
@@ -19,9 +19,6 @@ pub struct Args {
     pub zone_id: Option<String>,
     /// The record to delete (from `dns_list_records`).
     pub record_id: String,
-    /// The code from the preview; leave out to get the preview.
-    #[serde(default, skip_serializing)]
-    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,9 +37,10 @@ pub struct Deleted {
 impl Tool for DeleteRecord {
     const NAME: &'static str = "dns_delete_record";
     const TITLE: &'static str = "Delete a DNS record";
-    const DESCRIPTION: &'static str = "Delete a DNS record of this client's Cloudflare zone under one of its \
-         allowed names. Two steps: the first call returns the record and a confirmation_code; call \
-         again with the same arguments and the code to delete it.";
+    const DESCRIPTION: &'static str = "Delete a DNS record of this client's Cloudflare zone under one of its allowed names. \
+         Needs a person: the call returns a preview and an approval link for an approver of this \
+         client; the action runs once they approve. Call again with the same arguments to see the \
+         outcome.";
     const TIER: Tier = Tier::HighRisk;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
@@ -56,15 +54,16 @@ impl Tool for DeleteRecord {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
         let cloudflare = dns::cloudflare(ctx)?;
         let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
-        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
-            Gate::Preview(code) => {
+        match gate(ctx, Self::NAME, &args)? {
+            Gate::Known(known) => Ok(Step::Known(known)),
+            Gate::Request => {
                 let preview = Preview {
                     action: "delete this DNS record",
                     zone_id: zone.to_string(),
                     before,
                     after: None,
                 };
-                Ok(Step::preview(ctx, preview, code, Self::NAME))
+                request(ctx, Self::NAME, &args, preview)
             }
             Gate::Proceed => {
                 let deleted = cloudflare.delete(&zone, &id).await?;

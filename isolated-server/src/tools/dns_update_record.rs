@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::dns::{self, RecordArgs};
-use crate::tools::{Gate, Step, gate};
+use crate::tools::{Gate, Step, gate, request};
 use crate::upstream::cloudflare::{DnsRecord, RecordInput};
 
 pub struct UpdateRecord;
@@ -21,9 +21,6 @@ pub struct Args {
     pub record_id: String,
     /// The record as it should be afterwards.
     pub record: RecordArgs,
-    /// The code from the preview; leave out to get the preview.
-    #[serde(default, skip_serializing)]
-    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -37,9 +34,10 @@ pub struct Preview {
 impl Tool for UpdateRecord {
     const NAME: &'static str = "dns_update_record";
     const TITLE: &'static str = "Change a DNS record";
-    const DESCRIPTION: &'static str = "Change a DNS record of this client's Cloudflare zone; both its current \
-         and its new name must be allowed. Two steps: the first call returns the record before and \
-         after and a confirmation_code; call again with the same arguments and the code to change it.";
+    const DESCRIPTION: &'static str = "Change a DNS record of this client's Cloudflare zone; both its current and its new name \
+         must be allowed. Needs a person: the call returns a preview and an approval link for an \
+         approver of this client; the action runs once they approve. Call again with the same \
+         arguments to see the outcome.";
     const TIER: Tier = Tier::HighRisk;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
@@ -60,15 +58,16 @@ impl Tool for UpdateRecord {
                 before.kind, input.kind
             )));
         }
-        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
-            Gate::Preview(code) => {
+        match gate(ctx, Self::NAME, &args)? {
+            Gate::Known(known) => Ok(Step::Known(known)),
+            Gate::Request => {
                 let preview = Preview {
                     action: "change this DNS record",
                     zone_id: zone.to_string(),
                     before,
                     after: input,
                 };
-                Ok(Step::preview(ctx, preview, code, Self::NAME))
+                request(ctx, Self::NAME, &args, preview)
             }
             Gate::Proceed => Ok(Step::Done {
                 result: cloudflare.update(&zone, &id, &input).await?,

@@ -7,7 +7,7 @@ use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::{Gate, Step, gate};
+use crate::tools::{Gate, Step, gate, request};
 use crate::upstream::webflow_publish::{self, ItemsPublished};
 
 pub struct PublishItems;
@@ -19,9 +19,6 @@ pub struct Args {
     pub collection_id: String,
     /// The items to publish (1-100).
     pub item_ids: Vec<String>,
-    /// The code from the preview; leave out to get the preview.
-    #[serde(default, skip_serializing)]
-    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,9 +32,10 @@ pub struct Preview {
 impl Tool for PublishItems {
     const NAME: &'static str = "webflow_publish_items";
     const TITLE: &'static str = "Publish CMS items";
-    const DESCRIPTION: &'static str = "Publish chosen items of one of this client's CMS collections to the \
-         live site. Two steps: the first call returns a preview and a confirmation_code; call again \
-         with the same arguments and the code to publish.";
+    const DESCRIPTION: &'static str = "Publish chosen items of one of this client's CMS collections to the live site. Needs a \
+         person: the call returns a preview and an approval link for an approver of this client; \
+         the action runs once they approve. Call again with the same arguments to see the \
+         outcome.";
     const TIER: Tier = Tier::HighRisk;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
@@ -56,8 +54,9 @@ impl Tool for PublishItems {
             .collect::<Result<_, _>>()?;
         let collection = ctx.collection(&args.collection_id).await?;
         let token = ctx.credential(SecretKind::Webflow)?;
-        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
-            Gate::Preview(code) => {
+        match gate(ctx, Self::NAME, &args)? {
+            Gate::Known(known) => Ok(Step::Known(known)),
+            Gate::Request => {
                 let info = ctx.webflow()?.get_collection(&collection).await?;
                 let preview = Preview {
                     action: "publish these items' staged versions to the live site",
@@ -65,7 +64,7 @@ impl Tool for PublishItems {
                     collection_name: info.display_name,
                     item_ids: items.iter().map(ToString::to_string).collect(),
                 };
-                Ok(Step::preview(ctx, preview, code, Self::NAME))
+                request(ctx, Self::NAME, &args, preview)
             }
             Gate::Proceed => {
                 let result = webflow_publish::publish_items(

@@ -1,5 +1,5 @@
 //! `webflow_publish_site`: publishes the tenant's site to its own custom domains and/or the
-//! webflow.io subdomain, at most once a minute per site, after confirmation.
+//! webflow.io subdomain, at most once a minute per site, after a person approves.
 
 use common::domain::WebflowId;
 use common::mcp::{Tool, ToolContext, ToolError};
@@ -8,7 +8,7 @@ use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::{Gate, Step, gate};
+use crate::tools::{Gate, Step, gate, request};
 use crate::upstream::webflow_publish::{self, SitePublished};
 
 pub struct PublishSite;
@@ -25,9 +25,6 @@ pub struct Args {
     /// Also publish to the site's webflow.io subdomain (default false).
     #[serde(default)]
     pub publish_to_webflow_subdomain: bool,
-    /// The code from the preview; leave out to get the preview.
-    #[serde(default, skip_serializing)]
-    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,9 +45,10 @@ const PUBLISHES_PER_MIN: u32 = 1;
 impl Tool for PublishSite {
     const NAME: &'static str = "webflow_publish_site";
     const TITLE: &'static str = "Publish the Webflow site";
-    const DESCRIPTION: &'static str = "Publish this client's Webflow site to its custom domains and/or the \
-         webflow.io subdomain. Two steps: the first call returns a preview and a confirmation_code; \
-         call again with the same arguments and the code to publish. At most once a minute per site.";
+    const DESCRIPTION: &'static str = "Publish this client's Webflow site to its custom domains and/or the webflow.io \
+         subdomain. Needs a person: the call returns a preview and an approval link for an \
+         approver of this client; the action runs once they approve. Call again with the same \
+         arguments to see the outcome. At most once a minute per site.";
     const TIER: Tier = Tier::HighRisk;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
@@ -88,8 +86,9 @@ impl Tool for PublishSite {
             .would_allow(&gate_key, PUBLISHES_PER_MIN, 60.0)
             .err();
         let token = ctx.credential(SecretKind::Webflow)?;
-        match gate(ctx, Self::NAME, &args, args.confirmation_code.as_deref())? {
-            Gate::Preview(code) => {
+        match gate(ctx, Self::NAME, &args)? {
+            Gate::Known(known) => Ok(Step::Known(known)),
+            Gate::Request => {
                 let info = ctx.webflow()?.get_site(&site).await?;
                 let urls = domains
                     .iter()
@@ -110,7 +109,7 @@ impl Tool for PublishSite {
                     last_published: info.last_published,
                     next_publish_in_secs: next,
                 };
-                Ok(Step::preview(ctx, preview, code, Self::NAME))
+                request(ctx, Self::NAME, &args, preview)
             }
             Gate::Proceed => {
                 if let Err(secs) = ctx.services.gates.take(&gate_key, PUBLISHES_PER_MIN, 60.0) {

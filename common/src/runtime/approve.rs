@@ -1,0 +1,368 @@
+//! Approvals by a person: the `/approve/{id}` page an approval link opens, the decision, and
+//! carrying out what was approved — on the instance itself, at once, exactly once.
+//!
+//! Design: **the instance runs the action on approval.** The approver sees the outcome on the
+//! page; the model learns it by calling the tool again with the same arguments. The model never
+//! holds anything that makes an action run: the page needs a signed-in approver of the tenant
+//! (passkey) and the session's CSRF token, the admin API needs the operator's token.
+//!
+//! Exactly once, also across `kill -9`: the decision is made durable (`approved`), then the
+//! action is claimed (`running`, durable, by compare-and-swap: one claimer ever), then the tool
+//! runs with the claimed approval in its context (the only way its gate proceeds), then the
+//! outcome is recorded (`done`/`failed`). A crash leaves `approved` (nothing was sent: reported
+//! as approved, not run) or `running` (it may have acted: reported, never run again).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::TenantId;
+use crate::mcp::{Services, ToolContext};
+use crate::runtime::pages::{self, MessageKind};
+use crate::runtime::signin::{self, SignedIn};
+use crate::runtime::state::{AppState, Event};
+use crate::store::approvals::{Approval, ApprovalError, State as ApprovalState};
+use crate::store::people::Role;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/approve/{id}", get(show).post(decide))
+}
+
+/// Posts a short note that an approval waits to the operator's webhook, if one is set: the tool
+/// and the link, never the arguments. Fire and forget; failures are logged without the URL.
+pub fn notify_waiting(services: &Services, approval: &Approval, url: &str) {
+    let Some(webhook) = services.approval_webhook.clone() else {
+        return;
+    };
+    let text = format!(
+        "studio-mcp: an approval is waiting for {} ({}): {url}",
+        approval.tenant, approval.tool
+    );
+    let client = services.webflow.client().clone();
+    tokio::spawn(async move {
+        let sent = client
+            .post(&webhook)
+            .timeout(std::time::Duration::from_secs(5))
+            .json(&json!({ "text": text }))
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(
+                status = r.status().as_u16(),
+                "approval webhook refused the note"
+            ),
+            Err(e) => tracing::warn!(error = %e.without_url(), "approval webhook unreachable"),
+        }
+    });
+}
+
+/// Records a decision and, on approval, carries the action out. `by` is a person id, or
+/// `operator` for the admin API.
+pub async fn decide_and_run(
+    state: &AppState,
+    id: &str,
+    approve: bool,
+    by: &str,
+) -> Result<Approval, ApprovalError> {
+    let now = crate::now_unix();
+    let decided = state
+        .services
+        .store
+        .approvals()
+        .decide(id, approve, by, now)?;
+    state.record(&Event {
+        tenant: &decided.tenant,
+        action: if approve {
+            "approval:approve"
+        } else {
+            "approval:deny"
+        },
+        outcome: "ok",
+        person: Some(by),
+        client: None,
+        subject: &json!({ "approval": decided.id, "tool": decided.tool }),
+    });
+    if !approve {
+        return Ok(decided);
+    }
+    carry_out(state, id).await
+}
+
+/// Claims an approved action and runs it through its tool, once.
+async fn carry_out(state: &AppState, id: &str) -> Result<Approval, ApprovalError> {
+    let approvals = state.services.store.approvals();
+    let claimed = approvals.claim(id, crate::now_unix())?;
+    let started = std::time::Instant::now();
+    let outcome = run_tool(state, &claimed).await;
+    let (ok, value, kind) = match outcome {
+        Ok(value) => (true, value.get("result").cloned().unwrap_or(value), "ok"),
+        Err((kind, message)) => (false, json!({ "error": message }), kind),
+    };
+    let by = match &claimed.state {
+        ApprovalState::Running { by, .. } => by.clone(),
+        _ => String::new(),
+    };
+    tracing::info!(tenant = %claimed.tenant, tool = %claimed.tool, approval = %claimed.id, outcome = kind, elapsed_ms = started.elapsed().as_millis() as u64, "approved action carried out");
+    state.record(&Event {
+        tenant: &claimed.tenant,
+        action: &claimed.tool,
+        outcome: kind,
+        person: Some(&by),
+        client: None,
+        subject: &serde_json::Value::Object(claimed.args.clone()),
+    });
+    approvals.finish(id, ok, value, crate::now_unix())
+}
+
+async fn run_tool(
+    state: &AppState,
+    approval: &Approval,
+) -> Result<serde_json::Value, (&'static str, String)> {
+    let tenant = TenantId::parse(&approval.tenant)
+        .ok()
+        .and_then(|id| state.services.store.tenant(&id))
+        .ok_or((
+            "no_tenant",
+            "the client is no longer served here".to_owned(),
+        ))?;
+    let entry = state
+        .catalog
+        .get(&approval.tool)
+        .filter(|e| e.allowed_for(&tenant))
+        .ok_or((
+            "unknown_tool",
+            format!("`{}` is no longer allowed for this client", approval.tool),
+        ))?;
+    let request_id = crate::mcp::request_id();
+    let ctx = ToolContext {
+        tenant: &tenant,
+        actor: None,
+        approval: Some(approval),
+        services: &state.services,
+        request_id: &request_id,
+    };
+    entry
+        .invoke(&ctx, approval.args.clone())
+        .await
+        .map_err(|e| (e.kind(), e.to_string()))
+}
+
+// ---- the page ----
+
+fn action_title(tool: &str) -> &'static str {
+    match tool {
+        "webflow_publish_site" => "Publish the website",
+        "webflow_publish_items" => "Publish CMS items",
+        "dns_create_record" => "Create a DNS record",
+        "dns_update_record" => "Change a DNS record",
+        "dns_delete_record" => "Delete a DNS record",
+        "billing_create_portal_session" => "Open the billing portal",
+        _ => "A high-risk action",
+    }
+}
+
+fn status_sentence(a: &Approval, now: u64) -> String {
+    match (&a.state, a.state_name(now)) {
+        (_, "expired") => "This request expired before anyone decided. Nothing was done; ask your \
+             AI assistant again if it is still wanted."
+            .into(),
+        (ApprovalState::Pending, _) => format!(
+            "Waiting for an approver's decision (the request expires in {} minutes). Nothing has \
+             happened yet.",
+            a.expires_at.saturating_sub(now).div_ceil(60)
+        ),
+        (ApprovalState::Approved { .. }, _) => {
+            "Approved, but not carried out: the server stopped before it began. Nothing was sent; \
+             ask your AI assistant again."
+                .into()
+        }
+        (ApprovalState::Running { .. }, _) => "Approved and being carried out. If this stays, the \
+             server stopped while carrying it out: it may have taken effect and will not be \
+             repeated."
+            .into(),
+        (ApprovalState::Denied { .. }, _) => "Denied. Nothing was done.".into(),
+        (ApprovalState::Done { ok: true, .. }, _) => "Approved and carried out.".into(),
+        (ApprovalState::Done { ok: false, .. }, _) => {
+            "Approved, but carrying it out failed; see the outcome.".into()
+        }
+    }
+}
+
+fn page_for(state: &AppState, me: &SignedIn, a: &Approval, notice: Option<&str>) -> Response {
+    let now = crate::now_unix();
+    let pending = a.state_name(now) == "pending";
+    let approver = me.person.role == Role::Approver;
+    let outcome = match &a.state {
+        ApprovalState::Done { outcome, .. } => Some(outcome.clone()),
+        _ => None,
+    };
+    let mut status = status_sentence(a, now);
+    if let Some(notice) = notice {
+        status = format!("{notice} {status}");
+    }
+    signin::page(
+        StatusCode::OK,
+        pages::approval_page(&pages::ApprovalPage {
+            server_name: signin::server_name(state),
+            person_name: me.person.name.clone(),
+            tenant_name: tenant_name(state, &a.tenant),
+            action_title: action_title(&a.tool).to_owned(),
+            preview: a.preview.clone(),
+            status,
+            outcome,
+            can_decide: pending && approver,
+            why_not: (pending && !approver).then(|| {
+                "You can see this request, but only an approver of this client can approve or \
+                 deny it. Ask one of them to open this link."
+                    .to_owned()
+            }),
+            csrf: me.csrf.clone(),
+            action: format!("/approve/{}", a.id),
+        }),
+    )
+}
+
+fn tenant_name(state: &AppState, tenant: &str) -> String {
+    TenantId::parse(tenant)
+        .ok()
+        .and_then(|id| state.services.store.tenant(&id))
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| tenant.to_owned())
+}
+
+/// The approval `id`, if it exists here and belongs to the signed-in person's tenant; otherwise
+/// the page that says why (the same for unknown and foreign ids: nothing to enumerate).
+fn find(state: &AppState, me: &SignedIn, id: &str) -> Result<Approval, Box<Response>> {
+    match state.services.store.approvals().get(id) {
+        Ok(Some(a)) if a.tenant == me.person.tenant.as_str() => Ok(a),
+        Ok(_) => Err(Box::new(signin::message(
+            state,
+            StatusCode::NOT_FOUND,
+            MessageKind::Problem,
+            "This approval link is not valid here",
+            "It is unknown on this server, was for another client, or was copied incompletely. \
+             Nothing was done.",
+        ))),
+        Err(e) => Err(Box::new(signin::unavailable(state, &e))),
+    }
+}
+
+/// `GET /approve/{id}`.
+async fn show(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let me = match signin::signed_in(&state, &headers) {
+        Ok(Some(me)) => me,
+        Ok(None) => {
+            return signin::signin_response(
+                &state,
+                &format!("/approve/{id}"),
+                Some(
+                    "An AI assistant asked for a high-risk action. Sign in with your passkey to see it.",
+                ),
+            );
+        }
+        Err(e) => return signin::unavailable(&state, &e),
+    };
+    match find(&state, &me, &id) {
+        Ok(a) => page_for(&state, &me, &a, None),
+        Err(page) => *page,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    decision: String,
+}
+
+/// `POST /approve/{id}`: an approver's decision.
+async fn decide(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form: DecisionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let me = match signin::signed_in(&state, &headers) {
+        Ok(Some(me)) => me,
+        Ok(None) => {
+            return signin::signin_response(
+                &state,
+                &format!("/approve/{id}"),
+                Some("Your sign-in expired. Sign in again with your passkey; nothing was decided."),
+            );
+        }
+        Err(e) => return signin::unavailable(&state, &e),
+    };
+    let approval = match find(&state, &me, &id) {
+        Ok(a) => a,
+        Err(page) => return *page,
+    };
+    let refused = |outcome: &str| {
+        state.record(&Event {
+            tenant: me.person.tenant.as_str(),
+            action: "approval:refused",
+            outcome,
+            person: Some(&me.person.id),
+            client: None,
+            subject: &json!({ "approval": approval.id }),
+        });
+    };
+    if !me.csrf_matches(&form.csrf) {
+        refused("csrf");
+        return signin::message(
+            &state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            "This form could not be accepted",
+            "It expired or did not come from this site's own page. Nothing was decided; open the \
+             approval link again.",
+        );
+    }
+    if me.person.role != Role::Approver {
+        refused("not_approver");
+        return signin::message(
+            &state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            "Only an approver can decide",
+            "You are a member of this client, not an approver. Nothing was decided.",
+        );
+    }
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => {
+            return signin::message(
+                &state,
+                StatusCode::BAD_REQUEST,
+                MessageKind::Problem,
+                "No decision was sent",
+                "Nothing was decided; open the approval link again.",
+            );
+        }
+    };
+    match decide_and_run(&state, &id, approve, &me.person.id).await {
+        Ok(a) => page_for(&state, &me, &a, None),
+        Err(ApprovalError::Store(e)) => signin::unavailable(&state, &e),
+        Err(e) => {
+            refused("not_pending");
+            match find(&state, &me, &id) {
+                Ok(a) => page_for(&state, &me, &a, Some(&format!("Not done: {e}."))),
+                Err(page) => *page,
+            }
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! Pending high-risk actions and the decisions people make about them.
+//!
+//! A high-risk call never acts on the model's word: it records an [`Approval`] bound to the
+//! tenant, the tool and the exact arguments (stored, with their digest), with the preview the
+//! person will see, and answers with a link to it. Only a person (an approver of the tenant, on
+//! the instance's own page, or the operator through the admin API) can move it on:
+//!
+//! ```text
+//! pending ──approve──▶ approved ──claim──▶ running ──finish──▶ done (ok | failed)
+//!    │ └──deny──▶ denied
+//!    └──(time)──▶ expired
+//! ```
+//!
+//! Every transition is a compare-and-swap made durable before the next step, so among concurrent
+//! deciders exactly one wins, an action is claimed (and run) at most once, and after `kill -9`
+//! an approval is found in the state it reached: `approved` (nothing was sent upstream: reported
+//! as approved, not run), `running` (it may have acted: reported as such, never run again) or
+//! `done`. Nothing ever moves an approval back.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Where an approval stands.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Approved {
+        by: String,
+        at: u64,
+    },
+    Denied {
+        by: String,
+        at: u64,
+    },
+    /// Claimed for running; the upstream call may have been made.
+    Running {
+        by: String,
+        at: u64,
+    },
+    Done {
+        by: String,
+        at: u64,
+        ok: bool,
+        /// The tool's result (`ok`) or its error text.
+        outcome: serde_json::Value,
+    },
+}
+
+impl State {
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Approved { .. } => "approved",
+            State::Denied { .. } => "denied",
+            State::Running { .. } => "running",
+            State::Done { ok: true, .. } => "done",
+            State::Done { ok: false, .. } => "failed",
+        }
+    }
+}
+
+/// One high-risk action waiting for, or past, a person's decision.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub tenant: String,
+    pub tool: String,
+    /// The exact arguments the action runs with.
+    pub args: serde_json::Map<String, serde_json::Value>,
+    pub args_digest: String,
+    /// What the person is shown, computed when the action was requested.
+    pub preview: serde_json::Value,
+    /// Who asked: the person of an OAuth connection, or the static token's tenant.
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub state: State,
+    /// Whether the model has been told the outcome (it is told once).
+    #[serde(default)]
+    pub reported: bool,
+}
+
+impl Approval {
+    /// The state as of `now`: a pending approval past its time is expired.
+    pub fn state_name(&self, now: u64) -> &'static str {
+        match self.state {
+            State::Pending if self.expires_at <= now => "expired",
+            ref s => s.name(),
+        }
+    }
+}
+
+/// Why a transition did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("no such approval here (unknown id, or it belongs to another instance)")]
+    Unknown,
+    #[error("this approval expired before anyone decided; nothing was done")]
+    Expired,
+    #[error("this approval was already decided ({0})")]
+    AlreadyDecided(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::Error> for ApprovalError {
+    fn from(e: sled::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// A fresh approval id: 16 random bytes, unguessable (the page needs an approver's sign-in too).
+pub fn new_id() -> String {
+    use base64::Engine as _;
+    let mut raw = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!(
+        "apr_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    )
+}
+
+fn encode(a: &Approval) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(a).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode(bytes: &[u8]) -> Result<Approval, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The approvals tree.
+#[derive(Clone)]
+pub struct Approvals {
+    tree: sled::Tree,
+}
+
+impl Approvals {
+    pub fn new(tree: sled::Tree) -> Self {
+        Self { tree }
+    }
+
+    /// Records a new pending approval, durably.
+    pub fn request(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.tree
+            .insert(approval.id.as_bytes(), encode(approval)?)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        if id.len() > 64 {
+            return Ok(None);
+        }
+        self.tree
+            .get(id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Every approval of `tenant` (or all), newest first.
+    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<Approval>, StoreError> {
+        let mut all = Vec::new();
+        for value in self.tree.iter().values() {
+            let a = decode(&value?)?;
+            if tenant.is_none_or(|t| a.tenant == t) {
+                all.push(a);
+            }
+        }
+        all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        Ok(all)
+    }
+
+    /// The newest approval for exactly this action (tenant, tool, argument digest).
+    pub fn latest_for(
+        &self,
+        tenant: &str,
+        tool: &str,
+        digest: &str,
+    ) -> Result<Option<Approval>, StoreError> {
+        Ok(self
+            .list(Some(tenant))?
+            .into_iter()
+            .find(|a| a.tool == tool && a.args_digest == digest))
+    }
+
+    /// Applies `change` to the approval with a compare-and-swap, durably; `change` refuses by
+    /// returning an error. Concurrent callers: exactly one sees each transition succeed.
+    fn transition(
+        &self,
+        id: &str,
+        change: impl Fn(&Approval) -> Result<Approval, ApprovalError>,
+    ) -> Result<Approval, ApprovalError> {
+        loop {
+            let Some(current) = self.tree.get(id.as_bytes())? else {
+                return Err(ApprovalError::Unknown);
+            };
+            let next = change(&decode(&current)?)?;
+            let swapped =
+                self.tree
+                    .compare_and_swap(id.as_bytes(), Some(current), Some(encode(&next)?))?;
+            if swapped.is_ok() {
+                self.tree.flush()?;
+                return Ok(next);
+            }
+        }
+    }
+
+    /// A person's (or the operator's) decision on a pending approval.
+    pub fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        now: u64,
+    ) -> Result<Approval, ApprovalError> {
+        self.transition(id, |a| {
+            match a.state_name(now) {
+                "pending" => {}
+                "expired" => return Err(ApprovalError::Expired),
+                other => return Err(ApprovalError::AlreadyDecided(other)),
+            }
+            let mut next = a.clone();
+            next.state = if approve {
+                State::Approved {
+                    by: by.to_owned(),
+                    at: now,
+                }
+            } else {
+                State::Denied {
+                    by: by.to_owned(),
+                    at: now,
+                }
+            };
+            Ok(next)
+        })
+    }
+
+    /// Claims an approved action for running: exactly once, ever.
+    pub fn claim(&self, id: &str, now: u64) -> Result<Approval, ApprovalError> {
+        self.transition(id, |a| match &a.state {
+            State::Approved { by, .. } => {
+                let mut next = a.clone();
+                next.state = State::Running {
+                    by: by.clone(),
+                    at: now,
+                };
+                Ok(next)
+            }
+            other => Err(ApprovalError::AlreadyDecided(other.name())),
+        })
+    }
+
+    /// Records what running the action gave.
+    pub fn finish(
+        &self,
+        id: &str,
+        ok: bool,
+        outcome: serde_json::Value,
+        now: u64,
+    ) -> Result<Approval, ApprovalError> {
+        self.transition(id, |a| match &a.state {
+            State::Running { by, .. } => {
+                let mut next = a.clone();
+                next.state = State::Done {
+                    by: by.clone(),
+                    at: now,
+                    ok,
+                    outcome: outcome.clone(),
+                };
+                Ok(next)
+            }
+            other => Err(ApprovalError::AlreadyDecided(other.name())),
+        })
+    }
+
+    /// Marks the outcome as told to the model.
+    pub fn mark_reported(&self, id: &str) -> Result<(), ApprovalError> {
+        self.transition(id, |a| {
+            let mut next = a.clone();
+            next.reported = true;
+            Ok(next)
+        })
+        .map(|_| ())
+    }
+
+    /// Drops every approval of `tenant` (the tenant is being removed).
+    pub fn forget_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            if decode(&value).is_ok_and(|a| a.tenant == tenant) {
+                self.tree.remove(key)?;
+            }
+        }
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Deletes approvals finished or expired more than `keep_secs` ago.
+    pub fn sweep(&self, now: u64, keep_secs: u64) -> Result<(), StoreError> {
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            let old = decode(&value).is_ok_and(|a| {
+                let settled_at = match a.state {
+                    State::Pending => a.expires_at,
+                    State::Denied { at, .. } | State::Done { at, .. } => at,
+                    // Approved-not-run and running stay until the operator has seen them.
+                    State::Approved { .. } | State::Running { .. } => return false,
+                };
+                settled_at.saturating_add(keep_secs) <= now
+            });
+            if old {
+                self.tree.remove(key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approvals() -> (tempfile::TempDir, Approvals) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        (dir, Approvals::new(db.open_tree("a").unwrap()))
+    }
+
+    fn pending(id: &str, expires_at: u64) -> Approval {
+        Approval {
+            id: id.into(),
+            tenant: "acme".into(),
+            tool: "dns_create_record".into(),
+            args: serde_json::Map::new(),
+            args_digest: "d1".into(),
+            preview: serde_json::json!({}),
+            requested_by: None,
+            created_at: 1,
+            expires_at,
+            state: State::Pending,
+            reported: false,
+        }
+    }
+
+    #[test]
+    fn an_approval_moves_forward_once_and_never_back() {
+        let (_d, a) = approvals();
+        a.request(&pending("x", 100)).unwrap();
+        assert!(matches!(
+            a.claim("x", 2),
+            Err(ApprovalError::AlreadyDecided("pending"))
+        ));
+        a.decide("x", true, "p1", 2).unwrap();
+        assert!(matches!(
+            a.decide("x", false, "p2", 3),
+            Err(ApprovalError::AlreadyDecided("approved"))
+        ));
+        a.claim("x", 3).unwrap();
+        assert!(matches!(
+            a.claim("x", 4),
+            Err(ApprovalError::AlreadyDecided("running"))
+        ));
+        a.finish("x", true, serde_json::json!({"ok": 1}), 5)
+            .unwrap();
+        assert_eq!(a.get("x").unwrap().unwrap().state_name(6), "done");
+        assert!(matches!(
+            a.decide("nope", true, "p", 1),
+            Err(ApprovalError::Unknown)
+        ));
+    }
+
+    #[test]
+    fn expired_and_denied_approvals_never_run() {
+        let (_d, a) = approvals();
+        a.request(&pending("late", 10)).unwrap();
+        assert!(matches!(
+            a.decide("late", true, "p", 10),
+            Err(ApprovalError::Expired)
+        ));
+        a.request(&pending("no", 10)).unwrap();
+        a.decide("no", false, "p", 5).unwrap();
+        assert!(matches!(
+            a.claim("no", 6),
+            Err(ApprovalError::AlreadyDecided("denied"))
+        ));
+    }
+
+    #[test]
+    fn of_concurrent_claims_exactly_one_wins() {
+        let (_d, a) = approvals();
+        a.request(&pending("x", 100)).unwrap();
+        a.decide("x", true, "p", 2).unwrap();
+        let wins = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| a.claim("x", 3).is_ok()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|won| *won)
+                .count()
+        });
+        assert_eq!(wins, 1);
+    }
+}
