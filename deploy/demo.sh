@@ -208,7 +208,7 @@ cat <<EOF
 studio-mcp demo is running.
   MCP endpoint : $mcp_url   (shared; sandbox upstreams at $base_url)
   tenants      : acme (read-write), globex (read-only); each token sees only its own data
-  isolated     : $isolated_url   (acme only: publish, DNS, billing, each confirmed in two steps)
+  isolated     : $isolated_url   (acme only: publish, DNS, billing, each approved by a person)
 
 EOF
 for owner in acme globex; do

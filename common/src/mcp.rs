@@ -498,6 +498,52 @@ impl McpServer {
     }
 }
 
+/// Whether this request comes from a client that can open a URL for its user by itself: a
+/// 2026-07-28 request whose `_meta` declares URL-mode elicitation. (A stateless server knows a
+/// 2025-11-25 client's capabilities only from its `initialize`, which it does not keep: those
+/// clients get the link in the tool result.)
+fn url_elicitation_supported(meta: Option<&rmcp::model::RequestMetaObject>) -> bool {
+    let Some(meta) = meta else {
+        return false;
+    };
+    meta.protocol_version()
+        .is_some_and(|v| v == rmcp::model::ProtocolVersion::V_2026_07_28)
+        && meta
+            .client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| e.url.is_some())
+}
+
+/// A tool answer asking for a person's approval (`status: approval_required` with an
+/// `approval_url`, the isolated server's convention) as an `input_required` result: the client
+/// shows the person the approval page itself, then retries the call, whose answer then says
+/// what became of the action. The request state is only the approval id, an opaque handle:
+/// the retry decides nothing by it (the tool looks the action up by its arguments).
+fn approval_elicitation(value: &serde_json::Value) -> Option<rmcp::model::InputRequiredResult> {
+    use rmcp::model::{ElicitRequest, ElicitRequestParams, InputRequest, InputRequiredResult};
+    if value.get("status")?.as_str()? != "approval_required" {
+        return None;
+    }
+    let url = value.get("approval_url")?.as_str()?.to_owned();
+    let id = value.get("approval_id")?.as_str()?.to_owned();
+    let message = "An approver of this client must approve this action before it runs. Open \
+                   the page, sign in with your passkey, check what will happen and approve or \
+                   deny it; then continue."
+        .to_owned();
+    let elicitation = ElicitRequest::new(ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message,
+        url,
+        elicitation_id: id.clone(),
+    });
+    let mut requests = rmcp::model::InputRequests::new();
+    requests.insert(
+        "approval".to_owned(),
+        InputRequest::Elicitation(elicitation),
+    );
+    Some(InputRequiredResult::new(Some(requests), Some(id)))
+}
+
 /// A new request id: 32 hex digits, a random per-process half and a counter, unique across
 /// restarts and replicas without a system call per request (a random UUID costs one).
 pub fn request_id() -> Arc<str> {
@@ -698,6 +744,8 @@ impl ServerHandler for McpServer {
             )])
             .into());
         }
+        let link_by_elicitation =
+            url_elicitation_supported(request.meta.as_ref()) && request.input_responses.is_none();
         let arguments = request.arguments.unwrap_or_default();
         let args_digest = crate::audit::digest(&arguments);
         let Some(entry) = self
@@ -711,6 +759,19 @@ impl ServerHandler for McpServer {
         let ctx = self.context(&caller);
         let outcome = (entry.call)(&ctx, arguments).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
+        if link_by_elicitation
+            && let Ok(value) = &outcome
+            && let Some(input_required) = approval_elicitation(value)
+        {
+            self.services.metrics.record_call(
+                &caller.live.calls,
+                entry.name(),
+                "ok",
+                started.elapsed(),
+            );
+            self.audit(&caller, entry.name(), args_digest, "ok", started);
+            return Ok(input_required.into());
+        }
         let (result, kind) = match outcome {
             Ok(value) => {
                 tracing::debug!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, "tool call ok");

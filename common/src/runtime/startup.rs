@@ -309,6 +309,15 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
             Ok(n) => tracing::info!(removed = n, "pruned audit records past retention"),
             Err(e) => tracing::error!(error = %e, "audit pruning failed"),
         }
+        // Approvals settled a week ago (approved-not-run and running ones stay for the operator).
+        if let Err(e) = state
+            .services
+            .store
+            .approvals()
+            .sweep(crate::now_unix(), 7 * 86_400)
+        {
+            tracing::error!(error = %e, "sweeping settled approvals failed");
+        }
         // Expired codes, sessions, invites, access tokens and unused client registrations.
         let people = state.services.store.people();
         if let Err(e) = people.sweep(
