@@ -502,13 +502,11 @@ impl McpServer {
 /// 2026-07-28 request whose `_meta` declares URL-mode elicitation. (A stateless server knows a
 /// 2025-11-25 client's capabilities only from its `initialize`, which it does not keep: those
 /// clients get the link in the tool result.)
-fn url_elicitation_supported(meta: Option<&rmcp::model::RequestMetaObject>) -> bool {
-    let Some(meta) = meta else {
-        return false;
-    };
-    meta.protocol_version()
+fn url_elicitation_supported(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
         .is_some_and(|v| v == rmcp::model::ProtocolVersion::V_2026_07_28)
-        && meta
+        && context
             .client_capabilities()
             .and_then(|c| c.elicitation)
             .is_some_and(|e| e.url.is_some())
@@ -745,7 +743,7 @@ impl ServerHandler for McpServer {
             .into());
         }
         let link_by_elicitation =
-            url_elicitation_supported(request.meta.as_ref()) && request.input_responses.is_none();
+            url_elicitation_supported(&context) && request.input_responses.is_none();
         let arguments = request.arguments.unwrap_or_default();
         let args_digest = crate::audit::digest(&arguments);
         let Some(entry) = self
