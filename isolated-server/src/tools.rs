@@ -194,12 +194,21 @@ pub fn request<P: Serialize, R>(
     };
     let now = common::now_unix();
     let ttl = ctx.services.approval_ttl_secs;
+    let digest = common::audit::digest(args);
+    // Say so when this replaces a request for the same action that nobody answered in time.
+    let earlier_expired = ctx
+        .services
+        .store
+        .approvals()
+        .latest_for(ctx.tenant.id.as_str(), tool, &digest)
+        .map_err(|e| ctx.store_error(e))?
+        .is_some_and(|a| a.state_name(now) == "expired");
     let approval = Approval {
         id: approvals::new_id(),
         tenant: ctx.tenant.id.to_string(),
         tool: tool.to_owned(),
         args: args_value,
-        args_digest: common::audit::digest(args),
+        args_digest: digest,
         preview: serde_json::to_value(&preview).unwrap_or_default(),
         requested_by: ctx.actor.map(|a| a.person.clone()),
         created_at: now,
@@ -218,11 +227,16 @@ pub fn request<P: Serialize, R>(
         preview,
         approval_id: approval.id,
         next_step: format!(
-            "Nothing has changed yet. Show the person this link: {url} . An approver of {} opens \
+            "{}Nothing has changed yet. Show the person this link: {url} . An approver of {} opens \
              it, signs in with their passkey, sees exactly this preview and approves or denies; on \
              approval this instance carries the action out at once, exactly once. Afterwards, call \
              this tool again with the same arguments to learn the outcome. You cannot approve it \
              yourself.",
+            if earlier_expired {
+                "The earlier request for this exact action expired unanswered; this is a new one. "
+            } else {
+                ""
+            },
             ctx.tenant.name
         ),
         approval_url: url,
