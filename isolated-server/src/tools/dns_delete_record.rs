@@ -53,8 +53,14 @@ impl Tool for DeleteRecord {
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
         let cloudflare = dns::cloudflare(ctx)?;
+        // The gate first: once an approved delete has run, the record is gone, and the model
+        // must still learn the outcome.
+        let gate = gate(ctx, Self::NAME, &args)?;
+        if let Gate::Known(known) = gate {
+            return Ok(Step::Known(known));
+        }
         let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
-        match gate(ctx, Self::NAME, &args)? {
+        match gate {
             Gate::Known(known) => Ok(Step::Known(known)),
             Gate::Request => {
                 let preview = Preview {
