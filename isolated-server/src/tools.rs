@@ -212,6 +212,7 @@ pub fn request<P: Serialize, R>(
         preview: serde_json::to_value(&preview).unwrap_or_default(),
         requested_by: ctx.actor.map(|a| a.person.clone()),
         created_at: now,
+        seq: approvals::seq_now(),
         expires_at: now + ttl,
         state: State::Pending,
         reported: false,

@@ -179,6 +179,11 @@ impl Site {
     }
 
     pub async fn invite(&self, tenant: &str, name: &str) -> Invited {
+        self.invite_as(tenant, name, None).await
+    }
+
+    /// An invite with `role` (`member` or `approver`; `None` is the default, member).
+    pub async fn invite_as(&self, tenant: &str, name: &str, role: Option<&str>) -> Invited {
         self.server
             .admin
             .invite_person(
@@ -186,7 +191,7 @@ impl Site {
                 &InviteRequest {
                     name: name.into(),
                     email: None,
-                    role: None,
+                    role: role.map(str::to_owned),
                     expires_days: None,
                 },
             )
@@ -196,7 +201,17 @@ impl Site {
 
     /// Invites `name` to `tenant` and registers their passkey through the invite link.
     pub async fn person(&self, tenant: &str, name: &str) -> Person {
-        let invited = self.invite(tenant, name).await;
+        self.person_as(tenant, name, None).await
+    }
+
+    /// An approver of `tenant` (may approve high-risk actions), signed in.
+    pub async fn approver(&self, tenant: &str, name: &str) -> Person {
+        self.person_as(tenant, name, Some("approver")).await
+    }
+
+    /// [`Self::person`] with `role`.
+    pub async fn person_as(&self, tenant: &str, name: &str, role: Option<&str>) -> Person {
+        let invited = self.invite_as(tenant, name, role).await;
         let (passkey, cookie) =
             passkey::register_with_invite(&self.http, &invited.invite_url).await;
         Person {

@@ -425,35 +425,56 @@ pub async fn connect(
 /// The `shared-server` binary beside this test's own target folder, built (or brought up to
 /// date) with the same profile; `None` when cargo is not available and no binary exists.
 pub async fn shared_server_binary() -> Option<std::path::PathBuf> {
+    server_binary("shared-server").await
+}
+
+/// The `isolated-server` binary, as [`shared_server_binary`].
+pub async fn isolated_server_binary() -> Option<std::path::PathBuf> {
+    server_binary("isolated-server").await
+}
+
+/// `package`'s binary of the same name beside this test's own target folder, built (or brought
+/// up to date) with the same profile; `None` when cargo is not available and no binary exists.
+async fn server_binary(package: &str) -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent()?.parent()?.to_owned(); // <target>/<profile>/deps/<test>
     let target_dir = profile_dir.parent()?.to_owned();
     let profile = profile_dir.file_name()?.to_str()?.to_owned();
-    let binary = profile_dir.join("shared-server");
+    let binary = profile_dir.join(package);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = tokio::process::Command::new(cargo);
     build
         .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "shared-server",
-            "--bin",
-            "shared-server",
-        ])
+        .args(["build", "--quiet", "-p", package, "--bin", package])
         .arg("--target-dir")
         .arg(&target_dir);
+    // What cargo set for this test's own run: build scripts that watch these (ring watches
+    // CARGO_MANIFEST_DIR) would rebuild here, and again on the next `cargo test`.
+    for (name, _) in std::env::vars_os() {
+        let set_for_the_test = name.to_str().is_some_and(|n| {
+            n.starts_with("CARGO_PKG_")
+                || n.starts_with("CARGO_BIN_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .contains(&n)
+        });
+        if set_for_the_test {
+            build.env_remove(name);
+        }
+    }
     if profile != "debug" {
         build.args(["--profile", &profile]);
     }
     match build.status().await {
-        Ok(status) => assert!(status.success(), "cargo build -p shared-server failed"),
+        Ok(status) => assert!(status.success(), "cargo build -p {package} failed"),
         Err(e) if binary.exists() => eprintln!("cargo not run ({e}); using {}", binary.display()),
         Err(e) => {
-            eprintln!(
-                "SKIPPED generate-compose.sh: cargo not run ({e}) and no shared-server binary"
-            );
+            eprintln!("SKIPPED: cargo not run ({e}) and no {package} binary");
             return None;
         }
     }

@@ -1,7 +1,7 @@
 //! Issue 9's defects, each proven closed through the real HTTP interfaces of an in-process
 //! server: onboarding rollback, offboarding, Host/Origin checks, rate limits on every request,
 //! bounded upstream waits and bodies, single-flight scope rebuilds, credential echoes, private
-//! files and hashed codes, billing return URLs, bearer scheme case. (Defects that need the real
+//! files without credentials in clear, billing return URLs, bearer scheme case. (Defects that need the real
 //! binary — start-up refusals, connection floods, logs — are in `hardening_binary.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -484,9 +484,10 @@ fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// Defect 12: the data dir and everything in it are private (also when the dir existed with
-/// looser modes), and pending confirmation codes are stored only as digests.
+/// looser modes), and no file holds a bearer token or an upstream credential in clear. (Pending
+/// approvals are stored with their arguments, which the approval page shows anyway.)
 #[tokio::test]
-async fn the_data_dir_is_private_and_codes_are_stored_hashed() {
+async fn the_data_dir_is_private_and_holds_no_credential_in_clear() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -502,26 +503,44 @@ async fn the_data_dir_is_private_and_codes_are_stored_hashed() {
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
     let client = server.client(&acme.token).await;
-    let preview = ok_json(&call(&client, "billing_create_portal_session", json!({})).await);
-    let code = preview["confirmation_code"].as_str().unwrap().to_owned();
+    let step = ok_json(&call(&client, "billing_create_portal_session", json!({})).await);
+    assert_eq!(step["status"], "approval_required", "{step}");
+    let approval = step["approval_id"].as_str().unwrap().to_owned();
     server.stop().await;
 
     assert_eq!(mode(&dir), 0o700);
     let mut paths = Vec::new();
     walk(&dir, &mut paths);
     assert!(paths.len() > 5, "{paths:?}");
+    let f = &acme.fixture;
+    let secrets = [
+        ("the MCP token", &acme.token),
+        ("the Webflow token", &f.token),
+        ("the Cloudflare token", &f.cloudflare_token),
+        ("the Stripe key", &f.stripe_key),
+    ];
+    let mut approval_stored = false;
     for path in &paths {
         let want = if path.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode(path), want, "{}", path.display());
         if path.is_file() {
             let bytes = std::fs::read(path).unwrap();
-            assert!(
-                !bytes.windows(code.len()).any(|w| w == code.as_bytes()),
-                "the confirmation code is stored in clear in {}",
-                path.display()
-            );
+            let holds = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+            for (what, secret) in &secrets {
+                assert!(
+                    !holds(secret),
+                    "{what} is stored in clear in {}",
+                    path.display()
+                );
+            }
+            approval_stored |= holds(&approval);
         }
     }
+    // The walk did read the store: the pending approval is in it.
+    assert!(
+        approval_stored,
+        "the approval was not found in the data dir"
+    );
 }
 
 /// Defect 13: the billing portal sends people back only to the client's own domains.
@@ -547,8 +566,8 @@ async fn the_billing_portal_returns_only_to_the_clients_domains() {
         let text = error_text(&result);
         assert!(text.contains("return_url"), "{foreign}: {text}");
         assert!(
-            !result_text(&result).contains("confirmation_code"),
-            "{foreign} got a preview"
+            !result_text(&result).contains("approval_id"),
+            "{foreign} got an approval request"
         );
     }
     // The site's own custom domains pass, and so do hosts the studio configures.
@@ -560,7 +579,8 @@ async fn the_billing_portal_returns_only_to_the_clients_domains() {
         )
         .await,
     );
-    assert!(own["confirmation_code"].is_string(), "{own}");
+    assert_eq!(own["status"], "approval_required", "{own}");
+    assert!(own["approval_id"].is_string(), "{own}");
     let mut spec: common::tenant::TenantSpec = serde_json::from_value(
         serde_json::to_value(server.admin.tenant("acme").await.unwrap().tenant).unwrap(),
     )
@@ -575,7 +595,8 @@ async fn the_billing_portal_returns_only_to_the_clients_domains() {
         )
         .await,
     );
-    assert!(configured["confirmation_code"].is_string(), "{configured}");
+    assert_eq!(configured["status"], "approval_required", "{configured}");
+    assert!(configured["approval_id"].is_string(), "{configured}");
 }
 
 /// Defect 15: auth schemes are case-insensitive (RFC 7235).

@@ -1,9 +1,11 @@
 //! The isolated per-client server through a real MCP client: one tenant per instance, other
-//! servers' tokens refused, and every high-risk action previewed, confirmed with a fresh,
-//! single-use code bound to its exact arguments, kept inside the tenant's zone, names, domains
-//! and customer — and refused without any upstream write otherwise.
+//! servers' tokens refused, and every high-risk action previewed, carried out only once a person
+//! (here the operator, through the admin API) approves exactly its arguments, kept inside the
+//! tenant's zone, names, domains and customer — and refused without any upstream write otherwise.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tests::harness::{McpClient, TestServer, TestTenant, call, error_text, ok_json};
@@ -29,18 +31,35 @@ async fn setup() -> (Sandbox, TestServer, TestTenant) {
     (sandbox, server, acme)
 }
 
-/// The preview step: returns the confirmation code.
-async fn preview(client: &McpClient, tool: &str, args: &Value) -> (Value, String) {
+/// The first step: the preview and the approval id; nothing acts.
+async fn request(client: &McpClient, tool: &str, args: &Value) -> (Value, String) {
     let step = ok_json(&call(client, tool, args.clone()).await);
-    assert_eq!(step["status"], "confirmation_required", "{step}");
-    let code = step["confirmation_code"].as_str().unwrap().to_owned();
-    (step, code)
+    assert_eq!(step["status"], "approval_required", "{step}");
+    let id = step["approval_id"].as_str().unwrap().to_owned();
+    (step, id)
 }
 
-fn with_code(args: &Value, code: &str) -> Value {
-    let mut args = args.clone();
-    args["confirmation_code"] = json!(code);
-    args
+/// The operator approves `id` (the action runs at once); the model's next identical call
+/// reports the outcome, which is returned.
+async fn approve(
+    server: &TestServer,
+    client: &McpClient,
+    tool: &str,
+    args: &Value,
+    id: &str,
+) -> Value {
+    let decided = server.admin.decide_approval(id, true).await.unwrap();
+    assert_eq!(decided.decided_by.as_deref(), Some("operator"));
+    let report = ok_json(&call(client, tool, args.clone()).await);
+    assert_eq!(report["approval_id"], id, "{report}");
+    assert_eq!(report["decided_by"], "operator", "{report}");
+    report
+}
+
+/// Requests and has the operator approve: the model's report of the outcome.
+async fn approved(server: &TestServer, client: &McpClient, tool: &str, args: &Value) -> Value {
+    let (_, id) = request(client, tool, args).await;
+    approve(server, client, tool, args, &id).await
 }
 
 #[tokio::test]
@@ -119,7 +138,8 @@ async fn one_tenant_per_instance_and_nobody_elses_tokens() {
 }
 
 #[tokio::test]
-async fn dns_changes_need_a_fresh_matching_code_and_stay_inside_the_allowed_names() {
+async fn dns_changes_run_only_once_approved_for_their_exact_arguments_and_inside_the_allowed_names()
+{
     let (sandbox, server, acme) = setup().await;
     let f = acme.fixture.clone();
     let globex = sandbox.fixture().owner("globex").unwrap().clone();
@@ -131,56 +151,67 @@ async fn dns_changes_need_a_fresh_matching_code_and_stay_inside_the_allowed_name
 
     sandbox.clear_requests();
     let args = json!({"record": {"type": "CNAME", "name": format!("blog.shop.{}", f.zone_name), "content": format!("{}", f.zone_name)}});
-    let (step, code) = preview(&client, "dns_create_record", &args).await;
+    let (step, id) = request(&client, "dns_create_record", &args).await;
     assert_eq!(
         step["preview"]["after"]["name"],
         format!("blog.shop.{}", f.zone_name)
     );
     assert!(
+        step["approval_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/approve/{id}")),
+        "{step}"
+    );
+    assert!(
         writes(&sandbox).is_empty(),
-        "a preview wrote: {:?}",
+        "a request wrote: {:?}",
         writes(&sandbox)
     );
 
-    // Same code, other arguments: refused, and the code is void afterwards.
+    // Other arguments are another action: a request of their own, not the pending one.
     let mut other = args.clone();
     other["record"]["content"] = json!(format!("www.{}", f.zone_name));
-    let text = error_text(&call(&client, "dns_create_record", with_code(&other, &code)).await);
-    assert!(
-        text.contains("different action or different arguments"),
-        "{text}"
-    );
-    let text = error_text(&call(&client, "dns_create_record", with_code(&args, &code)).await);
-    assert!(text.contains("not valid here"), "{text}");
+    let (_, other_id) = request(&client, "dns_create_record", &other).await;
+    assert_ne!(other_id, id);
+    // Asking again for the same action waits for the same approval.
+    let waiting = ok_json(&call(&client, "dns_create_record", args.clone()).await);
+    assert_eq!(waiting["status"], "waiting_for_approval", "{waiting}");
+    assert_eq!(waiting["approval_id"], id.as_str());
     assert!(writes(&sandbox).is_empty());
 
-    // A fresh preview, then the confirmation acts once.
-    let (_, code) = preview(&client, "dns_create_record", &args).await;
-    let done = ok_json(&call(&client, "dns_create_record", with_code(&args, &code)).await);
-    assert_eq!(done["status"], "done");
-    let id = done["result"]["id"].as_str().unwrap().to_owned();
-    assert!(sandbox.dns_record(&f.zone_id, &id).is_some());
+    // The operator approves: it runs at once, with exactly the approved arguments, once.
+    let done = approve(&server, &client, "dns_create_record", &args, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let created = done["result"]["id"].as_str().unwrap().to_owned();
+    let record = sandbox.dns_record(&f.zone_id, &created).unwrap();
+    assert_eq!(record["content"], f.zone_name.as_str());
     assert_eq!(writes(&sandbox).len(), 1);
-    // Replayed: refused, nothing more written.
-    let text = error_text(&call(&client, "dns_create_record", with_code(&args, &code)).await);
-    assert!(text.contains("not valid here"), "{text}");
+    // Told once; the same call afterwards is a new request, and the other action never ran.
+    let (_, again) = request(&client, "dns_create_record", &args).await;
+    assert_ne!(again, id);
+    let still = ok_json(&call(&client, "dns_create_record", other.clone()).await);
+    assert_eq!(still["status"], "waiting_for_approval", "{still}");
     assert_eq!(writes(&sandbox).len(), 1);
 
     // Update and delete of an allowed record show before and after.
     let shop = &f.dns_record_ids[2];
     let upd = json!({"record_id": shop, "record": {"type": "A", "name": format!("shop.{}", f.zone_name), "content": "198.51.100.7"}});
-    let (step, code) = preview(&client, "dns_update_record", &upd).await;
+    let (step, id) = request(&client, "dns_update_record", &upd).await;
     assert_eq!(step["preview"]["before"]["content"], "203.0.113.20");
     assert_eq!(step["preview"]["after"]["content"], "198.51.100.7");
-    ok_json(&call(&client, "dns_update_record", with_code(&upd, &code)).await);
+    let done = approve(&server, &client, "dns_update_record", &upd, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
     assert_eq!(
         sandbox.dns_record(&f.zone_id, shop).unwrap()["content"],
         "198.51.100.7"
     );
-    let del = json!({"record_id": id});
-    let (_, code) = preview(&client, "dns_delete_record", &del).await;
-    ok_json(&call(&client, "dns_delete_record", with_code(&del, &code)).await);
-    assert!(sandbox.dns_record(&f.zone_id, &id).is_none());
+    // (How the model learns a deletion's outcome is `approvals.rs`'s business.)
+    let del = json!({"record_id": created});
+    let (_, id) = request(&client, "dns_delete_record", &del).await;
+    let done = server.admin.decide_approval(&id, true).await.unwrap();
+    assert_eq!(done.state, "done", "{done:?}");
+    assert!(sandbox.dns_record(&f.zone_id, &created).is_none());
 
     // Everything outside the zone and names is refused before any write.
     sandbox.clear_requests();
@@ -254,48 +285,66 @@ async fn dns_changes_need_a_fresh_matching_code_and_stay_inside_the_allowed_name
 }
 
 #[tokio::test]
-async fn codes_expire_and_do_not_travel_between_instances() {
+async fn approvals_expire_and_do_not_travel_between_instances() {
     let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"]))
         .await
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut config = tests::harness::config_for(tmp.path(), &sandbox.base_url());
     config.tenant = Some("acme".into());
-    config.confirm_ttl_secs = 1;
+    config.approval_ttl_secs = 1;
     let server = TestServer::start_spec(config, &isolated_server::ISOLATED).await;
     let acme = server
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
     let client = server.client(&acme.token).await;
     let args = json!({"record": {"type": "TXT", "name": format!("www.{}", acme.fixture.zone_name), "content": "hello"}});
-    let (_, code) = preview(&client, "dns_create_record", &args).await;
-    // Expiry is the point of this test: wait it out.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let text = error_text(&call(&client, "dns_create_record", with_code(&args, &code)).await);
-    assert!(text.contains("expired"), "{text}");
+    let (step, id) = request(&client, "dns_create_record", &args).await;
+    assert_eq!(step["expires_in_secs"], 1);
+    // Expiry is the point of this test: wait it out (bounded), as the admin list sees it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = server.admin.approvals().await.unwrap();
+        if listed.iter().any(|a| a.id == id && a.state == "expired") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never expired: {listed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = server
+        .admin
+        .decide_approval(&id, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("409") && err.contains("expired"), "{err}");
+    // The same call after expiry is a new request.
+    let (_, fresh) = request(&client, "dns_create_record", &args).await;
+    assert_ne!(fresh, id);
+    assert!(writes(&sandbox).is_empty());
 
-    // A code issued by another acme instance means nothing here.
+    // An approval of another acme instance means nothing here.
     let other = TestServer::start_isolated(&sandbox, "acme").await;
     let other_acme = other
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
     let other_client = other.client(&other_acme.token).await;
-    let (_, foreign_code) = preview(&other_client, "dns_create_record", &args).await;
-    sandbox.clear_requests();
-    let text = error_text(
-        &call(
-            &client,
-            "dns_create_record",
-            with_code(&args, &foreign_code),
-        )
-        .await,
-    );
-    assert!(text.contains("not valid here"), "{text}");
+    let (_, foreign) = request(&other_client, "dns_create_record", &args).await;
+    let err = server
+        .admin
+        .decide_approval(&foreign, true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("404"), "{err}");
     assert!(writes(&sandbox).is_empty());
+    let theirs = other.admin.approvals().await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].state, "pending");
 }
 
 #[tokio::test]
-async fn publishing_is_confirmed_scoped_and_once_a_minute() {
+async fn publishing_is_approved_scoped_and_once_a_minute() {
     let (sandbox, server, acme) = setup().await;
     let f = acme.fixture.clone();
     let globex = sandbox.fixture().owner("globex").unwrap().clone();
@@ -303,19 +352,25 @@ async fn publishing_is_confirmed_scoped_and_once_a_minute() {
 
     let args =
         json!({"custom_domains": [f.custom_domain_ids[0]], "publish_to_webflow_subdomain": true});
-    let (step, code) = preview(&client, "webflow_publish_site", &args).await;
+    let (step, id) = request(&client, "webflow_publish_site", &args).await;
     assert_eq!(step["preview"]["domains"].as_array().unwrap().len(), 1);
     assert_eq!(sandbox.webflow_publishes(&f.site_id), 0);
-    let done = ok_json(&call(&client, "webflow_publish_site", with_code(&args, &code)).await);
-    assert_eq!(done["status"], "done");
+    let done = approve(&server, &client, "webflow_publish_site", &args, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
     assert_eq!(sandbox.webflow_publishes(&f.site_id), 1);
 
-    // Again within the minute: the preview says when, the confirmation is refused locally.
-    let (step, code) = preview(&client, "webflow_publish_site", &args).await;
+    // Again within the minute (another target): the preview says when, and the approved
+    // action fails locally.
+    let args = json!({"custom_domains": [f.custom_domain_ids[0]]});
+    let (step, id) = request(&client, "webflow_publish_site", &args).await;
     assert!(step["preview"]["next_publish_in_secs"].as_u64().unwrap() > 0);
     sandbox.clear_requests();
-    let text = error_text(&call(&client, "webflow_publish_site", with_code(&args, &code)).await);
-    assert!(text.contains("retry after"), "{text}");
+    let failed = approve(&server, &client, "webflow_publish_site", &args, &id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["result"].to_string().contains("retry after"),
+        "{failed}"
+    );
     assert!(writes(&sandbox).is_empty());
 
     for (tool, args, needle) in [
@@ -351,8 +406,8 @@ async fn publishing_is_confirmed_scoped_and_once_a_minute() {
     assert!(writes(&sandbox).is_empty());
 
     let items = json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[0].1, f.item_ids[1].1]});
-    let (_, code) = preview(&client, "webflow_publish_items", &items).await;
-    let done = ok_json(&call(&client, "webflow_publish_items", with_code(&items, &code)).await);
+    let done = approved(&server, &client, "webflow_publish_items", &items).await;
+    assert_eq!(done["status"], "done", "{done}");
     assert_eq!(
         done["result"]["publishedItemIds"].as_array().unwrap().len(),
         2
@@ -382,17 +437,18 @@ async fn billing_is_the_tenants_own_customer_form_encoded_and_idempotent() {
     assert!(sandbox.requests().is_empty());
 
     let args = json!({"return_url": "https://acme.example/account"});
-    let (step, code) = preview(&client, "billing_create_portal_session", &args).await;
+    let (step, id) = request(&client, "billing_create_portal_session", &args).await;
     assert_eq!(step["preview"]["customer"], f.stripe_customer);
     assert_eq!(sandbox.stripe_sessions("acme"), 0);
-    let done = ok_json(
-        &call(
-            &client,
-            "billing_create_portal_session",
-            with_code(&args, &code),
-        )
-        .await,
-    );
+    let done = approve(
+        &server,
+        &client,
+        "billing_create_portal_session",
+        &args,
+        &id,
+    )
+    .await;
+    assert_eq!(done["status"], "done", "{done}");
     assert!(
         done["result"]["url"]
             .as_str()
@@ -406,22 +462,32 @@ async fn billing_is_the_tenants_own_customer_form_encoded_and_idempotent() {
         .find(|r| r.method == "POST")
         .unwrap();
     assert!(post.headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("application/x-www-form-urlencoded")));
-    assert!(
-        post.headers
+    let key = |r: &tests::sandbox::RecordedRequest| {
+        r.headers
             .iter()
-            .any(|(k, v)| k == "idempotency-key" && v.starts_with("studio-mcp-"))
-    );
+            .find(|(k, _)| k == "idempotency-key")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert!(key(&post).starts_with("studio-mcp-"));
 
-    let text = error_text(
-        &call(
-            &client,
-            "billing_create_portal_session",
-            with_code(&args, &code),
-        )
-        .await,
-    );
-    assert!(text.contains("not valid here"), "{text}");
+    // Told once: the same call afterwards is a new request, nothing sent; another approval
+    // acts with its own idempotency key.
+    let (_, again) = request(&client, "billing_create_portal_session", &args).await;
+    assert_ne!(again, id);
     assert_eq!(sandbox.stripe_sessions("acme"), 1);
+    let other = json!({"return_url": "https://www.acme.example/account"});
+    let done = approved(&server, &client, "billing_create_portal_session", &other).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(sandbox.stripe_sessions("acme"), 2);
+    let keys: Vec<String> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(key)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1]);
     let text = error_text(
         &call(
             &client,

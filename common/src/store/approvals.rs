@@ -77,6 +77,9 @@ pub struct Approval {
     #[serde(default)]
     pub requested_by: Option<String>,
     pub created_at: u64,
+    /// Orders approvals made within the same second (nanoseconds since the epoch at request).
+    #[serde(default)]
+    pub seq: u64,
     pub expires_at: u64,
     pub state: State,
     /// Whether the model has been told the outcome (it is told once).
@@ -111,6 +114,14 @@ impl From<sled::Error> for ApprovalError {
     fn from(e: sled::Error) -> Self {
         Self::Store(e.into())
     }
+}
+
+/// Now in nanoseconds since the epoch: [`Approval::seq`].
+pub fn seq_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// A fresh approval id: 16 random bytes, unguessable (the page needs an approver's sign-in too).
@@ -170,7 +181,7 @@ impl Approvals {
                 all.push(a);
             }
         }
-        all.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        all.sort_by(|a, b| (b.created_at, b.seq, &b.id).cmp(&(a.created_at, a.seq, &a.id)));
         Ok(all)
     }
 
@@ -340,6 +351,7 @@ mod tests {
             preview: serde_json::json!({}),
             requested_by: None,
             created_at: 1,
+            seq: 0,
             expires_at,
             state: State::Pending,
             reported: false,

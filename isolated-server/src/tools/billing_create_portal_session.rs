@@ -52,6 +52,11 @@ impl Tool for CreatePortalSession {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let customer = customer(ctx, args.customer.as_deref())?;
+        // Bound to the customer as resolved now.
+        let args = Args {
+            customer: Some(customer.as_str().to_owned()),
+            ..args
+        };
         if let Some(url) = &args.return_url {
             check_return_url(ctx, url).await?;
         }

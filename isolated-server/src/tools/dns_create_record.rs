@@ -48,6 +48,11 @@ impl Tool for CreateRecord {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
+        // Bound to the zone as resolved now, not as the tenant's settings may be when approved.
+        let args = Args {
+            zone_id: Some(zone.to_string()),
+            ..args
+        };
         let input = dns::input(ctx, &args.record)?;
         let cloudflare = dns::cloudflare(ctx)?;
         match gate(ctx, Self::NAME, &args)? {

@@ -52,6 +52,11 @@ impl Tool for DeleteRecord {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
+        // Bound to the zone as resolved now, not as the tenant's settings may be when approved.
+        let args = Args {
+            zone_id: Some(zone.to_string()),
+            ..args
+        };
         let cloudflare = dns::cloudflare(ctx)?;
         // The gate first: once an approved delete has run, the record is gone, and the model
         // must still learn the outcome.

@@ -49,6 +49,11 @@ impl Tool for UpdateRecord {
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
         let zone = dns::zone(ctx, args.zone_id.as_deref())?;
+        // Bound to the zone as resolved now, not as the tenant's settings may be when approved.
+        let args = Args {
+            zone_id: Some(zone.to_string()),
+            ..args
+        };
         let input = dns::input(ctx, &args.record)?;
         let cloudflare = dns::cloudflare(ctx)?;
         let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;

@@ -79,6 +79,13 @@ impl Tool for PublishSite {
                     .into(),
             ));
         }
+        // The approval binds what the preview shows: the site and the domains as resolved now,
+        // not as the tenant's settings may be when a person approves.
+        let args = Args {
+            site_id: Some(site.to_string()),
+            custom_domains: Some(domains.iter().map(ToString::to_string).collect()),
+            ..args
+        };
         let gate_key = format!("publish:{site}");
         let next = ctx
             .services

@@ -1,8 +1,6 @@
-//! A `kill -9` of a real isolated-server process in the middle of a confirmed billing action,
-//! then a restart and a retry: the action happens at most once. The confirmation code is
-//! consumed durably before the upstream call, so the retry is refused, and the Stripe request
-//! carries an Idempotency-Key derived from that code. The same real process also proves the
-//! one-worker-thread runtime and its configuration errors.
+//! The real isolated-server process on the one-worker-thread runtime (tokio's single-threaded
+//! scheduler, what a one-core container gets) through a whole approval, and its configuration
+//! errors. (`kill -9` around an approved action: tests/tests/approvals_binary.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::runtime::admin_client::AdminClient;
 use serde_json::json;
-use tests::harness::{call, connect, error_text, ok_json, provision_isolated};
-use tests::sandbox::{Failure, Fixture, Sandbox};
+use tests::harness::{call, connect, ok_json, provision_isolated};
+use tests::sandbox::{Fixture, Sandbox};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -26,13 +24,8 @@ fn free_port() -> u16 {
 
 struct Instance {
     child: Child,
-    ports: (u16, u16),
     mcp_url: String,
     admin_url: String,
-}
-
-async fn start(data: &Path, sandbox: &Sandbox) -> Instance {
-    start_with(data, sandbox, &[], (free_port(), free_port())).await
 }
 
 /// Tokens are bound to the public URL, host and port: a restart keeps the same ports.
@@ -78,7 +71,6 @@ async fn start_with(
     }
     Instance {
         child,
-        ports: (port, admin_port),
         mcp_url: format!("http://127.0.0.1:{port}/mcp"),
         admin_url: format!("http://127.0.0.1:{admin_port}"),
     }
@@ -89,89 +81,8 @@ fn admin(instance: &Instance, data: &Path) -> AdminClient {
     AdminClient::new(instance.admin_url.clone(), token.trim().to_owned()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_confirmed_action_interrupted_by_kill_9_happens_at_most_once() {
-    common::upstream::install_crypto_provider();
-    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = start(dir.path(), &sandbox).await;
-    let acme = provision_isolated(
-        &admin(&first, dir.path()),
-        sandbox.fixture().owner("acme").unwrap(),
-    )
-    .await;
-    let client = connect(&first.mcp_url, &acme.token, None).await.unwrap();
-
-    let args = json!({"return_url": "https://acme.example/account"});
-    let step = ok_json(&call(&client, "billing_create_portal_session", args.clone()).await);
-    let code = step["confirmation_code"].as_str().unwrap().to_owned();
-    let mut confirmed = args.clone();
-    confirmed["confirmation_code"] = json!(code);
-
-    // Stripe hangs; the server is killed while the confirmed call waits on it.
-    sandbox.fail_next(Failure::slow(Duration::from_secs(3)), 1);
-    let in_flight = tokio::spawn({
-        let confirmed = confirmed.clone();
-        async move {
-            tests::harness::try_call(&client, "billing_create_portal_session", confirmed).await
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sandbox
-        .requests()
-        .iter()
-        .any(|r| r.path.starts_with("/v1/billing_portal"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the confirmed call never reached Stripe"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-    let _ = in_flight.await;
-
-    let mut second = start_with(dir.path(), &sandbox, &[], first.ports).await;
-    let client = connect(&second.mcp_url, &acme.token, None).await.unwrap();
-    let text = error_text(&call(&client, "billing_create_portal_session", confirmed).await);
-    assert!(
-        text.contains("not valid here"),
-        "the retry must not act again: {text}"
-    );
-
-    // Let the hung request finish on the sandbox side, then count what Stripe really did.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after_crash = sandbox.stripe_sessions("acme");
-    assert!(after_crash <= 1, "acted {after_crash} times");
-
-    // A fresh preview and confirmation acts exactly once more.
-    let step = ok_json(&call(&client, "billing_create_portal_session", args.clone()).await);
-    let mut again = args;
-    again["confirmation_code"] = step["confirmation_code"].clone();
-    ok_json(&call(&client, "billing_create_portal_session", again).await);
-    assert_eq!(sandbox.stripe_sessions("acme"), after_crash + 1);
-    let keys: Vec<_> = sandbox
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/v1/billing_portal"))
-        .filter_map(|r| {
-            r.headers
-                .into_iter()
-                .find(|(k, _)| k == "idempotency-key")
-                .map(|(_, v)| v)
-        })
-        .collect();
-    assert!(
-        keys.len() >= 2 && keys[0] != keys[keys.len() - 1],
-        "each confirmation has its own key: {keys:?}"
-    );
-    second.child.kill().unwrap();
-    second.child.wait().unwrap();
-}
-
 /// One worker thread is tokio's single-threaded scheduler (what a one-core container gets): the
-/// whole two-step flow, the audit query that waits on the audit writer, and the admin API work.
+/// whole approval flow, the audit query that waits on the audit writer, and the admin API work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_thread_serves_the_whole_flow() {
     common::upstream::install_crypto_provider();
@@ -189,9 +100,13 @@ async fn one_worker_thread_serves_the_whole_flow() {
     let client = connect(&instance.mcp_url, &acme.token, None).await.unwrap();
     let args = json!({"return_url": "https://acme.example/account"});
     let step = ok_json(&call(&client, "billing_create_portal_session", args.clone()).await);
-    let mut confirmed = args;
-    confirmed["confirmation_code"] = step["confirmation_code"].clone();
-    ok_json(&call(&client, "billing_create_portal_session", confirmed).await);
+    assert_eq!(step["status"], "approval_required", "{step}");
+    assert_eq!(sandbox.stripe_sessions("acme"), 0);
+    let id = step["approval_id"].as_str().unwrap();
+    let decided = admin.decide_approval(id, true).await.unwrap();
+    assert_eq!(decided.state, "done", "{decided:?}");
+    let told = ok_json(&call(&client, "billing_create_portal_session", args).await);
+    assert_eq!(told["status"], "done", "{told}");
     assert_eq!(sandbox.stripe_sessions("acme"), 1);
     let audit = admin
         .audit(&common::runtime::admin::AuditFilter {
@@ -201,11 +116,16 @@ async fn one_worker_thread_serves_the_whole_flow() {
         })
         .await
         .unwrap();
-    let portal_calls = audit
+    let portal_records = audit
         .iter()
         .filter(|r| r.action == "billing_create_portal_session" && r.outcome == "ok")
         .count();
-    assert_eq!(portal_calls, 2, "{audit:?}");
+    // The request, the approved action carried out (by the operator), the outcome told.
+    assert_eq!(portal_records, 3, "{audit:?}");
+    assert!(
+        audit.iter().any(|r| r.action == "approval:approve"),
+        "{audit:?}"
+    );
     instance.child.kill().unwrap();
     instance.child.wait().unwrap();
 }
