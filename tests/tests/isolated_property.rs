@@ -1,7 +1,8 @@
 //! The isolated server's safety property: random sequences of DNS and publish calls, with random
 //! names, zones, records and domains, each followed by a random approval action (none, approved
 //! by the operator, denied, left to expire, approved twice, an id of another instance approved, a
-//! made-up id approved, or the call repeated with changed arguments after its approval). An
+//! made-up id approved, the call repeated with changed arguments after its approval, or the
+//! instance restarted while the approval is pending and the approval made afterwards). An
 //! upstream write happens only while the operator approves a pending approval of this instance;
 //! each such approval writes at most once, with exactly its arguments and inside the tenant's
 //! allowed set; nothing else (tool calls, denials, expired, foreign, made-up or repeated
@@ -37,6 +38,8 @@ enum Decision {
     MadeUp,
     /// Approved, then the model calls with changed arguments.
     ChangedArgs,
+    /// The instance restarts while the approval is pending; then the operator approves it.
+    RestartThenApprove,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +67,7 @@ fn op() -> impl Strategy<Value = (Op, Decision)> {
         1 => Just(Decision::OtherInstance),
         1 => Just(Decision::MadeUp),
         1 => Just(Decision::ChangedArgs),
+        1 => Just(Decision::RestartThenApprove),
     ];
     (op, decision)
 }
@@ -267,11 +271,40 @@ async fn expired(server: &TestServer, id: &str) {
 /// The instances and their model clients: `main` (approvals last ten minutes) and `short`
 /// (one second), both for acme, both writing to the same sandbox.
 struct Instances {
-    main: TestServer,
+    /// The main instance; replaced when it restarts (same data dir, port and public URL).
+    main: std::cell::RefCell<Option<TestServer>>,
+    main_dir: tempfile::TempDir,
     short: TestServer,
     client: McpClient,
     short_client: McpClient,
     _short_dir: tempfile::TempDir,
+}
+
+impl Instances {
+    /// The main instance's admin client (a clone: no borrow is held across an await).
+    fn admin(&self) -> common::runtime::admin_client::AdminClient {
+        self.main
+            .borrow()
+            .as_ref()
+            .expect("main instance")
+            .admin
+            .clone()
+    }
+
+    /// Stops the main instance and starts it again on its data dir, port and public URL: its
+    /// approvals, tokens and keys must all carry over.
+    async fn restart_main(&self, sandbox: &Sandbox) {
+        let old = self.main.borrow_mut().take().expect("main instance");
+        let public_url = old.public_url.clone();
+        old.stop().await;
+        let port = reqwest::Url::parse(&public_url).unwrap().port().unwrap();
+        let mut config = tests::harness::config_for(self.main_dir.path(), &sandbox.base_url());
+        config.tenant = Some("acme".into());
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.public_url = Some(public_url);
+        let new = TestServer::start_spec(config, &isolated_server::ISOLATED).await;
+        *self.main.borrow_mut() = Some(new);
+    }
 }
 
 /// Checks one approved decision's write: at most one, by exactly this tool on exactly these
@@ -362,7 +395,7 @@ fn step(
         // Approving as the operator: the only step that may write.
         let approve = |id: String| async move {
             sandbox.clear_requests();
-            let view = at.main.admin.decide_approval(&id, true).await;
+            let view = at.admin().decide_approval(&id, true).await;
             (view, writes(sandbox))
         };
         match decision {
@@ -371,12 +404,19 @@ fn step(
                 quiet("a call")?;
                 Ok(0)
             }
-            Decision::Approve | Decision::ApproveTwice | Decision::ChangedArgs => {
+            Decision::Approve
+            | Decision::ApproveTwice
+            | Decision::ChangedArgs
+            | Decision::RestartThenApprove => {
                 let Some(id) = ask(&at.client, tool, &args).await else {
                     quiet("a refused call")?;
                     return Ok(0);
                 };
                 quiet("a call")?;
+                if matches!(decision, Decision::RestartThenApprove) {
+                    at.restart_main(sandbox).await;
+                    quiet("a restart")?;
+                }
                 let (view, wrote) = approve(id.clone()).await;
                 let view = view.unwrap();
                 prop_assert_eq!(view.decided_by.as_deref(), Some("operator"));
@@ -395,7 +435,7 @@ fn step(
                 }
                 sandbox.clear_requests();
                 if matches!(decision, Decision::ApproveTwice) {
-                    let again = at.main.admin.decide_approval(&id, true).await;
+                    let again = at.admin().decide_approval(&id, true).await;
                     let err = again.unwrap_err().to_string();
                     prop_assert!(err.contains("409"), "approved twice: {}", err);
                     quiet("a second approval")?;
@@ -426,7 +466,7 @@ fn step(
                     quiet("a refused call")?;
                     return Ok(0);
                 };
-                let view = at.main.admin.decide_approval(&id, false).await.unwrap();
+                let view = at.admin().decide_approval(&id, false).await.unwrap();
                 prop_assert_eq!(view.state.as_str(), "denied");
                 let (status, told) = report(&at.client, tool, &args).await;
                 prop_assert!(status != "done" && status != "failed", "{}", status);
@@ -459,7 +499,7 @@ fn step(
                 let here = ask(&at.client, tool, &args).await;
                 let there = ask(&at.short_client, tool, &args).await;
                 if let Some(there) = there {
-                    let err = at.main.admin.decide_approval(&there, true).await;
+                    let err = at.admin().decide_approval(&there, true).await;
                     prop_assert!(err.unwrap_err().to_string().contains("404"));
                 }
                 if let Some(here) = here {
@@ -479,7 +519,7 @@ fn step(
                     long.as_str(),
                     "..%2Fapr_x",
                 ] {
-                    let err = at.main.admin.decide_approval(id, true).await;
+                    let err = at.admin().decide_approval(id, true).await;
                     let err = err.unwrap_err().to_string();
                     prop_assert!(err.contains("404"), "{}: {}", id, err);
                 }
@@ -501,7 +541,10 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
         let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"]))
             .await
             .unwrap();
-        let main = TestServer::start_isolated(&sandbox, "acme").await;
+        let main_dir = tempfile::tempdir().unwrap();
+        let mut main_config = tests::harness::config_for(main_dir.path(), &sandbox.base_url());
+        main_config.tenant = Some("acme".into());
+        let main = TestServer::start_spec(main_config, &isolated_server::ISOLATED).await;
         let acme = main
             .provision_isolated(sandbox.fixture().owner("acme").unwrap())
             .await;
@@ -516,7 +559,8 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
         let client = main.client(&acme.token).await;
         let short_client = short.client(&short_acme.token).await;
         let at = Instances {
-            main,
+            main: std::cell::RefCell::new(Some(main)),
+            main_dir,
             short,
             client,
             short_client,
@@ -589,7 +633,7 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
     let total = *total_writes.borrow();
     let (main_list, short_list) = runtime.block_on(async {
         (
-            at.main.admin.approvals().await.unwrap(),
+            at.admin().approvals().await.unwrap(),
             at.short.admin.approvals().await.unwrap(),
         )
     });

@@ -13,7 +13,8 @@ use crate::runtime::admin::{
 use crate::store::TokenRecord;
 use crate::tenant::{Tenant, TenantPatch, TenantSpec};
 
-/// A small client for the admin API.
+/// A small client for the admin API. Cheap to clone (the HTTP client is shared).
+#[derive(Clone)]
 pub struct AdminClient {
     base: String,
     token: String,
