@@ -302,7 +302,17 @@ impl Instances {
         config.tenant = Some("acme".into());
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         config.public_url = Some(public_url);
-        let new = TestServer::start_spec(config, &isolated_server::ISOLATED).await;
+        // The stopped server's last store handles close a moment after it stops.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let new = loop {
+            match TestServer::try_start_spec(config.clone(), &isolated_server::ISOLATED).await {
+                Ok(server) => break server,
+                Err(e) if e.to_string().contains("locked") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("restart: {e}"),
+            }
+        };
         *self.main.borrow_mut() = Some(new);
     }
 }

@@ -27,6 +27,8 @@ pub struct Preview {
     pub zone_id: String,
     pub before: DnsRecord,
     pub after: Option<DnsRecord>,
+    /// The other records with its name, which stay.
+    pub others_with_same_name: Vec<DnsRecord>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,9 +70,13 @@ impl Tool for DeleteRecord {
         match gate {
             Gate::Known(known) => Ok(Step::Known(known)),
             Gate::Request => {
+                let (same_name, _) = cloudflare
+                    .list(&zone, Some(&before.name), None, 1, 100)
+                    .await?;
                 let preview = Preview {
                     action: "delete this DNS record",
                     zone_id: zone.to_string(),
+                    others_with_same_name: same_name.into_iter().filter(|r| r.id != id).collect(),
                     before,
                     after: None,
                 };

@@ -29,6 +29,8 @@ pub struct Preview {
     pub zone_id: String,
     pub before: DnsRecord,
     pub after: RecordInput,
+    /// The other records that have the name it will have.
+    pub others_with_same_name: Vec<DnsRecord>,
 }
 
 impl Tool for UpdateRecord {
@@ -66,9 +68,13 @@ impl Tool for UpdateRecord {
         match gate(ctx, Self::NAME, &args)? {
             Gate::Known(known) => Ok(Step::Known(known)),
             Gate::Request => {
+                let (same_name, _) = cloudflare
+                    .list(&zone, Some(&input.name), None, 1, 100)
+                    .await?;
                 let preview = Preview {
                     action: "change this DNS record",
                     zone_id: zone.to_string(),
+                    others_with_same_name: same_name.into_iter().filter(|r| r.id != id).collect(),
                     before,
                     after: input,
                 };
