@@ -26,41 +26,14 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cd "$repo"
-venv=${OAUTH_VENV:-$repo/.oauth-venv}
-spec=${OAUTH_PIP_SPEC:-mcp==2.3.0 playwright==1.65.2}
 start=$SECONDS
 
-die() { echo "oauth: $*" >&2; exit 1; }
-say() { echo "oauth: $*" >&2; }
+name=oauth
+# shellcheck source=tests/lib/browser.sh
+. "$repo/tests/lib/browser.sh"
 
-for tool in python3 curl flock cargo; do
-  command -v "$tool" >/dev/null || die "$tool is needed"
-done
-
-# 1. A real browser: Debian's Chromium (Playwright drives it; it never downloads one).
-if [[ ! -x /usr/bin/chromium ]]; then
-  say "installing Debian's chromium"
-  ((EUID == 0)) || die "/usr/bin/chromium is missing and installing it needs root (apt-get install -y chromium)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y chromium >&2 || { apt-get update >&2 && apt-get install -y chromium >&2; }
-  [[ -x /usr/bin/chromium ]] || die "apt-get did not install /usr/bin/chromium"
-fi
-
-# 2. The SDK and Playwright in their own venv; reinstalled only when the requirements change.
-mkdir -p "$venv"
-(
-  flock 9   # two runs sharing the venv must not install over each other
-  # shellcheck disable=SC2086  # $spec is a list of requirements
-  if [[ ! -x $venv/bin/python || $(cat "$venv/.requirement" 2>/dev/null) != "$spec" ]] \
-    || ! "$venv/bin/python" -c 'import mcp.client.auth, playwright.async_api' 2>/dev/null; then
-    say "installing $spec into $venv"
-    rm -f "$venv/.requirement"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check $spec >&2
-    echo "$spec" >"$venv/.requirement"
-  fi
-) 9>"$venv/.install-lock"
-py=$venv/bin/python
+# 1-2. Chromium and the venv (tests/lib/browser.sh).
+browser_tools
 
 # 3. The binaries (debug, the shared target dir).
 if [[ ${OAUTH_NO_BUILD:-0} != 1 ]]; then
@@ -72,30 +45,7 @@ for b in shared-server isolated-server; do
 done
 
 # 4. Scratch state, private to the user; every process we start is stopped on exit.
-umask 077
-work=$(mktemp -d "${TMPDIR:-/tmp}/studio-mcp-oauth.XXXXXX")
-status=1
-pids=()
-# shellcheck disable=SC2317  # only reached through the EXIT trap
-finish() {
-  if ((${#pids[@]})); then
-    kill "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
-  fi
-  if ((status == 0)); then
-    rm -rf "$work"
-  else
-    for log in "$work"/*.log; do
-      [[ -s $log ]] || continue
-      echo "--- last lines of $log" >&2
-      tail -n 15 "$log" >&2
-    done
-    say "FAILED; logs and data kept in $work"
-  fi
-}
-trap finish EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+scratch_dir
 
 # Four free loopback ports, all held while choosing so they differ.
 read -r shared_port shared_admin isolated_port isolated_admin < <(python3 -c '
