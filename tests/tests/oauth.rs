@@ -727,6 +727,53 @@ async fn a_session_cookie_and_a_passkey_sign_in_again() {
     assert!(site.signed_in(&again).await);
 }
 
+/// A lost device: the studio re-invites the person. Their old passkey and sessions stop at
+/// once; the new link registers a new passkey for the same person; their connections stay.
+#[tokio::test]
+async fn a_reinvite_replaces_a_lost_passkey_and_keeps_the_person() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let mut alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+
+    let request = common::runtime::admin::ReinviteRequest::default();
+    let invited = site
+        .server
+        .admin
+        .reinvite_person(&alex.id, &request)
+        .await
+        .unwrap();
+    assert_eq!(invited.person.id, alex.id);
+    assert_eq!(invited.person.passkeys, 0);
+    assert!(!site.signed_in(&alex.cookie).await);
+    let old = passkey::try_sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    assert_eq!(
+        old.status, 403,
+        "the lost passkey still signs in: {}",
+        old.body
+    );
+    assert!(old.cookie.is_none());
+    // The connection an assistant already holds is not the device's: it keeps working.
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+
+    let (mut fresh, cookie) = passkey::register_with_invite(&site.http, &invited.invite_url).await;
+    assert!(site.signed_in(&cookie).await);
+    let again = passkey::sign_in(&site.http, &site.server.public_url, &mut fresh).await;
+    assert!(site.signed_in(&again).await);
+    let people = site.server.admin.people(Some("acme")).await.unwrap();
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0].passkeys, 1);
+    // Unknown people get a clear 404.
+    let err = site
+        .server
+        .admin
+        .reinvite_person("p_nobody", &request)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+}
+
 #[tokio::test]
 async fn a_copied_passkey_is_caught_by_its_signature_counter() {
     let sandbox = sandbox().await;

@@ -150,6 +150,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{id}/people", post(invite_person))
         .route("/v1/people", get(list_people))
         .route("/v1/people/{id}", axum::routing::delete(remove_person))
+        .route("/v1/people/{id}/invite", post(reinvite_person))
         .route("/v1/grants", get(list_grants))
         .route("/v1/grants/{id}/revoke", post(revoke_grant))
         .route("/v1/approvals", get(list_approvals))
@@ -768,6 +769,65 @@ async fn invite_person(
         "person_invite",
         tenant.id.as_str(),
         &serde_json::json!({"person": person.id, "role": role.as_str()}),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(Invited {
+            person: PersonView::from(&person),
+            invite_url: format!("{}/invite/{secret}", state.public_url),
+            expires_at: now + ttl,
+        }),
+    ))
+}
+
+/// `POST /v1/people/{id}/invite`: a new invite link for an existing person (a lost or new
+/// device). Their passkeys are forgotten and their sessions end at once; their role and their
+/// connections stay (`grant revoke` ends a connection).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReinviteRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_days: Option<u64>,
+}
+
+async fn reinvite_person(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Option<Json<ReinviteRequest>>,
+) -> AdminResult<(StatusCode, Json<Invited>)> {
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let ttl = match request.expires_days {
+        Some(0) => return Err(bad_request("expires_days must be at least 1")),
+        Some(days) if days > 90 => return Err(bad_request("expires_days must be at most 90")),
+        Some(days) => days * 86_400,
+        None => state.oauth.invite_ttl_secs,
+    };
+    let store = state.services.store.people();
+    let Some(person) = store.reset_passkeys(&id)? else {
+        return Err(AdminError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no person with id `{}`",
+                crate::runtime::oauth::clean_name(&id)
+            ),
+        ));
+    };
+    let now = crate::now_unix();
+    let (secret, hash) = people::new_secret("smi_");
+    store.add_invite(
+        &hash,
+        &Invite {
+            person: person.id.clone(),
+            tenant: person.tenant.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+        },
+    )?;
+    tracing::info!(tenant = %person.tenant, person = %person.id, "admin: person re-invited");
+    audit_admin(
+        &state,
+        "person_reinvite",
+        person.tenant.as_str(),
+        &serde_json::json!({"person": person.id}),
     );
     Ok((
         StatusCode::CREATED,

@@ -218,6 +218,19 @@ impl AdminClient {
         self.call(reqwest::Method::GET, &path, None).await
     }
 
+    pub async fn reinvite_person(
+        &self,
+        id: &str,
+        request: &crate::runtime::admin::ReinviteRequest,
+    ) -> anyhow::Result<crate::runtime::admin::Invited> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v1/people/{id}/invite"),
+            Some(request),
+        )
+        .await
+    }
+
     pub async fn remove_person(
         &self,
         id: &str,

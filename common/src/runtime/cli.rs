@@ -90,6 +90,13 @@ pub enum PersonCommand {
         #[arg(long)]
         expires_days: Option<u64>,
     },
+    /// A new invite link for an existing person (lost or new device): their passkeys are
+    /// forgotten and their sign-ins end at once; their role and connections stay.
+    Reinvite {
+        person_id: String,
+        #[arg(long)]
+        expires_days: Option<u64>,
+    },
     /// List people (never their passkeys or links).
     List { tenant_id: Option<String> },
     /// Remove a person: their connections and sign-ins stop on the very next request.
@@ -172,6 +179,25 @@ pub async fn run_person(
                 invited.person.id,
                 invited.person.tenant,
                 invited.person.role.as_str(),
+                date(invited.expires_at),
+            );
+            crate::out!("{}", invited.invite_url);
+            Ok(())
+        }
+        PersonCommand::Reinvite {
+            person_id,
+            expires_days,
+        } => {
+            let request = crate::runtime::admin::ReinviteRequest {
+                expires_days: *expires_days,
+            };
+            let invited = client.reinvite_person(person_id, &request).await?;
+            eprintln!(
+                "re-invited {} ({}) to {}; their old passkeys no longer sign in; the link works \
+                 once, until {}; their connections stay (`grant list`, `grant revoke`)",
+                printable(&invited.person.name),
+                invited.person.id,
+                invited.person.tenant,
                 date(invited.expires_at),
             );
             crate::out!("{}", invited.invite_url);

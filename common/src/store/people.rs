@@ -440,6 +440,18 @@ impl People {
         }
     }
 
+    /// Forgets a person's passkeys and ends their sessions (a lost or replaced device), keeping
+    /// the person, their role and their connections; `None` if there is no such person.
+    pub fn reset_passkeys(&self, id: &str) -> Result<Option<Person>, StoreError> {
+        let Some(person) = self.update_person(id, |p| p.passkeys.clear())? else {
+            return Ok(None);
+        };
+        self.delete_where::<Session>(&self.sessions, |s| s.person == person.id)?;
+        self.delete_where::<Invite>(&self.invites, |i| i.person == person.id)?;
+        self.flush()?;
+        Ok(Some(person))
+    }
+
     /// Removes a person: their grants are revoked (tokens refused from the next request on),
     /// their sessions and invites deleted, then the record. `None` if there was no such person.
     pub fn remove_person(&self, id: &str, at: u64) -> Result<Option<(Person, usize)>, StoreError> {
