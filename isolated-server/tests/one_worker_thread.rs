@@ -4,23 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::runtime::admin_client::AdminClient;
 use serde_json::json;
-use tests::harness::{call, connect, ok_json, provision_isolated};
+use tests::harness::{call, connect, free_port, ok_json, provision_isolated};
 use tests::sandbox::{Fixture, Sandbox};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Instance {
     child: Child,

@@ -113,10 +113,7 @@ impl TestServer {
         loop {
             // The port must be known before start (it is in the public URL): pick a free one,
             // release it, and start again on another if someone took it meanwhile.
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let port = free_port();
             let mut config = config_for(tmp.path(), &sandbox.base_url());
             config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             config.public_url = Some(format!("http://localhost:{port}"));
@@ -425,12 +422,22 @@ pub async fn connect(
 /// The `shared-server` binary beside this test's own target folder, built (or brought up to
 /// date) with the same profile; `None` when cargo is not available and no binary exists.
 pub async fn shared_server_binary() -> Option<std::path::PathBuf> {
-    server_binary("shared-server").await
+    static BINARY: tokio::sync::OnceCell<Option<std::path::PathBuf>> =
+        tokio::sync::OnceCell::const_new();
+    BINARY
+        .get_or_init(|| server_binary("shared-server"))
+        .await
+        .clone()
 }
 
 /// The `isolated-server` binary, as [`shared_server_binary`].
 pub async fn isolated_server_binary() -> Option<std::path::PathBuf> {
-    server_binary("isolated-server").await
+    static BINARY: tokio::sync::OnceCell<Option<std::path::PathBuf>> =
+        tokio::sync::OnceCell::const_new();
+    BINARY
+        .get_or_init(|| server_binary("isolated-server"))
+        .await
+        .clone()
 }
 
 /// `package`'s binary of the same name beside this test's own target folder, built (or brought
@@ -505,4 +512,13 @@ pub fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// A loopback port free right now (released at once: for servers whose port must be known
+/// before they start, e.g. because it is in their public URL).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }

@@ -6,38 +6,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::runtime::admin_client::AdminClient;
 use serde_json::{Value, json};
-use tests::harness::{McpClient, call, connect, ok_json, provision_isolated};
+use tests::harness::{McpClient, call, connect, free_port, ok_json, provision_isolated};
 use tests::sandbox::{Failure, Fixture, Sandbox};
 
 /// How long the sandbox holds the approved write: longer than it takes to kill and restart.
 const HOLD: Duration = Duration::from_secs(3);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The binary, built (or brought up to date) once per test process.
 async fn binary() -> PathBuf {
-    static BINARY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    BINARY
-        .get_or_init(|| async {
-            tests::harness::isolated_server_binary()
-                .await
-                .expect("the isolated-server binary (cargo build -p isolated-server)")
-        })
+    tests::harness::isolated_server_binary()
         .await
-        .clone()
+        .expect("the isolated-server binary (cargo build -p isolated-server)")
 }
 
 /// A running `isolated-server serve` for acme; killed (SIGKILL) when dropped.

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::runtime::admin::{IssueRequest, NewTenant};
 use common::runtime::admin_client::AdminClient;
 use serde_json::json;
-use tests::harness::{call, connect, error_text, ok_json};
+use tests::harness::{call, connect, error_text, free_port, ok_json};
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,25 +21,11 @@ use tokio::time::timeout;
 /// Every network wait in these tests is bounded by this.
 const NET_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The binary, built (or brought up to date) once per test process.
 async fn binary() -> PathBuf {
-    static BINARY: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
-    BINARY
-        .get_or_init(|| async {
-            tests::harness::shared_server_binary()
-                .await
-                .expect("the shared-server binary (cargo build -p shared-server)")
-        })
+    tests::harness::shared_server_binary()
         .await
-        .clone()
+        .expect("the shared-server binary (cargo build -p shared-server)")
 }
 
 /// `shared-server serve` on `ports` with `data_dir`, every upstream at `upstream`, stderr to

@@ -258,18 +258,16 @@ async fn show(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let me = match signin::signed_in(&state, &headers) {
-        Ok(Some(me)) => me,
-        Ok(None) => {
-            return signin::signin_response(
-                &state,
-                &format!("/approve/{id}"),
-                Some(
-                    "An AI assistant asked for a high-risk action. Sign in with your passkey to see it.",
-                ),
-            );
-        }
-        Err(e) => return signin::unavailable(&state, &e),
+    let notice =
+        "An AI assistant asked for a high-risk action. Sign in with your passkey to see it.";
+    let me = match signin::require_signed_in(
+        &state,
+        &headers,
+        &format!("/approve/{id}"),
+        Some(notice),
+    ) {
+        Ok(me) => me,
+        Err(page) => return *page,
     };
     match find(&state, &me, &id) {
         Ok(a) => page_for(&state, &me, &a, None),
@@ -293,16 +291,15 @@ async fn decide(
     body: axum::body::Bytes,
 ) -> Response {
     let form: DecisionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let me = match signin::signed_in(&state, &headers) {
-        Ok(Some(me)) => me,
-        Ok(None) => {
-            return signin::signin_response(
-                &state,
-                &format!("/approve/{id}"),
-                Some("Your sign-in expired. Sign in again with your passkey; nothing was decided."),
-            );
-        }
-        Err(e) => return signin::unavailable(&state, &e),
+    let notice = "Your sign-in expired. Sign in again with your passkey; nothing was decided.";
+    let me = match signin::require_signed_in(
+        &state,
+        &headers,
+        &format!("/approve/{id}"),
+        Some(notice),
+    ) {
+        Ok(me) => me,
+        Err(page) => return *page,
     };
     let approval = match find(&state, &me, &id) {
         Ok(a) => a,

@@ -132,6 +132,21 @@ pub fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedI
     }))
 }
 
+/// The signed-in person, or the page to answer instead: the sign-in page (with `notice`) that
+/// comes back to `next`, or the store-unavailable page.
+pub fn require_signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    next: &str,
+    notice: Option<&str>,
+) -> Result<SignedIn, Box<Response>> {
+    match signed_in(state, headers) {
+        Ok(Some(me)) => Ok(me),
+        Ok(None) => Err(Box::new(signin_response(state, next, notice))),
+        Err(e) => Err(Box::new(unavailable(state, &e))),
+    }
+}
+
 /// Starts a session for `person`: the `Set-Cookie` value.
 fn start_session(state: &AppState, person: &Person) -> Result<HeaderValue, StoreError> {
     let (secret, hash) = people::new_secret("sms_");
@@ -283,12 +298,9 @@ async fn home(
     Query(q): Query<HomeQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let me = match signed_in(&state, &headers) {
+    let me = match require_signed_in(&state, &headers, "/", None) {
         Ok(me) => me,
-        Err(e) => return unavailable(&state, &e),
-    };
-    let Some(me) = me else {
-        return signin_response(&state, "/", None);
+        Err(page) => return *page,
     };
     let tenant = state
         .services

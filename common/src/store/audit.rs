@@ -97,7 +97,7 @@ pub struct AuditLog {
 }
 
 /// `YYYY-MM-DD` of a Unix time in milliseconds (civil from days, Howard Hinnant's algorithm).
-fn day(at_ms: u64) -> String {
+pub(crate) fn day(at_ms: u64) -> String {
     let z = (at_ms / 86_400_000) as i64 + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -300,6 +300,14 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The record under `key`, if any.
+fn get<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    key: &[u8],
+) -> Result<Option<T>, StoreError> {
+    tree.get(key)?.map(|v| decode(&v)).transpose()
+}
+
 /// Every record of `tree` that `keep` keeps.
 fn scan<T: for<'de> Deserialize<'de>>(
     tree: &sled::Tree,
@@ -391,10 +399,7 @@ impl People {
     }
 
     pub fn person(&self, id: &str) -> Result<Option<Person>, StoreError> {
-        self.people
-            .get(id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        get(&self.people, id.as_bytes())
     }
 
     /// Every person, or one tenant's, oldest first.
@@ -516,7 +521,7 @@ impl People {
     }
 
     pub fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
-        self.invites.get(hash)?.map(|v| decode(&v)).transpose()
+        get(&self.invites, hash)
     }
 
     /// Consumes an invite, exactly once among concurrent callers.
@@ -573,10 +578,7 @@ impl People {
     }
 
     pub fn client(&self, client_id: &str) -> Result<Option<RegisteredClient>, StoreError> {
-        self.clients
-            .get(client_id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        get(&self.clients, client_id.as_bytes())
     }
 
     pub fn unused_clients(&self) -> usize {
@@ -757,10 +759,7 @@ impl People {
     }
 
     pub fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
-        self.grants
-            .get(id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        get(&self.grants, id.as_bytes())
     }
 
     /// Every grant, or one tenant's, oldest first (revoked ones too, marked).

@@ -263,18 +263,10 @@ async fn checked_and_signed_in(
     notice: impl Fn(&Checked) -> String,
 ) -> Result<(Checked, SignedIn), Response> {
     let checked = check(state, params).await.map_err(|r| refusal(state, r))?;
-    match signin::signed_in(state, headers) {
-        Ok(Some(me)) => Ok((checked, me)),
-        Ok(None) => {
-            let next = format!("/authorize?{}", query_of(&checked.params));
-            Err(signin::signin_response(
-                state,
-                &next,
-                Some(&notice(&checked)),
-            ))
-        }
-        Err(e) => Err(signin::unavailable(state, &e)),
-    }
+    let next = format!("/authorize?{}", query_of(&checked.params));
+    let me = signin::require_signed_in(state, headers, &next, Some(&notice(&checked)))
+        .map_err(|page| *page)?;
+    Ok((checked, me))
 }
 
 /// What a consent ticket binds: the person it was shown to and the exact request.
