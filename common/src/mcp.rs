@@ -742,8 +742,7 @@ impl ServerHandler for McpServer {
             )])
             .into());
         }
-        let link_by_elicitation =
-            url_elicitation_supported(&context) && request.input_responses.is_none();
+        let first_round = request.input_responses.is_none();
         let arguments = request.arguments.unwrap_or_default();
         let args_digest = crate::audit::digest(&arguments);
         let Some(entry) = self
@@ -757,9 +756,12 @@ impl ServerHandler for McpServer {
         let ctx = self.context(&caller);
         let outcome = (entry.call)(&ctx, arguments).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
-        if link_by_elicitation
+        // Only an answer asking for approval looks at the client's capabilities (decoding them
+        // is not free, and every other call would pay for it).
+        if first_round
             && let Ok(value) = &outcome
             && let Some(input_required) = approval_elicitation(value)
+            && url_elicitation_supported(&context)
         {
             self.services.metrics.record_call(
                 &caller.live.calls,
