@@ -52,6 +52,14 @@ pub struct Config {
     /// Token audience and allowed `Host`. `None`: derived from the bound MCP address.
     pub public_url: Option<String>,
     pub master_key_file: Option<PathBuf>,
+    /// The token signing key's file (default `<data_dir>/signing.key`): replicas share it.
+    pub signing_key_file: Option<PathBuf>,
+    /// The admin token's file (default `<data_dir>/admin-token`): replicas share it.
+    pub admin_token_file: Option<PathBuf>,
+    /// `postgres://…`: the store several shared-server replicas share; `None`: embedded sled.
+    pub store_url: Option<String>,
+    /// How replicas on PostgreSQL take part.
+    pub replica: ReplicaConfig,
     pub upstreams: UpstreamUrls,
     pub upstream_timeout_ms: u64,
     /// The longest `Retry-After` a tool call waits out before answering with an error.
@@ -86,6 +94,19 @@ pub struct Config {
     pub oauth: OAuthConfig,
 }
 
+/// A shared-server replica's name and timings (PostgreSQL store only).
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// Its name in errors, `/healthz` and `drill revoke`; default `<hostname>:<pid>`.
+    pub name: Option<String>,
+    /// A replica is live while its last heartbeat (one a second) is younger than this; one
+    /// cut off from the database for longer refuses tokens.
+    pub lease_secs: u64,
+    /// How long a revocation (or any change replicas hold in memory) waits for every live
+    /// replica to apply it before the call fails naming the one that has not.
+    pub ack_timeout_secs: u64,
+}
+
 /// Lifetimes and limits of people's sign-in and of OAuth connections.
 #[derive(Clone, Debug)]
 pub struct OAuthConfig {
@@ -114,6 +135,12 @@ struct FileConfig {
     admin_listen: Option<String>,
     public_url: Option<String>,
     master_key_file: Option<PathBuf>,
+    signing_key_file: Option<PathBuf>,
+    admin_token_file: Option<PathBuf>,
+    store: Option<String>,
+    replica_name: Option<String>,
+    replica_lease_secs: Option<u64>,
+    replica_ack_timeout_secs: Option<u64>,
     webflow_base_url: Option<String>,
     plausible_base_url: Option<String>,
     github_base_url: Option<String>,
@@ -211,6 +238,37 @@ impl Config {
             master_key_file: env("STUDIO_MCP_MASTER_KEY_FILE")
                 .map(PathBuf::from)
                 .or(f.master_key_file),
+            signing_key_file: env("STUDIO_MCP_SIGNING_KEY_FILE")
+                .map(PathBuf::from)
+                .or(f.signing_key_file),
+            admin_token_file: env("STUDIO_MCP_ADMIN_TOKEN_FILE")
+                .map(PathBuf::from)
+                .or(f.admin_token_file),
+            store_url: match pick("STUDIO_MCP_STORE", f.store) {
+                None => None,
+                Some(url) if url.is_empty() || url == "sled" => None,
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Some(url)
+                }
+                // Never echoed: the URL may carry the database password.
+                Some(_) => {
+                    return Err(ConfigError::Value {
+                        name: "STUDIO_MCP_STORE",
+                        why: "must be `sled` or a postgres:// URL".into(),
+                    });
+                }
+            },
+            replica: ReplicaConfig {
+                name: pick("STUDIO_MCP_REPLICA_NAME", f.replica_name),
+                lease_secs: number("STUDIO_MCP_REPLICA_LEASE_SECS", f.replica_lease_secs, 10)?
+                    .clamp(2, 3600),
+                ack_timeout_secs: number(
+                    "STUDIO_MCP_REPLICA_ACK_TIMEOUT_SECS",
+                    f.replica_ack_timeout_secs,
+                    5,
+                )?
+                .clamp(1, 600),
+            },
             upstreams: UpstreamUrls {
                 webflow: url(
                     "STUDIO_MCP_WEBFLOW_BASE_URL",
@@ -352,11 +410,15 @@ impl Config {
     }
 
     pub fn signing_key_path(&self) -> PathBuf {
-        self.data_dir.join("signing.key")
+        self.signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("signing.key"))
     }
 
     pub fn admin_token_path(&self) -> PathBuf {
-        self.data_dir.join("admin-token")
+        self.admin_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin-token"))
     }
 }
 

@@ -65,6 +65,11 @@ pub enum ToolError {
     Upstream(#[from] UpstreamError),
     #[error("internal error (request {request_id}); the studio has been told")]
     Internal { request_id: String },
+    /// The store cannot be reached: nothing was written; a retry shortly may succeed.
+    #[error(
+        "the studio's database is unavailable right now, so nothing was changed; retry in a few seconds"
+    )]
+    StoreUnavailable,
 }
 
 impl ToolError {
@@ -77,6 +82,7 @@ impl ToolError {
             ToolError::RateLimited { .. } => "rate_limited",
             ToolError::Upstream(_) => "upstream",
             ToolError::Internal { .. } => "internal",
+            ToolError::StoreUnavailable => "store_unavailable",
         }
     }
 }
@@ -145,7 +151,13 @@ impl ToolContext<'_> {
     }
 
     pub fn store_error(&self, e: StoreError) -> ToolError {
-        self.internal("store", &e)
+        match e {
+            StoreError::Unavailable(_) | StoreError::Lagging(_) => {
+                tracing::warn!(request_id = self.request_id, error = %e, "store unavailable");
+                ToolError::StoreUnavailable
+            }
+            e => self.internal("store", &e),
+        }
     }
 
     /// Resolves `site_id`: it must be one of the tenant's sites; it may be left out when the

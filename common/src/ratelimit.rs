@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use crate::hashing::IdHasher;
@@ -107,17 +109,37 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
 
 /// Tool calls per tenant. The bucket, kept in the tenant's [`TenantLive`], holds ten seconds'
 /// worth, so short bursts pass.
+///
+/// Several replicas: each takes an equal share of every tenant's budget, by the live-replica
+/// count the heartbeat keeps (one atomic load a call, nothing shared per call). The load
+/// balancer spreads calls round-robin, so the shares add up to the budget; a tenant whose calls
+/// all reach one replica gets that replica's share.
 pub struct RateLimiter {
     default_per_min: u32,
+    replicas: Option<Arc<AtomicU32>>,
 }
 
 impl RateLimiter {
     pub fn new(default_per_min: u32) -> Self {
-        Self { default_per_min }
+        Self {
+            default_per_min,
+            replicas: None,
+        }
+    }
+
+    /// Divides every budget by the live-replica count `replicas` holds.
+    pub fn shared_by(mut self, replicas: Option<Arc<AtomicU32>>) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     pub fn check(&self, tenant: &Tenant, bucket: &TenantBucket) -> Result<(), u64> {
-        let per_min = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
+        let budget = tenant.rate_limit_per_min.unwrap_or(self.default_per_min);
+        let replicas = self
+            .replicas
+            .as_ref()
+            .map_or(1, |r| r.load(Ordering::Relaxed).max(1));
+        let per_min = budget.div_ceil(replicas);
         let (per_sec, capacity) = rate(per_min, 10.0);
         let now = Instant::now();
         let Ok(mut bucket) = bucket.0.lock() else {

@@ -1,6 +1,8 @@
 //! The store: the one interface every tool, the auth edge and the admin API reach persistent
-//! state through. One backend today, the embedded sled store (`sled.rs`); a second (PostgreSQL)
-//! is added as another [`Store`] variant without touching any caller.
+//! state through. Its records (`records.rs`, `people.rs`, `approvals.rs`) are written once over
+//! a key-value layer (`kv.rs`) with two engines: sled, embedded, one process (the default, and
+//! always the isolated server's); PostgreSQL (`pg.rs`), shared by several shared-server
+//! replicas, each keeping the request path in memory and in step through a change feed.
 //!
 //! # Contract every backend keeps
 //! - **Durable before answering.** A write returns only once it survives a crash (tenant and
@@ -14,8 +16,10 @@
 //!   tenant is later created under the same id.
 //! - **In memory, kept in step.** Tenants and the token index (token digest → tenant, revoked)
 //!   are held in memory and updated by every write, so the request path (`token_tenant`,
-//!   `tenant`) never waits on I/O; a backend shared by several processes must also learn other
-//!   processes' writes before it acknowledges a revocation.
+//!   `tenant`) never waits on I/O. With PostgreSQL every replica learns every write through the
+//!   change feed, and a write that replicas hold in memory (tenants, tokens, access tokens:
+//!   issue, revocation, removal, policy) returns only once every live replica has applied it,
+//!   or fails naming the one that has not (`StoreError::Lagging`).
 //! - **Secrets stay sealed.** Upstream credentials are stored and returned only as AEAD blobs
 //!   (`secrets.rs` seals and opens them); tokens only as SHA-256 digests.
 //! - **Audit is append-only** and pruned only by retention (`audit.rs`).
@@ -27,8 +31,10 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod kv;
 pub mod people;
-mod sled;
+pub mod pg;
+mod records;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -41,7 +47,8 @@ use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
-pub use self::sled::SledStore;
+pub use self::pg::{Pg, PgOptions};
+pub use self::records::Records;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -61,6 +68,15 @@ pub enum StoreError {
     NoTenant(String),
     #[error("no token with id `{0}`")]
     NoToken(String),
+    /// The database cannot be reached or did not answer in time.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A change is stored but a live replica has not applied it in time.
+    #[error("{0}")]
+    Lagging(String),
+    /// The database cannot be used as it is (schema, keys, contents).
+    #[error("{0}")]
+    Schema(String),
 }
 
 /// What is kept about an issued token. The token itself is not: only its SHA-256 is the key.
@@ -105,25 +121,37 @@ pub enum TokenTenant {
     Tenant(Arc<Tenant>, Arc<TenantLive>),
 }
 
-/// The store, whichever backend holds it. Cheap to clone (handles to shared state).
+/// The store, whichever engine holds it. Cheap to clone (handles to shared state).
 #[derive(Clone)]
-pub enum Store {
-    Sled(SledStore),
-}
+pub struct Store(Records);
 
-/// Every method is the backend's own; this only picks the backend.
+/// Every method is the records' own.
 macro_rules! backend {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Sled($store) => $call,
-        }
-    };
+    ($self:ident, $store:ident => $call:expr) => {{
+        let $store = &$self.0;
+        $call
+    }};
 }
 
 impl Store {
     /// The embedded sled store in `dir` (created if missing; refused if another process has it).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        SledStore::open(dir).map(Store::Sled)
+        Records::open(dir).map(Store)
+    }
+
+    /// The store in PostgreSQL at `url`: migrated, loaded, and following the change feed.
+    pub fn open_pg(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        Records::open_pg(Pg::connect(url, options)?).map(Store)
+    }
+
+    /// The PostgreSQL engine, when that is where the store is.
+    pub fn pg(&self) -> Option<&Pg> {
+        self.0.pg()
+    }
+
+    /// Every tree of a sled store (for `store migrate`).
+    pub fn dump(&self) -> Result<Vec<(String, Vec<kv::Entry>)>, StoreError> {
+        self.0.dump()
     }
 
     /// Makes every write so far durable.

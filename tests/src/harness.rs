@@ -44,10 +44,73 @@ pub struct TestTenant {
     pub fixture: OwnerFixture,
 }
 
+/// The store every end-to-end test runs on: embedded sled, or, when
+/// `STUDIO_MCP_TEST_POSTGRES` names a cluster (`.ci/run` starts one), a database of its own on
+/// it per data dir, so a restart on the same data dir finds the same store. One suite, two
+/// backends.
+pub fn test_store(data_dir: &Path) -> Option<String> {
+    let cluster = std::env::var("STUDIO_MCP_TEST_POSTGRES").ok()?;
+    Some(database_for(&cluster, &data_dir.display().to_string()))
+}
+
+/// A database named after `key` on `cluster` (created if missing); its URL.
+pub fn database_for(cluster: &str, key: &str) -> String {
+    use sha2::Digest;
+    let name = format!(
+        "t_{}",
+        &hex::encode(sha2::Sha256::digest(key.as_bytes()))[..20]
+    );
+    let created = std::process::Command::new("psql")
+        .args([cluster, "-qc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs (PostgreSQL client installed)");
+    let stderr = String::from_utf8_lossy(&created.stderr);
+    assert!(
+        created.status.success() || stderr.contains("already exists"),
+        "CREATE DATABASE {name}: {stderr}"
+    );
+    match cluster.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("STUDIO_MCP_TEST_POSTGRES is not a URL"),
+    }
+}
+
+/// Everything a server with data dir `data_dir` has stored, as (name, bytes): every file under
+/// the data dir and, with PostgreSQL, a dump of its database (`bytea` printed as text, so a
+/// secret stored in clear shows verbatim). What the leak searches read.
+pub fn stored(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    files_under(data_dir, &mut files);
+    let mut out: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).expect("read a stored file");
+            (f.display().to_string(), bytes)
+        })
+        .collect();
+    if let Some(url) = test_store(data_dir) {
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", &url])
+            .env("PGOPTIONS", "-c bytea_output=escape")
+            .output()
+            .expect("pg_dump runs");
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        assert!(dump.stdout.len() > 1000, "a database dump expected");
+        out.push((format!("database {url}"), dump.stdout));
+    }
+    out
+}
+
 pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
+    let store = test_store(data_dir);
     let env = |name: &str| -> Option<String> {
         match name {
             "STUDIO_MCP_DATA_DIR" => Some(data_dir.display().to_string()),
+            "STUDIO_MCP_STORE" => store.clone(),
             "STUDIO_MCP_LISTEN" | "STUDIO_MCP_ADMIN_LISTEN" => Some("127.0.0.1:0".into()),
             "STUDIO_MCP_WEBFLOW_BASE_URL"
             | "STUDIO_MCP_PLAUSIBLE_BASE_URL"
@@ -134,10 +197,17 @@ impl TestServer {
     }
 
     pub async fn try_start_spec(
-        config: Config,
+        mut config: Config,
         spec: &'static ServerSpec,
     ) -> anyhow::Result<TestServer> {
         common::upstream::install_crypto_provider();
+        if spec.single_tenant {
+            // An isolated instance always keeps its own embedded store.
+            config.store_url = None;
+        } else if config.store_url.is_some() {
+            // The database follows the data dir, which a test may have changed.
+            config.store_url = test_store(&config.data_dir);
+        }
         let app = Application::build(&config, spec).await?;
         let mcp_url = format!("http://{}/mcp", app.mcp_addr());
         let admin_url = format!("http://{}", app.admin_addr());

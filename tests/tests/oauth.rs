@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tests::connector::*;
-use tests::harness::{Captured, TestServer, call, files_under, ok_json};
+use tests::harness::{Captured, TestServer, call, ok_json, stored};
 use tests::passkey::{self, SoftPasskey};
 
 // ---- the way it should go ----
@@ -1239,16 +1239,13 @@ async fn no_secret_of_the_flow_is_logged_shown_or_stored() {
     }
 
     site.server.stop().await;
-    let mut files = Vec::new();
-    files_under(&data_dir, &mut files);
-    assert!(files.len() > 3, "store files expected: {files:?}");
-    for file in files {
-        let bytes = std::fs::read(&file).unwrap();
+    let stored = stored(&data_dir);
+    assert!(stored.len() > 3, "store files expected");
+    for (name, bytes) in stored {
         for (what, secret) in &secrets {
             assert!(
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{} holds the {what} in clear",
-                file.display()
+                "{name} holds the {what} in clear"
             );
         }
     }

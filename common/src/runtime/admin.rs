@@ -117,7 +117,10 @@ impl From<StoreError> for AdminError {
         let status = match e {
             StoreError::TenantExists(_) => StatusCode::CONFLICT,
             StoreError::NoTenant(_) | StoreError::NoToken(_) => StatusCode::NOT_FOUND,
-            StoreError::Full | StoreError::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Full
+            | StoreError::Locked(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Lagging(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -336,7 +336,11 @@ async fn register(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -
         .map(|n| clean_name(&n))
         .filter(|n| !n.is_empty());
     let people = state.services.store.people();
-    if people.unused_clients() >= MAX_UNUSED_CLIENTS {
+    let unused = match people.unused_clients() {
+        Ok(unused) => unused,
+        Err(e) => return OAuthError::unavailable(&e).into_response(),
+    };
+    if unused >= MAX_UNUSED_CLIENTS {
         return OAuthError::new(
             "slow_down",
             "too many registrations are waiting to be used; retry later",

@@ -65,6 +65,7 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let browser = browser
         .layer(DefaultBodyLimit::max(signin::MAX_FORM_BYTES))
         .with_state(state.clone());
+    let health = get(healthz).with_state(state.clone());
     // Metadata, registration, token and revocation: called from anywhere, never with cookies.
     let api = oauth::api_router()
         .layer(DefaultBodyLimit::max(oauth::MAX_REQUEST_BYTES))
@@ -76,7 +77,7 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         .merge(browser)
         .layer(middleware::from_fn_with_state(public, check_origin))
         .merge(api)
-        .route("/healthz", get(healthz))
+        .route("/healthz", health)
 }
 
 /// The public URL's scheme, host and port: the only authority a request may name, and the
@@ -188,8 +189,36 @@ async fn refuse_foreign(
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// `ok`; with PostgreSQL, `degraded: …` (200) while the database is unreachable and this
+/// replica still serves from memory within its lease, `unavailable: …` (503) once it no
+/// longer can, so a load balancer stops sending it calls.
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let Some(pg) = state.services.store.pg() else {
+        return "ok".into_response();
+    };
+    let name = pg.replica_name();
+    if pg.connected() {
+        return format!("ok: replica {name}, PostgreSQL {}", pg.target()).into_response();
+    }
+    let why = pg
+        .last_error()
+        .unwrap_or_else(|| "not connected yet".into());
+    if pg.vouches() {
+        format!(
+            "degraded: replica {name} cannot reach PostgreSQL ({why}); serving from memory, \
+             writes fail until it is back"
+        )
+        .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "unavailable: replica {name} has not reached PostgreSQL for longer than its \
+                 lease ({why})"
+            ),
+        )
+            .into_response()
+    }
 }
 
 /// The request's bearer token, if it has one.
@@ -221,7 +250,7 @@ async fn authenticate(
     match outcome {
         Ok(caller) => admit(&state, request, caller.tenant, caller.live, None, next).await,
         Err(AuthError::Store(e)) => {
-            tracing::error!(error = %e, "token store unavailable");
+            tracing::warn!(error = %e, "token store unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "token store unavailable; try again shortly",
@@ -279,6 +308,17 @@ async fn authenticate_oauth(
         return oauth_unauthorized(&state, None);
     };
     let store = &state.services.store;
+    if let Some(pg) = store.pg()
+        && !pg.vouches()
+    {
+        // Cut off from the change feed for longer than its lease: a revocation may have been
+        // missed, so no access token is honoured here until it is back.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "token store unavailable; try again shortly",
+        )
+            .into_response();
+    }
     let found = store
         .people()
         .access_token(&crate::store::people::digest(token), crate::now_unix())

@@ -45,7 +45,7 @@ impl Application {
             (_, false) => None,
         };
         make_private(&config.data_dir)?;
-        let store = Store::open(&config.store_path())?;
+        let store = open_store(config, spec)?;
         let key_path = config.master_key_path();
         let (master_key, generated) = MasterKey::load_or_generate(&key_path)?;
         if generated {
@@ -79,6 +79,18 @@ impl Application {
             other => other.into(),
         })?;
         let admin_token = load_or_create_admin_token(config)?;
+        if let Some(pg) = store.pg() {
+            // Replicas share the keys through files the operator gives each (never through the
+            // database: a dump of it alone must not open the secrets it holds); a replica with
+            // other keys is refused here rather than issue tokens the others reject.
+            for (what, path) in [
+                ("signing key", config.signing_key_path()),
+                ("master key", config.master_key_path()),
+                ("admin token", config.admin_token_path()),
+            ] {
+                pg.check_fingerprint(what, fingerprint(&path)?)?;
+            }
+        }
 
         let client = http_client().context("cannot build the HTTP client")?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -92,6 +104,7 @@ impl Application {
                 )
         };
         let u = &config.upstreams;
+        let replicas = store.pg().map(|pg| pg.live_replicas());
         let services = Services {
             store,
             master_key,
@@ -111,7 +124,8 @@ impl Application {
             approval_webhook: config.approval_webhook.clone(),
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
-            ),
+            )
+            .shared_by(replicas),
         };
         let passkeys = match crate::runtime::signin::relying_party(&public_url, spec.title) {
             Ok(rp) => Some(rp),
@@ -198,6 +212,9 @@ impl Application {
         a.context("MCP listener failed")?;
         b.context("admin listener failed")?;
         self.state.services.store.flush()?;
+        if let Some(pg) = self.state.services.store.pg() {
+            pg.leave();
+        }
         Ok(())
     }
 }
@@ -382,6 +399,44 @@ pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::Exit
 /// Admin tokens shorter than this are refused at start: an empty file (a first start interrupted
 /// before the write) must never mean "no token needed".
 const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// The embedded sled store in the data dir, or PostgreSQL when `STUDIO_MCP_STORE` names it
+/// (shared server only: an isolated instance is one tenant, one process, nothing shared).
+fn open_store(config: &Config, spec: &ServerSpec) -> anyhow::Result<Store> {
+    let Some(url) = &config.store_url else {
+        return Ok(Store::open(&config.store_path())?);
+    };
+    if spec.single_tenant {
+        anyhow::bail!(
+            "STUDIO_MCP_STORE: the {} keeps its own embedded store; only the shared server \
+             runs on PostgreSQL",
+            spec.name
+        );
+    }
+    let defaults = crate::store::PgOptions::default();
+    let options = crate::store::PgOptions {
+        replica_name: config.replica.name.clone().unwrap_or(defaults.replica_name),
+        lease: Duration::from_secs(config.replica.lease_secs),
+        ack_timeout: Duration::from_secs(config.replica.ack_timeout_secs),
+        ..defaults
+    };
+    let name = options.replica_name.clone();
+    let store = Store::open_pg(url, options)?;
+    if let Some(pg) = store.pg() {
+        tracing::info!(replica = %name, database = %pg.target(), "store: PostgreSQL");
+    }
+    Ok(store)
+}
+
+/// A short, non-reversible name for a key file's contents: equal across replicas or refused.
+fn fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"studio-mcp key fingerprint\0");
+    hasher.update(bytes.trim_ascii());
+    Ok(hex::encode(&hasher.finalize()[..8]))
+}
 
 fn load_or_create_admin_token(config: &Config) -> anyhow::Result<SecretString> {
     let path = config.admin_token_path();

@@ -21,6 +21,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::kv::Tree;
 
 /// Where an approval stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,12 +111,6 @@ pub enum ApprovalError {
     Store(#[from] StoreError),
 }
 
-impl From<sled::Error> for ApprovalError {
-    fn from(e: sled::Error) -> Self {
-        Self::Store(e.into())
-    }
-}
-
 /// Now in nanoseconds since the epoch: [`Approval::seq`].
 pub fn seq_now() -> u64 {
     std::time::SystemTime::now()
@@ -146,11 +141,11 @@ fn decode(bytes: &[u8]) -> Result<Approval, StoreError> {
 /// The approvals tree.
 #[derive(Clone)]
 pub struct Approvals {
-    tree: sled::Tree,
+    tree: Tree,
 }
 
 impl Approvals {
-    pub fn new(tree: sled::Tree) -> Self {
+    pub fn new(tree: Tree) -> Self {
         Self { tree }
     }
 
@@ -175,8 +170,8 @@ impl Approvals {
     /// Every approval of `tenant` (or all), newest first.
     pub fn list(&self, tenant: Option<&str>) -> Result<Vec<Approval>, StoreError> {
         let mut all = Vec::new();
-        for value in self.tree.iter().values() {
-            let a = decode(&value?)?;
+        for (_, value) in self.tree.iter()? {
+            let a = decode(&value)?;
             if tenant.is_none_or(|t| a.tenant == t) {
                 all.push(a);
             }
@@ -212,8 +207,8 @@ impl Approvals {
             let next = change(&decode(&current)?)?;
             let swapped =
                 self.tree
-                    .compare_and_swap(id.as_bytes(), Some(current), Some(encode(&next)?))?;
-            if swapped.is_ok() {
+                    .compare_and_swap(id.as_bytes(), Some(&current), Some(&encode(&next)?))?;
+            if swapped {
                 self.tree.flush()?;
                 return Ok(next);
             }
@@ -300,8 +295,7 @@ impl Approvals {
 
     /// Drops every approval of `tenant` (the tenant is being removed).
     pub fn forget_tenant(&self, tenant: &str) -> Result<(), StoreError> {
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
+        for (key, value) in self.tree.iter()? {
             if decode(&value).is_ok_and(|a| a.tenant == tenant) {
                 self.tree.remove(key)?;
             }
@@ -312,8 +306,7 @@ impl Approvals {
 
     /// Deletes approvals finished or expired more than `keep_secs` ago.
     pub fn sweep(&self, now: u64, keep_secs: u64) -> Result<(), StoreError> {
-        for entry in self.tree.iter() {
-            let (key, value) = entry?;
+        for (key, value) in self.tree.iter()? {
             let old = decode(&value).is_ok_and(|a| {
                 let settled_at = match a.state {
                     State::Pending => a.expires_at,
@@ -338,7 +331,10 @@ mod tests {
     fn approvals() -> (tempfile::TempDir, Approvals) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        (dir, Approvals::new(db.open_tree("a").unwrap()))
+        (
+            dir,
+            Approvals::new(super::super::kv::Tree::Sled(db.open_tree("a").unwrap())),
+        )
     }
 
     fn pending(id: &str, expires_at: u64) -> Approval {

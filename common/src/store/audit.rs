@@ -1,6 +1,7 @@
 //! The audit log: one record per tool call and per admin action, as JSON lines in daily
-//! segment files under `<store>/audit/` (`YYYY-MM-DD.jsonl`), beside the sled store. Records
-//! hold a digest of the arguments, never their values: no tokens, secrets or CMS field contents.
+//! segment files under `<store>/audit/` (`YYYY-MM-DD.jsonl`), beside the sled store, or as rows
+//! of the `audit` table with PostgreSQL (every replica's, one query). Records hold a digest of
+//! the arguments, never their values: no tokens, secrets or CMS field contents.
 //!
 //! Append-only files instead of a sled tree: a busy server writes millions of records a day,
 //! and sled keeps per-page state for every one of them in memory. Retention deletes whole days.
@@ -9,6 +10,8 @@
 //! them in batches. Reads first wait for everything queued before them, so a caller always sees
 //! its own calls. A crash can lose the last moments of queued records (a few milliseconds
 //! under load); a full queue drops records and counts them rather than slowing every call.
+//! With PostgreSQL a batch that cannot be written (the database restarting) is kept and
+//! written with the next, up to [`PG_PENDING`] records.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -23,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
+use super::pg::Pg;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -61,6 +65,8 @@ pub fn digest<T: Serialize + ?Sized>(value: &T) -> String {
 
 /// Records waiting for the writer at most; beyond this they are dropped and counted.
 const QUEUE: usize = 16_384;
+/// With PostgreSQL: records kept across failed writes (a database restart under load).
+const PG_PENDING: usize = 200_000;
 /// After a record arrives the writer waits this long, then writes everything queued at once.
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
@@ -90,9 +96,16 @@ impl Drop for Writer {
     }
 }
 
+/// Where records go.
+#[derive(Clone)]
+enum Sink {
+    Files(PathBuf),
+    Pg(Pg),
+}
+
 #[derive(Clone)]
 pub struct AuditLog {
-    dir: PathBuf,
+    sink: Sink,
     writer: Arc<Writer>,
 }
 
@@ -130,8 +143,64 @@ fn open_segment(dir: &Path, day: &str) -> std::io::Result<Segment> {
     })
 }
 
-fn write_batches(dir: PathBuf, queue: Receiver<Message>) {
-    let mut segment: Option<Segment> = None;
+/// What the writer thread writes to.
+enum Target {
+    Files {
+        dir: PathBuf,
+        segment: Option<Segment>,
+    },
+    Pg {
+        pg: Pg,
+        pending: Vec<(i64, String, String)>,
+    },
+}
+
+impl Target {
+    fn write(&mut self, record: &AuditRecord) {
+        match self {
+            Target::Files { dir, segment } => write_record(dir, segment, record),
+            Target::Pg { pending, .. } => {
+                if pending.len() >= PG_PENDING {
+                    tracing::error!(
+                        "audit records waiting for PostgreSQL exceed {PG_PENDING}: dropped"
+                    );
+                    return;
+                }
+                if let Ok(json) = serde_json::to_string(record) {
+                    let at = i64::try_from(record.at_ms).unwrap_or(i64::MAX);
+                    pending.push((at, record.tenant.clone(), json));
+                }
+            }
+        }
+    }
+
+    fn finish_batch(&mut self) {
+        match self {
+            Target::Files { segment, .. } => {
+                if let Some(s) = segment.as_mut()
+                    && let Err(e) = s.file.flush()
+                {
+                    tracing::error!(error = %e, "audit records not flushed");
+                }
+            }
+            Target::Pg { pg, pending } => {
+                if pending.is_empty() {
+                    return;
+                }
+                match pg.insert_audit(pending.clone()) {
+                    Ok(()) => pending.clear(),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        waiting = pending.len(),
+                        "audit records not written yet; kept for the next batch"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+fn write_batches(mut target: Target, queue: Receiver<Message>) {
     // Block only while the queue is empty. After the first record of a batch, sleep out the
     // batch window and then take everything queued: on a busy server that is one wake-up per
     // window, where waking for every record cost a context switch per tool call on the core
@@ -145,7 +214,7 @@ fn write_batches(dir: PathBuf, queue: Receiver<Message>) {
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
-                Message::Record(record) => write_record(&dir, &mut segment, &record),
+                Message::Record(record) => target.write(&record),
                 Message::Sync(reply) => waiting.push(reply),
             }
             next = match queue.try_recv() {
@@ -157,11 +226,7 @@ fn write_batches(dir: PathBuf, queue: Receiver<Message>) {
                 }
             };
         }
-        if let Some(s) = segment.as_mut()
-            && let Err(e) = s.file.flush()
-        {
-            tracing::error!(error = %e, "audit records not flushed");
-        }
+        target.finish_batch();
         for reply in waiting {
             let _ = reply.send(());
         }
@@ -199,11 +264,27 @@ impl AuditLog {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
+        let target = Target::Files {
+            dir: dir.to_owned(),
+            segment: None,
+        };
+        Self::start(Sink::Files(dir.to_owned()), target)
+    }
+
+    /// The log in PostgreSQL's `audit` table.
+    pub fn open_pg(pg: Pg) -> Result<Self, StoreError> {
+        let target = Target::Pg {
+            pg: pg.clone(),
+            pending: Vec::new(),
+        };
+        Self::start(Sink::Pg(pg), target)
+    }
+
+    fn start(sink: Sink, target: Target) -> Result<Self, StoreError> {
         let (sender, queue) = sync_channel(QUEUE);
-        let writer_dir = dir.to_owned();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || write_batches(writer_dir, queue))
+            .spawn(move || write_batches(target, queue))
             .map_err(|e| StoreError::Io(format!("cannot start the audit writer: {e}")))?;
         let writer = Writer {
             sender: Mutex::new(Some(sender)),
@@ -211,7 +292,7 @@ impl AuditLog {
             dropped: AtomicU64::new(0),
         };
         Ok(Self {
-            dir: dir.to_owned(),
+            sink,
             writer: Arc::new(writer),
         })
     }
@@ -254,10 +335,10 @@ impl AuditLog {
     }
 
     /// Segment files, oldest first.
-    fn segments(&self) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    fn segments(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
         let mut out = Vec::new();
         let entries =
-            std::fs::read_dir(&self.dir).map_err(|e| StoreError::Io(format!("audit dir: {e}")))?;
+            std::fs::read_dir(dir).map_err(|e| StoreError::Io(format!("audit dir: {e}")))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(day) = name.strip_suffix(".jsonl") {
@@ -277,9 +358,23 @@ impl AuditLog {
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.sync();
+        let dir = match &self.sink {
+            Sink::Files(dir) => dir,
+            Sink::Pg(pg) => {
+                let rows = pg.query_audit(
+                    tenant.map(str::to_owned),
+                    i64::try_from(since_ms).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                )?;
+                return Ok(rows
+                    .iter()
+                    .filter_map(|row| serde_json::from_str(row).ok())
+                    .collect());
+            }
+        };
         let first_day = day(since_ms);
         let mut out = Vec::new();
-        for (segment_day, path) in self.segments()?.into_iter().rev() {
+        for (segment_day, path) in Self::segments(dir)?.into_iter().rev() {
             if segment_day < first_day {
                 break;
             }
@@ -304,12 +399,43 @@ impl AuditLog {
         Ok(out)
     }
 
-    /// Deletes the days that end before `before_ms`; returns how many files.
+    /// Every record, oldest day first (what `store migrate` copies).
+    pub fn export(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        self.sync();
+        let Sink::Files(dir) = &self.sink else {
+            return Err(StoreError::Io(
+                "only a file audit log can be copied out".into(),
+            ));
+        };
+        let mut out = Vec::new();
+        for (_, path) in Self::segments(dir)? {
+            let file =
+                File::open(&path).map_err(|e| StoreError::Io(format!("audit segment: {e}")))?;
+            out.extend(
+                BufReader::new(file)
+                    .lines()
+                    .map_while(Result::ok)
+                    .filter_map(|line| serde_json::from_str::<AuditRecord>(&line).ok()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Deletes the days that end before `before_ms` (files), or the records older than it
+    /// (PostgreSQL); returns how many.
     pub fn prune(&self, before_ms: u64) -> Result<usize, StoreError> {
         self.sync();
+        let dir = match &self.sink {
+            Sink::Files(dir) => dir,
+            Sink::Pg(pg) => {
+                // Whole days, as with files: the same retention either way.
+                let keep_from = before_ms - before_ms % 86_400_000;
+                return pg.prune_audit(i64::try_from(keep_from).unwrap_or(i64::MAX));
+            }
+        };
         let keep_from = day(before_ms);
         let mut removed = 0;
-        for (segment_day, path) in self.segments()? {
+        for (segment_day, path) in Self::segments(dir)? {
             if segment_day < keep_from {
                 std::fs::remove_file(&path)
                     .map_err(|e| StoreError::Io(format!("audit prune: {e}")))?;

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
+use super::kv::{Db, Entry, Tree};
+use super::pg::Follower;
 use crate::domain::TenantId;
 use crate::hashing::DigestHasher;
 
@@ -260,12 +262,6 @@ pub enum GrantError {
     Store(#[from] StoreError),
 }
 
-impl From<sled::Error> for GrantError {
-    fn from(e: sled::Error) -> Self {
-        Self::Store(e.into())
-    }
-}
-
 /// A fresh random secret with a readable prefix, and its digest (what is stored).
 pub fn new_secret(prefix: &str) -> (String, [u8; 32]) {
     let mut raw = [0u8; 32];
@@ -301,21 +297,18 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 /// The record under `key`, if any.
-fn get<T: for<'de> Deserialize<'de>>(
-    tree: &sled::Tree,
-    key: &[u8],
-) -> Result<Option<T>, StoreError> {
+fn get<T: for<'de> Deserialize<'de>>(tree: &Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
     tree.get(key)?.map(|v| decode(&v)).transpose()
 }
 
 /// Every record of `tree` that `keep` keeps.
 fn scan<T: for<'de> Deserialize<'de>>(
-    tree: &sled::Tree,
+    tree: &Tree,
     keep: impl Fn(&T) -> bool,
 ) -> Result<Vec<T>, StoreError> {
     let mut kept = Vec::new();
-    for value in tree.iter().values() {
-        let record: T = decode(&value?)?;
+    for (_, value) in tree.iter()? {
+        let record: T = decode(&value)?;
         if keep(&record) {
             kept.push(record);
         }
@@ -335,27 +328,70 @@ fn key16(hash: &[u8; 32]) -> [u8; 16] {
 
 type AccessIndex = HashMap<[u8; 16], Arc<AccessEntry>, DigestHasher>;
 
-/// The sled trees of people and OAuth state, and the in-memory access-token index.
+/// The trees of people and OAuth state, and the in-memory access-token index.
 #[derive(Clone)]
 pub struct People {
-    db: sled::Db,
-    people: sled::Tree,
-    invites: sled::Tree,
-    sessions: sled::Tree,
-    ceremonies: sled::Tree,
-    clients: sled::Tree,
-    codes: sled::Tree,
-    used_codes: sled::Tree,
-    grants: sled::Tree,
+    db: Db,
+    people: Tree,
+    invites: Tree,
+    sessions: Tree,
+    ceremonies: Tree,
+    clients: Tree,
+    codes: Tree,
+    used_codes: Tree,
+    grants: Tree,
     /// Digest of every refresh token a live grant ever had → grant id: a rotated-out token
     /// presented again is recognised as a replay and revokes its grant.
-    refresh: sled::Tree,
-    access: sled::Tree,
+    refresh: Tree,
+    access: Tree,
     access_index: Arc<RwLock<AccessIndex>>,
 }
 
+/// The PostgreSQL change feed's view of the access-token index.
+struct AccessFollower(Arc<RwLock<AccessIndex>>);
+
+impl AccessFollower {
+    fn set(index: &mut AccessIndex, key: &[u8], value: Option<&[u8]>) {
+        let Ok(hash) = <[u8; 32]>::try_from(key) else {
+            return;
+        };
+        match value.map(decode::<AccessEntry>) {
+            Some(Ok(entry)) => {
+                index.insert(key16(&hash), Arc::new(entry));
+            }
+            Some(Err(e)) => tracing::error!(error = %e, "unreadable access token in the feed"),
+            None => {
+                index.remove(&key16(&hash));
+            }
+        }
+    }
+}
+
+impl Follower for AccessFollower {
+    fn apply(&self, tree: &str, key: &[u8], value: Option<&[u8]>) {
+        if tree == "oauth_access"
+            && let Ok(mut index) = self.0.write()
+        {
+            Self::set(&mut index, key, value);
+        }
+    }
+
+    fn replace(&self, tree: &str, entries: &[Entry]) {
+        if tree == "oauth_access"
+            && let Ok(mut index) = self.0.write()
+        {
+            index.clear();
+            for (key, value) in entries {
+                Self::set(&mut index, key, Some(value));
+            }
+        }
+    }
+}
+
 impl People {
-    pub fn open(db: &sled::Db, now: u64) -> Result<Self, StoreError> {
+    /// With sled the access-token index is loaded here; with PostgreSQL the change feed loads
+    /// it (once the store has registered every follower) and is its only writer from then on.
+    pub fn open(db: &Db, now: u64) -> Result<Self, StoreError> {
         let people = Self {
             people: db.open_tree("people")?,
             invites: db.open_tree("invites")?,
@@ -370,15 +406,18 @@ impl People {
             access_index: Arc::default(),
             db: db.clone(),
         };
+        if let Some(pg) = db.pg() {
+            pg.add_follower(Arc::new(AccessFollower(people.access_index.clone())));
+            return Ok(people);
+        }
         let mut index = AccessIndex::default();
-        for entry in people.access.iter() {
-            let (key, value) = entry?;
+        for (key, value) in people.access.iter()? {
             let access: AccessEntry = decode(&value)?;
             if access.expires_at <= now {
                 people.access.remove(key)?;
                 continue;
             }
-            if let Ok(hash) = <[u8; 32]>::try_from(key.as_ref()) {
+            if let Ok(hash) = <[u8; 32]>::try_from(key.as_slice()) {
                 index.insert(key16(&hash), Arc::new(access));
             }
         }
@@ -387,8 +426,13 @@ impl People {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.db.flush()
+    }
+
+    /// Whether this process writes the access-token index itself (sled), or leaves it to the
+    /// PostgreSQL change feed, which applies every change in commit order.
+    fn own_index(&self) -> bool {
+        self.db.pg().is_none()
     }
 
     // ---- people ----
@@ -412,8 +456,8 @@ impl People {
     }
 
     pub fn person_by_handle(&self, user_handle: &str) -> Result<Option<Person>, StoreError> {
-        for value in self.people.iter().values() {
-            let person: Person = decode(&value?)?;
+        for (_, value) in self.people.iter()? {
+            let person: Person = decode(&value)?;
             if person.user_handle == user_handle {
                 return Ok(Some(person));
             }
@@ -435,10 +479,10 @@ impl People {
             update(&mut person);
             let swapped = self.people.compare_and_swap(
                 id.as_bytes(),
-                Some(current),
-                Some(encode(&person)?),
+                Some(&current),
+                Some(&encode(&person)?),
             )?;
-            if swapped.is_ok() {
+            if swapped {
                 self.flush()?;
                 return Ok(Some(person));
             }
@@ -496,21 +540,24 @@ impl People {
         Ok(removed)
     }
 
+    /// Deletes every record `matches` picks, in one atomic batch (one acknowledgement round
+    /// for a watched tree).
     fn delete_where<T: for<'de> Deserialize<'de>>(
         &self,
-        tree: &sled::Tree,
+        tree: &Tree,
         matches: impl Fn(&T) -> bool,
     ) -> Result<usize, StoreError> {
-        let mut deleted = 0;
-        for entry in tree.iter() {
-            let (key, value) = entry?;
+        let mut writes = Vec::new();
+        for (key, value) in tree.iter()? {
             // An unreadable record is not ours to judge here; sweeping removes it.
             if decode::<T>(&value).is_ok_and(|v| matches(&v)) {
-                tree.remove(key)?;
-                deleted += 1;
+                writes.push(tree.write(key, None));
             }
         }
-        Ok(deleted)
+        if !writes.is_empty() {
+            self.db.batch(&writes)?;
+        }
+        Ok(writes.len())
     }
 
     // ---- invites ----
@@ -581,17 +628,13 @@ impl People {
         get(&self.clients, client_id.as_bytes())
     }
 
-    pub fn unused_clients(&self) -> usize {
-        self.clients
+    pub fn unused_clients(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .clients
+            .iter()?
             .iter()
-            .values()
-            .filter(|v| {
-                v.as_ref()
-                    .ok()
-                    .and_then(|v| decode::<RegisteredClient>(v).ok())
-                    .is_some_and(|c| c.used_at.is_none())
-            })
-            .count()
+            .filter(|(_, v)| decode::<RegisteredClient>(v).is_ok_and(|c| c.used_at.is_none()))
+            .count())
     }
 
     fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError> {
@@ -694,10 +737,12 @@ impl People {
             expires_at: now.saturating_add(ttl),
         };
         self.access.insert(hash, encode(&entry)?)?;
-        self.access_index
-            .write()
-            .map_err(poisoned)?
-            .insert(key16(&hash), Arc::new(entry));
+        if self.own_index() {
+            self.access_index
+                .write()
+                .map_err(poisoned)?
+                .insert(key16(&hash), Arc::new(entry));
+        }
         Ok(token)
     }
 
@@ -742,10 +787,10 @@ impl People {
         // revocation that landed meanwhile fails the swap too.
         let swapped = self.grants.compare_and_swap(
             grant.id.as_bytes(),
-            Some(current),
-            Some(encode(&next)?),
+            Some(&current),
+            Some(&encode(&next)?),
         )?;
-        if swapped.is_err() {
+        if !swapped {
             self.revoke_grant(&grant.id, now, "refresh token used twice")?;
             return Err(GrantError::RefreshReplayed { grant: grant.id });
         }
@@ -782,17 +827,21 @@ impl People {
             grant.revoked_because = Some(why.to_owned());
             self.grants.insert(grant.id.as_bytes(), encode(&grant)?)?;
         }
-        self.access_index
-            .write()
-            .map_err(poisoned)?
-            .retain(|_, entry| entry.grant != grant.id);
-        self.delete_where::<AccessEntry>(&self.access, |a| a.grant == grant.id)?;
-        for entry in self.refresh.iter() {
-            let (key, value) = entry?;
-            if value.as_ref() == grant.id.as_bytes() {
-                self.refresh.remove(key)?;
-            }
+        if self.own_index() {
+            self.access_index
+                .write()
+                .map_err(poisoned)?
+                .retain(|_, entry| entry.grant != grant.id);
         }
+        self.delete_where::<AccessEntry>(&self.access, |a| a.grant == grant.id)?;
+        let dead: Vec<_> = self
+            .refresh
+            .iter()?
+            .into_iter()
+            .filter(|(_, value)| value.as_slice() == grant.id.as_bytes())
+            .map(|(key, _)| self.refresh.write(key, None))
+            .collect();
+        self.db.batch(&dead)?;
         self.flush()?;
         Ok(Some(grant))
     }
@@ -822,10 +871,12 @@ impl People {
         if client_id.is_some_and(|c| c != entry.client_id) {
             return Ok(None);
         }
-        self.access_index
-            .write()
-            .map_err(poisoned)?
-            .remove(&key16(hash));
+        if self.own_index() {
+            self.access_index
+                .write()
+                .map_err(poisoned)?
+                .remove(&key16(hash));
+        }
         self.access.remove(hash)?;
         self.flush()?;
         Ok(Some(entry.grant.clone()))
@@ -848,13 +899,20 @@ impl People {
             c.used_at.is_none() && c.created_at.saturating_add(unused_client_ttl) <= now
         })?;
         self.delete_where::<AccessEntry>(&self.access, |a| a.expires_at <= now)?;
-        self.access_index
-            .write()
-            .map_err(poisoned)?
-            .retain(|_, entry| entry.expires_at > now);
+        if self.own_index() {
+            self.access_index
+                .write()
+                .map_err(poisoned)?
+                .retain(|_, entry| entry.expires_at > now);
+        }
         // Used-code markers outlive their codes by a day, then go.
-        if self.used_codes.len() > 10_000 {
-            self.used_codes.clear()?;
+        let used = self.used_codes.iter()?;
+        if used.len() > 10_000 {
+            let writes: Vec<_> = used
+                .into_iter()
+                .map(|(key, _)| self.used_codes.write(key, None))
+                .collect();
+            self.db.batch(&writes)?;
         }
         for grant in self.grants(None)? {
             if grant.revoked_at.is_none() && grant.expires_at <= now {
@@ -869,9 +927,9 @@ impl People {
 mod tests {
     use super::*;
 
-    fn people() -> (tempfile::TempDir, sled::Db, People) {
+    fn people() -> (tempfile::TempDir, Db, People) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = Db::Sled(sled::open(dir.path()).unwrap());
         let p = People::open(&db, 0).unwrap();
         (dir, db, p)
     }
@@ -1000,7 +1058,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let db = loop {
             match sled::open(dir.path()) {
-                Ok(db) => break db,
+                Ok(db) => break Db::Sled(db),
                 Err(_) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

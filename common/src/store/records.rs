@@ -1,13 +1,14 @@
-//! The embedded sled backend of [`super::Store`]: tenants, token records (only the SHA-256 of
-//! each token), sealed upstream secrets, approvals in sled; the token index's
-//! journal and the audit day files beside it. Tenants and the token index live in memory.
+//! The store's records over the key-value layer (`kv.rs`): tenants, token records (only the
+//! SHA-256 of each token), sealed upstream secrets; people and approvals beside them. Tenants
+//! and the token index live in memory. With sled, the index's durable form is the journal
+//! `tokens.idx` and the audit log day files; with PostgreSQL, the index is loaded from the
+//! database and kept in step by its change feed (`pg.rs`), which is then the only writer of it.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 
 use crate::domain::TenantId;
 use crate::hashing::{DigestHasher, IdHasher};
@@ -15,6 +16,8 @@ use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
+use super::kv::{Db, Entry, Tree};
+use super::pg::{Follower, Pg};
 use super::{Removed, StoreError, TokenEntry, TokenRecord, TokenTenant};
 
 impl StoreError {
@@ -46,12 +49,12 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 }
 
 #[derive(Clone)]
-pub struct SledStore {
-    db: sled::Db,
-    tenants_tree: sled::Tree,
-    tokens: sled::Tree,
-    token_ids: sled::Tree,
-    secrets: sled::Tree,
+pub struct Records {
+    db: Db,
+    tenants_tree: Tree,
+    tokens: Tree,
+    token_ids: Tree,
+    secrets: Tree,
     audit: super::audit::AuditLog,
     approvals: super::approvals::Approvals,
     people: super::people::People,
@@ -61,9 +64,10 @@ pub struct SledStore {
     /// every write keeps it in step, so a revocation or tenant change is seen by the very next
     /// request. About 20 bytes a token.
     token_index: Arc<RwLock<TokenIndex>>,
-    /// `tokens.idx`: an append-only journal of `I <hash> <tenant>` and `R <hash>` lines, the
-    /// index's durable form, read sequentially at start (milliseconds for 100k tokens).
-    token_journal: Arc<std::sync::Mutex<std::fs::File>>,
+    /// `tokens.idx` (sled only): an append-only journal of `I <hash> <tenant>` and `R <hash>`
+    /// lines, the index's durable form, read sequentially at start (milliseconds for 100k
+    /// tokens).
+    token_journal: Option<Arc<std::sync::Mutex<std::fs::File>>>,
 }
 
 /// Token → (tenant number, revoked), with tenant ids interned, in 20 bytes a token: the key is
@@ -192,7 +196,133 @@ impl TokenIndex {
     }
 }
 
-impl SledStore {
+/// The PostgreSQL change feed's view of the token index: tenants attach and detach, tokens
+/// are set to their stored state.
+struct IndexFollower(Arc<RwLock<TokenIndex>>);
+
+impl IndexFollower {
+    fn tenant(index: &mut TokenIndex, key: &[u8], value: Option<&[u8]>) {
+        match value.map(decode::<Tenant>) {
+            Some(Ok(tenant)) => index.attach(&Arc::new(tenant)),
+            Some(Err(e)) => tracing::error!(error = %e, "unreadable tenant record in the feed"),
+            None => {
+                if let Ok(id) = TenantId::parse(&String::from_utf8_lossy(key)) {
+                    index.detach(&id);
+                }
+            }
+        }
+    }
+
+    fn token(index: &mut TokenIndex, key: &[u8], value: Option<&[u8]>) {
+        let (Ok(hash), Some(Ok(record))) =
+            (<[u8; 32]>::try_from(key), value.map(decode::<TokenRecord>))
+        else {
+            return;
+        };
+        index.set(&hash, &record.tenant, record.revoked_at.is_some());
+    }
+}
+
+impl Follower for IndexFollower {
+    fn apply(&self, tree: &str, key: &[u8], value: Option<&[u8]>) {
+        let Ok(mut index) = self.0.write() else {
+            return;
+        };
+        match tree {
+            "tenants" => Self::tenant(&mut index, key, value),
+            "tokens" => Self::token(&mut index, key, value),
+            _ => {}
+        }
+    }
+
+    fn replace(&self, tree: &str, entries: &[Entry]) {
+        let Ok(mut index) = self.0.write() else {
+            return;
+        };
+        match tree {
+            "tenants" => {
+                let present: std::collections::HashSet<&[u8]> =
+                    entries.iter().map(|(k, _)| k.as_slice()).collect();
+                let gone: Vec<TenantId> = index
+                    .tenants
+                    .iter()
+                    .flatten()
+                    .filter(|t| !present.contains(t.id.as_str().as_bytes()))
+                    .map(|t| t.id.clone())
+                    .collect();
+                for id in gone {
+                    index.detach(&id);
+                }
+                for (key, value) in entries {
+                    Self::tenant(&mut index, key, Some(value));
+                }
+            }
+            "tokens" => {
+                for (key, value) in entries {
+                    Self::token(&mut index, key, Some(value));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Records {
+    /// The records in PostgreSQL: the token index and tenants are loaded by the change feed,
+    /// which keeps them in step from then on; the audit log goes to the database too.
+    pub fn open_pg(pg: Pg) -> Result<Self, StoreError> {
+        let db = Db::Pg(pg.clone());
+        let token_index = Arc::new(RwLock::new(TokenIndex::default()));
+        let store = Self {
+            tenants_tree: db.open_tree("tenants")?,
+            tokens: db.open_tree("tokens")?,
+            token_ids: db.open_tree("token_ids")?,
+            secrets: db.open_tree("secrets")?,
+            audit: super::audit::AuditLog::open_pg(pg.clone())?,
+            approvals: super::approvals::Approvals::new(db.open_tree("approvals")?),
+            people: super::people::People::open(&db, crate::now_unix())?,
+            db,
+            token_index: token_index.clone(),
+            token_journal: None,
+        };
+        pg.add_follower(Arc::new(IndexFollower(token_index)));
+        pg.follow()?;
+        Ok(store)
+    }
+
+    /// The PostgreSQL engine, if that is where the records are.
+    pub fn pg(&self) -> Option<&Pg> {
+        self.db.pg()
+    }
+
+    /// With PostgreSQL the change feed alone writes the in-memory index (in commit order), so
+    /// a writer must not: two writers could leave an older value last.
+    fn own_index(&self) -> bool {
+        self.token_journal.is_some()
+    }
+
+    /// Every tree, for `store migrate`.
+    pub fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
+        let Db::Sled(db) = &self.db else {
+            return Err(StoreError::Io("only a sled store can be copied out".into()));
+        };
+        let mut out = Vec::new();
+        for name in db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if name == "__sled__default" {
+                continue;
+            }
+            let tree = db.open_tree(&name)?;
+            let mut entries = Vec::new();
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                entries.push((k.to_vec(), v.to_vec()));
+            }
+            out.push((name, entries));
+        }
+        Ok(out)
+    }
+
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let started = std::time::Instant::now();
         let db = sled::Config::new()
@@ -208,7 +338,7 @@ impl SledStore {
                 }
                 other => StoreError::from_sled(other),
             })?;
-        let tokens = db.open_tree("tokens")?;
+        let tokens = Tree::Sled(db.open_tree("tokens")?);
         let sled_ms = started.elapsed().as_secs_f64() * 1e3;
         let journal_path = dir.join("tokens.idx");
         let index = match std::fs::read_to_string(&journal_path) {
@@ -228,6 +358,7 @@ impl SledStore {
             Err(e) => return Err(StoreError::Io(format!("{}: {e}", journal_path.display()))),
         };
         let journal_ms = started.elapsed().as_secs_f64() * 1e3 - sled_ms;
+        let db = Db::Sled(db);
         let store = Self {
             tenants_tree: db.open_tree("tenants")?,
             tokens,
@@ -238,15 +369,15 @@ impl SledStore {
             people: super::people::People::open(&db, crate::now_unix())?,
             db,
             token_index: Arc::new(RwLock::new(index)),
-            token_journal: Arc::new(std::sync::Mutex::new(open_journal(
+            token_journal: Some(Arc::new(std::sync::Mutex::new(open_journal(
                 &dir.join("tokens.idx"),
-            )?)),
+            )?))),
         };
         let mut tenants = 0;
         {
             let mut index = store.token_index.write().map_err(poisoned)?;
-            for value in store.tenants_tree.iter().values() {
-                let tenant: Tenant = decode(&value?)?;
+            for (_, value) in store.tenants_tree.iter()? {
+                let tenant: Tenant = decode(&value)?;
                 index.attach(&Arc::new(tenant));
                 tenants += 1;
             }
@@ -289,15 +420,17 @@ impl SledStore {
     pub fn add_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
         let key = tenant.id.as_str().as_bytes().to_vec();
         let value = encode(&tenant)?;
-        let swapped =
-            self.tenants_tree
-                .compare_and_swap(key, None as Option<&[u8]>, Some(value))?;
-        if swapped.is_err() {
+        let swapped = self
+            .tenants_tree
+            .compare_and_swap(key, None, Some(&value))?;
+        if !swapped {
             return Err(StoreError::TenantExists(tenant.id));
         }
         self.flush()?;
         let tenant = Arc::new(tenant);
-        self.token_index.write().map_err(poisoned)?.attach(&tenant);
+        if self.own_index() {
+            self.token_index.write().map_err(poisoned)?.attach(&tenant);
+        }
         Ok(tenant)
     }
 
@@ -306,7 +439,9 @@ impl SledStore {
             .insert(tenant.id.as_str().as_bytes(), encode(&tenant)?)?;
         self.flush()?;
         let tenant = Arc::new(tenant);
-        self.token_index.write().map_err(poisoned)?.attach(&tenant);
+        if self.own_index() {
+            self.token_index.write().map_err(poisoned)?.attach(&tenant);
+        }
         Ok(tenant)
     }
 
@@ -315,15 +450,14 @@ impl SledStore {
     /// sealed secrets and approvals, then its record. Audit history stays.
     pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
         let mut removed = Removed::default();
-        for record in self.tokens(Some(id))? {
-            if record.revoked_at.is_none() {
-                self.revoke_token(&record.id, at)?;
-                removed.tokens_revoked += 1;
-            }
-        }
+        let live: Vec<TokenRecord> = self
+            .tokens(Some(id))?
+            .into_iter()
+            .filter(|r| r.revoked_at.is_none())
+            .collect();
+        removed.tokens_revoked = self.revoke_tokens(live, at)?;
         let prefix = format!("{id}\0");
-        for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
-            let (key, _) = entry?;
+        for (key, _) in self.secrets.scan_prefix(prefix.as_bytes())? {
             self.secrets.remove(key)?;
             removed.secrets_deleted += 1;
         }
@@ -331,7 +465,9 @@ impl SledStore {
         self.people.remove_tenant(id, at)?;
         removed.existed = self.tenants_tree.remove(id.as_str().as_bytes())?.is_some();
         self.flush()?;
-        self.token_index.write().map_err(poisoned)?.detach(id);
+        if self.own_index() {
+            self.token_index.write().map_err(poisoned)?.detach(id);
+        }
         Ok(removed)
     }
 
@@ -359,11 +495,11 @@ impl SledStore {
 
     pub fn insert_token(&self, hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
         let value = encode(record)?;
-        (&self.tokens, &self.token_ids).transaction(|(tokens, ids)| {
-            tokens.insert(&hash[..], value.clone())?;
-            ids.insert(record.id.as_bytes(), &hash[..])?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-        })?;
+        self.db.batch(&[
+            self.token_ids
+                .write(record.id.as_bytes(), Some(hash.to_vec())),
+            self.tokens.write(hash, Some(value)),
+        ])?;
         self.flush()?;
         // A crash before this line leaves the token out of the journal: it is then found by
         // the sled fallback in `token_by_hash`, so it still works.
@@ -374,13 +510,19 @@ impl SledStore {
 
     fn journal(&self, line: &str) -> Result<(), StoreError> {
         use std::io::Write;
-        let mut file = self.token_journal.lock().map_err(poisoned)?;
+        let Some(journal) = &self.token_journal else {
+            return Ok(());
+        };
+        let mut file = journal.lock().map_err(poisoned)?;
         file.write_all(line.as_bytes())
             .and_then(|()| file.sync_data())
             .map_err(|e| StoreError::Io(format!("tokens.idx: {e}")))
     }
 
     fn index_token(&self, hash: [u8; 32], record: &TokenRecord) {
+        if !self.own_index() {
+            return;
+        }
         if let Ok(mut index) = self.token_index.write() {
             index.set(&hash, &record.tenant, record.revoked_at.is_some());
         }
@@ -389,6 +531,9 @@ impl SledStore {
     /// The hot path: the tenant a token with SHA-256 `hash` and subject `subject` acts for, in
     /// one read-locked map lookup; one sled point read for a token the journal missed.
     pub fn token_tenant(&self, hash: &[u8; 32], subject: &str) -> Result<TokenTenant, StoreError> {
+        if let Some(pg) = self.pg() {
+            return self.token_tenant_shared(pg, hash, subject);
+        }
         if let Ok(index) = self.token_index.read()
             && let Some(found) = index.resolve(hash, subject)
         {
@@ -408,6 +553,29 @@ impl SledStore {
                 None => TokenTenant::NoTenant,
             },
         })
+    }
+
+    /// With PostgreSQL: the index alone, and only while this replica's lease holds; a replica
+    /// cut off from the change feed for longer may have missed a revocation.
+    fn token_tenant_shared(
+        &self,
+        pg: &Pg,
+        hash: &[u8; 32],
+        subject: &str,
+    ) -> Result<TokenTenant, StoreError> {
+        if !pg.vouches() {
+            return Err(StoreError::Unavailable(format!(
+                "replica {} has not reached PostgreSQL for longer than its lease and cannot \
+                 vouch that a token is still valid",
+                pg.replica_name()
+            )));
+        }
+        Ok(self
+            .token_index
+            .read()
+            .map_err(poisoned)?
+            .resolve(hash, subject)
+            .unwrap_or(TokenTenant::Unknown))
     }
 
     /// Every tenant's live state, by tenant id (the metrics exposition reads the call series).
@@ -432,6 +600,9 @@ impl SledStore {
         {
             return Ok(Some(entry));
         }
+        if self.pg().is_some() {
+            return Ok(None);
+        }
         self.token_from_sled(hash)
     }
 
@@ -453,6 +624,26 @@ impl SledStore {
             }
             None => Ok(None),
         }
+    }
+
+    /// Revokes several tokens at once (one acknowledgement round with PostgreSQL); how many.
+    fn revoke_tokens(&self, records: Vec<TokenRecord>, at: u64) -> Result<usize, StoreError> {
+        if self.own_index() {
+            for record in &records {
+                self.revoke_token(&record.id, at)?;
+            }
+            return Ok(records.len());
+        }
+        let mut writes = Vec::new();
+        for mut record in records {
+            let Some(hash) = self.token_ids.get(record.id.as_bytes())? else {
+                continue;
+            };
+            record.revoked_at = Some(at);
+            writes.push(self.tokens.write(hash, Some(encode(&record)?)));
+        }
+        self.db.batch(&writes)?;
+        Ok(writes.len())
     }
 
     pub fn revoke_token(&self, id: &str, at: u64) -> Result<TokenRecord, StoreError> {
@@ -482,8 +673,7 @@ impl SledStore {
 
     pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<TokenRecord>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.tokens.iter() {
-            let (_, value) = entry?;
+        for (_, value) in self.tokens.iter()? {
             let record: TokenRecord = decode(&value)?;
             if tenant.is_none_or(|t| &record.tenant == t) {
                 out.push(record);
@@ -510,18 +700,14 @@ impl SledStore {
         tenant: &TenantId,
         kind: SecretKind,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .secrets
-            .get(secret_key(tenant, kind))?
-            .map(|v| v.to_vec()))
+        self.secrets.get(secret_key(tenant, kind))
     }
 
     /// Which kinds of secret a tenant has stored (names only, never values).
     pub fn secret_kinds(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
         let prefix = format!("{tenant}\0");
         let mut kinds = Vec::new();
-        for entry in self.secrets.scan_prefix(prefix.as_bytes()) {
-            let (key, _) = entry?;
+        for (key, _) in self.secrets.scan_prefix(prefix.as_bytes())? {
             if let Some(kind) = key.get(prefix.len()..) {
                 kinds.push(String::from_utf8_lossy(kind).into_owned());
             }
@@ -611,12 +797,11 @@ fn decode_digest(hex: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// First start with a store that has no journal yet: write it from the token records.
-fn rebuild_journal(tokens: &sled::Tree, path: &Path) -> Result<TokenIndex, StoreError> {
+fn rebuild_journal(tokens: &Tree, path: &Path) -> Result<TokenIndex, StoreError> {
     use std::io::Write;
     let mut text = String::new();
     let mut index = TokenIndex::default();
-    for entry in tokens.iter() {
-        let (key, value) = entry?;
+    for (key, value) in tokens.iter()? {
         let (Ok(hash), Ok(record)) = (
             <[u8; 32]>::try_from(&key[..]),
             decode::<TokenRecord>(&value),
@@ -682,7 +867,7 @@ mod tests {
             revoked_at: None,
         };
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = Records::open(dir.path()).unwrap();
             store.add_tenant(tenant("acme")).unwrap();
             assert!(matches!(
                 store.add_tenant(tenant("acme")),
@@ -691,7 +876,7 @@ mod tests {
             store.insert_token(&[1; 32], &record).unwrap();
             store.revoke_token("tok1", 9).unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = Records::open(dir.path()).unwrap();
         assert_eq!(store.tenants().len(), 1);
         let got = store.token_by_hash(&[1; 32]).unwrap().unwrap();
         assert!(got.revoked);
@@ -713,7 +898,7 @@ mod tests {
             revoked_at: None,
         };
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = Records::open(dir.path()).unwrap();
             store.insert_token(&[1; 32], &record("a")).unwrap();
             store.insert_token(&[2; 32], &record("b")).unwrap();
             store.revoke_token("a", 5).unwrap();
@@ -724,14 +909,14 @@ mod tests {
         text.push_str("I 0102");
         std::fs::write(&journal, &text).unwrap();
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = Records::open(dir.path()).unwrap();
             assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
             assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
         }
         // A revocation journaled for a token the journal never saw issued (two crashes at the
         // worst moments) still refuses it, though sled says otherwise.
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = Records::open(dir.path()).unwrap();
             store
                 .tokens
                 .insert([3; 32], encode(&record("c")).unwrap())
@@ -741,11 +926,11 @@ mod tests {
                 .unwrap();
         }
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = Records::open(dir.path()).unwrap();
             assert!(store.token_by_hash(&[3; 32]).unwrap().unwrap().revoked);
         }
         std::fs::remove_file(&journal).unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = Records::open(dir.path()).unwrap();
         assert!(journal.exists());
         assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
         assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
@@ -768,7 +953,7 @@ mod tests {
             other => format!("{other:?}"),
         };
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = Records::open(dir.path()).unwrap();
             store.add_tenant(tenant("acme")).unwrap();
             store.insert_token(&[1; 32], &record("a")).unwrap();
             store.insert_token(&[2; 32], &record("b")).unwrap();
@@ -794,7 +979,7 @@ mod tests {
                 "Revoked"
             );
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = Records::open(dir.path()).unwrap();
         assert_eq!(
             name(store.token_tenant(&[1; 32], "acme").unwrap()),
             "Revoked"
@@ -824,7 +1009,7 @@ mod tests {
             "Revoked"
         );
         drop(store);
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = Records::open(dir.path()).unwrap();
         assert_eq!(
             name(store.token_tenant(&[2; 32], "acme").unwrap()),
             "Revoked"
@@ -858,8 +1043,8 @@ mod tests {
     #[test]
     fn a_second_open_of_the_same_dir_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = SledStore::open(dir.path()).unwrap();
-        let second = SledStore::open(dir.path());
+        let _first = Records::open(dir.path()).unwrap();
+        let second = Records::open(dir.path());
         assert!(
             matches!(second, Err(StoreError::Locked(_))),
             "{:?}",

@@ -1,0 +1,182 @@
+//! The key-value layer under the store: named trees of byte keys and values, with the handful
+//! of operations the store's records need (point reads and writes, take, compare-and-swap,
+//! scans, and an atomic batch over several trees). Two engines offer it: sled, embedded, one
+//! process; PostgreSQL (`pg.rs`), shared by every replica. The records above it (`records.rs`,
+//! `people.rs`, `approvals.rs`) are written once against this layer, so both backends keep the
+//! same contract by construction.
+
+use super::StoreError;
+use super::pg::{Pg, PgTree};
+
+/// A key and its value, as a scan returns them.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The engine the trees live in.
+#[derive(Clone)]
+pub enum Db {
+    Sled(sled::Db),
+    Pg(Pg),
+}
+
+/// One named tree of the engine.
+#[derive(Clone)]
+pub enum Tree {
+    Sled(sled::Tree),
+    Pg(PgTree),
+}
+
+/// One write of an atomic batch: `value` `None` deletes the key.
+pub struct Write<'a> {
+    pub tree: &'a Tree,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Db {
+    pub fn open_tree(&self, name: &'static str) -> Result<Tree, StoreError> {
+        Ok(match self {
+            Db::Sled(db) => Tree::Sled(db.open_tree(name)?),
+            Db::Pg(pg) => Tree::Pg(pg.tree(name)),
+        })
+    }
+
+    /// Makes every write so far durable (PostgreSQL's are once their statement returns).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(db) => {
+                db.flush()?;
+                Ok(())
+            }
+            Db::Pg(_) => Ok(()),
+        }
+    }
+
+    /// Applies every write or none.
+    pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(_) => sled_batch(writes),
+            Db::Pg(pg) => pg.batch(writes),
+        }
+    }
+
+    pub fn pg(&self) -> Option<&Pg> {
+        match self {
+            Db::Pg(pg) => Some(pg),
+            Db::Sled(_) => None,
+        }
+    }
+}
+
+fn sled_batch(writes: &[Write<'_>]) -> Result<(), StoreError> {
+    let mut trees: Vec<&sled::Tree> = Vec::new();
+    let mut slots = Vec::with_capacity(writes.len());
+    for write in writes {
+        let Tree::Sled(tree) = write.tree else {
+            return Err(StoreError::Io("one batch cannot span two engines".into()));
+        };
+        let slot = match trees.iter().position(|t| t.name() == tree.name()) {
+            Some(i) => i,
+            None => {
+                trees.push(tree);
+                trees.len() - 1
+            }
+        };
+        slots.push(slot);
+    }
+    use sled::Transactional;
+    trees.as_slice().transaction(|view| {
+        for (write, slot) in writes.iter().zip(&slots) {
+            let tree = &view[*slot];
+            match &write.value {
+                Some(value) => tree.insert(write.key.as_slice(), value.as_slice())?,
+                None => tree.remove(write.key.as_slice())?,
+            };
+        }
+        Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
+    })?;
+    Ok(())
+}
+
+impl Tree {
+    pub fn name(&self) -> String {
+        match self {
+            Tree::Sled(t) => String::from_utf8_lossy(&t.name()).into_owned(),
+            Tree::Pg(t) => t.name().to_owned(),
+        }
+    }
+
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Tree::Sled(t) => Ok(t.get(key)?.map(|v| v.to_vec())),
+            Tree::Pg(t) => t.get(key.as_ref()),
+        }
+    }
+
+    pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
+        match self {
+            Tree::Sled(t) => {
+                t.insert(key.as_ref(), value.as_ref())?;
+                Ok(())
+            }
+            Tree::Pg(t) => t.write(key.as_ref(), Some(value.as_ref())),
+        }
+    }
+
+    /// Deletes the key and returns what it held: of several concurrent callers, exactly one
+    /// gets the value (the "take" that makes invites, codes and ceremonies single-use).
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Tree::Sled(t) => Ok(t.remove(key)?.map(|v| v.to_vec())),
+            Tree::Pg(t) => t.take(key.as_ref()),
+        }
+    }
+
+    /// Sets `new` only if the key holds exactly `old` (`None`: absent); whether it did.
+    pub fn compare_and_swap(
+        &self,
+        key: impl AsRef<[u8]>,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Tree::Sled(t) => Ok(t.compare_and_swap(key, old, new)?.is_ok()),
+            Tree::Pg(t) => t.compare_and_swap(key.as_ref(), old, new),
+        }
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> Result<Vec<Entry>, StoreError> {
+        self.scan_prefix(b"")
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            Tree::Sled(t) => t
+                .scan_prefix(prefix)
+                .map(|e| {
+                    let (k, v) = e?;
+                    Ok((k.to_vec(), v.to_vec()))
+                })
+                .collect(),
+            Tree::Pg(t) => t.scan_prefix(prefix),
+        }
+    }
+
+    /// Makes this tree's writes so far durable (PostgreSQL's are once their statement returns).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if let Tree::Sled(t) = self {
+            t.flush()?;
+        }
+        Ok(())
+    }
+
+    /// One batch write of this tree.
+    pub fn write(&self, key: impl AsRef<[u8]>, value: Option<Vec<u8>>) -> Write<'_> {
+        Write {
+            tree: self,
+            key: key.as_ref().to_vec(),
+            value,
+        }
+    }
+}
