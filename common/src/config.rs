@@ -58,6 +58,8 @@ pub struct Config {
     pub admin_token_file: Option<PathBuf>,
     /// `postgres://…`: the store several shared-server replicas share; `None`: embedded sled.
     pub store_url: Option<String>,
+    /// A file holding the database password (a compose secret), used when the URL has none.
+    pub store_password_file: Option<PathBuf>,
     /// How replicas on PostgreSQL take part.
     pub replica: ReplicaConfig,
     pub upstreams: UpstreamUrls,
@@ -138,6 +140,7 @@ struct FileConfig {
     signing_key_file: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
     store: Option<String>,
+    store_password_file: Option<PathBuf>,
     replica_name: Option<String>,
     replica_lease_secs: Option<u64>,
     replica_ack_timeout_secs: Option<u64>,
@@ -258,6 +261,9 @@ impl Config {
                     });
                 }
             },
+            store_password_file: env("STUDIO_MCP_STORE_PASSWORD_FILE")
+                .map(PathBuf::from)
+                .or(f.store_password_file),
             replica: ReplicaConfig {
                 name: pick("STUDIO_MCP_REPLICA_NAME", f.replica_name),
                 lease_secs: number("STUDIO_MCP_REPLICA_LEASE_SECS", f.replica_lease_secs, 10)?

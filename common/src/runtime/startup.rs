@@ -418,6 +418,15 @@ fn open_store(config: &Config, spec: &ServerSpec) -> anyhow::Result<Store> {
         replica_name: config.replica.name.clone().unwrap_or(defaults.replica_name),
         lease: Duration::from_secs(config.replica.lease_secs),
         ack_timeout: Duration::from_secs(config.replica.ack_timeout_secs),
+        password: match &config.store_password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("STUDIO_MCP_STORE_PASSWORD_FILE {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        },
         ..defaults
     };
     let name = options.replica_name.clone();

@@ -79,7 +79,7 @@ const MIGRATIONS: &[(i32, &str)] = &[(
 const CHANGES_KEPT_SECS: i64 = 3600;
 
 /// How a replica takes part: its name in errors and `/healthz`, and its timings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgOptions {
     pub replica_name: String,
     /// A replica is live while its last heartbeat is younger than this.
@@ -89,6 +89,8 @@ pub struct PgOptions {
     /// How long one statement may take before the caller gets `Unavailable`.
     pub op_timeout: Duration,
     pub pool_size: usize,
+    /// The password, when the URL carries none (read from a secret file).
+    pub password: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -99,6 +101,7 @@ impl Default for PgOptions {
             ack_timeout: Duration::from_secs(5),
             op_timeout: Duration::from_secs(5),
             pool_size: 8,
+            password: None,
         }
     }
 }
@@ -239,6 +242,11 @@ impl Pg {
             config.connect_timeout(Duration::from_secs(3));
         }
         config.application_name("studio-mcp");
+        if let Some(password) = &options.password
+            && config.get_password().is_none()
+        {
+            config.password(password.as_bytes());
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("postgres")
