@@ -257,3 +257,35 @@ impl Store {
         backend!(self, s => s.secret_kinds(tenant))
     }
 }
+
+/// What `store migrate` copied: records per tree (and `audit`), as the database counts them.
+pub type Copied = Vec<(String, i64)>;
+
+/// Copies the sled store in `dir` into the empty PostgreSQL database at `url`, all or nothing:
+/// every tree and every audit record in one transaction, committed only once the database's
+/// counts equal the source's. The server must be stopped (sled refuses a second opener). The
+/// key files' fingerprints go with it, so a replica started with other keys is refused.
+pub fn migrate_to_postgres(
+    dir: &Path,
+    url: &str,
+    options: PgOptions,
+    key_files: &[(&'static str, String)],
+) -> Result<Copied, StoreError> {
+    let source = Store::open(dir)?;
+    let trees = source.dump()?;
+    let audit = source
+        .audit()
+        .export()?
+        .into_iter()
+        .filter_map(|r| {
+            let json = serde_json::to_string(&r).ok()?;
+            Some((i64::try_from(r.at_ms).unwrap_or(i64::MAX), r.tenant, json))
+        })
+        .collect();
+    let pg = Pg::connect(url, options)?;
+    let copied = pg.import(trees, audit)?;
+    for (what, fingerprint) in key_files {
+        pg.check_fingerprint(what, fingerprint.clone())?;
+    }
+    Ok(copied)
+}

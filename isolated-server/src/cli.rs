@@ -1,7 +1,7 @@
 //! The isolated server's command line: `serve`, and admin subcommands that talk to the running
 //! instance's admin API. `secret`, `token` and `audit` work exactly as on the shared server.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
@@ -165,10 +165,15 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Drill(DrillCommand::Revoke {
             tenant: asked,
             mcp_url: url,
+            replicas,
         }) => {
+            if !replicas.is_empty() {
+                bail!("an isolated instance is one process: it has no replicas to drill");
+            }
             let tenant = asked.clone().map(Ok).unwrap_or_else(tenant)?;
             let url = url.clone().unwrap_or_else(|| mcp_url(config));
-            let report = common::runtime::drill::revoke(&client, &url, &tenant).await?;
+            let endpoints = [url.as_str()];
+            let report = common::runtime::drill::revoke(&client, &endpoints, &tenant, None).await?;
             common::runtime::drill::print(&report);
             Ok(())
         }

@@ -59,6 +59,51 @@ pub enum Command {
     /// Rehearse operations.
     #[command(subcommand)]
     Drill(DrillCommand),
+    /// The store itself (offline: the server must be stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy this data dir's sled store into an empty PostgreSQL database, all or nothing, and
+    /// verify the counts; then run the replicas with STUDIO_MCP_STORE set to it.
+    Migrate {
+        /// The target: postgres://user[:password]@host[:port]/database[?sslmode=require]
+        /// (or the password in STUDIO_MCP_STORE_PASSWORD_FILE).
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// Runs a `store` subcommand (on the data dir, not through the admin API).
+pub fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> {
+    let StoreCommand::Migrate { to } = command;
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        bail!("--to must be a postgres:// URL");
+    }
+    let options = common::runtime::startup::pg_options(config)?;
+    let mut keys = Vec::new();
+    for (what, path) in [
+        ("signing key", config.signing_key_path()),
+        ("master key", config.master_key_path()),
+        ("admin token", config.admin_token_path()),
+    ] {
+        keys.push((what, common::runtime::startup::key_fingerprint(&path)?));
+    }
+    let copied = common::store::migrate_to_postgres(&config.store_path(), to, options, &keys)
+        .context("store migrate")?;
+    let total: i64 = copied.iter().map(|(_, n)| n).sum();
+    for (what, n) in &copied {
+        common::out!("{what}\t{n}");
+    }
+    common::out!(
+        "copied {total} records into PostgreSQL and verified the counts. Give every replica the \
+         same key files as this data dir (signing.key, master.key, admin-token: \
+         STUDIO_MCP_SIGNING_KEY_FILE, STUDIO_MCP_MASTER_KEY_FILE, STUDIO_MCP_ADMIN_TOKEN_FILE) \
+         and STUDIO_MCP_STORE set to the database; the sled store is left as it was."
+    );
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,7 +167,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
     let client = AdminClient::from_config(cli.global.admin_url.as_deref(), config)?;
     match &cli.command {
-        Command::Serve => bail!("serve is not an admin command"),
+        Command::Serve | Command::Store(_) => bail!("not an admin command"),
         Command::Tenant(TenantCommand::Add(add)) => {
             let spec = spec_from(add)?;
             let new = NewTenant {
@@ -138,6 +183,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
         Command::Drill(DrillCommand::Revoke {
             tenant,
             mcp_url: url,
+            replicas,
         }) => {
             let tenant = match tenant {
                 Some(t) => t.clone(),
@@ -149,7 +195,21 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                     .context("no tenant to drill with; give --tenant")?,
             };
             let url = url.clone().unwrap_or_else(|| mcp_url(config));
-            let report = common::runtime::drill::revoke(&client, &url, &tenant).await?;
+            let mut endpoints = vec![url.as_str()];
+            endpoints.extend(replicas.iter().map(String::as_str));
+            // Replicas reached by their own addresses still expect the public URL's host.
+            let host = config
+                .public_url
+                .as_deref()
+                .and_then(|u| reqwest::Url::parse(u).ok())
+                .and_then(|u| {
+                    u.host_str()
+                        .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
+                });
+            let host = if replicas.is_empty() { None } else { host };
+            let report =
+                common::runtime::drill::revoke(&client, &endpoints, &tenant, host.as_deref())
+                    .await?;
             common::runtime::drill::print(&report);
             Ok(())
         }

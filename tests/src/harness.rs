@@ -44,12 +44,15 @@ pub struct TestTenant {
     pub fixture: OwnerFixture,
 }
 
-/// The store every end-to-end test runs on: embedded sled, or, when
-/// `STUDIO_MCP_TEST_POSTGRES` names a cluster (`.ci/run` starts one), a database of its own on
-/// it per data dir, so a restart on the same data dir finds the same store. One suite, two
-/// backends.
+/// The store every end-to-end test runs on: embedded sled, or, with
+/// `STUDIO_MCP_TEST_STORE=postgres` (`tests/run.sh` runs the suite both ways), a database of
+/// its own per data dir on the test cluster, so a restart on the same data dir finds the same
+/// store. One suite, two backends.
 pub fn test_store(data_dir: &Path) -> Option<String> {
-    let cluster = std::env::var("STUDIO_MCP_TEST_POSTGRES").ok()?;
+    if std::env::var("STUDIO_MCP_TEST_STORE").ok()?.as_str() != "postgres" {
+        return None;
+    }
+    let cluster = crate::postgres::cluster_url();
     Some(database_for(&cluster, &data_dir.display().to_string()))
 }
 

@@ -7,4 +7,5 @@
 pub mod connector;
 pub mod harness;
 pub mod passkey;
+pub mod postgres;
 pub mod sandbox;

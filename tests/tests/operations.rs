@@ -234,7 +234,7 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     server
         .provision(sandbox.fixture().owner("acme").unwrap())
         .await;
-    let report = common::runtime::drill::revoke(&server.admin, &server.mcp_url, "acme")
+    let report = common::runtime::drill::revoke(&server.admin, &[&server.mcp_url], "acme", None)
         .await
         .unwrap();
     assert_eq!(
@@ -252,9 +252,10 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     assert!(canary.revoked_at.is_some());
 
     // A drill that cannot reach the MCP endpoint fails, and still revokes its canary.
-    let err = common::runtime::drill::revoke(&server.admin, "http://127.0.0.1:9/mcp", "acme")
-        .await
-        .unwrap_err();
+    let err =
+        common::runtime::drill::revoke(&server.admin, &["http://127.0.0.1:9/mcp"], "acme", None)
+            .await
+            .unwrap_err();
     assert!(format!("{err:#}").contains("cannot reach"), "{err:#}");
     let tokens = server.admin.tokens(Some("acme")).await.unwrap();
     assert!(
@@ -269,8 +270,9 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     instance
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
-    let report = common::runtime::drill::revoke(&instance.admin, &instance.mcp_url, "acme")
-        .await
-        .unwrap();
+    let report =
+        common::runtime::drill::revoke(&instance.admin, &[&instance.mcp_url], "acme", None)
+            .await
+            .unwrap();
     assert_eq!(report.attempts_until_refused, 1);
 }

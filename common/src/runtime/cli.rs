@@ -34,6 +34,9 @@ pub enum DrillCommand {
         /// The MCP endpoint to call (default: STUDIO_MCP_PUBLIC_URL + /mcp).
         #[arg(long)]
         mcp_url: Option<String>,
+        /// Also each replica's own MCP endpoint (repeat): the canary must be refused by all.
+        #[arg(long = "replica")]
+        replicas: Vec<String>,
     },
 }
 

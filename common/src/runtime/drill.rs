@@ -1,6 +1,7 @@
 //! The revocation drill: issue a canary token, prove it works, revoke it through the admin API,
 //! prove the very next request is refused, and report how long that took. Run it regularly so
-//! "we can cut a client off" stays a fact, not a hope.
+//! "we can cut a client off" stays a fact, not a hope. With several replicas, give each one's
+//! endpoint: the canary must work on every one first, and be refused by every one after.
 
 use std::time::{Duration, Instant};
 
@@ -17,19 +18,25 @@ const WHOAMI: &str =
 pub struct DrillReport {
     pub tenant: String,
     pub token_id: String,
-    /// From sending the revoke to the first refused request.
+    /// From sending the revoke to the last endpoint's first refused request.
     pub revoke_to_refusal: Duration,
-    /// Requests refused on the first try after revoke returned (should be 1).
+    /// The most requests any endpoint needed after revoke returned to refuse (should be 1).
     pub attempts_until_refused: u32,
+    /// Each endpoint: its URL, the time from sending the revoke to its refusal, and attempts.
+    pub endpoints: Vec<(String, Duration, u32)>,
 }
 
 async fn whoami(
     http: &reqwest::Client,
     mcp_url: &str,
+    host: Option<&str>,
     token: &str,
 ) -> anyhow::Result<(u16, Value)> {
-    let response = http
-        .post(mcp_url)
+    let mut request = http.post(mcp_url);
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    let response = request
         .bearer_auth(token)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -42,11 +49,17 @@ async fn whoami(
     Ok((status, body))
 }
 
+/// Runs the drill against every endpoint in `mcp_urls` (one per replica; at least one),
+/// naming `host` (the public URL's) to each when they are reached by another address.
 pub async fn revoke(
     admin: &AdminClient,
-    mcp_url: &str,
+    mcp_urls: &[&str],
     tenant: &str,
+    host: Option<&str>,
 ) -> anyhow::Result<DrillReport> {
+    if mcp_urls.is_empty() {
+        bail!("the drill needs at least one MCP endpoint");
+    }
     let http = crate::upstream::http_client().context("cannot build the HTTP client")?;
     let request = IssueRequest {
         label: Some("drill-canary".into()),
@@ -59,33 +72,49 @@ pub async fn revoke(
     eprintln!("drill: issued canary {} for {tenant}", issued.record.id);
 
     let result = async {
-        let (status, body) = whoami(&http, mcp_url, &issued.token).await?;
-        let seen = body
-            .pointer("/result/structuredContent/tenant")
-            .and_then(Value::as_str);
-        if status != 200 || seen != Some(tenant) {
-            bail!("the canary did not work before revocation (HTTP {status}, tenant {seen:?})");
+        for mcp_url in mcp_urls {
+            let (status, body) = whoami(&http, mcp_url, host, &issued.token).await?;
+            let seen = body
+                .pointer("/result/structuredContent/tenant")
+                .and_then(Value::as_str);
+            if status != 200 || seen != Some(tenant) {
+                bail!(
+                    "the canary did not work at {mcp_url} before revocation (HTTP {status}, \
+                     tenant {seen:?})"
+                );
+            }
         }
-        eprintln!("drill: canary works (whoami = {tenant})");
+        eprintln!(
+            "drill: canary works (whoami = {tenant}) at {} endpoint(s)",
+            mcp_urls.len()
+        );
 
         let started = Instant::now();
         admin
             .revoke(&issued.record.id)
             .await
             .context("revoking the canary")?;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let (status, _) = whoami(&http, mcp_url, &issued.token).await?;
-            if status == 401 {
-                break;
+        let refusals = mcp_urls.iter().map(|mcp_url| {
+            let (http, token) = (&http, &issued.token);
+            async move {
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let (status, _) = whoami(http, mcp_url, host, token).await?;
+                    if status == 401 {
+                        return Ok(((*mcp_url).to_owned(), started.elapsed(), attempts));
+                    }
+                    if attempts >= 50 {
+                        bail!(
+                            "the revoked canary was still accepted at {mcp_url} after {attempts} \
+                             requests"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
-            if attempts >= 50 {
-                bail!("the revoked canary was still accepted after {attempts} requests");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok((started.elapsed(), attempts))
+        });
+        futures::future::try_join_all(refusals).await
     }
     .await;
 
@@ -93,21 +122,35 @@ pub async fn revoke(
     if result.is_err() {
         let _ = admin.revoke(&issued.record.id).await;
     }
-    let (elapsed, attempts) = result?;
+    let endpoints = result?;
     Ok(DrillReport {
         tenant: tenant.to_owned(),
         token_id: issued.record.id,
-        revoke_to_refusal: elapsed,
-        attempts_until_refused: attempts,
+        revoke_to_refusal: endpoints.iter().map(|e| e.1).max().unwrap_or_default(),
+        attempts_until_refused: endpoints.iter().map(|e| e.2).max().unwrap_or_default(),
+        endpoints,
     })
 }
 
 pub fn print(report: &DrillReport) {
     crate::out!(
-        "revocation drill passed for {}: canary {} refused {:.1} ms after revoke (attempt {})",
+        "revocation drill passed for {}: canary {} refused {:.1} ms after revoke (attempt {}){}",
         report.tenant,
         report.token_id,
         report.revoke_to_refusal.as_secs_f64() * 1000.0,
-        report.attempts_until_refused
+        report.attempts_until_refused,
+        if report.endpoints.len() > 1 {
+            " by every endpoint:"
+        } else {
+            ""
+        }
     );
+    if report.endpoints.len() > 1 {
+        for (url, elapsed, attempts) in &report.endpoints {
+            crate::out!(
+                "  {url}: refused {:.1} ms after revoke (attempt {attempts})",
+                elapsed.as_secs_f64() * 1000.0
+            );
+        }
+    }
 }

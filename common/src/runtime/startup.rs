@@ -88,7 +88,7 @@ impl Application {
                 ("master key", config.master_key_path()),
                 ("admin token", config.admin_token_path()),
             ] {
-                pg.check_fingerprint(what, fingerprint(&path)?)?;
+                pg.check_fingerprint(what, key_fingerprint(&path)?)?;
             }
         }
 
@@ -413,6 +413,17 @@ fn open_store(config: &Config, spec: &ServerSpec) -> anyhow::Result<Store> {
             spec.name
         );
     }
+    let options = pg_options(config)?;
+    let name = options.replica_name.clone();
+    let store = Store::open_pg(url, options)?;
+    if let Some(pg) = store.pg() {
+        tracing::info!(replica = %name, database = %pg.target(), "store: PostgreSQL");
+    }
+    Ok(store)
+}
+
+/// The PostgreSQL options the configuration gives (name, timings, password file).
+pub fn pg_options(config: &Config) -> anyhow::Result<crate::store::PgOptions> {
     let defaults = crate::store::PgOptions::default();
     let options = crate::store::PgOptions {
         replica_name: config.replica.name.clone().unwrap_or(defaults.replica_name),
@@ -429,16 +440,11 @@ fn open_store(config: &Config, spec: &ServerSpec) -> anyhow::Result<Store> {
         },
         ..defaults
     };
-    let name = options.replica_name.clone();
-    let store = Store::open_pg(url, options)?;
-    if let Some(pg) = store.pg() {
-        tracing::info!(replica = %name, database = %pg.target(), "store: PostgreSQL");
-    }
-    Ok(store)
+    Ok(options)
 }
 
 /// A short, non-reversible name for a key file's contents: equal across replicas or refused.
-fn fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+pub fn key_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = sha2::Sha256::new();
