@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, on both stores: everything once on the embedded sled store, then the
+# end-to-end suite again with every shared server on PostgreSQL (one database per server on a
+# throwaway cluster this script starts and stops; tests/lib/postgres.sh installs Debian's
+# PostgreSQL if it is missing). The replica tests start private clusters of their own.
+# Extra arguments go to both nextest runs (e.g. a test filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib/postgres.sh
+postgres_start
+
+echo "== the suite on the embedded sled store"
+cargo nextest run --workspace --locked "$@"
+echo "== the end-to-end suite again, every shared server on PostgreSQL"
+STUDIO_MCP_TEST_STORE=postgres cargo nextest run -p tests --locked \
+    -E 'not binary(replicas) and not binary(compose) and not binary(blast_radius)' "$@"
