@@ -13,4 +13,4 @@ echo "== the suite on the embedded sled store"
 cargo nextest run --workspace --locked "$@"
 echo "== the end-to-end suite again, every shared server on PostgreSQL"
 STUDIO_MCP_TEST_STORE=postgres cargo nextest run -p tests --locked \
-    -E 'not binary(replicas) and not binary(compose) and not binary(blast_radius)' "$@"
+    -E 'not binary(replicas) and not binary(store_postgres) and not binary(compose) and not binary(blast_radius)' "$@"

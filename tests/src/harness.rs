@@ -108,6 +108,13 @@ pub fn stored(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Points `config` at `data_dir` and at the test store that goes with it (a test that moves
+/// the data dir, e.g. to restart on it, keeps its database too).
+pub fn use_data_dir(config: &mut Config, data_dir: &Path) {
+    config.data_dir = data_dir.to_owned();
+    config.store_url = test_store(data_dir);
+}
+
 pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
     let store = test_store(data_dir);
     let env = |name: &str| -> Option<String> {
@@ -207,9 +214,6 @@ impl TestServer {
         if spec.single_tenant {
             // An isolated instance always keeps its own embedded store.
             config.store_url = None;
-        } else if config.store_url.is_some() {
-            // The database follows the data dir, which a test may have changed.
-            config.store_url = test_store(&config.data_dir);
         }
         let app = Application::build(&config, spec).await?;
         let mcp_url = format!("http://{}/mcp", app.mcp_addr());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tests::connector::*;
-use tests::harness::{Captured, TestServer, call, ok_json, stored};
+use tests::harness::{Captured, TestServer, call, ok_json, stored, use_data_dir};
 use tests::passkey::{self, SoftPasskey};
 
 // ---- the way it should go ----
@@ -1039,7 +1039,7 @@ async fn connections_sessions_and_revocations_survive_a_restart() {
     let sandbox = sandbox().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_owned();
-    let site = shared_with(&sandbox, |config| config.data_dir = data_dir.clone()).await;
+    let site = shared_with(&sandbox, |config| use_data_dir(config, &data_dir)).await;
     let alex = site.person("acme", "Alex").await;
     let kept = site.connect(&alex).await;
     let revoked = site.connect(&alex).await;
@@ -1060,7 +1060,7 @@ async fn connections_sessions_and_revocations_survive_a_restart() {
     let port = reqwest::Url::parse(&public_url).unwrap().port().unwrap();
     let restarted = Site::new(
         TestServer::start_on_localhost_with(&sandbox, &shared_server::SHARED, |config| {
-            config.data_dir = data_dir.clone();
+            use_data_dir(config, &data_dir);
             config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             config.public_url = Some(public_url.clone());
         })
@@ -1178,7 +1178,7 @@ async fn no_secret_of_the_flow_is_logged_shown_or_stored() {
     // A data dir of our own: it must outlive the server to be searched.
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_owned();
-    let site = shared_with(&sandbox, |config| config.data_dir = data_dir.clone()).await;
+    let site = shared_with(&sandbox, |config| use_data_dir(config, &data_dir)).await;
 
     let invited = site.invite("acme", "Alex").await;
     let invite_secret = invited.invite_url.rsplit('/').next().unwrap().to_owned();

@@ -1,0 +1,207 @@
+//! What only the PostgreSQL store has: versioned migrations that refuse a schema newer than the
+//! binary, replicas refused when their keys differ from the others', `store migrate --to`
+//! copying a sled data dir all or nothing with verified counts, and TLS to the database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use common::store::{PgOptions, StoreError};
+use serde_json::json;
+use tests::harness::{TestServer, call, config_for, database_for, ok_json};
+use tests::postgres::cluster_url;
+use tests::sandbox::{Fixture, Sandbox};
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql").args([url, "-tAc", sql]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn fresh_database(name: &str) -> String {
+    let key = format!("{name}-{}", rand::random::<u64>());
+    database_for(&cluster_url(), &key)
+}
+
+#[test]
+fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    let url = fresh_database("schema");
+    let pg = common::store::Pg::connect(&url, PgOptions::default()).unwrap();
+    drop(pg);
+    // Applied once: a second start finds version 1 and changes nothing.
+    let pg = common::store::Pg::connect(&url, PgOptions::default()).unwrap();
+    drop(pg);
+    assert_eq!(
+        psql(&url, "SELECT string_agg(version::text, ',') FROM studio_mcp_schema"),
+        "1"
+    );
+    psql(&url, "INSERT INTO studio_mcp_schema (version) VALUES (99)");
+    let Err(err) = common::store::Pg::connect(&url, PgOptions::default()) else {
+        panic!("a schema newer than the binary must be refused");
+    };
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Schema(_)), "{message}");
+    assert!(message.contains("version 99") && message.contains("newer"), "{message}");
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error_not_a_hang() {
+    let started = std::time::Instant::now();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/nothing",
+        tests::harness::free_port()
+    );
+    let Err(err) = common::store::Pg::connect(&url, PgOptions::default()) else {
+        panic!("nothing listens there");
+    };
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains("127.0.0.1"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // A URL that is not one is refused without echoing it (it may carry a password).
+    let Err(err) = common::store::Pg::connect("postgres://u:hunter2@[bad", PgOptions::default())
+    else {
+        panic!("not a URL");
+    };
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn a_replica_with_other_keys_is_refused() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let url = fresh_database("keys");
+    let first_dir = tempfile::tempdir().unwrap();
+    let mut first = config_for(first_dir.path(), &sandbox.base_url());
+    first.store_url = Some(url.clone());
+    let _first = TestServer::start_with(first).await;
+
+    // Its own data dir, so its own newly generated keys: refused, naming the key.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = config_for(other_dir.path(), &sandbox.base_url());
+    other.store_url = Some(url.clone());
+    let Err(err) = TestServer::try_start_spec(other, &shared_server::SHARED).await else {
+        panic!("a replica with other keys must not start");
+    };
+    let message = format!("{err:#}");
+    assert!(message.contains("signing key"), "{message}");
+    assert!(message.contains("same key files"), "{message}");
+
+    // The same key files: a replica.
+    let same_dir = tempfile::tempdir().unwrap();
+    for file in ["signing.key", "master.key", "admin-token"] {
+        std::fs::copy(first_dir.path().join(file), same_dir.path().join(file)).unwrap();
+    }
+    let mut same = config_for(same_dir.path(), &sandbox.base_url());
+    same.store_url = Some(url);
+    TestServer::try_start_spec(same, &shared_server::SHARED)
+        .await
+        .expect("a replica with the same keys starts");
+}
+
+#[tokio::test]
+async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"])).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Tokens are bound to the public URL: the PostgreSQL server comes back on the same one.
+    let port = tests::harness::free_port();
+    let same_address = |config: &mut common::config::Config| {
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.public_url = Some(format!("http://127.0.0.1:{port}"));
+    };
+    let mut config = config_for(dir.path(), &sandbox.base_url());
+    config.store_url = None; // the sled store being migrated
+    same_address(&mut config);
+    let server = TestServer::start_with(config).await;
+    let acme = server
+        .provision(sandbox.fixture().owner("acme").unwrap())
+        .await;
+    let globex = server
+        .provision(sandbox.fixture().owner("globex").unwrap())
+        .await;
+    server.admin.revoke(&globex.token_id).await.unwrap();
+    let client = server.client(&acme.token).await;
+    let sites = ok_json(&call(&client, "webflow_list_sites", json!({})).await);
+    drop(client);
+    server
+        .admin
+        .invite_person(
+            "acme",
+            &common::runtime::admin::InviteRequest {
+                name: "Alex".into(),
+                email: None,
+                role: Some("approver".into()),
+                expires_days: None,
+            },
+        )
+        .await
+        .unwrap();
+    let audited_before = server
+        .admin
+        .audit(&Default::default())
+        .await
+        .unwrap()
+        .len();
+    server.stop().await;
+
+    let url = fresh_database("migrate");
+    let binary = tests::harness::shared_server_binary().await.unwrap();
+    let migrate = |to: &str| {
+        let mut command = Command::new(&binary);
+        for (var, _) in std::env::vars_os() {
+            if var.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) {
+                command.env_remove(var);
+            }
+        }
+        command
+            .args(["store", "migrate", "--to", to])
+            .env("STUDIO_MCP_DATA_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = migrate(&url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("tenants\t2"), "{stdout}");
+    assert!(stdout.contains("tokens\t2"), "{stdout}");
+    assert!(stdout.contains("people\t1"), "{stdout}");
+    assert!(stdout.contains("verified the counts"), "{stdout}");
+    assert_eq!(psql(&url, "SELECT count(*) FROM kv WHERE tree = 'tenants'"), "2");
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM audit").parse::<usize>().unwrap(),
+        audited_before
+    );
+
+    // Into a database that holds records: refused, and nothing is added.
+    let held = psql(&url, "SELECT count(*) FROM kv");
+    let again = migrate(&url);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds"), "{stderr}");
+    assert!(!stderr.contains(&url), "the URL is not echoed: {stderr}");
+    assert_eq!(psql(&url, "SELECT count(*) FROM kv"), held);
+
+    // The same data dir (its key files) on PostgreSQL: everything is there and works.
+    let mut config = config_for(dir.path(), &sandbox.base_url());
+    config.store_url = Some(url);
+    same_address(&mut config);
+    let server = TestServer::start_with(config).await;
+    let client = server.client(&acme.token).await;
+    assert_eq!(
+        ok_json(&call(&client, "webflow_list_sites", json!({})).await),
+        sites,
+        "tenant, token and sealed secret came across"
+    );
+    let refused = server.try_client(&globex.token, None).await;
+    assert!(refused.is_err(), "the revoked token stays revoked");
+    let people = server.admin.people(Some("acme")).await.unwrap();
+    assert_eq!(people.len(), 1);
+    let audit = server.admin.audit(&Default::default()).await.unwrap();
+    assert!(audit.len() > audited_before, "old records plus the new calls");
+}
