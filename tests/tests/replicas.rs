@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::runtime::admin::{IssueRequest, NewTenant};
 use common::runtime::admin_client::AdminClient;
 use common::tenant::{TenantPatch, TenantSpec};
-use tests::harness::free_port;
+use tests::harness::{TestServer, free_port};
 use tests::postgres::PgCluster;
 
 /// Every replica's public URL: the tokens' audience and the `Host` each one accepts.
@@ -498,4 +498,94 @@ async fn a_database_restart_under_load_loses_nothing_repeats_nothing_and_heals_i
         d.wait_healthy(replica).await;
     }
     assert_eq!(d.whoami("a", &token).await, 200);
+}
+
+/// `initialize` on `/connector` of a replica reached at `addr`, naming the public host.
+async fn connector_status_at(http: &reqwest::Client, addr: &str, host: &str, token: &str) -> u16 {
+    http.post(format!("http://{addr}/connector"))
+        .header("host", host)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_revoked_or_a_person_removed_on_one_replica_is_refused_by_the_other() {
+    let sandbox = tests::connector::sandbox().await;
+    let database = tests::harness::database_for(
+        &tests::postgres::cluster_url(),
+        &format!("oauth-replicas-{}", rand::random::<u64>()),
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let shared = |config: &mut common::config::Config| {
+        config.store_url = Some(database.clone());
+        config.signing_key_file = Some(keys.path().join("signing.key"));
+        config.master_key_file = Some(keys.path().join("master.key"));
+        config.admin_token_file = Some(keys.path().join("admin-token"));
+    };
+    // A: the replica the person's browser and the assistant talk to (it makes the key files).
+    let site = tests::connector::shared_with(&sandbox, shared).await;
+    let host = site
+        .server
+        .public_url
+        .trim_start_matches("http://")
+        .to_owned();
+    // B: another replica behind the same public URL, reached at its own address.
+    let b_dir = tempfile::tempdir().unwrap();
+    let mut config = tests::harness::config_for(b_dir.path(), &sandbox.base_url());
+    shared(&mut config);
+    config.public_url = Some(site.server.public_url.clone());
+    let b = TestServer::start_with(config).await;
+    let b_addr = b
+        .mcp_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let http = reqwest::Client::new();
+
+    let alex = site.person("acme", "Alex").await;
+    let first = site.connect(&alex).await;
+    let second = site.connect(&alex).await;
+    // Tokens issued through A work on B at once.
+    assert_eq!(
+        connector_status_at(&http, &b_addr, &host, &first.access).await,
+        200
+    );
+    assert_eq!(
+        connector_status_at(&http, &b_addr, &host, &second.access).await,
+        200
+    );
+
+    // A connection revoked through B's admin API: A refuses it on its next request.
+    let grant = b
+        .admin
+        .grants(Some("acme"))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|g| g.client_id == first.client_id)
+        .unwrap();
+    b.admin.revoke_grant(&grant.id).await.unwrap();
+    assert_eq!(site.connector_status(&first.access).await, 401);
+    assert_eq!(
+        connector_status_at(&http, &b_addr, &host, &first.access).await,
+        401
+    );
+    assert_eq!(site.connector_status(&second.access).await, 200);
+
+    // The person removed through A: B refuses their other connection next.
+    site.server.admin.remove_person(&alex.id).await.unwrap();
+    assert_eq!(
+        connector_status_at(&http, &b_addr, &host, &second.access).await,
+        401
+    );
+    assert_eq!(site.connector_status(&second.access).await, 401);
 }
