@@ -35,10 +35,71 @@ pub struct PgCluster {
     pub port: u16,
     bin: PathBuf,
     dir: tempfile::TempDir,
+    /// Extra server settings (`-c name=value …`).
+    settings: String,
+}
+
+/// A throwaway CA (PEM, for `SSL_CERT_FILE`) and the server's certificate for `localhost` and
+/// 127.0.0.1, signed by it.
+pub struct TestCa {
+    pub ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "studio-mcp PostgreSQL test CA");
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        TestCa {
+            ca_pem: pem("CERTIFICATE", ca.der()),
+            cert_pem: pem("CERTIFICATE", cert.der()),
+            key_pem: pem("PRIVATE KEY", &key.serialize_der()),
+        }
+    }
+}
+
+/// DER as PEM (rcgen is built without its `pem` feature).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl PgCluster {
     pub fn start() -> PgCluster {
+        Self::start_with(None)
+    }
+
+    /// A cluster that also offers TLS with `ca`'s server certificate.
+    pub fn start_tls(ca: &TestCa) -> PgCluster {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(tls: Option<&TestCa>) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("studio-mcp-pg")
@@ -64,12 +125,35 @@ impl PgCluster {
             "initdb: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        let mut settings = String::new();
+        if let Some(ca) = tls {
+            let cert = dir.path().join("server.crt");
+            let key = dir.path().join("server.key");
+            std::fs::write(&cert, &ca.cert_pem).unwrap();
+            std::fs::write(&key, &ca.key_pem).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if rustix::process::geteuid().is_root() {
+                let chown = Command::new("chown")
+                    .arg("postgres:postgres")
+                    .args([&cert, &key])
+                    .status()
+                    .unwrap();
+                assert!(chown.success());
+            }
+            settings = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
         let port = crate::harness::free_port();
         let cluster = PgCluster {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             port,
             bin,
             dir,
+            settings,
         };
         cluster.ctl("start");
         cluster
@@ -85,9 +169,10 @@ impl PgCluster {
                 .arg(self.dir.path().join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{}",
                     self.port,
-                    self.dir.path().display()
+                    self.dir.path().display(),
+                    self.settings
                 ));
         }
         let out = command.arg(action).output().expect("pg_ctl runs");

@@ -205,3 +205,83 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
     let audit = server.admin.audit(&Default::default()).await.unwrap();
     assert!(audit.len() > audited_before, "old records plus the new calls");
 }
+
+/// `shared-server serve` on the database at `url`, with `env`; its exit status and stderr if
+/// it exits within a few seconds, or `None` while it runs (then it is killed).
+fn serve_briefly(url: &str, env: &[(&str, &str)]) -> (Option<bool>, String) {
+    let binary = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(tests::harness::shared_server_binary())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mut command = Command::new(binary);
+    for (var, _) in std::env::vars_os() {
+        if var.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) || var == "SSL_CERT_FILE" {
+            command.env_remove(var);
+        }
+    }
+    let mut child = command
+        .arg("serve")
+        .env("STUDIO_MCP_STORE", url)
+        .env("STUDIO_MCP_DATA_DIR", dir.path().join("data"))
+        .env("STUDIO_MCP_LISTEN", "127.0.0.1:0")
+        .env("STUDIO_MCP_ADMIN_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Until it exits, or it serves with its pool and its change feed connected.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (Some(status.success()), std::fs::read_to_string(log).unwrap());
+        }
+        let ssl = psql(
+            url.split('?').next().unwrap(),
+            "SELECT coalesce(bool_and(s.ssl), false) || ' ' || count(*) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'studio-mcp'",
+        );
+        let connected = ssl
+            .split_once(' ')
+            .is_some_and(|(_, n)| n.parse::<u32>().unwrap_or(0) >= 2);
+        if connected || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, ssl);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn tls_to_the_database_when_the_url_asks_for_it_and_the_certificate_is_checked() {
+    let ca = tests::postgres::TestCa::new();
+    let cluster = tests::postgres::PgCluster::start_tls(&ca);
+    let url = cluster.database("tls");
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), &ca.ca_pem).unwrap();
+    let ca_path = ca_file.path().to_str().unwrap();
+
+    // sslmode=require with the CA trusted: serves, and every connection is encrypted.
+    let (running, ssl) = serve_briefly(
+        &format!("{url}?sslmode=require"),
+        &[("SSL_CERT_FILE", ca_path)],
+    );
+    assert_eq!(running, None, "it should be serving: {ssl}");
+    let (all_ssl, count) = ssl.split_once(' ').unwrap();
+    assert_eq!(all_ssl, "true", "connections: {ssl}");
+    assert!(count.parse::<u32>().unwrap() >= 2, "pool and change feed: {ssl}");
+
+    // The same without the CA: the certificate is checked, so it refuses to start, saying why.
+    let (exited, stderr) = serve_briefly(&format!("{url}?sslmode=require"), &[]);
+    assert_eq!(exited, Some(false), "must not start with an untrusted certificate");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+
+    // TLS asked of a server that offers none: refused, never silently in clear.
+    let plain = tests::postgres::PgCluster::start();
+    let plain_url = plain.database("plain");
+    let (exited, stderr) = serve_briefly(&format!("{plain_url}?sslmode=require"), &[]);
+    assert_eq!(exited, Some(false));
+    assert!(stderr.contains("TLS") || stderr.contains("tls"), "{stderr}");
+}

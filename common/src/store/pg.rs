@@ -182,6 +182,21 @@ enum Outcome {
     Taken(Option<Vec<u8>>),
 }
 
+/// An error and its causes, `: `-joined (a TLS failure's reason is two levels down).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {
@@ -190,7 +205,7 @@ impl From<tokio_postgres::Error> for StoreError {
                 _ => StoreError::Io(format!("PostgreSQL: {}", db.message())),
             };
         }
-        StoreError::Unavailable(format!("PostgreSQL: {e}"))
+        StoreError::Unavailable(format!("PostgreSQL: {}", with_causes(&e)))
     }
 }
 
@@ -198,7 +213,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => StoreError::Unavailable(format!("PostgreSQL: {other}")),
+            other => StoreError::Unavailable(format!("PostgreSQL: {}", with_causes(&other))),
         }
     }
 }
@@ -292,7 +307,10 @@ impl Pg {
         let target = pg.inner.target.clone();
         pg.block(async move {
             let mut client = pool.get().await.map_err(|e| {
-                StoreError::Unavailable(format!("cannot reach PostgreSQL at {target}: {e}"))
+                StoreError::Unavailable(format!(
+                    "cannot reach PostgreSQL at {target}: {}",
+                    with_causes(&e)
+                ))
             })?;
             migrate(&mut client).await
         })?;
