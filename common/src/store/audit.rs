@@ -174,6 +174,11 @@ impl Target {
         }
     }
 
+    /// Records written but not yet accepted (PostgreSQL down): retried on a timer too.
+    fn waiting(&self) -> bool {
+        matches!(self, Target::Pg { pending, .. } if !pending.is_empty())
+    }
+
     fn finish_batch(&mut self) {
         match self {
             Target::Files { segment, .. } => {
@@ -205,7 +210,26 @@ fn write_batches(mut target: Target, queue: Receiver<Message>) {
     // batch window and then take everything queued: on a busy server that is one wake-up per
     // window, where waking for every record cost a context switch per tool call on the core
     // that serves them.
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = if target.waiting() {
+            // Kept records are retried every half second even when no new one arrives.
+            match queue.recv_timeout(Duration::from_millis(500)) {
+                Ok(message) => message,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    target.finish_batch();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    target.finish_batch();
+                    return;
+                }
+            }
+        } else {
+            match queue.recv() {
+                Ok(message) => message,
+                Err(_) => return,
+            }
+        };
         let mut waiting = Vec::new();
         let mut closed = false;
         if matches!(first, Message::Record(_)) {

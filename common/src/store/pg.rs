@@ -21,7 +21,7 @@
 //!   the database for longer refuses tokens rather than honour one revoked elsewhere.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -141,8 +141,10 @@ struct Inner {
     /// Highest change sequence this replica has applied to memory; -1 before the first load.
     applied: AtomicI64,
     connected: AtomicBool,
-    /// Until when this replica may vouch for its memory (see the lease above).
-    lease_until: Mutex<Option<Instant>>,
+    /// Until when this replica may vouch for its memory (see the lease above), in nanoseconds
+    /// after `epoch`; 0 before the first heartbeat. An atomic: every request reads it.
+    lease_until: AtomicU64,
+    epoch: Instant,
     live_replicas: Arc<AtomicU32>,
     last_error: Mutex<Option<String>>,
     followers: RwLock<Vec<Arc<dyn Follower>>>,
@@ -296,7 +298,8 @@ impl Pg {
                 options,
                 applied: AtomicI64::new(-1),
                 connected: AtomicBool::new(false),
-                lease_until: Mutex::new(None),
+                lease_until: AtomicU64::new(0),
+                epoch: Instant::now(),
                 live_replicas: Arc::new(AtomicU32::new(1)),
                 last_error: Mutex::new(None),
                 followers: RwLock::new(Vec::new()),
@@ -342,12 +345,8 @@ impl Pg {
 
     /// Whether this replica's memory is current enough to act on: its lease is unexpired.
     pub fn vouches(&self) -> bool {
-        self.inner
-            .lease_until
-            .lock()
-            .ok()
-            .and_then(|l| *l)
-            .is_some_and(|until| Instant::now() < until)
+        let now = self.inner.epoch.elapsed().as_nanos();
+        now < u128::from(self.inner.lease_until.load(Ordering::Acquire))
     }
 
     pub fn tree(&self, name: &'static str) -> PgTree {
@@ -420,15 +419,14 @@ impl Pg {
         self.run(ops).map(|_| ())
     }
 
-    /// Runs `ops` in one transaction when they touch a watched tree (logging and announcing
-    /// the change, then waiting for every live replica to apply it), else statement by
-    /// statement.
+    /// Runs `ops`: one statement alone, several in one transaction; a write to a watched tree
+    /// also logs and announces the change, then waits for every live replica to apply it.
     fn run(&self, ops: Vec<(&'static str, Vec<u8>, Op)>) -> Result<Vec<Outcome>, StoreError> {
         let watched = ops.iter().any(|(tree, _, _)| WATCHED.contains(tree));
         let inner = self.inner.clone();
         self.block(async move {
             let mut client = inner.pool.get().await?;
-            if !watched {
+            if !watched && ops.len() <= 1 {
                 let mut out = Vec::with_capacity(ops.len());
                 for (tree, key, op) in &ops {
                     out.push(execute(&**client, tree, key, op).await?);
@@ -436,8 +434,10 @@ impl Pg {
                 return Ok(out);
             }
             let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOCK])
-                .await?;
+            if watched {
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHANGE_LOCK])
+                    .await?;
+            }
             let mut out = Vec::with_capacity(ops.len());
             let mut seq = None;
             for (tree, key, op) in &ops {
@@ -1006,9 +1006,11 @@ async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(),
     inner
         .live_replicas
         .store(u32::try_from(live).unwrap_or(1).max(1), Ordering::Relaxed);
-    if let Ok(mut until) = inner.lease_until.lock() {
-        *until = Some(sent + inner.options.lease);
-    }
+    let until = (sent + inner.options.lease).duration_since(inner.epoch);
+    inner.lease_until.store(
+        u64::try_from(until.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Release,
+    );
     Ok(())
 }
 
