@@ -169,10 +169,14 @@ impl OAuthError {
 
     fn unavailable(e: &crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store unavailable at an OAuth endpoint");
-        Self::new(
-            "temporarily_unavailable",
-            "the server's store is unavailable; nothing was changed, try again shortly",
-        )
+        let description = match e {
+            // Stored, but a replica has not confirmed it: saying "nothing changed" would lie.
+            crate::store::StoreError::Lagging(_) => {
+                "the change is stored but not yet confirmed by every server; try again shortly"
+            }
+            _ => "the server's store is unavailable; nothing was changed, try again shortly",
+        };
+        Self::new("temporarily_unavailable", description)
     }
 }
 
