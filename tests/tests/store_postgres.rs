@@ -13,7 +13,10 @@ use tests::postgres::cluster_url;
 use tests::sandbox::{Fixture, Sandbox};
 
 fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql").args([url, "-tAc", sql]).output().unwrap();
+    let out = Command::new("psql")
+        .args([url, "-tAc", sql])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{sql}: {}",
@@ -36,7 +39,10 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let pg = common::store::Pg::connect(&url, PgOptions::default()).unwrap();
     drop(pg);
     assert_eq!(
-        psql(&url, "SELECT string_agg(version::text, ',') FROM studio_mcp_schema"),
+        psql(
+            &url,
+            "SELECT string_agg(version::text, ',') FROM studio_mcp_schema"
+        ),
         "1"
     );
     psql(&url, "INSERT INTO studio_mcp_schema (version) VALUES (99)");
@@ -45,7 +51,10 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     };
     let message = err.to_string();
     assert!(matches!(err, StoreError::Schema(_)), "{message}");
-    assert!(message.contains("version 99") && message.contains("newer"), "{message}");
+    assert!(
+        message.contains("version 99") && message.contains("newer"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -103,7 +112,9 @@ async fn a_replica_with_other_keys_is_refused() {
 
 #[tokio::test]
 async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
-    let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"])).await.unwrap();
+    let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"]))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Tokens are bound to the public URL: the PostgreSQL server comes back on the same one.
     let port = tests::harness::free_port();
@@ -138,12 +149,7 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
         )
         .await
         .unwrap();
-    let audited_before = server
-        .admin
-        .audit(&Default::default())
-        .await
-        .unwrap()
-        .len();
+    let audited_before = server.admin.audit(&Default::default()).await.unwrap().len();
     server.stop().await;
 
     let url = fresh_database("migrate");
@@ -172,9 +178,14 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
     assert!(stdout.contains("tokens\t2"), "{stdout}");
     assert!(stdout.contains("people\t1"), "{stdout}");
     assert!(stdout.contains("verified the counts"), "{stdout}");
-    assert_eq!(psql(&url, "SELECT count(*) FROM kv WHERE tree = 'tenants'"), "2");
     assert_eq!(
-        psql(&url, "SELECT count(*) FROM audit").parse::<usize>().unwrap(),
+        psql(&url, "SELECT count(*) FROM kv WHERE tree = 'tenants'"),
+        "2"
+    );
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM audit")
+            .parse::<usize>()
+            .unwrap(),
         audited_before
     );
 
@@ -203,7 +214,10 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
     let people = server.admin.people(Some("acme")).await.unwrap();
     assert_eq!(people.len(), 1);
     let audit = server.admin.audit(&Default::default()).await.unwrap();
-    assert!(audit.len() > audited_before, "old records plus the new calls");
+    assert!(
+        audit.len() > audited_before,
+        "old records plus the new calls"
+    );
 }
 
 /// `shared-server serve` on the database at `url`, with `env`; its exit status and stderr if
@@ -235,7 +249,10 @@ fn serve_briefly(url: &str, env: &[(&str, &str)]) -> (Option<bool>, String) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return (Some(status.success()), std::fs::read_to_string(log).unwrap());
+            return (
+                Some(status.success()),
+                std::fs::read_to_string(log).unwrap(),
+            );
         }
         let ssl = psql(
             url.split('?').next().unwrap(),
@@ -271,11 +288,18 @@ fn tls_to_the_database_when_the_url_asks_for_it_and_the_certificate_is_checked()
     assert_eq!(running, None, "it should be serving: {ssl}");
     let (all_ssl, count) = ssl.split_once(' ').unwrap();
     assert_eq!(all_ssl, "true", "connections: {ssl}");
-    assert!(count.parse::<u32>().unwrap() >= 2, "pool and change feed: {ssl}");
+    assert!(
+        count.parse::<u32>().unwrap() >= 2,
+        "pool and change feed: {ssl}"
+    );
 
     // The same without the CA: the certificate is checked, so it refuses to start, saying why.
     let (exited, stderr) = serve_briefly(&format!("{url}?sslmode=require"), &[]);
-    assert_eq!(exited, Some(false), "must not start with an untrusted certificate");
+    assert_eq!(
+        exited,
+        Some(false),
+        "must not start with an untrusted certificate"
+    );
     assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 
     // TLS asked of a server that offers none: refused, never silently in clear.
@@ -284,4 +308,48 @@ fn tls_to_the_database_when_the_url_asks_for_it_and_the_certificate_is_checked()
     let (exited, stderr) = serve_briefly(&format!("{plain_url}?sslmode=require"), &[]);
     assert_eq!(exited, Some(false));
     assert!(stderr.contains("TLS") || stderr.contains("tls"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_a_tool_that_needs_it_says_so_and_one_that_does_not_works() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let cluster = tests::postgres::PgCluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_for(dir.path(), &sandbox.base_url());
+    config.store_url = Some(cluster.database("down"));
+    let server = TestServer::start_with(config).await;
+    let acme = server
+        .provision(sandbox.fixture().owner("acme").unwrap())
+        .await;
+    let client = server.client(&acme.token).await;
+    ok_json(&call(&client, "webflow_list_sites", json!({})).await);
+
+    cluster.stop();
+    // Token and tenant are in memory: whoami answers.
+    let who = ok_json(&call(&client, "whoami", json!({})).await);
+    assert_eq!(who["tenant"], "acme");
+    // The Webflow credential is in the database: a readable error, not an internal one.
+    let result = call(&client, "webflow_list_sites", json!({})).await;
+    let text = tests::harness::error_text(&result);
+    assert!(text.contains("database is unavailable"), "{text}");
+    assert!(text.contains("retry"), "{text}");
+    // An admin write: 503 with the reason.
+    let err = server
+        .admin
+        .set_secret("acme", "github", "ghp_new".into())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("503") && err.contains("unavailable"), "{err}");
+
+    cluster.begin();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let result = call(&client, "webflow_list_sites", json!({})).await;
+        if result.is_error != Some(true) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
