@@ -141,6 +141,8 @@ struct Inner {
     /// Highest change sequence this replica has applied to memory; -1 before the first load.
     applied: AtomicI64,
     connected: AtomicBool,
+    /// Set once the first load is done: from then on a lost feed means a lost database.
+    following: AtomicBool,
     /// Until when this replica may vouch for its memory (see the lease above), in nanoseconds
     /// after `epoch`; 0 before the first heartbeat. An atomic: every request reads it.
     lease_until: AtomicU64,
@@ -298,6 +300,7 @@ impl Pg {
                 options,
                 applied: AtomicI64::new(-1),
                 connected: AtomicBool::new(false),
+                following: AtomicBool::new(false),
                 lease_until: AtomicU64::new(0),
                 epoch: Instant::now(),
                 live_replicas: Arc::new(AtomicU32::new(1)),
@@ -358,11 +361,22 @@ impl Pg {
     }
 
     /// Runs `work` on the engine's runtime and waits for it, at most the op timeout (plus the
-    /// acknowledgement wait a watched write may add).
+    /// acknowledgement wait a watched write may add). Once the replica follows the feed, a
+    /// database its feed cannot reach fails the call at once rather than after a timeout.
+    /// Called from a multi-threaded runtime's worker, the wait hands the worker's other tasks
+    /// over first (`block_in_place`), so requests served from memory never queue behind it.
     pub fn block<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if self.inner.following.load(Ordering::Acquire) && !self.connected() {
+            return Err(StoreError::Unavailable(format!(
+                "PostgreSQL at {} is unreachable ({}); nothing was written",
+                self.inner.target,
+                self.last_error()
+                    .unwrap_or_else(|| "the change feed is reconnecting".into())
+            )));
+        }
         let limit = self.inner.options.op_timeout + self.inner.options.ack_timeout;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let target = self.inner.target.clone();
@@ -376,8 +390,18 @@ impl Pg {
             };
             let _ = tx.send(answer);
         });
-        rx.recv_timeout(limit + Duration::from_secs(1))
-            .map_err(|_| StoreError::Unavailable("the PostgreSQL runtime stopped".into()))?
+        let wait = move || {
+            rx.recv_timeout(limit + Duration::from_secs(1))
+                .map_err(|_| StoreError::Unavailable("the PostgreSQL runtime stopped".into()))?
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle)
+                if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
     }
 
     /// Registers an in-memory copy to keep in step (before [`Self::follow`]).
@@ -872,6 +896,7 @@ async fn follow_once(
     catch_up(inner, &client).await?;
     heartbeat(inner, &client).await?;
     inner.connected.store(true, Ordering::Release);
+    inner.following.store(true, Ordering::Release);
     if let Some(ready) = ready.take() {
         let _ = ready.send(Ok(()));
     } else {
