@@ -2,7 +2,8 @@
 //! its own volume, secret, admin port and Caddy site; regenerating is stable and keeps what the
 //! operator filled in; no secret value reaches a written file; the healthcheck probe works
 //! against a real server; `deploy/generate-compose.sh` works end to end; the Dockerfile is a
-//! slim, non-root multi-stage build.
+//! slim, non-root multi-stage build; Docker Compose itself accepts both renderings (one shared
+//! server, or replicas on PostgreSQL).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -630,6 +631,9 @@ async fn compose_through_the_admin_api_writes_every_tenant_and_no_secret() {
         domain: DOMAIN.to_owned(),
         image: "studio-mcp:latest".to_owned(),
         no_tenants: false,
+        shared_replicas: None,
+        postgres: false,
+        postgres_image: None,
     };
     compose::run(&server.admin, &args).await.unwrap();
 
@@ -641,6 +645,129 @@ async fn compose_through_the_admin_api_writes_every_tenant_and_no_secret() {
     );
     known.assert_absent_from(out.path());
     server.stop().await;
+}
+
+/// `docker compose config` on a rendered folder: Compose's own reading of the file, with every
+/// reference (secrets, volumes, depends_on) resolved. `None` when no docker binary exists.
+fn docker_compose_config(dir: &Path) -> Option<Value> {
+    let compose_file = dir.join("docker-compose.yml");
+    let run = |extra: &[&str]| {
+        std::process::Command::new("docker")
+            .arg("compose")
+            .arg("-f")
+            .arg(&compose_file)
+            .arg("config")
+            .args(extra)
+            // The folder's own settings only, whatever the caller's environment says.
+            .env_remove("COMPOSE_FILE")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .output()
+    };
+    let quiet = match run(&["-q"]) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        other => other.unwrap(),
+    };
+    assert!(
+        quiet.status.success(),
+        "docker compose config -q refused the file: {}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let json = run(&["--format", "json"]).unwrap();
+    assert!(json.status.success(), "{json:?}");
+    Some(serde_json::from_slice(&json.stdout).unwrap())
+}
+
+#[test]
+fn docker_compose_accepts_both_renderings() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = [tenant("acme", 1), tenant("globex", 2)];
+    let replicated = ComposeOptions::new(DOMAIN, "studio-mcp:latest")
+        .unwrap()
+        .with_postgres(2, compose::DEFAULT_POSTGRES_IMAGE)
+        .unwrap();
+    for (name, options) in [("single", options()), ("replicas", replicated)] {
+        let out = dir.path().join(name);
+        compose::write(&out, &compose::render(&tenants, &options).unwrap()).unwrap();
+        let Some(config) = docker_compose_config(&out) else {
+            eprintln!("SKIPPED docker compose config: no docker binary on PATH");
+            return;
+        };
+        let services = config["services"].as_object().unwrap();
+        if name == "single" {
+            assert!(services.contains_key("shared"));
+            continue;
+        }
+        let mut names: Vec<_> = services.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "caddy",
+                "isolated-acme",
+                "isolated-globex",
+                "postgres",
+                "shared-1",
+                "shared-2"
+            ]
+        );
+        for k in 1..=2 {
+            let replica = &services[&format!("shared-{k}")];
+            assert_eq!(
+                replica["depends_on"]["postgres"]["condition"],
+                "service_healthy"
+            );
+            let env = &replica["environment"];
+            assert_eq!(
+                env["STUDIO_MCP_STORE"],
+                "postgres://studio_mcp@postgres:5432/studio_mcp"
+            );
+            assert_eq!(env["STUDIO_MCP_REPLICA_NAME"], format!("shared-{k}"));
+            let mut secrets: Vec<_> = replica["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["source"].as_str().unwrap())
+                .collect();
+            secrets.sort_unstable();
+            assert_eq!(
+                secrets,
+                [
+                    "postgres-password",
+                    "shared-admin-token",
+                    "shared-master-key",
+                    "shared-signing-key"
+                ]
+            );
+        }
+        let caddy_needs: BTreeSet<_> = services["caddy"]["depends_on"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            caddy_needs,
+            BTreeSet::from(["shared-1".into(), "shared-2".into()])
+        );
+        let postgres = &services["postgres"];
+        assert_eq!(postgres["image"], "postgres:16");
+        assert_eq!(postgres["healthcheck"]["test"][1], "pg_isready");
+        // Every secret file resolves inside the folder, and holds no value in the file itself.
+        for (secret, body) in config["secrets"].as_object().unwrap() {
+            let file = Path::new(body["file"].as_str().unwrap());
+            assert!(
+                file.starts_with(&out) && file.exists(),
+                "{secret}: {file:?}"
+            );
+        }
+        let yaml = std::fs::read_to_string(out.join("docker-compose.yml")).unwrap();
+        for file in files_under(&out.join("secrets")) {
+            let value = std::fs::read_to_string(&file).unwrap();
+            if !value.starts_with(PLACEHOLDER_MARK) {
+                assert!(!yaml.contains(value.trim()), "{}", file.display());
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
