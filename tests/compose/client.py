@@ -5,7 +5,8 @@ trusting only Caddy's own local CA (verification stays on).
     client.py --ca root.crt --https-port 443 CHECK [CHECK ...]
 
 Each CHECK is `url,token,tenant,tool` (tool: a read the tenant may call, e.g. webflow_list_sites
-on the shared server, dns_list_records on an isolated instance). Host names under `.localhost`
+on the shared server, dns_list_records on an isolated instance), or `url,token,tenant,REFUSED`:
+the token (revoked) must be turned away at the door, 401 to an MCP initialize. Host names under `.localhost`
 are resolved to 127.0.0.1 here (the machine's resolver does not), so Host, SNI and the server's
 public URL all keep the real name. Prints one PASS line per check; exits 1 on the first failure.
 """
@@ -60,8 +61,34 @@ def text_of(result: dict[str, Any]) -> str:
     return " ".join(c.get("text", "") for c in result.get("content", []) if c.get("type") == "text")
 
 
+async def run_refused(url: str, token: str, tls: ssl.SSLContext) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "compose-test", "version": "1"},
+        },
+    }
+    async with httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT_S), verify=tls) as client:
+        answer = await client.post(
+            url,
+            json=initialize,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json, text/event-stream",
+            },
+        )
+    check(answer.status_code == 401, f"{url}: the revoked token is refused", answer.status_code)
+
+
 async def run_check(spec: str, tls: ssl.SSLContext) -> None:
     url, token, tenant, tool = spec.split(",")
+    if tool == "REFUSED":
+        await run_refused(url, token, tls)
+        return
     client = httpx.AsyncClient(
         headers={"Authorization": f"Bearer {token}"},
         timeout=httpx.Timeout(TIMEOUT_S),

