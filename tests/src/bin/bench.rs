@@ -1,20 +1,27 @@
 //! `bench`: the release-mode benchmark. Starts `shared-server serve` as its own process on a
-//! pre-populated data dir (1, 1,000 and 10,000 tenants, 10 tokens each), drives real MCP
-//! `tools/call whoami` requests over keep-alive HTTP/1.1 at several concurrencies, and reports
-//! calls/s, p50/p99/p99.9 latency, the server's resident memory and CPU, start-up time and the
-//! in-process token check cost, beside a bare axum JSON endpoint (`bench floor-server`, also
-//! its own process) measured in the same run as the floor.
+//! pre-populated data dir (1 and 10,000 tenants, 10 tokens each) on the sled store and, copied
+//! there by `shared-server store migrate`, on PostgreSQL; drives real MCP `tools/call whoami`
+//! requests over keep-alive HTTP/1.1 at several concurrencies, both stores in turn within each
+//! round, and reports calls/s, p50/p99/p99.9 latency, the PostgreSQL/sled ratio, the server's
+//! resident memory and CPU (and the database's), start-up time, the migration time and the
+//! in-process token check cost, beside a bare axum JSON endpoint (`bench floor-server`, also its
+//! own process) measured in the same run as the floor. Last, three replicas on one PostgreSQL
+//! database: a token revoked through one, timed until the others refuse it.
 //!
 //! ```text
-//! bench [run] [--duration-secs 5] [--tenants 1,1000,10000] [--concurrency 1,16,64] [--json out.json]
+//! bench [run] [--duration-secs 5] [--tenants 1,10000] [--concurrency 1,16,64] [--rounds 3]
+//!             [--stores sled,postgres] [--postgres postgres://…] [--replicas-revokes 30]
+//!             [--json out.json]
 //! bench floor-server [--listen 127.0.0.1:0]     # prints its bound address on stdout
 //! bench load --url http://127.0.0.1:PORT/mcp --token T [--pid PID]   # any running endpoint
 //! ```
 //!
 //! Run it under `taskset -c 1` (as `deploy/bench.sh` does): the servers are pinned to core 0
-//! with `taskset -c 0` when `taskset` exists, so load generator and server never share a core.
-//! The load generator is one thread with a hand-rolled HTTP/1.1 client (fixed request bytes,
-//! `Content-Length` or chunked responses) so that it costs far less per call than the server.
+//! with `taskset -c 0` when `taskset` exists, so load generator and server never share a core
+//! (`deploy/bench.sh` pins its throwaway PostgreSQL to core 0 as well: the database's work for a
+//! call is the server's cost). The load generator is one thread with a hand-rolled HTTP/1.1
+//! client (fixed request bytes, `Content-Length` or chunked responses) so that it costs far less
+//! per call than the server.
 
 use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
@@ -24,8 +31,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use clap::{Args, FromArgMatches as _, Parser, Subcommand};
+use clap::{Args, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use common::domain::{TenantId, WebflowId};
+use common::runtime::admin::{IssueRequest, NewTenant};
+use common::runtime::admin_client::AdminClient;
 use common::secrets::{MasterKey, write_private_file};
 use common::store::{Store, StoreError};
 use common::tenant::TenantSpec;
@@ -35,7 +44,6 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// The MCP request every call sends: a stateless `tools/call` of `whoami`.
 const WHOAMI: &str =
     r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
 /// Token lifetime for the benchmark's tokens (a year, the server's default).
@@ -115,8 +123,8 @@ struct RunArgs {
     /// Seconds of load before each measurement.
     #[arg(long, default_value_t = 1)]
     warmup_secs: u64,
-    /// Tenant counts, one fresh data dir and server each.
-    #[arg(long, value_delimiter = ',', default_value = "1,1000,10000")]
+    /// Tenant counts, one fresh data dir each (and one server per store on it).
+    #[arg(long, value_delimiter = ',', default_value = "1,10000")]
     tenants: Vec<usize>,
     /// Concurrent clients (one keep-alive connection each).
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
@@ -147,11 +155,44 @@ struct RunArgs {
     /// 10% of a core), for shared machines where builds come and go. 0: don't wait.
     #[arg(long, default_value_t = 0)]
     wait_quiet_secs: u64,
-    /// Rounds of the top-concurrency cell taken in turn across the tenant counts (all servers
-    /// kept running) for the flatness goal, which then compares their medians: a VM's drift
-    /// over minutes is as large as the cost of 10,000 tenants. 0: compare the cells above.
+    /// Rounds of every cell. Within a round each cell is measured on every store back to back
+    /// (sled then PostgreSQL, the next round the other way round), so the VM's drift over
+    /// minutes, as large as the differences measured, hits both stores alike; a cell reports
+    /// the median of its rounds.
     #[arg(long, default_value_t = 3)]
-    flat_rounds: usize,
+    rounds: usize,
+    /// The stores to measure: `sled`, `postgres` (PostgreSQL needs `--postgres`).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sled,postgres"
+    )]
+    stores: Vec<StoreKind>,
+    /// A PostgreSQL cluster, `postgres://user@host:port/db`: the bench creates (and drops)
+    /// databases of its own on it. `deploy/bench.sh` starts a throwaway one when not given one.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Revocations timed across three replicas on PostgreSQL (0: skip).
+    #[arg(long, default_value_t = 30)]
+    replicas_revokes: usize,
+}
+
+/// Where the shared server keeps its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+enum StoreKind {
+    Sled,
+    Postgres,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::Sled => "sled",
+            StoreKind::Postgres => "postgres",
+        }
+    }
 }
 
 fn parse_env_pair(text: &str) -> Result<(String, String), String> {
@@ -209,6 +250,10 @@ fn run_blocking(args: RunArgs) -> anyhow::Result<()> {
 #[derive(Clone, Debug, Serialize)]
 struct Cell {
     target: String,
+    /// `sled` or `postgres` (`-` for the floor and `bench load`).
+    store: String,
+    /// Which round of the run (0 for the floor and `bench load`).
+    round: usize,
     tenants: usize,
     tokens: usize,
     concurrency: usize,
@@ -224,50 +269,121 @@ struct Cell {
     hwm_mb: f64,
     /// Server CPU time during the measured window, % of one core.
     server_cpu_pct: f64,
+    /// PostgreSQL's CPU time (postmaster and its children) during the window, % of one core;
+    /// NaN without a local cluster.
+    db_cpu_pct: f64,
     /// Load generator CPU time during the measured window, % of one core.
     loadgen_cpu_pct: f64,
     /// CPU used by everything else on the machine during the window (other processes, and
-    /// interrupt work not charged to either process), % of one core. Above ~10% the figures
+    /// interrupt work not charged to any of the above), % of one core. Above ~10% the figures
     /// are disturbed: rerun on a quiet machine.
     other_cpu_pct: f64,
 }
 
+/// One cell over every round: medians, and PostgreSQL against sled.
+#[derive(Clone, Debug, Serialize)]
+struct Summary {
+    store: StoreKind,
+    tenants: usize,
+    concurrency: usize,
+    /// calls/s of each round, in order.
+    rounds: Vec<f64>,
+    calls_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    errors: u64,
+    /// This cell's calls/s over sled's (PostgreSQL rows, when sled was measured too).
+    ratio_to_sled: Option<f64>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 struct Fleet {
+    store: StoreKind,
     tenants: usize,
     tokens: usize,
-    /// Offline population of the store (tenants + token issue), seconds.
+    /// Offline population of the sled store (tenants + token issue), seconds.
     populate_secs: f64,
+    /// `shared-server store migrate --to` of that store into a fresh database, seconds
+    /// (PostgreSQL only).
+    migrate_secs: Option<f64>,
     /// Spawn to first `GET /healthz` 200, milliseconds (median of three starts).
     startup_ms: f64,
+    /// Every start, milliseconds, in order.
+    startups_ms: Vec<f64>,
     /// Server resident memory after start-up, before any load, MiB.
     idle_rss_mb: f64,
-    /// Mean in-process `TokenAuthority::authenticate` over every token of the store, µs.
+    /// Server resident memory after every round (`VmRSS`), MiB.
+    loaded_rss_mb: f64,
+    /// Server peak resident memory (`VmHWM`) after every round, MiB.
+    hwm_mb: f64,
+    /// Mean in-process `TokenAuthority::authenticate` over every token of the sled store, µs
+    /// (the same in-memory index serves both stores).
     token_check_us: f64,
     /// What the server logged (stderr) over the whole run, bytes per MCP call.
     log_bytes_per_call: f64,
+}
+
+/// p50 / p95 / max of a few samples, milliseconds.
+#[derive(Clone, Debug, Serialize)]
+struct Spread {
+    p50_ms: f64,
+    p95_ms: f64,
+    max_ms: f64,
+}
+
+impl Spread {
+    fn of(samples: &[Duration]) -> Spread {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            if ms.is_empty() {
+                return f64::NAN;
+            }
+            let rank = ((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
+            ms[rank - 1]
+        };
+        Spread {
+            p50_ms: at(0.50),
+            p95_ms: at(0.95),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// Revoke-to-refusal across three replicas on one PostgreSQL database.
+#[derive(Debug, Serialize)]
+struct Revocations {
+    revokes: usize,
+    /// Sending the revoke to replica A's admin API until it answers.
+    admin_returns: Spread,
+    /// Sending the revoke until each other replica's first refusal, by replica name.
+    refused: Vec<(String, Spread)>,
+    /// Requests sent right after the revoke returned that were not refused.
+    not_refused_first: usize,
+    /// Requests sent right after revoke returned (one per revoke per other replica).
+    first_requests: usize,
+    /// `common::runtime::drill::revoke` through A across all three, once: its revoke-to-refusal
+    /// (ms) and the most requests any replica needed.
+    drill_ms: f64,
+    drill_attempts: u32,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     duration_secs: u64,
     warmup_secs: u64,
+    rounds: usize,
     pinned: bool,
     cores: usize,
+    /// The CPUs PostgreSQL's postmaster may run on, when the cluster is local.
+    postgres_cpus: Option<String>,
     fleets: Vec<Fleet>,
     floor_startup_ms: Option<f64>,
     cells: Vec<Cell>,
-    /// The interleaved rounds of the top-concurrency cell, per tenant count.
-    flatness: Vec<FlatRounds>,
+    summaries: Vec<Summary>,
+    revocations: Option<Revocations>,
     goals: Vec<Goal>,
-}
-
-#[derive(Debug, Serialize)]
-struct FlatRounds {
-    tenants: usize,
-    concurrency: usize,
-    calls_per_sec: Vec<f64>,
-    median: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -280,10 +396,21 @@ struct Goal {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-/// Starts timed per tenant count; the median is reported.
+/// Starts timed per server; the median is reported.
 const STARTS: usize = 3;
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
+/// One server under load in the rounds: a store, a tenant count.
+struct Running {
+    store: StoreKind,
+    tenants: usize,
+    server: Server,
+    target: Target,
+    tokens: Arc<Vec<String>>,
+    log: PathBuf,
+    fleet: usize,
+}
+
+async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     let server_bin = match &args.server {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("shared-server"),
@@ -300,183 +427,282 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.tenants.is_empty() || args.tenants.contains(&0) || args.tokens_per_tenant == 0 {
         bail!("--tenants and --tokens-per-tenant need positive numbers");
     }
+    if args.rounds == 0 {
+        bail!("--rounds needs at least 1");
+    }
+    args.stores.sort();
+    args.stores.dedup();
+    let uses_pg = args.stores.contains(&StoreKind::Postgres) || args.replicas_revokes > 0;
+    let cluster = match (&args.postgres, uses_pg) {
+        (Some(url), true) => Some(Cluster::connect(url)?),
+        (None, true) => bail!(
+            "the postgres store and the replica revocations need --postgres URL (a cluster the \
+             bench may create databases on; deploy/bench.sh starts one), or pass --stores sled \
+             --replicas-revokes 0"
+        ),
+        (_, false) => None,
+    };
     let cores = online_cpus();
     let pin = !args.no_pin && cores >= 2 && which("taskset");
     let ticks = clock_ticks();
+    let postgres_cpus = cluster
+        .as_ref()
+        .and_then(|c| c.postmaster)
+        .and_then(|pid| cpus_of(&format!("/proc/{pid}/status")));
     eprintln!(
-        "bench: {} s per cell after {} s warm-up; servers {}; load generator on CPUs {}",
+        "bench: {} s per cell after {} s warm-up, {} round(s), stores {}; servers {}; load \
+         generator on CPUs {}{}",
         args.duration_secs,
         args.warmup_secs,
+        args.rounds,
+        args.stores
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         if pin {
             "pinned to core 0"
         } else {
             "not pinned"
         },
-        own_cpus().unwrap_or_else(|| "?".into()),
+        cpus_of("/proc/self/status").unwrap_or_else(|| "?".into()),
+        match (&cluster, &postgres_cpus) {
+            (Some(_), Some(cpus)) => format!("; PostgreSQL on CPUs {cpus}"),
+            (Some(_), None) => "; PostgreSQL not local (its CPU is not measured)".into(),
+            (None, _) => String::new(),
+        }
     );
 
     let mut report = Report {
         duration_secs: args.duration_secs,
         warmup_secs: args.warmup_secs,
+        rounds: args.rounds,
         pinned: pin,
         cores,
+        postgres_cpus,
         fleets: Vec::new(),
         floor_startup_ms: None,
         cells: Vec::new(),
-        flatness: Vec::new(),
+        summaries: Vec::new(),
+        revocations: None,
         goals: Vec::new(),
     };
+    let pids = |server: &Server| Pids {
+        server: Some(server.pid()),
+        db: cluster.as_ref().and_then(|c| c.postmaster),
+    };
 
-    // Servers stay up (idle) after their cells, for the interleaved flatness rounds.
-    let mut running = Vec::new();
-    for &tenants in &args.tenants {
-        let dir = tempfile::Builder::new()
-            .prefix("studio-mcp-bench-")
-            .tempdir()?;
-        let mcp_port = free_port()?;
-        let admin_port = free_port()?;
-        let public_url = format!("http://127.0.0.1:{mcp_port}");
-        eprintln!(
-            "bench: populating {tenants} tenants × {} tokens in {} …",
-            args.tokens_per_tenant,
-            dir.path().display()
-        );
-        let started = Instant::now();
-        let tokens = populate(dir.path(), &public_url, tenants, args.tokens_per_tenant)?;
-        let populate_secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "bench: populated {} tokens in {populate_secs:.1} s; measuring the token check …",
-            tokens.len()
-        );
-        let token_check_us = token_check(dir.path(), &public_url, &tokens)?;
+    // Every server stays up (idle) through every round; the data dirs and databases until
+    // the end.
+    let mut dirs = Vec::new();
+    let mut databases = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
+    let outcome: anyhow::Result<()> = async {
+        for &tenants in &args.tenants {
+            let dir = tempfile::Builder::new()
+                .prefix("studio-mcp-bench-")
+                .tempdir()?;
+            let mcp_port = free_port()?;
+            let public_url = format!("http://127.0.0.1:{mcp_port}");
+            eprintln!(
+                "bench: populating {tenants} tenants × {} tokens in {} …",
+                args.tokens_per_tenant,
+                dir.path().display()
+            );
+            let started = Instant::now();
+            let tokens = populate(dir.path(), &public_url, tenants, args.tokens_per_tenant)?;
+            let populate_secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "bench: populated {} tokens in {populate_secs:.1} s; measuring the token check …",
+                tokens.len()
+            );
+            let token_check_us = token_check(dir.path(), &public_url, &tokens)?;
+            let tokens = Arc::new(tokens);
 
-        let mut command = pinned_command(&server_bin, pin);
-        command
-            .arg("serve")
-            .env("STUDIO_MCP_DATA_DIR", dir.path())
-            .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{mcp_port}"))
-            .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-            .env("STUDIO_MCP_PUBLIC_URL", &public_url)
-            .env("STUDIO_MCP_TENANT_RATE_PER_MIN", "1000000000")
-            .env_remove("RUST_LOG")
-            .env_remove("STUDIO_MCP_LOG_FORMAT")
-            .env_remove("STUDIO_MCP_MASTER_KEY_FILE")
-            .env_remove("STUDIO_MCP_ADMIN_TOKEN");
-        // The production default log filter, whatever the caller's shell says, unless asked.
-        if let Some(filter) = &args.server_rust_log {
-            command.env("RUST_LOG", filter);
+            // PostgreSQL gets a copy of the sled store, made while nothing has it open.
+            let mut migrated = None;
+            if args.stores.contains(&StoreKind::Postgres) {
+                let cluster = cluster.as_ref().context("no PostgreSQL cluster")?;
+                let name = format!("bench_{tenants}_{}", std::process::id());
+                let database = cluster.create_database(&name)?;
+                eprintln!("bench: store migrate of {tenants} tenants into {name} …");
+                databases.push(name);
+                let mut command = server_command(&server_bin, pin, &args);
+                command
+                    .args(["store", "migrate", "--to", &database])
+                    .env("STUDIO_MCP_DATA_DIR", dir.path())
+                    .env("STUDIO_MCP_PUBLIC_URL", &public_url);
+                let secs = migrate(&mut command).await?;
+                eprintln!("bench: migrated in {secs:.2} s");
+                migrated = Some((database, secs));
+            }
+
+            for &store in &args.stores {
+                // Every server of a tenant count serves the same public URL (the tokens'
+                // audience); the PostgreSQL one, on its own port, is sent that URL's Host.
+                let port = match store {
+                    StoreKind::Sled => mcp_port,
+                    StoreKind::Postgres => free_port()?,
+                };
+                let mut command = server_command(&server_bin, pin, &args);
+                command
+                    .env("STUDIO_MCP_DATA_DIR", dir.path())
+                    .env("STUDIO_MCP_PUBLIC_URL", &public_url);
+                let mut migrate_secs = None;
+                if store == StoreKind::Postgres {
+                    let (database, secs) = migrated.as_ref().context("not migrated")?;
+                    migrate_secs = Some(*secs);
+                    command
+                        .env("STUDIO_MCP_STORE", database)
+                        .env("STUDIO_MCP_REPLICA_NAME", format!("bench-{tenants}"));
+                }
+                let admin_port = free_port()?;
+                command
+                    .arg("serve")
+                    .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
+                    .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"));
+                let target = Target {
+                    addr: ([127, 0, 0, 1], port).into(),
+                    host: format!("127.0.0.1:{mcp_port}"),
+                    path: "/mcp".to_owned(),
+                };
+                let log = dir.path().join(format!("server-{}.log", store.name()));
+                let probe = Probe::Health(target.addr, target.host.clone());
+                // Start-up is timed over three starts (the first two stopped again) and the
+                // median reported, like any short timing: a single start can catch the disk
+                // still writing back what populate wrote.
+                let mut starts = Vec::with_capacity(STARTS);
+                for _ in 1..STARTS {
+                    let (server, startup) = Server::start(&mut command, &log, &probe).await?;
+                    server.stop().await;
+                    starts.push(startup);
+                }
+                let (server, startup) = Server::start(&mut command, &log, &probe).await?;
+                starts.push(startup);
+                let startups_ms: Vec<f64> = starts.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+                starts.sort();
+                let startup = starts[STARTS / 2];
+                let idle = memory(server.pid());
+                eprintln!(
+                    "bench: shared-server on {} up in {:.1} ms (median of {STARTS} starts: {}), \
+                     {:.1} MiB resident",
+                    store.name(),
+                    startup.as_secs_f64() * 1e3,
+                    startups_ms
+                        .iter()
+                        .map(|ms| format!("{ms:.1}"))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    idle.rss_mb
+                );
+                check_first_call(&target, &tokens, "\"tenant\"").await?;
+                report.fleets.push(Fleet {
+                    store,
+                    tenants,
+                    tokens: tokens.len(),
+                    populate_secs,
+                    migrate_secs,
+                    startup_ms: startup.as_secs_f64() * 1e3,
+                    startups_ms,
+                    idle_rss_mb: idle.rss_mb,
+                    loaded_rss_mb: f64::NAN,
+                    hwm_mb: f64::NAN,
+                    token_check_us,
+                    log_bytes_per_call: f64::NAN,
+                });
+                running.push(Running {
+                    store,
+                    tenants,
+                    server,
+                    target,
+                    tokens: tokens.clone(),
+                    log,
+                    fleet: report.fleets.len() - 1,
+                });
+            }
+            dirs.push(dir);
         }
-        command.envs(args.server_env.iter().cloned());
-        let addr: SocketAddr = ([127, 0, 0, 1], mcp_port).into();
-        let log = dir.path().join("server.log");
-        // Start-up is timed over three starts (the first two stopped again) and the median
-        // reported, like any short timing: a single start can catch the disk still writing
-        // back what populate wrote.
-        let mut starts = Vec::with_capacity(STARTS);
-        for _ in 1..STARTS {
-            let (server, startup) = Server::start(&mut command, &log, Some(addr)).await?;
-            server.stop().await;
-            starts.push(startup);
+
+        // The rounds: every cell on every store back to back, the order of the stores turned
+        // round each round (sled, postgres, then postgres, sled), so that a drift over the
+        // run weighs on both alike.
+        for round in 1..=args.rounds {
+            eprintln!("bench: round {round} of {}", args.rounds);
+            for &tenants in &args.tenants {
+                for &concurrency in &args.concurrency {
+                    let mut order: Vec<&Running> =
+                        running.iter().filter(|r| r.tenants == tenants).collect();
+                    if round % 2 == 0 {
+                        order.reverse();
+                    }
+                    for r in order {
+                        let mut cell = measure(
+                            &format!("whoami {}", r.store.name()),
+                            &r.target,
+                            &r.tokens,
+                            pids(&r.server),
+                            concurrency,
+                            Window::from(&args),
+                            ticks,
+                            tenants,
+                        )
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "{} store, {tenants} tenants, {concurrency} clients",
+                                r.store.name()
+                            )
+                        })?;
+                        cell.store = r.store.name().to_owned();
+                        cell.round = round;
+                        eprintln!("{}", row(&cell));
+                        report.cells.push(cell);
+                    }
+                }
+            }
         }
-        let (server, startup) = Server::start(&mut command, &log, Some(addr)).await?;
-        starts.push(startup);
-        starts.sort();
-        let startup = starts[STARTS / 2];
-        let idle = memory(server.pid());
-        eprintln!(
-            "bench: shared-server up in {:.1} ms (median of {STARTS} starts: {}), {:.1} MiB resident",
-            startup.as_secs_f64() * 1e3,
-            starts
-                .iter()
-                .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
-                .collect::<Vec<_>>()
-                .join(" / "),
-            idle.rss_mb
-        );
-        let target = Target {
-            addr,
-            host: format!("127.0.0.1:{mcp_port}"),
-            path: "/mcp".to_owned(),
-        };
-        check_first_call(&target, &tokens, "\"tenant\"").await?;
-        let tokens = Arc::new(tokens);
-        for &concurrency in &args.concurrency {
-            let cell = measure(
-                "studio-mcp whoami",
-                &target,
-                &tokens,
-                Some(server.pid()),
-                concurrency,
-                Window::from(&args),
-                ticks,
-                tenants,
-            )
-            .await
-            .with_context(|| format!("{tenants} tenants, {concurrency} clients"))?;
-            eprintln!("{}", row(&cell));
-            report.cells.push(cell);
-        }
+        Ok(())
+    }
+    .await;
+
+    for r in running {
+        let after = memory(r.server.pid());
         let calls: u64 = report
             .cells
             .iter()
-            .filter(|c| c.tenants == tenants)
+            .filter(|c| c.tenants == r.tenants && c.store == r.store.name())
             .map(|c| c.calls)
             .sum();
-        let log_bytes = std::fs::metadata(&log).map_or(0, |m| m.len());
-        report.fleets.push(Fleet {
-            tenants,
-            tokens: tokens.len(),
-            populate_secs,
-            startup_ms: startup.as_secs_f64() * 1e3,
-            idle_rss_mb: idle.rss_mb,
-            token_check_us,
-            log_bytes_per_call: log_bytes as f64 / calls.max(1) as f64,
-        });
-        running.push((tenants, server, target, tokens, dir));
-    }
-
-    let top = args.concurrency.iter().copied().max().unwrap_or(1);
-    if args.flat_rounds > 0 && running.len() > 1 {
-        eprintln!(
-            "bench: flatness: {} rounds of {top} clients, tenant counts in turn",
-            args.flat_rounds
-        );
-        let mut samples = vec![Vec::new(); running.len()];
-        for _ in 0..args.flat_rounds {
-            for (i, (tenants, server, target, tokens, _)) in running.iter().enumerate() {
-                let cell = measure(
-                    "flatness round",
-                    target,
-                    tokens,
-                    Some(server.pid()),
-                    top,
-                    Window::from(&args),
-                    ticks,
-                    *tenants,
-                )
-                .await?;
-                eprintln!("{}", row(&cell));
-                samples[i].push(cell.calls_per_sec);
-            }
+        r.server.stop().await;
+        let log_bytes = std::fs::metadata(&r.log).map_or(0, |m| m.len());
+        if let Ok(text) = std::fs::read_to_string(&r.log)
+            && text.contains("dropped")
+        {
+            eprintln!(
+                "bench: warning: the {} server with {} tenants dropped audit records (see {})",
+                r.store.name(),
+                r.tenants,
+                r.log.display()
+            );
         }
-        for ((tenants, ..), calls_per_sec) in running.iter().zip(samples) {
-            let mut sorted = calls_per_sec.clone();
-            sorted.sort_by(f64::total_cmp);
-            let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
-            report.flatness.push(FlatRounds {
-                tenants: *tenants,
-                concurrency: top,
-                calls_per_sec,
-                median,
-            });
+        if let Some(f) = report.fleets.get_mut(r.fleet) {
+            f.loaded_rss_mb = after.rss_mb;
+            f.hwm_mb = after.hwm_mb;
+            f.log_bytes_per_call = log_bytes as f64 / calls.max(1) as f64;
         }
     }
-    for (_, server, _, _, dir) in running {
-        server.stop().await;
+    if let Some(cluster) = &cluster {
+        for name in &databases {
+            cluster.drop_database(name);
+        }
+    }
+    for dir in dirs {
         if let Err(e) = dir.close() {
-            eprintln!("bench: could not remove the temp data dir: {e}");
+            eprintln!("bench: could not remove a temp data dir: {e}");
         }
     }
+    outcome?;
+    report.summaries = summarise(&report.cells, &args);
 
     if !args.no_floor {
         let exe = std::env::current_exe()?;
@@ -485,8 +711,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .args(["floor-server", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped());
         let log_dir = tempfile::tempdir()?;
-        let (server, startup) =
-            Server::start(&mut command, &log_dir.path().join("floor.log"), None).await?;
+        let (server, startup) = Server::start(
+            &mut command,
+            &log_dir.path().join("floor.log"),
+            &Probe::Printed,
+        )
+        .await?;
         report.floor_startup_ms = Some(startup.as_secs_f64() * 1e3);
         let addr = server.addr;
         let target = Target {
@@ -500,7 +730,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 "axum floor (/echo)",
                 &target,
                 &tokens,
-                Some(server.pid()),
+                pids(&server),
                 concurrency,
                 Window::from(&args),
                 ticks,
@@ -514,6 +744,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         server.stop().await;
     }
 
+    if let Some(cluster) = &cluster
+        && args.replicas_revokes > 0
+    {
+        report.revocations = Some(revocations(&args, &server_bin, pin, cluster).await?);
+    }
+
     report.goals = goals(&report);
     print_report(&report);
     if let Some(path) = &args.json {
@@ -525,7 +761,319 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `bench load`: the same client against an endpoint someone else started.
+/// Runs `shared-server store migrate` as `command` says; the seconds it took. sled lets go of
+/// the bench's own handle a few milliseconds late: a run refused for that is retried, and only
+/// the run that went through is timed.
+async fn migrate(command: &mut Command) -> anyhow::Result<f64> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let started = Instant::now();
+        let out = command
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run shared-server store migrate")?;
+        let secs = started.elapsed().as_secs_f64();
+        if out.status.success() {
+            return Ok(secs);
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if attempt < 100 && stderr.contains("is locked by another") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        bail!(
+            "shared-server store migrate failed ({}):\n{}{stderr}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// Each (store, tenants, clients) over its rounds: the medians, and PostgreSQL over sled.
+fn summarise(cells: &[Cell], args: &RunArgs) -> Vec<Summary> {
+    let mut out: Vec<Summary> = Vec::new();
+    for &tenants in &args.tenants {
+        for &concurrency in &args.concurrency {
+            for &store in &args.stores {
+                let rounds: Vec<&Cell> = cells
+                    .iter()
+                    .filter(|c| {
+                        c.store == store.name()
+                            && c.tenants == tenants
+                            && c.concurrency == concurrency
+                    })
+                    .collect();
+                if rounds.is_empty() {
+                    continue;
+                }
+                let of = |f: fn(&Cell) -> f64| median(rounds.iter().map(|c| f(c)).collect());
+                out.push(Summary {
+                    store,
+                    tenants,
+                    concurrency,
+                    rounds: rounds.iter().map(|c| c.calls_per_sec).collect(),
+                    calls_per_sec: of(|c| c.calls_per_sec),
+                    p50_ms: of(|c| c.p50_ms),
+                    p99_ms: of(|c| c.p99_ms),
+                    p999_ms: of(|c| c.p999_ms),
+                    errors: rounds.iter().map(|c| c.errors).sum(),
+                    ratio_to_sled: None,
+                });
+            }
+        }
+    }
+    let sled: Vec<(usize, usize, f64)> = out
+        .iter()
+        .filter(|s| s.store == StoreKind::Sled)
+        .map(|s| (s.tenants, s.concurrency, s.calls_per_sec))
+        .collect();
+    for s in out.iter_mut().filter(|s| s.store != StoreKind::Sled) {
+        s.ratio_to_sled = sled
+            .iter()
+            .find(|(t, c, _)| *t == s.tenants && *c == s.concurrency)
+            .map(|(_, _, base)| s.calls_per_sec / base);
+    }
+    out
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicas: revoke-to-refusal
+
+/// The replicas' public URL's host: the tokens' audience, and the `Host` every request names.
+const REPLICA_HOST: &str = "studio-mcp.bench";
+/// The tenant the revocations are made for.
+const REVOKE_TENANT: &str = "bench-revoke";
+
+struct Replica {
+    name: &'static str,
+    server: Server,
+    target: Target,
+    admin: AdminClient,
+}
+
+/// Three replicas (a, b, c) on one fresh database with the same key files and public URL; a
+/// token issued through A, proven on B and C, revoked through A, and the very next request to
+/// B and to C (sent the moment the revoke returns) timed until it is refused; `revokes` times.
+async fn revocations(
+    args: &RunArgs,
+    server_bin: &Path,
+    pin: bool,
+    cluster: &Cluster,
+) -> anyhow::Result<Revocations> {
+    common::upstream::install_crypto_provider();
+    let keys = tempfile::Builder::new()
+        .prefix("studio-mcp-bench-replicas-")
+        .tempdir()?;
+    let hex32 = || hex::encode(rand::random::<[u8; 32]>());
+    write_private_file(&keys.path().join("signing.key"), hex32().as_bytes())?;
+    write_private_file(&keys.path().join("master.key"), hex32().as_bytes())?;
+    let admin_token = format!("adm_{}", hex32());
+    write_private_file(&keys.path().join("admin-token"), admin_token.as_bytes())?;
+    let name = format!("bench_replicas_{}", std::process::id());
+    let database = cluster.create_database(&name)?;
+
+    let mut replicas = Vec::new();
+    let outcome = async {
+        for name in ["a", "b", "c"] {
+            let (port, admin_port) = (free_port()?, free_port()?);
+            let data = keys.path().join(name);
+            std::fs::create_dir_all(&data)?;
+            let mut command = server_command(server_bin, pin, args);
+            command
+                .arg("serve")
+                .env("STUDIO_MCP_STORE", &database)
+                .env("STUDIO_MCP_REPLICA_NAME", name)
+                .env("STUDIO_MCP_DATA_DIR", &data)
+                .env(
+                    "STUDIO_MCP_SIGNING_KEY_FILE",
+                    keys.path().join("signing.key"),
+                )
+                .env("STUDIO_MCP_MASTER_KEY_FILE", keys.path().join("master.key"))
+                .env(
+                    "STUDIO_MCP_ADMIN_TOKEN_FILE",
+                    keys.path().join("admin-token"),
+                )
+                .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
+                .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+                .env("STUDIO_MCP_PUBLIC_URL", format!("http://{REPLICA_HOST}"));
+            let target = Target {
+                addr: ([127, 0, 0, 1], port).into(),
+                host: REPLICA_HOST.to_owned(),
+                path: "/mcp".to_owned(),
+            };
+            let log = keys.path().join(format!("{name}.log"));
+            let probe = Probe::Health(target.addr, REPLICA_HOST.to_owned());
+            let (server, startup) = Server::start(&mut command, &log, &probe).await?;
+            eprintln!(
+                "bench: replica {name} on PostgreSQL up in {:.1} ms",
+                startup.as_secs_f64() * 1e3
+            );
+            let admin = AdminClient::new(
+                format!("http://127.0.0.1:{admin_port}"),
+                admin_token.clone(),
+            )?;
+            replicas.push(Replica {
+                name,
+                server,
+                target,
+                admin,
+            });
+        }
+        let [a, b, c] = replicas.as_slice() else {
+            bail!("three replicas expected");
+        };
+        a.admin
+            .add_tenant(&NewTenant {
+                id: REVOKE_TENANT.into(),
+                spec: TenantSpec {
+                    name: "Bench revocations".into(),
+                    webflow_sites: vec![WebflowId::parse("site", &format!("{:024x}", 1))?],
+                    ..Default::default()
+                },
+            })
+            .await?;
+        revoke_rounds(a, [b, c], args.replicas_revokes).await
+    }
+    .await;
+    for replica in replicas {
+        replica.server.stop().await;
+    }
+    cluster.drop_database(&name);
+    outcome
+}
+
+async fn revoke_rounds(
+    a: &Replica,
+    others: [&Replica; 2],
+    revokes: usize,
+) -> anyhow::Result<Revocations> {
+    let [b, c] = others;
+    let mut conn_b = Conn::connect(b.target.addr).await?;
+    let mut conn_c = Conn::connect(c.target.addr).await?;
+    let mut admin_returns = Vec::with_capacity(revokes);
+    let mut refused = [Vec::with_capacity(revokes), Vec::with_capacity(revokes)];
+    let mut not_refused_first = 0;
+    eprintln!(
+        "bench: {revokes} revocations through replica {}, refusals timed on {} and {}",
+        a.name, b.name, c.name
+    );
+    for _ in 0..revokes {
+        let issued = a
+            .admin
+            .issue_token(
+                REVOKE_TENANT,
+                &IssueRequest {
+                    label: Some("bench revoke".into()),
+                    ttl_days: Some(1),
+                },
+            )
+            .await
+            .context("issuing a token through replica a")?;
+        // The token works on B and C first (which also leaves each connection warm).
+        accepted(b, &mut conn_b, &issued.token).await?;
+        accepted(c, &mut conn_c, &issued.token).await?;
+        let sent = Instant::now();
+        a.admin
+            .revoke(&issued.record.id)
+            .await
+            .context("revoking through replica a")?;
+        admin_returns.push(sent.elapsed());
+        // The next request to B and to C, both at once, the moment the revoke returned.
+        let (on_b, on_c) = tokio::join!(
+            first_refusal(b, &mut conn_b, &issued.token, sent),
+            first_refusal(c, &mut conn_c, &issued.token, sent)
+        );
+        for (samples, (elapsed, attempts)) in refused.iter_mut().zip([on_b?, on_c?]) {
+            samples.push(elapsed);
+            if attempts > 1 {
+                not_refused_first += 1;
+            }
+        }
+    }
+    let endpoints: Vec<String> = [a, b, c]
+        .iter()
+        .map(|r| format!("http://{}{}", r.target.addr, r.target.path))
+        .collect();
+    let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+    let drill =
+        common::runtime::drill::revoke(&a.admin, &endpoints, REVOKE_TENANT, Some(REPLICA_HOST))
+            .await
+            .context("the revocation drill across the replicas")?;
+    let [on_b, on_c] = refused;
+    Ok(Revocations {
+        revokes,
+        admin_returns: Spread::of(&admin_returns),
+        refused: vec![
+            (b.name.to_owned(), Spread::of(&on_b)),
+            (c.name.to_owned(), Spread::of(&on_c)),
+        ],
+        not_refused_first,
+        first_requests: revokes * 2,
+        drill_ms: drill.revoke_to_refusal.as_secs_f64() * 1e3,
+        drill_attempts: drill.attempts_until_refused,
+    })
+}
+
+/// One `whoami` with `token` on `replica`, which must succeed.
+async fn accepted(replica: &Replica, conn: &mut Conn, token: &str) -> anyhow::Result<()> {
+    let mut request = Vec::new();
+    replica.target.request(&mut request, token);
+    let response = conn.call(&request).await?;
+    if response.close {
+        *conn = Conn::connect(replica.target.addr).await?;
+    }
+    if response.status != 200 || response.error {
+        bail!(
+            "a fresh token was refused by replica {} (HTTP {})",
+            replica.name,
+            response.status
+        );
+    }
+    Ok(())
+}
+
+/// Sends `token` to `replica` until it is refused (401); the time since `sent` and the
+/// requests it took (1 is what must happen).
+async fn first_refusal(
+    replica: &Replica,
+    conn: &mut Conn,
+    token: &str,
+    sent: Instant,
+) -> anyhow::Result<(Duration, u32)> {
+    let mut request = Vec::new();
+    replica.target.request(&mut request, token);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let response = conn.call(&request).await?;
+        let elapsed = sent.elapsed();
+        if response.close {
+            *conn = Conn::connect(replica.target.addr).await?;
+        }
+        if response.status == 401 {
+            return Ok((elapsed, attempts));
+        }
+        if attempts >= 500 {
+            bail!(
+                "replica {} still accepted a revoked token after {attempts} requests",
+                replica.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `bench populate`: a filled data dir kept for profiling by hand, with its tokens in files.
 fn populate_kept(
     dir: &Path,
     public_url: &str,
@@ -558,6 +1106,7 @@ fn populate_kept(
     Ok(())
 }
 
+/// `bench load`: the same client against an endpoint someone else started.
 async fn load(mut args: LoadArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.tokens_file {
         let text = std::fs::read_to_string(path)
@@ -597,7 +1146,10 @@ async fn load(mut args: LoadArgs) -> anyhow::Result<()> {
             &args.label,
             &target,
             &tokens,
-            args.pid,
+            Pids {
+                server: args.pid,
+                db: None,
+            },
             concurrency,
             window,
             ticks,
@@ -761,21 +1313,28 @@ struct Server {
     addr: SocketAddr,
 }
 
+/// How a started server shows it is ready.
+enum Probe {
+    /// `GET /healthz` on this address, naming this `Host`, answers 200 `ok…`.
+    Health(SocketAddr, String),
+    /// It prints its address on stdout (the floor), then `/healthz` answers 200.
+    Printed,
+}
+
 impl Server {
-    /// Spawns `command` and waits until it answers: `GET /healthz` 200 on `addr` for the MCP
-    /// server, or (`addr` None) the address printed on stdout for the floor. Returns the time
-    /// from spawn to the first good answer.
+    /// Spawns `command` and waits until it answers as `probe` says. Returns the time from
+    /// spawn to the first good answer.
     async fn start(
         command: &mut Command,
         log: &Path,
-        addr: Option<SocketAddr>,
+        probe: &Probe,
     ) -> anyhow::Result<(Server, Duration)> {
         // sled lets go of its lock file a few milliseconds after the bench's own store handle
         // is dropped (its I/O threads finish first): a start refused for that is retried.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::start_once(command, log, addr).await {
+            match Self::start_once(command, log, probe).await {
                 Err(e) if attempt < 100 && format!("{e:#}").contains("is locked by another") => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -787,31 +1346,33 @@ impl Server {
     async fn start_once(
         command: &mut Command,
         log: &Path,
-        addr: Option<SocketAddr>,
+        probe: &Probe,
     ) -> anyhow::Result<(Server, Duration)> {
         let stderr = std::fs::File::create(log)?;
         command.stdin(Stdio::null()).stderr(stderr);
-        if addr.is_some() {
+        if let Probe::Health(..) = probe {
             command.stdout(Stdio::null());
         }
         let spawned = Instant::now();
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot start {command:?}"))?;
-        let addr = match addr {
-            Some(a) => a,
-            None => {
+        let (addr, host) = match probe {
+            Probe::Health(addr, host) => (*addr, host.clone()),
+            Probe::Printed => {
                 let stdout = child.stdout.take().context("no stdout")?;
                 let mut line = String::new();
                 std::io::BufReader::new(stdout).read_line(&mut line)?;
-                line.trim()
+                let addr: SocketAddr = line
+                    .trim()
                     .parse()
-                    .with_context(|| format!("floor server printed `{}`", line.trim()))?
+                    .with_context(|| format!("floor server printed `{}`", line.trim()))?;
+                (addr, addr.to_string())
             }
         };
         let mut server = Server { child, addr };
         loop {
-            if healthz(addr).await {
+            if healthz(addr, &host).await {
                 break;
             }
             if let Some(status) = server.child.try_wait()? {
@@ -870,12 +1431,37 @@ fn pinned_command(program: &Path, pin: bool) -> Command {
     }
 }
 
-async fn healthz(addr: SocketAddr) -> bool {
+/// `shared-server` (pinned as asked) with none of the caller's `STUDIO_MCP_*` settings (a
+/// `STUDIO_MCP_STORE` in the shell must not turn the sled server into a PostgreSQL one), the
+/// production log filter unless `--server-rust-log` says otherwise, a rate limit no load
+/// reaches, and `--server-env`.
+fn server_command(program: &Path, pin: bool, args: &RunArgs) -> Command {
+    let mut command = pinned_command(program, pin);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("STUDIO_MCP_TENANT_RATE_PER_MIN", "1000000000")
+        .env_remove("RUST_LOG");
+    if let Some(filter) = &args.server_rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    command.envs(args.server_env.iter().cloned());
+    command
+}
+
+async fn healthz(addr: SocketAddr, host: &str) -> bool {
     let Ok(mut conn) = Conn::connect(addr).await else {
         return false;
     };
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    matches!(conn.call(request.as_bytes()).await, Ok(r) if r.status == 200)
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    match conn.call(request.as_bytes()).await {
+        // A PostgreSQL replica answers 200 `degraded…` while it has not reached the database.
+        Ok(r) => r.status == 200 && conn.buf[r.body].starts_with(b"ok"),
+        Err(_) => false,
+    }
 }
 
 /// One call through the same client as the load, checked in full: stateless (no initialize),
@@ -1080,18 +1666,28 @@ impl From<&RunArgs> for Window {
     }
 }
 
+/// The processes whose CPU a cell accounts for.
+#[derive(Clone, Copy)]
+struct Pids {
+    server: Option<u32>,
+    /// PostgreSQL's postmaster: it and its children (the backends) are the database's CPU.
+    db: Option<u32>,
+}
+
+// One call site per kind of run; a struct of eight loose settings would read no better.
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     label: &str,
     target: &Target,
     tokens: &Arc<Vec<String>>,
-    server_pid: Option<u32>,
+    pids: Pids,
     concurrency: usize,
     window: Window,
     ticks: f64,
     tenants: usize,
 ) -> anyhow::Result<Cell> {
     let args = window;
+    let server_pid = pids.server;
     wait_quiet(args.wait_quiet_secs, ticks, server_pid).await;
     // Connect everyone first, so the window measures calls, not handshakes.
     let mut conns = Vec::with_capacity(concurrency);
@@ -1121,11 +1717,13 @@ async fn measure(
     let server_cpu0 = server_stat.as_deref().and_then(cpu_ticks);
     let own_cpu0 = cpu_ticks("/proc/self/stat");
     let busy0 = machine_busy_ticks();
+    let db0 = pids.db.and_then(db_cpu_ticks);
     let wall0 = Instant::now();
     tokio::time::sleep_until(measure_to.into()).await;
     let server_cpu1 = server_stat.as_deref().and_then(cpu_ticks);
     let own_cpu1 = cpu_ticks("/proc/self/stat");
     let busy1 = machine_busy_ticks();
+    let db1 = pids.db.and_then(db_cpu_ticks);
     let wall = wall0.elapsed().as_secs_f64();
 
     let mut latencies = Vec::new();
@@ -1150,7 +1748,12 @@ async fn measure(
     };
     let server_cpu_pct = cpu(server_cpu0, server_cpu1);
     let loadgen_cpu_pct = cpu(own_cpu0, own_cpu1);
-    let other_cpu_pct = (cpu(busy0, busy1) - server_cpu_pct.max(0.0) - loadgen_cpu_pct).max(0.0);
+    let db_cpu_pct = cpu(db0, db1);
+    let other_cpu_pct = (cpu(busy0, busy1)
+        - server_cpu_pct.max(0.0)
+        - loadgen_cpu_pct
+        - if db_cpu_pct.is_nan() { 0.0 } else { db_cpu_pct })
+    .max(0.0);
     let mem = server_pid.map_or(
         Memory {
             rss_mb: f64::NAN,
@@ -1160,6 +1763,8 @@ async fn measure(
     );
     Ok(Cell {
         target: label.to_owned(),
+        store: "-".to_owned(),
+        round: 0,
         tenants,
         tokens: if tenants == 0 { 0 } else { tokens.len() },
         concurrency,
@@ -1172,6 +1777,7 @@ async fn measure(
         rss_mb: mem.rss_mb,
         hwm_mb: mem.hwm_mb,
         server_cpu_pct,
+        db_cpu_pct,
         loadgen_cpu_pct,
         other_cpu_pct,
     })
@@ -1296,10 +1902,24 @@ fn floor_server(listen: SocketAddr) -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Reporting
 
+/// A percentage, or `-` when it was not measured.
+fn pct_or_dash(value: f64) -> String {
+    if value.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{value:.0}%")
+    }
+}
+
 fn row(c: &Cell) -> String {
     format!(
-        "{:<20} {:>7} {:>7} {:>5} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>7.1} {:>7.1} {:>6.0}% {:>6.0}% {:>6.0}%",
+        "{:<20} {:>3} {:>7} {:>7} {:>5} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>7.1} {:>7.1} {:>7} {:>7} {:>7} {:>7}",
         c.target,
+        if c.round == 0 {
+            "-".into()
+        } else {
+            c.round.to_string()
+        },
         if c.tenants == 0 {
             "-".into()
         } else {
@@ -1318,16 +1938,18 @@ fn row(c: &Cell) -> String {
         c.errors,
         c.rss_mb,
         c.hwm_mb,
-        c.server_cpu_pct,
-        c.loadgen_cpu_pct,
-        c.other_cpu_pct,
+        pct_or_dash(c.server_cpu_pct),
+        pct_or_dash(c.db_cpu_pct),
+        pct_or_dash(c.loadgen_cpu_pct),
+        pct_or_dash(c.other_cpu_pct),
     )
 }
 
 fn header() -> String {
     format!(
-        "{:<20} {:>7} {:>7} {:>5} {:>10} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "{:<20} {:>3} {:>7} {:>7} {:>5} {:>10} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
         "target",
+        "rnd",
         "tenants",
         "tokens",
         "conc",
@@ -1339,6 +1961,7 @@ fn header() -> String {
         "RSS MB",
         "HWM MB",
         "srv CPU",
+        "db CPU",
         "gen CPU",
         "other"
     )
@@ -1352,23 +1975,82 @@ fn print_report(r: &Report) {
     }
     println!();
     println!(
-        "{:>7} {:>7} {:>12} {:>11} {:>12} {:>15} {:>14}",
+        "whoami, median of {} round(s) (stores back to back within each round):",
+        r.rounds
+    );
+    println!(
+        "{:<9} {:>7} {:>7} {:>5} {:>10} {:>8} {:>8} {:>8} {:>7} {:>8}   rounds (calls/s)",
+        "store",
+        "tenants",
+        "tokens",
+        "conc",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "errors",
+        "pg/sled"
+    );
+    for s in &r.summaries {
+        let tokens = r
+            .fleets
+            .iter()
+            .find(|f| f.tenants == s.tenants)
+            .map_or(0, |f| f.tokens);
+        println!(
+            "{:<9} {:>7} {:>7} {:>5} {:>10.0} {:>8.3} {:>8.3} {:>8.3} {:>7} {:>8}   {}",
+            s.store.name(),
+            s.tenants,
+            tokens,
+            s.concurrency,
+            s.calls_per_sec,
+            s.p50_ms,
+            s.p99_ms,
+            s.p999_ms,
+            s.errors,
+            s.ratio_to_sled
+                .map_or_else(|| "-".to_owned(), |x| format!("{x:.3}")),
+            s.rounds
+                .iter()
+                .map(|c| format!("{c:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    println!();
+    println!(
+        "{:<9} {:>7} {:>7} {:>10} {:>9} {:>11} {:>22} {:>8} {:>8} {:>8} {:>9} {:>8}",
+        "store",
         "tenants",
         "tokens",
         "populate s",
+        "migrate s",
         "start-up ms",
-        "idle RSS MB",
-        "token check µs",
-        "log bytes/call"
+        "starts ms",
+        "RSS idle",
+        "RSS load",
+        "HWM MB",
+        "check µs",
+        "log B/call"
     );
     for f in &r.fleets {
         println!(
-            "{:>7} {:>7} {:>12.1} {:>11.1} {:>12.1} {:>15.2} {:>14.0}",
+            "{:<9} {:>7} {:>7} {:>10.1} {:>9} {:>11.1} {:>22} {:>8.1} {:>8.1} {:>8.1} {:>9.2} {:>8.0}",
+            f.store.name(),
             f.tenants,
             f.tokens,
             f.populate_secs,
+            f.migrate_secs
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.2}")),
             f.startup_ms,
+            f.startups_ms
+                .iter()
+                .map(|ms| format!("{ms:.0}"))
+                .collect::<Vec<_>>()
+                .join("/"),
             f.idle_rss_mb,
+            f.loaded_rss_mb,
+            f.hwm_mb,
             f.token_check_us,
             f.log_bytes_per_call
         );
@@ -1376,35 +2058,48 @@ fn print_report(r: &Report) {
     if let Some(ms) = r.floor_startup_ms {
         println!("floor server start-up: {ms:.1} ms");
     }
-    if !r.flatness.is_empty() {
+    if let Some(v) = &r.revocations {
         println!();
         println!(
-            "flatness rounds (calls/s at {} clients, tenant counts in turn):",
-            r.flatness[0].concurrency
+            "revoke-to-refusal, three replicas on one PostgreSQL database, {} revokes through \
+             replica a:",
+            v.revokes
         );
-        for f in &r.flatness {
-            let rounds: Vec<String> = f.calls_per_sec.iter().map(|c| format!("{c:.0}")).collect();
+        println!("{:<28} {:>8} {:>8} {:>8}", "", "p50 ms", "p95 ms", "max ms");
+        let line = |what: &str, s: &Spread| {
             println!(
-                "{:>7} tenants: {}  median {:.0}",
-                f.tenants,
-                rounds.join(" / "),
-                f.median
+                "{what:<28} {:>8.2} {:>8.2} {:>8.2}",
+                s.p50_ms, s.p95_ms, s.max_ms
             );
+        };
+        line("admin revoke returns", &v.admin_returns);
+        for (name, spread) in &v.refused {
+            line(&format!("first refusal on replica {name}"), spread);
         }
+        println!(
+            "requests sent right after revoke returned and not refused: {} of {}",
+            v.not_refused_first, v.first_requests
+        );
+        println!(
+            "drill (common::runtime::drill::revoke) across a, b, c: refused {:.2} ms after revoke, \
+             at most {} request(s)",
+            v.drill_ms, v.drill_attempts
+        );
     }
     println!();
     println!(
         "goals ({} cores, servers {}):",
         r.cores,
-        if r.pinned {
-            "pinned to core 0, load on the rest"
-        } else {
-            "not pinned"
+        match (r.pinned, &r.postgres_cpus) {
+            (true, Some(cpus)) =>
+                format!("pinned to core 0, PostgreSQL on CPUs {cpus}, load on the rest"),
+            (true, None) => "pinned to core 0, load on the rest".to_owned(),
+            (false, _) => "not pinned".to_owned(),
         }
     );
     for g in &r.goals {
         println!(
-            "  [{}] {:<58} {}",
+            "  [{}] {:<62} {}",
             if g.met { "met " } else { "MISS" },
             g.goal,
             g.measured
@@ -1421,82 +2116,130 @@ fn print_report(r: &Report) {
 
 fn goals(r: &Report) -> Vec<Goal> {
     let mut goals = Vec::new();
-    let mcp: Vec<&Cell> = r
-        .cells
-        .iter()
-        .filter(|c| c.target.starts_with("studio-mcp"))
-        .collect();
-    let max_conc = mcp.iter().map(|c| c.concurrency).max().unwrap_or(0);
-    let top: Vec<&&Cell> = mcp.iter().filter(|c| c.concurrency == max_conc).collect();
-    if !top.is_empty() {
+    let max_conc = r.summaries.iter().map(|s| s.concurrency).max().unwrap_or(0);
+    let stores: Vec<StoreKind> = {
+        let mut s: Vec<StoreKind> = r.summaries.iter().map(|s| s.store).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    for store in stores {
+        let name = store.name();
+        let top: Vec<&Summary> = r
+            .summaries
+            .iter()
+            .filter(|s| s.store == store && s.concurrency == max_conc)
+            .collect();
+        if top.is_empty() {
+            continue;
+        }
         let worst = top
             .iter()
-            .map(|c| c.calls_per_sec)
+            .map(|s| s.calls_per_sec)
             .fold(f64::INFINITY, f64::min);
-        let best = top.iter().map(|c| c.calls_per_sec).fold(0.0, f64::max);
-        let p99 = top.iter().map(|c| c.p99_ms).fold(0.0, f64::max);
+        let best = top.iter().map(|s| s.calls_per_sec).fold(0.0, f64::max);
+        let p99 = top.iter().map(|s| s.p99_ms).fold(0.0, f64::max);
         goals.push(Goal {
-            goal: format!("≥ 20,000 whoami calls/s at {max_conc} clients"),
+            goal: format!("{name}: ≥ 20,000 whoami calls/s at {max_conc} clients"),
             measured: format!("lowest {worst:.0} calls/s"),
             met: worst >= 20_000.0,
         });
         goals.push(Goal {
-            goal: format!("p99 ≤ 5 ms at {max_conc} clients"),
-            measured: format!("highest {p99:.2} ms"),
+            goal: format!("{name}: p99 ≤ 5 ms at {max_conc} clients"),
+            measured: format!("highest {p99:.2} ms (median of rounds)"),
             met: p99 <= 5.0,
         });
-        if r.flatness.len() > 1 {
-            let medians = r.flatness.iter().map(|f| f.median);
-            let (low, high) = medians.fold((f64::INFINITY, 0.0_f64), |(lo, hi), m| {
-                (lo.min(m), hi.max(m))
-            });
+        if top.len() > 1 {
             goals.push(Goal {
-                goal: "throughput flat across tenant counts (within 10%)".into(),
-                measured: format!(
-                    "lowest/highest median of {} rounds = {:.2}",
-                    r.flatness[0].calls_per_sec.len(),
-                    low / high
-                ),
-                met: low / high >= 0.9,
-            });
-        } else if top.len() > 1 {
-            goals.push(Goal {
-                goal: "throughput flat across tenant counts (within 10%)".into(),
-                measured: format!("lowest/highest = {:.2}", worst / best),
+                goal: format!("{name}: throughput flat across tenant counts (within 10%)"),
+                measured: format!("lowest/highest median = {:.2}", worst / best),
                 met: worst / best >= 0.9,
             });
         }
-        let errors: u64 = mcp.iter().map(|c| c.errors).sum();
+        if let Some(big) = r
+            .fleets
+            .iter()
+            .filter(|f| f.store == store)
+            .max_by_key(|f| f.tenants)
+        {
+            let rss = r
+                .cells
+                .iter()
+                .filter(|c| c.store == name && c.tenants == big.tenants)
+                .map(|c| c.rss_mb.max(c.hwm_mb))
+                .fold(big.idle_rss_mb.max(big.hwm_mb), f64::max);
+            goals.push(Goal {
+                goal: format!(
+                    "{name}: < 50 MB resident with {} tenants, {} tokens",
+                    big.tenants, big.tokens
+                ),
+                measured: format!("peak {rss:.1} MiB"),
+                met: rss < 50.0,
+            });
+        }
+        let startup = r
+            .fleets
+            .iter()
+            .filter(|f| f.store == store)
+            .map(|f| f.startup_ms)
+            .fold(0.0, f64::max);
+        goals.push(Goal {
+            goal: format!("{name}: start-up < 100 ms"),
+            measured: format!("slowest median {startup:.1} ms"),
+            met: startup < 100.0,
+        });
+    }
+    if !r.summaries.is_empty() {
+        let errors: u64 = r.summaries.iter().map(|s| s.errors).sum();
         goals.push(Goal {
             goal: "no failed calls".into(),
             measured: format!("{errors} errors"),
             met: errors == 0,
         });
     }
-    if let Some(big) = r.fleets.iter().max_by_key(|f| f.tenants) {
-        let rss = mcp
-            .iter()
-            .filter(|c| c.tenants == big.tenants)
-            .map(|c| c.rss_mb.max(c.hwm_mb))
-            .fold(big.idle_rss_mb, f64::max);
+    let ratios: Vec<&Summary> = r
+        .summaries
+        .iter()
+        .filter(|s| s.ratio_to_sled.is_some())
+        .collect();
+    if let Some(worst) = ratios.iter().min_by(|a, b| {
+        a.ratio_to_sled
+            .unwrap_or(f64::NAN)
+            .total_cmp(&b.ratio_to_sled.unwrap_or(f64::NAN))
+    }) {
+        let ratio = worst.ratio_to_sled.unwrap_or(f64::NAN);
         goals.push(Goal {
-            goal: format!(
-                "< 50 MB resident with {} tenants, {} tokens",
-                big.tenants, big.tokens
+            goal: "PostgreSQL within 10% of sled in every cell".into(),
+            measured: format!(
+                "lowest pg/sled {ratio:.3} ({} tenants, {} clients)",
+                worst.tenants, worst.concurrency
             ),
-            measured: format!("peak {rss:.1} MiB"),
-            met: rss < 50.0,
+            met: ratio >= 0.9,
         });
+    }
+    if let Some(big) = r
+        .fleets
+        .iter()
+        .filter(|f| f.store == StoreKind::Sled)
+        .max_by_key(|f| f.tenants)
+        .or_else(|| r.fleets.iter().max_by_key(|f| f.tenants))
+    {
         goals.push(Goal {
             goal: format!("token check < 20 µs ({} tokens)", big.tokens),
             measured: format!("{:.2} µs", big.token_check_us),
             met: big.token_check_us < 20.0,
         });
-        let startup = r.fleets.iter().map(|f| f.startup_ms).fold(0.0, f64::max);
+    }
+    if let Some(v) = &r.revocations {
         goals.push(Goal {
-            goal: "start-up < 100 ms".into(),
-            measured: format!("slowest {startup:.1} ms"),
-            met: startup < 100.0,
+            goal: "a revoked token is refused by every replica on the next request".into(),
+            measured: format!(
+                "{} of {} not refused at once; slowest refusal {:.1} ms after revoke sent",
+                v.not_refused_first,
+                v.first_requests,
+                v.refused.iter().map(|(_, s)| s.max_ms).fold(0.0, f64::max)
+            ),
+            met: v.not_refused_first == 0,
         });
     }
     goals
@@ -1523,6 +2266,34 @@ fn memory(pid: u32) -> Memory {
         rss_mb: field("VmRSS:"),
         hwm_mb: field("VmHWM:"),
     }
+}
+
+/// utime + stime of PostgreSQL: the postmaster and its children (backends, writers), in clock
+/// ticks.
+fn db_cpu_ticks(postmaster: u32) -> Option<u64> {
+    let mut total = cpu_ticks(&format!("/proc/{postmaster}/stat"))?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let path = format!("/proc/{pid}/stat");
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        // After the parenthesised command name: state, then the parent's pid.
+        let parent = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(postmaster) {
+            total += cpu_ticks(&path).unwrap_or(0);
+        }
+    }
+    Some(total)
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -1564,8 +2335,9 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn own_cpus() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The CPUs a process may run on, from its `/proc/<pid>/status`.
+fn cpus_of(status_path: &str) -> Option<String> {
+    let status = std::fs::read_to_string(status_path).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -1602,4 +2374,93 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// The cluster `--postgres` names: the bench makes and drops databases of its own on it with
+/// `psql`, and (when it runs on this machine) accounts for its CPU.
+struct Cluster {
+    url: String,
+    /// The postmaster's pid, from `postmaster.pid` in its data directory (a local cluster
+    /// whose directory this user can read).
+    postmaster: Option<u32>,
+}
+
+impl Cluster {
+    fn connect(url: &str) -> anyhow::Result<Cluster> {
+        let data_dir = psql(url, "SELECT current_setting('data_directory')")
+            .with_context(|| format!("cannot use the PostgreSQL cluster at {}", redact(url)))?;
+        let postmaster = std::fs::read_to_string(Path::new(data_dir.trim()).join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next().and_then(|l| l.trim().parse().ok()));
+        Ok(Cluster {
+            url: url.to_owned(),
+            postmaster,
+        })
+    }
+
+    /// A new, empty database `name`; its URL.
+    fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        psql(&self.url, &format!("CREATE DATABASE {name}"))?;
+        database_url(&self.url, name)
+    }
+
+    /// Drops `name`, closing whatever is still connected; a failure is only reported.
+    fn drop_database(&self, name: &str) {
+        if let Err(e) = psql(
+            &self.url,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ) {
+            eprintln!("bench: could not drop database {name}: {e:#}");
+        }
+    }
+}
+
+/// Runs one statement with `psql`; its unaligned output.
+fn psql(url: &str, statement: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql")
+        .args([url, "-X", "-qtAc", statement])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run psql (the PostgreSQL client)")?;
+    if !out.status.success() {
+        bail!(
+            "psql `{statement}`: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `url` with its database replaced by `name` (user, password, host and options kept).
+fn database_url(url: &str, name: &str) -> anyhow::Result<String> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme = ["postgres://", "postgresql://"]
+        .into_iter()
+        .find(|s| base.starts_with(s))
+        .context("--postgres must be a postgres:// URL")?;
+    let authority = base[scheme.len()..].split('/').next().unwrap_or_default();
+    Ok(match query {
+        Some(query) => format!("{scheme}{authority}/{name}?{query}"),
+        None => format!("{scheme}{authority}/{name}"),
+    })
+}
+
+/// A URL fit for a message: no password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:…{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
