@@ -376,11 +376,13 @@ impl Follower for AccessFollower {
         }
     }
 
-    fn replace(&self, tree: &str, entries: &[Entry]) {
+    fn replace(&self, tree: &str, entries: &[Entry], first: bool) {
         if tree == "oauth_access"
             && let Ok(mut index) = self.0.write()
         {
-            index.clear();
+            if first {
+                index.clear();
+            }
             for (key, value) in entries {
                 Self::set(&mut index, key, Some(value));
             }

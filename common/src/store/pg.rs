@@ -120,8 +120,10 @@ fn default_replica_name() -> String {
 pub trait Follower: Send + Sync {
     /// The current value of one key (`None`: deleted).
     fn apply(&self, tree: &str, key: &[u8], value: Option<&[u8]>);
-    /// Every entry of `tree`, replacing what memory holds of it.
-    fn replace(&self, tree: &str, entries: &[Entry]);
+    /// Entries of `tree` as a reload reads them, in key order and in chunks: the first chunk
+    /// (`first`) replaces what memory holds of the tree, the next ones add to it. `tenants`
+    /// comes in one chunk.
+    fn replace(&self, tree: &str, entries: &[Entry], first: bool);
 }
 
 #[derive(Clone)]
@@ -993,15 +995,27 @@ async fn reload(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), St
         .get(0);
     let followers = followers(inner);
     for tree in WATCHED {
-        let rows = client
-            .query(
-                "SELECT key, value FROM kv WHERE tree = $1 ORDER BY key",
-                &[&tree],
-            )
-            .await?;
-        let entries: Vec<Entry> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        for follower in &followers {
-            follower.replace(tree, &entries);
+        // In chunks, so 100,000 tokens never sit in memory twice at once.
+        let chunk: i64 = if tree == "tenants" { i64::MAX } else { 10_000 };
+        let mut after: Vec<u8> = Vec::new();
+        let mut first = true;
+        loop {
+            let rows = client
+                .query(
+                    "SELECT key, value FROM kv WHERE tree = $1 AND key > $2 ORDER BY key LIMIT $3",
+                    &[&tree, &after, &chunk],
+                )
+                .await?;
+            let entries: Vec<Entry> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            drop(rows);
+            for follower in &followers {
+                follower.replace(tree, &entries, first);
+            }
+            first = false;
+            match entries.last() {
+                Some((key, _)) if (entries.len() as i64) == chunk => after = key.clone(),
+                _ => break,
+            }
         }
     }
     inner.applied.store(upto, Ordering::Release);

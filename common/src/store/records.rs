@@ -235,7 +235,9 @@ impl Follower for IndexFollower {
         }
     }
 
-    fn replace(&self, tree: &str, entries: &[Entry]) {
+    /// Tenants come in one chunk (and what is absent is detached); tokens are never deleted,
+    /// so every chunk only adds.
+    fn replace(&self, tree: &str, entries: &[Entry], _first: bool) {
         let Ok(mut index) = self.0.write() else {
             return;
         };
