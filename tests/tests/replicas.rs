@@ -183,7 +183,7 @@ impl Deployment {
             .args([
                 &self.database,
                 "-tAc",
-                "SELECT count(*) FROM audit WHERE record->>'action' = 'whoami'",
+                "SELECT count(*) FROM audit WHERE record::json->>'action' = 'whoami'",
             ])
             .output()
             .unwrap();

@@ -69,6 +69,9 @@ const QUEUE: usize = 16_384;
 const PG_PENDING: usize = 200_000;
 /// After a record arrives the writer waits this long, then writes everything queued at once.
 const BATCH_WINDOW: Duration = Duration::from_millis(10);
+/// With PostgreSQL: one insert (a transaction) per window, so a longer one; a query still
+/// waits only for what was queued before it (`sync` is answered as soon as it is written).
+const PG_BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 enum Message {
     Record(Box<AuditRecord>),
@@ -233,7 +236,10 @@ fn write_batches(mut target: Target, queue: Receiver<Message>) {
         let mut waiting = Vec::new();
         let mut closed = false;
         if matches!(first, Message::Record(_)) {
-            std::thread::sleep(BATCH_WINDOW);
+            std::thread::sleep(match target {
+                Target::Files { .. } => BATCH_WINDOW,
+                Target::Pg { .. } => PG_BATCH_WINDOW,
+            });
         }
         let mut next = Some(first);
         while let Some(message) = next {
