@@ -399,9 +399,7 @@ impl Pg {
                 .map_err(|_| StoreError::Unavailable("the PostgreSQL runtime stopped".into()))?
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(handle)
-                if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
-            {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(wait)
             }
             _ => wait(),
@@ -998,7 +996,11 @@ async fn reload(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), St
     for tree in WATCHED {
         // One query, its rows streamed and handed over in chunks, so 100,000 tokens never
         // sit in memory twice at once. `tenants` comes in one chunk.
-        let chunk = if tree == "tenants" { usize::MAX } else { 10_000 };
+        let chunk = if tree == "tenants" {
+            usize::MAX
+        } else {
+            10_000
+        };
         let rows = client
             .query_raw("SELECT key, value FROM kv WHERE tree = $1", [tree])
             .await?;
