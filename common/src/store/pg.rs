@@ -479,7 +479,7 @@ impl Pg {
                             &[tree, key],
                         )
                         .await?;
-                    seq = Some(row.get::<_, i64>(0));
+                    seq = Some(row.try_get::<_, i64>(0)?);
                 }
                 out.push(outcome);
             }
@@ -538,7 +538,9 @@ impl Pg {
                     &[&since_ms, &tenant, &limit],
                 )
                 .await?;
-            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            rows.iter()
+                .map(|r| r.try_get::<_, String>(0).map_err(StoreError::from))
+                .collect()
         })
     }
 
@@ -573,7 +575,7 @@ impl Pg {
             let row = client
                 .query_one("SELECT value FROM meta WHERE name = $1", &[&name])
                 .await?;
-            let stored: String = row.get(0);
+            let stored: String = row.try_get(0)?;
             if stored == fingerprint {
                 Ok(())
             } else {
@@ -602,7 +604,7 @@ impl Pg {
                     &[],
                 )
                 .await?
-                .get(0);
+                .try_get(0)?;
             if held > 0 {
                 return Err(StoreError::Schema(format!(
                     "the database at {} already holds {held} records; migrate into an empty one",
@@ -643,11 +645,11 @@ impl Pg {
                 let got: i64 = if tree == "audit" {
                     tx.query_one("SELECT count(*) FROM audit", &[])
                         .await?
-                        .get(0)
+                        .try_get(0)?
                 } else {
                     tx.query_one("SELECT count(*) FROM kv WHERE tree = $1", &[tree])
                         .await?
-                        .get(0)
+                        .try_get(0)?
                 };
                 if got != *want {
                     return Err(StoreError::Corrupt(format!(
@@ -693,7 +695,7 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreErro
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > known {
         return Err(StoreError::Schema(format!(
@@ -747,7 +749,8 @@ async fn execute(
                     &[&tree, &key],
                 )
                 .await?
-                .map(|row| row.get(0)),
+                .map(|row| row.try_get(0))
+                .transpose()?,
         ),
         Op::Swap(None, Some(new)) => Outcome::Done(
             client
@@ -783,7 +786,7 @@ async fn execute(
                     &[&tree, &key],
                 )
                 .await?
-                .get::<_, bool>(0),
+                .try_get::<_, bool>(0)?,
         ),
     })
 }
@@ -823,7 +826,7 @@ async fn settle(inner: &Arc<Inner>, seq: i64) -> Result<(), StoreError> {
             return Ok(());
         };
         if Instant::now() >= deadline {
-            let name: String = row.get(0);
+            let name: String = row.try_get(0)?;
             return Err(StoreError::Lagging(format!(
                 "replica {name} has not applied change {seq} within {} s; the change is stored, \
                  but {name} may still act on what it replaced until it catches up or its {} s \
@@ -951,7 +954,7 @@ async fn catch_up(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), 
     let oldest: Option<i64> = client
         .query_one("SELECT min(seq) FROM changes", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     if applied < 0 || oldest.is_some_and(|oldest| oldest > applied + 1) {
         return reload(inner, client).await;
     }
@@ -970,13 +973,13 @@ async fn catch_up(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), 
         }
         let followers = followers(inner);
         for row in &rows {
-            let tree: &str = row.get(1);
-            let key: &[u8] = row.get(2);
-            let value: Option<&[u8]> = row.get(3);
+            let tree: &str = row.try_get(1)?;
+            let key: &[u8] = row.try_get(2)?;
+            let value: Option<&[u8]> = row.try_get(3)?;
             for follower in &followers {
                 follower.apply(tree, key, value);
             }
-            from = row.get(0);
+            from = row.try_get(0)?;
         }
         inner.applied.store(from, Ordering::Release);
         if rows.len() < 10_000 {
@@ -991,7 +994,7 @@ async fn reload(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), St
     let upto: i64 = client
         .query_one("SELECT coalesce(max(seq), 0) FROM changes", &[])
         .await?
-        .get(0);
+        .try_get(0)?;
     let followers = followers(inner);
     for tree in WATCHED {
         // One query, its rows streamed and handed over in chunks, so 100,000 tokens never
@@ -1011,7 +1014,7 @@ async fn reload(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), St
             let row = rows.next().await.transpose()?;
             let done = row.is_none();
             if let Some(row) = row {
-                entries.push((row.get(0), row.get(1)));
+                entries.push((row.try_get(0)?, row.try_get(1)?));
             }
             if done || entries.len() >= chunk {
                 for follower in &followers {
@@ -1049,7 +1052,7 @@ async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(),
             ],
         )
         .await?;
-    let live: i64 = row.get(0);
+    let live: i64 = row.try_get(0)?;
     inner
         .live_replicas
         .store(u32::try_from(live).unwrap_or(1).max(1), Ordering::Relaxed);
@@ -1084,7 +1087,8 @@ impl PgTree {
                     &[&tree, &key],
                 )
                 .await?
-                .map(|row| row.get(0)))
+                .map(|row| row.try_get(0))
+                .transpose()?)
         })
     }
 
@@ -1129,7 +1133,9 @@ impl PgTree {
                     &[&tree, &prefix],
                 )
                 .await?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
         })
     }
 
