@@ -27,6 +27,8 @@ postgres_start() {
     postgres_install
     PG_BIN=$(postgres_bin)
     PG_DIR=$(mktemp -d /tmp/studio-mcp-pg.XXXXXX)
+    # From here on, whatever happens, the exit stops this cluster and deletes its directory.
+    trap postgres_stop EXIT
     PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     local run_as=()
     if [ "$(id -u)" = 0 ]; then
@@ -41,8 +43,6 @@ postgres_start() {
         start >/dev/null || { cat "$PG_DIR/log"; return 1; }
     export PG_BIN PG_DIR PG_PORT
     export STUDIO_MCP_TEST_POSTGRES="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-    export STUDIO_MCP_TEST_PG_CTL="$PG_BIN/pg_ctl -D $PG_DIR/data"
-    trap postgres_stop EXIT
     echo "== PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT ($PG_DIR)"
 }
 
@@ -50,7 +50,12 @@ postgres_stop() {
     [ -n "${PG_DIR:-}" ] || return 0
     local run_as=()
     [ "$(id -u)" = 0 ] && run_as=(runuser -u postgres --)
-    "${run_as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+    # pg_ctl stops the postmaster whose pid this cluster's own postmaster.pid names; if it
+    # cannot, that pid (and only it) is killed.
+    if ! "${run_as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -t 20 stop >/dev/null 2>&1 \
+        && [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        kill -9 "$(head -n 1 "$PG_DIR/data/postmaster.pid")" 2>/dev/null || true
+    fi
     rm -rf "$PG_DIR"
     PG_DIR=
 }

@@ -210,11 +210,47 @@ impl Drop for PgCluster {
     }
 }
 
-/// The cluster `tests/run.sh` started, or a private one for this test process.
+impl PgCluster {
+    /// Stops this cluster and deletes its directory once process `pid` has exited, from a
+    /// small watchdog process: a cluster kept in a `static` is never dropped.
+    // Never waited for on purpose: it outlives this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
+    fn stop_when_gone(&self, pid: u32) {
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             {run_as}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+            run_as = if rustix::process::geteuid().is_root() {
+                "runuser -u postgres -- "
+            } else {
+                ""
+            },
+            pg_ctl = self.bin.join("pg_ctl").display(),
+            data = self.dir.path().join("data").display(),
+            dir = self.dir.path().display(),
+        );
+        Command::new("sh")
+            .args(["-c", &stop])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the cluster's watchdog starts");
+    }
+}
+
+/// The cluster `tests/run.sh` started, or a private one for this test process (stopped and
+/// deleted by a watchdog when the process exits).
 pub fn cluster_url() -> String {
     if let Ok(url) = std::env::var("STUDIO_MCP_TEST_POSTGRES") {
         return url;
     }
     static PRIVATE: std::sync::OnceLock<PgCluster> = std::sync::OnceLock::new();
-    PRIVATE.get_or_init(PgCluster::start).url.clone()
+    PRIVATE
+        .get_or_init(|| {
+            let cluster = PgCluster::start();
+            cluster.stop_when_gone(std::process::id());
+            cluster
+        })
+        .url
+        .clone()
 }
