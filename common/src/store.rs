@@ -173,6 +173,19 @@ impl Store {
         backend!(self, s => s.people())
     }
 
+    /// The request path of OAuth tokens: an unexpired access token's binding, from memory; with
+    /// PostgreSQL, only while this replica's lease holds (as for static tokens).
+    pub fn access_token(
+        &self,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<Arc<people::AccessEntry>>, StoreError> {
+        if let Some(pg) = self.pg() {
+            pg.vouch()?;
+        }
+        Ok(self.people().access_token(hash, now))
+    }
+
     /// A tenant and its live state, from memory (the request path of OAuth tokens).
     pub fn tenant_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
         backend!(self, s => s.tenant_live(id))

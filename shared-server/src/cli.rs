@@ -83,14 +83,7 @@ pub fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> 
         bail!("--to must be a postgres:// URL");
     }
     let options = common::runtime::startup::pg_options(config)?;
-    let mut keys = Vec::new();
-    for (what, path) in [
-        ("signing key", config.signing_key_path()),
-        ("master key", config.master_key_path()),
-        ("admin token", config.admin_token_path()),
-    ] {
-        keys.push((what, common::runtime::startup::key_fingerprint(&path)?));
-    }
+    let keys = common::runtime::startup::shared_key_fingerprints(config)?;
     let copied = common::store::migrate_to_postgres(&config.store_path(), to, options, &keys)
         .context("store migrate")?;
     let total: i64 = copied.iter().map(|(_, n)| n).sum();

@@ -496,6 +496,18 @@ pub async fn connect(
     Ok(client)
 }
 
+/// `binary` to run as its own process, without this environment's `STUDIO_MCP_*` settings
+/// (the test sets what it means).
+pub fn server_command(binary: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// The `shared-server` binary beside this test's own target folder, built (or brought up to
 /// date) with the same profile; `None` when cargo is not available and no binary exists.
 pub async fn shared_server_binary() -> Option<std::path::PathBuf> {

@@ -43,13 +43,7 @@ impl Instance {
         common::upstream::install_crypto_provider();
         let (port, admin_port) = ports;
         let stderr = data.with_extension(format!("{port}.log"));
-        let mut command = Command::new(binary().await);
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) {
-                command.env_remove(name);
-            }
-        }
-        let child = command
+        let child = tests::harness::server_command(&binary().await)
             .arg("serve")
             .env("STUDIO_MCP_TENANT", "acme")
             .env("STUDIO_MCP_DATA_DIR", data)

@@ -97,14 +97,8 @@ impl Deployment {
         let data = self.keys.path().join(name);
         std::fs::create_dir_all(&data).unwrap();
         let log = self.keys.path().join(format!("{name}.log"));
-        let mut command = Command::new(binary);
-        for (var, _) in std::env::vars_os() {
-            if var.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) {
-                command.env_remove(var);
-            }
-        }
         let keys = self.keys.path();
-        let child = command
+        let child = tests::harness::server_command(&binary)
             .arg("serve")
             .env("STUDIO_MCP_STORE", &self.database)
             .env("STUDIO_MCP_REPLICA_NAME", name)

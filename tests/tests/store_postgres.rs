@@ -155,13 +155,7 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
     let url = fresh_database("migrate");
     let binary = tests::harness::shared_server_binary().await.unwrap();
     let migrate = |to: &str| {
-        let mut command = Command::new(&binary);
-        for (var, _) in std::env::vars_os() {
-            if var.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) {
-                command.env_remove(var);
-            }
-        }
-        command
+        tests::harness::server_command(&binary)
             .args(["store", "migrate", "--to", to])
             .env("STUDIO_MCP_DATA_DIR", dir.path())
             .output()
@@ -229,13 +223,8 @@ fn serve_briefly(url: &str, env: &[(&str, &str)]) -> (Option<bool>, String) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let mut command = Command::new(binary);
-    for (var, _) in std::env::vars_os() {
-        if var.to_str().is_some_and(|n| n.starts_with("STUDIO_MCP_")) || var == "SSL_CERT_FILE" {
-            command.env_remove(var);
-        }
-    }
-    let mut child = command
+    let mut child = tests::harness::server_command(&binary)
+        .env_remove("SSL_CERT_FILE")
         .arg("serve")
         .env("STUDIO_MCP_STORE", url)
         .env("STUDIO_MCP_DATA_DIR", dir.path().join("data"))

@@ -308,20 +308,18 @@ async fn authenticate_oauth(
         return oauth_unauthorized(&state, None);
     };
     let store = &state.services.store;
-    if let Some(pg) = store.pg()
-        && !pg.vouches()
-    {
-        // Cut off from the change feed for longer than its lease: a revocation may have been
-        // missed, so no access token is honoured here until it is back.
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "token store unavailable; try again shortly",
-        )
-            .into_response();
-    }
-    let found = store
-        .people()
-        .access_token(&crate::store::people::digest(token), crate::now_unix())
+    let found = match store.access_token(&crate::store::people::digest(token), crate::now_unix()) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "token store unavailable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "token store unavailable; try again shortly",
+            )
+                .into_response();
+        }
+    };
+    let found = found
         // Audience: this server's `/connector`, exactly.
         .filter(|a| {
             a.audience

@@ -83,12 +83,8 @@ impl Application {
             // Replicas share the keys through files the operator gives each (never through the
             // database: a dump of it alone must not open the secrets it holds); a replica with
             // other keys is refused here rather than issue tokens the others reject.
-            for (what, path) in [
-                ("signing key", config.signing_key_path()),
-                ("master key", config.master_key_path()),
-                ("admin token", config.admin_token_path()),
-            ] {
-                pg.check_fingerprint(what, key_fingerprint(&path)?)?;
+            for (what, fingerprint) in shared_key_fingerprints(config)? {
+                pg.check_fingerprint(what, fingerprint)?;
             }
         }
 
@@ -443,8 +439,21 @@ pub fn pg_options(config: &Config) -> anyhow::Result<crate::store::PgOptions> {
     Ok(options)
 }
 
+/// The fingerprints of the key files every replica must share (signing key, master key,
+/// admin token): what the database records and checks.
+pub fn shared_key_fingerprints(config: &Config) -> anyhow::Result<Vec<(&'static str, String)>> {
+    [
+        ("signing key", config.signing_key_path()),
+        ("master key", config.master_key_path()),
+        ("admin token", config.admin_token_path()),
+    ]
+    .into_iter()
+    .map(|(what, path)| Ok((what, key_fingerprint(&path)?)))
+    .collect()
+}
+
 /// A short, non-reversible name for a key file's contents: equal across replicas or refused.
-pub fn key_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+fn key_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = sha2::Sha256::new();

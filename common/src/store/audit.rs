@@ -154,7 +154,7 @@ enum Target {
     },
     Pg {
         pg: Pg,
-        pending: Vec<(i64, String, String)>,
+        pending: Vec<super::pg::AuditRow>,
     },
 }
 
@@ -195,13 +195,15 @@ impl Target {
                 if pending.is_empty() {
                     return;
                 }
-                match pg.insert_audit(pending.clone()) {
-                    Ok(()) => pending.clear(),
-                    Err(e) => tracing::warn!(
+                let batch = Arc::new(std::mem::take(pending));
+                if let Err(e) = pg.insert_audit(batch.clone()) {
+                    // Kept for the next try (copied only if a timed-out attempt still holds it).
+                    *pending = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+                    tracing::warn!(
                         error = %e,
                         waiting = pending.len(),
                         "audit records not written yet; kept for the next batch"
-                    ),
+                    );
                 }
             }
         }

@@ -98,13 +98,6 @@ fn sled_batch(writes: &[Write<'_>]) -> Result<(), StoreError> {
 }
 
 impl Tree {
-    pub fn name(&self) -> String {
-        match self {
-            Tree::Sled(t) => String::from_utf8_lossy(&t.name()).into_owned(),
-            Tree::Pg(t) => t.name().to_owned(),
-        }
-    }
-
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.get(key)?.map(|v| v.to_vec())),

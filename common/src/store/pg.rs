@@ -174,7 +174,6 @@ impl Drop for Inner {
 pub struct PgTree {
     pg: Pg,
     name: &'static str,
-    watched: bool,
 }
 
 /// What one statement of a batch does.
@@ -350,6 +349,19 @@ impl Pg {
         self.inner.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// `Unavailable` once this replica's lease has ended: cut off from the change feed for
+    /// longer, it may have missed a revocation, so no token may be honoured from its memory.
+    pub fn vouch(&self) -> Result<(), StoreError> {
+        if self.vouches() {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "replica {} has not reached PostgreSQL for longer than its lease and cannot vouch \
+             that a token is still valid",
+            self.replica_name()
+        )))
+    }
+
     /// Whether this replica's memory is current enough to act on: its lease is unexpired.
     pub fn vouches(&self) -> bool {
         let now = self.inner.epoch.elapsed().as_nanos();
@@ -360,7 +372,6 @@ impl Pg {
         PgTree {
             pg: self.clone(),
             name,
-            watched: WATCHED.contains(&name),
         }
     }
 
@@ -496,27 +507,13 @@ impl Pg {
     }
 
     /// Audit records, in one statement.
-    pub fn insert_audit(&self, rows: Vec<(i64, String, String)>) -> Result<(), StoreError> {
+    /// Audit rows (time, tenant, record), in one statement. Shared, not copied: the writer
+    /// keeps its batch for a retry until this has succeeded.
+    pub fn insert_audit(&self, rows: Arc<Vec<AuditRow>>) -> Result<(), StoreError> {
         let inner = self.inner.clone();
         self.block(async move {
             let client = inner.pool.get().await?;
-            let mut at = Vec::with_capacity(rows.len());
-            let mut tenants = Vec::with_capacity(rows.len());
-            let mut records = Vec::with_capacity(rows.len());
-            for (a, t, r) in rows {
-                at.push(a);
-                tenants.push(t);
-                records.push(r);
-            }
-            client
-                .execute(
-                    "INSERT INTO audit (at_ms, tenant, record)
-                     SELECT a, t, r FROM UNNEST($1::bigint[], $2::text[], $3::text[])
-                       AS x(a, t, r)",
-                    &[&at, &tenants, &records],
-                )
-                .await?;
-            Ok(())
+            insert_audit_rows(&**client, &rows).await
         })
     }
 
@@ -592,7 +589,7 @@ impl Pg {
     pub fn import(
         &self,
         trees: Vec<(String, Vec<Entry>)>,
-        audit: Vec<(i64, String, String)>,
+        audit: Vec<AuditRow>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let inner = self.inner.clone();
         self.block(async move {
@@ -628,16 +625,7 @@ impl Pg {
                 expected.push((tree.clone(), entries.len() as i64));
             }
             for chunk in audit.chunks(5_000) {
-                let at: Vec<i64> = chunk.iter().map(|r| r.0).collect();
-                let tenants: Vec<&str> = chunk.iter().map(|r| r.1.as_str()).collect();
-                let records: Vec<&str> = chunk.iter().map(|r| r.2.as_str()).collect();
-                tx.execute(
-                    "INSERT INTO audit (at_ms, tenant, record)
-                     SELECT a, t, r FROM UNNEST($1::bigint[], $2::text[], $3::text[])
-                       AS x(a, t, r)",
-                    &[&at, &tenants, &records],
-                )
-                .await?;
+                insert_audit_rows(&*tx, chunk).await?;
             }
             expected.push(("audit".into(), audit.len() as i64));
             let mut found = Vec::new();
@@ -676,6 +664,26 @@ impl Pg {
         });
         self.inner.stop.cancel();
     }
+}
+
+/// An audit record as a row: its time (ms), its tenant, the record's JSON text.
+pub type AuditRow = (i64, String, String);
+
+async fn insert_audit_rows(
+    client: &impl tokio_postgres::GenericClient,
+    rows: &[AuditRow],
+) -> Result<(), StoreError> {
+    let at: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let tenants: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let records: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    client
+        .execute(
+            "INSERT INTO audit (at_ms, tenant, record)
+             SELECT a, t, r FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS x(a, t, r)",
+            &[&at, &tenants, &records],
+        )
+        .await?;
+    Ok(())
 }
 
 async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
@@ -897,8 +905,9 @@ async fn follow_once(
         }
         StoreError::Unavailable("PostgreSQL closed the change-feed connection".into())
     });
+    // Listening before catching up: a change committed in between is both read and announced.
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-    catch_up(inner, &client).await?;
+    catch_up(inner, &client, true).await?;
     heartbeat(inner, &client).await?;
     inner.connected.store(true, Ordering::Release);
     inner.following.store(true, Ordering::Release);
@@ -913,7 +922,7 @@ async fn follow_once(
         tokio::select! {
             Some(()) = notify_rx.recv() => {
                 while notify_rx.try_recv().is_ok() {}
-                catch_up(inner, &client).await?;
+                catch_up(inner, &client, false).await?;
                 client
                     .execute(
                         "UPDATE replicas SET applied = $2 WHERE id = $1",
@@ -922,8 +931,6 @@ async fn follow_once(
                     .await?;
             }
             _ = ticks.tick() => {
-                // A notification lost with a dropped connection is caught up here at worst.
-                catch_up(inner, &client).await?;
                 heartbeat(inner, &client).await?;
                 beats += 1;
                 if beats.is_multiple_of(60) {
@@ -947,16 +954,26 @@ async fn follow_once(
     }
 }
 
-/// Applies every change after the last applied one, or reloads every watched tree when the
-/// log no longer reaches back that far (or on the first load).
-async fn catch_up(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), StoreError> {
+/// Applies every change after the last applied one. On (re)connecting (`connecting`), it
+/// reloads every watched tree instead when the log no longer reaches back that far, or on the
+/// first load; a connected follower is never an hour behind, so the check is not repeated.
+async fn catch_up(
+    inner: &Inner,
+    client: &tokio_postgres::Client,
+    connecting: bool,
+) -> Result<(), StoreError> {
     let applied = inner.applied.load(Ordering::Acquire);
-    let oldest: Option<i64> = client
-        .query_one("SELECT min(seq) FROM changes", &[])
-        .await?
-        .try_get(0)?;
-    if applied < 0 || oldest.is_some_and(|oldest| oldest > applied + 1) {
+    if applied < 0 {
         return reload(inner, client).await;
+    }
+    if connecting {
+        let oldest: Option<i64> = client
+            .query_one("SELECT min(seq) FROM changes", &[])
+            .await?
+            .try_get(0)?;
+        if oldest.is_some_and(|oldest| oldest > applied + 1) {
+            return reload(inner, client).await;
+        }
     }
     let mut from = applied;
     loop {
@@ -1065,10 +1082,6 @@ async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(),
 }
 
 impl PgTree {
-    pub fn name(&self) -> &str {
-        self.name
-    }
-
     fn one(&self, key: &[u8], op: Op) -> Result<Outcome, StoreError> {
         self.pg
             .run(vec![(self.name, key.to_vec(), op)])?
@@ -1137,10 +1150,5 @@ impl PgTree {
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect()
         })
-    }
-
-    /// Whether writes to this tree are logged and acknowledged by every replica.
-    pub fn watched(&self) -> bool {
-        self.watched
     }
 }

@@ -565,13 +565,7 @@ impl Records {
         hash: &[u8; 32],
         subject: &str,
     ) -> Result<TokenTenant, StoreError> {
-        if !pg.vouches() {
-            return Err(StoreError::Unavailable(format!(
-                "replica {} has not reached PostgreSQL for longer than its lease and cannot \
-                 vouch that a token is still valid",
-                pg.replica_name()
-            )));
-        }
+        pg.vouch()?;
         Ok(self
             .token_index
             .read()
