@@ -23,17 +23,24 @@ pub enum ConfigError {
 pub struct Defaults {
     pub listen: &'static str,
     pub admin_listen: &'static str,
+    /// The connector door's listener when only `STUDIO_MCP_CONNECTOR_URL` is given.
+    pub connector_listen: &'static str,
 }
 
 pub const SHARED_DEFAULTS: Defaults = Defaults {
     listen: "127.0.0.1:8787",
     admin_listen: "127.0.0.1:8788",
+    connector_listen: "127.0.0.1:8789",
 };
 
 pub const ISOLATED_DEFAULTS: Defaults = Defaults {
     listen: "127.0.0.1:8790",
     admin_listen: "127.0.0.1:8791",
+    connector_listen: "127.0.0.1:8792",
 };
+
+/// The path of both doors' MCP endpoint, and the only one claude.ai calls.
+pub const MCP_PATH: &str = "/mcp";
 
 #[derive(Clone, Debug)]
 pub struct UpstreamUrls {
@@ -51,6 +58,11 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// Token audience and allowed `Host`. `None`: derived from the bound MCP address.
     pub public_url: Option<String>,
+    /// The connector (OAuth) door's listener; `None` with no connector URL: no such door.
+    pub connector_listen: Option<SocketAddr>,
+    /// The connector door's public URL, `http(s)://host[:port]/mcp` exactly. `None` with a
+    /// listener: `http://localhost:<bound port>/mcp`.
+    pub connector_url: Option<String>,
     pub master_key_file: Option<PathBuf>,
     /// The token signing key's file (default `<data_dir>/signing.key`): replicas share it.
     pub signing_key_file: Option<PathBuf>,
@@ -136,6 +148,8 @@ struct FileConfig {
     listen: Option<String>,
     admin_listen: Option<String>,
     public_url: Option<String>,
+    connector_listen: Option<String>,
+    connector_url: Option<String>,
     master_key_file: Option<PathBuf>,
     signing_key_file: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
@@ -216,6 +230,19 @@ impl Config {
             Some(v) => Some(validate_origin("STUDIO_MCP_PUBLIC_URL", &v)?),
             None => None,
         };
+        let connector_url = match pick("STUDIO_MCP_CONNECTOR_URL", f.connector_url) {
+            Some(v) => Some(validate_connector_url(&v, public_url.as_deref())?),
+            None => None,
+        };
+        let connector_listen = match pick("STUDIO_MCP_CONNECTOR_LISTEN", f.connector_listen) {
+            Some(v) => Some(addr("STUDIO_MCP_CONNECTOR_LISTEN", Some(v), "")?),
+            None if connector_url.is_some() => Some(addr(
+                "STUDIO_MCP_CONNECTOR_LISTEN",
+                None,
+                defaults.connector_listen,
+            )?),
+            None => None,
+        };
         let log_json = match pick("STUDIO_MCP_LOG_FORMAT", f.log_format).as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -238,6 +265,8 @@ impl Config {
                 defaults.admin_listen,
             )?,
             public_url,
+            connector_listen,
+            connector_url,
             master_key_file: env("STUDIO_MCP_MASTER_KEY_FILE")
                 .map(PathBuf::from)
                 .or(f.master_key_file),
@@ -443,6 +472,45 @@ fn validate_origin(name: &'static str, value: &str) -> Result<String, ConfigErro
             why: format!("`{value}` is not an origin such as https://api.example.com"),
         }),
     }
+}
+
+/// Accepts `http(s)://host[:port]/mcp` exactly (claude.ai calls no other path), on an origin
+/// other than the static door's.
+fn validate_connector_url(value: &str, public_url: Option<&str>) -> Result<String, ConfigError> {
+    const NAME: &str = "STUDIO_MCP_CONNECTOR_URL";
+    let value = value.trim();
+    let bad = |why: String| ConfigError::Value { name: NAME, why };
+    let origin = value.strip_suffix(MCP_PATH).ok_or_else(|| {
+        bad(format!(
+            "`{value}` must end in exactly {MCP_PATH} (claude.ai calls no other path), \
+             e.g. https://connect.studio.example/mcp"
+        ))
+    })?;
+    let origin = validate_origin(NAME, origin).map_err(|_| {
+        bad(format!(
+            "`{value}` is not a URL such as https://connect.studio.example/mcp (scheme, host, \
+             optional port, then exactly {MCP_PATH}; no query, no user name)"
+        ))
+    })?;
+    if origin.contains(['?', '#', '@']) || origin.len() + MCP_PATH.len() != value.len() {
+        return Err(bad(format!(
+            "`{value}` is not a URL such as https://connect.studio.example/mcp"
+        )));
+    }
+    if public_url.is_some_and(|p| p.eq_ignore_ascii_case(&origin)) {
+        return Err(bad(format!(
+            "`{value}` is on the static door's origin ({origin}); the connector door needs an \
+             origin of its own (another host name, or another port for a local demo)"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// The origin (`scheme://host[:port]`) of a validated connector URL.
+pub fn connector_origin(connector_url: &str) -> &str {
+    connector_url
+        .strip_suffix(MCP_PATH)
+        .unwrap_or(connector_url)
 }
 
 /// The host part of an origin, for the MCP transport's Host allow-list.

@@ -110,8 +110,9 @@ pub struct Services {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How long a high-risk action waits for a person's decision.
     pub approval_ttl_secs: u64,
-    /// This server's public URL (approval links point at it).
-    pub public_url: String,
+    /// The connector door's origin, where approvers' pages live (`<origin>/approve/<id>`);
+    /// `None` without one: approvals then go through the operator's CLI alone.
+    pub approval_base: Option<String>,
     /// Where to post a short message when an approval is waiting (`STUDIO_MCP_APPROVAL_WEBHOOK`).
     pub approval_webhook: Option<String>,
 }

@@ -39,7 +39,10 @@ pub enum Step<P, R> {
     ApprovalRequired {
         preview: P,
         approval_id: String,
-        approval_url: String,
+        /// The approvers' page; absent when the instance has no connector door (then the
+        /// operator approves with `isolated-server approval approve <id>`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        approval_url: Option<String>,
         expires_in_secs: u64,
         next_step: String,
     },
@@ -75,8 +78,22 @@ pub enum Gate {
     Proceed,
 }
 
-fn approval_url(ctx: &ToolContext<'_>, id: &str) -> String {
-    format!("{}/approve/{id}", ctx.services.public_url)
+fn approval_url(ctx: &ToolContext<'_>, id: &str) -> Option<String> {
+    ctx.services
+        .approval_base
+        .as_ref()
+        .map(|base| format!("{base}/approve/{id}"))
+}
+
+/// Where a person decides: the approval page, or the operator's command without one.
+fn where_to_approve(ctx: &ToolContext<'_>, id: &str) -> String {
+    match approval_url(ctx, id) {
+        Some(url) => format!("at {url}"),
+        None => format!(
+            "by the studio's operator (`isolated-server approval approve {id}`; this instance has \
+             no approvers' page)"
+        ),
+    }
 }
 
 /// `args` are the tool's typed arguments; their digest binds an approval to them exactly.
@@ -119,7 +136,7 @@ pub fn gate(
     let known = |status, message: String, result| Known {
         status,
         approval_id: earlier.id.clone(),
-        approval_url: Some(approval_url(ctx, &earlier.id)),
+        approval_url: approval_url(ctx, &earlier.id),
         decided_by: decided_by.clone(),
         message,
         result,
@@ -135,8 +152,8 @@ pub fn gate(
             "waiting_for_approval",
             format!(
                 "Nothing has been done. This exact action is still waiting for a person to \
-                 approve it at {}; it expires in {} s.",
-                approval_url(ctx, &earlier.id),
+                 approve it {}; it expires in {} s.",
+                where_to_approve(ctx, &earlier.id),
                 earlier.expires_at.saturating_sub(now)
             ),
             None,
@@ -223,23 +240,34 @@ pub fn request<P: Serialize, R>(
         .request(&approval)
         .map_err(|e| ctx.store_error(e))?;
     let url = approval_url(ctx, &approval.id);
-    common::runtime::approve::notify_waiting(ctx.services, &approval, &url);
+    let where_ = where_to_approve(ctx, &approval.id);
+    common::runtime::approve::notify_waiting(ctx.services, &approval, &where_);
+    let earlier = if earlier_expired {
+        "The earlier request for this exact action expired unanswered; this is a new one. "
+    } else {
+        ""
+    };
+    let next_step = match &url {
+        Some(url) => format!(
+            "{earlier}Nothing has changed yet. Show the person this link: {url} . An approver of {} \
+             opens it, signs in with their passkey, sees exactly this preview and approves or \
+             denies; on approval this instance carries the action out at once, exactly once. \
+             Afterwards, call this tool again with the same arguments to learn the outcome. You \
+             cannot approve it yourself.",
+            ctx.tenant.name
+        ),
+        None => format!(
+            "{earlier}Nothing has changed yet. This action waits for the studio's operator to \
+             approve it (approval id {}); on approval this instance carries it out at once, \
+             exactly once. Afterwards, call this tool again with the same arguments to learn the \
+             outcome. You cannot approve it yourself.",
+            approval.id
+        ),
+    };
     Ok(Step::ApprovalRequired {
         preview,
         approval_id: approval.id,
-        next_step: format!(
-            "{}Nothing has changed yet. Show the person this link: {url} . An approver of {} opens \
-             it, signs in with their passkey, sees exactly this preview and approves or denies; on \
-             approval this instance carries the action out at once, exactly once. Afterwards, call \
-             this tool again with the same arguments to learn the outcome. You cannot approve it \
-             yourself.",
-            if earlier_expired {
-                "The earlier request for this exact action expired unanswered; this is a new one. "
-            } else {
-                ""
-            },
-            ctx.tenant.name
-        ),
+        next_step,
         approval_url: url,
         expires_in_secs: ttl,
     })

@@ -189,7 +189,8 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
         isolated_token = done.token;
     }
 
-    // 3. The client's contact, invited on each server (a person belongs to one server's store).
+    // 3. The client's contact, invited on each server that has a connector door (a person
+    //    belongs to one server's store, and signs in only on its connector origin).
     let invite = common::runtime::admin::InviteRequest {
         name: args
             .person_name
@@ -199,32 +200,29 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
         role: Some(args.person_role.clone()),
         expires_days: None,
     };
-    let shared_invite = shared
-        .invite_person(&t.tenant_id, &invite)
+    let shared_invite = invite_if_connector(&shared, &t.tenant_id, &invite)
         .await
         .context("inviting the client's contact on the shared server")?;
     let mut isolated_invite = None;
     if let Some((client, _)) = &isolated {
-        isolated_invite = Some(
-            client
-                .invite_person(&t.tenant_id, &invite)
-                .await
-                .context("inviting the client's contact on the isolated instance")?,
-        );
+        isolated_invite = invite_if_connector(client, &t.tenant_id, &invite)
+            .await
+            .context("inviting the client's contact on the isolated instance")?;
     }
 
     // 4. Client configuration, printed once: the tokens and links exist nowhere else.
     let id = &t.tenant_id;
     print_configs(&format!("studio-{id}"), shared_url, &shared_token.token);
-    print_connector(&connector_url(shared_url), &shared_invite.invite_url);
+    print_connector("shared server", shared_invite.as_ref());
     if let (Some(token), Some(url)) = (&isolated_token, &args.isolated_url) {
         print_configs(&format!("studio-{id}-isolated"), url, &token.token);
-        if let Some(invited) = &isolated_invite {
-            print_connector(&connector_url(url), &invited.invite_url);
+        if isolated.is_some() {
+            print_connector("isolated instance", isolated_invite.as_ref());
         }
     } else if let Some(token) = &isolated_token {
         common::out!("isolated instance token for {id}: {}", token.token);
         if let Some(invited) = &isolated_invite {
+            common::out!("isolated instance connector URL: {}", invited.connector_url);
             common::out!("isolated instance invite link: {}", invited.invite_url);
         }
         common::out!("(give --isolated-url to print its client configuration)");
@@ -232,17 +230,35 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
     Ok(())
 }
 
-/// The OAuth connector URL next to a server's static-token `/mcp` URL.
-pub fn connector_url(mcp_url: &str) -> String {
-    let base = mcp_url.strip_suffix("/mcp").unwrap_or(mcp_url);
-    format!("{base}{}", common::runtime::oauth::CONNECTOR_PATH)
+/// Invites the contact on a server with a connector door; `None` on one without (people
+/// cannot sign in there, so there is nothing to invite them to).
+async fn invite_if_connector(
+    client: &AdminClient,
+    tenant: &str,
+    invite: &common::runtime::admin::InviteRequest,
+) -> anyhow::Result<Option<common::runtime::admin::Invited>> {
+    if client.server().await?.connector_url.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(client.invite_person(tenant, invite).await?))
 }
 
-/// What to send the client's contact: the connector URL, the invite link, and the words.
-pub fn print_connector(connector: &str, invite_url: &str) {
-    common::out!("Connector (Claude, ChatGPT; OAuth with a passkey):");
-    common::out!("  connector URL: {connector}");
-    common::out!("  invite link:   {invite_url}  (works once, for 7 days)");
+/// What to send the client's contact: the connector URL, the invite link, and the words; or
+/// that `server` has no connector door.
+pub fn print_connector(server: &str, invited: Option<&common::runtime::admin::Invited>) {
+    let Some(invited) = invited else {
+        common::out!(
+            "No connector on the {server} (it has no STUDIO_MCP_CONNECTOR_URL): Claude's and \
+             ChatGPT's connectors cannot reach it, and nobody was invited.\n"
+        );
+        return;
+    };
+    common::out!("Connector on the {server} (Claude, ChatGPT; OAuth with a passkey):");
+    common::out!("  connector URL: {}", invited.connector_url);
+    common::out!(
+        "  invite link:   {}  (works once, for 7 days)",
+        invited.invite_url
+    );
     common::out!(
         "  Send the client: \"In Claude: Settings → Connectors → Add custom connector, paste this URL, \
          then open your invite link. In ChatGPT: Settings → Connectors → Create, same URL.\"\n"

@@ -1,4 +1,4 @@
-//! Connecting through `/connector` the way a person and an assistant do, over real HTTP: the
+//! Connecting through the connector door the way a person and an assistant do, over real HTTP: the
 //! studio invites a person, their browser registers a passkey (`passkey.rs`), an assistant
 //! registers itself, the person allows it on the consent page, the assistant exchanges the code.
 //! The OAuth tests and the isolation property test share it.
@@ -166,16 +166,23 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
 
 impl Site {
     pub fn new(server: TestServer) -> Site {
-        let http = passkey::browser(&server.public_url);
+        let http = passkey::browser(&server.connector_origin);
         Site { server, http }
     }
 
+    /// `path` on the connector door's origin (authorization server, people's pages).
     pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.connector_origin)
+    }
+
+    /// `path` on the static door's origin.
+    pub fn static_url(&self, path: &str) -> String {
         format!("{}{path}", self.server.public_url)
     }
 
+    /// The connector door's MCP endpoint: the resource, and every access token's audience.
     pub fn connector_url(&self) -> String {
-        self.url("/connector")
+        self.server.connector_url.clone()
     }
 
     pub async fn invite(&self, tenant: &str, name: &str) -> Invited {
@@ -278,7 +285,7 @@ impl Site {
 
     /// `POST /authorize`: the consent form as the person's browser submits it.
     pub async fn submit_consent(&self, cookie: &str, form: &[(String, String)]) -> Answer {
-        self.submit_consent_from(&self.server.public_url, cookie, form)
+        self.submit_consent_from(&self.server.connector_origin, cookie, form)
             .await
     }
 
@@ -377,11 +384,11 @@ impl Site {
         }
     }
 
-    /// A raw `initialize` to `path` (`/connector` or `/mcp`) with `token`.
-    pub async fn mcp_post(&self, path: &str, token: Option<&str>) -> Answer {
+    /// A raw `initialize` to `url` (either door's `/mcp`) with `token`.
+    pub async fn mcp_post(&self, url: &str, token: Option<&str>) -> Answer {
         let mut request = self
             .http
-            .post(self.url(path))
+            .post(url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .body(INITIALIZE);
@@ -391,9 +398,11 @@ impl Site {
         Answer::read(request.send().await.unwrap()).await
     }
 
-    /// The status `/connector` answers an `initialize` with `token`.
+    /// The status the connector door's `/mcp` answers an `initialize` with `token`.
     pub async fn connector_status(&self, token: &str) -> u16 {
-        self.mcp_post("/connector", Some(token)).await.status
+        self.mcp_post(&self.connector_url(), Some(token))
+            .await
+            .status
     }
 
     /// Whether `cookie` is a live session (the home page greets the person).

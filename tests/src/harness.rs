@@ -24,8 +24,16 @@ pub type McpClient = RunningService<RoleClient, ClientConfig>;
 /// A running shared server. Dropping it leaves the server running until the test ends; call
 /// [`TestServer::stop`] to shut it down and release the store (for restart tests).
 pub struct TestServer {
+    /// The static door's `/mcp` (static bearer tokens), reached by its bound address.
     pub mcp_url: String,
+    /// The static door's origin.
     pub public_url: String,
+    /// The connector door's URL, `http://localhost:<port>/mcp` (OAuth access tokens).
+    pub connector_url: String,
+    /// The connector door's origin: the authorization server, sign-in and approval pages.
+    pub connector_origin: String,
+    /// Where the connector door listens (`127.0.0.1:<port>`), for a replica reached directly.
+    pub connector_addr: String,
     pub admin_url: String,
     pub admin_token: String,
     pub data_dir: PathBuf,
@@ -121,7 +129,9 @@ pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
         match name {
             "STUDIO_MCP_DATA_DIR" => Some(data_dir.display().to_string()),
             "STUDIO_MCP_STORE" => store.clone(),
-            "STUDIO_MCP_LISTEN" | "STUDIO_MCP_ADMIN_LISTEN" => Some("127.0.0.1:0".into()),
+            "STUDIO_MCP_LISTEN" | "STUDIO_MCP_ADMIN_LISTEN" | "STUDIO_MCP_CONNECTOR_LISTEN" => {
+                Some("127.0.0.1:0".into())
+            }
             "STUDIO_MCP_WEBFLOW_BASE_URL"
             | "STUDIO_MCP_PLAUSIBLE_BASE_URL"
             | "STUDIO_MCP_GITHUB_BASE_URL"
@@ -168,13 +178,13 @@ impl TestServer {
             .expect("server builds")
     }
 
-    /// The shared server with passkeys: public URL `http://localhost:<port>` (WebAuthn needs a
-    /// domain, an IP address disables passkeys), listening on 127.0.0.1 at that port.
+    /// The shared server; every test server has passkeys on its connector door
+    /// (`http://localhost:<port>/mcp`: WebAuthn needs a domain name, not an IP address).
     pub async fn start_on_localhost(sandbox: &Sandbox) -> TestServer {
         Self::start_on_localhost_with(sandbox, &shared_server::SHARED, |_| {}).await
     }
 
-    /// [`Self::start_on_localhost`] for `spec`, with `adjust` applied to the test config
+    /// A server for `spec` on its own temp data dir, with `adjust` applied to the test config
     /// (e.g. `config.tenant` for an isolated instance, or a tighter registration limit).
     pub async fn start_on_localhost_with(
         sandbox: &Sandbox,
@@ -182,28 +192,11 @@ impl TestServer {
         adjust: impl Fn(&mut Config),
     ) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut attempts = 0;
-        loop {
-            // The port must be known before start (it is in the public URL): pick a free one,
-            // release it, and start again on another if someone took it meanwhile.
-            let port = free_port();
-            let mut config = config_for(tmp.path(), &sandbox.base_url());
-            config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            config.public_url = Some(format!("http://localhost:{port}"));
-            adjust(&mut config);
-            match Self::try_start_spec(config, spec).await {
-                Ok(mut server) => {
-                    server.mcp_url = format!("{}/mcp", server.public_url);
-                    server._tmp = Some(tmp);
-                    return server;
-                }
-                Err(e) if attempts < 5 => {
-                    attempts += 1;
-                    eprintln!("server on port {port} did not start ({e:#}); trying another port");
-                }
-                Err(e) => panic!("server builds: {e:#}"),
-            }
-        }
+        let mut config = config_for(tmp.path(), &sandbox.base_url());
+        adjust(&mut config);
+        let mut server = Self::start_spec(config, spec).await;
+        server._tmp = Some(tmp);
+        server
     }
 
     pub async fn try_start_spec(
@@ -219,6 +212,12 @@ impl TestServer {
         let mcp_url = format!("http://{}/mcp", app.mcp_addr());
         let admin_url = format!("http://{}", app.admin_addr());
         let public_url = app.public_url().to_owned();
+        let connector_url = app.connector_url().unwrap_or_default().to_owned();
+        let connector_origin = common::config::connector_origin(&connector_url).to_owned();
+        let connector_addr = app
+            .connector_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let stop = app.shutdown_token();
         let task = tokio::spawn(app.run());
         let admin_token = std::fs::read_to_string(config.admin_token_path())
@@ -229,6 +228,9 @@ impl TestServer {
         Ok(TestServer {
             mcp_url,
             public_url,
+            connector_url,
+            connector_origin,
+            connector_addr,
             admin_url,
             admin_token,
             data_dir: config.data_dir.clone(),
@@ -329,10 +331,10 @@ impl TestServer {
         self.post_raw_with(token, &[], body).await
     }
 
-    /// [`Self::post_raw`] to another path of the MCP listener (`/connector`).
-    pub async fn post_raw_at(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-        let url = format!("{}{path}", self.public_url);
-        self.post_raw_to(&url, token, &[], body).await
+    /// [`Self::post_raw`] to another URL (the connector door's `/mcp`, a path of the static
+    /// door).
+    pub async fn post_raw_at(&self, url: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        self.post_raw_to(url, token, &[], body).await
     }
 
     /// [`Self::post_raw`] with extra request headers (`origin`, `host`, …).

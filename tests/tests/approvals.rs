@@ -119,7 +119,7 @@ async fn open_url(site: &Site, cookie: Option<&str>, url: &str) -> Answer {
 
 /// `POST /approve/{id}` as a browser on this site's pages sends it.
 async fn post(site: &Site, cookie: Option<&str>, id: &str, form: &[(&str, &str)]) -> Answer {
-    post_from(site, &site.server.public_url, cookie, id, form).await
+    post_from(site, &site.server.connector_origin, cookie, id, form).await
 }
 
 async fn post_from(
@@ -295,7 +295,7 @@ async fn the_model_cannot_act_by_repeating_or_naming_an_approval() {
         .await
         .unwrap();
     assert!(is_signin_page(&Answer::read(page).await));
-    for base in [&site.server.public_url, &site.server.admin_url] {
+    for base in [&site.server.connector_origin, &site.server.admin_url] {
         let admin = http
             .post(format!("{base}/v1/approvals/{id}/approve"))
             .bearer_auth(token)
@@ -397,8 +397,12 @@ async fn a_decision_needs_this_sessions_csrf_token_and_this_sites_origin() {
     let mut approver = site.approver("acme", "Avery Approver").await;
     let member = site.person("acme", "Morgan Member").await;
     // The same approver on a second device: another session, another token.
-    let other_session =
-        tests::passkey::sign_in(&site.http, &site.server.public_url, &mut approver.passkey).await;
+    let other_session = tests::passkey::sign_in(
+        &site.http,
+        &site.server.connector_origin,
+        &mut approver.passkey,
+    )
+    .await;
     let page = open(site, Some(&other_session), &id).await;
     let other_csrf = form_csrf(&page);
     let member_csrf = session_csrf(site, &member).await;

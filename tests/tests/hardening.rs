@@ -638,11 +638,17 @@ async fn the_bearer_scheme_is_case_insensitive() {
 async fn a_refusal_before_the_body_is_read_closes_the_connection_cleanly() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
+    let connector = server.connector_origin.trim_start_matches("http://");
+    let connector_addr = connector.replace("localhost", "127.0.0.1");
     let authority = server.public_url.trim_start_matches("http://").to_owned();
-    for path in ["/mcp", "/connector"] {
-        let mut socket = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    for (address, host) in [
+        (&authority, &authority),
+        (&connector_addr, &connector.to_owned()),
+    ] {
+        let path = "/mcp";
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
              Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
             WHOAMI.len()
         );
@@ -656,10 +662,10 @@ async fn a_refusal_before_the_body_is_read_closes_the_connection_cleanly() {
             .unwrap()
             .unwrap();
         let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-        assert!(answer.starts_with("http/1.1 401"), "{path}: {answer}");
+        assert!(answer.starts_with("http/1.1 401"), "{host}: {answer}");
         assert!(
             answer.contains("\r\nconnection: close\r\n"),
-            "{path}: {answer}"
+            "{host}: {answer}"
         );
     }
 }

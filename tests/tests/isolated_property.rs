@@ -296,12 +296,17 @@ impl Instances {
     async fn restart_main(&self, sandbox: &Sandbox) {
         let old = self.main.borrow_mut().take().expect("main instance");
         let public_url = old.public_url.clone();
+        let connector_url = old.connector_url.clone();
         old.stop().await;
         let port = reqwest::Url::parse(&public_url).unwrap().port().unwrap();
+        let connector_port = reqwest::Url::parse(&connector_url).unwrap().port().unwrap();
         let mut config = tests::harness::config_for(self.main_dir.path(), &sandbox.base_url());
         config.tenant = Some("acme".into());
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         config.public_url = Some(public_url);
+        config.connector_listen =
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], connector_port)));
+        config.connector_url = Some(connector_url);
         // The stopped server's last store handles close a moment after it stops.
         let deadline = Instant::now() + Duration::from_secs(10);
         let new = loop {

@@ -1,5 +1,5 @@
 //! The isolation property: for random tokens (valid, revoked, forged, garbage; static tokens on
-//! `/mcp` and OAuth access tokens of several people per tenant on `/connector`, live and revoked)
+//! `/mcp` and OAuth access tokens of several people per tenant on the connector door, live and revoked)
 //! and random calls
 //! to every tool and resource of the shared server, writes included, with resource ids drawn
 //! from every tenant:
@@ -50,7 +50,7 @@ const TOOLS: [&str; 20] = [
 #[derive(Clone, Debug)]
 enum Who {
     Tenant(usize),
-    /// Tenant `.0`'s person `.1`, through an OAuth connection on `/connector`.
+    /// Tenant `.0`'s person `.1`, through an OAuth connection on the connector door.
     Person(usize, usize),
     /// An OAuth access token whose grant the studio revoked.
     RevokedGrant,
@@ -296,17 +296,18 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
     let mut runner = TestRunner::new(config);
     let writes_by = std::cell::RefCell::new(vec![0usize; OWNERS.len()]);
     let outcome = runner.run(&case(), |c| {
-        let (path, token) = match &c.who {
-            Who::Tenant(i) => ("/mcp", tenants[*i].token.clone()),
-            Who::Person(i, n) => ("/connector", people[*i][*n].clone()),
-            Who::RevokedGrant => ("/connector", revoked_grant.clone()),
-            Who::Revoked => ("/mcp", revoked.clone()),
-            Who::Forged => ("/mcp", forged.clone()),
-            Who::Garbage => ("/mcp", "Zm9vYmFy.YmF6.cXV4".to_owned()),
+        let (connector, statik) = (&server.connector_url, &server.mcp_url);
+        let (url, token) = match &c.who {
+            Who::Tenant(i) => (statik, tenants[*i].token.clone()),
+            Who::Person(i, n) => (connector, people[*i][*n].clone()),
+            Who::RevokedGrant => (connector, revoked_grant.clone()),
+            Who::Revoked => (statik, revoked.clone()),
+            Who::Forged => (statik, forged.clone()),
+            Who::Garbage => (statik, "Zm9vYmFy.YmF6.cXV4".to_owned()),
         };
         let body = request(&c, &pools).to_string();
         sandbox.clear_requests();
-        let (status, text) = runtime.block_on(server.post_raw_at(path, Some(&token), &body));
+        let (status, text) = runtime.block_on(server.post_raw_at(url, Some(&token), &body));
         let (Who::Tenant(i) | Who::Person(i, _)) = &c.who else {
             prop_assert_eq!(status, 401, "{}", text);
             prop_assert!(sandbox.requests().is_empty());

@@ -39,7 +39,7 @@ async fn a_person_connects_an_assistant_with_a_passkey_and_consent() {
     let (base, query) = site.submit_consent(&alex.cookie, &form).await.redirect();
     assert_eq!(base, REDIRECT);
     assert_eq!(query["state"], STATE);
-    assert_eq!(query["iss"], site.server.public_url);
+    assert_eq!(query["iss"], site.server.connector_origin);
     let code = &query["code"];
 
     let answer = site.exchange(&client_id, code, VERIFIER).await;
@@ -94,9 +94,16 @@ async fn oauth_tokens_open_only_connector_and_static_tokens_only_mcp() {
     let static_token = site.static_token("acme").await;
 
     assert_eq!(site.connector_status(&connection.access).await, 200);
-    assert_eq!(site.mcp_post("/mcp", Some(&static_token)).await.status, 200);
     assert_eq!(
-        site.mcp_post("/mcp", Some(&connection.access)).await.status,
+        site.mcp_post(&site.static_url("/mcp"), Some(&static_token))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        site.mcp_post(&site.static_url("/mcp"), Some(&connection.access))
+            .await
+            .status,
         401
     );
     assert_eq!(site.connector_status(&static_token).await, 401);
@@ -545,7 +552,7 @@ async fn the_consent_form_works_as_a_browser_posts_it() {
         .await;
     assert_eq!(foreign.status, 403, "{}", foreign.text);
     assert!(foreign.header("location").is_none());
-    let origin = same_origin_form_post_origin(&page, &site.server.public_url);
+    let origin = same_origin_form_post_origin(&page, &site.server.connector_origin);
     let answer = site.submit_consent_from(&origin, &alex.cookie, &form).await;
     assert_eq!(
         answer.status,
@@ -595,10 +602,10 @@ async fn an_invite_registers_one_passkey_only() {
     let second = passkey::invite_options(&site.http, url).await;
     assert_eq!((first.status, second.status), (200, 200));
 
-    let mut winner = SoftPasskey::new(&site.server.public_url);
+    let mut winner = SoftPasskey::new(&site.server.connector_origin);
     let done = passkey::invite_finish(&site.http, url, &mut winner, &first.body).await;
     assert_eq!(done.status, 200, "{}", done.body);
-    let mut loser = SoftPasskey::new(&site.server.public_url);
+    let mut loser = SoftPasskey::new(&site.server.connector_origin);
     let refused = passkey::invite_finish(&site.http, url, &mut loser, &second.body).await;
     assert_eq!(refused.status, 410, "{}", refused.body);
     assert!(refused.cookie.is_none());
@@ -609,7 +616,7 @@ async fn an_invite_registers_one_passkey_only() {
     let people = site.server.admin.people(Some("acme")).await.unwrap();
     assert_eq!(people.len(), 1);
     assert_eq!(people[0].passkeys, 1);
-    let sign_in = passkey::try_sign_in(&site.http, &site.server.public_url, &mut loser).await;
+    let sign_in = passkey::try_sign_in(&site.http, &site.server.connector_origin, &mut loser).await;
     assert_eq!(sign_in.status, 403, "{}", sign_in.body);
     assert!(sign_in.cookie.is_none());
 }
@@ -630,13 +637,13 @@ async fn an_invite_signs_the_person_in_with_a_locked_down_cookie() {
     );
 
     let options = passkey::invite_options(&site.http, &invited.invite_url).await;
-    let mut passkey = SoftPasskey::new(&site.server.public_url);
+    let mut passkey = SoftPasskey::new(&site.server.connector_origin);
     let done =
         passkey::invite_finish(&site.http, &invited.invite_url, &mut passkey, &options.body).await;
     assert_eq!(done.status, 200, "{}", done.body);
     let set_cookie = done.set_cookie.unwrap();
     assert!(
-        set_cookie.starts_with("studio_mcp_session=sms_"),
+        set_cookie.starts_with("studio_mcp_shared_session=sms_"),
         "{set_cookie}"
     );
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -674,7 +681,7 @@ async fn one_invites_passkey_step_cannot_finish_another_invite() {
     let gina = site.invite("globex", "Gina").await;
     let alexs_options = passkey::invite_options(&site.http, &alex.invite_url).await;
 
-    let mut passkey = SoftPasskey::new(&site.server.public_url);
+    let mut passkey = SoftPasskey::new(&site.server.connector_origin);
     let refused = passkey::invite_finish(
         &site.http,
         &gina.invite_url,
@@ -719,11 +726,13 @@ async fn a_session_cookie_and_a_passkey_sign_in_again() {
     assert!(site.signed_in(&alex.cookie).await);
     assert!(!site.signed_in("studio_mcp_session=sms_forged").await);
 
-    let cookie = passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    let cookie =
+        passkey::sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
     assert_ne!(cookie, alex.cookie);
     assert!(site.signed_in(&cookie).await);
     // A second sign-in (the counter moves on) works too.
-    let again = passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    let again =
+        passkey::sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
     assert!(site.signed_in(&again).await);
 }
 
@@ -747,7 +756,8 @@ async fn a_reinvite_replaces_a_lost_passkey_and_keeps_the_person() {
     assert_eq!(invited.person.id, alex.id);
     assert_eq!(invited.person.passkeys, 0);
     assert!(!site.signed_in(&alex.cookie).await);
-    let old = passkey::try_sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    let old =
+        passkey::try_sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
     assert_eq!(
         old.status, 403,
         "the lost passkey still signs in: {}",
@@ -759,7 +769,7 @@ async fn a_reinvite_replaces_a_lost_passkey_and_keeps_the_person() {
 
     let (mut fresh, cookie) = passkey::register_with_invite(&site.http, &invited.invite_url).await;
     assert!(site.signed_in(&cookie).await);
-    let again = passkey::sign_in(&site.http, &site.server.public_url, &mut fresh).await;
+    let again = passkey::sign_in(&site.http, &site.server.connector_origin, &mut fresh).await;
     assert!(site.signed_in(&again).await);
     let people = site.server.admin.people(Some("acme")).await.unwrap();
     assert_eq!(people.len(), 1);
@@ -780,10 +790,10 @@ async fn a_copied_passkey_is_caught_by_its_signature_counter() {
     let site = shared(&sandbox).await;
     let mut alex = site.person("acme", "Alex").await;
     let mut copy = alex.passkey.clone();
-    passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    passkey::sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
 
     // The copy's counter is behind the one the server stored.
-    let refused = passkey::try_sign_in(&site.http, &site.server.public_url, &mut copy).await;
+    let refused = passkey::try_sign_in(&site.http, &site.server.connector_origin, &mut copy).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(refused.cookie.is_none());
 }
@@ -808,7 +818,8 @@ async fn a_signed_out_person_signs_in_on_the_way_to_consent() {
     );
     assert!(next.starts_with("/authorize?"), "{next}");
 
-    let cookie = passkey::sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+    let cookie =
+        passkey::sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
     let consent = Answer::read(
         site.http
             .get(site.url(&next))
@@ -837,7 +848,7 @@ async fn signing_out_ends_the_session_but_not_the_connection() {
         .http
         .post(site.url("/signout"))
         .header("cookie", &alex.cookie)
-        .header("origin", &site.server.public_url)
+        .header("origin", &site.server.connector_origin)
         .form(&[("csrf", field(&form, "csrf"))])
         .send()
         .await
@@ -941,7 +952,7 @@ async fn removing_a_person_ends_their_connections_and_sessions_at_once() {
         .assert_oauth_error(400, "invalid_grant");
     assert!(!site.signed_in(&alex.cookie).await);
     let sign_in =
-        passkey::try_sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+        passkey::try_sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
     assert_eq!(sign_in.status, 403, "{}", sign_in.body);
     // Sam, same tenant, is untouched.
     assert_eq!(site.connector_status(&sams.access).await, 200);
@@ -1020,7 +1031,7 @@ async fn removing_a_tenant_ends_its_peoples_connections_and_sessions() {
         .assert_oauth_error(400, "invalid_grant");
     assert!(!site.signed_in(&alex.cookie).await);
     let sign_in =
-        passkey::try_sign_in(&site.http, &site.server.public_url, &mut alex.passkey).await;
+        passkey::try_sign_in(&site.http, &site.server.connector_origin, &mut alex.passkey).await;
     assert_eq!(sign_in.status, 403, "{}", sign_in.body);
     assert!(
         site.server
@@ -1053,16 +1064,16 @@ async fn connections_sessions_and_revocations_survive_a_restart() {
         .revoke_grant(&grant.unwrap().id)
         .await
         .unwrap();
-    let public_url = site.server.public_url.clone();
+    let connector_url = site.connector_url();
     site.server.stop().await;
 
-    // Same data dir, same public URL (the tokens' audience), same port.
-    let port = reqwest::Url::parse(&public_url).unwrap().port().unwrap();
+    // Same data dir, same connector URL (the tokens' audience), same port.
+    let port = reqwest::Url::parse(&connector_url).unwrap().port().unwrap();
     let restarted = Site::new(
         TestServer::start_on_localhost_with(&sandbox, &shared_server::SHARED, |config| {
             use_data_dir(config, &data_dir);
-            config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            config.public_url = Some(public_url.clone());
+            config.connector_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+            config.connector_url = Some(connector_url.clone());
         })
         .await,
     );
@@ -1080,14 +1091,37 @@ async fn connections_sessions_and_revocations_survive_a_restart() {
 
 // ---- discovery ----
 
+/// Every path where a client could discover OAuth: RFC 8414, RFC 9728 and OpenID well-known
+/// names, bare and suffixed with either door's old or new MCP path, and the endpoints claude.ai
+/// appends to an origin.
+const DISCOVERY_PATHS: &[&str] = &[
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-protected-resource/mcp",
+    "/.well-known/oauth-protected-resource/connector",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-authorization-server/mcp",
+    "/.well-known/oauth-authorization-server/connector",
+    "/.well-known/openid-configuration",
+    "/.well-known/openid-configuration/mcp",
+    "/.well-known/openid-configuration/connector",
+    "/mcp/.well-known/oauth-protected-resource",
+    "/mcp/.well-known/openid-configuration",
+    "/authorize",
+    "/token",
+    "/register",
+    "/revoke",
+];
+
 #[tokio::test]
-async fn mcp_never_points_at_oauth_and_connector_does() {
+async fn the_static_door_never_points_at_oauth_and_the_connector_door_does() {
     let sandbox = sandbox().await;
     let site = shared(&sandbox).await;
     let static_token = site.static_token("acme").await;
+    let static_mcp = site.static_url("/mcp");
 
+    // The static door: a bare challenge, and nothing to discover at any path, whatever the method.
     for token in [None, Some("smt_not_a_token"), Some(static_token.as_str())] {
-        let answer = site.mcp_post("/mcp", token).await;
+        let answer = site.mcp_post(&static_mcp, token).await;
         let challenge = answer.header("www-authenticate").unwrap_or_default();
         assert!(
             !challenge.contains("resource_metadata"),
@@ -1095,36 +1129,78 @@ async fn mcp_never_points_at_oauth_and_connector_does() {
         );
         assert!(!answer.text.contains("oauth-protected-resource"));
     }
-    let metadata = Answer::read(
-        site.http
-            .get(site.url("/.well-known/oauth-protected-resource/mcp"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(metadata.status, 404);
+    for path in DISCOVERY_PATHS {
+        for method in [reqwest::Method::GET, reqwest::Method::POST] {
+            let answer = Answer::read(
+                site.http
+                    .request(method.clone(), site.static_url(path))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(answer.status, 404, "{method} {path} on the static door");
+            assert!(
+                !answer.text.contains("authorization_endpoint")
+                    && !answer.text.contains("authorization_servers"),
+                "{method} {path}: {}",
+                answer.text
+            );
+        }
+    }
+    // The old connector path names the new URL, and nothing a client could follow.
+    let moved = site.mcp_post(&site.static_url("/connector"), None).await;
+    assert_eq!(moved.status, 410);
+    assert!(moved.text.contains(&site.connector_url()), "{}", moved.text);
+    assert!(moved.header("www-authenticate").is_none());
 
+    // The connector door: exactly `/mcp`, its challenge pointing at the path-suffixed metadata.
     let expected = format!(
-        r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/connector""#,
-        site.server.public_url
+        r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+        site.server.connector_origin
     );
-    for token in [None, Some("sma_not_a_token")] {
-        let answer = site.mcp_post("/connector", token).await;
+    for token in [None, Some("sma_not_a_token"), Some(static_token.as_str())] {
+        let answer = site.mcp_post(&site.connector_url(), token).await;
         assert_eq!(answer.status, 401);
         let challenge = answer.header("www-authenticate").unwrap();
         assert!(challenge.starts_with(&expected), "{challenge}");
     }
+    assert!(site.connector_url().ends_with("/mcp"));
+    // Both protected-resource forms, `resource` byte-equal to the connector URL.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let metadata = Answer::read(site.http.get(site.url(path)).send().await.unwrap()).await;
+        assert_eq!(metadata.status, 200, "{path}");
+        assert_eq!(metadata.json()["resource"], site.connector_url(), "{path}");
+        assert_eq!(
+            metadata.json()["authorization_servers"],
+            json!([site.server.connector_origin])
+        );
+    }
+    // The authorization server on the same origin, every endpoint at its root.
     let metadata = Answer::read(
         site.http
-            .get(site.url("/.well-known/oauth-protected-resource/connector"))
+            .get(site.url("/.well-known/oauth-authorization-server"))
             .send()
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(metadata.status, 200);
-    assert_eq!(metadata.json()["resource"], site.connector_url());
+    let origin = &site.server.connector_origin;
+    assert_eq!(metadata.json()["issuer"], *origin);
+    for (key, path) in [
+        ("authorization_endpoint", "/authorize"),
+        ("token_endpoint", "/token"),
+        ("registration_endpoint", "/register"),
+        ("revocation_endpoint", "/revoke"),
+    ] {
+        assert_eq!(metadata.json()[key], format!("{origin}{path}"));
+    }
+    // The retired `/connector` path is nothing on the connector door either.
+    let old = site.mcp_post(&site.url("/connector"), None).await;
+    assert_eq!(old.status, 404);
 }
 
 // ---- two servers ----
@@ -1184,7 +1260,7 @@ async fn no_secret_of_the_flow_is_logged_shown_or_stored() {
     let invite_secret = invited.invite_url.rsplit('/').next().unwrap().to_owned();
     let (mut passkey, first_cookie) =
         passkey::register_with_invite(&site.http, &invited.invite_url).await;
-    let cookie = passkey::sign_in(&site.http, &site.server.public_url, &mut passkey).await;
+    let cookie = passkey::sign_in(&site.http, &site.server.connector_origin, &mut passkey).await;
     let alex = Person {
         id: invited.person.id.clone(),
         passkey,

@@ -494,9 +494,9 @@ async fn a_database_restart_under_load_loses_nothing_repeats_nothing_and_heals_i
     assert_eq!(d.whoami("a", &token).await, 200);
 }
 
-/// `initialize` on `/connector` of a replica reached at `addr`, naming the public host.
+/// `initialize` on the connector door of a replica reached at `addr`, naming the public host.
 async fn connector_status_at(http: &reqwest::Client, addr: &str, host: &str, token: &str) -> u16 {
-    http.post(format!("http://{addr}/connector"))
+    http.post(format!("http://{addr}/mcp"))
         .header("host", host)
         .bearer_auth(token)
         .header("content-type", "application/json")
@@ -529,20 +529,17 @@ async fn a_connection_revoked_or_a_person_removed_on_one_replica_is_refused_by_t
     let site = tests::connector::shared_with(&sandbox, shared).await;
     let host = site
         .server
-        .public_url
+        .connector_origin
         .trim_start_matches("http://")
         .to_owned();
-    // B: another replica behind the same public URL, reached at its own address.
+    // B: another replica behind the same connector URL, reached at its own address.
     let b_dir = tempfile::tempdir().unwrap();
     let mut config = tests::harness::config_for(b_dir.path(), &sandbox.base_url());
     shared(&mut config);
     config.public_url = Some(site.server.public_url.clone());
+    config.connector_url = Some(site.connector_url());
     let b = TestServer::start_with(config).await;
-    let b_addr = b
-        .mcp_url
-        .trim_start_matches("http://")
-        .trim_end_matches("/mcp")
-        .to_owned();
+    let b_addr = b.connector_addr.clone();
     let http = reqwest::Client::new();
 
     let alex = site.person("acme", "Alex").await;

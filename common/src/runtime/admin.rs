@@ -138,6 +138,7 @@ type AdminResult<T> = Result<T, AdminError>;
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/v1/server", get(server_info))
         .route("/v1/tenants", get(list_tenants).post(add_tenant))
         .route(
             "/v1/tenants/{id}",
@@ -166,6 +167,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
+}
+
+/// `GET /v1/server`: what this server is and where its two doors are, for the CLI (onboard
+/// prints the connector URL, or says there is none).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub name: String,
+    /// The static door's MCP endpoint (static bearer tokens).
+    pub mcp_url: String,
+    /// The connector door's MCP endpoint (OAuth); `None` without one.
+    #[serde(default)]
+    pub connector_url: Option<String>,
+}
+
+async fn server_info(State(state): State<Arc<AppState>>) -> Json<ServerInfo> {
+    Json(ServerInfo {
+        name: state.spec.name.to_owned(),
+        mcp_url: format!("{}{}", state.public_url, crate::config::MCP_PATH),
+        connector_url: state.connector.as_ref().map(|d| d.url.clone()),
+    })
 }
 
 async fn require_admin(
@@ -696,8 +717,24 @@ pub struct InviteRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Invited {
     pub person: PersonView,
+    /// On the connector door's origin, where the person's passkey will live.
     pub invite_url: String,
+    /// The URL the person pastes into their assistant's connector settings.
+    #[serde(default)]
+    pub connector_url: String,
     pub expires_at: u64,
+}
+
+/// The connector door people are invited to, or the refusal that says there is none.
+fn connector_door(state: &AppState) -> AdminResult<&crate::runtime::state::ConnectorDoor> {
+    state.connector.as_ref().ok_or_else(|| {
+        AdminError(
+            StatusCode::CONFLICT,
+            "this server has no connector door, so people cannot sign in to it: set \
+             STUDIO_MCP_CONNECTOR_URL (and STUDIO_MCP_CONNECTOR_LISTEN) and restart it"
+                .into(),
+        )
+    })
 }
 
 /// `DELETE /v1/people/{id}`.
@@ -718,6 +755,7 @@ async fn invite_person(
     Json(request): Json<InviteRequest>,
 ) -> AdminResult<(StatusCode, Json<Invited>)> {
     let tenant = existing(&state, &id)?;
+    let door = connector_door(&state)?;
     let name = crate::runtime::oauth::clean_name(&request.name);
     if name.is_empty() {
         return Err(bad_request("name must not be empty"));
@@ -750,7 +788,7 @@ async fn invite_person(
         email,
         role,
         created_at: now,
-        user_handle: webauthn_rs::prelude::Uuid::new_v4().to_string(),
+        user_handle: crate::runtime::signin::new_user_handle(&state).to_string(),
         passkeys: Vec::new(),
         last_sign_in_at: None,
     };
@@ -777,7 +815,8 @@ async fn invite_person(
         StatusCode::CREATED,
         Json(Invited {
             person: PersonView::from(&person),
-            invite_url: format!("{}/invite/{secret}", state.public_url),
+            invite_url: format!("{}/invite/{secret}", door.origin),
+            connector_url: door.url.clone(),
             expires_at: now + ttl,
         }),
     ))
@@ -798,6 +837,7 @@ async fn reinvite_person(
     body: Option<Json<ReinviteRequest>>,
 ) -> AdminResult<(StatusCode, Json<Invited>)> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
+    let door = connector_door(&state)?;
     let ttl = match request.expires_days {
         Some(0) => return Err(bad_request("expires_days must be at least 1")),
         Some(days) if days > 90 => return Err(bad_request("expires_days must be at most 90")),
@@ -805,7 +845,9 @@ async fn reinvite_person(
         None => state.oauth.invite_ttl_secs,
     };
     let store = state.services.store.people();
-    let Some(person) = store.reset_passkeys(&id)? else {
+    // A new user handle too: the new passkey carries this server's tag in it.
+    let handle = crate::runtime::signin::new_user_handle(&state).to_string();
+    let Some(person) = store.reset_passkeys(&id, &handle)? else {
         return Err(AdminError(
             StatusCode::NOT_FOUND,
             format!(
@@ -836,7 +878,8 @@ async fn reinvite_person(
         StatusCode::CREATED,
         Json(Invited {
             person: PersonView::from(&person),
-            invite_url: format!("{}/invite/{secret}", state.public_url),
+            invite_url: format!("{}/invite/{secret}", door.origin),
+            connector_url: door.url.clone(),
             expires_at: now + ttl,
         }),
     ))

@@ -93,6 +93,10 @@ impl AdminClient {
         serde_json::from_slice(bytes).context("admin API answer was not understood")
     }
 
+    pub async fn server(&self) -> anyhow::Result<crate::runtime::admin::ServerInfo> {
+        self.call(reqwest::Method::GET, "/v1/server", None).await
+    }
+
     pub async fn add_tenant(&self, new: &NewTenant) -> anyhow::Result<Tenant> {
         self.call(reqwest::Method::POST, "/v1/tenants", Some(new))
             .await

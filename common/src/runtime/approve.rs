@@ -36,12 +36,13 @@ pub fn router() -> Router<Arc<AppState>> {
 
 /// Posts a short note that an approval waits to the operator's webhook, if one is set: the tool
 /// and the link, never the arguments. Fire and forget; failures are logged without the URL.
-pub fn notify_waiting(services: &Services, approval: &Approval, url: &str) {
+/// `place` says where to decide: `at <url>`, or the operator's command.
+pub fn notify_waiting(services: &Services, approval: &Approval, place: &str) {
     let Some(webhook) = services.approval_webhook.clone() else {
         return;
     };
     let text = format!(
-        "studio-mcp: an approval is waiting for {} ({}): {url}",
+        "studio-mcp: an approval is waiting for {} ({}) {place}",
         approval.tenant, approval.tool
     );
     let client = services.webflow.client().clone();

@@ -184,6 +184,10 @@ pub async fn run_person(
                 invited.person.role.as_str(),
                 date(invited.expires_at),
             );
+            eprintln!(
+                "they add {} as a custom connector in Claude or ChatGPT",
+                invited.connector_url
+            );
             crate::out!("{}", invited.invite_url);
             Ok(())
         }

@@ -1,16 +1,16 @@
 //! OAuth 2.1 for connectors (Claude's and ChatGPT's), as the MCP authorization spec
 //! (2025-11-25, 2026-07-28) asks of a remote server that is its own authorization server:
 //!
-//! - the protected resource is the `/connector` MCP endpoint (RFC 9728 metadata at
-//!   `/.well-known/oauth-protected-resource/connector` and at the root form); static bearer
-//!   tokens keep `/mcp`, which never advertises any of this;
+//! - all of it lives on the connector door's own origin: the protected resource is its `/mcp`
+//!   (RFC 9728 metadata at `/.well-known/oauth-protected-resource/mcp`, which Claude Desktop asks
+//!   for, and at the root form); the static door's origin never advertises any of this;
 //! - RFC 8414 metadata at `/.well-known/oauth-authorization-server`; the endpoints are at the
-//!   root (`/authorize`, `/token`, `/register`, `/revoke`), where clients that predate metadata
-//!   discovery look for them too;
+//!   origin's root (`/authorize`, `/token`, `/register`, `/revoke`), where claude.ai looks for
+//!   them whatever the metadata says;
 //! - clients are identified by a Client ID Metadata Document (an https `client_id`, fetched
 //!   under `client_metadata`'s limits) or registered dynamically (RFC 7591, rate-limited; unused
 //!   registrations expire after a day); public clients only, PKCE `S256` only;
-//! - the audience is this server's `/connector` URL (RFC 8707 `resource`): tokens exist only in
+//! - the audience is this server's connector URL (RFC 8707 `resource`): tokens exist only in
 //!   this server's store, and each carries its audience, so a token made for the shared server
 //!   means nothing to an isolated instance and the other way round.
 //!
@@ -35,8 +35,6 @@ use sha2::{Digest, Sha256};
 use crate::runtime::state::{AppState, Event};
 use crate::store::people::{self, GrantError, RegisteredClient};
 
-/// The MCP endpoint OAuth clients connect to: the URL a person pastes into a connector.
-pub const CONNECTOR_PATH: &str = "/connector";
 /// The one scope: the connection may use the server's tools for the person's tenant.
 pub const SCOPE: &str = "mcp";
 /// A dynamic registration never used for an authorization is deleted after this.
@@ -46,16 +44,34 @@ const MAX_UNUSED_CLIENTS: usize = 1_000;
 /// Largest registration, token or revocation request read.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-/// This server's `/connector` URL: the resource (and audience) of every token it issues.
-pub fn resource_url(state: &AppState) -> String {
-    format!("{}{CONNECTOR_PATH}", state.public_url)
+/// This server's connector URL: the resource (and audience) of every token it issues.
+pub fn resource_url(state: &AppState) -> Option<String> {
+    state.connector.as_ref().map(|door| door.url.clone())
 }
 
-/// Where the `/connector` endpoint's protected resource metadata is.
-pub fn resource_metadata_url(state: &AppState) -> String {
-    format!(
-        "{}/.well-known/oauth-protected-resource{CONNECTOR_PATH}",
-        state.public_url
+/// Where the connector's protected resource metadata is: the path-suffixed form, which Claude
+/// Desktop asks for first (RFC 9728 §3.1: the resource's path after the well-known name).
+pub fn resource_metadata_url(state: &AppState) -> Option<String> {
+    state.connector.as_ref().map(|door| {
+        format!(
+            "{}/.well-known/oauth-protected-resource{}",
+            door.origin,
+            crate::config::MCP_PATH
+        )
+    })
+}
+
+/// The connector's origin: the issuer, and where every endpoint lives.
+fn issuer(state: &AppState) -> Option<&str> {
+    state.connector.as_ref().map(|door| door.origin.as_str())
+}
+
+/// The answer of an OAuth endpoint on a server without a connector door (never routed there;
+/// a defence should a router ever mount one).
+fn no_connector() -> OAuthError {
+    OAuthError::new(
+        "invalid_request",
+        "this server has no connector door (STUDIO_MCP_CONNECTOR_URL)",
     )
 }
 
@@ -67,7 +83,7 @@ pub fn api_router() -> Router<Arc<AppState>> {
             get(resource_metadata),
         )
         .route(
-            "/.well-known/oauth-protected-resource/connector",
+            "/.well-known/oauth-protected-resource/mcp",
             get(resource_metadata),
         )
         .route(
@@ -108,10 +124,13 @@ async fn preflight() -> Response {
 }
 
 async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response {
+    let (Some(resource), Some(issuer)) = (resource_url(&state), issuer(&state)) else {
+        return no_connector().into_response();
+    };
     cors(
         Json(json!({
-            "resource": resource_url(&state),
-            "authorization_servers": [state.public_url],
+            "resource": resource,
+            "authorization_servers": [issuer],
             "scopes_supported": [SCOPE],
             "bearer_methods_supported": ["header"],
             "resource_name": state.spec.title,
@@ -121,7 +140,9 @@ async fn resource_metadata(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn server_metadata(State(state): State<Arc<AppState>>) -> Response {
-    let base = &state.public_url;
+    let Some(base) = issuer(&state) else {
+        return no_connector().into_response();
+    };
     cors(
         Json(json!({
             "issuer": base,
@@ -605,17 +626,21 @@ fn refresh(state: &AppState, request: &TokenRequest) -> Result<people::TokenPair
     let store = state.services.store.people();
     let now = crate::now_unix();
     let hash = people::digest(token);
+    let Some(audience) = resource_url(state) else {
+        return Err(no_connector());
+    };
     if let Some(resource) = request.resource.as_deref()
-        && resource != resource_url(state)
+        && resource != audience
     {
         return Err(OAuthError::new(
             "invalid_target",
-            "tokens here are only for this server's /connector endpoint",
+            format!("tokens here are only for this server's connector URL, {audience}"),
         ));
     }
     match store.refresh(
         &hash,
         client_id,
+        &audience,
         now,
         state.oauth.access_ttl_secs,
         state.oauth.refresh_ttl_secs,
@@ -636,6 +661,7 @@ fn refresh(state: &AppState, request: &TokenRequest) -> Result<people::TokenPair
             let outcome = match &e {
                 GrantError::RefreshReplayed { .. } => "refresh_replayed",
                 GrantError::WrongClient => "wrong_client",
+                GrantError::WrongAudience { .. } => "wrong_audience",
                 _ => "unknown_refresh",
             };
             state.record(&Event {

@@ -1,9 +1,10 @@
-//! The MCP listener: `/mcp` (Streamable HTTP, stateless) behind bearer-token auth, and
-//! `/healthz`. Every MCP request is authenticated on its own; no session carries a tenant.
+//! The two doors' routers: the static door (`/mcp` for static bearer tokens, `/healthz`) and
+//! the connector door (`/mcp` for OAuth access tokens, the authorization server and people's
+//! pages). Every MCP request is authenticated on its own; no session carries a tenant.
 
 use std::sync::Arc;
 
-use crate::config::origin_host;
+use crate::config::{MCP_PATH, origin_host};
 use crate::mcp::{Authenticated, McpServer};
 use crate::token::AuthError;
 use axum::Router;
@@ -12,7 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,12 @@ use axum::extract::DefaultBodyLimit;
 /// Largest MCP request body accepted; tool arguments are small.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+/// The MCP transport for one door: stateless, JSON answers, only `origin`'s host accepted.
+fn mcp_service(
+    state: &AppState,
+    origin: &str,
+    shutdown: CancellationToken,
+) -> StreamableHttpService<McpServer, NeverSessionManager> {
     let server = McpServer::new(
         state.services.clone(),
         state.catalog.clone(),
@@ -37,27 +43,51 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
-        .with_allowed_hosts([origin_host(&state.public_url).to_owned()])
+        .with_allowed_hosts([origin_host(origin).to_owned()])
         .with_cancellation_token(shutdown);
-    let mcp = StreamableHttpService::new(
+    StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
-    );
+    )
+}
+
+/// The static door (`STUDIO_MCP_PUBLIC_URL`): `/mcp` for static bearer tokens, `/healthz`, and
+/// nothing else. **No** OAuth or protected-resource document at any path and no discovery hint
+/// in its 401: Claude Code drops a configured `Authorization` header once it finds OAuth
+/// discovery for a server (anthropics/claude-code#59467).
+pub fn static_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let public = Arc::new(PublicOrigin::parse(&state.public_url));
-    // Static bearer tokens: `/mcp`, which never mentions OAuth (clients configured with a
-    // header must never be steered into an OAuth flow).
-    let static_mcp = Router::new()
-        .nest_service("/mcp", mcp.clone())
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    // OAuth access tokens: `/connector`, whose 401 points at its resource metadata.
-    let connector = Router::new()
-        .nest_service(oauth::CONNECTOR_PATH, mcp)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            authenticate_oauth,
-        ));
-    // Pages a person's browser opens (cookies): Host and Origin must be ours.
+    let mcp = mcp_service(&state, &state.public_url, shutdown);
+    let moved = any(connector_moved).with_state(state.clone());
+    let health = get(healthz).with_state(state.clone());
+    // `route_layer`: the checks run on `/mcp` only, so any other path is a plain 404 (a 401
+    // there would invite a client to look for a way to authenticate).
+    Router::new()
+        .route_service(MCP_PATH, mcp)
+        .route_layer(middleware::from_fn_with_state(state, authenticate))
+        .route_layer(middleware::from_fn_with_state(public, check_origin))
+        .route("/connector", moved)
+        .route("/healthz", health)
+}
+
+/// The connector door (`STUDIO_MCP_CONNECTOR_URL`), laid out the way claude.ai and ChatGPT
+/// behave rather than only as the specs allow: MCP at exactly `/mcp` for OAuth access tokens,
+/// both protected-resource metadata forms, and the authorization server with every endpoint
+/// and page at the origin's root (claude.ai has appended `/authorize`, `/token`, `/register`
+/// to the origin, ignoring metadata). `None` when the server has no connector door.
+pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Option<Router> {
+    let door = state.connector.clone()?;
+    let origin = Arc::new(PublicOrigin::parse(&door.origin));
+    let mcp = mcp_service(&state, &door.origin, shutdown);
+    let oauth_mcp =
+        Router::new()
+            .route_service(MCP_PATH, mcp)
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                authenticate_oauth,
+            ));
+    // Pages a person's browser opens (cookies): Host and Origin must be the connector's.
     let mut browser = signin::router().merge(oauth::browser_router());
     if state.spec.approvals {
         browser = browser.merge(crate::runtime::approve::router());
@@ -70,14 +100,31 @@ pub fn router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
     let api = oauth::api_router()
         .layer(DefaultBodyLimit::max(oauth::MAX_REQUEST_BYTES))
         .with_state(state)
-        .layer(middleware::from_fn_with_state(public.clone(), check_host));
-    Router::new()
-        .merge(static_mcp)
-        .merge(connector)
-        .merge(browser)
-        .layer(middleware::from_fn_with_state(public, check_origin))
-        .merge(api)
-        .route("/healthz", health)
+        .layer(middleware::from_fn_with_state(origin.clone(), check_host));
+    Some(
+        Router::new()
+            .merge(oauth_mcp)
+            .merge(browser)
+            .route_layer(middleware::from_fn_with_state(origin, check_origin))
+            .merge(api)
+            .route("/healthz", health),
+    )
+}
+
+/// `/connector` on the static door, where connectors were added before the doors had origins
+/// of their own: a plain answer naming the new URL, and nothing a client could discover.
+async fn connector_moved(State(state): State<Arc<AppState>>) -> Response {
+    let text = match &state.connector {
+        Some(door) => format!(
+            "410 Gone: connectors now connect to {} (the connector URL); remove this one and \
+             add that URL instead\n",
+            door.url
+        ),
+        None => {
+            "410 Gone: this server has no connector door; use /mcp with a bearer token\n".to_owned()
+        }
+    };
+    refuse_unread((StatusCode::GONE, text).into_response())
 }
 
 /// The public URL's scheme, host and port: the only authority a request may name, and the
@@ -296,7 +343,7 @@ async fn admit(
     next.run(request).await
 }
 
-/// `/connector`: resolves an OAuth access token to its grant's tenant, from memory, or answers
+/// The connector door's `/mcp`: resolves an OAuth access token to its grant's tenant, from memory, or answers
 /// 401 pointing at the protected resource metadata (RFC 9728 §5.1).
 async fn authenticate_oauth(
     State(state): State<Arc<AppState>>,
@@ -320,11 +367,12 @@ async fn authenticate_oauth(
         }
     };
     let found = found
-        // Audience: this server's `/connector`, exactly.
+        // Audience: this server's connector URL, exactly.
         .filter(|a| {
-            a.audience
-                .strip_prefix(state.public_url.as_str())
-                .is_some_and(|path| path == oauth::CONNECTOR_PATH)
+            state
+                .connector
+                .as_ref()
+                .is_some_and(|door| a.audience == door.url)
         })
         .filter(|a| state.pinned.as_ref().is_none_or(|p| p == &a.tenant))
         .and_then(|a| store.tenant_live(&a.tenant).map(|(t, l)| (a, t, l)));
@@ -349,7 +397,7 @@ async fn authenticate_oauth(
 }
 
 fn oauth_unauthorized(state: &AppState, error: Option<&str>) -> Response {
-    let metadata = oauth::resource_metadata_url(state);
+    let metadata = oauth::resource_metadata_url(state).unwrap_or_default();
     let challenge = match error {
         None => format!(
             r#"Bearer resource_metadata="{metadata}", scope="{}""#,

@@ -88,12 +88,72 @@ impl SignedIn {
     }
 }
 
-fn cookie_name(state: &AppState) -> &'static str {
-    if state.public_url.starts_with("https://") {
-        "__Host-studio_mcp_session"
-    } else {
-        "studio_mcp_session"
+/// This server's session cookie: a name of its own, so that two servers on one host name
+/// (the local demo: every server on `localhost`; cookies ignore ports) never read or
+/// overwrite each other's session.
+fn cookie_name(state: &AppState) -> String {
+    let prefix = if https(state) { "__Host-" } else { "" };
+    match &state.pinned {
+        Some(tenant) => format!("{prefix}studio_mcp_isolated_{tenant}_session"),
+        None => format!("{prefix}studio_mcp_shared_session"),
     }
+}
+
+fn https(state: &AppState) -> bool {
+    state.connector.as_ref().is_some_and(|d| d.is_https())
+}
+
+/// "studio-mcp shared" or "studio-mcp isolated": how a person tells this server's passkeys
+/// from another's when a browser offers both.
+pub fn server_label(state: &AppState) -> &'static str {
+    if state.spec.single_tenant {
+        "studio-mcp isolated"
+    } else {
+        "studio-mcp shared"
+    }
+}
+
+/// Marks a WebAuthn user handle as made by a studio-mcp server (bytes 6-7 of a version-8
+/// UUID); bytes 0-5 then name which server (`server_tag`).
+const HANDLE_MARK: [u8; 2] = [0x85, 0x3c];
+
+/// Six bytes naming this server: kind, tenant (an isolated instance) and connector origin.
+fn server_tag(state: &AppState) -> [u8; 6] {
+    let mut h = Sha256::new();
+    h.update(b"studio-mcp server\0");
+    h.update(state.spec.name.as_bytes());
+    h.update(b"\0");
+    h.update(state.pinned.as_ref().map_or("", |t| t.as_str()).as_bytes());
+    h.update(b"\0");
+    h.update(
+        state
+            .connector
+            .as_ref()
+            .map_or("", |d| d.origin.as_str())
+            .as_bytes(),
+    );
+    let digest = h.finalize();
+    let mut tag = [0u8; 6];
+    tag.copy_from_slice(&digest[..6]);
+    tag
+}
+
+/// A new person's WebAuthn user handle: random, carrying this server's tag, so that a sign-in
+/// with another server's passkey can say exactly that.
+pub fn new_user_handle(state: &AppState) -> Uuid {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes[..6].copy_from_slice(&server_tag(state));
+    bytes[6..8].copy_from_slice(&HANDLE_MARK);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f); // RFC 9562 variant
+    Uuid::from_bytes(bytes)
+}
+
+/// Whether `handle` was made by a studio-mcp server other than this one.
+fn other_servers_handle(state: &AppState, handle: &Uuid) -> bool {
+    let bytes = handle.as_bytes();
+    bytes[6..8] == HANDLE_MARK && bytes[..6] != server_tag(state)
 }
 
 fn csrf_for(session_secret: &str) -> String {
@@ -106,6 +166,7 @@ fn csrf_for(session_secret: &str) -> String {
 /// The person signed in on this request, if any.
 pub fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedIn>, StoreError> {
     let name = cookie_name(state);
+    let name = name.as_str();
     let secret = headers
         .get_all(header::COOKIE)
         .iter()
@@ -161,11 +222,7 @@ fn start_session(state: &AppState, person: &Person) -> Result<HeaderValue, Store
             expires_at: now + ttl,
         },
     )?;
-    let secure = if state.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if https(state) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={ttl}{secure}",
         cookie_name(state)
@@ -174,11 +231,7 @@ fn start_session(state: &AppState, person: &Person) -> Result<HeaderValue, Store
 }
 
 fn clear_cookie(state: &AppState) -> HeaderValue {
-    let secure = if state.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if https(state) { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
         cookie_name(state)
@@ -308,7 +361,7 @@ async fn home(
         .tenant(&me.person.tenant)
         .map(|t| t.name.clone())
         .unwrap_or_else(|| me.person.tenant.to_string());
-    let connector = super::oauth::resource_url(&state);
+    let connector = super::oauth::resource_url(&state).unwrap_or_default();
     let title = if q.welcome.is_some() {
         "Passkey created".to_owned()
     } else {
@@ -453,7 +506,14 @@ async fn register_options(
         .iter()
         .map(|p| p.cred_id().clone())
         .collect();
-    let user_name = format!("{} ({})", person.name, tenant_name(&state, &person));
+    // What the browser shows when it offers passkeys: the person, the client and the server,
+    // so two servers' passkeys on one host name are told apart.
+    let user_name = format!(
+        "{} \u{2014} {}, {}",
+        person.name,
+        tenant_name(&state, &person),
+        server_label(&state)
+    );
     let started = webauthn.start_passkey_registration(
         user_handle(&person),
         &user_name,
@@ -735,6 +795,16 @@ async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Byt
     let store = state.services.store.people();
     let person = match store.person_by_handle(&handle.to_string()) {
         Ok(Some(person)) => person,
+        Ok(None) if other_servers_handle(&state, &handle) => {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "This passkey is for another studio-mcp server, not this one. Choose the \
+                     passkey whose name ends in \u{201c}{}\u{201d}.",
+                    server_label(&state)
+                ),
+            );
+        }
         Ok(None) => return unknown(),
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
     };

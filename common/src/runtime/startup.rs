@@ -22,14 +22,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::runtime::listener::{self, Limits};
 use crate::runtime::spec::ServerSpec;
-use crate::runtime::state::AppState;
+use crate::runtime::state::{AppState, ConnectorDoor};
 use crate::runtime::{admin, routes};
 
 pub struct Application {
     mcp: TcpListener,
     admin: TcpListener,
+    /// The connector (OAuth) door's listener, when one is configured.
+    connector: Option<TcpListener>,
     mcp_limits: Limits,
     admin_limits: Limits,
+    connector_limits: Limits,
     state: Arc<AppState>,
     shutdown: CancellationToken,
 }
@@ -66,6 +69,35 @@ impl Application {
             Some(url) => url.clone(),
             None => format!("http://{}", mcp.local_addr()?),
         };
+        let connector = match config.connector_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr} (STUDIO_MCP_CONNECTOR_LISTEN)")
+            })?),
+            None => None,
+        };
+        let connector_door = match (&connector, &config.connector_url) {
+            (Some(_), Some(url)) => Some(ConnectorDoor::new(url.clone())),
+            // `localhost`, not the bound IP: passkeys need a host name.
+            (Some(listener), None) => Some(ConnectorDoor::new(format!(
+                "http://localhost:{}{}",
+                listener.local_addr()?.port(),
+                crate::config::MCP_PATH
+            ))),
+            (None, _) => None,
+        };
+        if let Some(door) = &connector_door
+            && door.origin.eq_ignore_ascii_case(&public_url)
+        {
+            return Err(ConfigError::Value {
+                name: "STUDIO_MCP_CONNECTOR_URL",
+                why: format!(
+                    "{} is on the static door's origin; the connector door needs an origin of \
+                     its own",
+                    door.url
+                ),
+            }
+            .into());
+        }
         let authority = TokenAuthority::load_or_generate(&config.signing_key_path(), &public_url)
             .map_err(|e| match e {
             crate::secrets::SecretError::BadSigningKey { path } => {
@@ -116,19 +148,22 @@ impl Application {
             gates: Default::default(),
             metrics,
             approval_ttl_secs: config.approval_ttl_secs,
-            public_url: public_url.clone(),
+            approval_base: connector_door.as_ref().map(|d| d.origin.clone()),
             approval_webhook: config.approval_webhook.clone(),
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             )
             .shared_by(replicas),
         };
-        let passkeys = match crate::runtime::signin::relying_party(&public_url, spec.title) {
-            Ok(rp) => Some(rp),
-            Err(why) => {
-                tracing::warn!("{why}; invite links and connector sign-in will not work");
-                None
-            }
+        let passkeys = match &connector_door {
+            None => None,
+            Some(door) => match crate::runtime::signin::relying_party(&door.origin, spec.title) {
+                Ok(rp) => Some(rp),
+                Err(why) => {
+                    tracing::warn!("{why}; invite links and connector sign-in will not work");
+                    None
+                }
+            },
         };
         let client_metadata = client_metadata_fetcher(config)?;
         let state = AppState {
@@ -139,6 +174,7 @@ impl Application {
             authority,
             admin_token,
             public_url,
+            connector: connector_door,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
             refusals: crate::runtime::telemetry::Sampled::new(Duration::from_secs(10)),
@@ -149,12 +185,14 @@ impl Application {
             registrations_per_min: u32::try_from(config.oauth.registrations_per_min)
                 .unwrap_or(u32::MAX),
         };
-        let (mcp_limits, admin_limits) = listener_limits(config);
+        let (mcp_limits, admin_limits, connector_limits) = listener_limits(config);
         Ok(Self {
             mcp,
             admin,
+            connector,
             mcp_limits,
             admin_limits,
+            connector_limits,
             state: Arc::new(state),
             shutdown: CancellationToken::new(),
         })
@@ -176,6 +214,16 @@ impl Application {
         &self.state.public_url
     }
 
+    /// The connector door's bound address, if it has one.
+    pub fn connector_addr(&self) -> Option<SocketAddr> {
+        self.connector.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The connector door's public URL (`…/mcp`), if it has one.
+    pub fn connector_url(&self) -> Option<&str> {
+        self.state.connector.as_ref().map(|d| d.url.as_str())
+    }
+
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
     }
@@ -192,21 +240,61 @@ impl Application {
             public_url = %self.state.public_url,
             server = self.state.spec.name,
             tenant = self.state.pinned.as_ref().map(|t| t.as_str()).unwrap_or("*"),
-            "listening: MCP at /mcp, admin API on the admin listener"
+            "listening: static door (bearer tokens) at {}/mcp, admin API on the admin listener",
+            self.state.public_url
         );
-        let mcp_router = routes::router(self.state.clone(), self.shutdown.child_token());
+        match (&self.state.connector, self.connector_addr()) {
+            (Some(door), Some(addr)) => tracing::info!(
+                connector = %addr,
+                connector_url = %door.url,
+                "listening: connector door (OAuth, people's sign-in{}) at {}",
+                if self.state.spec.approvals { ", approvals" } else { "" },
+                door.url
+            ),
+            _ => tracing::info!(
+                "no connector door (STUDIO_MCP_CONNECTOR_URL unset): no OAuth connectors and no \
+                 people's pages{}",
+                if self.state.spec.approvals {
+                    "; approvals only through the operator's `approval approve`"
+                } else {
+                    ""
+                }
+            ),
+        }
+        let static_router = routes::static_router(self.state.clone(), self.shutdown.child_token());
         let admin_router = admin::router(self.state.clone());
         tokio::spawn(prune_audit(self.state.clone(), self.shutdown.child_token()));
-        let mcp = listener::serve(self.mcp, mcp_router, self.mcp_limits, self.shutdown.clone());
+        let mcp = listener::serve(
+            self.mcp,
+            static_router,
+            self.mcp_limits,
+            self.shutdown.clone(),
+        );
         let admin = listener::serve(
             self.admin,
             admin_router,
             self.admin_limits,
             self.shutdown.clone(),
         );
-        let (a, b) = tokio::join!(mcp, admin);
+        let connector = async {
+            let (Some(listener), Some(router)) = (
+                self.connector,
+                routes::connector_router(self.state.clone(), self.shutdown.child_token()),
+            ) else {
+                return Ok(());
+            };
+            listener::serve(
+                listener,
+                router,
+                self.connector_limits,
+                self.shutdown.clone(),
+            )
+            .await
+        };
+        let (a, b, c) = tokio::join!(mcp, admin, connector);
         a.context("MCP listener failed")?;
         b.context("admin listener failed")?;
+        c.context("connector listener failed")?;
         self.state.services.store.flush()?;
         if let Some(pg) = self.state.services.store.pg() {
             pg.leave();
@@ -276,9 +364,10 @@ fn make_private(data_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each listener's limits. The descriptor limit is raised to its hard maximum first; the two
-/// connection caps together stay within what it leaves after the server's own files.
-fn listener_limits(config: &Config) -> (Limits, Limits) {
+/// Each listener's limits (static door, admin, connector door). The descriptor limit is raised
+/// to its hard maximum first; the connection caps together stay within what it leaves after
+/// the server's own files.
+fn listener_limits(config: &Config) -> (Limits, Limits, Limits) {
     let budget = listener::raise_descriptor_limit().map(listener::connection_budget);
     let wanted_admin = usize::try_from(config.admin_max_connections).unwrap_or(usize::MAX);
     let admin_max = budget.map_or(wanted_admin, |b| wanted_admin.min(b / 8).max(1));
@@ -304,8 +393,23 @@ fn listener_limits(config: &Config) -> (Limits, Limits) {
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(config.idle_timeout_ms),
     };
-    tracing::debug!(mcp_max, admin_max, "connection limits");
-    (timeouts(mcp_max), timeouts(admin_max))
+    // Sized from the descriptor budget, a connector door takes a quarter of the room (people
+    // and connectors are few next to static clients) so the listeners together stay within
+    // it; an explicit STUDIO_MCP_MAX_CONNECTIONS is each door's own cap.
+    let (mcp_max, connector_max) = match (config.connector_listen, config.max_connections) {
+        (None, _) => (mcp_max, 1),
+        (Some(_), 0) => {
+            let connector = (mcp_max / 4).max(1);
+            (mcp_max.saturating_sub(connector).max(1), connector)
+        }
+        (Some(_), _) => (mcp_max, mcp_max),
+    };
+    tracing::debug!(mcp_max, admin_max, connector_max, "connection limits");
+    (
+        timeouts(mcp_max),
+        timeouts(admin_max),
+        timeouts(connector_max),
+    )
 }
 
 /// Applies the audit retention at start and then hourly, until shutdown.

@@ -20,12 +20,16 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub authority: TokenAuthority,
     pub admin_token: SecretString,
+    /// The static door's origin: static tokens' audience, and the only `Host` `/mcp` answers.
     pub public_url: String,
+    /// The OAuth door, if configured: everything people and connectors use lives there.
+    pub connector: Option<ConnectorDoor>,
     pub token_ttl_secs: u64,
     pub audit_retention_ms: u64,
     /// Samples the log line for unauthenticated refusals.
     pub refusals: crate::runtime::telemetry::Sampled,
-    /// The WebAuthn relying party; `None` when the public URL has no domain name.
+    /// The WebAuthn relying party; `None` without a connector door, or when its URL has no
+    /// domain name.
     pub passkeys: Option<webauthn_rs::Webauthn>,
     /// Lifetimes and limits of sign-in and OAuth.
     pub oauth: crate::config::OAuthConfig,
@@ -34,6 +38,27 @@ pub struct AppState {
     /// Dynamic client registrations, server-wide.
     pub registrations: crate::ratelimit::Buckets<()>,
     pub registrations_per_min: u32,
+}
+
+/// The connector (OAuth) door: its own listener and origin, MCP at exactly `/mcp` (claude.ai
+/// calls no other path), the authorization server and people's pages at the origin's root.
+#[derive(Clone, Debug)]
+pub struct ConnectorDoor {
+    /// `scheme://host[:port]/mcp`: the protected resource, and every access token's audience.
+    pub url: String,
+    /// `scheme://host[:port]`: the issuer, and where invite, sign-in and approval pages live.
+    pub origin: String,
+}
+
+impl ConnectorDoor {
+    pub fn new(url: String) -> Self {
+        let origin = crate::config::connector_origin(&url).to_owned();
+        Self { url, origin }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.origin.starts_with("https://")
+    }
 }
 
 /// Something a person, a client or the operator did, for the audit log.

@@ -258,6 +258,13 @@ pub enum GrantError {
     RefreshReplayed { grant: String },
     #[error("the token belongs to another client")]
     WrongClient,
+    /// The grant was made for another resource (a connector URL since changed): refused
+    /// before rotation, so the grant is left as it was.
+    #[error(
+        "this connection was made for {audience}, not for this server's connector URL; connect \
+         again with the current URL"
+    )]
+    WrongAudience { audience: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -492,9 +499,18 @@ impl People {
     }
 
     /// Forgets a person's passkeys and ends their sessions (a lost or replaced device), keeping
-    /// the person, their role and their connections; `None` if there is no such person.
-    pub fn reset_passkeys(&self, id: &str) -> Result<Option<Person>, StoreError> {
-        let Some(person) = self.update_person(id, |p| p.passkeys.clear())? else {
+    /// the person, their role and their connections, and gives them `user_handle` for the
+    /// passkey to come; `None` if there is no such person.
+    pub fn reset_passkeys(
+        &self,
+        id: &str,
+        user_handle: &str,
+    ) -> Result<Option<Person>, StoreError> {
+        let Some(person) = self.update_person(id, |p| {
+            p.passkeys.clear();
+            p.user_handle = user_handle.to_owned();
+        })?
+        else {
             return Ok(None);
         };
         self.delete_where::<Session>(&self.sessions, |s| s.person == person.id)?;
@@ -749,11 +765,13 @@ impl People {
     }
 
     /// Rotates a refresh token: the presented one must be the grant's current one; a rotated-out
-    /// token presented again revokes the grant.
+    /// token presented again revokes the grant. The new access token keeps the grant's audience,
+    /// which must be `audience` (this server's connector URL) — checked before anything rotates.
     pub fn refresh(
         &self,
         hash: &[u8; 32],
         client_id: &str,
+        audience: &str,
         now: u64,
         access_ttl: u64,
         refresh_ttl: u64,
@@ -771,6 +789,11 @@ impl People {
         }
         if grant.client_id != client_id {
             return Err(GrantError::WrongClient);
+        }
+        if grant.audience != audience {
+            return Err(GrantError::WrongAudience {
+                audience: grant.audience,
+            });
         }
         if grant.refresh != hex::encode(hash) {
             self.revoke_grant(&grant.id, now, "refresh token used twice")?;
@@ -929,6 +952,8 @@ impl People {
 mod tests {
     use super::*;
 
+    const AUD: &str = "https://connect.example/mcp";
+
     fn people() -> (tempfile::TempDir, Db, People) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::Sled(sled::open(dir.path()).unwrap());
@@ -956,7 +981,7 @@ mod tests {
             client_name: "Client".into(),
             redirect_uri: "https://c.example/cb".into(),
             code_challenge: "x".into(),
-            resource: "https://mcp.example/connector".into(),
+            resource: AUD.into(),
             scope: "mcp".into(),
             person: person.into(),
             tenant: TenantId::parse(tenant).unwrap(),
@@ -1015,17 +1040,17 @@ mod tests {
         let (_d, _db, p) = people();
         let first = grant_for(&p, "p1", "acme");
         let second = p
-            .refresh(&digest(&first.refresh_token), "c1", 20, 3600, 86400)
+            .refresh(&digest(&first.refresh_token), "c1", AUD, 20, 3600, 86400)
             .unwrap();
         assert!(p.access_token(&digest(&second.access_token), 21).is_some());
         assert!(matches!(
-            p.refresh(&digest(&first.refresh_token), "c1", 22, 3600, 86400),
+            p.refresh(&digest(&first.refresh_token), "c1", AUD, 22, 3600, 86400),
             Err(GrantError::RefreshReplayed { .. })
         ));
         assert!(p.access_token(&digest(&second.access_token), 23).is_none());
         assert!(p.access_token(&digest(&first.access_token), 23).is_none());
         assert!(matches!(
-            p.refresh(&digest(&second.refresh_token), "c1", 24, 3600, 86400),
+            p.refresh(&digest(&second.refresh_token), "c1", AUD, 24, 3600, 86400),
             Err(GrantError::UnknownRefresh)
         ));
     }

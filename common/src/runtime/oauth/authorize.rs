@@ -138,14 +138,11 @@ async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
             "code_challenge must be the 43-character base64url SHA-256 of the verifier",
         ));
     }
-    if params
-        .resource
-        .as_deref()
-        .is_some_and(|r| r != resource_url(state))
-    {
+    let audience = resource_url(state).unwrap_or_default();
+    if params.resource.as_deref().is_some_and(|r| r != audience) {
         return Err(redirect(
             "invalid_target",
-            "resource must be this server's /connector URL",
+            &format!("resource must be this server's connector URL, {audience}"),
         ));
     }
     if params
@@ -209,7 +206,9 @@ fn redirect_to(
         if let Some(s) = client_state {
             query.append_pair("state", s);
         }
-        query.append_pair("iss", &state.public_url);
+        if let Some(door) = &state.connector {
+            query.append_pair("iss", &door.origin);
+        }
     }
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(location) = HeaderValue::from_str(url.as_str()) {
@@ -447,7 +446,7 @@ pub async fn decide(
         client_name: checked.client.name.clone(),
         redirect_uri: checked.redirect_uri.clone(),
         code_challenge: checked.params.code_challenge.clone().unwrap_or_default(),
-        resource: resource_url(&state),
+        resource: resource_url(&state).unwrap_or_default(),
         scope: SCOPE.into(),
         person: me.person.id.clone(),
         tenant: me.person.tenant.clone(),
