@@ -539,6 +539,69 @@ mod tests {
     }
 
     #[test]
+    fn the_connector_door_is_at_exactly_mcp_on_an_origin_of_its_own() {
+        let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), SHARED_DEFAULTS);
+        // Neither: no connector door.
+        let c = load(&[]).unwrap();
+        assert_eq!((c.connector_listen, c.connector_url), (None, None));
+        // A URL alone listens on the default port; a listener alone gets its URL at start.
+        let c = load(&[(
+            "STUDIO_MCP_CONNECTOR_URL",
+            "https://connect.studio.example/mcp",
+        )])
+        .unwrap();
+        assert_eq!(c.connector_listen.unwrap().port(), 8789);
+        assert_eq!(
+            connector_origin(c.connector_url.as_deref().unwrap()),
+            "https://connect.studio.example"
+        );
+        let c = load(&[("STUDIO_MCP_CONNECTOR_LISTEN", "127.0.0.1:0")]).unwrap();
+        assert_eq!(
+            (c.connector_listen.unwrap().port(), c.connector_url),
+            (0, None)
+        );
+        let isolated = Config::load(
+            None,
+            env(&[(
+                "STUDIO_MCP_CONNECTOR_URL",
+                "https://acme.connect.example/mcp",
+            )]),
+            ISOLATED_DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(isolated.connector_listen.unwrap().port(), 8792);
+        for bad in [
+            "https://connect.studio.example",
+            "https://connect.studio.example/",
+            "https://connect.studio.example/connector",
+            "https://connect.studio.example/mcp/",
+            "https://connect.studio.example/api/mcp",
+            "https://connect.studio.example//mcp",
+            "https://user@connect.studio.example/mcp",
+            "https://connect.studio.example/mcp?x=1",
+            "ftp://connect.studio.example/mcp",
+            "connect.studio.example/mcp",
+        ] {
+            let e = load(&[("STUDIO_MCP_CONNECTOR_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("STUDIO_MCP_CONNECTOR_URL: "), "{bad}: {e}");
+            assert!(e.contains("/mcp"), "{bad}: {e}");
+        }
+        let e = load(&[
+            ("STUDIO_MCP_PUBLIC_URL", "https://mcp.studio.example"),
+            ("STUDIO_MCP_CONNECTOR_URL", "https://MCP.studio.example/mcp"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("origin of its own"), "{e}");
+        let e = load(&[("STUDIO_MCP_CONNECTOR_LISTEN", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("STUDIO_MCP_CONNECTOR_LISTEN"), "{e}");
+    }
+
+    #[test]
     fn environment_overrides_file_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");

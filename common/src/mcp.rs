@@ -303,12 +303,42 @@ fn upstream_name(kind: SecretKind) -> &'static str {
     }
 }
 
+/// What a tool's call does to the world outside this server: each tool states it, and its MCP
+/// annotations follow from it by one rule (ARCHITECTURE.md, "Tool annotations").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only.
+    Reads,
+    /// Only adds something new (a draft item): nothing that existed changes. Not destructive.
+    Adds,
+    /// Replaces values that exist, even staged ones (a draft's fields): what was there is lost,
+    /// which the spec calls destructive. The same call twice leaves the same state.
+    Overwrites,
+    /// A high-risk action on the live site, DNS or billing, behind a person's approval.
+    Acts,
+}
+
+impl Effect {
+    /// The annotations clients act on: `readOnlyHint`, `destructiveHint` (ChatGPT asks a
+    /// person on every call of a tool where it is not explicitly false), `idempotentHint`.
+    pub fn hints(self) -> (bool, bool, bool) {
+        match self {
+            Effect::Reads => (true, false, true),
+            Effect::Adds => (false, false, false),
+            Effect::Overwrites => (false, true, true),
+            Effect::Acts => (false, true, false),
+        }
+    }
+}
+
 /// One tool. Each lives in its own file under `tools/` and is registered in one place.
 pub trait Tool: Send + Sync + 'static {
     const NAME: &'static str;
     const TITLE: &'static str;
     const DESCRIPTION: &'static str;
     const TIER: Tier;
+    /// Stated by every tool (no default): its annotations follow from it.
+    const EFFECT: Effect;
     /// `None`: every tenant has it.
     const TOOLSET: Option<Toolset>;
     type Args: DeserializeOwned + JsonSchema + Send;
@@ -347,10 +377,12 @@ impl ToolEntry {
             Ok(serde_json::Value::Object(map)) => map,
             _ => JsonObject::new(),
         };
+        let (read_only, destructive, idempotent) = T::EFFECT.hints();
+        // Every hint explicit: a client's default for a missing one is the cautious reading.
         let annotations = ToolAnnotations::with_title(T::TITLE)
-            .read_only(T::TIER == Tier::Read)
-            .destructive(T::TIER == Tier::HighRisk)
-            .idempotent(T::TIER == Tier::Read)
+            .read_only(read_only)
+            .destructive(destructive)
+            .idempotent(idempotent)
             .open_world(T::TOOLSET.is_some());
         let definition = rmcp::model::Tool::new(T::NAME, T::DESCRIPTION, Arc::new(schema))
             .with_title(T::TITLE)

@@ -333,3 +333,55 @@ async fn resources_are_scoped_like_tools() {
             .all(|r| !r.path.contains(&globex.site_id))
     );
 }
+
+/// Every tool of both catalogs states all four hints, by one rule: reads are read-only and
+/// idempotent; a write that only adds a draft is not destructive (ChatGPT then does not ask a
+/// person on every call); one that overwrites a value that exists — staged or not — is
+/// destructive, as the spec means it, and idempotent; every high-risk action is destructive.
+#[test]
+fn every_tool_states_its_annotations_by_one_rule() {
+    use common::tenant::Tier;
+    let catalogs = [
+        (shared_server::SHARED.catalog)(),
+        (isolated_server::ISOLATED.catalog)(),
+    ];
+    for entry in catalogs.iter().flat_map(|c| c.entries()) {
+        let name = entry.name();
+        let a = entry
+            .definition
+            .annotations
+            .clone()
+            .unwrap_or_else(|| panic!("{name}: no annotations"));
+        let hints = (
+            a.read_only_hint,
+            a.destructive_hint,
+            a.idempotent_hint,
+            a.open_world_hint,
+        );
+        assert!(
+            hints.0.is_some() && hints.1.is_some() && hints.2.is_some() && hints.3.is_some(),
+            "{name}: every hint explicit, got {hints:?}"
+        );
+        let (read_only, destructive, idempotent) =
+            (hints.0.unwrap(), hints.1.unwrap(), hints.2.unwrap());
+        match entry.tier {
+            Tier::Read => assert!(read_only && !destructive && idempotent, "{name}"),
+            Tier::HighRisk => assert!(!read_only && destructive, "{name}"),
+            Tier::ScopedWrite => assert!(!read_only, "{name}"),
+        }
+    }
+    let shared = &catalogs[0];
+    let hints = |name: &str| {
+        let a = shared
+            .get(name)
+            .unwrap()
+            .definition
+            .annotations
+            .clone()
+            .unwrap();
+        (a.destructive_hint, a.idempotent_hint)
+    };
+    // A new draft adds; an update replaces the staged values that were there.
+    assert_eq!(hints("webflow_create_item"), (Some(false), Some(false)));
+    assert_eq!(hints("webflow_update_item"), (Some(true), Some(true)));
+}

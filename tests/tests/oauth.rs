@@ -1219,7 +1219,7 @@ async fn shared_and_isolated_tokens_mean_nothing_to_each_other() {
         .server
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
-    let shared_alex = shared.person("acme", "Alex").await;
+    let mut shared_alex = shared.person("acme", "Alex").await;
     let isolated_alex = isolated.person("acme", "Alex").await;
     let from_shared = shared.connect(&shared_alex).await;
     let from_isolated = isolated.connect(&isolated_alex).await;
@@ -1228,12 +1228,155 @@ async fn shared_and_isolated_tokens_mean_nothing_to_each_other() {
     assert_eq!(isolated.connector_status(&from_isolated.access).await, 200);
     assert_eq!(isolated.connector_status(&from_shared.access).await, 401);
     assert_eq!(shared.connector_status(&from_isolated.access).await, 401);
+    // No static door takes an access token, its own server's or the other's.
+    for site in [&shared, &isolated] {
+        for token in [&from_shared.access, &from_isolated.access] {
+            let answer = site.mcp_post(&site.static_url("/mcp"), Some(token)).await;
+            assert_eq!(answer.status, 401);
+        }
+    }
     isolated
         .refresh(&from_shared.client_id, &from_shared.refresh)
         .await
         .assert_oauth_error(400, "invalid_grant");
-    // Nor does a session of one sign anyone in on the other.
+
+    // Both on `localhost` (cookies and passkeys ignore ports): each server's cookie has a name
+    // of its own, and a session of one signs nobody in on the other.
+    assert!(
+        shared_alex.cookie.starts_with("studio_mcp_shared_session="),
+        "{}",
+        shared_alex.cookie
+    );
+    assert!(
+        isolated_alex
+            .cookie
+            .starts_with("studio_mcp_isolated_acme_session="),
+        "{}",
+        isolated_alex.cookie
+    );
     assert!(!isolated.signed_in(&shared_alex.cookie).await);
+    assert!(!shared.signed_in(&isolated_alex.cookie).await);
+    // A browser offers both servers' passkeys, each named after its server; picking the other
+    // server's says exactly that.
+    let invited = isolated.invite("acme", "Dana Ruiz").await;
+    let options = passkey::invite_options(&isolated.http, &invited.invite_url).await;
+    let user = &options.body["publicKey"]["user"];
+    assert_eq!(
+        user["name"], "Dana Ruiz \u{2014} acme Inc, studio-mcp isolated",
+        "{user}"
+    );
+    assert_eq!(user["displayName"], user["name"]);
+    let wrong = passkey::try_sign_in(
+        &isolated.http,
+        &isolated.server.connector_origin,
+        &mut shared_alex.passkey,
+    )
+    .await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    assert!(
+        wrong
+            .body
+            .to_string()
+            .contains("This passkey is for another studio-mcp server"),
+        "{}",
+        wrong.body
+    );
+}
+
+/// Without a connector URL a server has no OAuth door and no people: nobody can be invited,
+/// and the static door's old `/connector` says there is none.
+#[tokio::test]
+async fn a_server_without_a_connector_door_has_no_people_pages() {
+    let sandbox = sandbox().await;
+    let server = TestServer::start_on_localhost_with(&sandbox, &shared_server::SHARED, |config| {
+        config.connector_listen = None;
+        config.connector_url = None;
+    })
+    .await;
+    assert!(server.connector_url.is_empty());
+    let tenant = server
+        .provision(sandbox.fixture().owner("acme").unwrap())
+        .await;
+    let refused = server
+        .admin
+        .invite_person(
+            "acme",
+            &common::runtime::admin::InviteRequest {
+                name: "Alex".into(),
+                email: None,
+                role: None,
+                expires_days: None,
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("no connector door"), "{refused}");
+    assert!(refused.contains("STUDIO_MCP_CONNECTOR_URL"), "{refused}");
+    let info = server.admin.server().await.unwrap();
+    assert_eq!(info.connector_url, None);
+    let (status, text) = server
+        .post_raw_at(&format!("{}/connector", server.public_url), None, "{}")
+        .await;
+    assert_eq!(status, 410);
+    assert!(text.contains("no connector door"), "{text}");
+    let (status, _) = server
+        .post_raw_at(&format!("{}/register", server.public_url), None, "{}")
+        .await;
+    assert_eq!(status, 404);
+    // Static tokens work as ever.
+    let client = server.client(&tenant.token).await;
+    ok_json(&call(&client, "whoami", json!({})).await);
+}
+
+/// A grant made for another connector URL (the operator moved the connector to a new host)
+/// refreshes into nothing: refused before rotation, naming the reason, the grant left alone.
+#[tokio::test]
+async fn a_refresh_keeps_the_audience_and_a_moved_connector_refuses_old_grants() {
+    let sandbox = sandbox().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_owned();
+    let site = shared_with(&sandbox, |config| use_data_dir(config, &data_dir)).await;
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    // Refreshed tokens keep the audience: they open this connector, nothing else.
+    let answer = site
+        .refresh(&connection.client_id, &connection.refresh)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let refreshed = answer.json()["access_token"].as_str().unwrap().to_owned();
+    let refresh = answer.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(site.connector_status(&refreshed).await, 200);
+    let answer = site
+        .mcp_post(&site.static_url("/mcp"), Some(&refreshed))
+        .await;
+    assert_eq!(answer.status, 401);
+    site.server.stop().await;
+
+    // The same store behind a connector on another origin.
+    let moved = TestServer::start_on_localhost_with(&sandbox, &shared_server::SHARED, |config| {
+        use_data_dir(config, &data_dir);
+        config.connector_url = Some("http://localhost:1/mcp".into());
+    })
+    .await;
+    let answer = Answer::read(
+        reqwest::Client::new()
+            .post(format!("http://{}/token", moved.connector_addr))
+            .header("host", "localhost:1")
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("client_id", connection.client_id.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    answer.assert_oauth_error(400, "invalid_grant");
+    assert!(answer.text.contains("connect again"), "{}", answer.text);
+    let grants = moved.admin.grants(None).await.unwrap();
+    assert!(grants.iter().all(|g| g.revoked_at.is_none()), "{grants:?}");
 }
 
 // ---- secrets ----

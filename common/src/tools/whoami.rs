@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::mcp::{Tool, ToolContext, ToolError};
+use crate::mcp::{Effect, Tool, ToolContext, ToolError};
 use crate::tenant::{Tier, Toolset};
 use crate::tools::NoArgs;
 
@@ -44,6 +44,7 @@ impl Tool for Whoami {
     const DESCRIPTION: &'static str = "Show the tenant this connection acts for: its id and name, the toolsets it has, \
          whether it is read-only, and the Webflow sites, collections, analytics site and repositories it is bound to.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = None;
     type Args = NoArgs;
     type Output = WhoamiOutput;

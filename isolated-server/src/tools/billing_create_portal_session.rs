@@ -2,7 +2,7 @@
 //! after a person approves; the request carries an `Idempotency-Key` derived from the approval.
 
 use common::domain::DnsName;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::secrets::SecretKind;
 use common::tenant::{Tenant, Tier, Toolset};
 use schemars::JsonSchema;
@@ -42,6 +42,7 @@ impl Tool for CreatePortalSession {
          preview and an approval link for an approver of this client; the action runs once they \
          approve. Call again with the same arguments to see the outcome.";
     const TIER: Tier = Tier::HighRisk;
+    const EFFECT: Effect = Effect::Acts;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
     type Output = Step<Preview, PortalSession>;

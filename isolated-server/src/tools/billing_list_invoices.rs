@@ -1,7 +1,7 @@
 //! `billing_list_invoices`: the tenant's own Stripe invoices (`GET /v1/invoices?customer=…`).
 
 use common::domain::StripeCustomer;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::secrets::SecretKind;
 use common::tenant::{Tenant, Tier, Toolset};
 use schemars::JsonSchema;
@@ -47,6 +47,7 @@ impl Tool for ListInvoices {
     const TITLE: &'static str = "List invoices";
     const DESCRIPTION: &'static str = "List this client's Stripe invoices (newest first): number, status, amounts, due date, link.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
     type Output = InvoiceList;

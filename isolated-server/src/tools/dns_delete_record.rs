@@ -1,6 +1,6 @@
 //! `dns_delete_record`: removes a record under one of the tenant's allowed names.
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,7 @@ impl Tool for DeleteRecord {
          client; the action runs once they approve. Call again with the same arguments to see the \
          outcome.";
     const TIER: Tier = Tier::HighRisk;
+    const EFFECT: Effect = Effect::Acts;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
     type Output = Step<Preview, Deleted>;

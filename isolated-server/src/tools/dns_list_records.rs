@@ -1,6 +1,6 @@
 //! `dns_list_records`: records of the tenant's zone (`GET /client/v4/zones/{zone}/dns_records`).
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ impl Tool for ListRecords {
     const DESCRIPTION: &'static str = "List the DNS records of this client's Cloudflare zone, optionally by \
          exact name or type. Paged with page/per_page.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
     type Output = Output;

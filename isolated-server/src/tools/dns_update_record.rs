@@ -1,6 +1,6 @@
 //! `dns_update_record`: changes a record whose current and new names are both allowed.
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,7 @@ impl Tool for UpdateRecord {
          approver of this client; the action runs once they approve. Call again with the same \
          arguments to see the outcome.";
     const TIER: Tier = Tier::HighRisk;
+    const EFFECT: Effect = Effect::Acts;
     const TOOLSET: Option<Toolset> = None;
     type Args = Args;
     type Output = Step<Preview, DnsRecord>;

@@ -1,7 +1,7 @@
 //! `webflow_publish_items`: publishes chosen CMS items of one of the tenant's collections.
 
 use common::domain::WebflowId;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::secrets::SecretKind;
 use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
@@ -37,6 +37,7 @@ impl Tool for PublishItems {
          the action runs once they approve. Call again with the same arguments to see the \
          outcome.";
     const TIER: Tier = Tier::HighRisk;
+    const EFFECT: Effect = Effect::Acts;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Step<Preview, ItemsPublished>;

@@ -2,7 +2,7 @@
 //! webflow.io subdomain, at most once a minute per site, after a person approves.
 
 use common::domain::WebflowId;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::secrets::SecretKind;
 use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
@@ -50,6 +50,7 @@ impl Tool for PublishSite {
          approver of this client; the action runs once they approve. Call again with the same \
          arguments to see the outcome. At most once a minute per site.";
     const TIER: Tier = Tier::HighRisk;
+    const EFFECT: Effect = Effect::Acts;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Step<Preview, SitePublished>;

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::plausible::QueryResult;
 
@@ -265,6 +265,7 @@ impl Tool for AnalyticsQuery {
          dimensions (event:page, visit:source, visit:country, time:day…), filtered and ordered. \
          Always runs on the tenant's own site.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Analytics);
     type Args = Args;
     type Output = Output;

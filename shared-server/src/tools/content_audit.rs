@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use common::domain::WebflowId;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::{Collection, Item, Webflow};
 
@@ -115,6 +115,7 @@ impl Tool for ContentAudit {
          CMS items missing required or SEO fields, and drafts not updated for N days (default 30). \
          Reads every page and item; returns counts, the findings, and a summary to act on.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Output;

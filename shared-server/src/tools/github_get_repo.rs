@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::github::Repo;
 
@@ -23,6 +23,7 @@ impl Tool for GetRepo {
     const DESCRIPTION: &'static str = "Get one of this tenant's GitHub repositories: description, default \
          branch, visibility, last push.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Github);
     type Args = Args;
     type Output = Repo;

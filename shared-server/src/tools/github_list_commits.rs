@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::{GithubPaging, branch_name};
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::github::Commit;
 
@@ -39,6 +39,7 @@ impl Tool for ListCommits {
     const DESCRIPTION: &'static str = "List recent commits (newest first) of one of this tenant's GitHub \
          repositories, optionally on a branch. Paged with per_page/page.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Github);
     type Args = Args;
     type Output = Output;

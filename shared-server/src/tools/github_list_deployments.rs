@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::{GithubPaging, branch_name};
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::github::Deployment;
 
@@ -39,6 +39,7 @@ impl Tool for ListDeployments {
     const DESCRIPTION: &'static str = "List deployments (newest first) recorded on one of this tenant's \
          GitHub repositories, optionally for one environment. Paged with per_page/page.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Github);
     type Args = Args;
     type Output = Output;

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::{GithubPaging, branch_name};
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::github::WorkflowRuns;
 
@@ -59,6 +59,7 @@ impl Tool for ListWorkflowRuns {
     const DESCRIPTION: &'static str = "List GitHub Actions workflow runs (newest first) of one of this \
          tenant's repositories, optionally by branch or status. Paged with per_page/page.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Github);
     type Args = Args;
     type Output = Output;

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::github::{Deployment, WorkflowRun};
 use common::upstream::webflow::CustomDomain;
@@ -49,6 +49,7 @@ impl Tool for SiteStatus {
          (and so whether unpublished changes wait), its custom domains, and the latest workflow run and \
          deployment of the tenant's code repository if it has one.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Output;

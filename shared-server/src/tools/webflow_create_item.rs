@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::tools::cms_fields::{self, Mode};
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::webflow::Item;
 
@@ -28,6 +28,7 @@ impl Tool for CreateItem {
          collections. Nothing is published: the item stays a draft until someone publishes it. \
          field_data is checked against the collection's fields first.";
     const TIER: Tier = Tier::ScopedWrite;
+    const EFFECT: Effect = Effect::Adds;
     const TOOLSET: Option<Toolset> = Some(Toolset::CmsWrite);
     type Args = Args;
     type Output = Item;

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::Collection;
 
@@ -22,6 +22,7 @@ impl Tool for GetCollection {
     const DESCRIPTION: &'static str = "Get one of this tenant's CMS collections with its fields: slug, type, \
          whether each is required. Read it before drafting items.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Collection;

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use common::domain::WebflowId;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::Item;
 
@@ -25,6 +25,7 @@ impl Tool for GetItem {
     const DESCRIPTION: &'static str =
         "Get one item of one of this tenant's CMS collections with all its field data.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Item;

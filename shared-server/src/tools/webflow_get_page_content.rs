@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::tools::Paging;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::PageDom;
 
@@ -29,6 +29,7 @@ impl Tool for GetPageContent {
     const DESCRIPTION: &'static str = "Get the static content of one of this tenant's pages: text, images and \
          components as Webflow's DOM nodes. Paged with offset/limit (limit 1-100).";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = PageDom;

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::Site;
 
@@ -23,6 +23,7 @@ impl Tool for GetSite {
     const DESCRIPTION: &'static str = "Get one of this tenant's Webflow sites: name, time zone, preview URL, \
          custom domains, and when it was last updated and published.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = Site;

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::tools::Paging;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::ItemList;
 
@@ -29,6 +29,7 @@ impl Tool for ListItems {
     const DESCRIPTION: &'static str = "List the items of one of this tenant's CMS collections, drafts included, \
          with their field data. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = ItemList;

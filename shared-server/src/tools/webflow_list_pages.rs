@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::tools::Paging;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::PageList;
 
@@ -30,6 +30,7 @@ impl Tool for ListPages {
     const DESCRIPTION: &'static str = "List the pages of one of this tenant's sites with titles, slugs, SEO and \
          Open Graph metadata. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = Args;
     type Output = PageList;

@@ -1,7 +1,7 @@
 //! `webflow_list_sites`: the tenant's Webflow sites (`GET /v2/sites`, filtered to its binding).
 
 use crate::tools::NoArgs;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
 use common::upstream::webflow::SiteList;
 
@@ -13,6 +13,7 @@ impl Tool for ListSites {
     const DESCRIPTION: &'static str = "List the Webflow sites this tenant is bound to, with names, preview URLs, \
          custom domains and last-published times.";
     const TIER: Tier = Tier::Read;
+    const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
     type Args = NoArgs;
     type Output = SiteList;

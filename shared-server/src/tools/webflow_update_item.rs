@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::tools::cms_fields::{self, Mode};
 use common::domain::WebflowId;
-use common::mcp::{Tool, ToolContext, ToolError};
+use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tenant, Tier, Toolset};
 use common::upstream::webflow::Item;
 
@@ -30,6 +30,7 @@ impl Tool for UpdateItem {
          Only the staged version changes; the live site changes when someone publishes. \
          field_data is checked against the collection's fields first.";
     const TIER: Tier = Tier::ScopedWrite;
+    const EFFECT: Effect = Effect::Overwrites;
     const TOOLSET: Option<Toolset> = Some(Toolset::CmsWrite);
     type Args = Args;
     type Output = Item;
