@@ -7,6 +7,7 @@ pub mod admin;
 pub mod admin_client;
 pub mod approve;
 pub mod cli;
+pub mod doctor;
 pub mod drill;
 pub mod listener;
 pub mod oauth;

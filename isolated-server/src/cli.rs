@@ -50,6 +50,9 @@ pub enum Command {
     Approval(ApprovalCommand),
     /// Read the audit log (newest first).
     Audit(AuditArgs),
+    /// Check a connector URL as claude.ai and ChatGPT would before their first call: one line
+    /// per step with the fix; exit 0 only when a connector would work. Needs no config.
+    Doctor(common::runtime::doctor::DoctorArgs),
     /// Rehearse operations (`drill revoke`).
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -113,7 +116,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             .context("STUDIO_MCP_TENANT must name this instance's tenant")
     };
     match &cli.command {
-        Command::Serve => anyhow::bail!("serve is not an admin command"),
+        Command::Serve | Command::Doctor(_) => anyhow::bail!("not an admin command"),
         Command::Tenant(TenantCommand::Set(set)) => {
             let ids = |v: &[String], what: &'static str| -> anyhow::Result<Vec<WebflowId>> {
                 Ok(v.iter()

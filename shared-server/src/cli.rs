@@ -56,6 +56,9 @@ pub enum Command {
     /// A new client in one go: verify credentials (stdin, kind=value lines), create the tenant,
     /// store the credentials, issue tokens, print client configuration.
     Onboard(Box<crate::onboard::OnboardArgs>),
+    /// Check a connector URL as claude.ai and ChatGPT would before their first call: one line
+    /// per step with the fix; exit 0 only when a connector would work. Needs no config.
+    Doctor(common::runtime::doctor::DoctorArgs),
     /// Rehearse operations.
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -160,7 +163,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
     let client = AdminClient::from_config(cli.global.admin_url.as_deref(), config)?;
     match &cli.command {
-        Command::Serve | Command::Store(_) => bail!("not an admin command"),
+        Command::Serve | Command::Store(_) | Command::Doctor(_) => bail!("not an admin command"),
         Command::Tenant(TenantCommand::Add(add)) => {
             let spec = spec_from(add)?;
             let new = NewTenant {

@@ -10,6 +10,10 @@ use shared_server::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Run from anywhere against any deployment: no config, data dir or admin token.
+    if let Command::Doctor(args) = &cli.command {
+        return common::runtime::doctor::main(args);
+    }
     let result = cli::load_config(&cli).and_then(|config| {
         startup::runtime(config.worker_threads)?.block_on(async {
             match cli.command {

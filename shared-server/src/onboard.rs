@@ -200,7 +200,7 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
         role: Some(args.person_role.clone()),
         expires_days: None,
     };
-    let shared_invite = invite_if_connector(&shared, &t.tenant_id, &invite)
+    let shared_invite = invite_if_connector(shared, &t.tenant_id, &invite)
         .await
         .context("inviting the client's contact on the shared server")?;
     let mut isolated_invite = None;

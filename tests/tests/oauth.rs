@@ -1469,3 +1469,45 @@ async fn no_secret_of_the_flow_is_logged_shown_or_stored() {
         }
     }
 }
+
+/// The connector door answers only to its own origin: another `Host` (its bound IP address, the
+/// static door's) is refused before anything is read, on `/mcp`, the token endpoint and the
+/// pages alike, and a page's form refuses a foreign `Origin`.
+#[tokio::test]
+async fn the_connector_door_answers_only_to_its_own_origin() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let http = reqwest::Client::new();
+    let addr = &site.server.connector_addr;
+    let static_host = site.server.public_url.trim_start_matches("http://");
+    for host in [addr.as_str(), static_host, "connect.evil.example"] {
+        for (method, path) in [
+            (reqwest::Method::POST, "/mcp"),
+            (reqwest::Method::POST, "/token"),
+            (
+                reqwest::Method::GET,
+                "/.well-known/oauth-protected-resource/mcp",
+            ),
+            (reqwest::Method::GET, "/signin"),
+        ] {
+            let answer = http
+                .request(method.clone(), format!("http://{addr}{path}"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 403, "{method} {path} with Host {host}");
+        }
+    }
+    let answer = Answer::read(
+        site.http
+            .post(site.url("/signin/options"))
+            .header("origin", &site.server.public_url)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+}

@@ -39,6 +39,15 @@ use crate::store::people::{self, GrantError, RegisteredClient};
 pub const SCOPE: &str = "mcp";
 /// A dynamic registration never used for an authorization is deleted after this.
 pub const UNUSED_CLIENT_TTL_SECS: u64 = 86_400;
+/// How long a registration may wait unused: a day, or minutes for `doctor`'s own checks.
+pub fn unused_client_ttl(client: &RegisteredClient) -> u64 {
+    if crate::runtime::doctor::is_doctor_client(client.client_name.as_deref()) {
+        crate::runtime::doctor::DOCTOR_CLIENT_TTL_SECS
+    } else {
+        UNUSED_CLIENT_TTL_SECS
+    }
+}
+
 /// At most this many registrations may wait unused; more are refused until some expire.
 const MAX_UNUSED_CLIENTS: usize = 1_000;
 /// Largest registration, token or revocation request read.
@@ -252,7 +261,7 @@ pub async fn resolve_client(state: &AppState, client_id: &str) -> Result<Client,
     }
     let now = crate::now_unix();
     let live = |c: &RegisteredClient| {
-        c.used_at.is_some() || c.created_at.saturating_add(UNUSED_CLIENT_TTL_SECS) > now
+        c.used_at.is_some() || c.created_at.saturating_add(unused_client_ttl(c)) > now
     };
     match state.services.store.people().client(client_id) {
         Ok(Some(client)) if live(&client) => Ok(Client {

@@ -437,10 +437,7 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
         }
         // Expired codes, sessions, invites, access tokens and unused client registrations.
         let people = state.services.store.people();
-        if let Err(e) = people.sweep(
-            crate::now_unix(),
-            crate::runtime::oauth::UNUSED_CLIENT_TTL_SECS,
-        ) {
+        if let Err(e) = people.sweep(crate::now_unix(), crate::runtime::oauth::unused_client_ttl) {
             tracing::error!(error = %e, "sweeping expired sign-in and OAuth records failed");
         }
     }

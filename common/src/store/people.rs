@@ -914,14 +914,19 @@ impl People {
     }
 
     /// Drops what has expired: codes, sessions, ceremonies, invites, access tokens, unused
-    /// client registrations (after `unused_client_ttl`), and grants past their refresh lifetime.
-    pub fn sweep(&self, now: u64, unused_client_ttl: u64) -> Result<(), StoreError> {
+    /// client registrations (after `unused_client_ttl(client)`), and grants past their refresh
+    /// lifetime.
+    pub fn sweep(
+        &self,
+        now: u64,
+        unused_client_ttl: impl Fn(&RegisteredClient) -> u64,
+    ) -> Result<(), StoreError> {
         self.delete_where::<AuthCode>(&self.codes, |c| c.expires_at <= now)?;
         self.delete_where::<Session>(&self.sessions, |s| s.expires_at <= now)?;
         self.delete_where::<Ceremony>(&self.ceremonies, |c| c.expires_at <= now)?;
         self.delete_where::<Invite>(&self.invites, |i| i.expires_at <= now)?;
         self.delete_where::<RegisteredClient>(&self.clients, |c| {
-            c.used_at.is_none() && c.created_at.saturating_add(unused_client_ttl) <= now
+            c.used_at.is_none() && c.created_at.saturating_add(unused_client_ttl(c)) <= now
         })?;
         self.delete_where::<AccessEntry>(&self.access, |a| a.expires_at <= now)?;
         if self.own_index() {

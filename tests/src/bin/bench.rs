@@ -84,6 +84,9 @@ enum Cmd {
         /// The public URL the server will be started with (tokens are bound to it).
         #[arg(long)]
         public_url: String,
+        /// The connector URL it will be started with (OAuth access tokens are bound to it).
+        #[arg(long, default_value = "http://localhost:8789/mcp")]
+        connector_url: String,
     },
 }
 
@@ -212,7 +215,14 @@ fn main() -> ExitCode {
             tenants,
             tokens_per_tenant,
             public_url,
-        }) => populate_kept(&dir, &public_url, tenants, tokens_per_tenant),
+            connector_url,
+        }) => populate_kept(
+            &dir,
+            &public_url,
+            &connector_url,
+            tenants,
+            tokens_per_tenant,
+        ),
         Some(Cmd::Load(args)) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1077,6 +1087,7 @@ async fn first_refusal(
 fn populate_kept(
     dir: &Path,
     public_url: &str,
+    connector_url: &str,
     tenants: usize,
     per_tenant: usize,
 ) -> anyhow::Result<()> {
@@ -1087,18 +1098,18 @@ fn populate_kept(
     let tokens = populate(dir, public_url, tenants, per_tenant)?;
     let path = dir.join("tokens.txt");
     write_private_file(&path, (tokens.join("\n") + "\n").as_bytes())?;
-    let oauth = populate_oauth(dir, public_url, tenants)?;
+    let oauth = populate_oauth(dir, connector_url, tenants)?;
     write_private_file(
         &dir.join("oauth-tokens.txt"),
         (oauth.join("\n") + "\n").as_bytes(),
     )?;
     eprintln!(
-        "bench: {} OAuth access tokens (one person and grant a tenant, valid a day) in {}; load them on {public_url}/connector",
+        "bench: {} OAuth access tokens (one person and grant a tenant, valid a day) in {}; load them on {connector_url}",
         oauth.len(),
         dir.join("oauth-tokens.txt").display()
     );
     eprintln!(
-        "bench: {} tokens in {}; serve with STUDIO_MCP_DATA_DIR={} STUDIO_MCP_PUBLIC_URL={public_url}",
+        "bench: {} tokens in {}; serve with STUDIO_MCP_DATA_DIR={} STUDIO_MCP_PUBLIC_URL={public_url} STUDIO_MCP_CONNECTOR_URL={connector_url}",
         tokens.len(),
         path.display(),
         dir.display()
@@ -1227,7 +1238,7 @@ fn populate(
 
 /// One person and one OAuth grant a tenant, made through the store's own grant path (a code
 /// redeemed into a grant); returns the access tokens, valid a day.
-fn populate_oauth(dir: &Path, public_url: &str, tenants: usize) -> anyhow::Result<Vec<String>> {
+fn populate_oauth(dir: &Path, connector_url: &str, tenants: usize) -> anyhow::Result<Vec<String>> {
     use common::store::people::{self, AuthCode, Person, Role};
     let store = open_store(&dir.join("store"))?;
     let now = common::now_unix();
@@ -1251,7 +1262,7 @@ fn populate_oauth(dir: &Path, public_url: &str, tenants: usize) -> anyhow::Resul
             client_name: "bench".into(),
             redirect_uri: "http://127.0.0.1/cb".into(),
             code_challenge: String::new(),
-            resource: format!("{public_url}/connector"),
+            resource: connector_url.to_owned(),
             scope: "mcp".into(),
             person: person.id.clone(),
             tenant,
