@@ -7,9 +7,16 @@
 #   deploy/demo.sh          run the demo (Ctrl-C stops everything)
 #   deploy/demo.sh stop     stop a demo started with DEMO_DETACH=1
 #
+# Each server has two doors, each on its own origin: the static door (`http://localhost:<port>/mcp`,
+# bearer tokens: Claude Code, Cursor, VS Code, scripts) and the connector door
+# (`http://localhost:<port>/mcp` on another port, OAuth: claude.ai, Claude Desktop's Connectors,
+# ChatGPT; the invite, sign-in, consent and approval pages at the root of that origin).
+#
 # Environment: DEMO_PROFILE=debug|release, DEMO_DIR (state, default <repo>/.demo, wiped each run),
-# DEMO_LISTEN / DEMO_ADMIN_LISTEN (default 127.0.0.1:8787 / 127.0.0.1:8788),
-# DEMO_ISOLATED_LISTEN / DEMO_ISOLATED_ADMIN_LISTEN (default 127.0.0.1:8790 / 127.0.0.1:8791),
+# DEMO_LISTEN / DEMO_ADMIN_LISTEN / DEMO_CONNECTOR_LISTEN (shared server: static door, admin API,
+# connector door; default 127.0.0.1:8787 / 127.0.0.1:8788 / 127.0.0.1:8789),
+# DEMO_ISOLATED_LISTEN / DEMO_ISOLATED_ADMIN_LISTEN / DEMO_ISOLATED_CONNECTOR_LISTEN (acme's
+# isolated instance; default 127.0.0.1:8790 / 127.0.0.1:8791 / 127.0.0.1:8792),
 # DEMO_DETACH=1 (print, leave both processes running, write their pids to $DEMO_DIR/pids).
 set -euo pipefail
 
@@ -19,8 +26,10 @@ DEMO_DIR=${DEMO_DIR:-$repo/.demo}
 DEMO_PROFILE=${DEMO_PROFILE:-debug}
 LISTEN=${DEMO_LISTEN:-127.0.0.1:8787}
 ADMIN_LISTEN=${DEMO_ADMIN_LISTEN:-127.0.0.1:8788}
+CONNECTOR_LISTEN=${DEMO_CONNECTOR_LISTEN:-127.0.0.1:8789}
 ISOLATED_LISTEN=${DEMO_ISOLATED_LISTEN:-127.0.0.1:8790}
 ISOLATED_ADMIN_LISTEN=${DEMO_ISOLATED_ADMIN_LISTEN:-127.0.0.1:8791}
+ISOLATED_CONNECTOR_LISTEN=${DEMO_ISOLATED_CONNECTOR_LISTEN:-127.0.0.1:8792}
 
 die() { echo "demo: $*" >&2; exit 1; }
 
@@ -53,8 +62,10 @@ socket.create_server((h, int(p)), family=socket.AF_INET6 if ":" in h else socket
 }
 port_free "$LISTEN" || die "$LISTEN is in use (another demo?); pick another address with DEMO_LISTEN=127.0.0.1:<port>"
 port_free "$ADMIN_LISTEN" || die "$ADMIN_LISTEN is in use; pick another address with DEMO_ADMIN_LISTEN=127.0.0.1:<port>"
+port_free "$CONNECTOR_LISTEN" || die "$CONNECTOR_LISTEN is in use; pick another address with DEMO_CONNECTOR_LISTEN=127.0.0.1:<port>"
 port_free "$ISOLATED_LISTEN" || die "$ISOLATED_LISTEN is in use; pick another address with DEMO_ISOLATED_LISTEN=127.0.0.1:<port>"
 port_free "$ISOLATED_ADMIN_LISTEN" || die "$ISOLATED_ADMIN_LISTEN is in use; pick another address with DEMO_ISOLATED_ADMIN_LISTEN=127.0.0.1:<port>"
+port_free "$ISOLATED_CONNECTOR_LISTEN" || die "$ISOLATED_CONNECTOR_LISTEN is in use; pick another address with DEMO_ISOLATED_CONNECTOR_LISTEN=127.0.0.1:<port>"
 
 # Build (debug by default: quick). Cargo's progress goes to stderr.
 case $DEMO_PROFILE in
@@ -109,8 +120,11 @@ print(o["zone_id"], o["zone_name"], *o["custom_domain_ids"][:2], o["stripe_custo
 export STUDIO_MCP_DATA_DIR=$DEMO_DIR/shared
 export STUDIO_MCP_LISTEN=$LISTEN
 export STUDIO_MCP_ADMIN_LISTEN=$ADMIN_LISTEN
-# `localhost`, not the IP: passkeys (invite links, connector sign-in) need a host name.
 export STUDIO_MCP_PUBLIC_URL=http://localhost:${LISTEN##*:}
+# The connector door. `localhost`, not the IP: passkeys (invite links, connector sign-in) need a
+# host name. Its URL's path is exactly /mcp (claude.ai refuses any other).
+connector_url=http://localhost:${CONNECTOR_LISTEN##*:}/mcp
+export STUDIO_MCP_CONNECTOR_LISTEN=$CONNECTOR_LISTEN STUDIO_MCP_CONNECTOR_URL=$connector_url
 for upstream in WEBFLOW PLAUSIBLE GITHUB CLOUDFLARE STRIPE; do
   export "STUDIO_MCP_${upstream}_BASE_URL=$base_url"
 done
@@ -118,7 +132,8 @@ mcp_url=$STUDIO_MCP_PUBLIC_URL/mcp
 "$bin/shared-server" serve </dev/null >>"$DEMO_DIR/shared-server.log" 2>&1 &
 child_pids+=($!)
 for i in $(seq 150); do   # up to 15 s
-  curl -fsS -o /dev/null "http://$LISTEN/healthz" 2>/dev/null && break
+  curl -fsS -o /dev/null "http://$LISTEN/healthz" 2>/dev/null \
+    && curl -fsS -o /dev/null "http://$CONNECTOR_LISTEN/healthz" 2>/dev/null && break
   if ! kill -0 "${child_pids[1]}" 2>/dev/null || ((i == 150)); then
     tail -n 20 "$DEMO_DIR/shared-server.log" >&2
     die "the shared server did not become healthy (log: $DEMO_DIR/shared-server.log)"
@@ -151,15 +166,18 @@ done <<<"$owners"
 # 4. acme's isolated instance (publish, DNS, billing): its own data dir, keys and tokens.
 isolated_public=http://localhost:${ISOLATED_LISTEN##*:}
 isolated_url=$isolated_public/mcp
+isolated_connector_url=http://localhost:${ISOLATED_CONNECTOR_LISTEN##*:}/mcp
 (
   export STUDIO_MCP_DATA_DIR=$DEMO_DIR/isolated-acme STUDIO_MCP_TENANT=acme
   export STUDIO_MCP_LISTEN=$ISOLATED_LISTEN STUDIO_MCP_ADMIN_LISTEN=$ISOLATED_ADMIN_LISTEN
   export STUDIO_MCP_PUBLIC_URL=$isolated_public
+  export STUDIO_MCP_CONNECTOR_LISTEN=$ISOLATED_CONNECTOR_LISTEN STUDIO_MCP_CONNECTOR_URL=$isolated_connector_url
   exec "$bin/isolated-server" serve </dev/null >>"$DEMO_DIR/isolated-acme.log" 2>&1
 ) &
 child_pids+=($!)
 for i in $(seq 150); do   # up to 15 s
-  curl -fsS -o /dev/null "http://$ISOLATED_LISTEN/healthz" 2>/dev/null && break
+  curl -fsS -o /dev/null "http://$ISOLATED_LISTEN/healthz" 2>/dev/null \
+    && curl -fsS -o /dev/null "http://$ISOLATED_CONNECTOR_LISTEN/healthz" 2>/dev/null && break
   if ! kill -0 "${child_pids[2]}" 2>/dev/null || ((i == 150)); then
     tail -n 20 "$DEMO_DIR/isolated-acme.log" >&2
     die "the isolated instance did not become healthy (log: $DEMO_DIR/isolated-acme.log)"
@@ -167,8 +185,9 @@ for i in $(seq 150); do   # up to 15 s
   sleep 0.1
 done
 isolated() {
-  STUDIO_MCP_DATA_DIR=$DEMO_DIR/isolated-acme STUDIO_MCP_TENANT=acme \
-    STUDIO_MCP_ADMIN_LISTEN=$ISOLATED_ADMIN_LISTEN "$bin/isolated-server" "$@" 2>>"$DEMO_DIR/admin.log" && return
+  STUDIO_MCP_DATA_DIR=$DEMO_DIR/isolated-acme STUDIO_MCP_TENANT=acme STUDIO_MCP_ADMIN_LISTEN=$ISOLATED_ADMIN_LISTEN \
+    STUDIO_MCP_PUBLIC_URL=$isolated_public STUDIO_MCP_CONNECTOR_LISTEN=$ISOLATED_CONNECTOR_LISTEN \
+    STUDIO_MCP_CONNECTOR_URL=$isolated_connector_url "$bin/isolated-server" "$@" 2>>"$DEMO_DIR/admin.log" && return
   tail -n 5 "$DEMO_DIR/admin.log" >&2
   die "isolated-server $1 $2 failed (log: $DEMO_DIR/admin.log)"
 }
@@ -182,16 +201,16 @@ printf %s "$stripe_key" | isolated secret set acme stripe
 isolated_token=$(isolated token issue acme --label demo)
 isolated_invite=$(isolated person invite acme --name "Acme demo person" --role approver)
 
-# Tokens for scripts (mode 600): ACME_TOKEN=…, GLOBEX_TOKEN=…, MCP_URL=….
+# Tokens and URLs for scripts (mode 600): ACME_TOKEN=…, GLOBEX_TOKEN=…, MCP_URL=…, CONNECTOR_URL=….
 (
   for owner in "${!token[@]}"; do echo "${owner^^}_TOKEN=${token[$owner]}"; done | sort
   echo "MCP_URL=$mcp_url"
   echo "ACME_ISOLATED_TOKEN=$isolated_token"
   echo "ACME_ISOLATED_URL=$isolated_url"
   for owner in "${!invite[@]}"; do echo "${owner^^}_INVITE=${invite[$owner]}"; done | sort
-  echo "CONNECTOR_URL=$STUDIO_MCP_PUBLIC_URL/connector"
+  echo "CONNECTOR_URL=$connector_url"
   echo "ACME_ISOLATED_INVITE=$isolated_invite"
-  echo "ACME_ISOLATED_CONNECTOR_URL=$isolated_public/connector"
+  echo "ACME_ISOLATED_CONNECTOR_URL=$isolated_connector_url"
 ) >"$DEMO_DIR/tokens.env"
 # The same as a project .mcp.json for Claude Code (also kept in the demo dir).
 python3 - "studio-acme=$mcp_url=${token[acme]}" "studio-globex=$mcp_url=${token[globex]}" \
@@ -205,10 +224,13 @@ PY
 # 5. The summary (stdout).
 cat <<EOF
 
-studio-mcp demo is running.
-  MCP endpoint : $mcp_url   (shared; sandbox upstreams at $base_url)
-  tenants      : acme (read-write), globex (read-only); each token sees only its own data
-  isolated     : $isolated_url   (acme only: publish, DNS, billing, each approved by a person)
+studio-mcp demo is running. Each server has two doors, each on its own origin:
+  static door    : $mcp_url   (shared; bearer tokens: Claude Code, Cursor, VS Code, scripts)
+  connector door : $connector_url   (shared; OAuth: claude.ai, Claude Desktop's Connectors, ChatGPT)
+  isolated       : $isolated_url, connector $isolated_connector_url
+                   (acme only: publish, DNS, billing, each approved by a person)
+  tenants        : acme (read-write), globex (read-only); each token sees only its own data
+  upstreams      : the sandbox at $base_url
 
 EOF
 for owner in acme globex; do
@@ -217,12 +239,12 @@ for owner in acme globex; do
   token:          ${token[$owner]}
   Claude Code:    claude mcp add --transport http studio-$owner $mcp_url --header "Authorization: Bearer ${token[$owner]}"
   Claude Desktop: npx mcp-remote $mcp_url --header "Authorization:Bearer ${token[$owner]}"
-  connector URL:  $STUDIO_MCP_PUBLIC_URL/connector   (OAuth: Claude and ChatGPT connectors, Claude Code)
+  connector URL:  $connector_url   (OAuth: Claude and ChatGPT connectors, Claude Code)
   invite link:    ${invite[$owner]}
                   Send the client: "In Claude: Settings → Connectors → Add custom connector, paste
                   this URL, then open your invite link." To try it here with Claude Code, open the
                   invite link in your browser (it creates a passkey), then:
-                  claude mcp add --transport http studio-$owner-oauth $STUDIO_MCP_PUBLIC_URL/connector
+                  claude mcp add --transport http studio-$owner-oauth $connector_url
 
 EOF
 done
@@ -230,8 +252,22 @@ cat <<EOF
 == acme, isolated instance
   token:          $isolated_token
   Claude Code:    claude mcp add --transport http studio-acme-isolated $isolated_url --header "Authorization: Bearer $isolated_token"
-  connector URL:  $isolated_public/connector
+  connector URL:  $isolated_connector_url   (approval links: ${isolated_connector_url%/mcp}/approve/<id>)
   invite link:    $isolated_invite
+
+== check a connector the way claude.ai and ChatGPT will (one line per step, with the fix)
+  $bin/shared-server doctor $connector_url --static-url $mcp_url
+  $bin/isolated-server doctor $isolated_connector_url --static-url $isolated_url
+  Here every step but one says ok: claude.ai and ChatGPT need https on port 443 (a deployment's
+  connector URL, e.g. https://connect.<domain>/mcp), so the verdict is "fine for Claude Code and
+  mcp-remote here".
+
+== on one host name
+  Both servers are on localhost, and browsers ignore ports for cookies and passkeys: each
+  server's session cookie reaches the other (each has its own name, so neither reads the other's),
+  and your browser offers both servers' passkeys (named "<person> — <tenant>, studio-mcp shared"
+  or "… isolated"). Fine for this local demo only; a deployment gives every connector door a host
+  of its own (compose: connect.<domain>, <tenant>.connect.<domain>).
 
 == .mcp.json (project-scoped; also in $DEMO_DIR/mcp.json)
 $(cat "$DEMO_DIR/mcp.json")
@@ -241,7 +277,7 @@ $(cat "$DEMO_DIR/mcp.json")
 
 == files
   logs:   $DEMO_DIR/shared-server.log, $DEMO_DIR/isolated-acme.log, $DEMO_DIR/sandbox.log, $DEMO_DIR/admin.log
-  tokens: $DEMO_DIR/tokens.env (for scripts), admin token in $STUDIO_MCP_DATA_DIR/admin-token
+  tokens: $DEMO_DIR/tokens.env (for scripts: tokens, MCP_URL, CONNECTOR_URL, invites), admin token in $STUDIO_MCP_DATA_DIR/admin-token
   admin:  STUDIO_MCP_DATA_DIR=$STUDIO_MCP_DATA_DIR STUDIO_MCP_ADMIN_LISTEN=$ADMIN_LISTEN $bin/shared-server tenant list
 EOF
 

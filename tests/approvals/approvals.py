@@ -10,14 +10,18 @@ proxy in front of the sandbox upstreams tells what reached an upstream.
         GET /__proxy/requests with the record so far (JSON). The instance's upstream base URLs
         point at it.
 
-    approvals.py check --base URL --token-file F --cli BIN --admin-url URL --proxy URL
-                       --sandbox SANDBOX_JSON --approver NAME ID INVITE --member NAME ID INVITE
-        The checks, against acme's isolated instance at URL (its public URL):
+    approvals.py check --base URL --connector URL --token-file F --cli BIN --admin-url URL
+                       --proxy URL --sandbox SANDBOX_JSON --approver NAME ID INVITE --member NAME ID INVITE
+        The checks, against acme's isolated instance: the model on its static door (--base, the
+        public URL: <base>/mcp with the bearer token), the people on its connector door
+        (--connector, the connector URL <origin>/mcp; invite, sign-in and the approval pages
+        <origin>/approve/<id> are at the root of that origin):
 
         1  adversarial model: the high-risk call, repeated; with extra arguments (approval_id,
            confirmation_code, ...); "approval" tools that do not exist; GET and POST
            /approve/<id> for its real id and guessed ids with plain HTTP (no session, the
-           model's bearer token, a forged cookie); a decision posted with the approver's session
+           model's bearer token, a forged cookie), and on the static door (no page there); a
+           decision posted with the approver's session
            but without (or with a wrong) CSRF token, or from another site's form, or for guessed
            ids. Afterwards: no upstream write, the approval still pending (`approval list`), the
            model still told to wait. Then the operator denies it (`approval deny`) and the model
@@ -176,6 +180,16 @@ CARRIED_OUT = "Approved and carried out."
 DENIED = "Denied. Nothing was done."
 # Cross-site form host for the CSRF attempt: never resolved, Playwright answers it.
 ATTACKER = "http://attacker.test"
+# A server's session cookie: its own name per server (common/src/runtime/signin.rs `cookie_name`).
+SESSION_COOKIE = re.compile(r"(__Host-)?studio_mcp_(shared|isolated_[A-Za-z0-9_-]+)_session")
+
+
+def connector_origin(url: str) -> str:
+    """The connector door's origin, from its connector URL (<origin>/mcp, the path exactly /mcp)."""
+    parsed = urlparse(url)
+    if parsed.path != "/mcp" or parsed.query or parsed.fragment or not parsed.netloc:
+        raise SystemExit(f"--connector must be a connector URL <origin>/mcp, got {url!r}")
+    return f"{parsed.scheme}://{parsed.netloc}"
 
 
 class CheckFailed(Exception):
@@ -206,7 +220,8 @@ class PersonArgs:
 
 @dataclass
 class Env:
-    base: str
+    base: str  # the static door's origin (the public URL): the model's <base>/mcp
+    connector: str  # the connector door's origin: invite, sign-in and approval pages
     token: str
     cli: str
     admin_url: str
@@ -421,8 +436,8 @@ def approval_required(env: Env, result: dict[str, Any], what: str) -> dict[str, 
     aid = s.get("approval_id", "")
     ok(APPROVAL_ID.match(aid), f"...approval_id {aid} (apr_ + 22 url-safe base64 characters)", aid)
     ok(
-        s.get("approval_url") == f"{env.base}/approve/{aid}",
-        f"...approval_url is <public URL>/approve/<id> ({s.get('approval_url')})",
+        s.get("approval_url") == f"{env.connector}/approve/{aid}",
+        f"...approval_url is <connector origin>/approve/<id> ({s.get('approval_url')})",
         s.get("approval_url"),
     )
     ok(isinstance(s.get("preview"), dict) and s["preview"], "...with a preview", short(s))
@@ -480,8 +495,11 @@ class Person:
         ok(await self.session_cookie(), f"{self.who.name} registered a passkey from the invite and is signed in")
 
     async def session_cookie(self) -> str | None:
+        """This server's session cookie: each server names its own (`studio_mcp_shared_session`,
+        `studio_mcp_isolated_<tenant>_session`, `__Host-` on https), so servers sharing a host
+        name (cookies ignore ports) never read each other's."""
         for c in await self.context.cookies(self.base):
-            if c["name"] in ("studio_mcp_session", "__Host-studio_mcp_session"):
+            if SESSION_COOKIE.fullmatch(c["name"]):
                 return c["value"]
         return None
 
@@ -620,7 +638,12 @@ async def check_adversarial(w: World) -> None:
         sessions = {
             "no session": {},
             "the model's bearer token": {"Authorization": f"Bearer {env.token}"},
-            "a forged session cookie": {"Cookie": "studio_mcp_session=sms_" + secrets.token_urlsafe(32)},
+            "a forged session cookie": {
+                "Cookie": "; ".join(
+                    f"{n}=sms_{secrets.token_urlsafe(32)}"
+                    for n in ("studio_mcp_isolated_acme_session", "studio_mcp_session")
+                )
+            },
         }
         for label, headers in sessions.items():
             r = await w.plain.get(url, headers=headers)
@@ -641,7 +664,7 @@ async def check_adversarial(w: World) -> None:
         for guess in guesses:
             for method in ("GET", "POST"):
                 r = await w.plain.request(
-                    method, f"{env.base}/approve/{guess}", data={"decision": "approve"} if method == "POST" else None
+                    method, f"{env.connector}/approve/{guess}", data={"decision": "approve"} if method == "POST" else None
                 )
                 statuses.setdefault(method, set()).add(r.status_code)
                 if CARRIED_OUT in r.text or DENIED in r.text or not (
@@ -649,6 +672,19 @@ async def check_adversarial(w: World) -> None:
                 ):
                     raise CheckFailed(f"{method} /approve/{guess[:40]} without a session answered HTTP {r.status_code}: {short(r.text, 300)}")
         ok(True, f"{len(guesses)} guessed ids, GET and POST without a session: sign-in page or 403/404 only (statuses {dict((k, sorted(v)) for k, v in statuses.items())})")
+        # The static door (the model's own origin) has no pages at all.
+        static_link = f"{env.base}/approve/{aid}"
+        for method in ("GET", "POST"):
+            # Its own connection: an unknown path is answered before its body is read, and the
+            # server may close the connection after that answer without saying so.
+            r = await w.plain.request(
+                method, static_link, data={"decision": "approve"} if method == "POST" else None, headers={"Connection": "close"}
+            )
+            ok(
+                r.status_code == 404 and CARRIED_OUT not in r.text,
+                f"{method} {static_link} (the static door): 404, no approval page there",
+                f"HTTP {r.status_code}: {short(r.text, 200)}",
+            )
         await unchanged(w, aid, mark, "after the plain-HTTP attempts")
 
     # The approver's own signed-in browser, but no (or a wrong) CSRF token: what a forged
@@ -687,7 +723,7 @@ async def check_adversarial(w: World) -> None:
         await ap.page.unroute(f"{ATTACKER}/**")
     # Guessed ids with the approver's valid session and CSRF token.
     for guess in guesses[:3]:
-        r = await ap.context.request.post(f"{env.base}/approve/{guess}", form={"decision": "approve", "csrf": page_csrf})
+        r = await ap.context.request.post(f"{env.connector}/approve/{guess}", form={"decision": "approve", "csrf": page_csrf})
         text = await r.text()
         ok(r.status == 404 and CARRIED_OUT not in text, f"POST approve for guessed id {guess[:12]}… with the approver's session and CSRF: 404", f"HTTP {r.status}: {short(text, 200)}")
 
@@ -947,7 +983,7 @@ async def check_elicitation(w: World) -> None:
             seen.append({"key": str(ctx.request_id), **p})
             info(f"elicitation received (input request key {ctx.request_id!r}): {short(p, 400)}")
             url = p.get("url", "")
-            m = re.fullmatch(re.escape(env.base) + r"/approve/(apr_[A-Za-z0-9_-]{22})", url)
+            m = re.fullmatch(re.escape(env.connector) + r"/approve/(apr_[A-Za-z0-9_-]{22})", url)
             ok(p.get("mode") == "url" and m, f"...mode url, url {url} is an approval link", short(p))
             aid = m.group(1)
             ok(
@@ -1084,8 +1120,12 @@ async def run_checks(env: Env) -> int:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             from importlib.metadata import version
 
-            print(f"INFO Chromium {browser.version}; mcp SDK {version('mcp')}; instance {env.base}", flush=True)
-            approver, member = Person(browser, env.approver, env.base), Person(browser, env.member, env.base)
+            print(
+                f"INFO Chromium {browser.version}; mcp SDK {version('mcp')}; instance {env.base}/mcp, "
+                f"connector door {env.connector}",
+                flush=True,
+            )
+            approver, member = Person(browser, env.approver, env.connector), Person(browser, env.member, env.connector)
             w = World(env, upstream, operator, approver, member, plain)
 
             async def setup() -> None:
@@ -1155,7 +1195,7 @@ def main() -> int:
     px.add_argument("--to", required=True)
     px.add_argument("--log", type=Path, required=True)
     chk = sub.add_parser("check", help="run the checks")
-    for name in ("--base", "--cli", "--admin-url", "--proxy"):
+    for name in ("--base", "--connector", "--cli", "--admin-url", "--proxy"):
         chk.add_argument(name, required=True)
     chk.add_argument("--token-file", type=Path, required=True)
     chk.add_argument("--sandbox", type=Path, required=True, help="the sandbox's ready line (base_url, fixture)")
@@ -1167,6 +1207,7 @@ def main() -> int:
     ready = json.loads(args.sandbox.read_text().splitlines()[0])
     env = Env(
         base=args.base.rstrip("/"),
+        connector=connector_origin(args.connector),
         token=args.token_file.read_text().strip(),
         cli=args.cli,
         admin_url=args.admin_url,

@@ -12,7 +12,10 @@
 # check can say "exactly one write" or "no write at all"), and acme's isolated instance with
 # every upstream pointed at the proxy and acme's tenant set up as the demo does (site, custom
 # domains, DNS zone and names, Stripe customer, credentials), an approver and a member invited
-# through the real admin CLI. Then runs the checks: (1) adversarial model, (2) happy path per
+# through the real admin CLI. The instance has both doors, each on its own origin: the static
+# door (`http://localhost:<port>`, the model's /mcp with the bearer token) and the connector door
+# (`http://localhost:<port>/mcp`; the invite, sign-in and approval pages at the root of that
+# origin, where approval links point). Then runs the checks: (1) adversarial model, (2) happy path per
 # high-risk tool, (3) a member cannot decide, (4) the link by URL-mode elicitation. Everything
 # started is stopped on exit; the scratch dir is removed on success and kept (and named) on
 # failure.
@@ -49,13 +52,16 @@ built=$SECONDS
 # 4. Scratch state, private to the user; every process we start is stopped on exit.
 scratch_dir
 
-# Three free loopback ports, all held while choosing so they differ (the sandbox picks its own).
-read -r proxy_port isolated_port isolated_admin < <(python3 -c '
+# Four free loopback ports, all held while choosing so they differ (the sandbox picks its own).
+read -r proxy_port isolated_port isolated_admin isolated_connector_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
-isolated_url=http://localhost:$isolated_port   # `localhost`, not the IP: passkeys need a host name
+isolated_url=http://localhost:$isolated_port   # the static door (the model's /mcp)
+# The connector door: `localhost`, not the IP (passkeys need a host name); pages at its root.
+isolated_connector_origin=http://localhost:$isolated_connector_port
+isolated_connector_url=$isolated_connector_origin/mcp
 proxy_url=http://127.0.0.1:$proxy_port
 
 # 5. The sandbox upstreams: one JSON line {"base_url", "fixture"} on stdout once listening.
@@ -105,22 +111,26 @@ wait_healthy() {
 # 7. acme's isolated instance, every upstream at the recording proxy.
 isolated_env=(STUDIO_MCP_DATA_DIR="$work/isolated-acme" STUDIO_MCP_TENANT=acme
   STUDIO_MCP_LISTEN="127.0.0.1:$isolated_port" STUDIO_MCP_ADMIN_LISTEN="127.0.0.1:$isolated_admin"
-  STUDIO_MCP_PUBLIC_URL="$isolated_url")
+  STUDIO_MCP_PUBLIC_URL="$isolated_url"
+  STUDIO_MCP_CONNECTOR_LISTEN="127.0.0.1:$isolated_connector_port" STUDIO_MCP_CONNECTOR_URL="$isolated_connector_url")
 for upstream in WEBFLOW PLAUSIBLE GITHUB CLOUDFLARE STRIPE; do
   isolated_env+=("STUDIO_MCP_${upstream}_BASE_URL=$proxy_url")
 done
 env "${isolated_env[@]}" "$bin/isolated-server" serve </dev/null >>"$work/isolated-acme.log" 2>&1 &
 pids+=($!)
-wait_healthy "$isolated_port" "$!" "$work/isolated-acme.log" "the isolated instance"
+isolated_pid=$!
+wait_healthy "$isolated_port" "$isolated_pid" "$work/isolated-acme.log" "the isolated instance"
+wait_healthy "$isolated_connector_port" "$isolated_pid" "$work/isolated-acme.log" "the isolated instance's connector door"
 admin_url=http://127.0.0.1:$isolated_admin
 isolated() {
   env "${isolated_env[@]}" "$bin/isolated-server" --admin-url "$admin_url" "$@" 2>>"$work/admin.log" && return
   die "isolated-server $1 $2 failed (log: $work/admin.log)"
 }
-# An invite link: the CLI prints it alone on stdout; it must be on the public URL.
+# An invite link: the CLI prints it alone on stdout; it must be on the connector door's origin.
 invite_link() {
   local link=$1
-  [[ $link =~ ^"$isolated_url"/[^[:space:]]+$ ]] || die "expected one invite link under $isolated_url, got: $link"
+  [[ $link =~ ^"$isolated_connector_origin"/[^[:space:]]+$ ]] \
+    || die "expected one invite link under $isolated_connector_origin, got: $link"
   echo "$link"
 }
 # A person's id from `person list` (tab-separated: ID, TENANT, NAME, ROLE, ...).
@@ -151,7 +161,7 @@ say "built in $((built - start)) s; sandbox, proxy and instance up, tenant set, 
 checks_status=0
 printf %s "$token" >"$work/model-token"
 env "${isolated_env[@]}" timeout --kill-after=10 170 "$py" "$here/approvals.py" check \
-  --base "$isolated_url" --token-file "$work/model-token" --cli "$bin/isolated-server" --admin-url "$admin_url" \
+  --base "$isolated_url" --connector "$isolated_connector_url" --token-file "$work/model-token" --cli "$bin/isolated-server" --admin-url "$admin_url" \
   --proxy "$proxy_url" --sandbox "$work/sandbox.json" \
   --approver "Casey Moss" "$approver" "$invite_approver" \
   --member "Morgan Lee" "$member" "$invite_member" \

@@ -2,7 +2,11 @@
 """Summarises the conformance runs and compares their failures with baseline.txt.
 
 For each run (<server>-<revision>/server-<scenario>-<timestamp>/checks.json, written by the suite's
-`-o`), prints scenarios and checks passed/failed. Exit status 1 if any check FAILED without a
+`-o`), prints scenarios and checks passed/failed. The authorization server runs
+(`--authorization-servers`: <server>-authorization/authorization-server-<scenario>-<timestamp>/
+checks.json, the suite's `authorization` command against a server's connector door) are judged
+the same way, as the pseudo-revision `authorization` (baseline: `rev=authorization`); there a
+SKIPPED check is a failure too, since the run gives the suite everything its scenarios ask for. Exit status 1 if any check FAILED without a
 baseline entry, or a scenario the requirement set runs left no results; baseline entries that no
 longer match anything are reported (so the baseline can be trimmed) but do not fail the run.
 WARNING checks (SHOULD-level) never fail the run: unbaselined ones are listed.
@@ -95,11 +99,16 @@ def server_scenarios(requirements_file):
     return scored, not_scored
 
 
-def load_run(run_dir):
+AUTHORIZATION = "authorization"
+# The suite's authorization server scenarios (`conformance list --authorization`).
+AUTHORIZATION_SCENARIOS = ["authorization-server-metadata-endpoint", "authorization-code-grant"]
+
+
+def load_run(run_dir, kind="server"):
     """scenario -> list of checks, from the newest result directory of each scenario."""
     results = {}
-    for d in sorted(glob.glob(os.path.join(run_dir, "server-*"))):
-        m = re.match(r"server-(.+)-\d{4}-\d\d-\d\dT[\d-]+Z$", os.path.basename(d))
+    for d in sorted(glob.glob(os.path.join(run_dir, kind + "-*"))):
+        m = re.match(kind + r"-(.+)-\d{4}-\d\d-\d\dT[\d-]+Z$", os.path.basename(d))
         path = os.path.join(d, "checks.json")
         if m and os.path.isfile(path):
             with open(path) as f:
@@ -119,6 +128,7 @@ def main():
     p.add_argument("--results", required=True)
     p.add_argument("--servers", nargs="+", required=True)
     p.add_argument("--revisions", nargs="+", required=True)
+    p.add_argument("--authorization-servers", nargs="*", default=[])
     args = p.parse_args()
 
     entries, errors = load_baseline(args.baseline)
@@ -128,56 +138,63 @@ def main():
     warnings = {}  # (scenario, check, message) -> [runs]
     summaries = []
 
-    for server in args.servers:
-        for revision in args.revisions:
-            run = "%s %s" % (server, revision)
+    runs = [(server, revision) for server in args.servers for revision in args.revisions]
+    runs += [(server, AUTHORIZATION) for server in args.authorization_servers]
+    for server, revision in runs:
+        run = "%s %s" % (server, revision)
+        if revision == AUTHORIZATION:
+            scored, not_scored = AUTHORIZATION_SCENARIOS, []
+            results = load_run(os.path.join(args.results, "%s-%s" % (server, revision)), "authorization-server")
+        else:
             scored, not_scored = server_scenarios(os.path.join(args.requirements_dir, revision + ".yaml"))
             results = load_run(os.path.join(args.results, "%s-%s" % (server, revision)))
-            counts = dict(sc_pass=0, sc_fail=0, scored_pass=0, ck_pass=0, ck_fail=0, ck_base=0, warn=0)
-            for scenario in scored + not_scored:
-                checks = results.get(scenario)
-                if checks is None:
-                    unexpected.append((run, scenario, "-", "MISSING", "the suite left no checks.json (crashed or timed out?)"))
-                    counts["sc_fail"] += 1
+        counts = dict(sc_pass=0, sc_fail=0, scored_pass=0, ck_pass=0, ck_fail=0, ck_base=0, warn=0)
+        for scenario in scored + not_scored:
+            checks = results.get(scenario)
+            if checks is None:
+                unexpected.append((run, scenario, "-", "MISSING", "the suite left no checks.json (crashed or timed out?)"))
+                counts["sc_fail"] += 1
+                continue
+            applicable = [e for e in entries if e.applies(server, revision, scenario)]
+            for e in applicable:
+                e.applies_somewhere = True
+            scenario_failed = False
+            for c in checks:
+                status, cid = c.get("status"), c.get("id", "?")
+                if status == "SUCCESS":
+                    counts["ck_pass"] += 1
                     continue
-                applicable = [e for e in entries if e.applies(server, revision, scenario)]
-                for e in applicable:
-                    e.applies_somewhere = True
-                scenario_failed = False
-                for c in checks:
-                    status, cid = c.get("status"), c.get("id", "?")
-                    if status == "SUCCESS":
-                        counts["ck_pass"] += 1
-                        continue
-                    if status not in (FAILED, WARNED):
-                        continue  # SKIPPED / INFO
-                    excused = [e for e in applicable if e.check is None or e.check == cid]
-                    for e in excused:
-                        e.used = True
-                    if status == WARNED:
-                        counts["warn"] += 1
-                        if not excused:
-                            warnings.setdefault((scenario, cid, clip(c.get("errorMessage"))), []).append(run)
-                        continue
-                    counts["ck_fail"] += 1
-                    scenario_failed = True
-                    if excused:
-                        counts["ck_base"] += 1
-                    else:
-                        unexpected.append((run, scenario, cid, status, clip(c.get("errorMessage"), 400)))
-                if scenario_failed:
-                    counts["sc_fail"] += 1
+                if status == "SKIPPED" and revision == AUTHORIZATION:
+                    status = FAILED  # the run gave the suite all it needs: nothing may be skipped
+                if status not in (FAILED, WARNED):
+                    continue  # SKIPPED / INFO
+                excused = [e for e in applicable if e.check is None or e.check == cid]
+                for e in excused:
+                    e.used = True
+                if status == WARNED:
+                    counts["warn"] += 1
+                    if not excused:
+                        warnings.setdefault((scenario, cid, clip(c.get("errorMessage"))), []).append(run)
+                    continue
+                counts["ck_fail"] += 1
+                scenario_failed = True
+                if excused:
+                    counts["ck_base"] += 1
                 else:
-                    counts["sc_pass"] += 1
-                    counts["scored_pass"] += scenario in scored
-            total = len(scored) + len(not_scored)
-            new = counts["ck_fail"] - counts["ck_base"]
-            summaries.append(
-                "%-8s %s: scenarios %d/%d passed, %d failed (required: %d/%d passed); "
-                "checks %d passed, %d failed (%d baselined, %d new), %d warnings"
-                % (server, revision, counts["sc_pass"], total, counts["sc_fail"], counts["scored_pass"],
-                   len(scored), counts["ck_pass"], counts["ck_fail"], counts["ck_base"], new, counts["warn"])
-            )
+                    unexpected.append((run, scenario, cid, status, clip(c.get("errorMessage"), 400)))
+            if scenario_failed:
+                counts["sc_fail"] += 1
+            else:
+                counts["sc_pass"] += 1
+                counts["scored_pass"] += scenario in scored
+        total = len(scored) + len(not_scored)
+        new = counts["ck_fail"] - counts["ck_base"]
+        summaries.append(
+            "%-8s %s: scenarios %d/%d passed, %d failed (required: %d/%d passed); "
+            "checks %d passed, %d failed (%d baselined, %d new), %d warnings"
+            % (server, revision, counts["sc_pass"], total, counts["sc_fail"], counts["scored_pass"],
+               len(scored), counts["ck_pass"], counts["ck_fail"], counts["ck_base"], new, counts["warn"])
+        )
 
     print("== conformance summary")
     for line in summaries:

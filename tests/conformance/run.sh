@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite against a real shared server and a real isolated instance,
-# each run once with `--requirements 2025-11-25` and once with `--requirements 2026-07-28`.
+# each run once with `--requirements 2025-11-25` and once with `--requirements 2026-07-28`; then
+# the suite's `authorization` command against each server's connector door (its authorization
+# server).
 #
 #   tests/conformance/run.sh
 #
 # Starts, on free loopback ports with its own temporary data dirs (so it never collides with a
 # demo): the sandbox upstreams, the shared server (tenant acme provisioned through the real admin
-# CLI, as deploy/demo.sh does) and acme's isolated instance, each behind proxy.py, which adds the
-# tenant's bearer token (the suite cannot send one). Each server's public URL is its proxy's
-# address, so the server's Host/Origin checks see what the suite sends. Everything started is
-# stopped on exit.
+# CLI, as deploy/demo.sh does) and acme's isolated instance. The `server` runs go to each server's
+# static door through proxy.py, which adds the tenant's bearer token (the suite cannot send one);
+# each server's public URL is its proxy's address, so the server's Host/Origin checks see what the
+# suite sends. The `authorization` runs go to each server's connector door
+# (`http://localhost:<port>/mcp`: issuer = that origin, resource = that URL), through
+# authorization.py: it registers the suite's client, and a person invited through the admin CLI
+# consents in a real headless Chromium with a passkey (tests/lib/browser.sh: Debian's chromium and
+# the venv with Playwright, shared with tests/oauth) when the suite asks for a browser.
+# Everything started is stopped on exit.
 #
 # Failures are compared with baseline.txt (expected failures, each with its reason): the script
 # exits non-zero on any failing check the baseline does not list, and reports baseline entries
@@ -32,8 +39,11 @@ start=$SECONDS
 revisions=(2025-11-25 2026-07-28)
 servers=(shared isolated)
 
-die() { echo "conformance: $*" >&2; exit 1; }
-say() { echo "conformance: $*" >&2; }
+# die, say, and the browser and the venv for the authorization runs (the same as tests/oauth's).
+name=conformance
+# shellcheck source=tests/lib/browser.sh
+. "$repo/tests/lib/browser.sh"
+browser_tools
 
 # 1. Node 22 and the suite, pinned by the lockfile, installed once into the cache.
 for tool in npm python3 curl flock; do
@@ -88,12 +98,16 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Six free loopback ports, all held while choosing so they differ.
-read -r shared_port shared_admin shared_proxy isolated_port isolated_admin isolated_proxy < <(python3 -c '
+# Eight free loopback ports, all held while choosing so they differ.
+read -r shared_port shared_admin shared_proxy shared_conn isolated_port isolated_admin isolated_proxy isolated_conn \
+  < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
+# The connector doors: `localhost` (passkeys need a host name), their URLs' path exactly /mcp.
+shared_connector=http://localhost:$shared_conn/mcp
+isolated_connector=http://localhost:$isolated_conn/mcp
 
 # Polls URL until it answers 200, naming HOST (the server's public address) in `Host`; fails early
 # if process PID died.
@@ -145,10 +159,12 @@ start_proxy() {
 
 # 5. The shared server, public URL = its proxy's address; tenant acme (read-write) through the CLI.
 shared_env=(STUDIO_MCP_DATA_DIR="$work/shared" STUDIO_MCP_LISTEN="127.0.0.1:$shared_port"
-  STUDIO_MCP_ADMIN_LISTEN="127.0.0.1:$shared_admin" STUDIO_MCP_PUBLIC_URL="http://127.0.0.1:$shared_proxy")
+  STUDIO_MCP_ADMIN_LISTEN="127.0.0.1:$shared_admin" STUDIO_MCP_PUBLIC_URL="http://127.0.0.1:$shared_proxy"
+  STUDIO_MCP_CONNECTOR_LISTEN="127.0.0.1:$shared_conn" STUDIO_MCP_CONNECTOR_URL="$shared_connector")
 env "${shared_env[@]}" "$bin/shared-server" serve </dev/null >>"$work/shared-server.log" 2>&1 &
 pids+=($!)
 wait_healthy "http://127.0.0.1:$shared_port/healthz" "127.0.0.1:$shared_proxy" "$!" "$work/shared-server.log" "the shared server"
+wait_healthy "http://127.0.0.1:$shared_conn/healthz" "localhost:$shared_conn" "$!" "$work/shared-server.log" "the shared server's connector door"
 admin() {
   env "${shared_env[@]}" "$bin/shared-server" "$@" 2>>"$work/admin.log" && return
   tail -n 5 "$work/admin.log" >&2
@@ -160,15 +176,18 @@ printf %s "$webflow_token" | admin secret set acme webflow
 printf %s "$plausible_token" | admin secret set acme plausible
 printf %s "$github_token" | admin secret set acme github
 admin token issue acme --label conformance >"$work/shared.token"
+admin person invite acme --name "Conformance Person" --role member >"$work/shared.invite"
 start_proxy shared "$shared_proxy" "$shared_port"
 
 # 6. acme's isolated instance, the same way.
 isolated_env=(STUDIO_MCP_DATA_DIR="$work/isolated-acme" STUDIO_MCP_TENANT=acme
   STUDIO_MCP_LISTEN="127.0.0.1:$isolated_port" STUDIO_MCP_ADMIN_LISTEN="127.0.0.1:$isolated_admin"
-  STUDIO_MCP_PUBLIC_URL="http://127.0.0.1:$isolated_proxy")
+  STUDIO_MCP_PUBLIC_URL="http://127.0.0.1:$isolated_proxy"
+  STUDIO_MCP_CONNECTOR_LISTEN="127.0.0.1:$isolated_conn" STUDIO_MCP_CONNECTOR_URL="$isolated_connector")
 env "${isolated_env[@]}" "$bin/isolated-server" serve </dev/null >>"$work/isolated-acme.log" 2>&1 &
 pids+=($!)
 wait_healthy "http://127.0.0.1:$isolated_port/healthz" "127.0.0.1:$isolated_proxy" "$!" "$work/isolated-acme.log" "the isolated instance"
+wait_healthy "http://127.0.0.1:$isolated_conn/healthz" "localhost:$isolated_conn" "$!" "$work/isolated-acme.log" "the isolated instance's connector door"
 isolated() {
   env "${isolated_env[@]}" "$bin/isolated-server" "$@" 2>>"$work/admin.log" && return
   tail -n 5 "$work/admin.log" >&2
@@ -181,6 +200,7 @@ printf %s "$webflow_token" | isolated secret set acme webflow
 printf %s "$cloudflare_token" | isolated secret set acme cloudflare
 printf %s "$stripe_key" | isolated secret set acme stripe
 isolated token issue acme --label conformance >"$work/isolated.token"
+isolated person invite --name "Conformance Person" --role member >"$work/isolated.invite"
 start_proxy isolated "$isolated_proxy" "$isolated_port"
 say "servers up in $((SECONDS - start)) s"
 
@@ -189,25 +209,48 @@ say "servers up in $((SECONDS - start)) s"
 # nothing of our baseline): report.py is.
 for rev in "${revisions[@]}"; do
   run_pids=()
-  for name in "${servers[@]}"; do
-    port_var=${name}_proxy
-    rm -rf "${out:?}/$name-$rev"
+  for server in "${servers[@]}"; do
+    port_var=${server}_proxy
+    rm -rf "${out:?}/$server-$rev"
     (
+      # shellcheck disable=SC2030  # on purpose: only this subshell's PATH
       export PATH=$node_bin:$PATH
       exec "$cache/node_modules/.bin/conformance" server --url "http://127.0.0.1:${!port_var}/mcp" \
-        --requirements "$rev" --timeout "${CONFORMANCE_TIMEOUT:-30000}" -o "$out/$name-$rev"
-    ) >"$out/$name-$rev.log" 2>&1 &
+        --requirements "$rev" --timeout "${CONFORMANCE_TIMEOUT:-30000}" -o "$out/$server-$rev"
+    ) >"$out/$server-$rev.log" 2>&1 &
     run_pids+=($!)
     pids+=($!)
   done
   for pid in "${run_pids[@]}"; do wait "$pid" || true; done
 done
 
-# 8. The verdict.
+# 8. The authorization server of each connector door, one server after the other (a person
+# consents in Chromium when the suite asks). authorization.py's own status says only whether the
+# browser side worked; the suite's checks.json are judged with the others below.
+auth_status=0
+for server in "${servers[@]}"; do
+  connector_var=${server}_connector
+  connector=${!connector_var}
+  rm -rf "${out:?}/$server-authorization"
+  # shellcheck disable=SC2031  # PATH here is this shell's own (the suite runs above changed their copies)
+  PATH=$node_bin:$PATH timeout --kill-after=10 150 "$py" "$here/authorization.py" \
+    --suite "$cache/node_modules/.bin/conformance" --issuer "${connector%/mcp}" --resource "$connector" \
+    --person "Conformance Person" "$(cat "$work/$server.invite")" \
+    --out "$out/$server-authorization" --log "$out/$server-authorization.log" \
+    </dev/null >"$out/$server-authorization.driver.log" 2>&1 &
+  pids+=($!)
+  if ! wait "$!"; then
+    auth_status=1
+    say "the authorization run against $server's connector door failed: $(tail -n 3 "$out/$server-authorization.driver.log")"
+  fi
+done
+
+# 9. The verdict.
 report_status=0
 python3 "$here/report.py" --baseline "$here/baseline.txt" \
   --requirements-dir "$cache/node_modules/@modelcontextprotocol/conformance/requirements" \
-  --results "$out" --servers "${servers[@]}" --revisions "${revisions[@]}" || report_status=$?
-status=$report_status
+  --results "$out" --servers "${servers[@]}" --revisions "${revisions[@]}" \
+  --authorization-servers "${servers[@]}" || report_status=$?
+status=$((report_status || auth_status))
 echo "conformance: $( ((status == 0)) && echo passed || echo FAILED ) in $((SECONDS - start)) s"
 exit "$status"

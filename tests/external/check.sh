@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # External check: the official MCP Python SDK (a client nobody on the team wrote) against a fresh
 # demo — sandbox upstreams, the shared server, tenants provisioned by the real admin CLI — on free
-# ports, so it can run beside a developer's own demo. Exits non-zero if any client check fails.
+# ports, so it can run beside a developer's own demo. First checks the demo's layout (each server's
+# connector door on an origin of its own at exactly /mcp, invite links there, no OAuth document on
+# the static door, its /connector 410 naming the connector URL). Exits non-zero if any check fails.
 #
 #   tests/external/check.sh
 #
@@ -38,22 +40,68 @@ finish() {
 }
 trap finish EXIT
 
-# Two free loopback ports (both sockets held open while choosing, so they differ).
-read -r mcp_port admin_port < <(python3 -c '
+# Six free loopback ports, for both servers' static door, admin API and connector door (all
+# sockets held open while choosing, so they differ).
+read -r mcp_port admin_port connector_port isolated_port isolated_admin isolated_connector < <(python3 -c '
 import socket
-a, b = socket.socket(), socket.socket()
-a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
-print(a.getsockname()[1], b.getsockname()[1])')
+socks = [socket.socket() for _ in range(6)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
 
-if ! DEMO_DETACH=1 DEMO_DIR=$demo_dir DEMO_LISTEN=127.0.0.1:$mcp_port \
-  DEMO_ADMIN_LISTEN=127.0.0.1:$admin_port "$repo/deploy/demo.sh" >"$demo_dir/demo.out"; then
+if ! DEMO_DETACH=1 DEMO_DIR=$demo_dir DEMO_LISTEN=127.0.0.1:$mcp_port DEMO_ADMIN_LISTEN=127.0.0.1:$admin_port \
+  DEMO_CONNECTOR_LISTEN=127.0.0.1:$connector_port DEMO_ISOLATED_LISTEN=127.0.0.1:$isolated_port \
+  DEMO_ISOLATED_ADMIN_LISTEN=127.0.0.1:$isolated_admin DEMO_ISOLATED_CONNECTOR_LISTEN=127.0.0.1:$isolated_connector \
+  "$repo/deploy/demo.sh" >"$demo_dir/demo.out"; then
   echo "check: the demo did not start" >&2
   exit 1
 fi
 
-# 3. The client, once per tenant; each tries to read the other tenant's site.
-# shellcheck source=/dev/null  # written by demo.sh: ACME_TOKEN, GLOBEX_TOKEN, MCP_URL
+# 3. The layout, then the client.
+# shellcheck source=/dev/null  # written by demo.sh: ACME_TOKEN, GLOBEX_TOKEN, MCP_URL, CONNECTOR_URL, …
 . "$demo_dir/tokens.env"
+
+# The demo's layout: two doors per server, each on its own origin. The static door never
+# mentions OAuth; the connector door is at exactly /mcp, its invites and pages at its root.
+layout_status=0
+ok() { echo "  ok   $1"; }
+fail() { echo "  FAIL $1" >&2; layout_status=1; }
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ""))' "$1" "$2" 2>/dev/null || true; }
+echo "== layout"
+for names in "MCP_URL CONNECTOR_URL ACME_INVITE" "ACME_ISOLATED_URL ACME_ISOLATED_CONNECTOR_URL ACME_ISOLATED_INVITE"; do
+  read -r static_var connector_var invite_var <<<"$names"
+  static=${!static_var} connector=${!connector_var} invite=${!invite_var}
+  static_origin=${static%/mcp} connector_origin=${connector%/mcp}
+  if [[ $connector == http://localhost:*/mcp && $connector_origin != "$static_origin" ]]; then
+    ok "$connector_var=$connector: an origin of its own, path /mcp"
+  else
+    fail "$connector_var=$connector is not <an origin other than $static_origin>/mcp"
+  fi
+  if [[ $invite == "$connector_origin"/* ]]; then
+    ok "$invite_var is on the connector origin"
+  else
+    fail "$invite_var=$invite is not under $connector_origin"
+  fi
+  prm=$(curl -sS --max-time 5 "$connector_origin/.well-known/oauth-protected-resource/mcp" || true)
+  if [[ $(json_field "$prm" resource) == "$connector" ]]; then
+    ok "$connector_origin/.well-known/oauth-protected-resource/mcp names resource $connector"
+  else
+    fail "$connector_origin/.well-known/oauth-protected-resource/mcp: $prm"
+  fi
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 "$static_origin/.well-known/oauth-protected-resource/mcp" || true)
+  if [[ $code == 404 ]]; then
+    ok "the static door has no protected resource metadata ($static_origin/.well-known/oauth-protected-resource/mcp: 404)"
+  else
+    fail "$static_origin/.well-known/oauth-protected-resource/mcp answered $code"
+  fi
+  gone=$(curl -sS -w ' %{http_code}' --max-time 5 "$static_origin/connector" || true)
+  if [[ $gone == *"$connector"*" 410" ]]; then
+    ok "$static_origin/connector: 410 naming $connector"
+  else
+    fail "$static_origin/connector answered: $gone"
+  fi
+done
+
+# The client, once per tenant; each tries to read the other tenant's site.
 site_of() {
   python3 -c 'import json,sys
 d = json.loads(open(sys.argv[1]).readline())
@@ -69,6 +117,6 @@ for pair in acme:globex globex:acme; do
     --token "${!token_var}" --tenant "$tenant" --foreign-site "$(site_of "$other")" || client_status=$?
 done
 
-status=$client_status
+status=$((client_status || layout_status))
 if ((status == 0)); then echo "check: passed in $((SECONDS - start)) s"; fi
 exit "$status"

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034  # name, repo in; py, work, pids, status out: the caller's
-# Shared by the browser checks (tests/oauth/run.sh, tests/approvals/run.sh); sourced, not run.
+# Shared by the browser checks (tests/oauth/run.sh, tests/approvals/run.sh, tests/conformance/run.sh);
+# sourced, not run.
 #
 #   name=oauth; . tests/lib/browser.sh
 #   browser_tools        Debian's Chromium (apt-get, as root, if missing) and the venv with the

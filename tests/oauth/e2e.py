@@ -1,27 +1,57 @@
 #!/usr/bin/env python3
 """End-to-end OAuth check with clients nobody on the team wrote: the official MCP Python SDK's
-OAuth client (`mcp.client.auth.OAuthClientProvider`) and a real headless Chromium (Playwright,
-Debian's /usr/bin/chromium) holding a CDP virtual WebAuthn authenticator.
+OAuth client (`mcp.client.auth.OAuthClientProvider`), a client that behaves the way claude.ai has
+been seen to behave, and a real headless Chromium (Playwright, Debian's /usr/bin/chromium) holding
+a CDP virtual WebAuthn authenticator.
 
     e2e.py certs DIR
         Writes a throwaway CA (DIR/ca.pem, handed to the server as
         STUDIO_MCP_OAUTH_CLIENT_METADATA_CA) and a certificate for `localhost` signed by it
         (DIR/localhost.pem, DIR/localhost-key.pem) for the Client ID Metadata Document server.
 
-    e2e.py check --certs DIR --run NAME MODE BASE TENANT PERSON PERSON_ID INVITE [--run ...]
-        One run per --run: NAME labels the output; MODE is `dcr` (dynamic client registration)
-        or `cimd` (a Client ID Metadata Document served over HTTPS from this process; the browser's
-        cookies are also cleared before authorizing, so passkey sign-in is exercised); BASE is the
-        server's public URL (http://localhost:<port>); TENANT the tenant id whoami must name;
-        PERSON and PERSON_ID the invited person's name and id (`person list`), which whoami must
-        name too; INVITE the invite link the admin CLI printed.
+    e2e.py check --certs DIR
+                 --run NAME MODE CONNECTOR STATIC OTHER TENANT PERSON PERSON_ID INVITE [--run ...]
+        One run per --run: NAME labels the output; MODE is
+          `dcr`    the SDK, dynamic client registration;
+          `cimd`   the SDK with a Client ID Metadata Document served over HTTPS from this process
+                   (the browser's cookies are cleared before authorizing, so passkey sign-in is
+                   exercised);
+          `claude` a claude.ai-like client (below), also with a metadata document and sign-in.
+        CONNECTOR is the server's connector URL (`http://localhost:<port>/mcp`: its connector
+        door, an origin of its own, path exactly /mcp); STATIC its static door's MCP URL (the
+        public URL + /mcp); OTHER another server's connector URL, where this server's tokens must
+        be refused; TENANT the tenant id whoami must name; PERSON and PERSON_ID the invited
+        person's name and id (`person list`), which whoami must name too; INVITE the invite link
+        the admin CLI printed (on the connector origin).
 
-Each run: the person registers a passkey through the invite link in their own browser context;
-the SDK connects to BASE/connector, gets 401, discovers the protected resource and authorization
-server metadata, registers (or uses the metadata document URL as client_id), sends the browser to
-/authorize (sign-in with the passkey if needed, then consent), exchanges the code with PKCE,
-initializes, lists tools and calls whoami; then the token is refreshed and whoami called again.
-Per server, the static-bearer endpoint /mcp must not advertise OAuth.
+Every run first checks both doors with plain HTTP. The static door (once per server): no path of
+its origin answers with OAuth, OpenID or protected-resource metadata (the RFC 8414, RFC 9728 and
+OpenID well-known paths, bare and suffixed with /mcp and /connector; /authorize, /token,
+/register, /revoke; the people's pages): each is 404 and never JSON metadata; /connector is 410
+with a message naming the connector URL; its 401 has no resource_metadata. The connector door:
+its 401 names <origin>/.well-known/oauth-protected-resource/mcp, both resource metadata forms name
+`resource` byte-equal to CONNECTOR, and the authorization server metadata has the origin as
+issuer and <origin>/authorize, /token, /register, /revoke as endpoints.
+
+An SDK run (dcr, cimd): the person registers a passkey through the invite link in their own
+browser context; the SDK connects to CONNECTOR, gets 401, discovers the protected resource and
+authorization server metadata, registers (or uses the metadata document URL as client_id), sends
+the browser to /authorize (sign-in with the passkey if needed, then consent), exchanges the code
+with PKCE and resource=CONNECTOR, initializes, lists tools and calls whoami; then the token is
+refreshed and whoami called again. The access token is refused at STATIC and at OTHER.
+
+A claude.ai-like run follows what claude.ai has been observed to do, literally: given only
+CONNECTOR, it POSTs initialize and gets 401; fetches the path-suffixed
+/.well-known/oauth-protected-resource/mcp FIRST (built from the URL, whatever the 401 says) and
+requires `resource` byte-equal to CONNECTOR; reads the authorization server metadata but IGNORES
+its endpoint URLs, appending /authorize, /token and /register to the origin; identifies itself
+with a Client ID Metadata Document (token_endpoint_auth_method `none`, redirect URI claude.ai's
+own https://claude.ai/api/mcp/auth_callback, which the browser never leaves for: Playwright
+answers it); drives passkey sign-in and consent in Chromium; exchanges the code with PKCE and
+resource; initializes and reaches tools/list and whoami with the access token. Then it refreshes
+twice (each refresh rotates the refresh token; each new access token works on CONNECTOR, and the
+last is refused at STATIC and at OTHER), and finally replays a spent refresh token, which must be
+refused.
 
 Prints one line per step (PASS/INFO); on the first failure prints FAIL with the reason and the
 last HTTP exchanges, and exits 1.
@@ -31,13 +61,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import datetime
+import hashlib
 import ipaddress
 import json
 import logging
 import os
 import re
+import secrets
 import socket
 import ssl
 import sys
@@ -48,7 +81,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import anyio
 import httpx2
@@ -189,7 +222,7 @@ class MetadataDocumentServer:
 
     PATH = "/oauth/client.json"
 
-    def __init__(self, certs: Path, redirect_uri: str) -> None:
+    def __init__(self, certs: Path, redirect_uri: str, client_name: str = "") -> None:
         self.requests: list[str] = []
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(certs / "localhost.pem", certs / "localhost-key.pem")
@@ -217,7 +250,7 @@ class MetadataDocumentServer:
         self.url = f"https://localhost:{self.httpd.server_address[1]}{self.PATH}"
         self.document = {
             "client_id": self.url,
-            "client_name": CLIENT_NAME,
+            "client_name": client_name or CLIENT_NAME,
             "redirect_uris": [redirect_uri],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
@@ -526,7 +559,9 @@ INITIALIZE = {
 class Run:
     name: str
     mode: str
-    base: str
+    connector: str  # the connector URL: <connector origin>/mcp
+    static: str  # the static door's MCP URL: <public URL>/mcp
+    other: str  # another server's connector URL
     tenant: str
     person: str
     person_id: str
@@ -536,85 +571,213 @@ class Run:
     def label(self) -> str:
         return f"[{self.name}]"
 
+    @property
+    def origin(self) -> str:
+        """The connector door's origin (the connector URL without its /mcp)."""
+        return origin_of(self.connector)
 
-async def discovery_checks(http: Any, base: str, label: str) -> None:
-    """The server's OAuth surface seen with plain HTTP: /connector advertises it, /mcp does not."""
-    connector = f"{base}/connector"
-    prm_url = f"{base}/.well-known/oauth-protected-resource/connector"
+    @property
+    def static_origin(self) -> str:
+        return origin_of(self.static)
 
+
+def origin_of(mcp_url: str) -> str:
+    parsed = urlparse(mcp_url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+# The static door's origin must answer none of these with a document (RFC 8414 section 3, RFC
+# 9728 section 3, OpenID Connect Discovery; bare, suffixed with the MCP paths, and OpenID's
+# path-appended form, which MCP clients also try).
+STATIC_DOCUMENTS = [
+    f"/.well-known/{doc}{suffix}"
+    for doc in ("oauth-authorization-server", "oauth-protected-resource", "openid-configuration")
+    for suffix in ("", "/mcp", "/connector")
+] + ["/mcp/.well-known/openid-configuration", "/connector/.well-known/openid-configuration"]
+STATIC_ENDPOINTS = ["/authorize", "/token", "/register", "/revoke"]
+STATIC_PAGES = ["/", "/signin", "/signout", "/assets/passkey.js", "/invite/x", "/approve/apr_x"]
+METADATA_FIELDS = (
+    "issuer",
+    "authorization_endpoint",
+    "token_endpoint",
+    "registration_endpoint",
+    "jwks_uri",
+    "resource",
+    "authorization_servers",
+)
+
+
+def metadata_in(r: Any) -> list[str]:
+    """The OAuth/OpenID/protected-resource metadata fields a response body carries, if it is JSON."""
+    try:
+        body = json.loads(r.content)
+    except ValueError:
+        return []
+    return [k for k in METADATA_FIELDS if k in body] if isinstance(body, dict) else []
+
+
+async def static_door_checks(http: Any, run: Run) -> None:
+    """The static door: /mcp for static bearer tokens only, and nothing of OAuth at any path."""
+    label, origin = run.label, run.static_origin
+    check(
+        origin != run.origin,
+        f"{label} the static door {origin} and the connector door {run.origin} are two origins",
+    )
+    answered: dict[str, int] = {}
+    for path in STATIC_DOCUMENTS:
+        r = await http.get(origin + path)
+        answered[f"GET {path}"] = r.status_code
+        # Below /mcp the MCP endpoint itself may answer: its 401 must not point anywhere either.
+        refused_by_mcp = (
+            path.startswith("/mcp/")
+            and r.status_code == 401
+            and "resource_metadata" not in r.headers.get("www-authenticate", "")
+        )
+        if (r.status_code != 404 and not refused_by_mcp) or metadata_in(r):
+            raise CheckFailed(
+                f"{label} static door GET {origin}{path}: expected 404 and no metadata, got HTTP "
+                f"{r.status_code} {r.headers.get('content-type')} {r.text[:200]!r}"
+            )
+    # A POST probe is sent on a connection of its own: the server answers an unknown path before
+    # reading the body and may then close the connection without saying so (see the report).
+    close = {"Connection": "close"}
+    for path in STATIC_ENDPOINTS + STATIC_PAGES:
+        for method in ("GET", "POST"):
+            if method == "POST" and path == "/register":
+                r = await http.post(
+                    origin + path,
+                    json={"client_name": CLIENT_NAME, "redirect_uris": ["http://127.0.0.1:9/cb"]},
+                    headers=close,
+                )
+            elif method == "POST":
+                r = await http.post(origin + path, data={"grant_type": "authorization_code", "code": "x"}, headers=close)
+            else:
+                r = await http.get(origin + path)
+            answered[f"{method} {path}"] = r.status_code
+            if r.status_code != 404 or metadata_in(r):
+                raise CheckFailed(
+                    f"{label} static door {method} {origin}{path}: expected 404 and no metadata, got HTTP "
+                    f"{r.status_code} {r.headers.get('content-type')} {r.text[:200]!r}"
+                )
+    check(
+        True,
+        f"{label} static door {origin}: {len(answered)} OAuth/OpenID/resource metadata paths, "
+        f"endpoints and pages all 404 without metadata ({', '.join(STATIC_DOCUMENTS[:3])}, … "
+        f"{', '.join(STATIC_ENDPOINTS)}, …; under /mcp: "
+        f"{sorted({v for k, v in answered.items() if k.startswith('GET /mcp/')})})",
+    )
+    for method in ("GET", "POST"):
+        r = await http.request(method, f"{origin}/connector", json=INITIALIZE if method == "POST" else None)
+        check(
+            r.status_code == 410 and run.connector in r.text and not metadata_in(r)
+            and "json" not in r.headers.get("content-type", ""),
+            f"{label} static door {method} /connector: 410, a plain message naming {run.connector} "
+            f"({r.text.strip()[:120]!r})",
+            f"HTTP {r.status_code} {r.headers.get('content-type')} {r.text[:300]!r}",
+        )
+    for what, headers in (("without a token", mcp_post_headers()), ("with a bad token", mcp_post_headers("nope"))):
+        r = await http.post(run.static, json=INITIALIZE, headers=headers)
+        challenge = r.headers.get("www-authenticate", "")
+        check(
+            r.status_code == 401 and challenge.lower().startswith("bearer") and "resource_metadata" not in challenge,
+            f"{label} static door POST /mcp {what}: 401, WWW-Authenticate {challenge!r} without resource_metadata",
+            f"HTTP {r.status_code} WWW-Authenticate {challenge!r} {r.text[:200]!r}",
+        )
+
+
+async def discovery_checks(http: Any, run: Run) -> dict[str, Any]:
+    """The connector door seen with plain HTTP; returns the authorization server metadata."""
+    label, origin, connector = run.label, run.origin, run.connector
+    check(
+        urlparse(connector).path == "/mcp" and not urlparse(connector).query,
+        f"{label} the connector URL {connector} ends in exactly /mcp",
+    )
+    prm_url = f"{origin}/.well-known/oauth-protected-resource/mcp"
     r = await http.post(connector, json=INITIALIZE, headers=mcp_post_headers())
     challenge = r.headers.get("www-authenticate", "")
-    check(r.status_code == 401, f"{label} POST /connector without a token: 401", f"HTTP {r.status_code} {r.text[:200]}")
+    check(r.status_code == 401, f"{label} POST {connector} without a token: 401", f"HTTP {r.status_code} {r.text[:200]}")
     check(
         challenge.lower().startswith("bearer") and f'resource_metadata="{prm_url}"' in challenge,
         f"{label} ...WWW-Authenticate names resource_metadata={prm_url}",
         challenge,
     )
+    check('scope="mcp"' in challenge, f'{label} ...and scope="mcp"', challenge)
 
-    r = await http.get(prm_url)
-    check(r.status_code == 200, f"{label} GET {prm_url}: 200", f"HTTP {r.status_code} {r.text[:200]}")
-    prm = r.json()
-    check(prm.get("resource") == connector, f"{label} ...resource is {connector}", prm)
-    servers = prm.get("authorization_servers") or []
-    check(servers, f"{label} ...authorization_servers {servers}", prm)
+    for url in (prm_url, f"{origin}/.well-known/oauth-protected-resource"):
+        r = await http.get(url)
+        check(r.status_code == 200, f"{label} GET {url}: 200", f"HTTP {r.status_code} {r.text[:200]}")
+        prm = r.json()
+        check(prm.get("resource") == connector, f"{label} ...resource is {connector}, byte for byte", prm)
+        servers = prm.get("authorization_servers") or []
+        check(servers == [origin], f"{label} ...authorization_servers {servers} is the origin alone", prm)
 
-    asm_url = f"{base}/.well-known/oauth-authorization-server"
+    asm_url = f"{origin}/.well-known/oauth-authorization-server"
     r = await http.get(asm_url)
     check(r.status_code == 200, f"{label} GET {asm_url}: 200", f"HTTP {r.status_code} {r.text[:200]}")
     asm = r.json()
-    check(
-        asm.get("issuer", "").rstrip("/") == servers[0].rstrip("/"),
-        f"{label} ...issuer {asm.get('issuer')} is the advertised server",
-        asm,
-    )
-    check(asm.get("registration_endpoint"), f"{label} ...registration_endpoint {asm.get('registration_endpoint')}", asm)
+    check(asm.get("issuer") == origin, f"{label} ...issuer {asm.get('issuer')} is the connector origin", asm)
+    endpoints = {k: asm.get(f"{k}_endpoint") for k in ("authorization", "token", "registration", "revocation")}
+    expected = {
+        "authorization": f"{origin}/authorize",
+        "token": f"{origin}/token",
+        "registration": f"{origin}/register",
+        "revocation": f"{origin}/revoke",
+    }
+    check(endpoints == expected, f"{label} ...endpoints at the origin's root: {sorted(set(endpoints.values()))}", endpoints)
     check(
         asm.get("client_id_metadata_document_supported") is True,
         f"{label} ...client_id_metadata_document_supported: true",
         asm,
     )
     check("S256" in (asm.get("code_challenge_methods_supported") or []), f"{label} ...PKCE S256", asm)
+    check(
+        "none" in (asm.get("token_endpoint_auth_methods_supported") or []),
+        f"{label} ...token_endpoint_auth_methods {asm.get('token_endpoint_auth_methods_supported')} include none",
+        asm,
+    )
     info(
-        f"{label} authorization server: authorize={asm.get('authorization_endpoint')} "
-        f"token={asm.get('token_endpoint')} grants={asm.get('grant_types_supported')} "
-        f"auth_methods={asm.get('token_endpoint_auth_methods_supported')} scopes={asm.get('scopes_supported')}"
+        f"{label} authorization server: grants={asm.get('grant_types_supported')} "
+        f"scopes={asm.get('scopes_supported')} response_types={asm.get('response_types_supported')}"
     )
+    return asm
 
-    r = await http.post(f"{base}/mcp", json=INITIALIZE, headers=mcp_post_headers())
-    challenge = r.headers.get("www-authenticate", "")
-    check(r.status_code == 401, f"{label} POST /mcp without a token: 401", f"HTTP {r.status_code} {r.text[:200]}")
-    check(
-        challenge.lower().startswith("bearer") and "resource_metadata" not in challenge,
-        f"{label} ...its WWW-Authenticate ({challenge}) has no resource_metadata",
-        challenge,
-    )
-    r = await http.get(f"{base}/.well-known/oauth-protected-resource/mcp")
-    check(
-        r.status_code == 404,
-        f"{label} GET /.well-known/oauth-protected-resource/mcp: 404",
-        f"HTTP {r.status_code} {r.text[:200]}",
-    )
+
+async def plain_checks(run: Run, done_static: set[str]) -> None:
+    async with httpx2.AsyncClient(timeout=HTTP_S) as plain:
+        try:
+            if run.static_origin not in done_static:
+                await static_door_checks(plain, run)
+                done_static.add(run.static_origin)
+            await discovery_checks(plain, run)
+        except httpx2.HTTPError as exc:
+            where = f" ({exc.request.method} {exc.request.url})" if getattr(exc, "_request", None) else ""
+            raise CheckFailed(f"{run.label} plain HTTP checks: {type(exc).__name__}: {exc}{where}") from None
+
+
+async def refused_elsewhere(run: Run, token: str, what: str) -> None:
+    """An access token of this connector is nothing to the static door and to another server."""
+    async with httpx2.AsyncClient(timeout=HTTP_S) as plain:
+        for door, url in (("the static door", run.static), ("the other server's connector", run.other)):
+            r = await plain.post(url, json=INITIALIZE, headers=mcp_post_headers(token))
+            check(
+                r.status_code == 401,
+                f"{run.label} {what} is refused at {door} {url} (HTTP {r.status_code})",
+                r.text[:200],
+            )
 
 
 async def one_run(run: Run, browser: Any, certs: Path, traffic: Traffic) -> None:
     label = run.label
-    connector = f"{run.base}/connector"
+    connector = run.connector
     cimd = run.mode == "cimd"
-    print(f"== {label} {run.mode.upper()} against {connector}: tenant {run.tenant}, person {run.person}", flush=True)
+    print(f"== {label} the SDK, {run.mode.upper()}, against {connector}: tenant {run.tenant}, person {run.person}", flush=True)
     redirect_uri = f"http://127.0.0.1:{free_port()}/callback"  # nothing listens: the browser's route catches it
-
-    async with httpx2.AsyncClient(timeout=HTTP_S) as plain:
-        try:
-            await discovery_checks(plain, run.base, label)
-        except httpx2.HTTPError as exc:
-            where = f" ({exc.request.method} {exc.request.url})" if getattr(exc, "_request", None) else ""
-            raise CheckFailed(f"{label} plain HTTP checks: {type(exc).__name__}: {exc}{where}") from None
 
     person = Person(browser, run.person, label)
     await person.open()
     failures: list[BaseException] = []  # raised inside the SDK's auth flow, which may wrap them
     try:
-        await person.register_passkey(run.invite, run.base)
+        await person.register_passkey(run.invite, run.origin)
         if cimd:
             # A fresh sign-in: the authorize step must show the passkey sign-in page.
             await person.context.clear_cookies()
@@ -626,6 +789,11 @@ async def one_run(run: Run, browser: Any, certs: Path, traffic: Traffic) -> None
 
             async def redirect_handler(url: str) -> None:
                 try:
+                    check(
+                        url.startswith(f"{run.origin}/authorize?"),
+                        f"{label} the SDK sends the browser to {run.origin}/authorize",
+                        url,
+                    )
                     result["code"] = await person.authorize(url, redirect_uri, expect_sign_in=cimd)
                 except BaseException as exc:
                     failures.append(exc)
@@ -691,27 +859,273 @@ async def one_run(run: Run, browser: Any, certs: Path, traffic: Traffic) -> None
                                 [str(e) for e in traffic.since(mark)],
                             )
                             check(storage.tokens.access_token != old, f"{label} ...and got a new access token")
+                            check(
+                                refreshes[0].form.get("resource") in (None, [connector]),
+                                f"{label} ...the refresh asked for resource {refreshes[0].form.get('resource')}",
+                                refreshes[0].form.get("resource"),
+                            )
                         else:
                             info(f"{label} no refresh_token issued: refresh not exercised")
 
-                        # The OAuth access token is for /connector only: /mcp stays static-bearer.
-                        async with httpx2.AsyncClient(timeout=HTTP_S) as plain:
-                            r = await plain.post(
-                                f"{run.base}/mcp",
-                                json=INITIALIZE,
-                                headers=mcp_post_headers(storage.tokens.access_token),
-                            )
-                        check(
-                            r.status_code == 401,
-                            f"{label} the OAuth access token is refused at /mcp (HTTP {r.status_code})",
-                            r.text[:200],
-                        )
+                        # The access token is for this connector only: not the static door, not another server.
+                        await refused_elsewhere(run, storage.tokens.access_token, "the OAuth access token")
             except BaseException as exc:  # noqa: BLE001 - any failure, reported below
                 if failures:
                     raise failures[0] from None
                 if (found := check_failure(exc)) is not None:
                     raise found from None
                 raise CheckFailed(f"{label} MCP session over OAuth failed: {describe(exc)}") from None
+    finally:
+        await person.close()
+
+
+# --------------------------------------------------------------------------------------------
+# A claude.ai-like client: what claude.ai has been seen to do, followed literally
+# --------------------------------------------------------------------------------------------
+
+CLAUDE_REDIRECT = "https://claude.ai/api/mcp/auth_callback"
+CLAUDE_NAME = "Claude (studio-mcp e2e stand-in)"
+PROTOCOL = "2025-11-25"
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def challenge_param(header: str, name: str) -> str | None:
+    found = re.search(rf'{name}="([^"]*)"', header)
+    return found.group(1) if found else None
+
+
+class RawMcp:
+    """JSON-RPC over Streamable HTTP by hand, as a connector platform sends it: one POST per
+    message, a bearer token, JSON or an SSE stream back."""
+
+    def __init__(self, http: Any, url: str, label: str) -> None:
+        self.http, self.url, self.label = http, url, label
+        self.next_id = 1
+
+    async def post(self, token: str | None, method: str, params: Any = None, notify: bool = False) -> tuple[Any, Any]:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            body["params"] = params
+        if not notify:
+            body["id"] = self.next_id
+            self.next_id += 1
+        headers = mcp_post_headers(token)
+        if method != "initialize":
+            headers["MCP-Protocol-Version"] = PROTOCOL
+        r = await self.http.post(self.url, json=body, headers=headers)
+        message = None
+        ctype = r.headers.get("content-type", "")
+        if r.status_code == 200 and ctype.startswith("application/json"):
+            message = r.json()
+        elif r.status_code == 200 and ctype.startswith("text/event-stream"):
+            for line in r.text.splitlines():
+                if line.startswith("data:") and line[5:].strip():
+                    data = json.loads(line[5:])
+                    if data.get("id") == body.get("id"):
+                        message = data
+        return r, message
+
+    async def result(self, token: str, method: str, params: Any, what: str) -> dict[str, Any]:
+        r, message = await self.post(token, method, params)
+        check(
+            r.status_code == 200 and isinstance(message, dict) and "result" in message,
+            f"{self.label} {what}",
+            f"HTTP {r.status_code} WWW-Authenticate {r.headers.get('www-authenticate')!r} {r.text[:300]!r}",
+        )
+        return message["result"]
+
+    async def whoami(self, token: str, run: Run, client_id: str, what: str) -> None:
+        result = await self.result(token, "tools/call", {"name": "whoami", "arguments": {}}, f"{what}: tools/call whoami answers")
+        check(not result.get("isError"), f"{run.label} ...not an error", text_of(result))
+        data = payload(result)
+        person = data.get("person") or {}
+        check(
+            data.get("tenant") == run.tenant
+            and person.get("name") == run.person
+            and person.get("id") == run.person_id
+            and person.get("client") == client_id,
+            f"{run.label} ...names tenant {run.tenant!r}, person {run.person!r} ({run.person_id}), client {client_id}",
+            json.dumps(data, sort_keys=True),
+        )
+
+
+async def claude_run(run: Run, browser: Any, certs: Path) -> None:
+    label, origin, connector = run.label, run.origin, run.connector
+    print(f"== {label} a claude.ai-like client, given only {connector}: tenant {run.tenant}, person {run.person}", flush=True)
+    http = httpx2.AsyncClient(timeout=HTTP_S, follow_redirects=False)
+    person = Person(browser, run.person, label)
+    await person.open()
+    try:
+        async with http:
+            mcp = RawMcp(http, connector, label)
+            # 1. The URL alone: initialize, 401.
+            r, _ = await mcp.post(None, "initialize", INITIALIZE["params"])
+            challenge = r.headers.get("www-authenticate", "")
+            check(r.status_code == 401, f"{label} POST initialize to {connector}: 401 ({challenge})", f"HTTP {r.status_code} {r.text[:200]}")
+            scope = challenge_param(challenge, "scope")
+
+            # 2. The path-suffixed protected resource metadata FIRST, built from the URL.
+            prm_url = f"{origin}/.well-known/oauth-protected-resource{urlparse(connector).path}"
+            r = await http.get(prm_url)
+            check(r.status_code == 200, f"{label} GET {prm_url} (first, path-suffixed): 200", f"HTTP {r.status_code} {r.text[:200]}")
+            prm = r.json()
+            check(
+                isinstance(prm.get("resource"), str) and prm["resource"] == connector,
+                f"{label} ...resource {prm.get('resource')!r} is byte-equal to the URL it was given",
+                prm,
+            )
+            servers = prm.get("authorization_servers") or []
+            check(servers and servers[0] == origin, f"{label} ...its authorization server is {origin}", prm)
+            scope = scope or " ".join(prm.get("scopes_supported") or []) or None
+
+            # 3. The authorization server metadata: read, but its endpoint URLs ignored.
+            r = await http.get(f"{origin}/.well-known/oauth-authorization-server")
+            check(r.status_code == 200, f"{label} GET {origin}/.well-known/oauth-authorization-server: 200", r.text[:200])
+            asm = r.json()
+            check(
+                asm.get("client_id_metadata_document_supported") is True
+                and "none" in (asm.get("token_endpoint_auth_methods_supported") or [])
+                and "S256" in (asm.get("code_challenge_methods_supported") or []),
+                f"{label} ...metadata documents, token_endpoint_auth_method none and S256 supported",
+                asm,
+            )
+            authorize_ep, token_ep, register_ep = f"{origin}/authorize", f"{origin}/token", f"{origin}/register"
+            info(
+                f"{label} ignoring the metadata's endpoints ({asm.get('authorization_endpoint')}, "
+                f"{asm.get('token_endpoint')}, {asm.get('registration_endpoint')}): appending to the origin "
+                f"{authorize_ep}, {token_ep}, {register_ep}"
+            )
+            # claude.ai registers at <origin>/register when it does not identify itself by document.
+            r = await http.post(
+                register_ep,
+                json={
+                    "client_name": CLAUDE_NAME,
+                    "redirect_uris": [CLAUDE_REDIRECT],
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "response_types": ["code"],
+                    "token_endpoint_auth_method": "none",
+                },
+            )
+            check(
+                r.status_code == 201 and r.json().get("client_id"),
+                f"{label} POST {register_ep} (dynamic registration, as claude.ai falls back to): 201",
+                f"HTTP {r.status_code} {r.text[:300]}",
+            )
+
+            # 4. The person: a passkey from the invite, then no session (sign-in at /authorize).
+            await person.register_passkey(run.invite, origin)
+            await person.context.clear_cookies()
+            info(f"{label} cleared the browser's cookies: /authorize must ask for the passkey")
+
+            with MetadataDocumentServer(certs, CLAUDE_REDIRECT, CLAUDE_NAME) as doc:
+                client_id = doc.url
+                verifier, code_challenge = pkce_pair()
+                state = secrets.token_urlsafe(24)
+                params = {
+                    "response_type": "code",
+                    "client_id": client_id,
+                    "redirect_uri": CLAUDE_REDIRECT,
+                    "code_challenge": code_challenge,
+                    "code_challenge_method": "S256",
+                    "state": state,
+                    "resource": connector,
+                }
+                if scope:
+                    params["scope"] = scope
+                got = await person.authorize(f"{authorize_ep}?{urlencode(params)}", CLAUDE_REDIRECT, expect_sign_in=True)
+                check(got.state == state, f"{label} ...the state came back unchanged")
+                if got.iss is not None:
+                    check(got.iss == origin, f"{label} ...iss {got.iss} is the origin (RFC 9207)", got.iss)
+                check(
+                    any(q.startswith(f"GET {MetadataDocumentServer.PATH}") for q in doc.requests),
+                    f"{label} the server fetched the client metadata document over HTTPS ({len(doc.requests)} request(s))",
+                    doc.requests,
+                )
+
+                # 5. The code for tokens, at <origin>/token, with PKCE and the resource.
+                async def token_request(form: dict[str, str], what: str) -> dict[str, Any]:
+                    r = await http.post(token_ep, data=form)
+                    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+                    check(
+                        r.status_code == 200
+                        and isinstance(body.get("access_token"), str)
+                        and str(body.get("token_type", "")).lower() == "bearer"
+                        and isinstance(body.get("refresh_token"), str)
+                        and "no-store" in r.headers.get("cache-control", ""),
+                        f"{label} {what}: 200, a bearer access token (expires_in {body.get('expires_in')}, "
+                        f"scope {body.get('scope')}) and a refresh token, Cache-Control no-store",
+                        f"HTTP {r.status_code} Cache-Control {r.headers.get('cache-control')!r} "
+                        f"{ {k: (v if 'token' not in k else '…') for k, v in body.items()} or r.text[:300]}",
+                    )
+                    return body
+
+                tokens = await token_request(
+                    {
+                        "grant_type": "authorization_code",
+                        "code": got.code,
+                        "redirect_uri": CLAUDE_REDIRECT,
+                        "client_id": client_id,
+                        "code_verifier": verifier,
+                        "resource": connector,
+                    },
+                    f"POST {token_ep} (authorization_code, PKCE verifier, resource={connector})",
+                )
+
+                # 6. MCP with the access token.
+                access = tokens["access_token"]
+                init = await mcp.result(access, "initialize", INITIALIZE["params"], f"initialize with the access token at {connector}")
+                info(f"{label} server {init.get('serverInfo')}, protocol {init.get('protocolVersion')}")
+                r, _ = await mcp.post(access, "notifications/initialized", notify=True)
+                check(r.status_code in (200, 202), f"{label} notifications/initialized: HTTP {r.status_code}", r.text[:200])
+                listed = await mcp.result(access, "tools/list", {}, "tools/list with the access token answers")
+                names = sorted(t.get("name") for t in listed.get("tools", []))
+                check("whoami" in names, f"{label} ...{len(names)} tools, whoami among them", names)
+                await mcp.whoami(access, run, client_id, "with the first access token")
+
+                # 7. Refresh, twice: each rotates the refresh token; each new access token works.
+                spent = []
+                for n in (1, 2):
+                    old_access, old_refresh = tokens["access_token"], tokens["refresh_token"]
+                    tokens = await token_request(
+                        {
+                            "grant_type": "refresh_token",
+                            "refresh_token": old_refresh,
+                            "client_id": client_id,
+                            "resource": connector,
+                        },
+                        f"refresh #{n} (POST {token_ep}, refresh_token, resource)",
+                    )
+                    check(
+                        tokens["access_token"] != old_access and tokens["refresh_token"] != old_refresh,
+                        f"{label} ...a new access token and a new (rotated) refresh token",
+                    )
+                    spent.append(old_refresh)
+                    await mcp.result(tokens["access_token"], "tools/list", {}, f"tools/list with the access token of refresh #{n}")
+                    await mcp.whoami(tokens["access_token"], run, client_id, f"after refresh #{n}")
+
+                # 8. The audience: the refreshed token is this connector's, and nothing else's.
+                await refused_elsewhere(run, tokens["access_token"], "the refreshed access token")
+
+                # 9. A spent refresh token is refused.
+                r = await http.post(
+                    token_ep,
+                    data={"grant_type": "refresh_token", "refresh_token": spent[0], "client_id": client_id, "resource": connector},
+                )
+                check(
+                    r.status_code == 400 and "invalid_grant" in r.text,
+                    f"{label} the first, spent refresh token is refused: 400 invalid_grant",
+                    f"HTTP {r.status_code} {r.text[:200]}",
+                )
+                r, _ = await mcp.post(tokens["access_token"], "tools/list", {})
+                info(
+                    f"{label} after that replay the latest access token answers HTTP {r.status_code} "
+                    f"({'the grant was revoked on reuse' if r.status_code == 401 else 'the grant stays'})"
+                )
     finally:
         await person.close()
 
@@ -771,8 +1185,8 @@ async def sdk_flow_checks(
         [str(e) for e in flow],
     )
     check(
-        "code_verifier" in tokens[-1].form and tokens[-1].form.get("resource") == [f"{run.base}/connector"],
-        f"{label} ...the token request carried code_verifier and resource={run.base}/connector",
+        "code_verifier" in tokens[-1].form and tokens[-1].form.get("resource") == [run.connector],
+        f"{label} ...the token request carried code_verifier and resource={run.connector}",
         {k: v for k, v in tokens[-1].form.items() if k != "code"},
     )
 
@@ -814,10 +1228,17 @@ async def check_all(runs: list[Run], certs: Path) -> None:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             info(f"browser: Chromium {browser.version}; mcp SDK {sdk_version()}")
+            done_static: set[str] = set()
             try:
                 for run in runs:
                     started = time.monotonic()
-                    await one_run(run, browser, certs, traffic)
+                    print(f"== {run.label} both doors with plain HTTP: static {run.static}, connector {run.connector}", flush=True)
+                    await plain_checks(run, done_static)
+                    if run.mode == "claude":
+                        with anyio.fail_after(RUN_S):
+                            await claude_run(run, browser, certs)
+                    else:
+                        await one_run(run, browser, certs, traffic)
                     print(f"PASS {run.label} done in {time.monotonic() - started:.1f} s", flush=True)
             finally:
                 await browser.close()
@@ -846,10 +1267,10 @@ def main() -> int:
     chk.add_argument("--certs", type=Path, required=True)
     chk.add_argument(
         "--run",
-        nargs=7,
+        nargs=9,
         action="append",
         required=True,
-        metavar=("NAME", "MODE", "BASE", "TENANT", "PERSON", "PERSON_ID", "INVITE"),
+        metavar=("NAME", "MODE", "CONNECTOR", "STATIC", "OTHER", "TENANT", "PERSON", "PERSON_ID", "INVITE"),
     )
     args = parser.parse_args()
     if args.command == "certs":
@@ -857,8 +1278,11 @@ def main() -> int:
         return 0
     runs = [Run(*r) for r in args.run]
     for r in runs:
-        if r.mode not in ("dcr", "cimd"):
-            parser.error(f"--run {r.name}: MODE must be dcr or cimd")
+        if r.mode not in ("dcr", "cimd", "claude"):
+            parser.error(f"--run {r.name}: MODE must be dcr, cimd or claude")
+        for what, url in (("CONNECTOR", r.connector), ("STATIC", r.static), ("OTHER", r.other)):
+            if urlparse(url).path != "/mcp":
+                parser.error(f"--run {r.name}: {what} must be an MCP URL <origin>/mcp, got {url}")
     try:
         asyncio.run(check_all(runs, args.certs))
     except KeyboardInterrupt:

@@ -641,11 +641,21 @@ async fn a_refusal_before_the_body_is_read_closes_the_connection_cleanly() {
     let connector = server.connector_origin.trim_start_matches("http://");
     let connector_addr = connector.replace("localhost", "127.0.0.1");
     let authority = server.public_url.trim_start_matches("http://").to_owned();
-    for (address, host) in [
-        (&authority, &authority),
-        (&connector_addr, &connector.to_owned()),
-    ] {
-        let path = "/mcp";
+    // `/mcp` refuses the missing token; a path a door does not serve, and a method a path does
+    // not take, are refused as early.
+    let cases = [
+        (&authority, authority.clone(), "/mcp", "401"),
+        (&connector_addr, connector.to_owned(), "/mcp", "401"),
+        (&authority, authority.clone(), "/token", "404"),
+        (
+            &connector_addr,
+            connector.to_owned(),
+            "/nothing-here",
+            "404",
+        ),
+        (&connector_addr, connector.to_owned(), "/healthz", "405"),
+    ];
+    for (address, host, path, status) in cases {
         let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
@@ -662,10 +672,13 @@ async fn a_refusal_before_the_body_is_read_closes_the_connection_cleanly() {
             .unwrap()
             .unwrap();
         let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-        assert!(answer.starts_with("http/1.1 401"), "{host}: {answer}");
+        assert!(
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{host}{path}: {answer}"
+        );
         assert!(
             answer.contains("\r\nconnection: close\r\n"),
-            "{host}: {answer}"
+            "{host}{path}: {answer}"
         );
     }
 }

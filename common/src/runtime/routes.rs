@@ -69,6 +69,19 @@ pub fn static_router(state: Arc<AppState>, shutdown: CancellationToken) -> Route
         .route_layer(middleware::from_fn_with_state(public, check_origin))
         .route("/connector", moved)
         .route("/healthz", health)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Any path a door does not serve. Answered before the body is read, so the connection closes
+/// and says so ([`refuse_unread`]).
+async fn not_found() -> Response {
+    refuse_unread(StatusCode::NOT_FOUND.into_response())
+}
+
+/// A path a door serves, with a method it does not.
+async fn method_not_allowed() -> Response {
+    refuse_unread(StatusCode::METHOD_NOT_ALLOWED.into_response())
 }
 
 /// The connector door (`STUDIO_MCP_CONNECTOR_URL`), laid out the way claude.ai and ChatGPT
@@ -107,7 +120,9 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
             .merge(browser)
             .route_layer(middleware::from_fn_with_state(origin, check_origin))
             .merge(api)
-            .route("/healthz", health),
+            .route("/healthz", health)
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed),
     )
 }
 
