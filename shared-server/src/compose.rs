@@ -3,6 +3,18 @@
 //! With `--shared-replicas N --postgres` the shared server runs as N replicas on one
 //! PostgreSQL database (a `postgres` service), and Caddy balances across them.
 //!
+//! Every server has two doors, each a Caddy site with its own host name and automatic HTTPS:
+//! the static door (bearer tokens) at `mcp.<domain>` / `<tenant>.mcp.<domain>`, and the
+//! connector door (OAuth: claude.ai, ChatGPT, Claude Desktop's Connectors; sign-in, invite,
+//! consent and approval pages) at `connect.<domain>` / `<tenant>.connect.<domain>`. Why
+//! `<tenant>.connect.<domain>` for an isolated instance's connector: one wildcard DNS record
+//! (`*.connect.<domain>`, and a wildcard certificate for it where the operator wants one)
+//! covers every client's connector, so adding a tenant needs no DNS change; the names never
+//! collide with the static `<tenant>.mcp.<domain>` hosts or with `connect.<domain>` (each
+//! family has a parent of its own, whatever the tenant ids); and the person registering a
+//! passkey or approving an action sees the client's name in the address bar, on an origin
+//! that is that client's alone (its passkeys and cookies cannot be used on another's).
+//!
 //! Rendering is pure and deterministic: tenants in id order, no timestamps, and each tenant's
 //! admin port derived from its id, so regenerating after adding a tenant adds only that tenant's
 //! lines. Rendering never sees a secret: the compose file names secret *files*, and the files
@@ -51,8 +63,11 @@ pub const PLACEHOLDER_MARK: &str = "REPLACE_ME";
 const SHARED: &str = "shared";
 const MCP_PORT: u16 = 8787;
 const ADMIN_PORT: u16 = 8788;
+/// The connector door's container port (the server's own default for it).
+const CONNECTOR_PORT: u16 = 8789;
 const ISOLATED_MCP_PORT: u16 = 8790;
 const ISOLATED_ADMIN_PORT: u16 = 8791;
+const ISOLATED_CONNECTOR_PORT: u16 = 8792;
 /// The database role and database the `postgres` service creates and the replicas use.
 const DATABASE: &str = "studio_mcp";
 const POSTGRES_PORT: u16 = 5432;
@@ -64,7 +79,8 @@ const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 pub struct ComposeArgs {
     /// Folder for docker-compose.yml, caddy/Caddyfile, onboard.sh and secrets/ (created if missing).
     pub out_dir: PathBuf,
-    /// The studio's domain: the shared server answers at mcp.<domain>, tenant T at T.mcp.<domain>.
+    /// The studio's domain: the shared server answers at mcp.<domain> (static tokens) and
+    /// connect.<domain> (connectors), tenant T at T.mcp.<domain> and T.connect.<domain>.
     #[arg(long, default_value = DEFAULT_DOMAIN)]
     pub domain: String,
     /// The image built from deploy/Dockerfile.
@@ -85,6 +101,10 @@ pub struct ComposeArgs {
     #[arg(long, value_name = "IMAGE")]
     pub postgres_image: Option<String>,
 }
+
+/// The longest `--domain`: `<63-character tenant>.connect.<domain>`, the longest host name
+/// rendered, within DNS's 253 characters.
+const MAX_DOMAIN_CHARS: usize = 253 - (63 + ".connect.".len());
 
 /// What the deployment is rendered for; [`ComposeOptions::new`] checks both values, since they
 /// end up in YAML and in a Caddyfile.
@@ -124,8 +144,8 @@ impl ComposeOptions {
                 && l.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
-        // `<63-char tenant>.mcp.<domain>` must stay within DNS's 253 characters.
-        if domain.len() > 185 || !domain.split('.').all(label_ok) {
+        // `<63-char tenant>.connect.<domain>` must stay within DNS's 253 characters.
+        if domain.len() > MAX_DOMAIN_CHARS || !domain.split('.').all(label_ok) {
             bail!(
                 "--domain `{domain}` is not a host name such as studio.example (no scheme, no port)"
             );
@@ -508,17 +528,74 @@ fn postgres_yaml(image: &str) -> String {
     )
 }
 
-fn common_env<'a>(
-    listen: u16,
-    admin: u16,
+/// A server's listeners (container ports) and the public names Caddy serves them at.
+struct Doors {
+    mcp_port: u16,
+    admin_port: u16,
+    connector_port: u16,
+    /// The static door's origin, `https://…` without a path.
     public_url: String,
-    secret: &str,
-) -> Vec<(&'a str, String)> {
+    /// The connector door's URL, `https://…/mcp`.
+    connector_url: String,
+}
+
+impl Doors {
+    fn shared(domain: &str) -> Self {
+        Self {
+            mcp_port: MCP_PORT,
+            admin_port: ADMIN_PORT,
+            connector_port: CONNECTOR_PORT,
+            public_url: format!("https://{}", shared_host(domain)),
+            connector_url: format!("https://{}/mcp", shared_connector_host(domain)),
+        }
+    }
+
+    fn isolated(id: &TenantId, domain: &str) -> Self {
+        Self {
+            mcp_port: ISOLATED_MCP_PORT,
+            admin_port: ISOLATED_ADMIN_PORT,
+            connector_port: ISOLATED_CONNECTOR_PORT,
+            public_url: format!("https://{}", isolated_host(id, domain)),
+            connector_url: format!("https://{}/mcp", isolated_connector_host(id, domain)),
+        }
+    }
+}
+
+/// The shared server's static door.
+fn shared_host(domain: &str) -> String {
+    format!("mcp.{domain}")
+}
+
+/// The shared server's connector door.
+fn shared_connector_host(domain: &str) -> String {
+    format!("connect.{domain}")
+}
+
+/// A tenant's isolated instance's static door.
+fn isolated_host(id: &TenantId, domain: &str) -> String {
+    format!("{id}.mcp.{domain}")
+}
+
+/// A tenant's isolated instance's connector door: under `connect.<domain>`, so that one
+/// wildcard record covers them all and none can be mistaken for a static host (module docs).
+fn isolated_connector_host(id: &TenantId, domain: &str) -> String {
+    format!("{id}.connect.{domain}")
+}
+
+fn common_env<'a>(doors: &Doors, secret: &str) -> Vec<(&'a str, String)> {
     vec![
         ("STUDIO_MCP_DATA_DIR", "/data".to_owned()),
-        ("STUDIO_MCP_LISTEN", format!("0.0.0.0:{listen}")),
-        ("STUDIO_MCP_ADMIN_LISTEN", format!("0.0.0.0:{admin}")),
-        ("STUDIO_MCP_PUBLIC_URL", public_url),
+        ("STUDIO_MCP_LISTEN", format!("0.0.0.0:{}", doors.mcp_port)),
+        (
+            "STUDIO_MCP_ADMIN_LISTEN",
+            format!("0.0.0.0:{}", doors.admin_port),
+        ),
+        ("STUDIO_MCP_PUBLIC_URL", doors.public_url.clone()),
+        (
+            "STUDIO_MCP_CONNECTOR_LISTEN",
+            format!("0.0.0.0:{}", doors.connector_port),
+        ),
+        ("STUDIO_MCP_CONNECTOR_URL", doors.connector_url.clone()),
         (
             "STUDIO_MCP_MASTER_KEY_FILE",
             format!("/run/secrets/{secret}"),
@@ -536,7 +613,7 @@ fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> Strin
          # in the services' data volumes (`secret set`, see ./onboard.sh).\n\
          name: studio-mcp\n\nservices:\n",
     );
-    let public_url = format!("https://mcp.{domain}");
+    let doors = Doors::shared(domain);
     let shared_services = options.shared_services();
     match options.shared() {
         SharedDeployment::Single => {
@@ -545,7 +622,7 @@ fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> Strin
                 &Service {
                     name: SHARED.to_owned(),
                     binary: "shared-server",
-                    env: common_env(MCP_PORT, ADMIN_PORT, public_url, &secret),
+                    env: common_env(&doors, &secret),
                     volume: format!("{SHARED}-data"),
                     secrets: vec![secret],
                     admin_port: ADMIN_PORT,
@@ -562,12 +639,7 @@ fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> Strin
                  \x20 # read from the secret file), the same key files in each, their own data volumes.\n",
             );
             for (k, name) in (1u16..).zip(&shared_services) {
-                let mut env = common_env(
-                    MCP_PORT,
-                    ADMIN_PORT,
-                    public_url.clone(),
-                    "shared-master-key",
-                );
+                let mut env = common_env(&doors, "shared-master-key");
                 env.extend([
                     (
                         "STUDIO_MCP_STORE",
@@ -614,12 +686,7 @@ fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> Strin
     for (id, host_admin_port) in tenants {
         let secret = format!("{id}_master_key");
         let mut env = vec![("STUDIO_MCP_TENANT", id.to_string())];
-        env.extend(common_env(
-            ISOLATED_MCP_PORT,
-            ISOLATED_ADMIN_PORT,
-            format!("https://{id}.mcp.{domain}"),
-            &secret,
-        ));
+        env.extend(common_env(&Doors::isolated(id, domain), &secret));
         out.push_str(&service_yaml(
             &Service {
                 name: format!("isolated-{id}"),
@@ -680,47 +747,71 @@ fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> Strin
 
 fn caddyfile(tenants: &[(&TenantId, u16)], options: &ComposeOptions) -> String {
     let domain = options.domain();
-    let mut out = String::from(
-        "# Generated by `shared-server compose`: regenerate rather than edit.\n\
-         # Only the MCP listeners are proxied; the admin APIs (8788, 8791) never are.\n\n",
-    );
-    match options.shared() {
-        SharedDeployment::Single => {
-            out.push_str(&format!(
-                "mcp.{domain} {{\n\treverse_proxy {SHARED}:{MCP_PORT}\n}}\n"
-            ));
-        }
-        SharedDeployment::Replicas { .. } => {
-            let upstreams = options
-                .shared_services()
-                .iter()
-                .map(|name| format!("{name}:{MCP_PORT}"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            // Active checks take a replica out while its /healthz is not 200 (503 `unavailable`:
-            // cut off from PostgreSQL for longer than its lease, so it may have missed a
-            // revocation); a replica that refuses connections (stopped, restarting) is marked
-            // down for fail_duration, and the request is tried on the next one meanwhile.
-            // (Caddy releases without caddyserver/caddy#7547, Debian's 2.6 among them, lose a
-            // POST body on that retry: there only the health checks, every 3 s, keep requests
-            // off a stopped replica.)
-            out.push_str(&format!(
-                "mcp.{domain} {{\n\
-                 \t# Round robin over the replicas; one failing /healthz or refusing connections is skipped.\n\
-                 \treverse_proxy {upstreams} {{\n\
-                 \t\tlb_policy round_robin\n\t\tlb_try_duration 5s\n\t\tlb_try_interval 250ms\n\
-                 \t\tfail_duration 10s\n\
-                 \t\thealth_uri /healthz\n\t\thealth_interval 3s\n\t\thealth_timeout 2s\n\
-                 \t\thealth_status 200\n\t}}\n}}\n"
-            ));
-        }
+    let mut sites = Vec::new();
+    for (host, port) in [
+        (shared_host(domain), MCP_PORT),
+        (shared_connector_host(domain), CONNECTOR_PORT),
+    ] {
+        sites.push(match options.shared() {
+            SharedDeployment::Single => proxy_site(&host, &format!("{SHARED}:{port}")),
+            SharedDeployment::Replicas { .. } => {
+                let upstreams: Vec<String> = options
+                    .shared_services()
+                    .iter()
+                    .map(|name| format!("{name}:{port}"))
+                    .collect();
+                balanced_site(&host, &upstreams)
+            }
+        });
     }
+    // A tenant's two sites side by side: adding a tenant adds one contiguous block.
     for (id, _) in tenants {
-        out.push_str(&format!(
-            "\n{id}.mcp.{domain} {{\n\treverse_proxy isolated-{id}:{ISOLATED_MCP_PORT}\n}}\n"
+        let service = format!("isolated-{id}");
+        sites.push(proxy_site(
+            &isolated_host(id, domain),
+            &format!("{service}:{ISOLATED_MCP_PORT}"),
+        ));
+        sites.push(proxy_site(
+            &isolated_connector_host(id, domain),
+            &format!("{service}:{ISOLATED_CONNECTOR_PORT}"),
         ));
     }
-    out
+    format!(
+        "# Generated by `shared-server compose`: regenerate rather than edit.\n\
+         # Each server has two doors, each a site of its own with automatic HTTPS: the static door\n\
+         # (bearer tokens) at mcp.<domain> and <tenant>.mcp.<domain>, the connector door (OAuth,\n\
+         # sign-in, invite, consent and approval pages) at connect.<domain> and\n\
+         # <tenant>.connect.<domain> (one wildcard DNS record, *.connect.<domain>, covers every\n\
+         # tenant's). The admin APIs (8788, 8791) are never proxied.\n\n{}",
+        sites.join("\n")
+    )
+}
+
+/// A site with a host name: Caddy's automatic HTTPS, then `upstream`.
+fn proxy_site(host: &str, upstream: &str) -> String {
+    format!("{host} {{\n\treverse_proxy {upstream}\n}}\n")
+}
+
+/// [`proxy_site`] across the shared server's replicas. Active checks take a replica out while
+/// its /healthz is not 200 (503 `unavailable`: cut off from PostgreSQL for longer than its
+/// lease, so it may have missed a revocation); a replica that refuses connections (stopped,
+/// restarting) is marked down for fail_duration, and the request is tried on the next one
+/// meanwhile. (Caddy releases without caddyserver/caddy#7547, Debian's 2.6 among them, lose a
+/// POST body on that retry: there only the health checks, every 3 s, keep requests off a
+/// stopped replica.) The connector door is balanced the same way: every step of a connector
+/// flow (passkey ceremonies, sessions, consent, codes, tokens) lives in the shared store, so
+/// its requests need not stick to one replica.
+fn balanced_site(host: &str, upstreams: &[String]) -> String {
+    format!(
+        "{host} {{\n\
+         \t# Round robin over the replicas; one failing /healthz or refusing connections is skipped.\n\
+         \treverse_proxy {} {{\n\
+         \t\tlb_policy round_robin\n\t\tlb_try_duration 5s\n\t\tlb_try_interval 250ms\n\
+         \t\tfail_duration 10s\n\
+         \t\thealth_uri /healthz\n\t\thealth_interval 3s\n\t\thealth_timeout 2s\n\
+         \t\thealth_status 200\n\t}}\n}}\n",
+        upstreams.join(" ")
+    )
 }
 
 /// Feeds one isolated instance from `secrets/<tenant>/`; the same for every tenant.
@@ -755,6 +846,7 @@ for kind in webflow cloudflare stripe; do
   admin secret set "$tenant" "$kind" <"$file"
 done
 echo "to issue a token: docker compose exec $service isolated-server --admin-url http://127.0.0.1:8791 token issue $tenant --label <who>" >&2
+echo "to invite a person (connectors, approvals): docker compose exec $service isolated-server --admin-url http://127.0.0.1:8791 person invite $tenant --name <name> [--role approver]" >&2
 "#;
 
 /// What [`write`] did.
@@ -875,7 +967,7 @@ pub fn summary(
         SharedDeployment::Single => {
             lines.push(format!(
                 "wrote {out}: the shared server and {tenants} isolated instance(s) at mcp.{domain} \
-                 ({written} file(s) written, {kept} kept)"
+                 and connect.{domain} ({written} file(s) written, {kept} kept)"
             ));
             if !report.not_chowned.is_empty() {
                 lines.push(format!(
@@ -891,7 +983,8 @@ pub fn summary(
             lines.push(format!(
                 "wrote {out}: the shared server as {count} replica(s) (shared-1 … shared-{count}, \
                  balanced by Caddy) on PostgreSQL ({postgres_image}), and {tenants} isolated \
-                 instance(s) at mcp.{domain} ({written} file(s) written, {kept} kept)"
+                 instance(s) at mcp.{domain} and connect.{domain} ({written} file(s) written, \
+                 {kept} kept)"
             ));
             lines.push(format!(
                 "every replica reads the same secrets/shared/{{master.key,signing.key,admin-token}} \
@@ -912,6 +1005,12 @@ pub fn summary(
             }
         }
     }
+    lines.push(format!(
+        "DNS: mcp.{domain}, *.mcp.{domain}, connect.{domain} and *.connect.{domain} name this \
+         host (static doors at mcp.{domain} and <tenant>.mcp.{domain}; connector doors, the URLs \
+         people add to claude.ai or ChatGPT, at https://connect.{domain}/mcp and \
+         https://<tenant>.connect.{domain}/mcp)"
+    ));
     if tenants > 0 {
         lines.push(format!(
             "next: fill in {out}/secrets/<tenant>/{{webflow,cloudflare,stripe}}, `docker compose up -d` \
@@ -1053,7 +1152,8 @@ mod tests {
         }
     }
 
-    /// What `shared-server compose` rendered before replicas existed, byte for byte.
+    /// What `shared-server compose` renders without the replica flags, byte for byte: the
+    /// flags must not change it (it changed once since, for the connector doors).
     const SINGLE_COMPOSE: &str = r##"# Generated by `shared-server compose` (deploy/generate-compose.sh) from the shared server's
 # tenants: regenerate rather than edit. No secret value is in this file: each service reads
 # its master key from a file under ./secrets/, and upstream credentials are stored encrypted
@@ -1069,6 +1169,8 @@ services:
       STUDIO_MCP_LISTEN: "0.0.0.0:8787"
       STUDIO_MCP_ADMIN_LISTEN: "0.0.0.0:8788"
       STUDIO_MCP_PUBLIC_URL: "https://mcp.localhost"
+      STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8789"
+      STUDIO_MCP_CONNECTOR_URL: "https://connect.localhost/mcp"
       STUDIO_MCP_MASTER_KEY_FILE: "/run/secrets/shared_master_key"
       STUDIO_MCP_LOG_FORMAT: "json"
     volumes:
@@ -1101,6 +1203,8 @@ services:
       STUDIO_MCP_LISTEN: "0.0.0.0:8790"
       STUDIO_MCP_ADMIN_LISTEN: "0.0.0.0:8791"
       STUDIO_MCP_PUBLIC_URL: "https://acme.mcp.localhost"
+      STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8792"
+      STUDIO_MCP_CONNECTOR_URL: "https://acme.connect.localhost/mcp"
       STUDIO_MCP_MASTER_KEY_FILE: "/run/secrets/acme_master_key"
       STUDIO_MCP_LOG_FORMAT: "json"
     volumes:
@@ -1152,14 +1256,26 @@ secrets:
     file: ./secrets/acme/master.key
 "##;
     const SINGLE_CADDYFILE: &str = r##"# Generated by `shared-server compose`: regenerate rather than edit.
-# Only the MCP listeners are proxied; the admin APIs (8788, 8791) never are.
+# Each server has two doors, each a site of its own with automatic HTTPS: the static door
+# (bearer tokens) at mcp.<domain> and <tenant>.mcp.<domain>, the connector door (OAuth,
+# sign-in, invite, consent and approval pages) at connect.<domain> and
+# <tenant>.connect.<domain> (one wildcard DNS record, *.connect.<domain>, covers every
+# tenant's). The admin APIs (8788, 8791) are never proxied.
 
 mcp.localhost {
 	reverse_proxy shared:8787
 }
 
+connect.localhost {
+	reverse_proxy shared:8789
+}
+
 acme.mcp.localhost {
 	reverse_proxy isolated-acme:8790
+}
+
+acme.connect.localhost {
+	reverse_proxy isolated-acme:8792
 }
 "##;
 
@@ -1250,6 +1366,8 @@ acme.mcp.localhost {
                 r#"STUDIO_MCP_LISTEN: "0.0.0.0:8787""#.to_owned(),
                 r#"STUDIO_MCP_ADMIN_LISTEN: "0.0.0.0:8788""#.to_owned(),
                 r#"STUDIO_MCP_PUBLIC_URL: "https://mcp.localhost""#.to_owned(),
+                r#"STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8789""#.to_owned(),
+                r#"STUDIO_MCP_CONNECTOR_URL: "https://connect.localhost/mcp""#.to_owned(),
                 r#"STUDIO_MCP_LOG_FORMAT: "json""#.to_owned(),
                 r#"STUDIO_MCP_STORE: "postgres://studio_mcp@postgres:5432/studio_mcp""#.to_owned(),
                 r#"STUDIO_MCP_STORE_PASSWORD_FILE: "/run/secrets/postgres-password""#.to_owned(),
@@ -1379,41 +1497,113 @@ acme.mcp.localhost {
     fn caddy_balances_across_the_replicas_and_keeps_the_other_sites() {
         let files = render(&[acme()], &replicated(2)).unwrap();
         let caddyfile = text_of(&files, "caddy/Caddyfile");
-        let shared = caddyfile
-            .split("mcp.localhost {\n")
-            .nth(1)
-            .unwrap()
-            .split("\n}\n")
-            .next()
-            .unwrap();
-        let directives: Vec<&str> = shared
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.starts_with('#'))
-            .collect();
-        assert_eq!(
-            directives,
-            [
-                "reverse_proxy shared-1:8787 shared-2:8787 {",
-                "lb_policy round_robin",
-                "lb_try_duration 5s",
-                "lb_try_interval 250ms",
-                "fail_duration 10s",
-                "health_uri /healthz",
-                "health_interval 3s",
-                "health_timeout 2s",
-                "health_status 200",
-                "}",
-            ]
-        );
-        assert!(
-            caddyfile.ends_with("\nacme.mcp.localhost {\n\treverse_proxy isolated-acme:8790\n}\n")
-        );
-        // Braces balance: one block per site, one nested block.
+        // Both doors of the shared server: the same balancing and health checks, each on its
+        // own port.
+        for (site, port) in [("mcp.localhost", 8787), ("connect.localhost", 8789)] {
+            let block = caddyfile
+                .split(&format!("\n{site} {{\n"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no site {site}: {caddyfile}"))
+                .split("\n}\n")
+                .next()
+                .unwrap();
+            let directives: Vec<&str> = block
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#'))
+                .collect();
+            let upstreams = format!("reverse_proxy shared-1:{port} shared-2:{port} {{");
+            assert_eq!(
+                directives,
+                [
+                    upstreams.as_str(),
+                    "lb_policy round_robin",
+                    "lb_try_duration 5s",
+                    "lb_try_interval 250ms",
+                    "fail_duration 10s",
+                    "health_uri /healthz",
+                    "health_interval 3s",
+                    "health_timeout 2s",
+                    "health_status 200",
+                    "}",
+                ],
+                "{site}"
+            );
+        }
+        assert!(caddyfile.ends_with(
+            "\nacme.mcp.localhost {\n\treverse_proxy isolated-acme:8790\n}\n\
+             \nacme.connect.localhost {\n\treverse_proxy isolated-acme:8792\n}\n"
+        ));
+        // Braces balance: one block per site, one nested block in each balanced one.
         assert_eq!(
             caddyfile.matches('{').count(),
             caddyfile.matches('}').count()
         );
+        assert_eq!(caddyfile.matches(" {\n").count(), 4 + 2);
+    }
+
+    #[test]
+    fn every_door_has_its_own_host_and_none_can_collide() {
+        let tenants = [tenant("acme"), tenant("connect"), tenant("mcp")];
+        let options = ComposeOptions::new("studio.example", "x").unwrap();
+        let files = render(&tenants, &options).unwrap();
+        let caddyfile = text_of(&files, "caddy/Caddyfile");
+        let hosts: Vec<&str> = caddyfile
+            .lines()
+            .filter_map(|l| l.strip_suffix(" {"))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                "mcp.studio.example",
+                "connect.studio.example",
+                "acme.mcp.studio.example",
+                "acme.connect.studio.example",
+                "connect.mcp.studio.example",
+                "connect.connect.studio.example",
+                "mcp.mcp.studio.example",
+                "mcp.connect.studio.example",
+            ]
+        );
+        assert_eq!(hosts.iter().collect::<BTreeSet<_>>().len(), hosts.len());
+        // Each server's public URLs name its own two hosts, the connector's at exactly /mcp.
+        let yaml = text_of(&files, "docker-compose.yml");
+        for (name, public, connector) in [
+            ("shared", "mcp.studio.example", "connect.studio.example"),
+            (
+                "isolated-connect",
+                "connect.mcp.studio.example",
+                "connect.connect.studio.example",
+            ),
+        ] {
+            let block = service(&yaml, name);
+            assert!(
+                has(
+                    &block,
+                    &format!(r#"STUDIO_MCP_PUBLIC_URL: "https://{public}""#)
+                ),
+                "{block:#?}"
+            );
+            assert!(
+                has(
+                    &block,
+                    &format!(r#"STUDIO_MCP_CONNECTOR_URL: "https://{connector}/mcp""#)
+                ),
+                "{block:#?}"
+            );
+        }
+        // The longest tenant id on the longest domain still makes a valid host name.
+        let mut longest = String::new();
+        while longest.len() + 61 < MAX_DOMAIN_CHARS {
+            longest.push_str(&"d".repeat(60));
+            longest.push('.');
+        }
+        longest.push_str(&"d".repeat(MAX_DOMAIN_CHARS - longest.len()));
+        assert_eq!(longest.len(), MAX_DOMAIN_CHARS);
+        assert!(ComposeOptions::new(&longest, "x").is_ok());
+        assert!(ComposeOptions::new(&format!("d{longest}"), "x").is_err());
+        let host = format!("{}.connect.{longest}", "t".repeat(63));
+        assert_eq!(host.len(), 253);
     }
 
     #[test]

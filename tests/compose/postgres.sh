@@ -48,6 +48,17 @@ for replica in "${shared_services[@]}"; do
   served+=("$replica: $n")
 done
 step "  $(grep -c '^PASS' "$work/client.log") checks passed; tool calls per replica: ${served[*]}"
+step "connectors at connect.localhost, balanced across both replicas (every step in the shared store)"
+rm -f "$work/connector-secrets"
+calls_before=()
+for replica in "${shared_services[@]}"; do calls_before+=("$(metric_sum "$replica" 'studio_mcp_tool_calls_total{tenant="')"); done
+connector_flows shared:acme shared:globex
+for i in "${!shared_services[@]}"; do
+  n=$(metric_sum "${shared_services[$i]}" 'studio_mcp_tool_calls_total{tenant="')
+  ((n > calls_before[i])) || die "${shared_services[$i]} served none of the connector flows' tool calls"
+  served[i]="${shared_services[$i]}: $((n - calls_before[i]))"
+done
+step "  whoami calls with OAuth access tokens per replica: ${served[*]}"
 
 step "regenerating: the same options keep every file under secrets/; without --postgres, refused"
 secret_sums() { (cd "$1" && find secrets -type f -exec sha256sum {} + | sort); }
@@ -112,5 +123,6 @@ done
 for file in shared/master.key shared/signing.key shared/admin-token postgres-password; do
   secrets+=("$(<"$out/secrets/$file")")
 done
+mapfile -t -O "${#secrets[@]}" secrets <"$work/connector-secrets"  # invites, sessions, codes, OAuth tokens
 search_for_secrets "${secrets[@]}"
 figures

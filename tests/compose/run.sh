@@ -18,14 +18,19 @@
 # image is deploy/Dockerfile itself with `--build-arg BINARIES=host` (binaries built here with
 # `cargo build --profile dist`, as a machine without a Rust image would).
 #
-# sled.sh: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; a
-# third tenant added and regenerated (only its services are created, no other container is
-# replaced, Caddy serves the new site without a restart); the shared container killed and
-# brought back by its restart policy; down and up with every volume kept; a search for tokens,
-# credentials and master keys in `docker inspect`, the logs, the image and the generated folder.
+# sled.sh: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; the
+# connector flow (invite through the admin API, a passkey from the test harness's software
+# authenticator, consent, tokens, tools/list: tests/tests/compose.rs) on connect.localhost and
+# acme.connect.localhost, and no OAuth document on the static hosts; a third tenant added and
+# regenerated (only its services are created, no other container is replaced, Caddy serves the
+# new sites, connector included, without a restart); the shared container killed and brought
+# back by its restart policy; down and up with every volume kept; a search for tokens,
+# credentials, master keys and the connector flows' secrets in `docker inspect`, the logs, the
+# image and the generated folder.
 # postgres.sh: `--shared-replicas 2 --postgres`; tenants onboarded through shared-1's admin API
-# and called through Caddy, served by both replicas; a revoked token refused on its next request
-# whichever replica answers; calls still served with shared-2 stopped; the same secret search.
+# and called through Caddy, served by both replicas; connector flows on connect.localhost
+# balanced across both replicas; a revoked token refused on its next request whichever replica
+# answers; calls still served with shared-2 stopped; the same secret search.
 # Prints each step with its time, the image size and each container's idle memory.
 #
 # COMPOSE_TEST_CACHE  cached rootfs, compose binary and the dist build's target dir
@@ -152,7 +157,9 @@ step "building the binaries (cargo build --profile dist; target dir cached in $c
 CARGO_TARGET_DIR=$cache/target cargo build --quiet --locked --profile dist -p shared-server -p isolated-server
 mkdir -p target/dist
 cp "$cache/target/dist/shared-server" "$cache/target/dist/isolated-server" target/dist/
-cargo build --quiet --locked -p tests --bin sandbox
+# The sandbox, and the connector flow's client (run by connector_flows below).
+cargo build --quiet --locked -p tests --bin sandbox --bin compose_connector 2>>"$work/build.log" \
+  || die "building the sandbox and the connector client failed: $(tail -n 5 "$work/build.log")"
 step "building studio-mcp:latest from deploy/Dockerfile (--build-arg BINARIES=host)"
 DOCKER_BUILDKIT=1 "$docker" build -q --build-arg BINARIES=host -f deploy/Dockerfile -t studio-mcp:latest . >/dev/null
 mkdir -p "$work/sandbox-image"
@@ -276,6 +283,55 @@ calls() {
   done
   client "${checks[@]}"
   step "  $(grep -c '^PASS' "$work/client.log") checks passed (whoami and a read on mcp.localhost and each <tenant>.mcp.localhost, HTTPS verified against Caddy's CA)"
+}
+
+# The connector door of each server named (`shared:<tenant>` or `isolated:<tenant>`), through
+# Caddy over HTTPS: a person invited through the server's admin API (published on loopback),
+# their passkey registered with the test harness's software authenticator, consent, tokens,
+# tools/list and whoami on https://connect.localhost/mcp or https://<tenant>.connect.localhost/mcp;
+# and nothing of OAuth on the static host (tests/src/bin/compose_connector.rs). Every secret the
+# flows were handed is appended to $work/connector-secrets for the search for secrets.
+connector_flows() {
+  local spec server t service static connector admin_url token_file tool lines=()
+  for spec in "$@"; do
+    server=${spec%%:*} t=${spec#*:}
+    token_file=$work/admin-token-$server-$t
+    if [[ $server == shared ]]; then
+      service=${shared_services[0]} static=https://mcp.localhost connector=https://connect.localhost/mcp
+      admin_url=http://127.0.0.1:8788 tool=webflow_list_sites
+      if [[ -f $out/secrets/shared/admin-token ]]; then
+        cp "$out/secrets/shared/admin-token" "$token_file"
+      else
+        dc exec -T "$service" cat /data/admin-token >"$token_file"
+      fi
+      printf '%s' "${shared_token[$t]}" >"$work/static-token-$server-$t"
+    else
+      service=isolated-$t static=https://$t.mcp.localhost connector=https://$t.connect.localhost/mcp
+      admin_url=http://$(dc port "$service" 8791) tool=dns_list_records
+      dc exec -T "$service" cat /data/admin-token >"$token_file"
+      printf '%s' "${isolated_token[$t]}" >"$work/static-token-$server-$t"
+    fi
+    [[ -s $token_file ]] || die "no admin token for $service"
+    lines+=("$t $static $connector $admin_url $token_file $work/static-token-$server-$t $tool")
+  done
+  printf '%s\n' "${lines[@]}" | python3 -c '
+import json, sys
+doors = []
+for line in sys.stdin.read().splitlines():
+    tenant, static, connector, admin, token, static_token, tool = line.split(" ")
+    doors.append({"tenant": tenant, "static_url": static, "connector_url": connector,
+                  "admin_url": admin, "admin_token_file": token,
+                  "static_token_file": static_token, "tool": tool})
+json.dump({"ca": sys.argv[1], "https_port": 443, "doors": doors,
+           "secrets_out": sys.argv[2]}, sys.stdout, indent=1)
+' "$work/root.crt" "$work/connector-secrets" >"$work/connector-plan.json"
+  COMPOSE_CONNECTOR_PLAN=$work/connector-plan.json "${CARGO_TARGET_DIR:-target}/debug/compose_connector" \
+    >"$work/connector.log" 2>&1 \
+    || die "the connector flow through Caddy failed: $(grep -v -e '^PASS' -e '^$' "$work/connector.log" | grep -m 3 -A 2 -e panicked -e error)"
+  local passed
+  passed=$(grep -c '^PASS' "$work/connector.log" || true)
+  ((passed == $#)) || die "$passed of $# connector flows passed: $(cat "$work/connector.log")"
+  step "  connector flows through Caddy over HTTPS (invite, passkey, consent, tokens, refresh, tools/list, whoami; the static host serves no OAuth document): $(sed -n 's/^PASS \(https:[^ ]* as [^:]*\):.*/\1;/p' "$work/connector.log" | tr '\n' ' ')"
 }
 
 # Every value in "$@" is searched for in `docker inspect` and the logs of every container (the

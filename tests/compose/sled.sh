@@ -23,6 +23,8 @@ onboard_isolated globex
 fetch_root_cert
 step "calling every tenant through Caddy with the official MCP Python SDK"
 calls acme globex
+step "connectors: the shared server's at connect.localhost, acme's instance's at acme.connect.localhost"
+connector_flows shared:acme isolated:acme
 
 # A third tenant: only its own services are created.
 step "a third tenant: add, regenerate, up -d"
@@ -43,6 +45,7 @@ gone=$(comm -23 <(echo "$before") <(echo "$after"))
 step "  only isolated-initech was created; every other container kept its id; Caddy was not restarted"
 onboard_isolated initech
 calls initech acme
+connector_flows isolated:initech
 
 # Crash and restart, down and up.
 step "killing the shared server's process: the restart policy brings it back"
@@ -71,6 +74,7 @@ for t in "${owners[@]}"; do
   done
 done
 for key in "$out"/secrets/*/master.key; do secrets+=("$(cat "$key")"); done
+mapfile -t -O "${#secrets[@]}" secrets <"$work/connector-secrets"  # invites, sessions, codes, OAuth tokens
 search_image=1 search_for_secrets "${secrets[@]}"
 
 size=$("$docker" image inspect -f '{{.Size}}' studio-mcp:latest)

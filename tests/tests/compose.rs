@@ -185,6 +185,8 @@ fn each_tenant_gets_its_own_service_volume_secret_admin_port_and_site() {
         r#"STUDIO_MCP_LISTEN: "0.0.0.0:8787""#,
         r#"STUDIO_MCP_ADMIN_LISTEN: "0.0.0.0:8788""#,
         r#"STUDIO_MCP_PUBLIC_URL: "https://mcp.studio.example""#,
+        r#"STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8789""#,
+        r#"STUDIO_MCP_CONNECTOR_URL: "https://connect.studio.example/mcp""#,
         r#"STUDIO_MCP_MASTER_KEY_FILE: "/run/secrets/shared_master_key""#,
         r#"STUDIO_MCP_LOG_FORMAT: "json""#,
         r#"- "shared-data:/data""#,
@@ -205,6 +207,8 @@ fn each_tenant_gets_its_own_service_volume_secret_admin_port_and_site() {
             r#"STUDIO_MCP_LISTEN: "0.0.0.0:8790""#.to_owned(),
             r#"STUDIO_MCP_ADMIN_LISTEN: "0.0.0.0:8791""#.to_owned(),
             format!(r#"STUDIO_MCP_PUBLIC_URL: "https://{t}.mcp.studio.example""#),
+            r#"STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8792""#.to_owned(),
+            format!(r#"STUDIO_MCP_CONNECTOR_URL: "https://{t}.connect.studio.example/mcp""#),
             format!(r#"STUDIO_MCP_MASTER_KEY_FILE: "/run/secrets/{t}_master_key""#),
             format!(r#"- "isolated-{t}-data:/data""#),
             format!(r#"- "{t}_master_key""#),
@@ -289,18 +293,29 @@ fn each_tenant_gets_its_own_service_volume_secret_admin_port_and_site() {
     ] {
         assert!(body_has(caddy, line), "caddy lacks {line}");
     }
+    // Two sites per server, the static door and the connector door: the connectors of the
+    // isolated instances under connect.<domain>, one wildcard record for all of them.
     let sites = caddy_sites(text(&files, "caddy/Caddyfile"));
     assert_eq!(
         sites,
         BTreeMap::from([
             ("mcp.studio.example".into(), "shared:8787".into()),
+            ("connect.studio.example".into(), "shared:8789".into()),
             (
                 "acme.mcp.studio.example".into(),
                 "isolated-acme:8790".into()
             ),
             (
+                "acme.connect.studio.example".into(),
+                "isolated-acme:8792".into()
+            ),
+            (
                 "globex.mcp.studio.example".into(),
                 "isolated-globex:8790".into()
+            ),
+            (
+                "globex.connect.studio.example".into(),
+                "isolated-globex:8792".into()
             ),
         ])
     );
@@ -393,6 +408,18 @@ fn check_with_python_yaml(yaml: &str) {
         services["isolated-acme"]["environment"]["STUDIO_MCP_TENANT"],
         "acme"
     );
+    for (name, url) in [
+        ("shared", "https://connect.studio.example/mcp"),
+        (
+            "isolated-globex",
+            "https://globex.connect.studio.example/mcp",
+        ),
+    ] {
+        assert_eq!(
+            services[name]["environment"]["STUDIO_MCP_CONNECTOR_URL"],
+            url
+        );
+    }
     assert_eq!(
         doc["secrets"]["globex_master_key"]["file"],
         "./secrets/globex/master.key"
@@ -439,7 +466,10 @@ fn regenerating_is_identical_and_a_new_tenant_adds_only_its_own_parts() {
                 );
             }
             "caddy/Caddyfile" => assert_eq!(
-                remove_caddy_site(text(&new, path), "bravo.mcp.studio.example"),
+                remove_caddy_site(
+                    &remove_caddy_site(text(&new, path), "bravo.mcp.studio.example"),
+                    "bravo.connect.studio.example"
+                ),
                 text(&old, path)
             ),
             _ => assert_eq!(new[path], old[path], "{path} changed"),
@@ -648,8 +678,15 @@ async fn compose_through_the_admin_api_writes_every_tenant_and_no_secret() {
 }
 
 /// `docker compose config` on a rendered folder: Compose's own reading of the file, with every
-/// reference (secrets, volumes, depends_on) resolved. `None` when no docker binary exists.
+/// reference (secrets, volumes, depends_on) resolved. `None` when no docker binary exists, or
+/// one without the Compose v2 plugin (a fresh machine, until tests/compose/run.sh installs it).
 fn docker_compose_config(dir: &Path) -> Option<Value> {
+    let plugin = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .output();
+    if !plugin.is_ok_and(|o| o.status.success()) {
+        return None;
+    }
     let compose_file = dir.join("docker-compose.yml");
     let run = |extra: &[&str]| {
         std::process::Command::new("docker")
@@ -689,7 +726,7 @@ fn docker_compose_accepts_both_renderings() {
         let out = dir.path().join(name);
         compose::write(&out, &compose::render(&tenants, &options).unwrap()).unwrap();
         let Some(config) = docker_compose_config(&out) else {
-            eprintln!("SKIPPED docker compose config: no docker binary on PATH");
+            eprintln!("SKIPPED docker compose config: no docker binary with Compose v2 on PATH");
             return;
         };
         let services = config["services"].as_object().unwrap();
@@ -722,6 +759,19 @@ fn docker_compose_accepts_both_renderings() {
                 "postgres://studio_mcp@postgres:5432/studio_mcp"
             );
             assert_eq!(env["STUDIO_MCP_REPLICA_NAME"], format!("shared-{k}"));
+            // Every replica has the one connector door behind Caddy, on no published port.
+            assert_eq!(env["STUDIO_MCP_CONNECTOR_LISTEN"], "0.0.0.0:8789");
+            assert_eq!(
+                env["STUDIO_MCP_CONNECTOR_URL"],
+                "https://connect.studio.example/mcp"
+            );
+            let published: Vec<_> = replica["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["target"].as_u64().unwrap())
+                .collect();
+            assert_eq!(published, [8788], "only the admin API, on loopback");
             let mut secrets: Vec<_> = replica["secrets"]
                 .as_array()
                 .unwrap()
@@ -860,7 +910,16 @@ async fn generate_compose_script_writes_the_deployment_from_a_running_server() {
     assert!(doc["services"].contains_key("isolated-globex"));
     let sites =
         caddy_sites(&std::fs::read_to_string(out_dir.join("caddy").join("Caddyfile")).unwrap());
-    assert_eq!(sites.len(), 3);
+    assert_eq!(
+        sites.len(),
+        6,
+        "two doors for each of three servers: {sites:?}"
+    );
+    assert_eq!(sites["connect.studio.example"], "shared:8789");
+    assert_eq!(
+        sites["globex.connect.studio.example"],
+        "isolated-globex:8792"
+    );
     for t in ["acme", "globex", "shared"] {
         assert!(out_dir.join("secrets").join(t).join("master.key").exists());
     }
@@ -1001,7 +1060,7 @@ fn the_dockerfile_builds_in_one_stage_and_runs_slim_and_unprivileged_in_another(
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(" ");
-    for port in ["8787", "8788", "8790", "8791"] {
+    for port in ["8787", "8788", "8789", "8790", "8791", "8792"] {
         assert!(
             exposed.split_whitespace().any(|p| p == port),
             "{port}: {exposed}"
