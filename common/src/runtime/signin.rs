@@ -361,7 +361,10 @@ async fn home(
         .tenant(&me.person.tenant)
         .map(|t| t.name.clone())
         .unwrap_or_else(|| me.person.tenant.to_string());
-    let connector = super::oauth::resource_url(&state).unwrap_or_default();
+    let connector = state
+        .connector
+        .as_ref()
+        .map_or("", |door| door.url.as_str());
     let title = if q.welcome.is_some() {
         "Passkey created".to_owned()
     } else {
