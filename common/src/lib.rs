@@ -30,6 +30,7 @@ pub mod store;
 pub use store::{approvals, audit};
 pub mod tenant;
 pub mod tenant_state;
+pub mod text;
 pub mod token;
 pub mod tools;
 pub mod upstream;

@@ -6,7 +6,8 @@
 //! or foreign approval — and no request ever reaches the sandbox's publish, DNS-write or billing
 //! portal endpoints. Then the ways that do act: an approver on the page (each action, exactly
 //! once, also when two approvers decide at once) and the operator through the admin API, each
-//! audited and told to the model once.
+//! audited and told to the model once. And what the approver reads is what runs: a model's
+//! hidden characters in free text are refused, an upstream's are shown as visible markers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -1088,5 +1089,153 @@ async fn the_approved_action_is_the_one_the_preview_showed() {
     assert!(
         published.len() <= shown.len(),
         "the approver was shown {shown:?}; the site was published to {published:?} ({view:?})"
+    );
+}
+
+// ---- what the approver reads is what runs ----
+
+/// The refusal a DNS tool gives for a character the approver would not see.
+fn unseen_refusal(argument: &str, character: &str) -> String {
+    format!(
+        "{argument} contains {character}, which would make the approval preview read \
+         differently from what runs; remove it"
+    )
+}
+
+/// A model's record text with a right-to-left override or a zero-width space is refused by the
+/// tool, naming the argument and the character, before anything is previewed or recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_characters_in_a_records_free_text_are_refused() {
+    let sandbox = sandbox().await;
+    let acme = instance(&sandbox, "acme", 600).await;
+    let f = sandbox.fixture().owner("acme").unwrap().clone();
+    let www = format!("www.{}", f.zone_name);
+    sandbox.clear_requests();
+
+    let cases = [
+        (
+            "dns_create_record",
+            json!({"record": {"type": "TXT", "name": www, "content": "ok", "comment": "Payroll \u{202e}4202 ecnanif"}}),
+            unseen_refusal("comment", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        ),
+        (
+            "dns_create_record",
+            json!({"record": {"type": "TXT", "name": www, "content": "v=spf1 include:\u{200b}evil.example -all"}}),
+            unseen_refusal("content", "U+200B (ZERO WIDTH SPACE)"),
+        ),
+        (
+            "dns_create_record",
+            json!({"record": {"type": "TXT", "name": www, "content": "ok", "comment": "tagged\u{e0041}\u{e0042}"}}),
+            unseen_refusal("comment", "U+E0041 (a tag character)"),
+        ),
+        (
+            "dns_create_record",
+            json!({"record": {"type": "TXT", "name": www, "content": "ok", "comment": "bell\u{7}"}}),
+            unseen_refusal("comment", "U+0007 (a control character)"),
+        ),
+        (
+            "dns_update_record",
+            json!({"record_id": f.dns_record_ids[2], "record": {"type": "A", "name": format!("shop.{}", f.zone_name), "content": "198.51.100.9", "comment": "Shop \u{2067}origin\u{2069}"}}),
+            unseen_refusal("comment", "U+2067 (RIGHT-TO-LEFT ISOLATE)"),
+        ),
+        (
+            "billing_create_portal_session",
+            json!({"return_url": "https://acme.example/\u{202e}account"}),
+            unseen_refusal("return_url", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        ),
+    ];
+    for (tool, args, expected) in cases {
+        let text = error_text(&call(&acme.model, tool, args.clone()).await);
+        assert!(text.contains(&expected), "{tool} {args}: {text}");
+    }
+    let recorded = acme.site.server.admin.approvals().await.unwrap();
+    assert!(recorded.is_empty(), "{recorded:?}");
+    assert_nothing_acted(&sandbox, "a refused record");
+
+    // The same record without the hidden characters is previewed as usual.
+    let clean = json!({"record": {"type": "TXT", "name": www, "content": "ok", "comment": "Payroll finance 2024"}});
+    ask(&acme.model, "dns_create_record", &clean).await;
+}
+
+/// What an upstream says is shown as it is: a record whose comment someone set in Cloudflare
+/// with a right-to-left override, a pop and a zero-width space appears on the approval page
+/// (the record before the change, and the outcome after it) with each of them as a visible
+/// marker, and never as the raw character.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approval_page_shows_what_an_upstreams_text_hides() {
+    let sandbox = sandbox().await;
+    let acme = instance(&sandbox, "acme", 600).await;
+    let site = &acme.site;
+    let f = sandbox.fixture().owner("acme").unwrap().clone();
+    let record = &f.dns_record_ids[2];
+    let comment = "Shop origin \u{202e}lanretni\u{202c}\u{200b} (owner:acme)";
+    let shown = "Shop origin ⟨U+202E⟩lanretni⟨U+202C⟩⟨U+200B⟩ (owner:acme)";
+    // Set in Cloudflare itself (its dashboard or API), not through a tool.
+    let seeded = site
+        .http
+        .patch(format!(
+            "{}/client/v4/zones/{}/dns_records/{record}",
+            sandbox.base_url(),
+            f.zone_id
+        ))
+        .bearer_auth(&f.cloudflare_token)
+        .json(&json!({"comment": comment}))
+        .send()
+        .await
+        .unwrap();
+    assert!(seeded.status().is_success(), "{}", seeded.status());
+    assert_eq!(
+        sandbox.dns_record(&f.zone_id, record).unwrap()["comment"],
+        comment
+    );
+
+    let approver = site.approver("acme", "Avery Approver").await;
+    let args = json!({"record_id": record, "record": {"type": "A", "name": format!("shop.{}", f.zone_name), "content": "198.51.100.9"}});
+    let (id, _) = ask(&acme.model, "dns_update_record", &args).await;
+
+    let assert_shown = |page: &Answer, what: &str| {
+        page.assert_page(200);
+        for raw in ['\u{202e}', '\u{202c}', '\u{200b}'] {
+            assert!(
+                !page.text.contains(raw),
+                "{what}: U+{:04X} raw",
+                u32::from(raw)
+            );
+        }
+        let unseen = common::text::first_unseen(&page.text.replace('\n', ""));
+        assert_eq!(unseen, None, "{what}: {}", page.text);
+        assert!(
+            page.text.contains(&format!("<dd>{shown}</dd>")),
+            "{what}: {}",
+            page.text
+        );
+        assert!(page.text.contains("Marks like"), "{what}: {}", page.text);
+    };
+    let page = open(site, Some(&approver.cookie), &id).await;
+    assert_shown(&page, "the preview");
+    assert!(page.text.contains("198.51.100.9"), "{}", page.text);
+
+    // Approved as shown, the record keeps its comment: the outcome shows it the same way.
+    let csrf = form_csrf(&page);
+    let done = post(
+        site,
+        Some(&approver.cookie),
+        &id,
+        &[("csrf", &csrf), ("decision", "approve")],
+    )
+    .await;
+    assert_shown(&done, "the outcome");
+    assert!(
+        done.text.contains("Approved and carried out."),
+        "{}",
+        done.text
+    );
+    let after = &done.text[done.text.find("<h2>Outcome</h2>").unwrap()..];
+    assert!(after.contains(&format!("<dd>{shown}</dd>")), "{after}");
+    let stored = sandbox.dns_record(&f.zone_id, record).unwrap();
+    assert_eq!(stored["content"], "198.51.100.9");
+    assert_eq!(
+        stored["comment"], comment,
+        "the change kept the comment as it was"
     );
 }

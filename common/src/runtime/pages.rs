@@ -3,8 +3,13 @@
 //!
 //! Pure rendering: the handlers that serve these live elsewhere. The readers are marketing people,
 //! not developers, so every page says in plain words what is happening and what to do next.
-//! Every interpolated value goes through [`escape`]; pages carry no inline script (the CSP forbids
-//! it) and no external resource, and all but the passkey step work without JavaScript.
+//! Every value a page shows goes through [`escape`], which also makes visible each character a
+//! person would not see (`⟨U+202E⟩`, see [`crate::text`]): names, previews and outcomes come
+//! from models, upstreams and clients, and what the person reads must be what runs. Only values
+//! the browser sends back or follows (hidden fields, the script's URLs, links) keep their exact
+//! characters, through [`escape_exact`], and are never shown as text. Pages carry no inline
+//! script (the CSP forbids it) and no external resource, and all but the passkey step work
+//! without JavaScript.
 
 /// The passkey ceremony script, served at `GET /assets/passkey.js`.
 pub const PASSKEY_JS: &str = include_str!("assets/passkey.js");
@@ -87,8 +92,17 @@ pub struct MessagePage {
     pub kind: MessageKind,
 }
 
-/// Escapes text for HTML element content and quoted attribute values alike.
+/// Text as a page shows it: every character a person would not see made visible as a marker
+/// (`⟨U+202E⟩`), then escaped for HTML element content and quoted attribute values alike. The
+/// one way a page shows a value, whoever wrote it.
 pub fn escape(s: &str) -> String {
+    escape_exact(&crate::text::visible(s))
+}
+
+/// Escapes for HTML without changing a character: only for values the browser sends back or
+/// follows (hidden form fields such as an OAuth `state`, the script's URLs, link targets), which
+/// must round-trip exactly and are never shown as text.
+fn escape_exact(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -209,7 +223,7 @@ if you have just asked your AI assistant to connect.</p>
 <form method="post" action="/signout" class="signout">
 {signout_csrf}<p class="small">Not {person}? <button type="submit" class="link">Sign out</button></p>
 </form>"#,
-        action = escape(&v.action),
+        action = escape_exact(&v.action),
     );
     document(&v.server_name, "Allow access?", &body, false)
 }
@@ -269,6 +283,24 @@ fn json_html(value: &serde_json::Value) -> String {
     }
 }
 
+/// Whether any key or string in `value` holds a character [`escape`] shows as a marker.
+fn json_has_unseen(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => crate::text::first_unseen(s).is_some(),
+        Value::Array(items) => items.iter().any(json_has_unseen),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| crate::text::first_unseen(k).is_some() || json_has_unseen(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Said under a preview or outcome that shows markers, so the approver knows what they mean.
+const MARKERS_NOTE: &str = "<p class=\"notice\">Marks like <strong>⟨U+…⟩</strong> stand for \
+characters that are invisible or change how the text around them reads. They are part of the \
+request exactly as it was made; if you did not expect them, deny it.</p>";
+
 pub fn approval_page(v: &ApprovalPage) -> String {
     let person = escape(&v.person_name);
     let tenant = escape(&v.tenant_name);
@@ -277,6 +309,8 @@ pub fn approval_page(v: &ApprovalPage) -> String {
         .as_ref()
         .map(|o| format!("<h2>Outcome</h2>\n{}", json_html(o)))
         .unwrap_or_default();
+    let marked = json_has_unseen(&v.preview) || v.outcome.as_ref().is_some_and(json_has_unseen);
+    let note = if marked { MARKERS_NOTE } else { "" };
     let decide = if v.can_decide {
         format!(
             r#"<p>Approve only if this is what you asked for. On approval it happens at once, exactly once.</p>
@@ -286,7 +320,7 @@ pub fn approval_page(v: &ApprovalPage) -> String {
 <button type="submit" name="decision" value="deny" class="secondary">Deny</button>
 </div>
 </form>"#,
-            action = escape(&v.action),
+            action = escape_exact(&v.action),
             csrf = hidden_input("csrf", &v.csrf),
         )
     } else {
@@ -302,6 +336,7 @@ pub fn approval_page(v: &ApprovalPage) -> String {
 <h2>What will happen</h2>
 {preview}
 {outcome}
+{note}
 {decide}"#,
         title = escape(&v.action_title),
         status = escape(&v.status),
@@ -322,7 +357,7 @@ pub fn message_page(v: &MessagePage) -> String {
         Some((href, label)) if is_safe_href(href) => {
             format!(
                 "<p><a href=\"{}\">{}</a></p>\n",
-                escape(href),
+                escape_exact(href),
                 escape(label)
             )
         }
@@ -348,14 +383,14 @@ fn passkey_button(
     next: Option<&str>,
 ) -> String {
     let next = next
-        .map(|n| format!(" data-next=\"{}\"", escape(n)))
+        .map(|n| format!(" data-next=\"{}\"", escape_exact(n)))
         .unwrap_or_default();
     format!(
         "<p><button type=\"button\" id=\"passkey\" data-mode=\"{mode}\" data-options=\"{options}\" \
          data-finish=\"{finish}\"{next}>{label}</button></p>",
-        mode = escape(mode),
-        options = escape(options_url),
-        finish = escape(finish_url),
+        mode = escape_exact(mode),
+        options = escape_exact(options_url),
+        finish = escape_exact(finish_url),
         label = escape(label),
     )
 }
@@ -363,8 +398,8 @@ fn passkey_button(
 fn hidden_input(name: &str, value: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
-        escape(name),
-        escape(value)
+        escape_exact(name),
+        escape_exact(value)
     )
 }
 
@@ -659,6 +694,117 @@ mod tests {
         });
         assert!(none.contains(r#"<h1 class="info">This link expired</h1>"#));
         assert!(!none.contains("<a "));
+    }
+
+    /// A right-to-left override, a zero-width space and a tag character, as a model or an
+    /// upstream might send them.
+    const SNEAKY: &str = "Shop\u{202e}gnp.exe\u{200b}\u{e0041}";
+    const SNEAKY_SHOWN: &str = "Shop⟨U+202E⟩gnp.exe⟨U+200B⟩⟨U+E0041⟩";
+
+    fn assert_nothing_unseen(html: &str) {
+        assert_eq!(crate::text::first_unseen(&html.replace('\n', "")), None);
+    }
+
+    fn approval() -> ApprovalPage {
+        ApprovalPage {
+            server_name: "Acme Studio MCP".into(),
+            person_name: "Alex".into(),
+            tenant_name: "Acme".into(),
+            action_title: "Change a DNS record".into(),
+            preview: serde_json::json!({
+                "action": "change this DNS record",
+                "before": {"comment": "Shop origin (owner:acme)", "content": "203.0.113.20"},
+                "after": {"comment": null, "content": "198.51.100.9"},
+            }),
+            status: "Waiting for an approver's decision.".into(),
+            outcome: None,
+            can_decide: true,
+            why_not: None,
+            csrf: "tok".into(),
+            action: "/approve/apr_1".into(),
+        }
+    }
+
+    #[test]
+    fn approval_page_shows_what_a_preview_hides() {
+        let plain = approval_page(&approval());
+        assert!(plain.contains("<dt>comment</dt><dd>Shop origin (owner:acme)</dd>"));
+        assert!(!plain.contains("Marks like"), "no markers, no note");
+
+        let mut v = approval();
+        v.preview["before"]["comment"] = SNEAKY.into();
+        v.preview[SNEAKY] = "key".into();
+        v.person_name = SNEAKY.into();
+        v.tenant_name = SNEAKY.into();
+        v.action_title = SNEAKY.into();
+        let html = approval_page(&v);
+        assert_nothing_unseen(&html);
+        assert!(html.contains(&format!("<dt>comment</dt><dd>{SNEAKY_SHOWN}</dd>")));
+        assert!(html.contains(&format!("<dt>{SNEAKY_SHOWN}</dt><dd>key</dd>")));
+        assert!(html.contains(&format!("Signed in as <strong>{SNEAKY_SHOWN}</strong>")));
+        assert!(html.contains(&format!("<h1>{SNEAKY_SHOWN}</h1>")));
+        assert!(html.contains(&format!("<title>{SNEAKY_SHOWN} – ")));
+        assert!(html.contains("Marks like"));
+
+        // Markers in the outcome alone (an upstream's answer) also bring the note.
+        let mut v = approval();
+        v.outcome = Some(serde_json::json!({"comment": "a\u{2066}b"}));
+        let html = approval_page(&v);
+        assert_nothing_unseen(&html);
+        assert!(html.contains("<dd>a⟨U+2066⟩b</dd>"));
+        assert!(html.contains("Marks like"));
+    }
+
+    #[test]
+    fn consent_page_shows_what_a_client_name_hides() {
+        let mut v = consent();
+        v.client_name = "Claude\u{202e}edualC\u{200d}".into();
+        v.redirect_host = "claude.ai\u{2067}lave".into();
+        v.person_name = "Al\u{00ad}ex".into();
+        v.tenant_name = "Ac\u{feff}me".into();
+        v.capabilities = vec!["Read\u{2028}everything".into()];
+        // The OAuth state goes back exactly as the client sent it: never shown, never changed.
+        v.hidden.push(("state2".into(), "s\u{200b}t".into()));
+        let html = consent_page(&v);
+        assert!(html.contains("&ldquo;Claude⟨U+202E⟩edualC⟨U+200D⟩&rdquo;"));
+        assert!(html.contains("<strong>claude.ai⟨U+2067⟩lave</strong>"));
+        assert!(html.contains(
+            "Signed in as <strong>Al⟨U+00AD⟩ex</strong> for <strong>Ac⟨U+FEFF⟩me</strong>"
+        ));
+        assert!(html.contains("<li>Read⟨U+2028⟩everything</li>"));
+        assert!(html.contains("<input type=\"hidden\" name=\"state2\" value=\"s\u{200b}t\">"));
+        assert_nothing_unseen(&html.replace("s\u{200b}t", ""));
+    }
+
+    #[test]
+    fn every_page_shows_what_names_and_messages_hide() {
+        let mut v = invite(Role::Approver);
+        v.person_name = SNEAKY.into();
+        v.tenant_name = SNEAKY.into();
+        let html = invite_page(&v);
+        assert_nothing_unseen(&html);
+        assert!(html.contains(&format!("Hello {SNEAKY_SHOWN}.")));
+
+        let html = signin_page(&SigninPage {
+            server_name: SNEAKY.into(),
+            options_url: "/signin/options".into(),
+            finish_url: "/signin/finish".into(),
+            next: "/".into(),
+            notice: Some(SNEAKY.into()),
+        });
+        assert_nothing_unseen(&html);
+        assert!(html.contains(&format!("<header>{SNEAKY_SHOWN}</header>")));
+
+        let html = message_page(&MessagePage {
+            server_name: "Acme Studio MCP".into(),
+            title: SNEAKY.into(),
+            body: SNEAKY.into(),
+            link: Some(("/signin".into(), SNEAKY.into())),
+            kind: MessageKind::Problem,
+        });
+        assert_nothing_unseen(&html);
+        assert!(html.contains(&format!("<p>{SNEAKY_SHOWN}</p>")));
+        assert!(html.contains(&format!("<a href=\"/signin\">{SNEAKY_SHOWN}</a>")));
     }
 
     #[test]

@@ -98,6 +98,14 @@ impl Tool for CreatePortalSession {
 /// (a look-alike or phishing site) is refused before Stripe is asked.
 async fn check_return_url(ctx: &ToolContext<'_>, raw: &str) -> Result<(), ToolError> {
     let invalid = |why: &str| ToolError::InvalidArguments(format!("return_url: {why}"));
+    // The approver reads this URL in the preview; a hidden character would make it read as
+    // another address.
+    common::text::refuse_unseen(
+        "return_url",
+        raw,
+        "the approval preview read differently from what runs",
+    )
+    .map_err(ToolError::InvalidArguments)?;
     if raw.len() > 2048 || raw.chars().any(|c| c.is_control() || c == ' ') {
         return Err(invalid("not a URL"));
     }

@@ -6,12 +6,16 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use common::domain::{DnsName, ZoneId};
 use common::mcp::{ToolContext, ToolError};
 use common::secrets::SecretKind;
+use common::text;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::upstream::cloudflare::{Cloudflare, DnsRecord, RecordInput};
 
 pub const TYPES: &[&str] = &["A", "AAAA", "CNAME", "TXT", "MX"];
+
+/// What a hidden character in a record's free text would do (see [`common::text::refuse_unseen`]).
+const SHOWN: &str = "the approval preview read differently from what runs";
 
 /// A record as the caller describes it.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -121,6 +125,12 @@ pub fn input(ctx: &ToolContext<'_>, r: &RecordArgs) -> Result<RecordInput, ToolE
     }
     let name = allowed_name(ctx, &r.name)?;
     let content = r.content.trim();
+    // Free text the approver reads in the preview: a character they would not see (a bidi
+    // override, a zero-width space) would let the preview read differently from what is sent.
+    text::refuse_unseen("content", content, SHOWN).map_err(ToolError::InvalidArguments)?;
+    if let Some(comment) = &r.comment {
+        text::refuse_unseen("comment", comment, SHOWN).map_err(ToolError::InvalidArguments)?;
+    }
     let content_ok = match kind.as_str() {
         "A" => content.parse::<Ipv4Addr>().is_ok(),
         "AAAA" => content.parse::<Ipv6Addr>().is_ok(),

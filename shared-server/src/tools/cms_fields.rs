@@ -55,6 +55,7 @@ pub fn check(fields: &[Field], data: &Map<String, Value>, mode: Mode) -> Result<
                 field.kind
             ));
         }
+        check_characters(slug, value)?;
         if slug == "slug" {
             let ok = value.as_str().is_some_and(|s| {
                 s.len() <= 256
@@ -75,6 +76,33 @@ pub fn check(fields: &[Field], data: &Map<String, Value>, mode: Mode) -> Result<
         }
     }
     Ok(())
+}
+
+/// The control-character check every free-text argument gets, for each string in a field's
+/// value: no C0 or C1 control character (an escape sequence, a NUL), but tabs and line breaks
+/// outside `name`, which is one line. Bidi and invisible characters are not refused here: right-
+/// to-left and Indic text needs some of them (marks, joiners), and every page of ours shows
+/// them as markers.
+fn check_characters(slug: &str, value: &Value) -> Result<(), ToolError> {
+    let one_line = slug == "name";
+    match value {
+        Value::String(s) => {
+            let bad = s.chars().find(|&c| {
+                common::text::unseen(c) == Some(common::text::Unseen::Control)
+                    && (one_line || !matches!(c, '\t' | '\n' | '\r'))
+            });
+            match bad {
+                Some(c) => Err(ToolError::InvalidArguments(format!(
+                    "field_data.{slug} contains {}, which no CMS field holds; remove it",
+                    common::text::describe(c)
+                ))),
+                None => Ok(()),
+            }
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| check_characters(slug, v)),
+        Value::Object(map) => map.values().try_for_each(|v| check_characters(slug, v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
 }
 
 /// What a value of this field type must look like, if `value` is not that.
@@ -102,4 +130,64 @@ fn type_mismatch(kind: &str, value: &Value) -> Option<&'static str> {
         "MultiImage" => "an array of images",
         _ => "a string",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(slug: &str, kind: &str) -> Field {
+        Field {
+            id: slug.to_owned(),
+            slug: slug.to_owned(),
+            kind: kind.to_owned(),
+            display_name: None,
+            is_required: false,
+            is_editable: true,
+            help_text: None,
+        }
+    }
+
+    fn checked(data: Value) -> Result<(), ToolError> {
+        let fields = [
+            field("name", "PlainText"),
+            field("slug", "PlainText"),
+            field("post-body", "RichText"),
+            field("tags", "MultiReference"),
+        ];
+        let Value::Object(data) = data else {
+            panic!("not an object");
+        };
+        check(&fields, &data, Mode::Update)
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text() {
+        let refused = checked(json!({"name": "Hello\u{1b}[2Jworld"})).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            ToolError::InvalidArguments(
+                "field_data.name contains U+001B (a control character), which no CMS field \
+                 holds; remove it"
+                    .into()
+            )
+            .to_string()
+        );
+        assert!(checked(json!({"name": "two\nlines"})).is_err());
+        assert!(checked(json!({"post-body": "<p>a\u{0}b</p>"})).is_err());
+        assert!(checked(json!({"post-body": "<p>a\u{85}b</p>"})).is_err());
+        assert!(checked(json!({"tags": ["ok", "b\u{7}ad"]})).is_err());
+    }
+
+    #[test]
+    fn line_breaks_and_right_to_left_text_pass() {
+        assert!(checked(json!({"post-body": "<p>one</p>\n\t<p>two</p>\r\n"})).is_ok());
+        // A right-to-left mark and a zero-width non-joiner belong to Hebrew and Persian text.
+        assert!(checked(json!({"name": "\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f} 2024"})).is_ok());
+        assert!(
+            checked(json!({"name": "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}"}))
+                .is_ok()
+        );
+    }
 }

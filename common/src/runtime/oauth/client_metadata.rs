@@ -28,8 +28,6 @@ use tokio::time::Instant;
 const FAILURE_TTL: Duration = Duration::from_secs(30);
 /// Documents (and failures) remembered at most; the oldest goes first.
 const MAX_CACHE_ENTRIES: usize = 1000;
-/// `client_name` is shown on the consent page: this many characters at most.
-const MAX_CLIENT_NAME_CHARS: usize = 100;
 /// `client_uri` and `logo_uri` longer than this are dropped.
 const MAX_DISPLAY_URI_BYTES: usize = 2048;
 
@@ -66,7 +64,8 @@ impl Default for ClientMetadataPolicy {
 pub struct ClientMetadata {
     /// The URL the document was fetched from, which the document names as its `client_id`.
     pub client_id: String,
-    /// Trimmed, without control or bidirectional-override characters, 100 characters at most.
+    /// As [`crate::text::clean_name`] keeps it: without any character a person would not see
+    /// (controls, bidi controls, invisible characters), trimmed, 100 characters at most.
     pub client_name: Option<String>,
     /// An https URL, or `None` if the document gave none or an unusable one.
     pub client_uri: Option<String>,
@@ -608,7 +607,8 @@ fn parse_document(body: &[u8], client_id: &str) -> Result<ClientMetadata, Client
     let redirect_uris = redirect_uris(&doc)?;
     Ok(ClientMetadata {
         client_id: client_id.to_owned(),
-        client_name: string_field(&doc, "client_name")?.and_then(clean_name),
+        // The same cleaning as a dynamically registered client's name.
+        client_name: string_field(&doc, "client_name")?.and_then(crate::text::clean_name),
         client_uri: string_field(&doc, "client_uri")?.and_then(display_uri),
         logo_uri: string_field(&doc, "logo_uri")?.and_then(display_uri),
         redirect_uris,
@@ -675,20 +675,6 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
             "its scheme must be https, http to a loopback address, or a private-use scheme such as com.example.app",
         ),
     }
-}
-
-/// `client_name` as a consent page may show it: no control or bidirectional-override
-/// characters (which could make it read as another name), trimmed, 100 characters at most.
-fn clean_name(raw: &str) -> Option<String> {
-    let visible: String = raw.chars().filter(|c| !is_hidden_char(*c)).collect();
-    let capped: String = visible.trim().chars().take(MAX_CLIENT_NAME_CHARS).collect();
-    let name = capped.trim_end();
-    (!name.is_empty()).then(|| name.to_owned())
-}
-
-fn is_hidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `client_uri` and `logo_uri` are only shown (a link, an image): an unusable one is dropped
@@ -1576,18 +1562,6 @@ mod tests {
         ] {
             assert!(check_redirect_uri(bad).is_err(), "{bad} passed");
         }
-    }
-
-    #[test]
-    fn client_names_are_cleaned_for_display() {
-        assert_eq!(clean_name("  Claude \n"), Some("Claude".to_owned()));
-        assert_eq!(
-            clean_name("Good\u{202e}emaN\u{0007}"),
-            Some("GoodemaN".to_owned())
-        );
-        assert_eq!(clean_name(" \t\u{2066} "), None);
-        let long = "é".repeat(150);
-        assert_eq!(clean_name(&long).map(|n| n.chars().count()), Some(100));
     }
 
     #[test]
