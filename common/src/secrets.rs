@@ -135,23 +135,10 @@ impl MasterKey {
         kind: SecretKind,
         secret: &SecretString,
     ) -> Result<Vec<u8>, SecretError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = associated_data(tenant, kind);
-        let sealed = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: secret.expose_secret().as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SecretError::Encrypt)?;
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.seal_with(
+            &associated_data(tenant, kind),
+            secret.expose_secret().as_bytes(),
+        )
     }
 
     pub fn open(
@@ -160,29 +147,73 @@ impl MasterKey {
         kind: SecretKind,
         blob: &[u8],
     ) -> Result<SecretString, SecretError> {
+        let plain = self.open_with(&associated_data(tenant, kind), blob)?;
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| SecretError::Decrypt)
+    }
+
+    /// Seals the state of a passkey ceremony for the browser to carry from its first step to
+    /// its second, so that a ceremony nobody finishes costs the store nothing. `kind` and
+    /// `server` (which server started it) are associated data under a prefix no upstream
+    /// secret's has: a ceremony opens only as the same kind on the same server, and never as
+    /// a credential, nor a credential as a ceremony.
+    pub fn seal_ceremony(
+        &self,
+        kind: &str,
+        server: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
+        self.seal_with(&ceremony_data(kind, server), plain)
+    }
+
+    /// Opens what [`Self::seal_ceremony`] sealed with the same `kind` and `server`.
+    pub fn open_ceremony(
+        &self,
+        kind: &str,
+        server: &[u8],
+        blob: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
+        self.open_with(&ceremony_data(kind, server), blob)
+    }
+
+    /// A random nonce, then the ciphertext and its tag.
+    fn seal_with(&self, aad: &[u8], msg: &[u8]) -> Result<Vec<u8>, SecretError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
+            .map_err(|_| SecretError::Encrypt)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn open_with(&self, aad: &[u8], blob: &[u8]) -> Result<Vec<u8>, SecretError> {
         if blob.len() < NONCE_LEN {
             return Err(SecretError::Decrypt);
         }
         let (nonce, sealed) = blob.split_at(NONCE_LEN);
-        let aad = associated_data(tenant, kind);
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| SecretError::Decrypt)?;
-        String::from_utf8(plain)
-            .map(SecretString::from)
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
             .map_err(|_| SecretError::Decrypt)
     }
 }
 
 fn associated_data(tenant: &TenantId, kind: SecretKind) -> Vec<u8> {
     format!("studio-mcp/v1/{tenant}/{kind}").into_bytes()
+}
+
+/// `studio-mcp ceremony v1`, NUL, kind, NUL, server: differs from every upstream secret's
+/// `studio-mcp/v1/…` at its eleventh byte, and the kinds (fixed words) hold no NUL.
+fn ceremony_data(kind: &str, server: &[u8]) -> Vec<u8> {
+    let mut aad = b"studio-mcp ceremony v1\0".to_vec();
+    aad.extend_from_slice(kind.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(server);
+    aad
 }
 
 /// Writes a file only its owner can read, creating parent folders as needed.
@@ -239,6 +270,40 @@ mod tests {
                 .open(&acme, SecretKind::Webflow, &blob)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_sealed_ceremony_opens_only_as_its_kind_on_its_server_and_never_as_a_secret() {
+        let key = MasterKey::from_bytes(&[7; 32]);
+        let blob = key.seal_ceremony("signin", b"server-a", b"state").unwrap();
+        assert_eq!(
+            key.open_ceremony("signin", b"server-a", &blob).unwrap(),
+            b"state"
+        );
+        assert!(key.open_ceremony("register", b"server-a", &blob).is_err());
+        assert!(key.open_ceremony("signin", b"server-b", &blob).is_err());
+        assert!(
+            MasterKey::from_bytes(&[8; 32])
+                .open_ceremony("signin", b"server-a", &blob)
+                .is_err()
+        );
+        // Neither kind of blob opens as the other.
+        let acme = TenantId::parse("acme").unwrap();
+        assert!(key.open(&acme, SecretKind::Webflow, &blob).is_err());
+        let secret = key
+            .seal(&acme, SecretKind::Webflow, &SecretString::from("x"))
+            .unwrap();
+        assert!(key.open_ceremony("webflow", b"acme", &secret).is_err());
+        // Cut or altered anywhere, it does not open.
+        assert!(
+            key.open_ceremony("signin", b"server-a", &blob[..11])
+                .is_err()
+        );
+        for i in [0, NONCE_LEN, blob.len() - 1] {
+            let mut bent = blob.clone();
+            bent[i] ^= 1;
+            assert!(key.open_ceremony("signin", b"server-a", &bent).is_err());
+        }
     }
 
     #[test]

@@ -23,9 +23,11 @@
 //! - **Secrets stay sealed.** Upstream credentials are stored and returned only as AEAD blobs
 //!   (`secrets.rs` seals and opens them); tokens only as SHA-256 digests.
 //! - **Audit is append-only** and pruned only by retention (`audit.rs`).
-//! - **People and OAuth** (`people.rs`): invites, sessions, ceremonies, codes, access and
-//!   refresh tokens are stored only as SHA-256 digests; an invite, a ceremony and a code are
-//!   taken exactly once among concurrent callers; a refresh token rotates by compare-and-swap,
+//! - **People and OAuth** (`people.rs`): invites, sessions, consent tickets, codes, access and
+//!   refresh tokens are stored only as SHA-256 digests; an invite, a consent ticket and a code
+//!   are taken exactly once among concurrent callers; a passkey ceremony travels sealed in the
+//!   browser and is recorded only when it completes, once (compare-and-swap), so an anonymous
+//!   caller starting ceremonies grows nothing; a refresh token rotates by compare-and-swap,
 //!   and a rotated-out one presented again revokes its grant; revoking a grant or removing a
 //!   person or tenant drops their access tokens from the in-memory index before it returns.
 

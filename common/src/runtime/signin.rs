@@ -7,6 +7,10 @@
 //!   (no user name typed): the passkey names its person by the user handle it was made with.
 //! - `POST /signout` ends the session.
 //!
+//! Between a ceremony's two requests its state travels sealed with the browser (`ceremony.rs`):
+//! the anonymous `…/options` stores nothing, and `…/finish` may reach another replica. Only a
+//! ceremony that completes is recorded, so that it completes once.
+//!
 //! The session cookie is `HttpOnly`, `SameSite=Lax` (the authorize request arrives by a
 //! top-level navigation from the client's site, which `Strict` would strip), `Secure` and
 //! `__Host-` prefixed when the public URL is https, and lives `session_ttl_secs`. Only the
@@ -32,10 +36,11 @@ use webauthn_rs::prelude::{
 use crate::runtime::pages::{self, MessageKind, MessagePage};
 use crate::runtime::state::{AppState, Event};
 use crate::store::StoreError;
-use crate::store::people::{self, Ceremony, Person, Session};
+use crate::store::people::{self, Person, Session};
 
-/// How long a passkey ceremony may take in the browser.
-const CEREMONY_TTL_SECS: u64 = 300;
+mod ceremony;
+use ceremony::{Kind, Refused};
+
 /// Largest JSON body the passkey endpoints read.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
@@ -542,30 +547,52 @@ async fn register_options(
         selection.insert("residentKey".into(), json!("required"));
         selection.insert("requireResidentKey".into(), json!(true));
     }
-    let state_json = match serde_json::to_value(&registration) {
-        Ok(v) => v,
-        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
+    let expires_at = invite
+        .expires_at
+        .min(crate::now_unix() + ceremony::TTL_SECS);
+    let invite_hash = people::digest(&secret);
     start_ceremony(
         &state,
-        Ceremony {
-            kind: "register".into(),
-            invite: Some(hex::encode(people::digest(&secret))),
-            state: state_json,
-            expires_at: invite.expires_at.min(crate::now_unix() + CEREMONY_TTL_SECS),
-        },
+        Kind::Register,
+        Some(&invite_hash),
+        &registration,
+        expires_at,
         options,
     )
 }
 
-fn start_ceremony(state: &AppState, ceremony: Ceremony, options: serde_json::Value) -> Response {
-    let (id, hash) = people::new_secret("smc_");
-    if let Err(e) = state.services.store.people().add_ceremony(&hash, &ceremony) {
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e));
-    }
+/// Answers a ceremony's first step: `options` for the browser, with the ceremony's state sealed
+/// into its `ceremony` string. Nothing is stored, however many are started (each source's
+/// budget is a route layer, `source::limit`; the store must not depend on it).
+fn start_ceremony<T: serde::Serialize>(
+    state: &AppState,
+    kind: Kind,
+    invite: Option<&[u8; 32]>,
+    library_state: &T,
+    expires_at: u64,
+    options: serde_json::Value,
+) -> Response {
+    let sealed = ceremony::seal(
+        &state.services.master_key,
+        &server_tag(state),
+        kind,
+        invite,
+        library_state,
+        expires_at,
+    );
+    let token = match sealed {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "passkey ceremony could not be sealed");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The passkey step could not start. Please try again.",
+            );
+        }
+    };
     let mut body = options;
     if let Some(map) = body.as_object_mut() {
-        map.insert("ceremony".into(), json!(id));
+        map.insert("ceremony".into(), json!(token));
     }
     ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
@@ -581,16 +608,67 @@ struct Finish<C> {
     credential: C,
 }
 
-fn take_ceremony(state: &AppState, id: &str, kind: &str) -> Result<Option<Ceremony>, StoreError> {
-    if id.len() > 100 {
-        return Ok(None);
+/// The words for a ceremony's finish refused before any passkey is checked: what happened and
+/// what to do, the same for either ceremony but its name.
+fn refused_step(kind: Kind, why: Refused) -> Response {
+    let step = match kind {
+        Kind::SignIn => "sign-in step",
+        Kind::Register => "passkey step",
+    };
+    let what = match why {
+        Refused::Unreadable => "could not be read (it may have been cut short or changed)",
+        Refused::Expired => "expired",
+        Refused::Used => "was already used",
+    };
+    json_error(
+        StatusCode::BAD_REQUEST,
+        &format!("This {step} {what}. Please press the button again."),
+    )
+}
+
+/// Opens the browser's `ceremony` string as `kind` (no store write), and refuses one already
+/// completed early, before any passkey is checked: a replayed sign-in would otherwise fail on
+/// its signature counter and read as a copied passkey.
+fn open_ceremony<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    token: &str,
+    kind: Kind,
+) -> Result<ceremony::Opened<T>, Box<Response>> {
+    let opened = ceremony::open(
+        &state.services.master_key,
+        &server_tag(state),
+        kind,
+        token,
+        crate::now_unix(),
+    )
+    .map_err(|why| Box::new(refused_step(kind, why)))?;
+    match state.services.store.people().ceremony_spent(&opened.id) {
+        Ok(false) => Ok(opened),
+        Ok(true) => Err(Box::new(refused_step(kind, Refused::Used))),
+        Err(e) => Err(Box::new(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &store_down(&e),
+        ))),
     }
-    let ceremony = state
-        .services
-        .store
-        .people()
-        .take_ceremony(&people::digest(id), crate::now_unix())?;
-    Ok(ceremony.filter(|c| c.kind == kind))
+}
+
+/// Records a ceremony that passed every check as completed, once among any number of
+/// concurrent or replayed finishes on any replica; `Err` is the answer for the others.
+fn spend_ceremony(
+    state: &AppState,
+    id: &[u8; 16],
+    expires_at: u64,
+    kind: Kind,
+) -> Result<(), Box<Response>> {
+    let keep_until = expires_at.saturating_add(ceremony::SKEW_SECS);
+    match state.services.store.people().spend_ceremony(id, keep_until) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Box::new(refused_step(kind, Refused::Used))),
+        Err(e) => Err(Box::new(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &store_down(&e),
+        ))),
+    }
 }
 
 async fn register_finish(
@@ -611,23 +689,19 @@ async fn register_finish(
         );
     };
     let invite_hash = people::digest(&secret);
-    let ceremony = match take_ceremony(&state, &finish.ceremony, "register") {
-        Ok(Some(c)) if c.invite.as_deref() == Some(hex::encode(invite_hash).as_str()) => c,
-        Ok(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "This passkey step expired or was already used. Please press the button again.",
-            );
-        }
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    let Ok(registration) = serde_json::from_value::<PasskeyRegistration>(ceremony.state) else {
+    let opened =
+        match open_ceremony::<PasskeyRegistration>(&state, &finish.ceremony, Kind::Register) {
+            Ok(opened) => opened,
+            Err(refused) => return *refused,
+        };
+    if opened.invite.as_deref() != Some(hex::encode(invite_hash).as_str()) {
         return json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored ceremony unreadable",
+            StatusCode::BAD_REQUEST,
+            "This passkey step was started for another invite link. Please press the button \
+             again.",
         );
-    };
-    let passkey = match webauthn.finish_passkey_registration(&finish.credential, &registration) {
+    }
+    let passkey = match webauthn.finish_passkey_registration(&finish.credential, &opened.state) {
         Ok(passkey) => passkey,
         Err(e) => {
             tracing::info!(error = %e, "passkey registration refused");
@@ -637,6 +711,9 @@ async fn register_finish(
             );
         }
     };
+    if let Err(refused) = spend_ceremony(&state, &opened.id, opened.expires_at, Kind::Register) {
+        return *refused;
+    }
     let store = state.services.store.people();
     // The invite is consumed only now, by exactly one of any concurrent finishes.
     let invite = match store.take_invite(&invite_hash) {
@@ -738,17 +815,12 @@ async fn signin_options(State(state): State<Arc<AppState>>) -> Response {
             );
         }
     };
-    let Ok(state_json) = serde_json::to_value(&authentication) else {
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "ceremony unserialisable");
-    };
     start_ceremony(
         &state,
-        Ceremony {
-            kind: "signin".into(),
-            invite: None,
-            state: state_json,
-            expires_at: crate::now_unix() + CEREMONY_TTL_SECS,
-        },
+        Kind::SignIn,
+        None,
+        &authentication,
+        crate::now_unix() + ceremony::TTL_SECS,
         serde_json::to_value(&challenge).unwrap_or_default(),
     )
 }
@@ -766,23 +838,11 @@ async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Byt
             "The browser's answer could not be read. Please press the button again.",
         );
     };
-    let ceremony = match take_ceremony(&state, &finish.ceremony, "signin") {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "This sign-in step expired or was already used. Please press the button again.",
-            );
-        }
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    let Ok(authentication) = serde_json::from_value::<DiscoverableAuthentication>(ceremony.state)
-    else {
-        return json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "stored ceremony unreadable",
-        );
-    };
+    let opened =
+        match open_ceremony::<DiscoverableAuthentication>(&state, &finish.ceremony, Kind::SignIn) {
+            Ok(opened) => opened,
+            Err(refused) => return *refused,
+        };
     let unknown = || {
         json_error(
             StatusCode::FORBIDDEN,
@@ -820,7 +880,7 @@ async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Byt
     };
     let result = match webauthn.finish_discoverable_authentication_v2(
         &finish.credential,
-        authentication,
+        opened.state,
         passkey,
     ) {
         Ok(result) => result,
@@ -840,6 +900,9 @@ async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Byt
             );
         }
     };
+    if let Err(refused) = spend_ceremony(&state, &opened.id, opened.expires_at, Kind::SignIn) {
+        return *refused;
+    }
     for passkey in &mut passkeys {
         passkey.update_credential(&result);
     }
