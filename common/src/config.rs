@@ -106,6 +106,8 @@ pub struct Config {
     pub tenant: Option<String>,
     /// People, sign-in and OAuth.
     pub oauth: OAuthConfig,
+    /// Proxies whose `X-Forwarded-For` names a request's source (`STUDIO_MCP_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A shared-server replica's name and timings (PostgreSQL store only).
@@ -132,12 +134,19 @@ pub struct OAuthConfig {
     pub access_ttl_secs: u64,
     /// A refresh token's lifetime from its last use.
     pub refresh_ttl_secs: u64,
-    /// Dynamic client registrations accepted per minute (the whole server).
+    /// Dynamic client registrations accepted a minute from one source.
     pub registrations_per_min: u64,
     /// Client ID Metadata Documents may live on private or loopback addresses (tests only).
     pub client_metadata_allow_private: bool,
     /// An extra root certificate (PEM) trusted when fetching client metadata (tests only).
     pub client_metadata_ca: Option<PathBuf>,
+    /// Requests a minute one source may make of the anonymous endpoints (OAuth, sign-in).
+    pub requests_per_min: u64,
+    /// Dynamic client registrations a minute, all sources together (each source also within
+    /// `registrations_per_min`).
+    pub registrations_global_per_min: u64,
+    /// Registrations waiting unused at most; a new one beyond takes the oldest one's place.
+    pub max_unused_registrations: u64,
 }
 
 /// The TOML file's shape; every key optional.
@@ -184,6 +193,10 @@ struct FileConfig {
     access_token_ttl_secs: Option<u64>,
     refresh_token_ttl_days: Option<u64>,
     registrations_per_min: Option<u64>,
+    registrations_global_per_min: Option<u64>,
+    oauth_requests_per_min: Option<u64>,
+    max_unused_registrations: Option<u64>,
+    trusted_proxies: Option<String>,
 }
 
 impl Config {
@@ -422,14 +435,39 @@ impl Config {
                 registrations_per_min: number(
                     "STUDIO_MCP_REGISTRATIONS_PER_MIN",
                     f.registrations_per_min,
-                    30,
+                    60,
                 )?
-                .clamp(1, 10_000),
+                .clamp(1, 100_000),
                 client_metadata_allow_private: env(
                     "STUDIO_MCP_OAUTH_CLIENT_METADATA_ALLOW_PRIVATE",
                 )
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
                 client_metadata_ca: env("STUDIO_MCP_OAUTH_CLIENT_METADATA_CA").map(PathBuf::from),
+                requests_per_min: number(
+                    "STUDIO_MCP_OAUTH_REQUESTS_PER_MIN",
+                    f.oauth_requests_per_min,
+                    300,
+                )?
+                .clamp(10, u64::from(u32::MAX)),
+                registrations_global_per_min: number(
+                    "STUDIO_MCP_REGISTRATIONS_GLOBAL_PER_MIN",
+                    f.registrations_global_per_min,
+                    600,
+                )?
+                .clamp(1, u64::from(u32::MAX)),
+                max_unused_registrations: number(
+                    "STUDIO_MCP_MAX_UNUSED_REGISTRATIONS",
+                    f.max_unused_registrations,
+                    1_000,
+                )?
+                .clamp(1, 1_000_000),
+            },
+            trusted_proxies: match pick("STUDIO_MCP_TRUSTED_PROXIES", f.trusted_proxies) {
+                Some(text) => parse_trusted_proxies(&text).map_err(|why| ConfigError::Value {
+                    name: "STUDIO_MCP_TRUSTED_PROXIES",
+                    why,
+                })?,
+                None => Vec::new(),
             },
         })
     }
@@ -506,6 +544,20 @@ fn validate_connector_url(value: &str, public_url: Option<&str>) -> Result<Strin
     Ok(value.to_owned())
 }
 
+/// `10.0.0.0/8, 192.0.2.7, fd00::/8`: addresses or CIDR ranges, separated by commas or spaces.
+/// The error names the entry that is neither.
+pub fn parse_trusted_proxies(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{entry}` is neither an IP address nor a CIDR range"))
+        })
+        .collect()
+}
+
 /// The origin (`scheme://host[:port]`) of a validated connector URL.
 pub fn connector_origin(connector_url: &str) -> &str {
     connector_url
@@ -536,6 +588,20 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn trusted_proxies_name_the_entry_they_cannot_read() {
+        assert!(parse_trusted_proxies("").unwrap().is_empty());
+        assert_eq!(parse_trusted_proxies("10.0.0.0/8 ::1").unwrap().len(), 2);
+        let e = Config::load(
+            None,
+            env(&[("STUDIO_MCP_TRUSTED_PROXIES", "10.0.0.0/8, caddy")]),
+            SHARED_DEFAULTS,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("STUDIO_MCP_TRUSTED_PROXIES: `caddy`"), "{e}");
     }
 
     #[test]

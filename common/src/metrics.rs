@@ -53,6 +53,7 @@ pub struct Metrics {
     upstream: RwLock<HashMap<(String, String), AtomicU64>>,
     rate_limited: RwLock<HashMap<String, AtomicU64>>,
     token_refusals: RwLock<HashMap<String, AtomicU64>>,
+    oauth_refusals: RwLock<HashMap<String, AtomicU64>>,
 }
 
 fn bump<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, AtomicU64>>, key: K) {
@@ -137,6 +138,18 @@ impl Metrics {
 
     pub fn record_token_refusal(&self, reason: &str) {
         bump(&self.token_refusals, reason.to_owned());
+    }
+
+    /// An anonymous OAuth or sign-in request refused (`endpoint:reason`): counted here and
+    /// logged sampled, not audited one by one.
+    pub fn record_oauth_refusal(&self, refusal: &str) {
+        self.record_oauth_refusal_n(refusal, 1);
+    }
+
+    pub fn record_oauth_refusal_n(&self, refusal: &str, n: usize) {
+        for _ in 0..n {
+            bump(&self.oauth_refusals, refusal.to_owned());
+        }
     }
 
     /// The Prometheus text exposition of everything recorded so far; `tenants` are the tenants'
@@ -239,6 +252,12 @@ impl Metrics {
                 "MCP requests refused at the edge, by reason.",
                 "reason",
                 &self.token_refusals,
+            ),
+            (
+                "studio_mcp_oauth_refusals_total",
+                "Anonymous OAuth and sign-in requests refused (not audited one by one), and waiting registrations dropped, by endpoint and reason.",
+                "refusal",
+                &self.oauth_refusals,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");

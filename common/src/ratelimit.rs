@@ -29,7 +29,14 @@ fn rate(per_min: u32, burst_secs: f64) -> (f64, f64) {
     (per_sec, (per_sec * burst_secs).max(1.0))
 }
 
+/// Past this many keys, [`Buckets::take`] forgets the full buckets before adding one.
+const MAX_KEYS: usize = 50_000;
+
 impl Bucket {
+    fn tokens_at(&self, per_sec: f64, capacity: f64, now: Instant) -> f64 {
+        (self.tokens + now.duration_since(self.last).as_secs_f64() * per_sec).min(capacity)
+    }
+
     fn full(capacity: f64, now: Instant) -> Self {
         Self {
             tokens: capacity,
@@ -98,6 +105,11 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
         };
         // Look up before inserting: the key is cloned once per key, not once per call.
         if !buckets.contains_key(key) {
+            // Keyed by anonymous sources the map could grow without end: past a size, forget
+            // the buckets that have refilled (a full bucket is what a new key gets anyway).
+            if buckets.len() >= MAX_KEYS {
+                buckets.retain(|_, b| b.tokens_at(per_sec, capacity, now) < capacity);
+            }
             buckets.insert(key.clone(), Bucket::full(capacity, now));
         }
         match buckets.get_mut(key) {
@@ -190,5 +202,23 @@ mod tests {
         }
         assert_eq!(quota.take(&[1; 32], 60, 60.0), Err(1));
         assert!(quota.take(&[2; 32], 60, 60.0).is_ok());
+    }
+
+    #[test]
+    fn many_keys_do_not_grow_the_map_without_end_nor_forget_a_spent_bucket() {
+        // Ten a second, a second's burst: a bucket taken from refills within 0.1 s.
+        let sources: Buckets<u32> = Buckets::default();
+        for _ in 0..10 {
+            assert!(sources.take(&0, 600, 1.0).is_ok());
+        }
+        for key in 1..MAX_KEYS as u32 {
+            assert!(sources.take(&key, 600, 1.0).is_ok());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(sources.take(&u32::MAX, 600, 1.0).is_ok());
+        let buckets = sources.buckets.lock().unwrap();
+        // The refilled ones are forgotten; the one spent ten times is not yet full, and kept.
+        assert!(buckets.len() <= 2, "{}", buckets.len());
+        assert!(buckets.contains_key(&0) && buckets.contains_key(&u32::MAX));
     }
 }

@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod pages;
 pub mod routes;
 pub mod signin;
+pub mod source;
 pub mod spec;
 pub mod startup;
 pub mod state;

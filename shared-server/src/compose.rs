@@ -582,6 +582,9 @@ fn isolated_connector_host(id: &TenantId, domain: &str) -> String {
     format!("{id}.connect.{domain}")
 }
 
+/// The private ranges Docker's networks are drawn from.
+const TRUSTED_PROXIES: &str = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
+
 fn common_env<'a>(doors: &Doors, secret: &str) -> Vec<(&'a str, String)> {
     vec![
         ("STUDIO_MCP_DATA_DIR", "/data".to_owned()),
@@ -596,6 +599,10 @@ fn common_env<'a>(doors: &Doors, secret: &str) -> Vec<(&'a str, String)> {
             format!("0.0.0.0:{}", doors.connector_port),
         ),
         ("STUDIO_MCP_CONNECTOR_URL", doors.connector_url.clone()),
+        // Only Caddy reaches the services (their ports are not published), from an address on
+        // the compose network that Docker picks: its `X-Forwarded-For` names the real client,
+        // which the per-source limits of the anonymous endpoints key on.
+        ("STUDIO_MCP_TRUSTED_PROXIES", TRUSTED_PROXIES.to_owned()),
         (
             "STUDIO_MCP_MASTER_KEY_FILE",
             format!("/run/secrets/{secret}"),
@@ -799,8 +806,8 @@ fn proxy_site(host: &str, upstream: &str) -> String {
 /// meanwhile. (Caddy releases without caddyserver/caddy#7547, Debian's 2.6 among them, lose a
 /// POST body on that retry: there only the health checks, every 3 s, keep requests off a
 /// stopped replica.) The connector door is balanced the same way: every step of a connector
-/// flow (passkey ceremonies, sessions, consent, codes, tokens) lives in the shared store, so
-/// its requests need not stick to one replica.
+/// flow (sessions, consent, codes, tokens) lives in the shared store and passkey ceremonies
+/// travel sealed under the shared master key, so its requests need not stick to one replica.
 fn balanced_site(host: &str, upstreams: &[String]) -> String {
     format!(
         "{host} {{\n\

@@ -143,6 +143,11 @@ pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
             "STUDIO_MCP_WEBFLOW_RATE_PER_MIN" | "STUDIO_MCP_TENANT_RATE_PER_MIN" => {
                 Some("1000000".into())
             }
+            // Every request of a test comes from one address: the per-source limits of the
+            // anonymous endpoints get tests of their own.
+            "STUDIO_MCP_OAUTH_REQUESTS_PER_MIN"
+            | "STUDIO_MCP_REGISTRATIONS_PER_MIN"
+            | "STUDIO_MCP_REGISTRATIONS_GLOBAL_PER_MIN" => Some("100000".into()),
             _ => None,
         }
     };

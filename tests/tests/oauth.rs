@@ -344,7 +344,7 @@ async fn a_missing_code_verifier_is_an_invalid_request() {
 }
 
 #[tokio::test]
-async fn plain_pkce_goes_back_to_the_client_as_an_error_without_a_code() {
+async fn plain_pkce_is_refused_on_a_page_without_a_code() {
     let sandbox = sandbox().await;
     let site = shared(&sandbox).await;
     let alex = site.person("acme", "Alex").await;
@@ -352,14 +352,11 @@ async fn plain_pkce_goes_back_to_the_client_as_an_error_without_a_code() {
     let plain = with(&site.params(&client_id), "code_challenge_method", "plain");
     let plain = with(&plain, "code_challenge", VERIFIER);
 
-    let (base, query) = site
-        .authorize_page(Some(&alex.cookie), &plain)
-        .await
-        .redirect();
-    assert_eq!(base, REDIRECT);
-    assert_eq!(query["error"], "invalid_request");
-    assert_eq!(query["state"], STATE);
-    assert!(!query.contains_key("code"));
+    // A page for the person, never a redirect: the request is not one they have consented to.
+    let page = site.authorize_page(Some(&alex.cookie), &plain).await;
+    page.assert_page(400);
+    assert!(page.header("location").is_none());
+    assert!(page.text.contains("S256"), "{}", page.text);
 
     // Nor can the consent form be made to carry it.
     let form = site.consent_form(&alex, &site.params(&client_id)).await;
@@ -369,9 +366,9 @@ async fn plain_pkce_goes_back_to_the_client_as_an_error_without_a_code() {
         "decision",
         "allow",
     );
-    let (_, query) = site.submit_consent(&alex.cookie, &form).await.redirect();
-    assert_eq!(query["error"], "invalid_request");
-    assert!(!query.contains_key("code"));
+    let answer = site.submit_consent(&alex.cookie, &form).await;
+    answer.assert_page(400);
+    assert!(answer.header("location").is_none());
     assert!(site.grants().await.is_empty());
 }
 
@@ -410,12 +407,10 @@ async fn a_resource_for_another_server_is_an_invalid_target() {
     let elsewhere = "https://other.example/connector";
 
     let params = with(&site.params(&client_id), "resource", elsewhere);
-    let (_, query) = site
-        .authorize_page(Some(&alex.cookie), &params)
-        .await
-        .redirect();
-    assert_eq!(query["error"], "invalid_target");
-    assert!(!query.contains_key("code"));
+    let page = site.authorize_page(Some(&alex.cookie), &params).await;
+    page.assert_page(400);
+    assert!(page.header("location").is_none());
+    assert!(page.text.contains("invalid_target"), "{}", page.text);
 
     let code = site.allow(&alex, &client_id).await;
     site.token(&[
@@ -1510,4 +1505,278 @@ async fn the_connector_door_answers_only_to_its_own_origin() {
     )
     .await;
     assert_eq!(answer.status, 403, "{}", answer.text);
+}
+
+// ---- anonymous callers (issue 20: audit flood, per-source limits, registration cap, open
+// redirect, client names) ----
+
+/// POST `/register` as if from `source` (an `X-Forwarded-For` the test server trusts when
+/// `STUDIO_MCP_TRUSTED_PROXIES` names 127.0.0.1).
+async fn register_from(site: &Site, source: &str, name: &str) -> Answer {
+    let response = site
+        .http
+        .post(site.url("/register"))
+        .header("x-forwarded-for", source)
+        .json(&json!({"client_name": name, "redirect_uris": [REDIRECT]}))
+        .send()
+        .await
+        .unwrap();
+    Answer::read(response).await
+}
+
+async fn metrics(site: &Site) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/metrics", site.server.admin_url))
+        .bearer_auth(&site.server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Refusals anyone can cause without holding anything — unknown codes and refresh tokens, a
+/// registration over its limit — are counted in metrics and logged sampled, not audited one by
+/// one: with the per-source limit out of the way, a flood leaves the audit log as it was.
+#[tokio::test]
+async fn anonymous_token_refusals_are_counted_not_audited() {
+    let sandbox = sandbox().await;
+    let site = shared_with(&sandbox, |config| {
+        config.oauth.registrations_per_min = 1;
+        config.oauth.registrations_global_per_min = 1;
+    })
+    .await;
+    let client_id = site.register_client().await;
+    let before = site.audit().await.len();
+    for n in 0..200 {
+        let code = format!("smk_not_a_code_{n}");
+        site.token(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client_id),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ])
+        .await
+        .assert_oauth_error(400, "invalid_grant");
+        let refresh = format!("smr_not_a_token_{n}");
+        site.refresh(&client_id, &refresh)
+            .await
+            .assert_oauth_error(400, "invalid_grant");
+        let flood = site
+            .try_register(&json!({"client_name": "Flood", "redirect_uris": [REDIRECT]}))
+            .await;
+        assert_eq!(flood.status, 429, "{}", flood.text);
+    }
+    let after = site.audit().await.len();
+    assert!(after <= before + 2, "audit records {before} → {after}");
+    let text = metrics(&site).await;
+    for line in [
+        r#"studio_mcp_oauth_refusals_total{refusal="token:unknown_code"} 200"#,
+        r#"studio_mcp_oauth_refusals_total{refusal="refresh:unknown_refresh"} 200"#,
+        r#"studio_mcp_oauth_refusals_total{refusal="register:rate_limited_source"} 200"#,
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+}
+
+/// Each source has a budget of its own on the anonymous endpoints: one client spending its
+/// budget leaves every other one theirs. A source is the TCP peer, or the client a trusted
+/// proxy names; IPv6 sources are /64 prefixes; an untrusted peer cannot name another source.
+#[tokio::test]
+async fn registrations_are_limited_per_source_with_a_ceiling_for_all() {
+    let sandbox = sandbox().await;
+    let site = shared_with(&sandbox, |config| {
+        config.oauth.registrations_per_min = 3;
+        config.oauth.registrations_global_per_min = 8;
+        config.trusted_proxies = common::config::parse_trusted_proxies("127.0.0.1").unwrap();
+    })
+    .await;
+    for n in 0..3 {
+        let answer = register_from(&site, "203.0.113.1", "A").await;
+        assert_eq!(answer.status, 201, "A {n}: {}", answer.text);
+    }
+    let refused = register_from(&site, "203.0.113.1", "A").await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert!(refused.header("retry-after").is_some());
+    assert!(
+        refused.text.contains("your network address"),
+        "{}",
+        refused.text
+    );
+    // Another source is not affected; what a client claims before the proxy's entry is not
+    // believed (the rightmost untrusted hop is the source).
+    let b = register_from(&site, "198.51.100.9, 203.0.113.2", "B").await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    // One IPv6 /64 is one source.
+    for n in 0..3 {
+        let answer = register_from(&site, &format!("2001:db8:1:2::{}", n + 1), "C").await;
+        assert_eq!(answer.status, 201, "C {n}: {}", answer.text);
+    }
+    let c = register_from(&site, "2001:db8:1:2:ffff::9", "C").await;
+    assert_eq!(c.status, 429, "{}", c.text);
+    // Seven so far: one more source fits under the ceiling, then none does.
+    assert_eq!(register_from(&site, "192.0.2.10", "D").await.status, 201);
+    let over = register_from(&site, "192.0.2.11", "E").await;
+    assert_eq!(over.status, 429, "{}", over.text);
+    assert!(over.text.contains("on this server"), "{}", over.text);
+}
+
+/// Without a trusted proxy, `X-Forwarded-For` names nothing: every request from one peer is one
+/// source, whatever it claims; and every anonymous endpoint of the connector door (not only
+/// registration) limits each source.
+#[tokio::test]
+async fn an_untrusted_forwarded_header_is_ignored_and_every_anonymous_endpoint_is_limited() {
+    let sandbox = sandbox().await;
+    let site = shared_with(&sandbox, |config| {
+        config.oauth.requests_per_min = 10;
+    })
+    .await;
+    for n in 0..10 {
+        let answer = Answer::read(
+            site.http
+                .post(site.url("/token"))
+                .header("x-forwarded-for", format!("203.0.113.{n}"))
+                .form(&[("grant_type", "refresh_token")])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{n}: {}", answer.text);
+    }
+    for path in ["/token", "/register", "/signin/options"] {
+        let answer = Answer::read(
+            site.http
+                .post(site.url(path))
+                .header("x-forwarded-for", "198.51.100.77")
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.status, 429, "{path}: {}", answer.text);
+        assert!(answer.header("retry-after").is_some(), "{path}");
+    }
+    // The MCP endpoint keeps its own limits (per tenant), not this one.
+    let token = site.static_token("acme").await;
+    let answer = site.mcp_post(&site.static_url("/mcp"), Some(&token)).await;
+    assert_eq!(answer.status, 200);
+}
+
+/// A full cap of registrations waiting unused never refuses a connector: the newest takes the
+/// oldest unused one's place, and the metrics count what was dropped.
+#[tokio::test]
+async fn a_full_registration_cap_drops_the_oldest_unused_not_new_clients() {
+    let sandbox = sandbox().await;
+    let site = shared_with(&sandbox, |config| {
+        config.oauth.max_unused_registrations = 5;
+    })
+    .await;
+    let alex = site.person("acme", "Alex").await;
+    // A client in use is never dropped, however old.
+    let used = site.register_client().await;
+    site.allow(&alex, &used).await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let answer = site
+            .try_register(
+                &json!({"client_name": format!("Flood {n}"), "redirect_uris": [REDIRECT]}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{n}: {}", answer.text);
+        ids.push(answer.json()["client_id"].as_str().unwrap().to_owned());
+    }
+    // Five wait at most: seven were dropped (the oldest; within one second all are as old),
+    // the newest is there, the used one stays.
+    let mut present = 0;
+    for id in &ids {
+        let page = site
+            .authorize_page(Some(&alex.cookie), &site.params(id))
+            .await;
+        if page.status == 200 {
+            present += 1;
+        } else {
+            page.assert_page(400);
+            assert!(page.text.contains("not registered here"), "{}", page.text);
+        }
+    }
+    assert_eq!(present, 5);
+    let newest = ids.last().unwrap();
+    site.authorize_page(Some(&alex.cookie), &site.params(newest))
+        .await
+        .assert_page(200);
+    site.authorize_page(Some(&alex.cookie), &site.params(&used))
+        .await
+        .assert_page(200);
+    let text = metrics(&site).await;
+    assert!(
+        text.contains(
+            r#"studio_mcp_oauth_refusals_total{refusal="register:evicted_oldest_unused"} 7"#
+        ),
+        "{text}"
+    );
+}
+
+/// RFC 9700 §4.11.2: anyone can register any https redirect URI, so `/authorize` with a bad
+/// request never redirects there — signed in or not, nothing leaves this origin before a person
+/// has seen the consent for that client.
+#[tokio::test]
+async fn authorize_never_redirects_an_error_before_consent() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let evil = "https://phish.example/landing";
+    let registered = site
+        .try_register(&json!({"client_name": "Redirector", "redirect_uris": [evil]}))
+        .await;
+    let client_id = registered.json()["client_id"].as_str().unwrap().to_owned();
+    let bad = [
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", evil),
+        ("response_type", "x"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    for cookie in [None, Some(alex.cookie.as_str())] {
+        let answer = site.authorize_page(cookie, &bad).await;
+        assert_eq!(answer.status, 400, "{}", answer.text);
+        assert!(answer.header("location").is_none(), "redirected");
+        assert!(
+            !answer.text.contains("phish.example/landing?"),
+            "{}",
+            answer.text
+        );
+    }
+}
+
+/// A registered `client_name` is cleaned as metadata documents' names are: no bidi control or
+/// invisible character reaches the consent page (or the registration's answer).
+#[tokio::test]
+async fn a_registered_client_name_loses_bidi_and_invisible_characters() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let answer = site
+        .try_register(&json!({
+            "client_name": "Claude\u{202e}edualC\u{200b} Helper\u{2066}",
+            "redirect_uris": [REDIRECT],
+        }))
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.json()["client_name"], "ClaudeedualC Helper");
+    let client_id = answer.json()["client_id"].as_str().unwrap().to_owned();
+    let page = site
+        .authorize_page(Some(&alex.cookie), &site.params(&client_id))
+        .await;
+    page.assert_page(200);
+    assert!(page.text.contains("ClaudeedualC Helper"), "{}", page.text);
+    for c in ['\u{202e}', '\u{200b}', '\u{2066}'] {
+        assert!(
+            !page.text.contains(c),
+            "U+{:04X} on the consent page",
+            c as u32
+        );
+    }
 }

@@ -76,8 +76,8 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
             Err(e) => {
                 // Out of descriptors (or a connection reset before accept): wait a moment
                 // rather than spin; existing connections keep being served.
@@ -112,7 +112,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let registry = connections.clone();
         tasks.spawn(async move {
-            serve_connection(stream, router, limits, &conn, shutdown).await;
+            serve_connection(stream, peer, router, limits, &conn, shutdown).await;
             registry.close(conn.id);
             conn.closed.cancel();
         });
@@ -123,6 +123,7 @@ pub async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     limits: Limits,
     conn: &Arc<Conn>,
@@ -135,13 +136,17 @@ async fn serve_connection(
         let router = router.clone();
         // A header sent in time and then a body dribbled forever would hold the connection
         // busy (and unevictable): the body gets the same deadline as the header.
-        let request = request.map(|body| {
+        let mut request = request.map(|body| {
             Body::new(DeadlineBody {
                 inner: body,
                 deadline: tokio::time::Instant::now() + body_timeout,
                 timer: None,
             })
         });
+        // Who is asking, for the per-source limits of the anonymous endpoints.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         async move {
             let response = router.oneshot(request).await;
             // The connection stays busy until the response body is written (or dropped).

@@ -32,13 +32,15 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::runtime::source::Source;
 use crate::runtime::state::{AppState, Event};
 use crate::store::people::{self, GrantError, RegisteredClient};
 
 /// The one scope: the connection may use the server's tools for the person's tenant.
 pub const SCOPE: &str = "mcp";
-/// A dynamic registration never used for an authorization is deleted after this.
-pub const UNUSED_CLIENT_TTL_SECS: u64 = 86_400;
+/// A dynamic registration never used for an authorization is deleted after this: a connector
+/// registers and sends its person to sign in at once, so an hour is ample.
+pub const UNUSED_CLIENT_TTL_SECS: u64 = 3_600;
 /// How long a registration may wait unused: a day, or minutes for `doctor`'s own checks.
 pub fn unused_client_ttl(client: &RegisteredClient) -> u64 {
     if crate::runtime::doctor::is_doctor_client(client.client_name.as_deref()) {
@@ -48,8 +50,6 @@ pub fn unused_client_ttl(client: &RegisteredClient) -> u64 {
     }
 }
 
-/// At most this many registrations may wait unused; more are refused until some expire.
-const MAX_UNUSED_CLIENTS: usize = 1_000;
 /// Largest registration, token or revocation request read.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
@@ -171,6 +171,21 @@ async fn server_metadata(State(state): State<Arc<AppState>>) -> Response {
         }))
         .into_response(),
     )
+}
+
+/// A refusal anyone can cause without holding anything (an unknown code or refresh token, a
+/// registration over its limit): counted and logged sampled, never audited one by one, so a
+/// flood of them cannot grow the audit log. Refusals that spend something real (a code
+/// replayed, a refresh token used twice: each revokes a grant) stay audited.
+fn anonymous_refusal(state: &AppState, refusal: &str) {
+    state.services.metrics.record_oauth_refusal(refusal);
+    if let Some(suppressed) = state.refusals.tick() {
+        tracing::info!(
+            refusal,
+            suppressed,
+            "refused an anonymous OAuth request (at most one line per 10 s)"
+        );
+    }
 }
 
 // ---- errors (RFC 6749 §5.2) ----
@@ -313,28 +328,32 @@ fn registration_error(description: impl Into<String>) -> Response {
     cors(response)
 }
 
-async fn register(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
-    if let Err(retry) = state
+async fn register(
+    State(state): State<Arc<AppState>>,
+    source: Option<axum::Extension<Source>>,
+    body: axum::body::Bytes,
+) -> Response {
+    // Each source within its budget, and all of them within the server's: one client cannot
+    // keep every other connector from registering, and many cannot flood the store.
+    let source = source.map_or(Source::Unknown, |s| s.0);
+    let limited = state
         .registrations
-        .take(&(), state.registrations_per_min, 60.0)
-    {
-        state.record(&Event {
-            tenant: "oauth",
-            action: "oauth:register",
-            outcome: "rate_limited",
-            person: None,
-            client: None,
-            subject: &json!({}),
+        .take(&source, state.registrations_per_min, 60.0)
+        .map_err(|retry| (retry, "source"))
+        .and_then(|()| {
+            state
+                .registrations_global
+                .take(&(), state.registrations_global_per_min, 60.0)
+                .map_err(|retry| (retry, "global"))
         });
-        let mut response = OAuthError::new(
-            "slow_down",
-            format!("too many registrations; retry in {retry} s"),
-        )
-        .into_response();
-        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
+    if let Err((retry, which)) = limited {
+        anonymous_refusal(&state, &format!("register:rate_limited_{which}"));
+        let why = if which == "source" {
+            "too many registrations from your network address"
+        } else {
+            "too many registrations on this server"
+        };
+        return crate::runtime::source::too_many(retry, why);
     }
     let registration: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -370,22 +389,33 @@ async fn register(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -
         .map(|n| clean_name(&n))
         .filter(|n| !n.is_empty());
     let people = state.services.store.people();
-    let unused = match people.unused_clients() {
-        Ok(unused) => unused,
+    let now = crate::now_unix();
+    // At most this many wait unused: a new one beyond takes the oldest one's place, so a full
+    // cap never refuses a connector (STUDIO_MCP_MAX_UNUSED_REGISTRATIONS).
+    let max = usize::try_from(state.oauth.max_unused_registrations).unwrap_or(usize::MAX);
+    match people.make_room_for_client(max, now, unused_client_ttl) {
+        Ok(0) => {}
+        Ok(evicted) => {
+            state
+                .services
+                .metrics
+                .record_oauth_refusal_n("register:evicted_oldest_unused", evicted);
+            if let Some(suppressed) = state.refusals.tick() {
+                tracing::warn!(
+                    evicted,
+                    suppressed,
+                    max,
+                    "registrations waiting unused reached the cap: dropped the oldest (at most one line per 10 s)"
+                );
+            }
+        }
         Err(e) => return OAuthError::unavailable(&e).into_response(),
-    };
-    if unused >= MAX_UNUSED_CLIENTS {
-        return OAuthError::new(
-            "slow_down",
-            "too many registrations are waiting to be used; retry later",
-        )
-        .into_response();
     }
     let client = RegisteredClient {
         client_id: people::new_id("dcr_"),
         client_name: name,
         redirect_uris: registration.redirect_uris,
-        created_at: crate::now_unix(),
+        created_at: now,
         used_at: None,
     };
     if let Err(e) = people.add_client(&client) {
@@ -417,14 +447,12 @@ async fn register(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -
     cors(response)
 }
 
-/// A client-supplied name, made safe to show: no control characters, at most 100 characters.
+/// A name someone else chose (a registered `client_name`, a person's name from the operator),
+/// as we keep and show it: the one cleaning metadata documents' names get too
+/// ([`crate::text::clean_name`]: nothing a person would not see, bidi controls included);
+/// empty if nothing is left.
 pub fn clean_name(name: &str) -> String {
-    name.chars()
-        .filter(|c| !c.is_control())
-        .take(100)
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    crate::text::clean_name(name).unwrap_or_default()
 }
 
 // ---- token endpoint ----
@@ -579,14 +607,11 @@ fn exchange_code(
         }
         Err(GrantError::Store(e)) => return Err(OAuthError::unavailable(&e)),
         Err(e) => {
-            refused(
-                if matches!(e, GrantError::CodeReplayed { .. }) {
-                    "code_replayed"
-                } else {
-                    "unknown_code"
-                },
-                None,
-            );
+            if matches!(e, GrantError::CodeReplayed { .. }) {
+                refused("code_replayed", None);
+            } else {
+                anonymous_refusal(state, "token:unknown_code");
+            }
             return Err(OAuthError::new("invalid_grant", e.to_string()));
         }
     };
@@ -673,6 +698,11 @@ fn refresh(state: &AppState, request: &TokenRequest) -> Result<people::TokenPair
                 GrantError::WrongAudience { .. } => "wrong_audience",
                 _ => "unknown_refresh",
             };
+            // Only a replay spends something (it revokes the grant); the rest anyone can repeat.
+            if !matches!(e, GrantError::RefreshReplayed { .. }) {
+                anonymous_refusal(state, &format!("refresh:{outcome}"));
+                return Err(OAuthError::new("invalid_grant", e.to_string()));
+            }
             state.record(&Event {
                 tenant: "oauth",
                 action: "oauth:refresh",

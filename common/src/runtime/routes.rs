@@ -19,7 +19,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::state::AppState;
-use crate::runtime::{oauth, signin};
+use crate::runtime::{oauth, signin, source};
 use axum::extract::DefaultBodyLimit;
 
 /// Largest MCP request body accepted; tool arguments are small.
@@ -105,13 +105,18 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
     if state.spec.approvals {
         browser = browser.merge(crate::runtime::approve::router());
     }
+    // Everything on this door but `/mcp` answers anonymous callers: each source within its
+    // budget (`source::limit`), so one client can neither flood the store nor starve others.
+    let per_source = || middleware::from_fn_with_state(state.clone(), source::limit);
     let browser = browser
         .layer(DefaultBodyLimit::max(signin::MAX_FORM_BYTES))
+        .route_layer(per_source())
         .with_state(state.clone());
     let health = get(healthz).with_state(state.clone());
     // Metadata, registration, token and revocation: called from anywhere, never with cookies.
     let api = oauth::api_router()
         .layer(DefaultBodyLimit::max(oauth::MAX_REQUEST_BYTES))
+        .route_layer(per_source())
         .with_state(state)
         .layer(middleware::from_fn_with_state(origin.clone(), check_host));
     Some(

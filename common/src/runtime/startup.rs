@@ -184,6 +184,15 @@ impl Application {
             registrations: Default::default(),
             registrations_per_min: u32::try_from(config.oauth.registrations_per_min)
                 .unwrap_or(u32::MAX),
+            registrations_global: Default::default(),
+            registrations_global_per_min: u32::try_from(config.oauth.registrations_global_per_min)
+                .unwrap_or(u32::MAX),
+            sources: Default::default(),
+            oauth_requests_per_min: u32::try_from(config.oauth.requests_per_min)
+                .unwrap_or(u32::MAX),
+            trusted_proxies: crate::runtime::source::TrustedProxies::new(
+                config.trusted_proxies.clone(),
+            ),
         };
         let (mcp_limits, admin_limits, connector_limits) = listener_limits(config);
         Ok(Self {

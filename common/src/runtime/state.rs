@@ -35,9 +35,16 @@ pub struct AppState {
     pub oauth: crate::config::OAuthConfig,
     /// Fetches and caches Client ID Metadata Documents.
     pub client_metadata: crate::runtime::oauth::client_metadata::ClientMetadataFetcher,
-    /// Dynamic client registrations, server-wide.
-    pub registrations: crate::ratelimit::Buckets<()>,
+    /// Dynamic client registrations per source, and all of them together.
+    pub registrations: crate::ratelimit::Buckets<crate::runtime::source::Source>,
     pub registrations_per_min: u32,
+    pub registrations_global: crate::ratelimit::Buckets<()>,
+    pub registrations_global_per_min: u32,
+    /// Requests to the anonymous endpoints (OAuth, sign-in), per source.
+    pub sources: crate::ratelimit::Buckets<crate::runtime::source::Source>,
+    pub oauth_requests_per_min: u32,
+    /// Proxies whose `X-Forwarded-For` names the source.
+    pub trusted_proxies: crate::runtime::source::TrustedProxies,
 }
 
 /// The connector (OAuth) door: its own listener and origin, MCP at exactly `/mcp` (claude.ai

@@ -2,11 +2,13 @@
 //! connections they allow (registered clients, authorization codes, grants with their rotating
 //! refresh tokens, access tokens).
 //!
-//! Every secret handed out here — invite, session, ceremony id, code, access and refresh token —
-//! is 32 random bytes; only its SHA-256 is stored, so a copy of the store grants nothing. Access
-//! tokens are also held in memory (like the static token index), so checking one on `/connector`
-//! never touches sled, and revoking a grant, a person or a tenant drops them from memory before
-//! the call returns: the very next request is refused.
+//! Every secret handed out here — invite, session, consent ticket, code, access and refresh
+//! token — is 32 random bytes; only its SHA-256 is stored, so a copy of the store grants nothing.
+//! A passkey ceremony is not stored while it runs (its state travels sealed with the browser);
+//! only its random id, once it completes, so that it completes once. Access tokens are also
+//! held in memory (like the static token index), so checking one on `/connector` never touches
+//! sled, and revoking a grant, a person or a tenant drops them from memory before the call
+//! returns: the very next request is refused.
 //!
 //! A person belongs to exactly one tenant. A studio's staff member who works for several clients
 //! gets one person (one invite, one passkey) per tenant: a grant is always for one tenant, each
@@ -118,17 +120,26 @@ pub struct Session {
     pub expires_at: u64,
 }
 
-/// A WebAuthn ceremony in progress: the library's server-side state, kept until the browser
-/// answers (or it expires), and taken exactly once.
+/// A one-click ticket kept until its form comes back (or it expires), and taken exactly once:
+/// the consent form's. Passkey ceremonies are no longer kept here (they travel sealed, see
+/// [`People::spend_ceremony`]); records of kind `register` or `signin` a previous version
+/// stored are only swept once expired.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ceremony {
-    /// `register` (an invite) or `signin`.
+    /// `consent` (older versions also stored `register` and `signin`).
     pub kind: String,
     /// The invite's digest (hex) for a registration.
     #[serde(default)]
     pub invite: Option<String>,
     pub state: serde_json::Value,
     pub expires_at: u64,
+}
+
+/// A passkey ceremony that completed: remembered, under its random id, until its sealed state
+/// could no longer be opened anyway, so that it completes once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SpentCeremony {
+    expires_at: u64,
 }
 
 /// A client registered through RFC 7591 dynamic registration.
@@ -343,6 +354,8 @@ pub struct People {
     invites: Tree,
     sessions: Tree,
     ceremonies: Tree,
+    /// Random id of every passkey ceremony completed and not yet expired.
+    spent_ceremonies: Tree,
     clients: Tree,
     codes: Tree,
     used_codes: Tree,
@@ -406,6 +419,7 @@ impl People {
             invites: db.open_tree("invites")?,
             sessions: db.open_tree("sessions")?,
             ceremonies: db.open_tree("ceremonies")?,
+            spent_ceremonies: db.open_tree("ceremonies_spent")?,
             clients: db.open_tree("oauth_clients")?,
             codes: db.open_tree("oauth_codes")?,
             used_codes: db.open_tree("oauth_used_codes")?,
@@ -634,6 +648,24 @@ impl People {
         Ok((ceremony.expires_at > now).then_some(ceremony))
     }
 
+    /// Whether the passkey ceremony `id` has completed already (a cheap early answer for a
+    /// replay; [`Self::spend_ceremony`] is what decides).
+    pub fn ceremony_spent(&self, id: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.spent_ceremonies.get(id)?.is_some())
+    }
+
+    /// Records that the passkey ceremony `id` completed, kept until `expires_at`: `true` for
+    /// exactly one of any callers, on any replica (an insert-if-absent), `false` for a replay.
+    /// Only a ceremony that completes is ever written, so starting one costs the store nothing.
+    pub fn spend_ceremony(&self, id: &[u8], expires_at: u64) -> Result<bool, StoreError> {
+        let record = encode(&SpentCeremony { expires_at })?;
+        let first = self
+            .spent_ceremonies
+            .compare_and_swap(id, None, Some(&record))?;
+        self.flush()?;
+        Ok(first)
+    }
+
     // ---- registered clients ----
 
     pub fn add_client(&self, client: &RegisteredClient) -> Result<(), StoreError> {
@@ -646,13 +678,45 @@ impl People {
         get(&self.clients, client_id.as_bytes())
     }
 
-    pub fn unused_clients(&self) -> Result<usize, StoreError> {
-        Ok(self
+    /// Makes room for one more unused registration: drops the unused ones past their lifetime
+    /// (`unused_ttl`), then the oldest unused until fewer than `max` wait. A full cap then never
+    /// refuses a new client (it costs the stalest waiting registration instead). Returns how
+    /// many were dropped before their time.
+    pub fn make_room_for_client(
+        &self,
+        max: usize,
+        now: u64,
+        unused_ttl: impl Fn(&RegisteredClient) -> u64,
+    ) -> Result<usize, StoreError> {
+        let mut unused: Vec<(u64, Vec<u8>, bool)> = self
             .clients
             .iter()?
-            .iter()
-            .filter(|(_, v)| decode::<RegisteredClient>(v).is_ok_and(|c| c.used_at.is_none()))
-            .count())
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let client = decode::<RegisteredClient>(&value).ok()?;
+                let expired = client.created_at.saturating_add(unused_ttl(&client)) <= now;
+                client
+                    .used_at
+                    .is_none()
+                    .then_some((client.created_at, key, expired))
+            })
+            .collect();
+        unused.sort_by_key(|(created_at, _, _)| *created_at);
+        let excess = (unused.len() + 1).saturating_sub(max);
+        let mut writes = Vec::new();
+        let mut evicted = 0;
+        for (i, (_, key, expired)) in unused.into_iter().enumerate() {
+            if expired {
+                writes.push(self.clients.write(key, None));
+            } else if i < excess {
+                writes.push(self.clients.write(key, None));
+                evicted += 1;
+            }
+        }
+        if !writes.is_empty() {
+            self.db.batch(&writes)?;
+        }
+        Ok(evicted)
     }
 
     fn mark_client_used(&self, client_id: &str, at: u64) -> Result<(), StoreError> {
@@ -924,6 +988,7 @@ impl People {
         self.delete_where::<AuthCode>(&self.codes, |c| c.expires_at <= now)?;
         self.delete_where::<Session>(&self.sessions, |s| s.expires_at <= now)?;
         self.delete_where::<Ceremony>(&self.ceremonies, |c| c.expires_at <= now)?;
+        self.delete_where::<SpentCeremony>(&self.spent_ceremonies, |c| c.expires_at <= now)?;
         self.delete_where::<Invite>(&self.invites, |i| i.expires_at <= now)?;
         self.delete_where::<RegisteredClient>(&self.clients, |c| {
             c.used_at.is_none() && c.created_at.saturating_add(unused_client_ttl(c)) <= now
@@ -1119,5 +1184,18 @@ mod tests {
         p.add_invite(&hash, &invite).unwrap();
         assert!(p.take_invite(&hash).unwrap().is_some());
         assert!(p.take_invite(&hash).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_passkey_ceremony_is_spent_once_and_swept_when_it_expires() {
+        let (_d, _db, p) = people();
+        assert!(!p.ceremony_spent(b"c1").unwrap());
+        assert!(p.spend_ceremony(b"c1", 100).unwrap());
+        assert!(p.ceremony_spent(b"c1").unwrap());
+        assert!(!p.spend_ceremony(b"c1", 100).unwrap(), "a replay");
+        assert!(p.spend_ceremony(b"c2", 200).unwrap());
+        p.sweep(150, |_| u64::MAX).unwrap();
+        assert!(!p.ceremony_spent(b"c1").unwrap(), "expired: swept");
+        assert!(p.ceremony_spent(b"c2").unwrap(), "not yet expired: kept");
     }
 }

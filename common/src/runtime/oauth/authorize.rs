@@ -2,9 +2,10 @@
 //! person to sign in if needed, then shows the consent page; `POST` (the consent form) checks it
 //! all again, with the session's CSRF token, and answers the client's redirect URI with a code.
 //!
-//! Until the client and its redirect URI are known good, every problem is a page for the person
-//! and nothing redirects; after that, problems go back to the client as RFC 6749 §4.1.2.1 errors
-//! on that registered URI (with `state` and `iss`).
+//! Every problem with the request is a page for the person and nothing redirects: a registered
+//! redirect URI is not trusted until a signed-in person has seen the consent for its client
+//! (anyone can register one). Only the person's decision goes back to the client, on that URI
+//! (with `state` and `iss`).
 
 use std::sync::Arc;
 
@@ -70,45 +71,40 @@ struct Checked {
     params: Params,
 }
 
-/// Why a request cannot go on: a page for the person, or an error for the client.
-enum Refusal {
-    Page(String),
-    Redirect {
-        redirect_uri: String,
-        state: Option<String>,
-        error: &'static str,
-        description: String,
-    },
-}
+/// Why a request cannot go on: always a page for the person, never a redirect. With dynamic
+/// registration anyone can register any https redirect URI, so a registered one is not yet
+/// trusted: redirecting an error before a signed-in person has seen the consent for that
+/// client would make `/authorize` an open redirect (RFC 9700 §4.11.2). Only the person's own
+/// decision on the consent page goes back to the client.
+struct Refusal(String);
 
 async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
     let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
-        return Err(Refusal::Page(
+        return Err(Refusal(
             "The application did not say who it is (the request has no client_id).".into(),
         ));
     };
     let client = resolve_client(state, client_id)
         .await
-        .map_err(|why| Refusal::Page(format!("The application could not be identified: {why}.")))?;
+        .map_err(|why| Refusal(format!("The application could not be identified: {why}.")))?;
     let Some(redirect_uri) = params.redirect_uri.clone().filter(|r| !r.is_empty()) else {
-        return Err(Refusal::Page(
+        return Err(Refusal(
             "The application did not say where to return to (the request has no redirect_uri)."
                 .into(),
         ));
     };
     // Exactly one of the registered URIs, character for character.
     if !client.redirect_uris.iter().any(|r| r == &redirect_uri) {
-        return Err(Refusal::Page(format!(
+        return Err(Refusal(format!(
             "The application asked to send you back to an address it did not register ({}). For \
              your safety you were not sent there.",
             super::clean_name(&redirect_uri)
         )));
     }
-    let redirect = |error: &'static str, description: &str| Refusal::Redirect {
-        redirect_uri: redirect_uri.clone(),
-        state: params.state.clone(),
-        error,
-        description: description.to_owned(),
+    let redirect = |error: &'static str, description: &str| {
+        Refusal(format!(
+            "The application's request is not valid: {description} ({error})."
+        ))
     };
     if params.response_type.as_deref() != Some("code") {
         return Err(redirect(
@@ -159,27 +155,14 @@ async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
     })
 }
 
-fn refusal(state: &AppState, refusal: Refusal) -> Response {
-    match refusal {
-        Refusal::Page(why) => signin::message(
-            state,
-            StatusCode::BAD_REQUEST,
-            MessageKind::Problem,
-            "This connection request cannot be used",
-            &format!("{why} Nothing was changed. Start connecting again from the application."),
-        ),
-        Refusal::Redirect {
-            redirect_uri,
-            state: client_state,
-            error,
-            description,
-        } => redirect_to(
-            state,
-            &redirect_uri,
-            &[("error", error), ("error_description", &description)],
-            client_state.as_deref(),
-        ),
-    }
+fn refusal(state: &AppState, Refusal(why): Refusal) -> Response {
+    signin::message(
+        state,
+        StatusCode::BAD_REQUEST,
+        MessageKind::Problem,
+        "This connection request cannot be used",
+        &format!("{why} Nothing was changed. Start connecting again from the application."),
+    )
 }
 
 /// A 303 to a registered redirect URI with `pairs`, the client's `state` and our issuer.
@@ -235,7 +218,7 @@ pub async fn show(
         Err(_) => {
             return refusal(
                 &state,
-                Refusal::Page("The request's parameters could not be read.".into()),
+                Refusal("The request's parameters could not be read.".into()),
             );
         }
     };
@@ -340,7 +323,7 @@ pub async fn decide(
         Err(_) => {
             return refusal(
                 &state,
-                Refusal::Page("The form's fields could not be read.".into()),
+                Refusal("The form's fields could not be read.".into()),
             );
         }
     };
