@@ -1178,6 +1178,7 @@ services:
       STUDIO_MCP_PUBLIC_URL: "https://mcp.localhost"
       STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8789"
       STUDIO_MCP_CONNECTOR_URL: "https://connect.localhost/mcp"
+      STUDIO_MCP_TRUSTED_PROXIES: "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
       STUDIO_MCP_MASTER_KEY_FILE: "/run/secrets/shared_master_key"
       STUDIO_MCP_LOG_FORMAT: "json"
     volumes:
@@ -1212,6 +1213,7 @@ services:
       STUDIO_MCP_PUBLIC_URL: "https://acme.mcp.localhost"
       STUDIO_MCP_CONNECTOR_LISTEN: "0.0.0.0:8792"
       STUDIO_MCP_CONNECTOR_URL: "https://acme.connect.localhost/mcp"
+      STUDIO_MCP_TRUSTED_PROXIES: "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
       STUDIO_MCP_MASTER_KEY_FILE: "/run/secrets/acme_master_key"
       STUDIO_MCP_LOG_FORMAT: "json"
     volumes:
