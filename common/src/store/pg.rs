@@ -1049,35 +1049,49 @@ async fn reload(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), St
     Ok(())
 }
 
+/// Writes this replica's heartbeat and renews its lease — but only once it has applied every
+/// change up to the log's newest, read in the same statement. After any gap longer than the
+/// lease (a pause, a stalled runtime, a lost connection) the tick can come before the queued
+/// notifications; renewing then would let this replica honour a token whose revocation another
+/// one has already reported done. So a replica behind the log catches up first, and vouches
+/// again only for what it has applied.
 async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), StoreError> {
-    let sent = Instant::now();
     let lease = inner.options.lease.as_secs_f64();
-    let row = client
-        .query_one(
-            "WITH me AS (
-                INSERT INTO replicas (id, name, applied) VALUES ($1, $2, $3)
-                ON CONFLICT (id) DO UPDATE SET seen_at = now(), applied = EXCLUDED.applied
-                RETURNING id
+    for _ in 0..3 {
+        // The lease runs from before the statement: an answer that waited (a pause) buys
+        // nothing past what was true when it was asked.
+        let sent = Instant::now();
+        let applied = inner.applied.load(Ordering::Acquire);
+        let row = client
+            .query_one(
+                "WITH me AS (
+                    INSERT INTO replicas (id, name, applied) VALUES ($1, $2, $3)
+                    ON CONFLICT (id) DO UPDATE SET seen_at = now(), applied = EXCLUDED.applied
+                    RETURNING id
+                )
+                SELECT (SELECT count(*) + 1 FROM replicas
+                        WHERE seen_at > now() - make_interval(secs => $4) AND id <> $1),
+                       (SELECT coalesce(max(seq), 0) FROM changes)",
+                &[&inner.replica, &inner.options.replica_name, &applied, &lease],
             )
-            SELECT count(*) + 1 FROM replicas
-            WHERE seen_at > now() - make_interval(secs => $4) AND id <> $1",
-            &[
-                &inner.replica,
-                &inner.options.replica_name,
-                &inner.applied.load(Ordering::Acquire),
-                &lease,
-            ],
-        )
-        .await?;
-    let live: i64 = row.try_get(0)?;
-    inner
-        .live_replicas
-        .store(u32::try_from(live).unwrap_or(1).max(1), Ordering::Relaxed);
-    let until = (sent + inner.options.lease).duration_since(inner.epoch);
-    inner.lease_until.store(
-        u64::try_from(until.as_nanos()).unwrap_or(u64::MAX),
-        Ordering::Release,
-    );
+            .await?;
+        let live: i64 = row.try_get(0)?;
+        let newest: i64 = row.try_get(1)?;
+        inner
+            .live_replicas
+            .store(u32::try_from(live).unwrap_or(1).max(1), Ordering::Relaxed);
+        if applied >= newest {
+            let until = (sent + inner.options.lease).duration_since(inner.epoch);
+            inner.lease_until.store(
+                u64::try_from(until.as_nanos()).unwrap_or(u64::MAX),
+                Ordering::Release,
+            );
+            return Ok(());
+        }
+        catch_up(inner, client, false).await?;
+    }
+    // Still behind after catching up three times (a flood of changes): the lease is not renewed
+    // on this tick; the next one tries again.
     Ok(())
 }
 
