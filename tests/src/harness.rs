@@ -618,3 +618,25 @@ pub fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// Waits for something: calls `check` every 20 ms until it returns `Ok`, for at most `within`,
+/// then fails the test naming `what` and the last `Err` seen. The one way a test waits.
+pub async fn eventually<T, E, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match check().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}; last seen: {last:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -2,7 +2,7 @@
 //! or a private throwaway cluster a test starts, restarts and stops itself (Debian's
 //! `initdb`/`pg_ctl`, as the `postgres` user when running as root, on a temp dir and a free
 //! loopback port) — the three-replica test restarts its database under load, which must not
-//! touch anyone else's.
+//! touch anyone else's — or inside a test's own network namespace, for partitions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +29,18 @@ fn as_postgres(program: &Path) -> Command {
     }
 }
 
+/// [`as_postgres`], inside network namespace `netns` when there is one.
+fn as_postgres_in(netns: Option<&str>, program: &Path) -> Command {
+    let Some(netns) = netns else {
+        return as_postgres(program);
+    };
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", netns, "runuser", "-u", "postgres", "--"])
+        .arg(program);
+    command
+}
+
 /// A private cluster; stopped and deleted when dropped.
 pub struct PgCluster {
     pub url: String,
@@ -37,6 +49,10 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     /// Extra server settings (`-c name=value …`).
     settings: String,
+    /// The network namespace the server runs in (`None`: the host's) and its
+    /// `listen_addresses`.
+    netns: Option<String>,
+    listen: String,
 }
 
 /// A throwaway CA (PEM, for `SSL_CERT_FILE`) and the server's certificate for `localhost` and
@@ -100,7 +116,26 @@ impl PgCluster {
         Self::start_with(Some(ca))
     }
 
+    /// A cluster inside network namespace `netns` (the caller's own), listening on `addresses`
+    /// there and trusting clients from the `trusted` networks (CIDR): a partition test cuts the
+    /// links between them. `url` names the first address. Stopped and deleted when dropped, or
+    /// when this process exits.
+    pub fn start_in_netns(netns: &str, addresses: &[&str], trusted: &[&str]) -> PgCluster {
+        let cluster = Self::start_placed(None, Some(netns), addresses, trusted);
+        cluster.stop_when_gone(std::process::id());
+        cluster
+    }
+
     fn start_with(tls: Option<&TestCa>) -> PgCluster {
+        Self::start_placed(tls, None, &["127.0.0.1"], &[])
+    }
+
+    fn start_placed(
+        tls: Option<&TestCa>,
+        netns: Option<&str>,
+        addresses: &[&str],
+        trusted: &[&str],
+    ) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("studio-mcp-pg")
@@ -126,6 +161,14 @@ impl PgCluster {
             "initdb: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        if !trusted.is_empty() {
+            let hba = data.join("pg_hba.conf");
+            let mut lines = std::fs::read_to_string(&hba).unwrap();
+            for network in trusted {
+                lines.push_str(&format!("host all all {network} trust\n"));
+            }
+            std::fs::write(&hba, lines).unwrap();
+        }
         let mut settings = String::new();
         if let Some(ca) = tls {
             let cert = dir.path().join("server.crt");
@@ -150,11 +193,13 @@ impl PgCluster {
         }
         let port = crate::harness::free_port();
         let cluster = PgCluster {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            url: format!("postgres://postgres@{}:{port}/postgres", addresses[0]),
             port,
             bin,
             dir,
             settings,
+            netns: netns.map(str::to_owned),
+            listen: addresses.join(","),
         };
         cluster.ctl("start");
         cluster
@@ -162,7 +207,7 @@ impl PgCluster {
 
     fn ctl(&self, action: &str) {
         let data = self.dir.path().join("data");
-        let mut command = as_postgres(&self.bin.join("pg_ctl"));
+        let mut command = as_postgres_in(self.netns.as_deref(), &self.bin.join("pg_ctl"));
         command.arg("-D").arg(&data).args(["-w", "-m", "fast"]);
         if action != "stop" {
             command
@@ -170,9 +215,10 @@ impl PgCluster {
                 .arg(self.dir.path().join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{}",
+                    "-p {} -k {} -c listen_addresses={} -c max_connections=200{}",
                     self.port,
                     self.dir.path().display(),
+                    self.listen,
                     self.settings
                 ));
         }

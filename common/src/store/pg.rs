@@ -1050,15 +1050,21 @@ async fn reload(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), St
 }
 
 /// Writes this replica's heartbeat and renews its lease — but only once it has applied every
-/// change up to the log's newest, read in the same statement. After any gap longer than the
-/// lease (a pause, a stalled runtime, a lost connection) the tick can come before the queued
-/// notifications; renewing then would let this replica honour a token whose revocation another
-/// one has already reported done. So a replica behind the log catches up first, and vouches
-/// again only for what it has applied.
+/// change up to the log's newest. After any gap longer than the lease (a pause, a stalled
+/// runtime, a lost connection) the tick can come before the queued notifications; renewing
+/// then would let this replica honour a token whose revocation another one has already reported
+/// done. So a replica behind the log catches up first, and vouches again only for what it has
+/// applied.
+///
+/// The newest sequence is read in a statement of its own, *after* the heartbeat has committed:
+/// read in the same statement, its snapshot would predate the heartbeat's commit, and a
+/// revocation committing in between would be missed here while its writer, not yet seeing this
+/// heartbeat, stopped waiting for this replica. Read after, any change it misses commits after
+/// the heartbeat, and its writer waits for this replica to apply it.
 async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(), StoreError> {
     let lease = inner.options.lease.as_secs_f64();
     for _ in 0..3 {
-        // The lease runs from before the statement: an answer that waited (a pause) buys
+        // The lease runs from before the heartbeat: an answer that waited (a pause) buys
         // nothing past what was true when it was asked.
         let sent = Instant::now();
         let applied = inner.applied.load(Ordering::Acquire);
@@ -1069,17 +1075,19 @@ async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(),
                     ON CONFLICT (id) DO UPDATE SET seen_at = now(), applied = EXCLUDED.applied
                     RETURNING id
                 )
-                SELECT (SELECT count(*) + 1 FROM replicas
-                        WHERE seen_at > now() - make_interval(secs => $4) AND id <> $1),
-                       (SELECT coalesce(max(seq), 0) FROM changes)",
+                SELECT count(*) + 1 FROM replicas
+                WHERE seen_at > now() - make_interval(secs => $4) AND id <> $1",
                 &[&inner.replica, &inner.options.replica_name, &applied, &lease],
             )
             .await?;
         let live: i64 = row.try_get(0)?;
-        let newest: i64 = row.try_get(1)?;
         inner
             .live_replicas
             .store(u32::try_from(live).unwrap_or(1).max(1), Ordering::Relaxed);
+        let newest: i64 = client
+            .query_one("SELECT coalesce(max(seq), 0) FROM changes", &[])
+            .await?
+            .try_get(0)?;
         if applied >= newest {
             let until = (sent + inner.options.lease).duration_since(inner.epoch);
             inner.lease_until.store(
