@@ -1077,7 +1077,12 @@ async fn heartbeat(inner: &Inner, client: &tokio_postgres::Client) -> Result<(),
                 )
                 SELECT count(*) + 1 FROM replicas
                 WHERE seen_at > now() - make_interval(secs => $4) AND id <> $1",
-                &[&inner.replica, &inner.options.replica_name, &applied, &lease],
+                &[
+                    &inner.replica,
+                    &inner.options.replica_name,
+                    &applied,
+                    &lease,
+                ],
             )
             .await?;
         let live: i64 = row.try_get(0)?;
