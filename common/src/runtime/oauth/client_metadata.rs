@@ -398,7 +398,7 @@ fn human(duration: &Duration) -> String {
 /// Checks `client_id` against the draft's rules for a client identifier URL. The URL must also
 /// be in the form the parser writes it: the parser silently removes dot segments, default ports
 /// and the like, and the document must name exactly the string that was fetched.
-fn parse_client_id(client_id: &str) -> Result<Url, ClientMetadataError> {
+pub fn parse_client_id(client_id: &str) -> Result<Url, ClientMetadataError> {
     let url = Url::parse(client_id).map_err(|_| ClientMetadataError::NotAUrl)?;
     if url.scheme() != "https" {
         return Err(ClientMetadataError::NotHttps);
@@ -584,7 +584,8 @@ fn transport_error(err: &reqwest::Error, timeout: Duration) -> ClientMetadataErr
 // ---------------------------------------------------------------------------------------------
 // The document
 
-fn parse_document(body: &[u8], client_id: &str) -> Result<ClientMetadata, ClientMetadataError> {
+/// A fetched document's body, validated as `client_id`'s metadata (public for the fuzz targets).
+pub fn parse_document(body: &[u8], client_id: &str) -> Result<ClientMetadata, ClientMetadataError> {
     let value: Value = serde_json::from_slice(body).map_err(|_| ClientMetadataError::NotJson)?;
     let Value::Object(doc) = value else {
         return Err(ClientMetadataError::NotObject);
