@@ -447,6 +447,24 @@ async fn an_unknown_grant_type_is_unsupported() {
             .assert_oauth_error(400, "unsupported_grant_type");
     }
     assert!(site.grants().await.is_empty());
+    // Whatever a caller puts in grant_type, a refusal does not carry it back: here a live
+    // refresh token pasted into it (found by the fuzz target oauth_token_and_revoke).
+    let alex = site.person("acme", "Alex").await;
+    let connection = site.connect(&alex).await;
+    let pasted = format!("{}refresh_token", connection.refresh);
+    let answer = site
+        .token(&[
+            ("grant_type", pasted.as_str()),
+            ("refresh_token", connection.refresh.as_str()),
+            ("client_id", connection.client_id.as_str()),
+        ])
+        .await;
+    answer.assert_oauth_error(400, "unsupported_grant_type");
+    assert!(
+        !answer.text.contains(&connection.refresh),
+        "{}",
+        answer.text
+    );
 }
 
 // ---- the consent form ----
