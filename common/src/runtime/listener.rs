@@ -36,6 +36,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight and no new request arriving is closed after this.
     pub idle_timeout: Duration,
+    /// Requests carry their peer's address (`ConnectInfo`): only the connector door's
+    /// per-source limits read it, so the static door's hot path does not pay for it.
+    pub record_peer: bool,
 }
 
 /// Raises the soft file-descriptor limit to the hard one (a systemd unit gets 1,024 soft) and
@@ -144,9 +147,11 @@ async fn serve_connection(
             })
         });
         // Who is asking, for the per-source limits of the anonymous endpoints.
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+        if limits.record_peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         async move {
             let response = router.oneshot(request).await;
             // The connection stays busy until the response body is written (or dropped).

@@ -397,10 +397,11 @@ fn listener_limits(config: &Config) -> (Limits, Limits, Limits) {
         }
         (wanted, _) => wanted,
     };
-    let timeouts = |max_connections| Limits {
+    let timeouts = |max_connections, record_peer| Limits {
         max_connections,
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        record_peer,
     };
     // Sized from the descriptor budget, a connector door takes a quarter of the room (people
     // and connectors are few next to static clients) so the listeners together stay within
@@ -415,9 +416,9 @@ fn listener_limits(config: &Config) -> (Limits, Limits, Limits) {
     };
     tracing::debug!(mcp_max, admin_max, connector_max, "connection limits");
     (
-        timeouts(mcp_max),
-        timeouts(admin_max),
-        timeouts(connector_max),
+        timeouts(mcp_max, false),
+        timeouts(admin_max, false),
+        timeouts(connector_max, true),
     )
 }
 
