@@ -844,6 +844,22 @@ mod tests {
     use crate::domain::WebflowId;
     use crate::tenant::TenantSpec;
 
+    /// Opens the store again once the last handle is gone. sled's background threads let go of
+    /// the directory's lock a moment after the handle drops, so an immediate reopen in the same
+    /// process can see `Locked` (CI did, once).
+    fn reopen(dir: &Path) -> Records {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Records::open(dir) {
+                Ok(store) => return store,
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen {}: {e}", dir.display()),
+            }
+        }
+    }
+
     fn tenant(id: &str) -> Tenant {
         TenantSpec {
             name: id.to_uppercase(),
@@ -866,7 +882,7 @@ mod tests {
             revoked_at: None,
         };
         {
-            let store = Records::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             store.add_tenant(tenant("acme")).unwrap();
             assert!(matches!(
                 store.add_tenant(tenant("acme")),
@@ -875,7 +891,7 @@ mod tests {
             store.insert_token(&[1; 32], &record).unwrap();
             store.revoke_token("tok1", 9).unwrap();
         }
-        let store = Records::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.tenants().len(), 1);
         let got = store.token_by_hash(&[1; 32]).unwrap().unwrap();
         assert!(got.revoked);
@@ -897,7 +913,7 @@ mod tests {
             revoked_at: None,
         };
         {
-            let store = Records::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             store.insert_token(&[1; 32], &record("a")).unwrap();
             store.insert_token(&[2; 32], &record("b")).unwrap();
             store.revoke_token("a", 5).unwrap();
@@ -909,14 +925,14 @@ mod tests {
         bytes.extend_from_slice(b"I 0102\xe2\x80");
         std::fs::write(&journal, &bytes).unwrap();
         {
-            let store = Records::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
             assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
         }
         // A revocation journaled for a token the journal never saw issued (two crashes at the
         // worst moments) still refuses it, though sled says otherwise.
         {
-            let store = Records::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             store
                 .tokens
                 .insert([3; 32], encode(&record("c")).unwrap())
@@ -926,11 +942,11 @@ mod tests {
                 .unwrap();
         }
         {
-            let store = Records::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             assert!(store.token_by_hash(&[3; 32]).unwrap().unwrap().revoked);
         }
         std::fs::remove_file(&journal).unwrap();
-        let store = Records::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert!(journal.exists());
         assert!(store.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
         assert!(!store.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
@@ -953,7 +969,7 @@ mod tests {
             other => format!("{other:?}"),
         };
         {
-            let store = Records::open(dir.path()).unwrap();
+            let store = reopen(dir.path());
             store.add_tenant(tenant("acme")).unwrap();
             store.insert_token(&[1; 32], &record("a")).unwrap();
             store.insert_token(&[2; 32], &record("b")).unwrap();
@@ -979,7 +995,7 @@ mod tests {
                 "Revoked"
             );
         }
-        let store = Records::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             name(store.token_tenant(&[1; 32], "acme").unwrap()),
             "Revoked"
@@ -1009,7 +1025,7 @@ mod tests {
             "Revoked"
         );
         drop(store);
-        let store = Records::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             name(store.token_tenant(&[2; 32], "acme").unwrap()),
             "Revoked"
