@@ -12,5 +12,7 @@ postgres_start
 echo "== the suite on the embedded sled store"
 cargo nextest run --workspace --locked "$@"
 echo "== the end-to-end suite again, every shared server on PostgreSQL"
+# Left out: the replica and PostgreSQL-store tests (they start clusters of their own), and the
+# compose, blast-radius and one-worker-thread tests (no shared server on a store in them).
 STUDIO_MCP_TEST_STORE=postgres cargo nextest run -p tests --locked \
-    -E 'not binary(replicas) and not binary(store_postgres) and not binary(compose) and not binary(blast_radius)' "$@"
+    -E 'not test(/^(replicas|store_postgres|compose|blast_radius|one_worker_thread)::/)' "$@"

@@ -20,7 +20,7 @@
 #
 # sled.sh: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; the
 # connector flow (invite through the admin API, a passkey from the test harness's software
-# authenticator, consent, tokens, tools/list: tests/tests/compose.rs) on connect.localhost and
+# authenticator, consent, tokens, tools/list: tests/tests/it/compose.rs) on connect.localhost and
 # acme.connect.localhost, and no OAuth document on the static hosts; a third tenant added and
 # regenerated (only its services are created, no other container is replaced, Caddy serves the
 # new sites, connector included, without a restart); the shared container killed and brought

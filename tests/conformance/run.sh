@@ -145,7 +145,7 @@ for upstream in WEBFLOW PLAUSIBLE GITHUB CLOUDFLARE STRIPE; do
   export "STUDIO_MCP_${upstream}_BASE_URL=$base_url"
 done
 # The suite sends a few hundred requests per server within seconds; the per-tenant rate limit is
-# not what it tests (tests/tests/rate_limits.rs does), so it is raised out of its way.
+# not what it tests (tests/tests/it/rate_limits.rs does), so it is raised out of its way.
 export STUDIO_MCP_TENANT_RATE_PER_MIN=1000000
 
 # Starts proxy.py in front of a server; its token is read from a file (never on a command line).

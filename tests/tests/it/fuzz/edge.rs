@@ -14,9 +14,9 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::Value;
 
-use crate::driver::{fuzz, note};
-use crate::mutate::{self, Bytes};
-use crate::world::{Server, peer, runtime, sandbox, send};
+use crate::fuzz::driver::{fuzz, note};
+use crate::fuzz::mutate::{self, Bytes};
+use crate::fuzz::world::{Server, peer, runtime, sandbox, send};
 
 const INITIALIZE: &str = tests::connector::INITIALIZE;
 
@@ -262,7 +262,7 @@ fn edge_authorization_and_headers() {
         let (_, access, _) = server.connect(&cookie).await;
         access
     });
-    let mut context = crate::mcp::context(&sandbox);
+    let mut context = crate::fuzz::mcp::context(&sandbox);
     context.extend([
         "acme".into(),
         "globex".into(),

@@ -20,8 +20,8 @@ use common::runtime::source::TrustedProxies;
 use common::text;
 use serde_json::{Value, json};
 
-use crate::driver::{fuzz, note};
-use crate::mutate::{self, Bytes};
+use crate::fuzz::driver::{fuzz, note};
+use crate::fuzz::mutate::{self, Bytes};
 use proptest::prelude::*;
 
 /// Valid examples of everything parsed here, and the near misses tests already know.

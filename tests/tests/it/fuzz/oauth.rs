@@ -14,9 +14,9 @@ use proptest::sample::select;
 use serde_json::{Value, json};
 use tests::connector::{REDIRECT, VERIFIER, hidden_fields, with};
 
-use crate::driver::{fuzz, note};
-use crate::mutate::{self, Bytes, Form, contains, fill, pairs};
-use crate::world::{Answer, Server, peer, runtime, sandbox, send};
+use crate::fuzz::driver::{fuzz, note};
+use crate::fuzz::mutate::{self, Bytes, Form, contains, fill, pairs};
+use crate::fuzz::world::{Answer, Server, peer, runtime, sandbox, send};
 
 /// Stand-ins, made of unreserved characters so that encoding leaves them whole.
 const TICKET: &str = "TICKETPLACEHOLDER0";

@@ -16,9 +16,9 @@ use proptest::prelude::*;
 use proptest::strategy::Union;
 use serde_json::{Value, json};
 
-use crate::driver::{fuzz, note};
-use crate::mutate::{self, ByteOp, JsonCase};
-use crate::world::{Server, peer, runtime, sandbox, send};
+use crate::fuzz::driver::{fuzz, note};
+use crate::fuzz::mutate::{self, ByteOp, JsonCase};
+use crate::fuzz::world::{Server, peer, runtime, sandbox, send};
 
 /// Every tree of a real store, the token journal and the audit day files.
 struct Dump {

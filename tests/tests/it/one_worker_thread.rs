@@ -1,16 +1,18 @@
 //! The real isolated-server process on the one-worker-thread runtime (tokio's single-threaded
 //! scheduler, what a one-core container gets) through a whole approval, and its configuration
-//! errors. (`kill -9` around an approved action: tests/tests/approvals_binary.rs.)
+//! errors. (`kill -9` around an approved action: tests/tests/it/approvals_binary.rs.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::runtime::admin_client::AdminClient;
 use serde_json::json;
-use tests::harness::{call, connect, free_port, ok_json, provision_isolated};
+use tests::harness::{
+    call, connect, free_port, isolated_server_binary, ok_json, provision_isolated, server_command,
+};
 use tests::sandbox::{Fixture, Sandbox};
 
 struct Instance {
@@ -26,7 +28,8 @@ async fn start_with(
     env: &[(&str, &str)],
     (port, admin_port): (u16, u16),
 ) -> Instance {
-    let child = Command::new(env!("CARGO_BIN_EXE_isolated-server"))
+    let binary = isolated_server_binary().await.unwrap();
+    let child = server_command(&binary)
         .arg("serve")
         .envs(env.iter().copied())
         .env("STUDIO_MCP_TENANT", "acme")
@@ -121,11 +124,12 @@ async fn one_worker_thread_serves_the_whole_flow() {
     instance.child.wait().unwrap();
 }
 
-#[test]
-fn a_bad_worker_thread_count_is_a_configuration_error() {
+#[tokio::test]
+async fn a_bad_worker_thread_count_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
+    let binary = isolated_server_binary().await.unwrap();
     for bad in ["lots", "-1", "5000"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_isolated-server"))
+        let out = server_command(&binary)
             .arg("serve")
             .env("STUDIO_MCP_TENANT", "acme")
             .env("STUDIO_MCP_DATA_DIR", dir.path())

@@ -239,7 +239,7 @@ impl Server {
     /// The authorization request an assistant sends, every parameter right.
     pub fn authorize_params(&self, client_id: &str) -> Vec<(String, String)> {
         let challenge = pkce_challenge(VERIFIER);
-        crate::mutate::pairs(&[
+        crate::fuzz::mutate::pairs(&[
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", REDIRECT),

@@ -13,9 +13,9 @@ use rmcp::model::ClientJsonRpcMessage;
 use serde_json::{Value, json};
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 
-use crate::driver::{fuzz, note};
-use crate::mutate::{self, Bytes};
-use crate::world::{Answer, Server, peer, runtime, sandbox, send};
+use crate::fuzz::driver::{fuzz, note};
+use crate::fuzz::mutate::{self, Bytes};
+use crate::fuzz::world::{Answer, Server, peer, runtime, sandbox, send};
 
 const VERSIONS: [&str; 3] = ["2025-06-18", "2025-11-25", "2026-07-28"];
 

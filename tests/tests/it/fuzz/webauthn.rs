@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tests::passkey::SoftPasskey;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential, Uuid, Webauthn};
 
-use crate::driver::{fuzz, note};
-use crate::mutate::{self, ByteOp, JsonCase};
-use crate::world::{Server, peer, runtime, sandbox, send};
+use crate::fuzz::driver::{fuzz, note};
+use crate::fuzz::mutate::{self, ByteOp, JsonCase};
+use crate::fuzz::world::{Server, peer, runtime, sandbox, send};
 
 const ORIGIN: &str = "http://localhost:8787";
 
