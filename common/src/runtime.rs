@@ -1,21 +1,15 @@
-//! The HTTP runtime both servers run, each with its own [`spec::ServerSpec`]: start-up, the
-//! accept loop and its limits, the MCP listener's edge (Host/Origin, bearer auth, rate limit),
-//! the admin API and its client, the subcommands both binaries share, and logging. The only
-//! part of `common` that knows about axum, hyper and sockets.
+//! The HTTP runtime both servers run, each with its own [`server::spec::ServerSpec`], in rooms:
+//! - `server`: start-up, the accept loop and its limits, the doors' routers and their edge
+//!   (Host/Origin, bearer auth, per-source limits), the shared state, logging;
+//! - `oauth`: the connector door's authorization server (RFC 6749/7591/8414/9728 steps);
+//! - `browser`: what people see: invite, sign-in and consent pages, approval pages, passkeys;
+//! - `admin`: the admin API, by resource, and its client;
+//! - `ops`: the subcommands both binaries share (`doctor`, the revocation drill, the CLI).
+//!
+//! The only part of `common` that knows about axum, hyper and sockets.
 
 pub mod admin;
-pub mod admin_client;
-pub mod approve;
-pub mod cli;
-pub mod doctor;
-pub mod drill;
-pub mod listener;
+pub mod browser;
 pub mod oauth;
-pub mod pages;
-pub mod routes;
-pub mod signin;
-pub mod source;
-pub mod spec;
-pub mod startup;
-pub mod state;
-pub mod telemetry;
+pub mod ops;
+pub mod server;

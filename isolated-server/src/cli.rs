@@ -5,8 +5,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use common::config::{Config, ISOLATED_DEFAULTS};
 use common::domain::{DnsName, StripeCustomer, WebflowId, ZoneId};
-use common::runtime::admin_client::AdminClient;
-use common::runtime::cli::{
+use common::runtime::admin::client::AdminClient;
+use common::runtime::ops::cli::{
     ApprovalCommand, AuditArgs, DrillCommand, GlobalArgs, GrantCommand, PersonCommand,
     SecretCommand, TokenCommand, mcp_url, print_json, remove_tenant, run_approval, run_audit,
     run_grant, run_person, run_secret, run_token,
@@ -52,7 +52,7 @@ pub enum Command {
     Audit(AuditArgs),
     /// Check a connector URL as claude.ai and ChatGPT would before their first call: one line
     /// per step with the fix; exit 0 only when a connector would work. Needs no config.
-    Doctor(common::runtime::doctor::DoctorArgs),
+    Doctor(common::runtime::ops::doctor::DoctorArgs),
     /// Rehearse operations (`drill revoke`).
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -176,8 +176,9 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             let tenant = asked.clone().map(Ok).unwrap_or_else(tenant)?;
             let url = url.clone().unwrap_or_else(|| mcp_url(config));
             let endpoints = [url.as_str()];
-            let report = common::runtime::drill::revoke(&client, &endpoints, &tenant, None).await?;
-            common::runtime::drill::print(&report);
+            let report =
+                common::runtime::ops::drill::revoke(&client, &endpoints, &tenant, None).await?;
+            common::runtime::ops::drill::print(&report);
             Ok(())
         }
     }

@@ -7,7 +7,7 @@ pub mod tools;
 pub mod upstream;
 pub mod verify;
 
-use common::runtime::spec::ServerSpec;
+use common::runtime::server::spec::ServerSpec;
 
 pub const ISOLATED: ServerSpec = ServerSpec {
     name: "studio-mcp-isolated",

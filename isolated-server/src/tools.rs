@@ -241,7 +241,7 @@ pub fn request<P: Serialize, R>(
         .map_err(|e| ctx.store_error(e))?;
     let url = approval_url(ctx, &approval.id);
     let where_ = where_to_approve(ctx, &approval.id);
-    common::runtime::approve::notify_waiting(ctx.services, &approval, &where_);
+    common::runtime::browser::approve::notify_waiting(ctx.services, &approval, &where_);
     let earlier = if earlier_expired {
         "The earlier request for this exact action expired unanswered; this is a new one. "
     } else {

@@ -7,12 +7,12 @@ use clap::{Args, Parser, Subcommand};
 use common::config::{Config, SHARED_DEFAULTS};
 use common::domain::{PlausibleSite, RepoName, WebflowId};
 use common::runtime::admin::NewTenant;
-use common::runtime::admin_client::AdminClient;
-use common::runtime::cli::{
+use common::runtime::admin::client::AdminClient;
+use common::runtime::ops::cli::{
     AuditArgs, DrillCommand, GlobalArgs, GrantCommand, PersonCommand, SecretCommand, TokenCommand,
     mcp_url, print_json, remove_tenant, run_audit, run_grant, run_person, run_secret, run_token,
 };
-use common::runtime::telemetry::printable;
+use common::runtime::server::telemetry::printable;
 use common::tenant::{TenantPatch, Toolset};
 
 use crate::tenant_args::{TenantAdd, spec_from};
@@ -58,7 +58,7 @@ pub enum Command {
     Onboard(Box<crate::onboard::OnboardArgs>),
     /// Check a connector URL as claude.ai and ChatGPT would before their first call: one line
     /// per step with the fix; exit 0 only when a connector would work. Needs no config.
-    Doctor(common::runtime::doctor::DoctorArgs),
+    Doctor(common::runtime::ops::doctor::DoctorArgs),
     /// Rehearse operations.
     #[command(subcommand)]
     Drill(DrillCommand),
@@ -85,8 +85,8 @@ pub fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> 
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         bail!("--to must be a postgres:// URL");
     }
-    let options = common::runtime::startup::pg_options(config)?;
-    let keys = common::runtime::startup::shared_key_fingerprints(config)?;
+    let options = common::runtime::server::startup::pg_options(config)?;
+    let keys = common::runtime::server::startup::shared_key_fingerprints(config)?;
     let copied = common::store::migrate_to_postgres(&config.store_path(), to, options, &keys)
         .context("store migrate")?;
     let total: i64 = copied.iter().map(|(_, n)| n).sum();
@@ -204,9 +204,9 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                 });
             let host = if replicas.is_empty() { None } else { host };
             let report =
-                common::runtime::drill::revoke(&client, &endpoints, &tenant, host.as_deref())
+                common::runtime::ops::drill::revoke(&client, &endpoints, &tenant, host.as_deref())
                     .await?;
-            common::runtime::drill::print(&report);
+            common::runtime::ops::drill::print(&report);
             Ok(())
         }
         Command::Tenant(TenantCommand::Update(u)) => {

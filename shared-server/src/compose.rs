@@ -35,7 +35,7 @@ use common::tenant::Tenant;
 use common::token::MIN_SIGNING_KEY_BYTES;
 use rand::RngCore;
 
-use common::runtime::admin_client::AdminClient;
+use common::runtime::admin::client::AdminClient;
 
 /// The runtime user of `deploy/Dockerfile` (uid and gid). Compose mounts a secret file with its
 /// host owner and mode, so a master key must belong to this uid for the server to read it.
@@ -72,7 +72,7 @@ const ISOLATED_CONNECTOR_PORT: u16 = 8792;
 const DATABASE: &str = "studio_mcp";
 const POSTGRES_PORT: u16 = 5432;
 /// The server refuses a shorter admin token (`MIN_ADMIN_TOKEN_CHARS` in
-/// common/src/runtime/startup.rs).
+/// common/src/runtime/server/startup.rs).
 const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 #[derive(Debug, Args)]

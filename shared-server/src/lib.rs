@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use common::mcp::Services;
-use common::runtime::spec::ServerSpec;
+use common::runtime::server::spec::ServerSpec;
 use common::secrets::SecretKind;
 use common::tenant::Tenant;
 use secrecy::SecretString;

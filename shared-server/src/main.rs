@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::runtime::startup;
+use common::runtime::server::startup;
 use shared_server::SHARED;
 use shared_server::cli::{self, Cli, Command};
 
@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Run from anywhere against any deployment: no config, data dir or admin token.
     if let Command::Doctor(args) = &cli.command {
-        return common::runtime::doctor::main(args);
+        return common::runtime::ops::doctor::main(args);
     }
     let result = cli::load_config(&cli).and_then(|config| {
         startup::runtime(config.worker_threads)?.block_on(async {

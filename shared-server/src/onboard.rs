@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::tenant_args::{TenantAdd, spec_from};
 use common::runtime::admin::OnboardRequest;
-use common::runtime::admin_client::AdminClient;
+use common::runtime::admin::client::AdminClient;
 
 #[derive(Debug, Args)]
 pub struct OnboardArgs {

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use common::config::{Config, SHARED_DEFAULTS};
+use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{IssueRequest, NewTenant};
-use common::runtime::admin_client::AdminClient;
-use common::runtime::spec::ServerSpec;
-use common::runtime::startup::Application;
+use common::runtime::server::spec::ServerSpec;
+use common::runtime::server::startup::Application;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;

@@ -2,6 +2,8 @@
 //! `<data dir>/admin-token`. It never returns a stored token or secret: the one exception is the
 //! plaintext of a token at the moment it is issued, which exists nowhere else afterwards.
 
+pub mod client;
+
 use std::sync::Arc;
 
 use crate::domain::TenantId;
@@ -20,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::runtime::state::{AppState, Event};
+use crate::runtime::server::state::{AppState, Event};
 
 /// Upstream secrets are short; this bounds what a caller can make us encrypt and store.
 const MAX_SECRET_BYTES: usize = 8 * 1024;
@@ -726,7 +728,7 @@ pub struct Invited {
 }
 
 /// The connector door people are invited to, or the refusal that says there is none.
-fn connector_door(state: &AppState) -> AdminResult<&crate::runtime::state::ConnectorDoor> {
+fn connector_door(state: &AppState) -> AdminResult<&crate::runtime::server::state::ConnectorDoor> {
     state.connector.as_ref().ok_or_else(|| {
         AdminError(
             StatusCode::CONFLICT,
@@ -788,7 +790,7 @@ async fn invite_person(
         email,
         role,
         created_at: now,
-        user_handle: crate::runtime::signin::new_user_handle(&state).to_string(),
+        user_handle: crate::runtime::browser::signin::new_user_handle(&state).to_string(),
         passkeys: Vec::new(),
         last_sign_in_at: None,
     };
@@ -846,7 +848,7 @@ async fn reinvite_person(
     };
     let store = state.services.store.people();
     // A new user handle too: the new passkey carries this server's tag in it.
-    let handle = crate::runtime::signin::new_user_handle(&state).to_string();
+    let handle = crate::runtime::browser::signin::new_user_handle(&state).to_string();
     let Some(person) = store.reset_passkeys(&id, &handle)? else {
         return Err(AdminError(
             StatusCode::NOT_FOUND,
@@ -1048,7 +1050,7 @@ async fn decide_approval(
     approve: bool,
 ) -> AdminResult<Json<ApprovalView>> {
     approvals_here(state)?;
-    match crate::runtime::approve::decide_and_run(state, id, approve, "operator").await {
+    match crate::runtime::browser::approve::decide_and_run(state, id, approve, "operator").await {
         Ok(a) => Ok(Json(ApprovalView::of(&a, crate::now_unix()))),
         Err(ApprovalError::Store(e)) => Err(e.into()),
         Err(ApprovalError::Unknown) => Err(AdminError(

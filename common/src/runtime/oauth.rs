@@ -32,8 +32,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::runtime::source::Source;
-use crate::runtime::state::{AppState, Event};
+use crate::runtime::server::source::Source;
+use crate::runtime::server::state::{AppState, Event};
 use crate::store::people::{self, GrantError, RegisteredClient};
 
 /// The one scope: the connection may use the server's tools for the person's tenant.
@@ -41,10 +41,22 @@ pub const SCOPE: &str = "mcp";
 /// A dynamic registration never used for an authorization is deleted after this: a connector
 /// registers and sends its person to sign in at once, so an hour is ample.
 pub const UNUSED_CLIENT_TTL_SECS: u64 = 3_600;
+/// What [`is_doctor_client`] looks for: the start of `doctor`'s own registrations' names
+/// (`ops::doctor::DOCTOR_CLIENT_NAME`).
+pub const DOCTOR_CLIENT_PREFIX: &str = "studio-mcp doctor";
+/// An unused registration made by `doctor` is dropped after this, so running it every few
+/// minutes from a monitor never fills the server's cap on waiting registrations.
+pub const DOCTOR_CLIENT_TTL_SECS: u64 = 300;
+/// Whether a registration is one of `doctor`'s own (by its `client_name`). Anyone may register
+/// under that name; all it buys them is a shorter life.
+pub fn is_doctor_client(name: Option<&str>) -> bool {
+    name.is_some_and(|n| n.starts_with(DOCTOR_CLIENT_PREFIX))
+}
+
 /// How long a registration may wait unused: a day, or minutes for `doctor`'s own checks.
 pub fn unused_client_ttl(client: &RegisteredClient) -> u64 {
-    if crate::runtime::doctor::is_doctor_client(client.client_name.as_deref()) {
-        crate::runtime::doctor::DOCTOR_CLIENT_TTL_SECS
+    if is_doctor_client(client.client_name.as_deref()) {
+        DOCTOR_CLIENT_TTL_SECS
     } else {
         UNUSED_CLIENT_TTL_SECS
     }
@@ -353,7 +365,7 @@ async fn register(
         } else {
             "too many registrations on this server"
         };
-        return crate::runtime::source::too_many(retry, why);
+        return crate::runtime::server::source::too_many(retry, why);
     }
     let registration: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,

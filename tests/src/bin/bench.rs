@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use common::domain::{TenantId, WebflowId};
+use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{IssueRequest, NewTenant};
-use common::runtime::admin_client::AdminClient;
 use common::secrets::{MasterKey, write_private_file};
 use common::store::{Store, StoreError};
 use common::tenant::TenantSpec;
@@ -373,7 +373,7 @@ struct Revocations {
     not_refused_first: usize,
     /// Requests sent right after revoke returned (one per revoke per other replica).
     first_requests: usize,
-    /// `common::runtime::drill::revoke` through A across all three, once: its revoke-to-refusal
+    /// `common::runtime::ops::drill::revoke` through A across all three, once: its revoke-to-refusal
     /// (ms) and the most requests any replica needed.
     drill_ms: f64,
     drill_attempts: u32,
@@ -1015,10 +1015,14 @@ async fn revoke_rounds(
         .map(|r| format!("http://{}{}", r.target.addr, r.target.path))
         .collect();
     let endpoints: Vec<&str> = endpoints.iter().map(String::as_str).collect();
-    let drill =
-        common::runtime::drill::revoke(&a.admin, &endpoints, REVOKE_TENANT, Some(REPLICA_HOST))
-            .await
-            .context("the revocation drill across the replicas")?;
+    let drill = common::runtime::ops::drill::revoke(
+        &a.admin,
+        &endpoints,
+        REVOKE_TENANT,
+        Some(REPLICA_HOST),
+    )
+    .await
+    .context("the revocation drill across the replicas")?;
     let [on_b, on_c] = refused;
     Ok(Revocations {
         revokes,
@@ -2092,7 +2096,7 @@ fn print_report(r: &Report) {
             v.not_refused_first, v.first_requests
         );
         println!(
-            "drill (common::runtime::drill::revoke) across a, b, c: refused {:.2} ms after revoke, \
+            "drill (common::runtime::ops::drill::revoke) across a, b, c: refused {:.2} ms after revoke, \
              at most {} request(s)",
             v.drill_ms, v.drill_attempts
         );

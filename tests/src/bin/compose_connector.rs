@@ -266,7 +266,7 @@ async fn connector_through_caddy(
     }
 
     // The studio invites a person; the link and the connector URL are on the connector origin.
-    let admin = common::runtime::admin_client::AdminClient::new(
+    let admin = common::runtime::admin::client::AdminClient::new(
         door.admin_url.clone(),
         token_of(&door.admin_token_file),
     )

@@ -1040,7 +1040,7 @@ async fn a_removed_approver_can_no_longer_decide() {
 }
 
 /// Sets acme's custom domains, the rest of its spec unchanged.
-async fn set_domains(admin: &common::runtime::admin_client::AdminClient, domains: &[String]) {
+async fn set_domains(admin: &common::runtime::admin::client::AdminClient, domains: &[String]) {
     let current = admin.tenant("acme").await.unwrap().tenant;
     let mut spec: common::tenant::TenantSpec =
         serde_json::from_value(serde_json::to_value(current).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::runtime::admin_client::AdminClient;
+use common::runtime::admin::client::AdminClient;
 use serde_json::{Value, json};
 use tests::harness::{McpClient, call, connect, free_port, ok_json, provision_isolated};
 use tests::sandbox::{Failure, Fixture, Sandbox};

@@ -14,7 +14,7 @@ use axum::extract::Query;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::{get, post};
-use common::runtime::doctor::{self, DoctorArgs};
+use common::runtime::ops::doctor::{self, DoctorArgs};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 use tests::connector::sandbox;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{IssueRequest, NewTenant};
-use common::runtime::admin_client::AdminClient;
 use serde_json::json;
 use tests::harness::{call, connect, error_text, free_port, ok_json};
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};

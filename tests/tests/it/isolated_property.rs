@@ -282,7 +282,7 @@ struct Instances {
 
 impl Instances {
     /// The main instance's admin client (a clone: no borrow is held across an await).
-    fn admin(&self) -> common::runtime::admin_client::AdminClient {
+    fn admin(&self) -> common::runtime::admin::client::AdminClient {
         self.main
             .borrow()
             .as_ref()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::runtime::admin_client::AdminClient;
+use common::runtime::admin::client::AdminClient;
 use serde_json::json;
 use tests::harness::{
     call, connect, free_port, isolated_server_binary, ok_json, provision_isolated, server_command,

@@ -234,9 +234,10 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     server
         .provision(sandbox.fixture().owner("acme").unwrap())
         .await;
-    let report = common::runtime::drill::revoke(&server.admin, &[&server.mcp_url], "acme", None)
-        .await
-        .unwrap();
+    let report =
+        common::runtime::ops::drill::revoke(&server.admin, &[&server.mcp_url], "acme", None)
+            .await
+            .unwrap();
     assert_eq!(
         report.attempts_until_refused, 1,
         "revocation must bite on the very next request"
@@ -252,10 +253,14 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
     assert!(canary.revoked_at.is_some());
 
     // A drill that cannot reach the MCP endpoint fails, and still revokes its canary.
-    let err =
-        common::runtime::drill::revoke(&server.admin, &["http://127.0.0.1:9/mcp"], "acme", None)
-            .await
-            .unwrap_err();
+    let err = common::runtime::ops::drill::revoke(
+        &server.admin,
+        &["http://127.0.0.1:9/mcp"],
+        "acme",
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").contains("cannot reach"), "{err:#}");
     let tokens = server.admin.tokens(Some("acme")).await.unwrap();
     assert!(
@@ -271,7 +276,7 @@ async fn the_revocation_drill_proves_the_next_request_fails() {
         .provision_isolated(sandbox.fixture().owner("acme").unwrap())
         .await;
     let report =
-        common::runtime::drill::revoke(&instance.admin, &[&instance.mcp_url], "acme", None)
+        common::runtime::ops::drill::revoke(&instance.admin, &[&instance.mcp_url], "acme", None)
             .await
             .unwrap();
     assert_eq!(report.attempts_until_refused, 1);

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use common::runtime::startup::Application;
+use common::runtime::server::startup::Application;
 use serde_json::json;
 use tests::harness::{TestServer, call, config_for, ok_json};
 use tests::sandbox::{Fixture, Sandbox};

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{IssueRequest, NewTenant};
-use common::runtime::admin_client::AdminClient;
 use common::tenant::{TenantPatch, TenantSpec};
 use tests::harness::{TestServer, free_port};
 use tests::postgres::PgCluster;
@@ -286,7 +286,7 @@ async fn every_change_holds_on_every_replica_from_its_next_request() {
     let endpoints: Vec<&str> = d.replicas.iter().map(|r| r.mcp_url.as_str()).collect();
     let (canary, _) = issue(a, "acme").await;
     drop(canary);
-    let report = common::runtime::drill::revoke(a, &endpoints, "acme", Some(PUBLIC_HOST))
+    let report = common::runtime::ops::drill::revoke(a, &endpoints, "acme", Some(PUBLIC_HOST))
         .await
         .unwrap();
     assert_eq!(report.endpoints.len(), 3);

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Client, SCOPE, resolve_client, resource_url};
-use crate::runtime::pages::{self, MessageKind};
-use crate::runtime::signin::{self, SignedIn};
-use crate::runtime::state::{AppState, Event};
+use crate::runtime::browser::pages::{self, MessageKind};
+use crate::runtime::browser::signin::{self, SignedIn};
+use crate::runtime::server::state::{AppState, Event};
 use crate::store::people::{self, AuthCode};
 
 /// How long a code waits for its exchange.

@@ -15,8 +15,8 @@ use common::domain::{
 use common::runtime::oauth::client_metadata::{
     check_redirect_uri, parse_client_id, parse_document,
 };
-use common::runtime::routes::PublicOrigin;
-use common::runtime::source::TrustedProxies;
+use common::runtime::server::routes::PublicOrigin;
+use common::runtime::server::source::TrustedProxies;
 use common::text;
 use serde_json::{Value, json};
 
@@ -128,12 +128,12 @@ fn check(a: &str, b: &str) -> Result<(), String> {
         ));
     }
 
-    let next = common::runtime::signin::safe_next(a);
+    let next = common::runtime::browser::signin::safe_next(a);
     if !next.starts_with('/')
         || next.starts_with("//")
         || next.contains('\\')
         || next.chars().any(char::is_control)
-        || common::runtime::signin::safe_next(&next) != next
+        || common::runtime::browser::signin::safe_next(&next) != next
     {
         return Err(format!("safe_next({a:?}) = {next:?} leaves this server"));
     }

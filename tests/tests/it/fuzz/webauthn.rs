@@ -23,7 +23,7 @@ use crate::fuzz::world::{Server, peer, runtime, sandbox, send};
 const ORIGIN: &str = "http://localhost:8787";
 
 fn relying_party() -> Webauthn {
-    common::runtime::signin::relying_party(ORIGIN, "studio-mcp fuzz").unwrap()
+    common::runtime::browser::signin::relying_party(ORIGIN, "studio-mcp fuzz").unwrap()
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -13,11 +13,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use common::config::Config;
+use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{InviteRequest, IssueRequest, NewTenant};
-use common::runtime::admin_client::AdminClient;
-use common::runtime::spec::ServerSpec;
-use common::runtime::startup::Application;
-use common::runtime::state::AppState;
+use common::runtime::server::spec::ServerSpec;
+use common::runtime::server::startup::Application;
+use common::runtime::server::state::AppState;
 use serde_json::{Value, json};
 use tests::connector::{REDIRECT, STATE, VERIFIER, hidden_fields, pkce_challenge, with};
 use tests::harness::{TestTenant, config_for};
@@ -95,10 +95,12 @@ impl Server {
         let connector_host = connector_origin.trim_start_matches("http://").to_owned();
         let admin_url = format!("http://{}", app.admin_addr());
         let statik =
-            common::runtime::routes::static_router(state.clone(), CancellationToken::new());
-        let connector =
-            common::runtime::routes::connector_router(state.clone(), CancellationToken::new())
-                .unwrap();
+            common::runtime::server::routes::static_router(state.clone(), CancellationToken::new());
+        let connector = common::runtime::server::routes::connector_router(
+            state.clone(),
+            CancellationToken::new(),
+        )
+        .unwrap();
         let stop = app.shutdown_token();
         let task = tokio::spawn(app.run());
         let admin_token = std::fs::read_to_string(config.admin_token_path()).unwrap();

@@ -33,8 +33,8 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
-use crate::runtime::pages::{self, MessageKind, MessagePage};
-use crate::runtime::state::{AppState, Event};
+use crate::runtime::browser::pages::{self, MessageKind, MessagePage};
+use crate::runtime::server::state::{AppState, Event};
 use crate::store::StoreError;
 use crate::store::people::{self, Person, Session};
 
@@ -563,7 +563,7 @@ async fn register_options(
 
 /// Answers a ceremony's first step: `options` for the browser, with the ceremony's state sealed
 /// into its `ceremony` string. Nothing is stored, however many are started (each source's
-/// budget is a route layer, `source::limit`; the store must not depend on it).
+/// budget is a route layer, `routes::per_source_limit`; the store must not depend on it).
 fn start_ceremony<T: serde::Serialize>(
     state: &AppState,
     kind: Kind,

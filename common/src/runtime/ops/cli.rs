@@ -9,9 +9,9 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::runtime::admin::client::AdminClient;
 use crate::runtime::admin::{AuditFilter, IssueRequest};
-use crate::runtime::admin_client::AdminClient;
-use crate::runtime::telemetry::printable;
+use crate::runtime::server::telemetry::printable;
 
 /// Options every subcommand of both binaries takes.
 #[derive(Debug, Args)]

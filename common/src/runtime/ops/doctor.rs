@@ -25,16 +25,11 @@ use reqwest::{Client, RequestBuilder, StatusCode, Url, redirect};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::runtime::telemetry::printable;
+use crate::runtime::server::telemetry::printable;
 
 /// The `client_name` of the doctor's own registrations: the server recognises them by the
-/// prefix and lets them expire after [`DOCTOR_CLIENT_TTL_SECS`] instead of a day.
+/// prefix and lets them expire after [`crate::runtime::oauth::DOCTOR_CLIENT_TTL_SECS`] instead of a day.
 pub const DOCTOR_CLIENT_NAME: &str = "studio-mcp doctor check (expires in minutes)";
-/// What [`is_doctor_client`] looks for.
-pub const DOCTOR_CLIENT_PREFIX: &str = "studio-mcp doctor";
-/// An unused registration made by `doctor` is dropped after this, so running it every few
-/// minutes from a monitor never fills the server's cap on waiting registrations.
-pub const DOCTOR_CLIENT_TTL_SECS: u64 = 300;
 /// The doctor's registered redirect URI: https (which every server accepts), on a name that can
 /// never resolve (RFC 6761), so no code could ever be delivered anywhere.
 pub const DOCTOR_REDIRECT_URI: &str = "https://studio-mcp-doctor.invalid/callback";
@@ -47,12 +42,6 @@ pub const LOCAL_DEMO: &str =
 const MAX_BODY_BYTES: usize = 256 * 1024;
 /// A value a server sent is shown up to this many characters.
 const MAX_SHOWN_CHARS: usize = 160;
-
-/// Whether a registration is one of `doctor`'s own (by its `client_name`). Anyone may register
-/// under that name; all it buys them is a shorter life.
-pub fn is_doctor_client(name: Option<&str>) -> bool {
-    name.is_some_and(|n| n.starts_with(DOCTOR_CLIENT_PREFIX))
-}
 
 /// `shared-server doctor` / `isolated-server doctor`.
 #[derive(Clone, Debug, clap::Args)]
@@ -1897,6 +1886,7 @@ mod tests {
 
     #[test]
     fn doctor_clients_are_known_by_name() {
+        use crate::runtime::oauth::is_doctor_client;
         assert!(is_doctor_client(Some(DOCTOR_CLIENT_NAME)));
         assert!(!is_doctor_client(Some("Claude")));
         assert!(!is_doctor_client(None));

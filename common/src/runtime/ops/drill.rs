@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::runtime::admin::IssueRequest;
-use crate::runtime::admin_client::AdminClient;
+use crate::runtime::admin::client::AdminClient;
 
 const WHOAMI: &str =
     r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;

@@ -70,8 +70,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let connections = Arc::new(Connections::default());
     let mut tasks = JoinSet::new();
-    let accept_errors = crate::runtime::telemetry::Sampled::new(Duration::from_secs(10));
-    let refusals = crate::runtime::telemetry::Sampled::new(Duration::from_secs(10));
+    let accept_errors = crate::runtime::server::telemetry::Sampled::new(Duration::from_secs(10));
+    let refusals = crate::runtime::server::telemetry::Sampled::new(Duration::from_secs(10));
     let mut next_id = 0_u64;
     loop {
         while tasks.try_join_next().is_some() {}

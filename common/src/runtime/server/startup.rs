@@ -20,10 +20,11 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::listener::{self, Limits};
-use crate::runtime::spec::ServerSpec;
-use crate::runtime::state::{AppState, ConnectorDoor};
-use crate::runtime::{admin, routes};
+use crate::runtime::admin;
+use crate::runtime::server::listener::{self, Limits};
+use crate::runtime::server::routes;
+use crate::runtime::server::spec::ServerSpec;
+use crate::runtime::server::state::{AppState, ConnectorDoor};
 
 pub struct Application {
     mcp: TcpListener,
@@ -157,13 +158,15 @@ impl Application {
         };
         let passkeys = match &connector_door {
             None => None,
-            Some(door) => match crate::runtime::signin::relying_party(&door.origin, spec.title) {
-                Ok(rp) => Some(rp),
-                Err(why) => {
-                    tracing::warn!("{why}; invite links and connector sign-in will not work");
-                    None
+            Some(door) => {
+                match crate::runtime::browser::signin::relying_party(&door.origin, spec.title) {
+                    Ok(rp) => Some(rp),
+                    Err(why) => {
+                        tracing::warn!("{why}; invite links and connector sign-in will not work");
+                        None
+                    }
                 }
-            },
+            }
         };
         let client_metadata = client_metadata_fetcher(config)?;
         let state = AppState {
@@ -177,7 +180,7 @@ impl Application {
             connector: connector_door,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
-            refusals: crate::runtime::telemetry::Sampled::new(Duration::from_secs(10)),
+            refusals: crate::runtime::server::telemetry::Sampled::new(Duration::from_secs(10)),
             passkeys,
             oauth: config.oauth.clone(),
             client_metadata,
@@ -190,7 +193,7 @@ impl Application {
             sources: Default::default(),
             oauth_requests_per_min: u32::try_from(config.oauth.requests_per_min)
                 .unwrap_or(u32::MAX),
-            trusted_proxies: crate::runtime::source::TrustedProxies::new(
+            trusted_proxies: crate::runtime::server::source::TrustedProxies::new(
                 config.trusted_proxies.clone(),
             ),
         };
@@ -477,11 +480,11 @@ pub fn runtime(worker_threads: u64) -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// What `serve` does in both binaries: log, build, run until Ctrl-C or SIGTERM.
 pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result<()> {
-    crate::runtime::telemetry::init(config.log_json);
+    crate::runtime::server::telemetry::init(config.log_json);
     let app = Application::build(config, spec).await?;
     let stop = app.shutdown_token();
     tokio::spawn(async move {
-        crate::runtime::telemetry::shutdown_signal().await;
+        crate::runtime::server::telemetry::shutdown_signal().await;
         tracing::info!("shutting down");
         stop.cancel();
     });

@@ -18,8 +18,10 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::state::AppState;
-use crate::runtime::{oauth, signin, source};
+use crate::runtime::browser::signin;
+use crate::runtime::oauth;
+use crate::runtime::server::source;
+use crate::runtime::server::state::AppState;
 use axum::extract::DefaultBodyLimit;
 
 /// Largest MCP request body accepted; tool arguments are small.
@@ -103,11 +105,11 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
     // Pages a person's browser opens (cookies): Host and Origin must be the connector's.
     let mut browser = signin::router().merge(oauth::browser_router());
     if state.spec.approvals {
-        browser = browser.merge(crate::runtime::approve::router());
+        browser = browser.merge(crate::runtime::browser::approve::router());
     }
     // Everything on this door but `/mcp` answers anonymous callers: each source within its
-    // budget (`source::limit`), so one client can neither flood the store nor starve others.
-    let per_source = || middleware::from_fn_with_state(state.clone(), source::limit);
+    // budget (`per_source_limit`), so one client can neither flood the store nor starve others.
+    let per_source = || middleware::from_fn_with_state(state.clone(), per_source_limit);
     let browser = browser
         .layer(DefaultBodyLimit::max(signin::MAX_FORM_BYTES))
         .route_layer(per_source())
@@ -466,6 +468,39 @@ fn unauthorized(error: &AuthError) -> Response {
             .insert(header::WWW_AUTHENTICATE, value);
     }
     refuse_unread(response)
+}
+
+/// Anonymous endpoints (OAuth, sign-in, consent): each source gets
+/// `STUDIO_MCP_OAUTH_REQUESTS_PER_MIN` with a minute's burst; past it, 429 with `Retry-After`,
+/// counted and logged sampled, never audited (an anonymous flood must not grow the audit log).
+async fn per_source_limit(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let source = source::of_request(&state.trusted_proxies, &request);
+    // Handlers with limits of their own (registration) key them by the same source.
+    request.extensions_mut().insert(source);
+    match state
+        .sources
+        .take(&source, state.oauth_requests_per_min, 60.0)
+    {
+        Ok(()) => next.run(request).await,
+        Err(retry) => {
+            state
+                .services
+                .metrics
+                .record_oauth_refusal("any:rate_limited");
+            if let Some(suppressed) = state.refusals.tick() {
+                tracing::info!(
+                    ?source,
+                    suppressed,
+                    "refused an OAuth or sign-in request: too many from one source (at most one line per 10 s)"
+                );
+            }
+            source::too_many(retry, "too many requests from your network address")
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 
 use crate::domain::TenantId;
 use crate::mcp::{Catalog, Services};
-use crate::runtime::spec::ServerSpec;
+use crate::runtime::server::spec::ServerSpec;
 use crate::token::TokenAuthority;
 
 /// What both routers share.
@@ -27,7 +27,7 @@ pub struct AppState {
     pub token_ttl_secs: u64,
     pub audit_retention_ms: u64,
     /// Samples the log line for unauthenticated refusals.
-    pub refusals: crate::runtime::telemetry::Sampled,
+    pub refusals: crate::runtime::server::telemetry::Sampled,
     /// The WebAuthn relying party; `None` without a connector door, or when its URL has no
     /// domain name.
     pub passkeys: Option<webauthn_rs::Webauthn>,
@@ -36,15 +36,15 @@ pub struct AppState {
     /// Fetches and caches Client ID Metadata Documents.
     pub client_metadata: crate::runtime::oauth::client_metadata::ClientMetadataFetcher,
     /// Dynamic client registrations per source, and all of them together.
-    pub registrations: crate::ratelimit::Buckets<crate::runtime::source::Source>,
+    pub registrations: crate::ratelimit::Buckets<crate::runtime::server::source::Source>,
     pub registrations_per_min: u32,
     pub registrations_global: crate::ratelimit::Buckets<()>,
     pub registrations_global_per_min: u32,
     /// Requests to the anonymous endpoints (OAuth, sign-in), per source.
-    pub sources: crate::ratelimit::Buckets<crate::runtime::source::Source>,
+    pub sources: crate::ratelimit::Buckets<crate::runtime::server::source::Source>,
     pub oauth_requests_per_min: u32,
     /// Proxies whose `X-Forwarded-For` names the source.
-    pub trusted_proxies: crate::runtime::source::TrustedProxies,
+    pub trusted_proxies: crate::runtime::server::source::TrustedProxies,
 }
 
 /// The connector (OAuth) door: its own listener and origin, MCP at exactly `/mcp` (claude.ai

@@ -24,9 +24,9 @@ use serde_json::json;
 
 use crate::domain::TenantId;
 use crate::mcp::{Services, ToolContext};
-use crate::runtime::pages::{self, MessageKind};
-use crate::runtime::signin::{self, SignedIn};
-use crate::runtime::state::{AppState, Event};
+use crate::runtime::browser::pages::{self, MessageKind};
+use crate::runtime::browser::signin::{self, SignedIn};
+use crate::runtime::server::state::{AppState, Event};
 use crate::store::approvals::{Approval, ApprovalError, State as ApprovalState};
 use crate::store::people::Role;
 

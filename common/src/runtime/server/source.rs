@@ -4,15 +4,11 @@
 //! commonly holds a whole /64.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
-
-use crate::runtime::state::AppState;
 
 /// A request's source: an IPv4 address or an IPv6 /64, or `Unknown` without a peer (a router
 /// driven in-process).
@@ -84,7 +80,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The source of `request`, from the peer the listener recorded and the trusted proxies.
-pub fn of_request(state: &AppState, request: &Request) -> Source {
+pub fn of_request(proxies: &TrustedProxies, request: &Request) -> Source {
     let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
         return Source::Unknown;
     };
@@ -94,40 +90,7 @@ pub fn of_request(state: &AppState, request: &Request) -> Source {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    state.trusted_proxies.source(peer.ip(), &forwarded)
-}
-
-/// Anonymous endpoints (OAuth, sign-in, consent): each source gets
-/// `STUDIO_MCP_OAUTH_REQUESTS_PER_MIN` with a minute's burst; past it, 429 with `Retry-After`,
-/// counted and logged sampled, never audited (an anonymous flood must not grow the audit log).
-pub async fn limit(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let source = of_request(&state, &request);
-    // Handlers with limits of their own (registration) key them by the same source.
-    request.extensions_mut().insert(source);
-    match state
-        .sources
-        .take(&source, state.oauth_requests_per_min, 60.0)
-    {
-        Ok(()) => next.run(request).await,
-        Err(retry) => {
-            state
-                .services
-                .metrics
-                .record_oauth_refusal("any:rate_limited");
-            if let Some(suppressed) = state.refusals.tick() {
-                tracing::info!(
-                    ?source,
-                    suppressed,
-                    "refused an OAuth or sign-in request: too many from one source (at most one line per 10 s)"
-                );
-            }
-            too_many(retry, "too many requests from your network address")
-        }
-    }
+    proxies.source(peer.ip(), &forwarded)
 }
 
 /// A 429 any client understands: an OAuth-shaped JSON body and `Retry-After`. Sent before the
