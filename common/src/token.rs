@@ -189,7 +189,11 @@ impl TokenAuthority {
             .claims;
         // The key is the hash of this exact token, so a match pins its id as well.
         match store.token_tenant(&token_hash(token), &claims.sub)? {
-            TokenTenant::Tenant(tenant, live) => Ok(Caller { tenant, live }),
+            TokenTenant::Tenant(tenant, live) => Ok(Caller {
+                tenant,
+                live,
+                actor: None,
+            }),
             TokenTenant::Unknown => Err(AuthError::Unknown),
             TokenTenant::Revoked => Err(AuthError::Revoked),
             TokenTenant::NoTenant => Err(AuthError::NoTenant),
@@ -197,11 +201,14 @@ impl TokenAuthority {
     }
 }
 
-/// Who a valid token speaks for: the tenant, and its live state (rate-limit bucket, metrics).
+/// Who a request speaks for, whichever door it came through: the tenant, its live state
+/// (rate-limit bucket, metrics) and, for an OAuth access token, the person's connection.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub tenant: Arc<Tenant>,
     pub live: Arc<TenantLive>,
+    /// The grant an OAuth access token belongs to; none for a static token.
+    pub actor: Option<Arc<crate::store::people::AccessEntry>>,
 }
 
 /// The credential of an `Authorization: Bearer <credential>` header value. The scheme is

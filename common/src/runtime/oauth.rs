@@ -20,21 +20,24 @@
 
 pub mod authorize;
 pub mod client_metadata;
+pub mod error;
+pub mod token;
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
+use self::error::{ErrorCode, OAuthError, no_store};
+pub use self::token::pkce_matches;
 use crate::runtime::server::source::Source;
 use crate::runtime::server::state::{AppState, Event};
-use crate::store::people::{self, GrantError, RegisteredClient};
+use crate::store::people::{self, RegisteredClient};
 
 /// The one scope: the connection may use the server's tools for the person's tenant.
 pub const SCOPE: &str = "mcp";
@@ -91,7 +94,7 @@ fn issuer(state: &AppState) -> Option<&str> {
 /// a defence should a router ever mount one).
 fn no_connector() -> OAuthError {
     OAuthError::new(
-        "invalid_request",
+        ErrorCode::InvalidRequest,
         "this server has no connector door (STUDIO_MCP_CONNECTOR_URL)",
     )
 }
@@ -112,8 +115,8 @@ pub fn api_router() -> Router<Arc<AppState>> {
             get(server_metadata),
         )
         .route("/register", post(register).options(preflight))
-        .route("/token", post(token).options(preflight))
-        .route("/revoke", post(revoke).options(preflight))
+        .route("/token", post(token::token).options(preflight))
+        .route("/revoke", post(token::revoke).options(preflight))
 }
 
 /// The page a person's browser opens.
@@ -200,60 +203,6 @@ fn anonymous_refusal(state: &AppState, refusal: &str) {
     }
 }
 
-// ---- errors (RFC 6749 §5.2) ----
-
-/// An RFC 6749 error answer: `{"error", "error_description"}`, never cached.
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-}
-
-impl OAuthError {
-    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
-        let status = match error {
-            "invalid_client" => StatusCode::UNAUTHORIZED,
-            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            "slow_down" => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Self {
-            status,
-            error,
-            description: description.into(),
-        }
-    }
-
-    fn unavailable(e: &crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store unavailable at an OAuth endpoint");
-        let description = match e {
-            // Stored, but a replica has not confirmed it: saying "nothing changed" would lie.
-            crate::store::StoreError::Lagging(_) => {
-                "the change is stored but not yet confirmed by every server; try again shortly"
-            }
-            _ => "the server's store is unavailable; nothing was changed, try again shortly",
-        };
-        Self::new("temporarily_unavailable", description)
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": self.error, "error_description": self.description })),
-        )
-            .into_response();
-        no_store(response.headers_mut());
-        cors(response)
-    }
-}
-
-fn no_store(headers: &mut HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-}
-
 // ---- clients ----
 
 /// A client as far as authorization needs it.
@@ -328,16 +277,7 @@ struct Registration {
 }
 
 fn registration_error(description: impl Into<String>) -> Response {
-    let mut response = (
-        StatusCode::BAD_REQUEST,
-        Json(json!({
-            "error": "invalid_client_metadata",
-            "error_description": description.into(),
-        })),
-    )
-        .into_response();
-    no_store(response.headers_mut());
-    cors(response)
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description).into_response()
 }
 
 async fn register(
@@ -465,311 +405,4 @@ async fn register(
 /// empty if nothing is left.
 pub fn clean_name(name: &str) -> String {
     crate::text::clean_name(name).unwrap_or_default()
-}
-
-// ---- token endpoint ----
-
-#[derive(Deserialize, Default)]
-struct TokenRequest {
-    #[serde(default)]
-    grant_type: String,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    code_verifier: Option<String>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    resource: Option<String>,
-}
-
-/// PKCE S256: BASE64URL(SHA256(verifier)) == challenge. The verifier must be 43-128 characters
-/// of the unreserved set (RFC 7636 §4.1).
-pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    use base64::Engine as _;
-    let shaped = (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    if !shaped {
-        return false;
-    }
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(verifier.as_bytes()));
-    use subtle::ConstantTimeEq;
-    computed.len() == challenge.len() && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
-}
-
-async fn token(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let form_ok = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !form_ok {
-        return OAuthError::new(
-            "invalid_request",
-            "the token request must be application/x-www-form-urlencoded",
-        )
-        .into_response();
-    }
-    let request: TokenRequest = match serde_urlencoded::from_bytes(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return OAuthError::new("invalid_request", format!("unreadable form: {e}"))
-                .into_response();
-        }
-    };
-    let result = match request.grant_type.as_str() {
-        "authorization_code" => exchange_code(&state, &request),
-        "refresh_token" => refresh(&state, &request),
-        "" => Err(OAuthError::new("invalid_request", "grant_type is missing")),
-        // The value is not repeated: a caller can put anything there, a token included, and a
-        // refusal never carries a secret back (the fuzz target oauth_token_and_revoke found it).
-        _ => Err(OAuthError::new(
-            "unsupported_grant_type",
-            "this grant_type is not supported; use authorization_code or refresh_token",
-        )),
-    };
-    match result {
-        Ok(pair) => {
-            let mut response = Json(json!({
-                "access_token": pair.access_token,
-                "token_type": "Bearer",
-                "expires_in": pair.expires_in,
-                "refresh_token": pair.refresh_token,
-                "scope": pair.grant.scope,
-            }))
-            .into_response();
-            no_store(response.headers_mut());
-            cors(response)
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
-    value
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| OAuthError::new("invalid_request", format!("{name} is missing")))
-}
-
-fn exchange_code(
-    state: &AppState,
-    request: &TokenRequest,
-) -> Result<people::TokenPair, OAuthError> {
-    let code = required(&request.code, "code")?;
-    let client_id = required(&request.client_id, "client_id")?;
-    let redirect_uri = required(&request.redirect_uri, "redirect_uri")?;
-    let verifier = request.code_verifier.as_deref().unwrap_or("");
-    let store = state.services.store.people();
-    let hash = people::digest(code);
-    let now = crate::now_unix();
-    let refused = |outcome: &str, person: Option<&str>| {
-        state.record(&Event {
-            tenant: "oauth",
-            action: "oauth:code_refused",
-            outcome,
-            person,
-            client: Some(client_id),
-            subject: &json!({ "client": client_id }),
-        });
-    };
-    let mut why = "";
-    let redeemed = store.redeem_code(&hash, now, |c| {
-        why = if c.client_id != client_id {
-            "the code was issued to another client"
-        } else if c.redirect_uri != redirect_uri {
-            "redirect_uri does not match the one in the authorization request"
-        } else if verifier.is_empty() {
-            "code_verifier is missing"
-        } else if !pkce_matches(verifier, &c.code_challenge) {
-            "code_verifier does not match the code_challenge"
-        } else if request.resource.as_deref().is_some_and(|r| r != c.resource) {
-            "resource does not match the one in the authorization request"
-        } else {
-            return Ok(());
-        };
-        Err(GrantError::WrongClient)
-    });
-    let code = match redeemed {
-        Ok(code) => code,
-        Err(GrantError::WrongClient) => {
-            refused(why, None);
-            let error = if why == "code_verifier is missing" {
-                "invalid_request"
-            } else if why.starts_with("resource") {
-                "invalid_target"
-            } else {
-                "invalid_grant"
-            };
-            return Err(OAuthError::new(
-                error,
-                format!("{why}; the code is now void, start the authorization again"),
-            ));
-        }
-        Err(GrantError::Store(e)) => return Err(OAuthError::unavailable(&e)),
-        Err(e) => {
-            if matches!(e, GrantError::CodeReplayed { .. }) {
-                refused("code_replayed", None);
-            } else {
-                anonymous_refusal(state, "token:unknown_code");
-            }
-            return Err(OAuthError::new("invalid_grant", e.to_string()));
-        }
-    };
-    // The person (and tenant) must still be there: removal between consent and exchange wins.
-    let person = match store.person(&code.person) {
-        Ok(Some(p)) if p.tenant == code.tenant => p,
-        Ok(_) => {
-            refused("person_removed", Some(&code.person));
-            return Err(OAuthError::new(
-                "invalid_grant",
-                "the person who allowed this connection has been removed",
-            ));
-        }
-        Err(e) => return Err(OAuthError::unavailable(&e)),
-    };
-    if state.services.store.tenant(&code.tenant).is_none() {
-        return Err(OAuthError::new(
-            "invalid_grant",
-            "the tenant has been removed",
-        ));
-    }
-    let pair = store
-        .create_grant(
-            &hash,
-            &code,
-            &person.name,
-            now,
-            state.oauth.access_ttl_secs,
-            state.oauth.refresh_ttl_secs,
-        )
-        .map_err(|e| OAuthError::unavailable(&e))?;
-    state.record(&Event {
-        tenant: code.tenant.as_str(),
-        action: "oauth:token",
-        outcome: "ok",
-        person: Some(&person.id),
-        client: Some(&code.client_id),
-        subject: &json!({ "grant": pair.grant.id }),
-    });
-    Ok(pair)
-}
-
-fn refresh(state: &AppState, request: &TokenRequest) -> Result<people::TokenPair, OAuthError> {
-    let token = required(&request.refresh_token, "refresh_token")?;
-    let client_id = required(&request.client_id, "client_id")?;
-    let store = state.services.store.people();
-    let now = crate::now_unix();
-    let hash = people::digest(token);
-    let Some(audience) = resource_url(state) else {
-        return Err(no_connector());
-    };
-    if let Some(resource) = request.resource.as_deref()
-        && resource != audience
-    {
-        return Err(OAuthError::new(
-            "invalid_target",
-            format!("tokens here are only for this server's connector URL, {audience}"),
-        ));
-    }
-    match store.refresh(
-        &hash,
-        client_id,
-        &audience,
-        now,
-        state.oauth.access_ttl_secs,
-        state.oauth.refresh_ttl_secs,
-    ) {
-        Ok(pair) => {
-            state.record(&Event {
-                tenant: pair.grant.tenant.as_str(),
-                action: "oauth:refresh",
-                outcome: "ok",
-                person: Some(&pair.grant.person),
-                client: Some(&pair.grant.client_id),
-                subject: &json!({ "grant": pair.grant.id }),
-            });
-            Ok(pair)
-        }
-        Err(GrantError::Store(e)) => Err(OAuthError::unavailable(&e)),
-        Err(e) => {
-            let outcome = match &e {
-                GrantError::RefreshReplayed { .. } => "refresh_replayed",
-                GrantError::WrongClient => "wrong_client",
-                GrantError::WrongAudience { .. } => "wrong_audience",
-                _ => "unknown_refresh",
-            };
-            // Only a replay spends something (it revokes the grant); the rest anyone can repeat.
-            if !matches!(e, GrantError::RefreshReplayed { .. }) {
-                anonymous_refusal(state, &format!("refresh:{outcome}"));
-                return Err(OAuthError::new("invalid_grant", e.to_string()));
-            }
-            state.record(&Event {
-                tenant: "oauth",
-                action: "oauth:refresh",
-                outcome,
-                person: None,
-                client: Some(client_id),
-                subject: &json!({ "client": client_id }),
-            });
-            Err(OAuthError::new("invalid_grant", e.to_string()))
-        }
-    }
-}
-
-// ---- revocation (RFC 7009) ----
-
-#[derive(Deserialize, Default)]
-struct RevokeRequest {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-}
-
-async fn revoke(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
-    let request: RevokeRequest = match serde_urlencoded::from_bytes(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return OAuthError::new("invalid_request", format!("unreadable form: {e}"))
-                .into_response();
-        }
-    };
-    let Some(token) = request.token.as_deref().filter(|t| !t.is_empty()) else {
-        return OAuthError::new("invalid_request", "token is missing").into_response();
-    };
-    let store = state.services.store.people();
-    match store.revoke_token(
-        &people::digest(token),
-        request.client_id.as_deref(),
-        crate::now_unix(),
-    ) {
-        Ok(grant) => {
-            if let Some(grant) = grant {
-                state.record(&Event {
-                    tenant: "oauth",
-                    action: "oauth:revoke",
-                    outcome: "ok",
-                    person: None,
-                    client: request.client_id.as_deref(),
-                    subject: &json!({ "grant": grant }),
-                });
-            }
-            // Unknown tokens too: RFC 7009 §2.2, the client's goal is reached either way.
-            let mut response = StatusCode::OK.into_response();
-            no_store(response.headers_mut());
-            cors(response)
-        }
-        Err(e) => OAuthError::unavailable(&e).into_response(),
-    }
 }

@@ -126,13 +126,27 @@ pub struct Session {
 /// stored are only swept once expired.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ceremony {
-    /// `consent` (older versions also stored `register` and `signin`).
-    pub kind: String,
+    pub kind: TicketKind,
     /// The invite's digest (hex) for a registration.
     #[serde(default)]
     pub invite: Option<String>,
     pub state: serde_json::Value,
     pub expires_at: u64,
+}
+
+/// What a kept ticket is for; stored as its lowercase name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketKind {
+    /// The consent form's one-click ticket.
+    Consent,
+    /// A passkey registration or sign-in an older version stored (only swept, once expired).
+    Register,
+    #[serde(rename = "signin")]
+    SignIn,
+    /// Any other kind a record may carry: never taken for a form.
+    #[serde(other)]
+    Other,
 }
 
 /// A passkey ceremony that completed: remembered, under its random id, until its sealed state

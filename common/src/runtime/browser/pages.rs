@@ -476,6 +476,35 @@ fn document(server_name: &str, title: &str, body: &str, with_script: bool) -> St
     )
 }
 
+/// Security headers every answer of the browser pages carries, set once as a layer on their
+/// router: no framing (clickjacking a consent button), no inline or foreign scripts, no caching
+/// (unless the answer says otherwise, as the script does), no referrer to other sites (page
+/// URLs can carry an invite). `same-origin`, not `no-referrer`: under `no-referrer` a browser
+/// sends `Origin: null` with a form POST, which the Origin check rightly refuses.
+pub async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; \
+             connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

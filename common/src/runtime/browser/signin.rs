@@ -33,6 +33,7 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
+use crate::domain::TenantId;
 use crate::runtime::browser::pages::{self, MessageKind, MessagePage};
 use crate::runtime::server::state::{AppState, Event};
 use crate::store::StoreError;
@@ -246,31 +247,9 @@ fn clear_cookie(state: &AppState) -> HeaderValue {
 
 // ---- pages ----
 
-/// Security headers every page carries: no framing (clickjacking a consent button), no
-/// inline or foreign scripts, no caching, no referrer to other sites (page URLs can carry an
-/// invite). `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
-/// with a form POST, which the Origin check rightly refuses.
+/// An HTML page; [`pages::security_headers`] adds what every page carries.
 pub fn page(status: StatusCode, html: String) -> Response {
-    let mut response = (status, Html(html)).into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; \
-             connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
-        ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
+    (status, Html(html)).into_response()
 }
 
 pub fn message(
@@ -360,12 +339,7 @@ async fn home(
         Ok(me) => me,
         Err(page) => return *page,
     };
-    let tenant = state
-        .services
-        .store
-        .tenant(&me.person.tenant)
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| me.person.tenant.to_string());
+    let tenant = tenant_name(&state, &me.person.tenant);
     let connector = state
         .connector
         .as_ref()
@@ -455,7 +429,7 @@ async fn invite_page(State(state): State<Arc<AppState>>, Path(secret): Path<Stri
     if state.passkeys.is_none() {
         return no_passkeys(&state);
     }
-    let tenant_name = tenant_name(&state, &person);
+    let tenant_name = tenant_name(&state, &person.tenant);
     page(
         StatusCode::OK,
         pages::invite_page(&pages::InvitePage {
@@ -469,13 +443,14 @@ async fn invite_page(State(state): State<Arc<AppState>>, Path(secret): Path<Stri
     )
 }
 
-fn tenant_name(state: &AppState, person: &Person) -> String {
+/// A tenant's name as people see it on the pages (its id once it is gone).
+pub fn tenant_name(state: &AppState, tenant: &TenantId) -> String {
     state
         .services
         .store
-        .tenant(&person.tenant)
+        .tenant(tenant)
         .map(|t| t.name.clone())
-        .unwrap_or_else(|| person.tenant.to_string())
+        .unwrap_or_else(|| tenant.to_string())
 }
 
 fn user_handle(person: &Person) -> Uuid {
@@ -519,7 +494,7 @@ async fn register_options(
     let user_name = format!(
         "{} \u{2014} {}, {}",
         person.name,
-        tenant_name(&state, &person),
+        tenant_name(&state, &person.tenant),
         server_label(&state)
     );
     let started = webauthn.start_passkey_registration(

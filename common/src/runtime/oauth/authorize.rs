@@ -15,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::error::ErrorCode;
 use super::{Client, SCOPE, resolve_client, resource_url};
 use crate::runtime::browser::pages::{self, MessageKind};
 use crate::runtime::browser::signin::{self, SignedIn};
 use crate::runtime::server::state::{AppState, Event};
-use crate::store::people::{self, AuthCode};
+use crate::store::people::{self, AuthCode, TicketKind};
 
 /// How long a code waits for its exchange.
 const CODE_TTL_SECS: u64 = 120;
@@ -101,26 +102,39 @@ async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
             super::clean_name(&redirect_uri)
         )));
     }
-    let redirect = |error: &'static str, description: &str| {
+    let audience = resource_url(state).unwrap_or_default();
+    check_params(&params, &audience)?;
+    Ok(Checked {
+        client,
+        redirect_uri,
+        params,
+    })
+}
+
+/// The rest of an authorization request, once its client and redirect URI are known: PKCE
+/// `S256` with a well-shaped challenge, `response_type=code`, the resource (if named) this
+/// server's `audience`, the scope (if named) `mcp`.
+fn check_params(params: &Params, audience: &str) -> Result<(), Refusal> {
+    let redirect = |error: ErrorCode, description: &str| {
         Refusal(format!(
             "The application's request is not valid: {description} ({error})."
         ))
     };
     if params.response_type.as_deref() != Some("code") {
         return Err(redirect(
-            "unsupported_response_type",
+            ErrorCode::UnsupportedResponseType,
             "response_type must be code",
         ));
     }
     let Some(challenge) = params.code_challenge.as_deref() else {
         return Err(redirect(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "code_challenge is required (PKCE with S256)",
         ));
     };
     if params.code_challenge_method.as_deref() != Some("S256") {
         return Err(redirect(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "code_challenge_method must be S256 (plain is not accepted)",
         ));
     }
@@ -130,14 +144,13 @@ async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !shaped {
         return Err(redirect(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "code_challenge must be the 43-character base64url SHA-256 of the verifier",
         ));
     }
-    let audience = resource_url(state).unwrap_or_default();
     if params.resource.as_deref().is_some_and(|r| r != audience) {
         return Err(redirect(
-            "invalid_target",
+            ErrorCode::InvalidTarget,
             &format!("resource must be this server's connector URL, {audience}"),
         ));
     }
@@ -146,13 +159,9 @@ async fn check(state: &AppState, params: Params) -> Result<Checked, Refusal> {
         .as_deref()
         .is_some_and(|s| s.split_whitespace().any(|s| s != SCOPE))
     {
-        return Err(redirect("invalid_scope", "the only scope is `mcp`"));
+        return Err(redirect(ErrorCode::InvalidScope, "the only scope is `mcp`"));
     }
-    Ok(Checked {
-        client,
-        redirect_uri,
-        params,
-    })
+    Ok(())
 }
 
 fn refusal(state: &AppState, Refusal(why): Refusal) -> Response {
@@ -263,7 +272,7 @@ fn consent(state: &AppState, checked: &Checked, me: &SignedIn) -> Response {
     let stored = state.services.store.people().add_ceremony(
         &ticket_hash,
         &people::Ceremony {
-            kind: "consent".into(),
+            kind: TicketKind::Consent,
             invite: None,
             state: ticket_binding(&me.person.id, &checked.params),
             expires_at: crate::now_unix() + CONSENT_TTL_SECS,
@@ -272,12 +281,7 @@ fn consent(state: &AppState, checked: &Checked, me: &SignedIn) -> Response {
     if let Err(e) = stored {
         return signin::unavailable(state, &e);
     }
-    let tenant_name = state
-        .services
-        .store
-        .tenant(&me.person.tenant)
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| me.person.tenant.to_string());
+    let tenant_name = signin::tenant_name(state, &me.person.tenant);
     let mut hidden: Vec<(String, String)> = serde_json::to_value(&checked.params)
         .ok()
         .and_then(|v| v.as_object().cloned())
@@ -327,7 +331,7 @@ pub async fn decide(
             );
         }
     };
-    let (checked, me) = match checked_and_signed_in(&state, form.params, &headers, |_| {
+    let (checked, me) = match checked_and_signed_in(&state, form.params.clone(), &headers, |_| {
         "Your sign-in expired. Sign in again with your passkey to continue.".into()
     })
     .await
@@ -346,59 +350,11 @@ pub async fn decide(
             subject: &json!({ "client": client_id }),
         });
     };
-    if !me.csrf_matches(&form.csrf) {
-        refused("csrf");
-        return signin::message(
-            &state,
-            StatusCode::FORBIDDEN,
-            MessageKind::Problem,
-            "This form could not be accepted",
-            "It expired or did not come from this site's own page. Nothing was allowed. Go back \
-             to the application and start connecting again.",
-        );
-    }
-    if form.tenant != me.person.tenant.as_str()
-        || state
-            .pinned
-            .as_ref()
-            .is_some_and(|p| p != &me.person.tenant)
-    {
-        refused("wrong_tenant");
-        return signin::message(
-            &state,
-            StatusCode::FORBIDDEN,
-            MessageKind::Problem,
-            "You cannot allow access to this client's data",
-            "You are signed in for another client of the studio than this connection asks for. \
-             Nothing was allowed.",
-        );
-    }
-    let ticket = if form.consent.len() <= 100 {
-        state
-            .services
-            .store
-            .people()
-            .take_ceremony(&people::digest(&form.consent), crate::now_unix())
-    } else {
-        Ok(None)
-    };
-    let ticket_ok = match ticket {
-        Ok(Some(t)) => {
-            t.kind == "consent" && t.state == ticket_binding(&me.person.id, &checked.params)
+    if let Err(why) = judge(&state, &form, &checked, &me) {
+        if let Some(outcome) = why.outcome() {
+            refused(outcome);
         }
-        Ok(None) => false,
-        Err(e) => return signin::unavailable(&state, &e),
-    };
-    if !ticket_ok {
-        refused("stale_form");
-        return signin::message(
-            &state,
-            StatusCode::FORBIDDEN,
-            MessageKind::Problem,
-            "This form was already used or has expired",
-            "Nothing more was allowed. If the application is still waiting, start connecting \
-             again from the application.",
-        );
+        return why.page(&state);
     }
     if form.decision != "allow" {
         refused("denied");
@@ -406,21 +362,15 @@ pub async fn decide(
             &state,
             &checked.redirect_uri,
             &[
-                ("error", "access_denied"),
+                ("error", ErrorCode::AccessDenied.as_str()),
                 ("error_description", "the person declined the connection"),
             ],
             checked.params.state.as_deref(),
         );
     }
     if state.services.store.tenant(&me.person.tenant).is_none() {
-        refused("no_tenant");
-        return signin::message(
-            &state,
-            StatusCode::FORBIDDEN,
-            MessageKind::Problem,
-            "This client is no longer served here",
-            "Nothing was allowed. Ask your studio.",
-        );
+        refused(ConsentRefused::NoTenant.outcome().unwrap_or_default());
+        return ConsentRefused::NoTenant.page(&state);
     }
     let (code, hash) = people::new_secret("smk_");
     let now = crate::now_unix();
@@ -452,4 +402,178 @@ pub async fn decide(
         &[("code", &code)],
         checked.params.state.as_deref(),
     )
+}
+
+/// Why a consent form is not taken.
+enum ConsentRefused {
+    /// The session's CSRF token is not the form's.
+    Csrf,
+    /// The form is for another tenant than the person's (or this isolated instance's).
+    WrongTenant,
+    /// Its one-click ticket was taken already, has expired, or was shown for another request.
+    StaleForm,
+    /// The person's tenant was removed meanwhile.
+    NoTenant,
+    Unavailable(crate::store::StoreError),
+}
+
+impl ConsentRefused {
+    /// The audit record's outcome; none when the store could not be asked.
+    fn outcome(&self) -> Option<&'static str> {
+        match self {
+            Self::Csrf => Some("csrf"),
+            Self::WrongTenant => Some("wrong_tenant"),
+            Self::StaleForm => Some("stale_form"),
+            Self::NoTenant => Some("no_tenant"),
+            Self::Unavailable(_) => None,
+        }
+    }
+
+    fn page(&self, state: &AppState) -> Response {
+        let (title, text) = match self {
+            Self::Csrf => (
+                "This form could not be accepted",
+                "It expired or did not come from this site's own page. Nothing was allowed. Go \
+                 back to the application and start connecting again.",
+            ),
+            Self::WrongTenant => (
+                "You cannot allow access to this client's data",
+                "You are signed in for another client of the studio than this connection asks \
+                 for. Nothing was allowed.",
+            ),
+            Self::StaleForm => (
+                "This form was already used or has expired",
+                "Nothing more was allowed. If the application is still waiting, start \
+                 connecting again from the application.",
+            ),
+            Self::NoTenant => (
+                "This client is no longer served here",
+                "Nothing was allowed. Ask your studio.",
+            ),
+            Self::Unavailable(e) => return signin::unavailable(state, e),
+        };
+        signin::message(
+            state,
+            StatusCode::FORBIDDEN,
+            MessageKind::Problem,
+            title,
+            text,
+        )
+    }
+}
+
+/// Whether a consent form may be acted on: the session's own form, for the person's tenant,
+/// carrying the one-click ticket shown with this exact request (taken now, whatever follows).
+fn judge(
+    state: &AppState,
+    form: &ConsentForm,
+    checked: &Checked,
+    me: &SignedIn,
+) -> Result<(), ConsentRefused> {
+    if !me.csrf_matches(&form.csrf) {
+        return Err(ConsentRefused::Csrf);
+    }
+    if form.tenant != me.person.tenant.as_str()
+        || state
+            .pinned
+            .as_ref()
+            .is_some_and(|p| p != &me.person.tenant)
+    {
+        return Err(ConsentRefused::WrongTenant);
+    }
+    if form.consent.len() > 100 {
+        return Err(ConsentRefused::StaleForm);
+    }
+    let ticket = state
+        .services
+        .store
+        .people()
+        .take_ceremony(&people::digest(&form.consent), crate::now_unix())
+        .map_err(ConsentRefused::Unavailable)?;
+    match ticket {
+        Some(t)
+            if t.kind == TicketKind::Consent
+                && t.state == ticket_binding(&me.person.id, &checked.params) =>
+        {
+            Ok(())
+        }
+        _ => Err(ConsentRefused::StaleForm),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUDIENCE: &str = "https://connect.studio.example/mcp";
+
+    fn params() -> Params {
+        Params {
+            response_type: Some("code".into()),
+            client_id: Some("https://claude.ai/oauth/mcp-oauth-client-metadata".into()),
+            redirect_uri: Some("https://claude.ai/api/mcp/auth_callback".into()),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            code_challenge_method: Some("S256".into()),
+            state: Some("xyz".into()),
+            resource: Some(AUDIENCE.into()),
+            scope: Some("mcp".into()),
+        }
+    }
+
+    fn refused(change: impl FnOnce(&mut Params)) -> String {
+        let mut p = params();
+        change(&mut p);
+        match check_params(&p, AUDIENCE) {
+            Ok(()) => panic!("accepted"),
+            Err(Refusal(why)) => why,
+        }
+    }
+
+    #[test]
+    fn a_well_formed_request_passes_and_optional_parts_may_be_left_out() {
+        assert!(check_params(&params(), AUDIENCE).is_ok());
+        let mut p = params();
+        p.resource = None;
+        p.scope = None;
+        p.state = None;
+        assert!(check_params(&p, AUDIENCE).is_ok());
+    }
+
+    #[test]
+    fn each_broken_part_is_named_with_its_rfc_code() {
+        let cases: [(Box<dyn FnOnce(&mut Params)>, &str); 7] = [
+            (
+                Box::new(|p| p.response_type = Some("token".into())),
+                "(unsupported_response_type)",
+            ),
+            (
+                Box::new(|p| p.code_challenge = None),
+                "code_challenge is required",
+            ),
+            (
+                Box::new(|p| p.code_challenge_method = Some("plain".into())),
+                "plain is not accepted",
+            ),
+            (
+                Box::new(|p| p.code_challenge = Some("short".into())),
+                "43-character base64url",
+            ),
+            (
+                Box::new(|p| p.resource = Some("https://other.example/mcp".into())),
+                "(invalid_target)",
+            ),
+            (
+                Box::new(|p| p.scope = Some("mcp admin".into())),
+                "(invalid_scope)",
+            ),
+            (
+                Box::new(|p| p.code_challenge = Some(format!("{}!", "a".repeat(42)))),
+                "(invalid_request)",
+            ),
+        ];
+        for (change, says) in cases {
+            let why = refused(change);
+            assert!(why.contains(says), "{why:?} should say {says:?}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{MCP_PATH, origin_host};
 use crate::mcp::{Authenticated, McpServer};
-use crate::token::AuthError;
+use crate::token::{AuthError, Caller};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -67,7 +67,7 @@ pub fn static_router(state: Arc<AppState>, shutdown: CancellationToken) -> Route
     // there would invite a client to look for a way to authenticate).
     Router::new()
         .route_service(MCP_PATH, mcp)
-        .route_layer(middleware::from_fn_with_state(state, authenticate))
+        .route_layer(middleware::from_fn_with_state(state, authenticate_static))
         .route_layer(middleware::from_fn_with_state(public, check_origin))
         .route("/connector", moved)
         .route("/healthz", health)
@@ -100,7 +100,7 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
             .route_service(MCP_PATH, mcp)
             .route_layer(middleware::from_fn_with_state(
                 state.clone(),
-                authenticate_oauth,
+                authenticate_connector,
             ));
     // Pages a person's browser opens (cookies): Host and Origin must be the connector's.
     let mut browser = signin::router().merge(oauth::browser_router());
@@ -111,6 +111,9 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
     // budget (`per_source_limit`), so one client can neither flood the store nor starve others.
     let per_source = || middleware::from_fn_with_state(state.clone(), per_source_limit);
     let browser = browser
+        .layer(middleware::map_response(
+            crate::runtime::browser::pages::security_headers,
+        ))
         .layer(DefaultBodyLimit::max(signin::MAX_FORM_BYTES))
         .route_layer(per_source())
         .with_state(state.clone());
@@ -299,16 +302,38 @@ fn bearer_token(request: &Request) -> Option<&str> {
         .and_then(crate::token::bearer)
 }
 
-/// Resolves the bearer token to its tenant, or answers 401 with `WWW-Authenticate`.
-async fn authenticate(
+/// Which door a request came through: what proves who it is, and how a refusal reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// A static token the operator issued (`STUDIO_MCP_PUBLIC_URL`).
+    Static,
+    /// An OAuth access token a person's connection holds (`STUDIO_MCP_CONNECTOR_URL`).
+    Connector,
+}
+
+async fn authenticate_static(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let token = bearer_token(&request);
-    let outcome = match token {
-        None => Err(AuthError::Missing),
-        Some(token) => state.authority.authenticate(&state.services.store, token),
+    authenticate(Door::Static, &state, request, next).await
+}
+
+async fn authenticate_connector(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    authenticate(Door::Connector, &state, request, next).await
+}
+
+/// Resolves the bearer token to the [`Caller`] it speaks for, as its door accepts tokens, or
+/// answers 401 with the door's `WWW-Authenticate`.
+async fn authenticate(door: Door, state: &AppState, request: Request, next: Next) -> Response {
+    let outcome = match (door, bearer_token(&request)) {
+        (_, None) => Err(AuthError::Missing),
+        (Door::Static, Some(token)) => state.authority.authenticate(&state.services.store, token),
+        (Door::Connector, Some(token)) => connector_caller(state, token),
     }
     // Belt and braces for an isolated instance: its own key and audience already refuse other
     // servers' tokens, and its store holds only its tenant; still, never serve anyone else.
@@ -317,7 +342,7 @@ async fn authenticate(
         _ => Ok(caller),
     });
     match outcome {
-        Ok(caller) => admit(&state, request, caller.tenant, caller.live, None, next).await,
+        Ok(caller) => admit(state, request, caller, next).await,
         Err(AuthError::Store(e)) => {
             tracing::warn!(error = %e, "token store unavailable");
             (
@@ -328,26 +353,63 @@ async fn authenticate(
         }
         Err(e) => {
             // Anyone can send these, thousands a second: one line per window, with a count.
-            if let Some(suppressed) = state.refusals.tick() {
-                tracing::info!(reason = %e, suppressed, "refused MCP request (unauthenticated; at most one line per 10 s)");
+            match door {
+                Door::Static => {
+                    if let Some(suppressed) = state.refusals.tick() {
+                        tracing::info!(reason = %e, suppressed, "refused MCP request (unauthenticated; at most one line per 10 s)");
+                    }
+                    state.services.metrics.record_token_refusal(e.reason());
+                }
+                // A connector's first request carries no token: that is discovery, not a refusal.
+                Door::Connector if matches!(e, AuthError::Missing) => {}
+                Door::Connector => {
+                    state.services.metrics.record_token_refusal("oauth");
+                    if let Some(suppressed) = state.refusals.tick() {
+                        tracing::info!(
+                            suppressed,
+                            "refused connector request (unknown, expired or revoked access token; at most one line per 10 s)"
+                        );
+                    }
+                }
             }
-            state.services.metrics.record_token_refusal(e.reason());
-            unauthorized(&e)
+            unauthorized(state, door, &e)
         }
     }
+}
+
+/// An OAuth access token's [`Caller`], from memory: unexpired, unrevoked, for this server's
+/// connector URL exactly, and for a tenant that still exists.
+fn connector_caller(state: &AppState, token: &str) -> Result<Caller, AuthError> {
+    let store = &state.services.store;
+    store
+        .access_token(&crate::store::people::digest(token), crate::now_unix())?
+        // Audience: this server's connector URL, exactly.
+        .filter(|a| {
+            state
+                .connector
+                .as_ref()
+                .is_some_and(|door| a.audience == door.url)
+        })
+        .and_then(|actor| {
+            let (tenant, live) = store.tenant_live(&actor.tenant)?;
+            Some(Caller {
+                tenant,
+                live,
+                actor: Some(actor),
+            })
+        })
+        .ok_or(AuthError::Unknown)
 }
 
 /// Counts an authenticated request against its tenant's limit and passes it on, carrying who
 /// it is for. Every authenticated request counts, whatever it asks for (resource reads and
 /// unknown tools too); the handler refuses the ones that work once over the limit.
-async fn admit(
-    state: &AppState,
-    mut request: Request,
-    tenant: Arc<crate::tenant::Tenant>,
-    live: Arc<crate::tenant_state::TenantLive>,
-    actor: Option<Arc<crate::store::people::AccessEntry>>,
-    next: Next,
-) -> Response {
+async fn admit(state: &AppState, mut request: Request, caller: Caller, next: Next) -> Response {
+    let Caller {
+        tenant,
+        live,
+        actor,
+    } = caller;
     let over_limit = state.services.limiter.check(&tenant, &live.bucket).err();
     if over_limit.is_some() {
         state
@@ -365,83 +427,6 @@ async fn admit(
     next.run(request).await
 }
 
-/// The connector door's `/mcp`: resolves an OAuth access token to its grant's tenant, from memory, or answers
-/// 401 pointing at the protected resource metadata (RFC 9728 §5.1).
-async fn authenticate_oauth(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let token = bearer_token(&request);
-    let Some(token) = token else {
-        return oauth_unauthorized(&state, None);
-    };
-    let store = &state.services.store;
-    let found = match store.access_token(&crate::store::people::digest(token), crate::now_unix()) {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(error = %e, "token store unavailable");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "token store unavailable; try again shortly",
-            )
-                .into_response();
-        }
-    };
-    let found = found
-        // Audience: this server's connector URL, exactly.
-        .filter(|a| {
-            state
-                .connector
-                .as_ref()
-                .is_some_and(|door| a.audience == door.url)
-        })
-        .filter(|a| state.pinned.as_ref().is_none_or(|p| p == &a.tenant))
-        .and_then(|a| store.tenant_live(&a.tenant).map(|(t, l)| (a, t, l)));
-    match found {
-        Some((actor, tenant, live)) => {
-            admit(&state, request, tenant, live, Some(actor), next).await
-        }
-        None => {
-            state.services.metrics.record_token_refusal("oauth");
-            if let Some(suppressed) = state.refusals.tick() {
-                tracing::info!(
-                    suppressed,
-                    "refused connector request (unknown, expired or revoked access token; at most one line per 10 s)"
-                );
-            }
-            oauth_unauthorized(
-                &state,
-                Some("the access token is unknown, expired or revoked"),
-            )
-        }
-    }
-}
-
-fn oauth_unauthorized(state: &AppState, error: Option<&str>) -> Response {
-    let metadata = oauth::resource_metadata_url(state).unwrap_or_default();
-    let challenge = match error {
-        None => format!(
-            r#"Bearer resource_metadata="{metadata}", scope="{}""#,
-            oauth::SCOPE
-        ),
-        Some(why) => format!(
-            r#"Bearer resource_metadata="{metadata}", error="invalid_token", error_description="{why}""#
-        ),
-    };
-    let mut response = Response::new(Body::from(format!(
-        "401 Unauthorized: {}\n",
-        error.unwrap_or("sign in through your AI assistant's connector settings")
-    )));
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    refuse_unread(response)
-}
-
 /// A refusal sent before the request's body was read closes the connection: hyper does not
 /// drain an unread body, so the connection cannot carry another request, and a client that
 /// reused it (after a 401, to retry with a token) would see it drop. `Connection: close` tells
@@ -453,14 +438,40 @@ fn refuse_unread(mut response: Response) -> Response {
     response
 }
 
-fn unauthorized(error: &AuthError) -> Response {
-    let challenge = match error {
-        AuthError::Missing => r#"Bearer realm="studio-mcp""#.to_owned(),
-        other => format!(
-            r#"Bearer realm="studio-mcp", error="invalid_token", error_description="{other}""#
+/// The one 401: a bare `Bearer realm` challenge on the static door (its origin advertises no
+/// OAuth), the RFC 9728 `resource_metadata` challenge on the connector door.
+fn unauthorized(state: &AppState, door: Door, error: &AuthError) -> Response {
+    let missing = matches!(error, AuthError::Missing);
+    let (challenge, text) = match door {
+        Door::Static if missing => (r#"Bearer realm="studio-mcp""#.to_owned(), error.to_string()),
+        Door::Static => (
+            format!(
+                r#"Bearer realm="studio-mcp", error="invalid_token", error_description="{error}""#
+            ),
+            error.to_string(),
         ),
+        Door::Connector => {
+            let metadata = oauth::resource_metadata_url(state).unwrap_or_default();
+            if missing {
+                (
+                    format!(
+                        r#"Bearer resource_metadata="{metadata}", scope="{}""#,
+                        oauth::SCOPE
+                    ),
+                    "sign in through your AI assistant's connector settings".to_owned(),
+                )
+            } else {
+                let why = "the access token is unknown, expired or revoked";
+                (
+                    format!(
+                        r#"Bearer resource_metadata="{metadata}", error="invalid_token", error_description="{why}""#
+                    ),
+                    why.to_owned(),
+                )
+            }
+        }
     };
-    let mut response = Response::new(Body::from(format!("401 Unauthorized: {error}\n")));
+    let mut response = Response::new(Body::from(format!("401 Unauthorized: {text}\n")));
     *response.status_mut() = StatusCode::UNAUTHORIZED;
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response

@@ -97,7 +97,7 @@ pub fn of_request(proxies: &TrustedProxies, request: &Request) -> Source {
 /// body is read, so the connection closes and says so.
 pub fn too_many(retry_after_secs: u64, why: &str) -> Response {
     let body = serde_json::json!({
-        "error": "slow_down",
+        "error": crate::runtime::oauth::error::ErrorCode::SlowDown.as_str(),
         "error_description": format!("{why}; retry in {retry_after_secs} s"),
     });
     let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();

@@ -21,10 +21,12 @@ pub const SKEW_SECS: u64 = 120;
 /// with the passkeys a person already has), and the passkey endpoints read 64 KiB at most.
 const MAX_TOKEN_CHARS: usize = 32 * 1024;
 
-/// Which ceremony: each opens only as itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which ceremony: each opens only as itself. Sealed as its name (`signin`, `register`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// `/signin/options` → `/signin/finish`.
+    #[serde(rename = "signin")]
     SignIn,
     /// `/invite/{secret}/options` → `/invite/{secret}/finish`.
     Register,
@@ -45,7 +47,7 @@ struct Sealed<T> {
     /// 16 random bytes (hex): what single use records.
     id: String,
     /// Also in the associated data; kept here so that an opened ceremony says what it is.
-    kind: String,
+    kind: Kind,
     /// The invite's digest (hex), for a registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     invite: Option<String>,
@@ -90,7 +92,7 @@ pub fn seal<T: Serialize>(
     rand::rngs::OsRng.fill_bytes(&mut id);
     let plain = serde_json::to_vec(&Sealed {
         id: hex::encode(id),
-        kind: kind.as_str().to_owned(),
+        kind,
         invite: invite.map(hex::encode),
         expires_at,
         state,
@@ -123,7 +125,7 @@ pub fn open<T: DeserializeOwned>(
         .ok()
         .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
         .ok_or(Refused::Unreadable)?;
-    if sealed.kind != kind.as_str() {
+    if sealed.kind != kind {
         return Err(Refused::Unreadable);
     }
     if sealed.expires_at <= now {
