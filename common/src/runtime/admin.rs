@@ -996,9 +996,9 @@ impl ApprovalView {
         };
         Self {
             id: a.id.clone(),
-            tenant: a.tenant.clone(),
+            tenant: a.tenant.to_string(),
             tool: a.tool.clone(),
-            state: a.state_name(now).to_owned(),
+            state: a.standing(now).as_str().to_owned(),
             preview: a.preview.clone(),
             decided_by,
             outcome,

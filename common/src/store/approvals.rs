@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::kv::Tree;
+use crate::domain::TenantId;
 
 /// Where an approval stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,14 +52,15 @@ pub enum State {
 }
 
 impl State {
-    pub fn name(&self) -> &'static str {
+    /// Where an approval in this state stands, whatever the time.
+    pub fn standing(&self) -> Standing {
         match self {
-            State::Pending => "pending",
-            State::Approved { .. } => "approved",
-            State::Denied { .. } => "denied",
-            State::Running { .. } => "running",
-            State::Done { ok: true, .. } => "done",
-            State::Done { ok: false, .. } => "failed",
+            State::Pending => Standing::Pending,
+            State::Approved { .. } => Standing::Approved,
+            State::Denied { .. } => Standing::Denied,
+            State::Running { .. } => Standing::Running,
+            State::Done { ok: true, .. } => Standing::Done,
+            State::Done { ok: false, .. } => Standing::Failed,
         }
     }
 }
@@ -67,7 +69,7 @@ impl State {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Approval {
     pub id: String,
-    pub tenant: String,
+    pub tenant: TenantId,
     pub tool: String,
     /// The exact arguments the action runs with.
     pub args: serde_json::Map<String, serde_json::Value>,
@@ -88,12 +90,40 @@ pub struct Approval {
     pub reported: bool,
 }
 
+/// Where an approval stands as of a moment: its [`State`], with a pending one past its time
+/// expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Pending,
+    Expired,
+    Approved,
+    Denied,
+    Running,
+    Done,
+    Failed,
+}
+
+impl Standing {
+    /// As the admin API and the audit log spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Pending => "pending",
+            Standing::Expired => "expired",
+            Standing::Approved => "approved",
+            Standing::Denied => "denied",
+            Standing::Running => "running",
+            Standing::Done => "done",
+            Standing::Failed => "failed",
+        }
+    }
+}
+
 impl Approval {
-    /// The state as of `now`: a pending approval past its time is expired.
-    pub fn state_name(&self, now: u64) -> &'static str {
+    /// Where it stands as of `now`: a pending approval past its time is expired.
+    pub fn standing(&self, now: u64) -> Standing {
         match self.state {
-            State::Pending if self.expires_at <= now => "expired",
-            ref s => s.name(),
+            State::Pending if self.expires_at <= now => Standing::Expired,
+            ref s => s.standing(),
         }
     }
 }
@@ -105,8 +135,8 @@ pub enum ApprovalError {
     Unknown,
     #[error("this approval expired before anyone decided; nothing was done")]
     Expired,
-    #[error("this approval was already decided ({0})")]
-    AlreadyDecided(&'static str),
+    #[error("this approval was already decided ({})", .0.as_str())]
+    AlreadyDecided(Standing),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -168,11 +198,11 @@ impl Approvals {
     }
 
     /// Every approval of `tenant` (or all), newest first.
-    pub fn list(&self, tenant: Option<&str>) -> Result<Vec<Approval>, StoreError> {
+    pub fn list(&self, tenant: Option<&TenantId>) -> Result<Vec<Approval>, StoreError> {
         let mut all = Vec::new();
         for (_, value) in self.tree.iter()? {
             let a = decode(&value)?;
-            if tenant.is_none_or(|t| a.tenant == t) {
+            if tenant.is_none_or(|t| &a.tenant == t) {
                 all.push(a);
             }
         }
@@ -183,7 +213,7 @@ impl Approvals {
     /// The newest approval for exactly this action (tenant, tool, argument digest).
     pub fn latest_for(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         tool: &str,
         digest: &str,
     ) -> Result<Option<Approval>, StoreError> {
@@ -224,9 +254,9 @@ impl Approvals {
         now: u64,
     ) -> Result<Approval, ApprovalError> {
         self.transition(id, |a| {
-            match a.state_name(now) {
-                "pending" => {}
-                "expired" => return Err(ApprovalError::Expired),
+            match a.standing(now) {
+                Standing::Pending => {}
+                Standing::Expired => return Err(ApprovalError::Expired),
                 other => return Err(ApprovalError::AlreadyDecided(other)),
             }
             let mut next = a.clone();
@@ -256,7 +286,7 @@ impl Approvals {
                 };
                 Ok(next)
             }
-            other => Err(ApprovalError::AlreadyDecided(other.name())),
+            other => Err(ApprovalError::AlreadyDecided(other.standing())),
         })
     }
 
@@ -279,7 +309,7 @@ impl Approvals {
                 };
                 Ok(next)
             }
-            other => Err(ApprovalError::AlreadyDecided(other.name())),
+            other => Err(ApprovalError::AlreadyDecided(other.standing())),
         })
     }
 
@@ -294,9 +324,9 @@ impl Approvals {
     }
 
     /// Drops every approval of `tenant` (the tenant is being removed).
-    pub fn forget_tenant(&self, tenant: &str) -> Result<(), StoreError> {
+    pub fn forget_tenant(&self, tenant: &TenantId) -> Result<(), StoreError> {
         for (key, value) in self.tree.iter()? {
-            if decode(&value).is_ok_and(|a| a.tenant == tenant) {
+            if decode(&value).is_ok_and(|a| &a.tenant == tenant) {
                 self.tree.remove(key)?;
             }
         }
@@ -340,7 +370,7 @@ mod tests {
     fn pending(id: &str, expires_at: u64) -> Approval {
         Approval {
             id: id.into(),
-            tenant: "acme".into(),
+            tenant: TenantId::parse("acme").unwrap(),
             tool: "dns_create_record".into(),
             args: serde_json::Map::new(),
             args_digest: "d1".into(),
@@ -360,21 +390,21 @@ mod tests {
         a.request(&pending("x", 100)).unwrap();
         assert!(matches!(
             a.claim("x", 2),
-            Err(ApprovalError::AlreadyDecided("pending"))
+            Err(ApprovalError::AlreadyDecided(Standing::Pending))
         ));
         a.decide("x", true, "p1", 2).unwrap();
         assert!(matches!(
             a.decide("x", false, "p2", 3),
-            Err(ApprovalError::AlreadyDecided("approved"))
+            Err(ApprovalError::AlreadyDecided(Standing::Approved))
         ));
         a.claim("x", 3).unwrap();
         assert!(matches!(
             a.claim("x", 4),
-            Err(ApprovalError::AlreadyDecided("running"))
+            Err(ApprovalError::AlreadyDecided(Standing::Running))
         ));
         a.finish("x", true, serde_json::json!({"ok": 1}), 5)
             .unwrap();
-        assert_eq!(a.get("x").unwrap().unwrap().state_name(6), "done");
+        assert_eq!(a.get("x").unwrap().unwrap().standing(6), Standing::Done);
         assert!(matches!(
             a.decide("nope", true, "p", 1),
             Err(ApprovalError::Unknown)
@@ -393,7 +423,7 @@ mod tests {
         a.decide("no", false, "p", 5).unwrap();
         assert!(matches!(
             a.claim("no", 6),
-            Err(ApprovalError::AlreadyDecided("denied"))
+            Err(ApprovalError::AlreadyDecided(Standing::Denied))
         ));
     }
 

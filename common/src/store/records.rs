@@ -466,7 +466,7 @@ impl Records {
             self.secrets.remove(key)?;
             removed.secrets_deleted += 1;
         }
-        self.approvals.forget_tenant(id.as_str())?;
+        self.approvals.forget_tenant(id)?;
         self.people.remove_tenant(id, at)?;
         removed.existed = self.tenants_tree.remove(id.as_str().as_bytes())?.is_some();
         self.flush()?;

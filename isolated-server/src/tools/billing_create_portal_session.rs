@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::tools::billing_list_invoices::customer;
-use crate::tools::{Gate, Step, gate, request};
+use crate::tools::{Step, with_approval};
 use crate::upstream::stripe::{PortalSession, Stripe};
 
 pub struct CreatePortalSession;
@@ -62,34 +62,30 @@ impl Tool for CreatePortalSession {
             check_return_url(ctx, url).await?;
         }
         let token = ctx.credential(SecretKind::Stripe)?;
-        match gate(ctx, Self::NAME, &args)? {
-            Gate::Known(known) => Ok(Step::Known(known)),
-            Gate::Request => {
-                let preview = Preview {
-                    action: "create a billing-portal session (a one-time link to this customer's billing)",
-                    customer: customer.as_str().to_owned(),
-                    return_url: args.return_url.clone(),
-                };
-                request(ctx, Self::NAME, &args, preview)
-            }
-            Gate::Proceed => {
-                // One approval, one key: any retry of this request is the same request to Stripe.
-                let approval = ctx.approval.map(|a| a.id.as_str()).unwrap_or_default();
-                let seed = format!("{}:{approval}", ctx.tenant.id);
-                let key = format!(
-                    "studio-mcp-{}",
-                    hex::encode(&Sha256::digest(seed.as_bytes())[..16])
-                );
-                let stripe = Stripe {
-                    upstream: &ctx.services.stripe,
-                    token,
-                };
-                let session = stripe
-                    .create_portal_session(&customer, args.return_url.as_deref(), &key)
-                    .await?;
-                Ok(Step::Done { result: session })
-            }
-        }
+        let preview = async || {
+            Ok(Preview {
+                action: "create a billing-portal session (a one-time link to this customer's billing)",
+                customer: customer.as_str().to_owned(),
+                return_url: args.return_url.clone(),
+            })
+        };
+        let act = async |approved: &_| {
+            // One approval, one key: any retry of this request is the same request to Stripe.
+            let approval = ctx.approval.map(|a| a.id.as_str()).unwrap_or_default();
+            let seed = format!("{}:{approval}", ctx.tenant.id);
+            let key = format!(
+                "studio-mcp-{}",
+                hex::encode(&Sha256::digest(seed.as_bytes())[..16])
+            );
+            let stripe = Stripe {
+                upstream: &ctx.services.stripe,
+                token,
+            };
+            Ok(stripe
+                .create_portal_session(approved, &customer, args.return_url.as_deref(), &key)
+                .await?)
+        };
+        with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }
 

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::dns::{self, RecordArgs};
-use crate::tools::{Gate, Step, gate, request};
+use crate::tools::{Step, with_approval};
 use crate::upstream::cloudflare::{DnsRecord, RecordInput};
 
 pub struct CreateRecord;
@@ -56,24 +56,19 @@ impl Tool for CreateRecord {
         };
         let input = dns::input(ctx, &args.record)?;
         let cloudflare = dns::cloudflare(ctx)?;
-        match gate(ctx, Self::NAME, &args)? {
-            Gate::Known(known) => Ok(Step::Known(known)),
-            Gate::Request => {
-                let (existing, _) = cloudflare
-                    .list(&zone, Some(&input.name), None, 1, 100)
-                    .await?;
-                let preview = Preview {
-                    action: "create this DNS record",
-                    zone_id: zone.to_string(),
-                    before: None,
-                    after: input,
-                    existing_with_same_name: existing,
-                };
-                request(ctx, Self::NAME, &args, preview)
-            }
-            Gate::Proceed => Ok(Step::Done {
-                result: cloudflare.create(&zone, &input).await?,
-            }),
-        }
+        let preview = async || {
+            let (existing, _) = cloudflare
+                .list(&zone, Some(&input.name), None, 1, 100)
+                .await?;
+            Ok(Preview {
+                action: "create this DNS record",
+                zone_id: zone.to_string(),
+                before: None,
+                after: input.clone(),
+                existing_with_same_name: existing,
+            })
+        };
+        let act = async |approved: &_| Ok(cloudflare.create(approved, &zone, &input).await?);
+        with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::dns;
-use crate::tools::{Gate, Step, gate, request};
+use crate::tools::{Step, with_approval};
 use crate::upstream::cloudflare::DnsRecord;
 
 pub struct DeleteRecord;
@@ -61,36 +61,28 @@ impl Tool for DeleteRecord {
             ..args
         };
         let cloudflare = dns::cloudflare(ctx)?;
-        // The gate first: once an approved delete has run, the record is gone, and the model
-        // must still learn the outcome.
-        let gate = gate(ctx, Self::NAME, &args)?;
-        if let Gate::Known(known) = gate {
-            return Ok(Step::Known(known));
-        }
-        let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
-        match gate {
-            Gate::Known(known) => Ok(Step::Known(known)),
-            Gate::Request => {
-                let (same_name, _) = cloudflare
-                    .list(&zone, Some(&before.name), None, 1, 100)
-                    .await?;
-                let preview = Preview {
-                    action: "delete this DNS record",
-                    zone_id: zone.to_string(),
-                    others_with_same_name: same_name.into_iter().filter(|r| r.id != id).collect(),
-                    before,
-                    after: None,
-                };
-                request(ctx, Self::NAME, &args, preview)
-            }
-            Gate::Proceed => {
-                let deleted = cloudflare.delete(&zone, &id).await?;
-                Ok(Step::Done {
-                    result: Deleted {
-                        deleted_record_id: deleted.id,
-                    },
-                })
-            }
-        }
+        // The record is looked up only past the gate: once an approved delete has run, the
+        // record is gone, and the model must still learn the outcome.
+        let preview = async || {
+            let (id, before) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
+            let (same_name, _) = cloudflare
+                .list(&zone, Some(&before.name), None, 1, 100)
+                .await?;
+            Ok(Preview {
+                action: "delete this DNS record",
+                zone_id: zone.to_string(),
+                others_with_same_name: same_name.into_iter().filter(|r| r.id != id).collect(),
+                before,
+                after: None,
+            })
+        };
+        let act = async |approved: &_| {
+            let (id, _) = dns::existing(ctx, &cloudflare, &zone, &args.record_id).await?;
+            let deleted = cloudflare.delete(approved, &zone, &id).await?;
+            Ok(Deleted {
+                deleted_record_id: deleted.id,
+            })
+        };
+        with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

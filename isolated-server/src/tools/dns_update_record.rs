@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::tools::dns::{self, RecordArgs};
-use crate::tools::{Gate, Step, gate, request};
+use crate::tools::{Step, with_approval};
 use crate::upstream::cloudflare::{DnsRecord, RecordInput};
 
 pub struct UpdateRecord;
@@ -66,24 +66,19 @@ impl Tool for UpdateRecord {
                 before.kind, input.kind
             )));
         }
-        match gate(ctx, Self::NAME, &args)? {
-            Gate::Known(known) => Ok(Step::Known(known)),
-            Gate::Request => {
-                let (same_name, _) = cloudflare
-                    .list(&zone, Some(&input.name), None, 1, 100)
-                    .await?;
-                let preview = Preview {
-                    action: "change this DNS record",
-                    zone_id: zone.to_string(),
-                    others_with_same_name: same_name.into_iter().filter(|r| r.id != id).collect(),
-                    before,
-                    after: input,
-                };
-                request(ctx, Self::NAME, &args, preview)
-            }
-            Gate::Proceed => Ok(Step::Done {
-                result: cloudflare.update(&zone, &id, &input).await?,
-            }),
-        }
+        let preview = async || {
+            let (same_name, _) = cloudflare
+                .list(&zone, Some(&input.name), None, 1, 100)
+                .await?;
+            Ok(Preview {
+                action: "change this DNS record",
+                zone_id: zone.to_string(),
+                others_with_same_name: same_name.into_iter().filter(|r| r.id != id).collect(),
+                before,
+                after: input.clone(),
+            })
+        };
+        let act = async |approved: &_| Ok(cloudflare.update(approved, &zone, &id, &input).await?);
+        with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

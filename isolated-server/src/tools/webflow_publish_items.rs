@@ -7,7 +7,7 @@ use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::{Gate, Step, gate, request};
+use crate::tools::{Step, with_approval};
 use crate::upstream::webflow_publish::{self, ItemsPublished};
 
 pub struct PublishItems;
@@ -55,28 +55,25 @@ impl Tool for PublishItems {
             .collect::<Result<_, _>>()?;
         let collection = ctx.collection(&args.collection_id).await?;
         let token = ctx.credential(SecretKind::Webflow)?;
-        match gate(ctx, Self::NAME, &args)? {
-            Gate::Known(known) => Ok(Step::Known(known)),
-            Gate::Request => {
-                let info = ctx.webflow()?.get_collection(&collection).await?;
-                let preview = Preview {
-                    action: "publish these items' staged versions to the live site",
-                    collection_id: collection.to_string(),
-                    collection_name: info.display_name,
-                    item_ids: items.iter().map(ToString::to_string).collect(),
-                };
-                request(ctx, Self::NAME, &args, preview)
-            }
-            Gate::Proceed => {
-                let result = webflow_publish::publish_items(
-                    &ctx.services.webflow,
-                    &token,
-                    &collection,
-                    &items,
-                )
-                .await?;
-                Ok(Step::Done { result })
-            }
-        }
+        let preview = async || {
+            let info = ctx.webflow()?.get_collection(&collection).await?;
+            Ok(Preview {
+                action: "publish these items' staged versions to the live site",
+                collection_id: collection.to_string(),
+                collection_name: info.display_name,
+                item_ids: items.iter().map(ToString::to_string).collect(),
+            })
+        };
+        let act = async |approved: &_| {
+            Ok(webflow_publish::publish_items(
+                approved,
+                &ctx.services.webflow,
+                &token,
+                &collection,
+                &items,
+            )
+            .await?)
+        };
+        with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

@@ -8,7 +8,7 @@ use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::tools::{Gate, Step, gate, request};
+use crate::tools::{Step, with_approval};
 use crate::upstream::webflow_publish::{self, SitePublished};
 
 pub struct PublishSite;
@@ -94,47 +94,44 @@ impl Tool for PublishSite {
             .would_allow(&gate_key, PUBLISHES_PER_MIN, 60.0)
             .err();
         let token = ctx.credential(SecretKind::Webflow)?;
-        match gate(ctx, Self::NAME, &args)? {
-            Gate::Known(known) => Ok(Step::Known(known)),
-            Gate::Request => {
-                let info = ctx.webflow()?.get_site(&site).await?;
-                let urls = domains
-                    .iter()
-                    .map(|d| {
-                        info.custom_domains
-                            .iter()
-                            .find(|c| c.id == d.as_str())
-                            .and_then(|c| c.url.clone())
-                            .unwrap_or_else(|| d.to_string())
-                    })
-                    .collect();
-                let preview = Preview {
-                    action: "publish the site's current staged version, replacing what is live",
-                    site_id: site.to_string(),
-                    site_name: info.display_name,
-                    domains: urls,
-                    publish_to_webflow_subdomain: args.publish_to_webflow_subdomain,
-                    last_published: info.last_published,
-                    next_publish_in_secs: next,
-                };
-                request(ctx, Self::NAME, &args, preview)
+        let preview = async || {
+            let info = ctx.webflow()?.get_site(&site).await?;
+            let urls = domains
+                .iter()
+                .map(|d| {
+                    info.custom_domains
+                        .iter()
+                        .find(|c| c.id == d.as_str())
+                        .and_then(|c| c.url.clone())
+                        .unwrap_or_else(|| d.to_string())
+                })
+                .collect();
+            Ok(Preview {
+                action: "publish the site's current staged version, replacing what is live",
+                site_id: site.to_string(),
+                site_name: info.display_name,
+                domains: urls,
+                publish_to_webflow_subdomain: args.publish_to_webflow_subdomain,
+                last_published: info.last_published,
+                next_publish_in_secs: next,
+            })
+        };
+        let act = async |approved: &_| {
+            if let Err(secs) = ctx.services.gates.take(&gate_key, PUBLISHES_PER_MIN, 60.0) {
+                return Err(ToolError::RateLimited {
+                    retry_after_secs: secs,
+                });
             }
-            Gate::Proceed => {
-                if let Err(secs) = ctx.services.gates.take(&gate_key, PUBLISHES_PER_MIN, 60.0) {
-                    return Err(ToolError::RateLimited {
-                        retry_after_secs: secs,
-                    });
-                }
-                let result = webflow_publish::publish_site(
-                    &ctx.services.webflow,
-                    &token,
-                    &site,
-                    &domains,
-                    args.publish_to_webflow_subdomain,
-                )
-                .await?;
-                Ok(Step::Done { result })
-            }
-        }
+            Ok(webflow_publish::publish_site(
+                approved,
+                &ctx.services.webflow,
+                &token,
+                &site,
+                &domains,
+                args.publish_to_webflow_subdomain,
+            )
+            .await?)
+        };
+        with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

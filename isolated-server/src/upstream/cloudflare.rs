@@ -2,6 +2,7 @@
 //! the `{success, errors, messages, result, result_info}` envelope; `success: false` is an error
 //! even with HTTP 200.
 
+use crate::tools::Approved;
 use common::domain::ZoneId;
 use common::upstream::{Call, Upstream, UpstreamError};
 use secrecy::SecretString;
@@ -142,6 +143,8 @@ impl Cloudflare<'_> {
 
     pub async fn create(
         &self,
+        // The proof a person approved this exact action: no caller can make one.
+        _approved: &Approved,
         zone: &ZoneId,
         input: &RecordInput,
     ) -> Result<DnsRecord, UpstreamError> {
@@ -158,6 +161,8 @@ impl Cloudflare<'_> {
 
     pub async fn update(
         &self,
+        // The proof a person approved this exact action: no caller can make one.
+        _approved: &Approved,
         zone: &ZoneId,
         id: &str,
         input: &RecordInput,
@@ -173,7 +178,13 @@ impl Cloudflare<'_> {
         Ok(self.call(call).await?.0)
     }
 
-    pub async fn delete(&self, zone: &ZoneId, id: &str) -> Result<Deleted, UpstreamError> {
+    pub async fn delete(
+        &self,
+        // The proof a person approved this exact action: no caller can make one.
+        _approved: &Approved,
+        zone: &ZoneId,
+        id: &str,
+    ) -> Result<Deleted, UpstreamError> {
         let call = Call::with_method(
             reqwest::Method::DELETE,
             format!("/client/v4/zones/{zone}/dns_records/{id}"),

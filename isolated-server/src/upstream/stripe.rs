@@ -1,6 +1,7 @@
 //! Stripe: invoices and billing-portal sessions. Bodies are form-encoded; every POST carries an
 //! `Idempotency-Key`, so a retried request never acts twice.
 
+use crate::tools::Approved;
 use common::domain::StripeCustomer;
 use common::upstream::{Call, Upstream, UpstreamError};
 use secrecy::SecretString;
@@ -76,6 +77,8 @@ impl Stripe<'_> {
 
     pub async fn create_portal_session(
         &self,
+        // The proof a person approved this exact action: no caller can make one.
+        _approved: &Approved,
         customer: &StripeCustomer,
         return_url: Option<&str>,
         idempotency_key: &str,

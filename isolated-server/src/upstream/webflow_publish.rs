@@ -1,6 +1,7 @@
 //! Webflow publishing: `POST /v2/sites/{site_id}/publish` and
 //! `POST /v2/collections/{collection_id}/items/publish`.
 
+use crate::tools::Approved;
 use common::domain::WebflowId;
 use common::upstream::{Call, Upstream, UpstreamError};
 use secrecy::SecretString;
@@ -26,6 +27,8 @@ pub struct ItemsPublished {
 }
 
 pub async fn publish_site(
+    // The proof a person approved this exact action: no caller can make one.
+    _approved: &Approved,
     upstream: &Upstream,
     token: &SecretString,
     site: &WebflowId,
@@ -44,6 +47,8 @@ pub async fn publish_site(
 }
 
 pub async fn publish_items(
+    // The proof a person approved this exact action: no caller can make one.
+    _approved: &Approved,
     upstream: &Upstream,
     token: &SecretString,
     collection: &WebflowId,

@@ -22,12 +22,11 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::TenantId;
 use crate::mcp::{Services, ToolContext};
 use crate::runtime::browser::pages::{self, MessageKind};
 use crate::runtime::browser::signin::{self, SignedIn};
 use crate::runtime::server::state::{AppState, Event};
-use crate::store::approvals::{Approval, ApprovalError, State as ApprovalState};
+use crate::store::approvals::{Approval, ApprovalError, Standing, State as ApprovalState};
 use crate::store::people::Role;
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -79,7 +78,7 @@ pub async fn decide_and_run(
         .approvals()
         .decide(id, approve, by, now)?;
     state.record(&Event {
-        tenant: &decided.tenant,
+        tenant: decided.tenant.as_str(),
         action: if approve {
             "approval:approve"
         } else {
@@ -112,7 +111,7 @@ async fn carry_out(state: &AppState, id: &str) -> Result<Approval, ApprovalError
     };
     tracing::info!(tenant = %claimed.tenant, tool = %claimed.tool, approval = %claimed.id, outcome = kind, elapsed_ms = started.elapsed().as_millis() as u64, "approved action carried out");
     state.record(&Event {
-        tenant: &claimed.tenant,
+        tenant: claimed.tenant.as_str(),
         action: &claimed.tool,
         outcome: kind,
         person: Some(&by),
@@ -126,13 +125,10 @@ async fn run_tool(
     state: &AppState,
     approval: &Approval,
 ) -> Result<serde_json::Value, (&'static str, String)> {
-    let tenant = TenantId::parse(&approval.tenant)
-        .ok()
-        .and_then(|id| state.services.store.tenant(&id))
-        .ok_or((
-            "no_tenant",
-            "the client is no longer served here".to_owned(),
-        ))?;
+    let tenant = state.services.store.tenant(&approval.tenant).ok_or((
+        "no_tenant",
+        "the client is no longer served here".to_owned(),
+    ))?;
     let entry = state
         .catalog
         .get(&approval.tool)
@@ -168,10 +164,12 @@ fn action_title(state: &AppState, tool: &str) -> String {
 }
 
 fn status_sentence(a: &Approval, now: u64) -> String {
-    match (&a.state, a.state_name(now)) {
-        (_, "expired") => "This request expired before anyone decided. Nothing was done; ask your \
+    match (&a.state, a.standing(now)) {
+        (_, Standing::Expired) => {
+            "This request expired before anyone decided. Nothing was done; ask your \
              AI assistant again if it is still wanted."
-            .into(),
+                .into()
+        }
         (ApprovalState::Pending, _) => format!(
             "Waiting for an approver's decision (the request expires in {} minutes). Nothing has \
              happened yet.",
@@ -196,7 +194,7 @@ fn status_sentence(a: &Approval, now: u64) -> String {
 
 fn page_for(state: &AppState, me: &SignedIn, a: &Approval, notice: Option<&str>) -> Response {
     let now = crate::now_unix();
-    let pending = a.state_name(now) == "pending";
+    let pending = a.standing(now) == Standing::Pending;
     let approver = me.person.role == Role::Approver;
     let outcome = match &a.state {
         ApprovalState::Done { outcome, .. } => Some(outcome.clone()),
@@ -211,7 +209,7 @@ fn page_for(state: &AppState, me: &SignedIn, a: &Approval, notice: Option<&str>)
         pages::approval_page(&pages::ApprovalPage {
             server_name: signin::server_name(state),
             person_name: me.person.name.clone(),
-            tenant_name: tenant_name(state, &a.tenant),
+            tenant_name: signin::tenant_name(state, &a.tenant),
             action_title: action_title(state, &a.tool),
             preview: a.preview.clone(),
             status,
@@ -228,19 +226,11 @@ fn page_for(state: &AppState, me: &SignedIn, a: &Approval, notice: Option<&str>)
     )
 }
 
-fn tenant_name(state: &AppState, tenant: &str) -> String {
-    TenantId::parse(tenant)
-        .ok()
-        .and_then(|id| state.services.store.tenant(&id))
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| tenant.to_owned())
-}
-
 /// The approval `id`, if it exists here and belongs to the signed-in person's tenant; otherwise
 /// the page that says why (the same for unknown and foreign ids: nothing to enumerate).
 fn find(state: &AppState, me: &SignedIn, id: &str) -> Result<Approval, Box<Response>> {
     match state.services.store.approvals().get(id) {
-        Ok(Some(a)) if a.tenant == me.person.tenant.as_str() => Ok(a),
+        Ok(Some(a)) if a.tenant == me.person.tenant => Ok(a),
         Ok(_) => Err(Box::new(signin::message(
             state,
             StatusCode::NOT_FOUND,

@@ -181,7 +181,11 @@ fn read(db: &Db, dump: &Dump, record: &Record) -> Result<(), String> {
             approvals
                 .list(None)
                 .and_then(|_| approvals.get(&key))
-                .and_then(|_| approvals.latest_for("acme", "dns_create_record", "x"))
+                .and_then(|_| {
+                    let acme = common::domain::TenantId::parse("acme")
+                        .map_err(|e| common::store::StoreError::Corrupt(e.to_string()))?;
+                    approvals.latest_for(&acme, "dns_create_record", "x")
+                })
                 .and_then(|_| approvals.sweep(now, 86_400))
                 .map(drop)
                 .map_err(|e| e.to_string())
