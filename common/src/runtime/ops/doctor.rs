@@ -35,7 +35,7 @@ use reqwest::{StatusCode, Url};
 use crate::runtime::server::telemetry::printable;
 
 use connection::is_loopback_host;
-use http::{ConnectTo, connection_step, parse_connect_to};
+use http::{ConnectTo, parse_connect_to};
 
 /// The `client_name` of the doctor's own registrations: the server recognises them by the
 /// prefix and lets them expire after [`crate::runtime::oauth::DOCTOR_CLIENT_TTL_SECS`] instead of a day.
@@ -172,6 +172,9 @@ const STEP_S256: &str = "PKCE S256";
 const STEP_NONE: &str = "client authentication none";
 const STEP_DCR: &str = "dynamic registration";
 const STEP_CIMD: &str = "client ID metadata documents";
+const STEP_ROOT_AUTHORIZE: &str = "/authorize at the root";
+const STEP_ROOT_TOKEN: &str = "/token at the root";
+const STEP_ROOT_REVOKE: &str = "/revoke at the root";
 const STEP_ROUND_TRIP: &str = "registration round trip";
 const STEP_STATIC: &str = "static origin";
 const STEP_STATIC_401: &str = "static 401";
@@ -187,9 +190,9 @@ const AFTER_CONNECTION: &[&str] = &[
     STEP_NONE,
     STEP_DCR,
     STEP_CIMD,
-    "/authorize at the root",
-    "/token at the root",
-    "/revoke at the root",
+    STEP_ROOT_AUTHORIZE,
+    STEP_ROOT_TOKEN,
+    STEP_ROOT_REVOKE,
     STEP_ROUND_TRIP,
 ];
 
@@ -268,16 +271,13 @@ impl Doctor<'_> {
     /// The connector URL's checks. Returns whether it is a plain-http loopback demo.
     async fn connector(&mut self, raw: &str) -> anyhow::Result<bool> {
         let raw = raw.trim();
-        let url = match Url::parse(raw) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => url,
-            _ => {
-                self.report.fail(
-                    "URL",
-                    &format!("{} is not an http(s) URL", shown(raw)),
-                    "give the connector URL as people paste it, e.g. https://connect.studio.example/mcp",
-                );
-                return Ok(false);
-            }
+        let Some(url) = http_url(raw) else {
+            self.report.fail(
+                "URL",
+                &format!("{} is not an http(s) URL", shown(raw)),
+                "give the connector URL as people paste it, e.g. https://connect.studio.example/mcp",
+            );
+            return Ok(false);
         };
         let local_demo = url.scheme() == "http" && is_loopback_host(&url);
         self.url_shape(&url, raw, local_demo);
@@ -286,7 +286,7 @@ impl Doctor<'_> {
         };
         if !self.dns(&target, local_demo).await {
             self.report.skip_all(
-                &[connection_step(&target)],
+                &[target.connection_step()],
                 "there is no address to connect to",
             );
             self.report
@@ -306,6 +306,13 @@ impl Doctor<'_> {
         self.round_trip(&target, raw, metadata.as_ref()).await;
         Ok(local_demo)
     }
+}
+
+/// `raw` as a URL if it is an http(s) one with a host.
+fn http_url(raw: &str) -> Option<Url> {
+    Url::parse(raw)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
 }
 
 /// `scheme://host[:port]`.

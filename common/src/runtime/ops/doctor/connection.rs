@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{StatusCode, Url};
 
-use super::http::{Target, connection_problem, connection_step, fetch, mcp_initialize};
+use super::http::{Answer, Target, fetch};
 use super::*;
 
 impl Doctor<'_> {
@@ -152,11 +152,10 @@ impl Doctor<'_> {
         target: &Target,
         raw: &str,
     ) -> Option<Option<String>> {
-        let answer = match fetch(mcp_initialize(&target.client, target.url.as_str())).await {
+        let answer = match fetch(target.mcp_initialize()).await {
             Ok(answer) => answer,
             Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(connection_step(target), &what, &fix);
+                self.connection_failed(target.connection_step(), target, &e);
                 return None;
             }
         };
@@ -175,83 +174,20 @@ impl Doctor<'_> {
                 &format!("{} answers (plain http)", target.place()),
             );
         }
-        let status = answer.status;
-        if status == StatusCode::UNAUTHORIZED {
-            self.report.ok(
-                STEP_MCP,
-                &format!(
-                    "POST {} answers 401: sign-in needed, as it should",
-                    shown(raw)
-                ),
-            );
-        } else if status.is_redirection() {
-            self.report.fail(
-                STEP_MCP,
-                &format!(
-                    "POST {} answers {} with a redirect to {}; connectors do not follow redirects on the MCP endpoint",
-                    shown(raw),
-                    status_text(status),
-                    shown(&answer.location())
-                ),
-                "serve MCP at exactly this URL: no redirect, no trailing-slash rewrite, no \
-                 http-to-https hop in front of it",
-            );
-        } else if status == StatusCode::NOT_FOUND {
-            self.report.fail(
-                STEP_MCP,
-                &format!(
-                    "POST {} answers 404 Not Found{}",
-                    shown(raw),
-                    answer.summary()
-                ),
-                "point the connector URL at the server's connector door, whose MCP endpoint is \
-                 exactly /mcp, and let the proxy forward /mcp unchanged (no path prefix)",
-            );
-        } else if status == StatusCode::FORBIDDEN || status == StatusCode::MISDIRECTED_REQUEST {
-            self.report.fail(
-                STEP_MCP,
-                &format!(
-                    "POST {} answers {}{}",
-                    shown(raw),
-                    status_text(status),
-                    answer.summary()
-                ),
-                &format!(
-                    "the server refuses requests for a host it does not serve: \
-                     STUDIO_MCP_CONNECTOR_URL must name {} exactly, and the proxy must pass the \
-                     Host header through",
-                    target.origin
-                ),
-            );
-        } else if status.is_success() {
-            self.report.fail(
-                STEP_MCP,
-                &format!(
-                    "POST {} answers {} without asking anyone to sign in",
-                    shown(raw),
-                    status_text(status)
-                ),
-                "this is not a connector door (which always asks for a token): check the URL and \
-                 what the proxy forwards it to",
-            );
-        } else {
-            self.report.fail(
-                STEP_MCP,
-                &format!(
-                    "POST {} answers {}{}",
-                    shown(raw),
-                    status_text(status),
-                    answer.summary()
-                ),
-                "the proxy must forward POST /mcp to the connector listener; the server's log \
-                 says more",
-            );
-        }
-        if status != StatusCode::UNAUTHORIZED {
+        if answer.status != StatusCode::UNAUTHORIZED {
+            let (what, fix) = mcp_problem(&answer, target, raw);
+            self.report.fail(STEP_MCP, &what, &fix);
             self.report
                 .line(Mark::Skip, STEP_401, "there was no 401 to read", None);
             return Some(None);
         }
+        self.report.ok(
+            STEP_MCP,
+            &format!(
+                "POST {} answers 401: sign-in needed, as it should",
+                shown(raw)
+            ),
+        );
         let challenges = answer.all(WWW_AUTHENTICATE);
         match resource_metadata_param(&challenges) {
             Some(url) => {
@@ -275,6 +211,68 @@ impl Doctor<'_> {
                 Some(None)
             }
         }
+    }
+}
+
+/// What is wrong with the MCP endpoint's answer to an unauthenticated `initialize` (anything
+/// but a 401), and the fix.
+fn mcp_problem(answer: &Answer, target: &Target, raw: &str) -> (String, String) {
+    let status = answer.status;
+    let answered = || {
+        format!(
+            "POST {} answers {}{}",
+            shown(raw),
+            status_text(status),
+            answer.summary()
+        )
+    };
+    if status.is_redirection() {
+        (
+            format!(
+                "POST {} answers {} with a redirect to {}; connectors do not follow redirects on the MCP endpoint",
+                shown(raw),
+                status_text(status),
+                shown(&answer.location())
+            ),
+            "serve MCP at exactly this URL: no redirect, no trailing-slash rewrite, no \
+             http-to-https hop in front of it"
+                .to_owned(),
+        )
+    } else if status == StatusCode::NOT_FOUND {
+        (
+            answered(),
+            "point the connector URL at the server's connector door, whose MCP endpoint is \
+             exactly /mcp, and let the proxy forward /mcp unchanged (no path prefix)"
+                .to_owned(),
+        )
+    } else if status == StatusCode::FORBIDDEN || status == StatusCode::MISDIRECTED_REQUEST {
+        (
+            answered(),
+            format!(
+                "the server refuses requests for a host it does not serve: \
+                 STUDIO_MCP_CONNECTOR_URL must name {} exactly, and the proxy must pass the \
+                 Host header through",
+                target.origin
+            ),
+        )
+    } else if status.is_success() {
+        (
+            format!(
+                "POST {} answers {} without asking anyone to sign in",
+                shown(raw),
+                status_text(status)
+            ),
+            "this is not a connector door (which always asks for a token): check the URL and \
+             what the proxy forwards it to"
+                .to_owned(),
+        )
+    } else {
+        (
+            answered(),
+            "the proxy must forward POST /mcp to the connector listener; the server's log \
+             says more"
+                .to_owned(),
+        )
     }
 }
 

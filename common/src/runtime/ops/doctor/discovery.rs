@@ -4,7 +4,7 @@
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value};
 
-use super::http::{Answer, Target, connection_problem, fetch};
+use super::http::{Answer, Target, fetch};
 use super::*;
 
 impl Doctor<'_> {
@@ -29,36 +29,38 @@ impl Doctor<'_> {
         }
         let mut servers = None;
         for (step, doc_url) in forms {
-            let answer = fetch(target.client.get(&doc_url)).await;
-            match answer.map_err(|e| connection_problem(&e, target, self.timeout)) {
-                Err((what, fix)) => self.report.fail(step, &what, &fix),
-                Ok(answer) => match read_resource_metadata(&answer, &doc_url, resource) {
-                    Ok(found) => {
-                        self.report.ok(
-                            step,
-                            &format!(
-                                "{doc_url}: resource is byte-equal to the URL; authorization server {}",
-                                shown(&found.join(", "))
-                            ),
-                        );
-                        servers.get_or_insert(found);
-                    }
-                    Err((what, fix)) => {
-                        let fix = if step == STEP_PRM_SUFFIXED
-                            && answer.status == StatusCode::NOT_FOUND
-                        {
-                            format!(
-                                "Claude Desktop asks for this form first: route every \
-                                 /.well-known/ path of {} to the connector door (a proxy that \
-                                 forwards only /mcp drops it)",
-                                target.host
-                            )
-                        } else {
-                            fix
-                        };
-                        self.report.fail(step, &what, &fix);
-                    }
-                },
+            let answer = match fetch(target.client.get(&doc_url)).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    self.connection_failed(step, target, &e);
+                    continue;
+                }
+            };
+            match read_resource_metadata(&answer, &doc_url, resource) {
+                Ok(found) => {
+                    self.report.ok(
+                        step,
+                        &format!(
+                            "{doc_url}: resource is byte-equal to the URL; authorization server {}",
+                            shown(&found.join(", "))
+                        ),
+                    );
+                    servers.get_or_insert(found);
+                }
+                Err((what, fix)) => {
+                    let fix = if step == STEP_PRM_SUFFIXED && answer.status == StatusCode::NOT_FOUND
+                    {
+                        format!(
+                            "Claude Desktop asks for this form first: route every \
+                             /.well-known/ path of {} to the connector door (a proxy that \
+                             forwards only /mcp drops it)",
+                            target.host
+                        )
+                    } else {
+                        fix
+                    };
+                    self.report.fail(step, &what, &fix);
+                }
             }
         }
         servers
@@ -106,51 +108,22 @@ impl Doctor<'_> {
             "/.well-known/oauth-authorization-server{issuer_path}"
         ));
         let later = [STEP_S256, STEP_NONE, STEP_DCR, STEP_CIMD];
-        let answer = match fetch(target.client.get(&doc_url)).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(STEP_AS, &what, &fix);
-                self.report
-                    .skip_all(&later, "no authorization server metadata");
-                return None;
-            }
-        };
         let fix_route = format!(
             "route /.well-known/oauth-authorization-server on {} to the connector door",
             target.host
         );
-        let doc = if answer.status.is_redirection() {
-            self.report.fail(
-                STEP_AS,
-                &format!(
-                    "GET {doc_url} answers {} with a redirect to {}; it is not followed",
-                    status_text(answer.status),
-                    shown(&answer.location())
-                ),
-                &fix_route,
-            );
-            None
-        } else if !answer.status.is_success() {
-            self.report.fail(
-                STEP_AS,
-                &format!(
-                    "GET {doc_url} answers {}{}",
-                    status_text(answer.status),
-                    answer.summary()
-                ),
-                &fix_route,
-            );
-            None
-        } else if let Some(doc) = answer.json_object() {
-            Some(doc)
-        } else {
-            self.report.fail(
-                STEP_AS,
-                &format!("{doc_url} is not a JSON object"),
-                &fix_route,
-            );
-            None
+        let doc = match fetch(target.client.get(&doc_url)).await {
+            Err(e) => {
+                self.connection_failed(STEP_AS, target, &e);
+                None
+            }
+            Ok(answer) => match json_document(&answer, &doc_url) {
+                Ok(doc) => Some(doc),
+                Err(what) => {
+                    self.report.fail(STEP_AS, &what, &fix_route);
+                    None
+                }
+            },
         };
         let Some(doc) = doc else {
             self.report
@@ -263,31 +236,12 @@ fn read_resource_metadata(
     doc_url: &str,
     resource: &str,
 ) -> Result<Vec<String>, (String, String)> {
-    let route =
-        "route every /.well-known/ path of the connector host to the connector door".to_owned();
-    if answer.status.is_redirection() {
-        return Err((
-            format!(
-                "GET {doc_url} answers {} with a redirect to {}; it is not followed",
-                status_text(answer.status),
-                shown(&answer.location())
-            ),
-            route,
-        ));
-    }
-    if !answer.status.is_success() {
-        return Err((
-            format!(
-                "GET {doc_url} answers {}{}",
-                status_text(answer.status),
-                answer.summary()
-            ),
-            route,
-        ));
-    }
-    let Some(doc) = answer.json_object() else {
-        return Err((format!("{doc_url} is not a JSON object"), route));
-    };
+    let doc = json_document(answer, doc_url).map_err(|what| {
+        (
+            what,
+            "route every /.well-known/ path of the connector host to the connector door".to_owned(),
+        )
+    })?;
     match doc.get("resource").and_then(Value::as_str) {
         Some(found) if found == resource => {}
         Some(found) => {
@@ -328,4 +282,26 @@ fn read_resource_metadata(
         ));
     }
     Ok(servers)
+}
+
+/// The JSON object a metadata URL answers with; otherwise what is wrong with the answer (a
+/// redirect, which is not followed, an error status, or a body that is no JSON object).
+fn json_document(answer: &Answer, doc_url: &str) -> Result<Map<String, Value>, String> {
+    if answer.status.is_redirection() {
+        return Err(format!(
+            "GET {doc_url} answers {} with a redirect to {}; it is not followed",
+            status_text(answer.status),
+            shown(&answer.location())
+        ));
+    }
+    if !answer.status.is_success() {
+        return Err(format!(
+            "GET {doc_url} answers {}{}",
+            status_text(answer.status),
+            answer.summary()
+        ));
+    }
+    answer
+        .json_object()
+        .ok_or_else(|| format!("{doc_url} is not a JSON object"))
 }

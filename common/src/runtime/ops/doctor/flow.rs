@@ -3,13 +3,17 @@
 
 use base64::Engine as _;
 use rand::RngCore as _;
-use reqwest::header::CONTENT_TYPE;
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::http::{Target, connection_problem, fetch};
+use super::http::{Target, fetch};
 use super::*;
+
+/// The body of a token request with no grant: a token endpoint answers it with an OAuth error.
+pub(super) const EMPTY_TOKEN_REQUEST: &str = "grant_type=";
+/// A revocation of a token that never existed: RFC 7009 answers 200 for it.
+pub(super) const REVOKE_PROBE: &str = "token=studio-mcp-doctor-probe";
 
 impl Doctor<'_> {
     /// `/authorize`, `/token` and `/revoke` where claude.ai looks for them: at the root.
@@ -22,12 +26,9 @@ impl Doctor<'_> {
             )
         };
         let url = target.at("/authorize");
-        let step = "/authorize at the root";
+        let step = STEP_ROOT_AUTHORIZE;
         match fetch(target.client.get(&url)).await {
-            Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(step, &what, &fix);
-            }
+            Err(e) => self.connection_failed(step, target, &e),
             Ok(a) if missing(a.status) => self.report.fail(
                 step,
                 &format!("GET {url} answers {}", status_text(a.status)),
@@ -42,17 +43,9 @@ impl Doctor<'_> {
             ),
         }
         let url = target.at("/token");
-        let step = "/token at the root";
-        let request = target
-            .client
-            .post(&url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body("grant_type=");
-        match fetch(request).await {
-            Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(step, &what, &fix);
-            }
+        let step = STEP_ROOT_TOKEN;
+        match fetch(target.post_form(&url, EMPTY_TOKEN_REQUEST)).await {
+            Err(e) => self.connection_failed(step, target, &e),
             Ok(a) if a.oauth_error().is_some() => self.report.ok(
                 step,
                 &format!(
@@ -72,17 +65,9 @@ impl Doctor<'_> {
             ),
         }
         let url = target.at("/revoke");
-        let step = "/revoke at the root";
-        let request = target
-            .client
-            .post(&url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body("token=studio-mcp-doctor-probe");
-        match fetch(request).await {
-            Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(step, &what, &fix);
-            }
+        let step = STEP_ROOT_REVOKE;
+        match fetch(target.post_form(&url, REVOKE_PROBE)).await {
+            Err(e) => self.connection_failed(step, target, &e),
             Ok(a) if a.status == StatusCode::OK || a.oauth_error().is_some() => self.report.ok(
                 step,
                 &format!("POST {url} answers {}", status_text(a.status)),
@@ -119,8 +104,7 @@ impl Doctor<'_> {
         let answer = match fetch(target.client.post(&register).json(&registration)).await {
             Ok(answer) => answer,
             Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(STEP_ROUND_TRIP, &what, &fix);
+                self.connection_failed(STEP_ROUND_TRIP, target, &e);
                 return;
             }
         };
@@ -188,8 +172,7 @@ impl Doctor<'_> {
         let answer = match fetch(target.client.get(authorize.as_str())).await {
             Ok(answer) => answer,
             Err(e) => {
-                let (what, fix) = connection_problem(&e, target, self.timeout);
-                self.report.fail(STEP_ROUND_TRIP, &what, &fix);
+                self.connection_failed(STEP_ROUND_TRIP, target, &e);
                 return;
             }
         };

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::bail;
-use reqwest::header::{ACCEPT, HeaderMap, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{Client, RequestBuilder, StatusCode, Url, redirect};
 use serde_json::{Map, Value, json};
 
@@ -38,6 +38,40 @@ impl Target {
 
     pub(super) fn at(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
+    }
+
+    /// The step a failed connection is reported under.
+    pub(super) fn connection_step(&self) -> &'static str {
+        if self.url.scheme() == "https" {
+            "TLS"
+        } else {
+            "connection"
+        }
+    }
+
+    /// The request a connector sends first: `initialize` to the URL, without a token.
+    pub(super) fn mcp_initialize(&self) -> RequestBuilder {
+        self.client
+            .post(self.url.as_str())
+            .header(ACCEPT, "application/json, text/event-stream")
+            .json(&json!({
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": { "name": "studio-mcp-doctor", "version": env!("CARGO_PKG_VERSION") },
+                },
+            }))
+    }
+
+    /// A form `POST` to `url` on this target.
+    pub(super) fn post_form(&self, url: &str, body: &'static str) -> RequestBuilder {
+        self.client
+            .post(url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
     }
 }
 
@@ -79,31 +113,12 @@ impl Doctor<'_> {
             client,
         }))
     }
-}
 
-pub(super) fn connection_step(target: &Target) -> &'static str {
-    if target.url.scheme() == "https" {
-        "TLS"
-    } else {
-        "connection"
+    /// A failed line for `step`: why `target` could not be reached, and the fix.
+    pub(super) fn connection_failed(&mut self, step: &str, target: &Target, err: &reqwest::Error) {
+        let (what, fix) = connection_problem(err, target, self.timeout);
+        self.report.fail(step, &what, &fix);
     }
-}
-
-/// The request a connector sends first: `initialize`, without a token.
-pub(super) fn mcp_initialize(client: &Client, url: &str) -> RequestBuilder {
-    client
-        .post(url)
-        .header(ACCEPT, "application/json, text/event-stream")
-        .json(&json!({
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": { "name": "studio-mcp-doctor", "version": env!("CARGO_PKG_VERSION") },
-            },
-        }))
 }
 
 /// An answer, its body read up to [`MAX_BODY_BYTES`].
@@ -207,7 +222,7 @@ pub(super) async fn fetch(request: RequestBuilder) -> Result<Answer, reqwest::Er
 }
 
 /// What went wrong connecting, and the fix, in an operator's words.
-pub(super) fn connection_problem(
+fn connection_problem(
     err: &reqwest::Error,
     target: &Target,
     timeout: Duration,

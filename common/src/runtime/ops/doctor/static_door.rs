@@ -1,12 +1,13 @@
 //! `--static-url`: the static door must have an origin of its own that carries no OAuth
 //! discovery, or Claude Code drops its static token and tries OAuth.
 
-use reqwest::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::header::WWW_AUTHENTICATE;
 use reqwest::{StatusCode, Url};
 use serde_json::json;
 
 use super::connection::resource_metadata_param;
-use super::http::{connection_problem, fetch, mcp_initialize};
+use super::flow::{EMPTY_TOKEN_REQUEST, REVOKE_PROBE};
+use super::http::fetch;
 use super::*;
 
 impl Doctor<'_> {
@@ -14,16 +15,13 @@ impl Doctor<'_> {
     /// think it speaks OAuth.
     pub(super) async fn static_origin(&mut self, raw: &str, connector: &str) -> anyhow::Result<()> {
         let raw = raw.trim();
-        let url = match Url::parse(raw) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => url,
-            _ => {
-                self.report.fail(
-                    STEP_STATIC,
-                    &format!("--static-url {} is not an http(s) URL", shown(raw)),
-                    "give the static door's MCP URL, STUDIO_MCP_PUBLIC_URL + /mcp",
-                );
-                return Ok(());
-            }
+        let Some(url) = http_url(raw) else {
+            self.report.fail(
+                STEP_STATIC,
+                &format!("--static-url {} is not an http(s) URL", shown(raw)),
+                "give the static door's MCP URL, STUDIO_MCP_PUBLIC_URL + /mcp",
+            );
+            return Ok(());
         };
         let origin = origin_of(&url);
         if Url::parse(connector.trim()).is_ok_and(|c| origin_of(&c) == origin) {
@@ -48,8 +46,7 @@ impl Doctor<'_> {
             probes += 1;
             match fetch(target.client.get(&doc_url)).await {
                 Err(e) => {
-                    let (what, fix) = connection_problem(&e, &target, self.timeout);
-                    self.report.fail(STEP_STATIC, &what, &fix);
+                    self.connection_failed(STEP_STATIC, &target, &e);
                     self.report
                         .skip_all(&[STEP_STATIC_401], "no connection to the static origin");
                     return Ok(());
@@ -64,20 +61,16 @@ impl Doctor<'_> {
         }
         for (path, form) in [
             ("/authorize", None),
-            ("/token", Some("grant_type=")),
+            ("/token", Some(EMPTY_TOKEN_REQUEST)),
             ("/register", Some("")),
-            ("/revoke", Some("token=studio-mcp-doctor-probe")),
+            ("/revoke", Some(REVOKE_PROBE)),
         ] {
             let endpoint = target.at(path);
             probes += 1;
             let request = match form {
                 None => target.client.get(&endpoint),
                 Some("") => target.client.post(&endpoint).json(&json!({})),
-                Some(body) => target
-                    .client
-                    .post(&endpoint)
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body),
+                Some(body) => target.post_form(&endpoint, body),
             };
             if let Ok(a) = fetch(request).await
                 && (a.status.is_success() || a.status.is_redirection() || a.oauth_json())
@@ -111,11 +104,8 @@ impl Doctor<'_> {
                  and sign-in to the connector host only (STUDIO_MCP_CONNECTOR_URL)",
             );
         }
-        match fetch(mcp_initialize(&target.client, url.as_str())).await {
-            Err(e) => {
-                let (what, fix) = connection_problem(&e, &target, self.timeout);
-                self.report.fail(STEP_STATIC_401, &what, &fix);
-            }
+        match fetch(target.mcp_initialize()).await {
+            Err(e) => self.connection_failed(STEP_STATIC_401, &target, &e),
             Ok(a) if a.status == StatusCode::UNAUTHORIZED => {
                 let challenges = a.all(WWW_AUTHENTICATE);
                 match resource_metadata_param(&challenges) {
