@@ -69,6 +69,15 @@ impl From<StoreError> for AdminError {
     }
 }
 
+impl From<crate::token::AuthError> for AdminError {
+    fn from(e: crate::token::AuthError) -> Self {
+        match e {
+            crate::token::AuthError::Store(e) => e.into(),
+            other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
 fn bad_request(message: impl Into<String>) -> AdminError {
     AdminError(StatusCode::BAD_REQUEST, message.into())
 }

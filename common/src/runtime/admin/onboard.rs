@@ -6,11 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::tenants::{MAX_SECRET_BYTES, allowed_here};
-use super::tokens::IssuedToken;
+use super::tenants::{allowed_here, seal, secret_value};
+use super::tokens::{IssuedToken, issue};
 use super::{AdminError, AdminResult, audit_admin, bad_request, tenant_id};
 use crate::domain::TenantId;
 use crate::runtime::server::state::AppState;
@@ -61,14 +61,7 @@ pub(super) async fn onboard(
     let mut secrets = Vec::new();
     for (kind, value) in &request.secrets {
         let kind: SecretKind = kind.parse().map_err(bad_request)?;
-        let value = value.trim();
-        if value.is_empty() || value.len() > MAX_SECRET_BYTES || value.chars().any(char::is_control)
-        {
-            return Err(bad_request(format!(
-                "the {kind} credential must be 1-{MAX_SECRET_BYTES} bytes of printable text"
-            )));
-        }
-        secrets.push((kind, SecretString::from(value.to_owned())));
+        secrets.push((kind, secret_value(kind, value, "credential")?));
     }
     let mut verified = Vec::new();
     for (kind, secret) in &secrets {
@@ -164,11 +157,7 @@ fn store_onboarded(
     };
     state.services.index.forget(&tenant.id);
     for (kind, secret) in secrets {
-        let sealed = state
-            .services
-            .master_key
-            .seal(&tenant.id, *kind, secret)
-            .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let sealed = seal(state, &tenant.id, *kind, secret)?;
         let previous = store.secret(&tenant.id, *kind)?;
         store.put_secret(&tenant.id, *kind, sealed)?;
         written.push(Written::Secret {
@@ -177,24 +166,8 @@ fn store_onboarded(
             previous,
         });
     }
-    let issued = state
-        .authority
-        .issue(
-            store,
-            &tenant.id,
-            label,
-            state.token_ttl_secs,
-            crate::now_unix(),
-        )
-        .map_err(|e| match e {
-            crate::token::AuthError::Store(e) => AdminError::from(e),
-            other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        })?;
-    written.push(Written::Token(issued.record.id.clone()));
-    let token = IssuedToken {
-        token: issued.token.expose_secret().to_owned(),
-        record: issued.record,
-    };
+    let token = issue(state, &tenant.id, label, state.token_ttl_secs)?;
+    written.push(Written::Token(token.record.id.clone()));
     Ok(((*tenant).clone(), token))
 }
 

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{AdminError, AdminResult, audit_admin, bad_request, existing, tenant_id};
-use crate::runtime::server::state::AppState;
+use crate::runtime::server::state::{AppState, ConnectorDoor};
 use crate::store::people::{self, GrantView, Invite, Person, PersonView, Role};
 
 /// `POST /v1/tenants/{id}/people`.
@@ -37,7 +37,7 @@ pub struct Invited {
 }
 
 /// The connector door people are invited to, or the refusal that says there is none.
-fn connector_door(state: &AppState) -> AdminResult<&crate::runtime::server::state::ConnectorDoor> {
+fn connector_door(state: &AppState) -> AdminResult<&ConnectorDoor> {
     state.connector.as_ref().ok_or_else(|| {
         AdminError(
             StatusCode::CONFLICT,
@@ -85,12 +85,7 @@ pub(super) async fn invite_person(
         Some(raw) => Role::parse(raw)
             .ok_or_else(|| bad_request(format!("role `{raw}` is neither member nor approver")))?,
     };
-    let ttl = match request.expires_days {
-        Some(0) => return Err(bad_request("expires_days must be at least 1")),
-        Some(days) if days > 90 => return Err(bad_request("expires_days must be at most 90")),
-        Some(days) => days * 86_400,
-        None => state.oauth.invite_ttl_secs,
-    };
+    let ttl = invite_ttl(&state, request.expires_days)?;
     let now = crate::now_unix();
     let person = Person {
         id: people::new_id("p_"),
@@ -103,18 +98,8 @@ pub(super) async fn invite_person(
         passkeys: Vec::new(),
         last_sign_in_at: None,
     };
-    let (secret, hash) = people::new_secret("smi_");
-    let store = state.services.store.people();
-    store.add_person(&person)?;
-    store.add_invite(
-        &hash,
-        &Invite {
-            person: person.id.clone(),
-            tenant: tenant.id.clone(),
-            created_at: now,
-            expires_at: now + ttl,
-        },
-    )?;
+    state.services.store.people().add_person(&person)?;
+    let invited = invite(&state, door, &person, now, ttl)?;
     tracing::info!(tenant = %tenant.id, person = %person.id, "admin: person invited");
     audit_admin(
         &state,
@@ -122,15 +107,7 @@ pub(super) async fn invite_person(
         tenant.id.as_str(),
         &serde_json::json!({"person": person.id, "role": role.as_str()}),
     );
-    Ok((
-        StatusCode::CREATED,
-        Json(Invited {
-            person: PersonView::from(&person),
-            invite_url: format!("{}/invite/{secret}", door.origin),
-            connector_url: door.url.clone(),
-            expires_at: now + ttl,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(invited)))
 }
 
 /// `POST /v1/people/{id}/invite`: a new invite link for an existing person (a lost or new
@@ -149,35 +126,14 @@ pub(super) async fn reinvite_person(
 ) -> AdminResult<(StatusCode, Json<Invited>)> {
     let request = body.map(|Json(b)| b).unwrap_or_default();
     let door = connector_door(&state)?;
-    let ttl = match request.expires_days {
-        Some(0) => return Err(bad_request("expires_days must be at least 1")),
-        Some(days) if days > 90 => return Err(bad_request("expires_days must be at most 90")),
-        Some(days) => days * 86_400,
-        None => state.oauth.invite_ttl_secs,
-    };
+    let ttl = invite_ttl(&state, request.expires_days)?;
     let store = state.services.store.people();
     // A new user handle too: the new passkey carries this server's tag in it.
     let handle = crate::runtime::browser::signin::new_user_handle(&state).to_string();
     let Some(person) = store.reset_passkeys(&id, &handle)? else {
-        return Err(AdminError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no person with id `{}`",
-                crate::runtime::oauth::clean_name(&id)
-            ),
-        ));
+        return Err(no_such("person", &id));
     };
-    let now = crate::now_unix();
-    let (secret, hash) = people::new_secret("smi_");
-    store.add_invite(
-        &hash,
-        &Invite {
-            person: person.id.clone(),
-            tenant: person.tenant.clone(),
-            created_at: now,
-            expires_at: now + ttl,
-        },
-    )?;
+    let invited = invite(&state, door, &person, crate::now_unix(), ttl)?;
     tracing::info!(tenant = %person.tenant, person = %person.id, "admin: person re-invited");
     audit_admin(
         &state,
@@ -185,15 +141,7 @@ pub(super) async fn reinvite_person(
         person.tenant.as_str(),
         &serde_json::json!({"person": person.id}),
     );
-    Ok((
-        StatusCode::CREATED,
-        Json(Invited {
-            person: PersonView::from(&person),
-            invite_url: format!("{}/invite/{secret}", door.origin),
-            connector_url: door.url.clone(),
-            expires_at: now + ttl,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(invited)))
 }
 
 pub(super) async fn list_people(
@@ -215,13 +163,7 @@ pub(super) async fn remove_person(
         .people()
         .remove_person(&id, crate::now_unix())?
     else {
-        return Err(AdminError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no person with id `{}`",
-                crate::runtime::oauth::clean_name(&id)
-            ),
-        ));
+        return Err(no_such("person", &id));
     };
     tracing::info!(tenant = %person.tenant, person = %person.id, grants_revoked, "admin: person removed");
     audit_admin(
@@ -255,13 +197,7 @@ pub(super) async fn revoke_grant(
         "revoked by the operator",
     )?
     else {
-        return Err(AdminError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no grant with id `{}`",
-                crate::runtime::oauth::clean_name(&id)
-            ),
-        ));
+        return Err(no_such("grant", &id));
     };
     tracing::info!(tenant = %grant.tenant, grant = %grant.id, "admin: grant revoked");
     audit_admin(
@@ -271,4 +207,52 @@ pub(super) async fn revoke_grant(
         &serde_json::json!({"grant": grant.id}),
     );
     Ok(Json(GrantView::from(&grant)))
+}
+
+/// How long a new invite link lasts: `expires_days` (1 to 90) or the server's default.
+fn invite_ttl(state: &AppState, expires_days: Option<u64>) -> AdminResult<u64> {
+    match expires_days {
+        Some(0) => Err(bad_request("expires_days must be at least 1")),
+        Some(days) if days > 90 => Err(bad_request("expires_days must be at most 90")),
+        Some(days) => Ok(days * 86_400),
+        None => Ok(state.oauth.invite_ttl_secs),
+    }
+}
+
+/// A new invite link for `person`, made at `now` and good for `ttl` seconds: the link is in the
+/// answer only, the store keeps its hash.
+fn invite(
+    state: &AppState,
+    door: &ConnectorDoor,
+    person: &Person,
+    now: u64,
+    ttl: u64,
+) -> AdminResult<Invited> {
+    let (secret, hash) = people::new_secret("smi_");
+    state.services.store.people().add_invite(
+        &hash,
+        &Invite {
+            person: person.id.clone(),
+            tenant: person.tenant.clone(),
+            created_at: now,
+            expires_at: now + ttl,
+        },
+    )?;
+    Ok(Invited {
+        person: PersonView::from(person),
+        invite_url: format!("{}/invite/{secret}", door.origin),
+        connector_url: door.url.clone(),
+        expires_at: now + ttl,
+    })
+}
+
+/// The refusal for an id that names no `what` here (shown as cleaned, never raw).
+fn no_such(what: &str, id: &str) -> AdminError {
+    AdminError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no {what} with id `{}`",
+            crate::runtime::oauth::clean_name(id)
+        ),
+    )
 }

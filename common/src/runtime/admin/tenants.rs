@@ -16,7 +16,7 @@ use crate::secrets::SecretKind;
 use crate::tenant::{Tenant, TenantPatch, TenantSpec};
 
 /// Upstream secrets are short; this bounds what a caller can make us encrypt and store.
-pub(super) const MAX_SECRET_BYTES: usize = 8 * 1024;
+const MAX_SECRET_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NewTenant {
@@ -133,16 +133,7 @@ pub(super) async fn set_tenant(
         .map(|t| t.created_at)
         .unwrap_or_else(crate::now_unix);
     let tenant = spec.into_tenant(id, created_at).map_err(bad_request)?;
-    let tenant = state.services.store.put_tenant(tenant)?;
-    state.services.index.forget(&tenant.id);
-    tracing::info!(tenant = %tenant.id, "admin: tenant set");
-    audit_admin(
-        &state,
-        "tenant_set",
-        tenant.id.as_str(),
-        &serde_json::json!({"tenant": tenant.id}),
-    );
-    Ok(Json((*tenant).clone()))
+    write_tenant(&state, tenant, "tenant_set", "admin: tenant set")
 }
 
 pub(super) async fn update_tenant(
@@ -152,13 +143,23 @@ pub(super) async fn update_tenant(
 ) -> AdminResult<Json<Tenant>> {
     let current = existing(&state, &id)?;
     let updated = patch.apply(&current).map_err(bad_request)?;
-    let tenant = state.services.store.put_tenant(updated)?;
+    write_tenant(&state, updated, "tenant_update", "admin: tenant updated")
+}
+
+/// Stores `tenant` over its record (set or update), logs `message` and audits `action`.
+fn write_tenant(
+    state: &AppState,
+    tenant: Tenant,
+    action: &str,
+    message: &str,
+) -> AdminResult<Json<Tenant>> {
+    let tenant = state.services.store.put_tenant(tenant)?;
     // Its sites may have changed: the resource index must be rebuilt from the new binding.
     state.services.index.forget(&tenant.id);
-    tracing::info!(tenant = %tenant.id, "admin: tenant updated");
+    tracing::info!(tenant = %tenant.id, "{message}");
     audit_admin(
-        &state,
-        "tenant_update",
+        state,
+        action,
         tenant.id.as_str(),
         &serde_json::json!({"tenant": tenant.id}),
     );
@@ -191,18 +192,8 @@ pub(super) async fn set_secret(
 ) -> AdminResult<StatusCode> {
     let tenant = existing(&state, &id)?;
     let kind: SecretKind = kind.parse().map_err(bad_request)?;
-    let value = body.value.trim();
-    if value.is_empty() || value.len() > MAX_SECRET_BYTES || value.chars().any(char::is_control) {
-        return Err(bad_request(format!(
-            "the {kind} secret must be 1-{MAX_SECRET_BYTES} bytes of printable text"
-        )));
-    }
-    let secret = SecretString::from(value.to_owned());
-    let sealed = state
-        .services
-        .master_key
-        .seal(&tenant.id, kind, &secret)
-        .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let secret = secret_value(kind, &body.value, "secret")?;
+    let sealed = seal(&state, &tenant.id, kind, &secret)?;
     state.services.store.put_secret(&tenant.id, kind, sealed)?;
     state.services.index.forget(&tenant.id);
     tracing::info!(tenant = %tenant.id, kind = %kind, "admin: secret stored");
@@ -213,4 +204,30 @@ pub(super) async fn set_secret(
         &serde_json::json!({"kind": kind}),
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An upstream secret as given: trimmed, 1 to [`MAX_SECRET_BYTES`] bytes, no control
+/// characters. `noun` is what the refusal calls it.
+pub(super) fn secret_value(kind: SecretKind, value: &str, noun: &str) -> AdminResult<SecretString> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > MAX_SECRET_BYTES || value.chars().any(char::is_control) {
+        return Err(bad_request(format!(
+            "the {kind} {noun} must be 1-{MAX_SECRET_BYTES} bytes of printable text"
+        )));
+    }
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// `secret` sealed under the master key for `tenant` and `kind`, ready to store.
+pub(super) fn seal(
+    state: &AppState,
+    tenant: &TenantId,
+    kind: SecretKind,
+    secret: &SecretString,
+) -> AdminResult<Vec<u8>> {
+    state
+        .services
+        .master_key
+        .seal(tenant, kind, secret)
+        .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }

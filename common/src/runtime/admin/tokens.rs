@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminError, AdminResult, audit_admin, bad_request, existing, tenant_id};
+use super::{AdminResult, audit_admin, bad_request, existing, tenant_id};
+use crate::domain::TenantId;
 use crate::runtime::server::state::AppState;
 use crate::store::TokenRecord;
 
@@ -48,19 +49,7 @@ pub(super) async fn issue_token(
         None => state.token_ttl_secs,
     };
     let label = request.label.unwrap_or_default();
-    let issued = state
-        .authority
-        .issue(
-            &state.services.store,
-            &tenant.id,
-            &label,
-            ttl_secs,
-            crate::now_unix(),
-        )
-        .map_err(|e| match e {
-            crate::token::AuthError::Store(e) => AdminError::from(e),
-            other => AdminError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-        })?;
+    let issued = issue(&state, &tenant.id, &label, ttl_secs)?;
     tracing::info!(tenant = %tenant.id, token_id = %issued.record.id, "admin: token issued");
     audit_admin(
         &state,
@@ -68,13 +57,27 @@ pub(super) async fn issue_token(
         tenant.id.as_str(),
         &serde_json::json!({"token_id": issued.record.id}),
     );
-    Ok((
-        StatusCode::CREATED,
-        Json(IssuedToken {
-            token: issued.token.expose_secret().to_owned(),
-            record: issued.record,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Issues a token for `tenant`: its plaintext is in the answer and nowhere else.
+pub(super) fn issue(
+    state: &AppState,
+    tenant: &TenantId,
+    label: &str,
+    ttl_secs: u64,
+) -> AdminResult<IssuedToken> {
+    let issued = state.authority.issue(
+        &state.services.store,
+        tenant,
+        label,
+        ttl_secs,
+        crate::now_unix(),
+    )?;
+    Ok(IssuedToken {
+        token: issued.token.expose_secret().to_owned(),
+        record: issued.record,
+    })
 }
 
 pub(super) async fn list_tokens(
