@@ -16,6 +16,7 @@ macro_rules! out {
     }};
 }
 
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod hashing;
@@ -36,7 +37,7 @@ pub mod tools;
 pub mod upstream;
 pub mod verify;
 
-/// Seconds since the Unix epoch; the one clock the store and tokens agree on.
+/// Seconds since the Unix epoch, by the wall clock ([`clock::Clock`] is what the runtime reads).
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

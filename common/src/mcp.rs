@@ -115,6 +115,8 @@ pub struct Services {
     pub approval_base: Option<String>,
     /// Where to post a short message when an approval is waiting (`STUDIO_MCP_APPROVAL_WEBHOOK`).
     pub approval_webhook: Option<String>,
+    /// What expiry is measured against (sessions, invites, codes, tokens, approvals).
+    pub clock: crate::clock::Clock,
 }
 
 /// One authenticated call: the tenant is fixed here and tools cannot choose another.

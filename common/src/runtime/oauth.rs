@@ -235,7 +235,7 @@ pub async fn resolve_client(state: &AppState, client_id: &str) -> Result<Client,
             redirect_uris: metadata.redirect_uris.clone(),
         });
     }
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let live = |c: &RegisteredClient| {
         c.used_at.is_some() || c.created_at.saturating_add(unused_client_ttl(c)) > now
     };
@@ -341,7 +341,7 @@ async fn register(
         .map(|n| clean_name(&n))
         .filter(|n| !n.is_empty());
     let people = state.services.store.people();
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     // At most this many wait unused: a new one beyond takes the oldest one's place, so a full
     // cap never refuses a connector (STUDIO_MCP_MAX_UNUSED_REGISTRATIONS).
     let max = usize::try_from(state.oauth.max_unused_registrations).unwrap_or(usize::MAX);

@@ -128,7 +128,7 @@ fn gate(
         };
     }
     let approvals = ctx.services.store.approvals();
-    let now = common::now_unix();
+    let now = ctx.services.clock.now();
     let Some(earlier) = approvals
         .latest_for(tenant, tool, &digest)
         .map_err(|e| ctx.store_error(e))?
@@ -219,7 +219,7 @@ fn request<P: Serialize, R>(
         Ok(serde_json::Value::Object(map)) => map,
         _ => return Err(ctx.internal("approval arguments", &"not an object")),
     };
-    let now = common::now_unix();
+    let now = ctx.services.clock.now();
     let ttl = ctx.services.approval_ttl_secs;
     let digest = common::audit::digest(args);
     // Say so when this replaces a request for the same action that nobody answered in time.

@@ -133,7 +133,7 @@ impl Tool for ContentAudit {
             None => None,
         };
         let webflow = ctx.webflow()?;
-        let today = (common::now_unix() / 86_400) as i64;
+        let today = (ctx.services.clock.now() / 86_400) as i64;
         let mut out = Output {
             site_id: site.to_string(),
             stale_draft_days: stale_days,

@@ -70,7 +70,7 @@ pub(super) async fn list_approvals(
     State(state): State<Arc<AppState>>,
 ) -> AdminResult<Json<Vec<ApprovalView>>> {
     approvals_here(&state)?;
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let all = state.services.store.approvals().list(None)?;
     Ok(Json(all.iter().map(|a| ApprovalView::of(a, now)).collect()))
 }
@@ -97,7 +97,7 @@ async fn decide_approval(
 ) -> AdminResult<Json<ApprovalView>> {
     approvals_here(state)?;
     match crate::runtime::browser::approve::decide_and_run(state, id, approve, "operator").await {
-        Ok(a) => Ok(Json(ApprovalView::of(&a, crate::now_unix()))),
+        Ok(a) => Ok(Json(ApprovalView::of(&a, state.services.clock.now()))),
         Err(ApprovalError::Store(e)) => Err(e.into()),
         Err(ApprovalError::Unknown) => Err(AdminError(
             StatusCode::NOT_FOUND,

@@ -56,7 +56,7 @@ pub(super) async fn onboard(
     }
     let tenant = request
         .spec
-        .into_tenant(id.clone(), crate::now_unix())
+        .into_tenant(id.clone(), state.services.clock.now())
         .map_err(bad_request)?;
     let mut secrets = Vec::new();
     for (kind, value) in &request.secrets {
@@ -176,7 +176,7 @@ fn roll_back(state: &AppState, written: Vec<Written>) {
     let store = &state.services.store;
     for write in written.into_iter().rev() {
         let undone = match &write {
-            Written::Token(id) => store.revoke_token(id, crate::now_unix()).map(drop),
+            Written::Token(id) => store.revoke_token(id, state.services.clock.now()).map(drop),
             Written::Secret {
                 tenant,
                 kind,
@@ -188,7 +188,9 @@ fn roll_back(state: &AppState, written: Vec<Written>) {
                 previous: None,
             } => store.delete_secret(tenant, *kind),
             Written::ReplacedTenant(previous) => store.put_tenant((**previous).clone()).map(drop),
-            Written::CreatedTenant(id) => store.remove_tenant(id, crate::now_unix()).map(drop),
+            Written::CreatedTenant(id) => store
+                .remove_tenant(id, state.services.clock.now())
+                .map(drop),
         };
         if let Err(e) = undone {
             tracing::error!(error = %e, "onboarding rollback step failed");

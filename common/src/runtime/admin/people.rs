@@ -86,7 +86,7 @@ pub(super) async fn invite_person(
             .ok_or_else(|| bad_request(format!("role `{raw}` is neither member nor approver")))?,
     };
     let ttl = invite_ttl(&state, request.expires_days)?;
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let person = Person {
         id: people::new_id("p_"),
         tenant: tenant.id.clone(),
@@ -133,7 +133,7 @@ pub(super) async fn reinvite_person(
     let Some(person) = store.reset_passkeys(&id, &handle)? else {
         return Err(no_such("person", &id));
     };
-    let invited = invite(&state, door, &person, crate::now_unix(), ttl)?;
+    let invited = invite(&state, door, &person, state.services.clock.now(), ttl)?;
     tracing::info!(tenant = %person.tenant, person = %person.id, "admin: person re-invited");
     audit_admin(
         &state,
@@ -161,7 +161,7 @@ pub(super) async fn remove_person(
         .services
         .store
         .people()
-        .remove_person(&id, crate::now_unix())?
+        .remove_person(&id, state.services.clock.now())?
     else {
         return Err(no_such("person", &id));
     };
@@ -193,7 +193,7 @@ pub(super) async fn revoke_grant(
 ) -> AdminResult<Json<GrantView>> {
     let Some(grant) = state.services.store.people().revoke_grant(
         &id,
-        crate::now_unix(),
+        state.services.clock.now(),
         "revoked by the operator",
     )?
     else {

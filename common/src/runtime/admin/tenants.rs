@@ -76,7 +76,7 @@ pub(super) async fn add_tenant(
     allowed_here(&state, &id)?;
     let tenant = body
         .spec
-        .into_tenant(id, crate::now_unix())
+        .into_tenant(id, state.services.clock.now())
         .map_err(bad_request)?;
     let tenant = state.services.store.add_tenant(tenant)?;
     tracing::info!(tenant = %tenant.id, "admin: tenant added");
@@ -106,7 +106,7 @@ pub(super) async fn remove_tenant(
     let removed = state
         .services
         .store
-        .remove_tenant(&tenant.id, crate::now_unix())?;
+        .remove_tenant(&tenant.id, state.services.clock.now())?;
     state.services.index.forget(&tenant.id);
     tracing::info!(tenant = %tenant.id, tokens_revoked = removed.tokens_revoked, "admin: tenant removed");
     audit_admin(
@@ -172,7 +172,7 @@ pub(super) async fn show_tenant(
 ) -> AdminResult<Json<TenantDetail>> {
     let tenant = existing(&state, &id)?;
     let store = &state.services.store;
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let active_tokens = store
         .tokens(Some(&tenant.id))?
         .iter()

@@ -72,7 +72,7 @@ pub(super) fn issue(
         tenant,
         label,
         ttl_secs,
-        crate::now_unix(),
+        state.services.clock.now(),
     )?;
     Ok(IssuedToken {
         token: issued.token.expose_secret().to_owned(),
@@ -92,7 +92,10 @@ pub(super) async fn revoke_token(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> AdminResult<Json<TokenRecord>> {
-    let record = state.services.store.revoke_token(&id, crate::now_unix())?;
+    let record = state
+        .services
+        .store
+        .revoke_token(&id, state.services.clock.now())?;
     tracing::info!(tenant = %record.tenant, token_id = %record.id, "admin: token revoked");
     audit_admin(
         &state,

@@ -71,7 +71,7 @@ pub async fn decide_and_run(
     approve: bool,
     by: &str,
 ) -> Result<Approval, ApprovalError> {
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let decided = state
         .services
         .store
@@ -98,7 +98,7 @@ pub async fn decide_and_run(
 /// Claims an approved action and runs it through its tool, once.
 async fn carry_out(state: &AppState, id: &str) -> Result<Approval, ApprovalError> {
     let approvals = state.services.store.approvals();
-    let claimed = approvals.claim(id, crate::now_unix())?;
+    let claimed = approvals.claim(id, state.services.clock.now())?;
     let started = std::time::Instant::now();
     let outcome = run_tool(state, &claimed).await;
     let (ok, value, kind) = match outcome {
@@ -118,7 +118,7 @@ async fn carry_out(state: &AppState, id: &str) -> Result<Approval, ApprovalError
         client: None,
         subject: &serde_json::Value::Object(claimed.args.clone()),
     });
-    approvals.finish(id, ok, value, crate::now_unix())
+    approvals.finish(id, ok, value, state.services.clock.now())
 }
 
 async fn run_tool(
@@ -193,7 +193,7 @@ fn status_sentence(a: &Approval, now: u64) -> String {
 }
 
 fn page_for(state: &AppState, me: &SignedIn, a: &Approval, notice: Option<&str>) -> Response {
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let pending = a.standing(now) == Standing::Pending;
     let approver = me.person.role == Role::Approver;
     let outcome = match &a.state {

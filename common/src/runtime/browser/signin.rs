@@ -186,7 +186,7 @@ pub fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<SignedI
     };
     let hash = people::digest(&secret);
     let store = state.services.store.people();
-    let Some(session) = store.session(&hash, crate::now_unix())? else {
+    let Some(session) = store.session(&hash, state.services.clock.now())? else {
         return Ok(None);
     };
     let Some(person) = store.person(&session.person)? else {
@@ -217,7 +217,7 @@ pub fn require_signed_in(
 /// Starts a session for `person`: the `Set-Cookie` value.
 fn start_session(state: &AppState, person: &Person) -> Result<HeaderValue, StoreError> {
     let (secret, hash) = people::new_secret("sms_");
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let ttl = state.oauth.session_ttl_secs;
     state.services.store.people().add_session(
         &hash,
@@ -383,7 +383,7 @@ fn find_invite(state: &AppState, secret: &str) -> Result<InviteState, StoreError
     let Some(invite) = store.invite(&people::digest(secret))? else {
         return Ok(InviteState::Gone);
     };
-    if invite.expires_at <= crate::now_unix() {
+    if invite.expires_at <= state.services.clock.now() {
         return Ok(InviteState::Expired);
     }
     match store.person(&invite.person)? {
@@ -524,7 +524,7 @@ async fn register_options(
     }
     let expires_at = invite
         .expires_at
-        .min(crate::now_unix() + ceremony::TTL_SECS);
+        .min(state.services.clock.now() + ceremony::TTL_SECS);
     let invite_hash = people::digest(&secret);
     start_ceremony(
         &state,
@@ -614,7 +614,7 @@ fn open_ceremony<T: serde::de::DeserializeOwned>(
         &server_tag(state),
         kind,
         token,
-        crate::now_unix(),
+        state.services.clock.now(),
     )
     .map_err(|why| Box::new(refused_step(kind, why)))?;
     match state.services.store.people().ceremony_spent(&opened.id) {
@@ -692,7 +692,7 @@ async fn register_finish(
     let store = state.services.store.people();
     // The invite is consumed only now, by exactly one of any concurrent finishes.
     let invite = match store.take_invite(&invite_hash) {
-        Ok(Some(invite)) if invite.expires_at > crate::now_unix() => invite,
+        Ok(Some(invite)) if invite.expires_at > state.services.clock.now() => invite,
         Ok(_) => {
             return json_error(
                 StatusCode::GONE,
@@ -704,7 +704,7 @@ async fn register_finish(
     let Ok(passkey_json) = serde_json::to_value(&passkey) else {
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "passkey unserialisable");
     };
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let person = match store.update_person(&invite.person, |p| {
         p.passkeys.push(passkey_json.clone());
         p.last_sign_in_at = Some(now);
@@ -795,7 +795,7 @@ async fn signin_options(State(state): State<Arc<AppState>>) -> Response {
         Kind::SignIn,
         None,
         &authentication,
-        crate::now_unix() + ceremony::TTL_SECS,
+        state.services.clock.now() + ceremony::TTL_SECS,
         serde_json::to_value(&challenge).unwrap_or_default(),
     )
 }
@@ -885,7 +885,7 @@ async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Byt
         .iter()
         .filter_map(|p| serde_json::to_value(p).ok())
         .collect();
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let person = match store.update_person(&person.id, |p| {
         p.passkeys = updated.clone();
         p.last_sign_in_at = Some(now);

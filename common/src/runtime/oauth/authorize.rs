@@ -275,7 +275,7 @@ fn consent(state: &AppState, checked: &Checked, me: &SignedIn) -> Response {
             kind: TicketKind::Consent,
             invite: None,
             state: ticket_binding(&me.person.id, &checked.params),
-            expires_at: crate::now_unix() + CONSENT_TTL_SECS,
+            expires_at: state.services.clock.now() + CONSENT_TTL_SECS,
         },
     );
     if let Err(e) = stored {
@@ -373,7 +373,7 @@ pub async fn decide(
         return ConsentRefused::NoTenant.page(&state);
     }
     let (code, hash) = people::new_secret("smk_");
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let record = AuthCode {
         client_id: checked.client.id.clone(),
         client_name: checked.client.name.clone(),
@@ -488,7 +488,7 @@ fn judge(
         .services
         .store
         .people()
-        .take_ceremony(&people::digest(&form.consent), crate::now_unix())
+        .take_ceremony(&people::digest(&form.consent), state.services.clock.now())
         .map_err(ConsentRefused::Unavailable)?;
     match ticket {
         Some(t)

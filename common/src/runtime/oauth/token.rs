@@ -231,7 +231,7 @@ fn exchange_code(
 ) -> Result<people::TokenPair, OAuthError> {
     let store = state.services.store.people();
     let hash = people::digest(code);
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let refused = |outcome: &str, person: Option<&str>| {
         state.record(&Event {
             tenant: "oauth",
@@ -317,7 +317,7 @@ fn refresh(
     resource: Option<&str>,
 ) -> Result<people::TokenPair, OAuthError> {
     let store = state.services.store.people();
-    let now = crate::now_unix();
+    let now = state.services.clock.now();
     let hash = people::digest(token);
     let Some(audience) = resource_url(state) else {
         return Err(no_connector());
@@ -401,7 +401,7 @@ pub async fn revoke(State(state): State<Arc<AppState>>, body: axum::body::Bytes)
     match store.revoke_token(
         &people::digest(token),
         request.client_id.as_deref(),
-        crate::now_unix(),
+        state.services.clock.now(),
     ) {
         Ok(grant) => {
             if let Some(grant) = grant {

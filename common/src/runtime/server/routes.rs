@@ -382,7 +382,10 @@ async fn authenticate(door: Door, state: &AppState, request: Request, next: Next
 fn connector_caller(state: &AppState, token: &str) -> Result<Caller, AuthError> {
     let store = &state.services.store;
     store
-        .access_token(&crate::store::people::digest(token), crate::now_unix())?
+        .access_token(
+            &crate::store::people::digest(token),
+            state.services.clock.now(),
+        )?
         // Audience: this server's connector URL, exactly.
         .filter(|a| {
             state

@@ -151,6 +151,7 @@ impl Application {
             approval_ttl_secs: config.approval_ttl_secs,
             approval_base: connector_door.as_ref().map(|d| d.origin.clone()),
             approval_webhook: config.approval_webhook.clone(),
+            clock: Default::default(),
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             )
@@ -444,13 +445,16 @@ async fn prune_audit(state: Arc<AppState>, stop: CancellationToken) {
             .services
             .store
             .approvals()
-            .sweep(crate::now_unix(), 7 * 86_400)
+            .sweep(state.services.clock.now(), 7 * 86_400)
         {
             tracing::error!(error = %e, "sweeping settled approvals failed");
         }
         // Expired codes, sessions, invites, access tokens and unused client registrations.
         let people = state.services.store.people();
-        if let Err(e) = people.sweep(crate::now_unix(), crate::runtime::oauth::unused_client_ttl) {
+        if let Err(e) = people.sweep(
+            state.services.clock.now(),
+            crate::runtime::oauth::unused_client_ttl,
+        ) {
             tracing::error!(error = %e, "sweeping expired sign-in and OAuth records failed");
         }
     }
