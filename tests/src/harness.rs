@@ -548,7 +548,9 @@ async fn server_binary(package: &str) -> Option<std::path::PathBuf> {
     let mut build = tokio::process::Command::new(cargo);
     build
         .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .args(["build", "--quiet", "-p", package, "--bin", package])
+        // `--workspace`, not `-p`: features unify as for the test build itself, so the crates
+        // it shares with this test are not compiled a second time with another feature set.
+        .args(["build", "--quiet", "--workspace", "--bin", package])
         .arg("--target-dir")
         .arg(&target_dir);
     // What cargo set for this test's own run: build scripts that watch these (ring watches
