@@ -641,6 +641,28 @@ where
     }
 }
 
+/// [`eventually`] for code that cannot await (a `#[test]` fn, a blocking helper): calls `check`
+/// every 20 ms until it returns `Ok`, for at most `within`, then fails the test naming `what`
+/// and the last `Err` seen.
+pub fn eventually_blocking<T, E: std::fmt::Debug>(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let last = match check() {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}; last seen: {last:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// What an [`eventually`] check on a child process last saw, followed by the process's log as
 /// it is when the failure is printed: the log says why it never got there, and is read once,
 /// at the end, not on every try.
