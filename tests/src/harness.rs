@@ -642,3 +642,98 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// [`eventually`] for code that cannot await (a `#[test]` fn, a blocking helper): calls `check`
+/// every 20 ms until it returns `Ok`, for at most `within`, then fails the test naming `what`
+/// and the last `Err` seen.
+pub fn eventually_blocking<T, E: std::fmt::Debug>(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let last = match check() {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}; last seen: {last:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// What an [`eventually`] check on a child process last saw, followed by the process's log as
+/// it is when the failure is printed: the log says why it never got there, and is read once,
+/// at the end, not on every try.
+pub struct WithLog<'a> {
+    pub seen: String,
+    pub log: &'a Path,
+}
+
+impl<'a> WithLog<'a> {
+    pub fn new(seen: impl Into<String>, log: &'a Path) -> Self {
+        WithLog {
+            seen: seen.into(),
+            log,
+        }
+    }
+}
+
+impl std::fmt::Debug for WithLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.seen, log_text(self.log))
+    }
+}
+
+/// A log file's name and what it holds now (nothing if it cannot be read).
+fn log_text(log: &Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    format!("log {}:\n{}", log.display(), String::from_utf8_lossy(&text))
+}
+
+/// Waits until `child`, a server process just spawned, answers `GET health` with a success
+/// status, for at most `within`: fails the test naming `what` if it does not, or at once if
+/// the process exits first, showing its `log` (stderr) either way. Readiness is polled, never
+/// slept for.
+pub async fn until_healthy(
+    what: &str,
+    child: &mut std::process::Child,
+    health: &str,
+    log: &Path,
+    within: std::time::Duration,
+) {
+    let http = common::upstream::http_client().unwrap();
+    eventually(what, within, || {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what}: it exited ({status}) instead; {}", log_text(log));
+        }
+        let http = &http;
+        async move {
+            // Each probe is bounded, so that a server that accepts but never answers still
+            // meets the deadline.
+            let probe = http.get(health).send();
+            let seen = match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+                Ok(Ok(r)) if r.status().is_success() => return Ok(()),
+                Ok(Ok(r)) => r.status().to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer within 2 s".to_owned(),
+            };
+            Err(WithLog::new(seen, log))
+        }
+    })
+    .await;
+}
+
+/// A child process killed and reaped when dropped, so that a test failing while it waits on the
+/// process leaves nothing running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use serde_json::{Value, json};
-use tests::harness::{TestServer, call, config_for, ok_json};
+use tests::harness::{TestServer, call, config_for, eventually, ok_json};
 use tests::sandbox::{Fixture, Sandbox};
 
 /// A loopback webhook that keeps every body it receives.
@@ -60,17 +60,10 @@ async fn a_waiting_approval_is_announced_without_its_arguments() {
     assert_eq!(step["status"], "approval_required", "{step}");
     let link = step["approval_url"].as_str().unwrap().to_owned();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let note = loop {
-        if let Some(note) = received.lock().unwrap().first().cloned() {
-            break note;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the webhook got nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let note = eventually("a note on the webhook", Duration::from_secs(5), || async {
+        received.lock().unwrap().first().cloned().ok_or("nothing")
+    })
+    .await;
     let text = note["text"].as_str().unwrap();
     assert!(text.contains(&link), "{text}");
     assert!(text.contains("dns_create_record"), "{text}");

@@ -11,11 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tests::connector::{Answer, Person, Site, field, hidden_fields};
-use tests::harness::{McpClient, TestServer, TestTenant, call, connect, error_text, ok_json};
+use tests::harness::{
+    McpClient, TestServer, TestTenant, call, connect, error_text, eventually, ok_json,
+};
 use tests::sandbox::{Failure, Fixture, RecordedRequest, Sandbox};
 
 const HIGH_RISK: [&str; 6] = [
@@ -189,11 +191,15 @@ async fn state_of(site: &Site, id: &str) -> String {
 
 /// Waits (bounded) until the operator sees `id` expired.
 async fn until_expired(site: &Site, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while state_of(site, id).await != "expired" {
-        assert!(Instant::now() < deadline, "{id} never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("{id} expired"), Duration::from_secs(5), || async {
+        let state = state_of(site, id).await;
+        if state == "expired" {
+            Ok(())
+        } else {
+            Err(state)
+        }
+    })
+    .await;
 }
 
 /// Audit records of `action` by `person`.

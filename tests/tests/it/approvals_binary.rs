@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::runtime::admin::client::AdminClient;
 use serde_json::{Value, json};
-use tests::harness::{McpClient, call, connect, free_port, ok_json, provision_isolated};
+use tests::harness::{
+    McpClient, WithLog, call, connect, eventually, free_port, ok_json, provision_isolated,
+    until_healthy,
+};
 use tests::sandbox::{Failure, Fixture, Sandbox};
 
 /// How long the sandbox holds the approved write: longer than it takes to kill and restart.
@@ -70,37 +73,19 @@ impl Instance {
                 .unwrap(),
             stderr,
         };
-        let health = format!("http://127.0.0.1:{port}/healthz");
-        let http = common::upstream::http_client().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = http
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
-            }
-            if let Some(status) = instance.child.try_wait().unwrap() {
-                panic!("isolated-server exited ({status}): {}", instance.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "isolated-server not ready within 30 s: {}",
-                instance.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_healthy(
+            "isolated-server ready",
+            &mut instance.child,
+            &format!("http://127.0.0.1:{port}/healthz"),
+            &instance.stderr,
+            Duration::from_secs(30),
+        )
+        .await;
         let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
         instance.admin_token = token.trim().to_owned();
         instance.admin =
             AdminClient::new(instance.admin_url.clone(), instance.admin_token.clone()).unwrap();
         instance
-    }
-
-    fn log(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned()
     }
 
     /// `kill -9`, and waits for the process to be gone.
@@ -174,15 +159,20 @@ async fn an_approved_action_killed_mid_write_is_reported_running_and_never_rerun
             .send(),
     );
     // The held request took its failure on arrival: the action is claimed and running.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sandbox.pending_failures() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the approved action never reached Stripe: {}",
-            first.log()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        "the approved action reached Stripe",
+        Duration::from_secs(10),
+        || async {
+            match sandbox.pending_failures() {
+                0 => Ok(()),
+                pending => Err(WithLog::new(
+                    format!("{pending} failure(s) pending"),
+                    &first.stderr,
+                )),
+            }
+        },
+    )
+    .await;
     let held_since = Instant::now();
     let running = ok_json(&call(&model, tool, args.clone()).await);
     assert_eq!(running["status"], "running", "{running}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::runtime::admin::{NewTenant, OnboardRequest};
 use serde_json::{Value, json};
-use tests::harness::{TestServer, call, config_for, error_text, ok_json, result_text};
+use tests::harness::{TestServer, call, config_for, error_text, eventually, ok_json, result_text};
 use tests::sandbox::{Failure, Fixture, OwnerFixture, Sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -56,14 +56,17 @@ async fn a_failed_onboarding_removes_nothing_it_did_not_write() {
     sandbox.fail_next(Failure::slow(Duration::from_millis(1500)), 1);
     let request = onboard_request(&acme);
     let meanwhile = async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sandbox.pending_failures() > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "onboarding never reached Webflow"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        eventually(
+            "onboarding reached Webflow",
+            Duration::from_secs(10),
+            || async {
+                match sandbox.pending_failures() {
+                    0 => Ok(()),
+                    pending => Err(format!("{pending} failure(s) pending")),
+                }
+            },
+        )
+        .await;
         server
             .admin
             .add_tenant(&new_tenant(&acme, "Added meanwhile"))

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{IssueRequest, NewTenant};
 use serde_json::json;
-use tests::harness::{call, connect, error_text, free_port, ok_json};
+use tests::harness::{
+    KillOnDrop, WithLog, call, connect, error_text, eventually, free_port, ok_json, until_healthy,
+};
 use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -87,18 +89,14 @@ fn clean_env(command: &mut Command) {
     }
 }
 
-/// Waits (polling, bounded) for the child to exit by itself.
-async fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits (polling, for at most [`NET_TIMEOUT`]) for the child to exit by itself; fails the test
+/// naming `what`, with the child's `log`, if it does not.
+async fn wait_exit(child: &mut Child, what: &str, log: &Path) -> ExitStatus {
+    eventually(what, NET_TIMEOUT, || {
+        let exited = child.try_wait().unwrap();
+        std::future::ready(exited.ok_or_else(|| WithLog::new("still running", log)))
+    })
+    .await
 }
 
 fn read_lossy(path: &Path) -> String {
@@ -138,30 +136,14 @@ impl Server {
             fd_limit,
         );
         let base_url = format!("http://127.0.0.1:{port}");
-        let health = format!("{base_url}/healthz");
-        let http = common::upstream::http_client().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // Poll readiness (no fixed sleep); a process that exits instead fails with its stderr.
-        loop {
-            let ready = timeout(Duration::from_secs(2), http.get(&health).send())
-                .await
-                .is_ok_and(|r| r.is_ok_and(|r| r.status().is_success()));
-            if ready {
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "shared-server exited ({status}) before it was ready:\n{}",
-                    read_lossy(&stderr_path)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "shared-server not ready within 30 s:\n{}",
-                read_lossy(&stderr_path)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_healthy(
+            "shared-server ready",
+            &mut child,
+            &format!("{base_url}/healthz"),
+            &stderr_path,
+            Duration::from_secs(30),
+        )
+        .await;
         let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))
             .unwrap()
             .trim()
@@ -195,9 +177,12 @@ impl Server {
             .status()
             .unwrap();
         assert!(sent.success(), "kill -TERM failed");
-        wait_exit(&mut self.child, NET_TIMEOUT)
-            .await
-            .expect("shared-server did not stop within 10 s of SIGTERM")
+        wait_exit(
+            &mut self.child,
+            "shared-server stopped within 10 s of SIGTERM",
+            &self.stderr_path,
+        )
+        .await
     }
 
     /// Adds the owner's tenant bound to its Webflow site, Plausible site and repositories,
@@ -289,7 +274,8 @@ async fn an_empty_admin_token_or_signing_key_refuses_to_start() {
         std::fs::write(data_dir.join(file), content).unwrap();
         let stderr_path = tmp.path().join("stderr.log");
         let ports = (free_port(), free_port());
-        let mut child = spawn(
+        // Killed if it starts instead of refusing, when the failed wait drops it.
+        let mut child = KillOnDrop(spawn(
             &binary,
             &data_dir,
             &stderr_path,
@@ -297,16 +283,14 @@ async fn an_empty_admin_token_or_signing_key_refuses_to_start() {
             ports,
             &[],
             None,
-        );
-        let status = wait_exit(&mut child, NET_TIMEOUT).await;
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        ));
+        let status = wait_exit(
+            &mut child.0,
+            &format!("refused to start with {file} = {content:?}"),
+            &stderr_path,
+        )
+        .await;
         let stderr = read_lossy(&stderr_path);
-        let status = status.unwrap_or_else(|| {
-            panic!("started with {file} = {content:?} instead of refusing:\n{stderr}")
-        });
         assert_eq!(status.code(), Some(2), "{file} = {content:?}: {stderr}");
         assert!(
             stderr.contains(file),

@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use tests::harness::{McpClient, TestServer, TestTenant, call, error_text, ok_json};
+use tests::harness::{McpClient, TestServer, TestTenant, call, error_text, eventually, ok_json};
 use tests::sandbox::{Fixture, Sandbox};
 
 fn writes(sandbox: &Sandbox) -> Vec<String> {
@@ -302,15 +302,15 @@ async fn approvals_expire_and_do_not_travel_between_instances() {
     let (step, id) = request(&client, "dns_create_record", &args).await;
     assert_eq!(step["expires_in_secs"], 1);
     // Expiry is the point of this test: wait it out (bounded), as the admin list sees it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(&format!("{id} expired"), Duration::from_secs(5), || async {
         let listed = server.admin.approvals().await.unwrap();
         if listed.iter().any(|a| a.id == id && a.state == "expired") {
-            break;
+            Ok(())
+        } else {
+            Err(listed)
         }
-        assert!(Instant::now() < deadline, "never expired: {listed:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let err = server
         .admin
         .decide_approval(&id, true)

@@ -11,13 +11,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::cell::RefCell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::runtime::admin::ApprovalView;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_json::{Value, json};
-use tests::harness::{McpClient, TestServer, call};
+use tests::harness::{McpClient, TestServer, call, eventually};
 use tests::sandbox::{Fixture, OwnerFixture, RecordedRequest, Sandbox};
 
 /// What happens after the model asked for an action.
@@ -256,16 +256,16 @@ async fn report(client: &McpClient, tool: &str, args: &Value) -> (String, String
 
 /// Waits (bounded) until `id` is expired on `server`.
 async fn expired(server: &TestServer, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(&format!("{id} expired"), Duration::from_secs(5), || async {
         let listed = server.admin.approvals().await.unwrap();
         let state = listed.iter().find(|a| a.id == id).map(|a| a.state.clone());
         if state.as_deref() == Some("expired") {
-            return;
+            Ok(())
+        } else {
+            Err(state)
         }
-        assert!(Instant::now() < deadline, "{id} never expired: {state:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// The instances and their model clients: `main` (approvals last ten minutes) and `short`
@@ -308,16 +308,18 @@ impl Instances {
             Some(std::net::SocketAddr::from(([127, 0, 0, 1], connector_port)));
         config.connector_url = Some(connector_url);
         // The stopped server's last store handles close a moment after it stops.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let new = loop {
-            match TestServer::try_start_spec(config.clone(), &isolated_server::ISOLATED).await {
-                Ok(server) => break server,
-                Err(e) if e.to_string().contains("locked") && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let new = eventually(
+            "restart: the stopped server's store unlocked",
+            Duration::from_secs(10),
+            || async {
+                match TestServer::try_start_spec(config.clone(), &isolated_server::ISOLATED).await {
+                    Ok(server) => Ok(server),
+                    Err(e) if e.to_string().contains("locked") => Err(e),
+                    Err(e) => panic!("restart: {e}"),
                 }
-                Err(e) => panic!("restart: {e}"),
-            }
-        };
+            },
+        )
+        .await;
         *self.main.borrow_mut() = Some(new);
     }
 }

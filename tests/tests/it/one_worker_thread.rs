@@ -6,12 +6,13 @@
 
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::runtime::admin::client::AdminClient;
 use serde_json::json;
 use tests::harness::{
-    call, connect, free_port, isolated_server_binary, ok_json, provision_isolated, server_command,
+    call, connect, eventually, free_port, isolated_server_binary, ok_json, provision_isolated,
+    server_command,
 };
 use tests::sandbox::{Fixture, Sandbox};
 
@@ -46,23 +47,15 @@ async fn start_with(
         .unwrap();
     let health = format!("http://127.0.0.1:{port}/healthz");
     let http = common::upstream::http_client().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
     // Poll readiness (not a fixed sleep): the process has just been spawned.
-    loop {
-        if http
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
+    eventually("isolated-server ready", Duration::from_secs(20), || async {
+        match http.get(&health).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(r.status().to_string()),
+            Err(e) => Err(e.to_string()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "isolated-server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     Instance {
         child,
         mcp_url: format!("http://127.0.0.1:{port}/mcp"),

@@ -151,20 +151,17 @@ impl Deployment {
     }
 
     async fn wait_healthy(&self, replica: &Replica) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, body) = self.health(replica).await;
-            if status == 200 && body.starts_with("ok") {
-                return;
+        let what = format!("{} healthy", replica.name);
+        tests::harness::eventually(&what, Duration::from_secs(60), || async {
+            match self.health(replica).await {
+                (200, body) if body.starts_with("ok") => Ok(()),
+                (status, body) => Err(tests::harness::WithLog::new(
+                    format!("{status} {body}"),
+                    &replica.log,
+                )),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} not healthy: {status} {body}\n{}",
-                replica.name,
-                std::fs::read_to_string(&replica.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
     }
 
     fn replica(&self, name: &str) -> &Replica {
@@ -422,18 +419,13 @@ async fn a_database_restart_under_load_loses_nothing_repeats_nothing_and_heals_i
         stopped.elapsed() < Duration::from_secs(8),
         "the write did not fail fast"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (status, body) = d.health(d.replica("b")).await;
-        if status == 200 && body.starts_with("degraded") {
-            break;
+    tests::harness::eventually("b says degraded", Duration::from_secs(5), || async {
+        match d.health(d.replica("b")).await {
+            (200, body) if body.starts_with("degraded") => Ok(()),
+            (status, body) => Err(format!("{status} {body}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "b never said degraded: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     d.cluster.begin();
     let restarted = Instant::now();
     for replica in &d.replicas {
@@ -456,23 +448,24 @@ async fn a_database_restart_under_load_loses_nothing_repeats_nothing_and_heals_i
     assert!(healed < Duration::from_secs(15));
 
     // Every call audited exactly once, the ones made while the database was down included.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let audited = d.audited_calls();
-        // Each replica's health checks and the setup made no whoami calls: equality is exact.
-        if audited == total {
-            break;
-        }
-        assert!(
-            audited < total,
-            "{audited} records for {total} calls: repeated"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{audited} of {total} calls audited: lost"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    tests::harness::eventually(
+        &format!("all {total} calls audited (none lost)"),
+        Duration::from_secs(20),
+        || async {
+            let audited = d.audited_calls();
+            // Each replica's health checks and the setup made no whoami calls: equality is exact.
+            assert!(
+                audited <= total,
+                "{audited} records for {total} calls: repeated"
+            );
+            if audited == total {
+                Ok(())
+            } else {
+                Err(format!("{audited} of {total} calls audited"))
+            }
+        },
+    )
+    .await;
     // The write refused during the outage did not happen later either.
     let tokens = admin.tokens(Some("acme")).await.unwrap();
     assert!(tokens.iter().all(|t| t.label != "during-outage"));

@@ -5,10 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::store::{PgOptions, StoreError};
 use serde_json::json;
-use tests::harness::{TestServer, call, config_for, database_for, ok_json};
+use tests::harness::{
+    KillOnDrop, TestServer, call, config_for, database_for, error_text, eventually,
+    eventually_blocking, ok_json,
+};
 use tests::postgres::cluster_url;
 use tests::sandbox::{Fixture, Sandbox};
 
@@ -215,7 +219,8 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
 }
 
 /// `shared-server serve` on the database at `url`, with `env`; its exit status and stderr if
-/// it exits within a few seconds, or `None` while it runs (then it is killed).
+/// it exits, or `None` and its connections once it serves with its pool and change feed
+/// connected (then it is killed). Fails the test if it does neither within 15 s.
 fn serve_briefly(url: &str, env: &[(&str, &str)]) -> (Option<bool>, String) {
     let binary = tokio::runtime::Runtime::new()
         .unwrap()
@@ -223,41 +228,41 @@ fn serve_briefly(url: &str, env: &[(&str, &str)]) -> (Option<bool>, String) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let mut child = tests::harness::server_command(&binary)
-        .env_remove("SSL_CERT_FILE")
-        .arg("serve")
-        .env("STUDIO_MCP_STORE", url)
-        .env("STUDIO_MCP_DATA_DIR", dir.path().join("data"))
-        .env("STUDIO_MCP_LISTEN", "127.0.0.1:0")
-        .env("STUDIO_MCP_ADMIN_LISTEN", "127.0.0.1:0")
-        .envs(env.iter().copied())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    // Until it exits, or it serves with its pool and its change feed connected.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (
-                Some(status.success()),
-                std::fs::read_to_string(log).unwrap(),
+    let mut child = KillOnDrop(
+        tests::harness::server_command(&binary)
+            .env_remove("SSL_CERT_FILE")
+            .arg("serve")
+            .env("STUDIO_MCP_STORE", url)
+            .env("STUDIO_MCP_DATA_DIR", dir.path().join("data"))
+            .env("STUDIO_MCP_LISTEN", "127.0.0.1:0")
+            .env("STUDIO_MCP_ADMIN_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // Killed (if it still runs) when `child` drops, however the wait ends.
+    eventually_blocking(
+        "the server exited, or served with its pool and change feed connected",
+        Duration::from_secs(15),
+        || {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                return Ok((
+                    Some(status.success()),
+                    std::fs::read_to_string(&log).unwrap(),
+                ));
+            }
+            let ssl = psql(
+                url.split('?').next().unwrap(),
+                "SELECT coalesce(bool_and(s.ssl), false) || ' ' || count(*) FROM pg_stat_ssl s \
+                 JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'studio-mcp'",
             );
-        }
-        let ssl = psql(
-            url.split('?').next().unwrap(),
-            "SELECT coalesce(bool_and(s.ssl), false) || ' ' || count(*) FROM pg_stat_ssl s \
-             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'studio-mcp'",
-        );
-        let connected = ssl
-            .split_once(' ')
-            .is_some_and(|(_, n)| n.parse::<u32>().unwrap_or(0) >= 2);
-        if connected || std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return (None, ssl);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+            let connected = ssl
+                .split_once(' ')
+                .is_some_and(|(_, n)| n.parse::<u32>().unwrap_or(0) >= 2);
+            if connected { Ok((None, ssl)) } else { Err(ssl) }
+        },
+    )
 }
 
 #[test]
@@ -332,13 +337,17 @@ async fn with_the_database_down_a_tool_that_needs_it_says_so_and_one_that_does_n
     assert!(err.contains("503") && err.contains("unavailable"), "{err}");
 
     cluster.begin();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let result = call(&client, "webflow_list_sites", json!({})).await;
-        if result.is_error != Some(true) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never recovered");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually(
+        "recovered: webflow_list_sites answers",
+        Duration::from_secs(15),
+        || async {
+            let result = call(&client, "webflow_list_sites", json!({})).await;
+            if result.is_error == Some(true) {
+                Err(error_text(&result))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
 }
