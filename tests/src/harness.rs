@@ -38,6 +38,8 @@ pub struct TestServer {
     pub admin_token: String,
     pub data_dir: PathBuf,
     pub admin: AdminClient,
+    /// The server's clock: a test of expiry moves it forward instead of waiting.
+    pub clock: common::clock::Clock,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     _tmp: Option<tempfile::TempDir>,
@@ -224,6 +226,7 @@ impl TestServer {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let stop = app.shutdown_token();
+        let clock = app.state().services.clock.clone();
         let task = tokio::spawn(app.run());
         let admin_token = std::fs::read_to_string(config.admin_token_path())
             .expect("admin token written at start")
@@ -240,6 +243,7 @@ impl TestServer {
             admin_token,
             data_dir: config.data_dir.clone(),
             admin,
+            clock,
             stop,
             task,
             _tmp: None,

@@ -254,18 +254,12 @@ async fn report(client: &McpClient, tool: &str, args: &Value) -> (String, String
     )
 }
 
-/// Waits (bounded) until `id` is expired on `server`.
+/// Moves `server`'s clock past `id`'s one-second life: then it is expired.
 async fn expired(server: &TestServer, id: &str) {
-    eventually(&format!("{id} expired"), Duration::from_secs(5), || async {
-        let listed = server.admin.approvals().await.unwrap();
-        let state = listed.iter().find(|a| a.id == id).map(|a| a.state.clone());
-        if state.as_deref() == Some("expired") {
-            Ok(())
-        } else {
-            Err(state)
-        }
-    })
-    .await;
+    server.clock.advance(2);
+    let listed = server.admin.approvals().await.unwrap();
+    let state = listed.iter().find(|a| a.id == id).map(|a| a.state.clone());
+    assert_eq!(state.as_deref(), Some("expired"), "{id}");
 }
 
 /// The instances and their model clients: `main` (approvals last ten minutes) and `short`
