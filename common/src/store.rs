@@ -33,6 +33,7 @@
 
 pub mod approvals;
 pub mod audit;
+mod ids;
 pub mod kv;
 pub mod people;
 pub mod pg;

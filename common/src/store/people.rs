@@ -18,12 +18,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use base64::Engine as _;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::StoreError;
+pub use super::ids::{digest, new_id, new_secret};
 use super::kv::{Db, Entry, Tree};
 use super::pg::Follower;
 use crate::domain::TenantId;
@@ -278,32 +276,6 @@ pub enum GrantError {
     WrongAudience { audience: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// A fresh random secret with a readable prefix, and its digest (what is stored).
-pub fn new_secret(prefix: &str) -> (String, [u8; 32]) {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let secret = format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    );
-    let digest = digest(&secret);
-    (secret, digest)
-}
-
-pub fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
-
-/// A short random id for records that are not secrets (people, grants, clients).
-pub fn new_id(prefix: &str) -> String {
-    let mut raw = [0u8; 9];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    )
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {

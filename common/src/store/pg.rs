@@ -299,7 +299,7 @@ impl Pg {
                 target: target_of(&config),
                 config,
                 tls,
-                replica: super::people::new_id("r_"),
+                replica: super::ids::new_id("r_"),
                 options,
                 applied: AtomicI64::new(-1),
                 connected: AtomicBool::new(false),
