@@ -82,6 +82,13 @@ pub enum StoreError {
     Schema(String),
 }
 
+/// A key and its value, as a scan returns them: the shape every engine hands the records.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// One write of an atomic batch as an engine takes it: one of its trees `T`, the key, and the
+/// value (`None` deletes the key).
+pub type EngineWrite<'a, T> = (&'a T, &'a [u8], Option<&'a [u8]>);
+
 /// What is kept about an issued token. The token itself is not: only its SHA-256 is the key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {

@@ -5,11 +5,12 @@
 //! `people.rs`, `approvals.rs`) are written once against this layer, so both backends keep the
 //! same contract by construction.
 
-use super::StoreError;
-use super::pg::{Pg, PgTree};
+use std::sync::Arc;
 
-/// A key and its value, as a scan returns them.
-pub type Entry = (Vec<u8>, Vec<u8>);
+pub use super::Entry;
+pub use super::pg::Follower;
+use super::pg::{Pg, PgTree};
+use super::{EngineWrite, StoreError};
 
 /// The engine the trees live in.
 #[derive(Clone)]
@@ -54,8 +55,46 @@ impl Db {
     /// Applies every write or none.
     pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => sled_batch(writes),
-            Db::Pg(pg) => pg.batch(writes),
+            Db::Sled(_) => sled_batch(&engine_writes(writes, |tree| match tree {
+                Tree::Sled(tree) => Some(tree),
+                Tree::Pg(_) => None,
+            })?),
+            Db::Pg(pg) => pg.batch(&engine_writes(writes, |tree| match tree {
+                Tree::Pg(tree) => Some(tree),
+                Tree::Sled(_) => None,
+            })?),
+        }
+    }
+
+    /// Whether other processes write these trees too (PostgreSQL's replicas). In-memory copies
+    /// of them are then the change feed's to keep in step, in commit order, and a writer here
+    /// must leave them alone; with sled every write is this process's own.
+    pub(super) fn shared(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
+    /// Registers an in-memory copy for the change feed to keep in step (before
+    /// [`Self::follow`]). sled has no feed: there the writers keep their copies themselves.
+    pub(super) fn add_follower(&self, follower: Arc<dyn Follower>) {
+        if let Db::Pg(pg) = self {
+            pg.add_follower(follower);
+        }
+    }
+
+    /// Loads every follower, then keeps them in step in the background (PostgreSQL).
+    pub(super) fn follow(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Pg(pg) => pg.follow(),
+            Db::Sled(_) => Ok(()),
+        }
+    }
+
+    /// `Unavailable` once this process may no longer act on its in-memory copies: with
+    /// PostgreSQL once its lease has ended (it may have missed a revocation); never with sled.
+    pub(super) fn vouch(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Pg(pg) => pg.vouch(),
+            Db::Sled(_) => Ok(()),
         }
     }
 
@@ -67,17 +106,29 @@ impl Db {
     }
 }
 
-fn sled_batch(writes: &[Write<'_>]) -> Result<(), StoreError> {
+/// A batch as one engine takes it, each write's tree unwrapped by `engine`; refused whole if a
+/// write is to another engine's tree.
+fn engine_writes<'a, T>(
+    writes: &'a [Write<'_>],
+    engine: impl Fn(&'a Tree) -> Option<&'a T>,
+) -> Result<Vec<EngineWrite<'a, T>>, StoreError> {
+    writes
+        .iter()
+        .map(|write| match engine(write.tree) {
+            Some(tree) => Ok((tree, write.key.as_slice(), write.value.as_deref())),
+            None => Err(StoreError::Io("one batch cannot span two engines".into())),
+        })
+        .collect()
+}
+
+fn sled_batch(writes: &[EngineWrite<'_, sled::Tree>]) -> Result<(), StoreError> {
     let mut trees: Vec<&sled::Tree> = Vec::new();
     let mut slots = Vec::with_capacity(writes.len());
-    for write in writes {
-        let Tree::Sled(tree) = write.tree else {
-            return Err(StoreError::Io("one batch cannot span two engines".into()));
-        };
+    for (tree, _, _) in writes {
         let slot = match trees.iter().position(|t| t.name() == tree.name()) {
             Some(i) => i,
             None => {
-                trees.push(tree);
+                trees.push(*tree);
                 trees.len() - 1
             }
         };
@@ -85,11 +136,11 @@ fn sled_batch(writes: &[Write<'_>]) -> Result<(), StoreError> {
     }
     use sled::Transactional;
     trees.as_slice().transaction(|view| {
-        for (write, slot) in writes.iter().zip(&slots) {
+        for ((_, key, value), slot) in writes.iter().zip(&slots) {
             let tree = &view[*slot];
-            match &write.value {
-                Some(value) => tree.insert(write.key.as_slice(), value.as_slice())?,
-                None => tree.remove(write.key.as_slice())?,
+            match value {
+                Some(value) => tree.insert(*key, *value)?,
+                None => tree.remove(*key)?,
             };
         }
         Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())

@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 pub use super::ids::{digest, new_id, new_secret};
-use super::kv::{Db, Entry, Tree};
-use super::pg::Follower;
+use super::kv::{Db, Entry, Follower, Tree};
 use crate::domain::TenantId;
 use crate::hashing::DigestHasher;
 
@@ -401,8 +400,8 @@ impl People {
             access_index: Arc::default(),
             db: db.clone(),
         };
-        if let Some(pg) = db.pg() {
-            pg.add_follower(Arc::new(AccessFollower(people.access_index.clone())));
+        if db.shared() {
+            db.add_follower(Arc::new(AccessFollower(people.access_index.clone())));
             return Ok(people);
         }
         let mut index = AccessIndex::default();
@@ -427,7 +426,7 @@ impl People {
     /// Whether this process writes the access-token index itself (sled), or leaves it to the
     /// PostgreSQL change feed, which applies every change in commit order.
     fn own_index(&self) -> bool {
-        self.db.pg().is_none()
+        !self.db.shared()
     }
 
     // ---- people ----

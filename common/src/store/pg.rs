@@ -28,8 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::feed::{CHANGE_LOCK, CHANNEL, settle};
 pub use self::feed::{Follower, WATCHED};
-use super::StoreError;
-use super::kv::{Entry, Write};
+use super::{EngineWrite, Entry, StoreError};
 
 /// How a replica takes part: its name in errors and `/healthz`, and its timings.
 #[derive(Clone)]
@@ -325,19 +324,18 @@ impl Pg {
         }
     }
 
-    /// Every write, or none, in one transaction.
-    pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
-        let mut ops = Vec::with_capacity(writes.len());
-        for write in writes {
-            let super::kv::Tree::Pg(tree) = write.tree else {
-                return Err(StoreError::Io("one batch cannot span two engines".into()));
-            };
-            let op = match &write.value {
-                Some(v) => Op::Put(v.clone()),
-                None => Op::Delete,
-            };
-            ops.push((tree.name, write.key.clone(), op));
-        }
+    /// Every write (a value `None` deletes its key), or none, in one transaction.
+    pub fn batch(&self, writes: &[EngineWrite<'_, PgTree>]) -> Result<(), StoreError> {
+        let ops = writes
+            .iter()
+            .map(|(tree, key, value)| {
+                let op = match value {
+                    Some(v) => Op::Put(v.to_vec()),
+                    None => Op::Delete,
+                };
+                (tree.name, key.to_vec(), op)
+            })
+            .collect();
         self.run(ops).map(|_| ())
     }
 

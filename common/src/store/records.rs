@@ -16,8 +16,8 @@ use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
-use super::kv::{Db, Entry, Tree};
-use super::pg::{Follower, Pg};
+use super::kv::{Db, Entry, Follower, Tree};
+use super::pg::Pg;
 use super::{Removed, StoreError, TokenEntry, TokenRecord, TokenTenant};
 
 impl StoreError {
@@ -287,8 +287,8 @@ impl Records {
             token_index: token_index.clone(),
             token_journal: None,
         };
-        pg.add_follower(Arc::new(IndexFollower(token_index)));
-        pg.follow()?;
+        store.db.add_follower(Arc::new(IndexFollower(token_index)));
+        store.db.follow()?;
         Ok(store)
     }
 
@@ -536,8 +536,8 @@ impl Records {
     /// The hot path: the tenant a token with SHA-256 `hash` and subject `subject` acts for, in
     /// one read-locked map lookup; one sled point read for a token the journal missed.
     pub fn token_tenant(&self, hash: &[u8; 32], subject: &str) -> Result<TokenTenant, StoreError> {
-        if let Some(pg) = self.pg() {
-            return self.token_tenant_shared(pg, hash, subject);
+        if self.db.shared() {
+            return self.token_tenant_shared(hash, subject);
         }
         if let Ok(index) = self.token_index.read()
             && let Some(found) = index.resolve(hash, subject)
@@ -564,11 +564,10 @@ impl Records {
     /// cut off from the change feed for longer may have missed a revocation.
     fn token_tenant_shared(
         &self,
-        pg: &Pg,
         hash: &[u8; 32],
         subject: &str,
     ) -> Result<TokenTenant, StoreError> {
-        pg.vouch()?;
+        self.db.vouch()?;
         Ok(self
             .token_index
             .read()
@@ -599,7 +598,7 @@ impl Records {
         {
             return Ok(Some(entry));
         }
-        if self.pg().is_some() {
+        if self.db.shared() {
             return Ok(None);
         }
         self.token_from_sled(hash)

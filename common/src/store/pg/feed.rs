@@ -19,8 +19,7 @@ use futures::StreamExt;
 use tokio_postgres::AsyncMessage;
 
 use super::{Inner, Pg};
-use crate::store::StoreError;
-use crate::store::kv::Entry;
+use crate::store::{Entry, StoreError};
 
 /// Trees every replica holds in memory: a write to one is logged, announced and acknowledged.
 pub const WATCHED: [&str; 3] = ["tenants", "tokens", "oauth_access"];

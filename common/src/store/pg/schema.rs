@@ -10,8 +10,7 @@
 //!   binary is refused.
 
 use super::{AuditRow, Pg, insert_audit_rows};
-use crate::store::StoreError;
-use crate::store::kv::Entry;
+use crate::store::{Entry, StoreError};
 
 const MIGRATION_LOCK: i64 = 0x5354_4d43_0002;
 
