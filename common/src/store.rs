@@ -38,6 +38,7 @@ pub mod kv;
 pub mod people;
 pub mod pg;
 mod records;
+mod sled;
 
 use std::path::Path;
 use std::sync::Arc;

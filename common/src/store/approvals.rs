@@ -320,14 +320,12 @@ impl Approvals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::kv::Db;
 
     fn approvals() -> (tempfile::TempDir, Approvals) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        (
-            dir,
-            Approvals::new(super::super::kv::Tree::Sled(db.open_tree("a").unwrap())),
-        )
+        let db = Db::embedded(dir.path()).unwrap();
+        (dir, Approvals::new(db.open_tree("a").unwrap()))
     }
 
     fn pending(id: &str, expires_at: u64) -> Approval {

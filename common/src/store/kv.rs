@@ -5,6 +5,7 @@
 //! `people.rs`, `approvals.rs`) are written once against this layer, so both backends keep the
 //! same contract by construction.
 
+use std::path::Path;
 use std::sync::Arc;
 
 pub use super::Entry;
@@ -34,6 +35,12 @@ pub struct Write<'a> {
 }
 
 impl Db {
+    /// The embedded engine (sled) in `dir`, created if missing; `Locked` if another process
+    /// has it open.
+    pub(super) fn embedded(dir: &Path) -> Result<Self, StoreError> {
+        super::sled::open(dir).map(Db::Sled)
+    }
+
     pub fn open_tree(&self, name: &'static str) -> Result<Tree, StoreError> {
         Ok(match self {
             Db::Sled(db) => Tree::Sled(db.open_tree(name)?),
@@ -55,7 +62,7 @@ impl Db {
     /// Applies every write or none.
     pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => sled_batch(&engine_writes(writes, |tree| match tree {
+            Db::Sled(_) => super::sled::batch(&engine_writes(writes, |tree| match tree {
                 Tree::Sled(tree) => Some(tree),
                 Tree::Pg(_) => None,
             })?),
@@ -98,6 +105,14 @@ impl Db {
         }
     }
 
+    /// Every tree with all its entries, for `store migrate` (from sled only).
+    pub(super) fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
+        match self {
+            Db::Sled(db) => super::sled::dump(db),
+            Db::Pg(_) => Err(StoreError::Io("only a sled store can be copied out".into())),
+        }
+    }
+
     pub fn pg(&self) -> Option<&Pg> {
         match self {
             Db::Pg(pg) => Some(pg),
@@ -119,33 +134,6 @@ fn engine_writes<'a, T>(
             None => Err(StoreError::Io("one batch cannot span two engines".into())),
         })
         .collect()
-}
-
-fn sled_batch(writes: &[EngineWrite<'_, sled::Tree>]) -> Result<(), StoreError> {
-    let mut trees: Vec<&sled::Tree> = Vec::new();
-    let mut slots = Vec::with_capacity(writes.len());
-    for (tree, _, _) in writes {
-        let slot = match trees.iter().position(|t| t.name() == tree.name()) {
-            Some(i) => i,
-            None => {
-                trees.push(*tree);
-                trees.len() - 1
-            }
-        };
-        slots.push(slot);
-    }
-    use sled::Transactional;
-    trees.as_slice().transaction(|view| {
-        for ((_, key, value), slot) in writes.iter().zip(&slots) {
-            let tree = &view[*slot];
-            match value {
-                Some(value) => tree.insert(*key, *value)?,
-                None => tree.remove(*key)?,
-            };
-        }
-        Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-    })?;
-    Ok(())
 }
 
 impl Tree {

@@ -997,7 +997,7 @@ mod tests {
 
     fn people() -> (tempfile::TempDir, Db, People) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::Sled(sled::open(dir.path()).unwrap());
+        let db = Db::embedded(dir.path()).unwrap();
         let p = People::open(&db, 0).unwrap();
         (dir, db, p)
     }
@@ -1125,8 +1125,8 @@ mod tests {
         // sled's flusher lets go of the directory's lock a moment after the last handle drops.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let db = loop {
-            match sled::open(dir.path()) {
-                Ok(db) => break Db::Sled(db),
+            match Db::embedded(dir.path()) {
+                Ok(db) => break db,
                 Err(_) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

@@ -20,34 +20,6 @@ use super::kv::{Db, Entry, Follower, Tree};
 use super::pg::Pg;
 use super::{Removed, StoreError, TokenEntry, TokenRecord, TokenTenant};
 
-impl StoreError {
-    fn from_sled(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) if io.raw_os_error() == Some(28) => StoreError::Full,
-            sled::Error::Io(io) => StoreError::Io(io.to_string()),
-            sled::Error::Corruption { .. } => {
-                StoreError::Corrupt("sled reported corruption".into())
-            }
-            other => StoreError::Io(other.to_string()),
-        }
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        Self::from_sled(e)
-    }
-}
-
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => Self::from_sled(e),
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct Records {
     db: Db,
@@ -305,42 +277,13 @@ impl Records {
 
     /// Every tree, for `store migrate`.
     pub fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
-        let Db::Sled(db) = &self.db else {
-            return Err(StoreError::Io("only a sled store can be copied out".into()));
-        };
-        let mut out = Vec::new();
-        for name in db.tree_names() {
-            let name = String::from_utf8_lossy(&name).into_owned();
-            if name == "__sled__default" {
-                continue;
-            }
-            let tree = db.open_tree(&name)?;
-            let mut entries = Vec::new();
-            for entry in tree.iter() {
-                let (k, v) = entry?;
-                entries.push((k.to_vec(), v.to_vec()));
-            }
-            out.push((name, entries));
-        }
-        Ok(out)
+        self.db.dump()
     }
 
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let started = std::time::Instant::now();
-        let db = sled::Config::new()
-            .path(dir)
-            // Small cache: the working set is token records and tenants, and the product's
-            // memory goal (< 50 MB with 100k tokens) leaves little room for more.
-            .cache_capacity(8 * 1024 * 1024)
-            .flush_every_ms(Some(200))
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("lock") => {
-                    StoreError::Locked(dir.display().to_string())
-                }
-                other => StoreError::from_sled(other),
-            })?;
-        let tokens = Tree::Sled(db.open_tree("tokens")?);
+        let db = Db::embedded(dir)?;
+        let tokens = db.open_tree("tokens")?;
         let sled_ms = started.elapsed().as_secs_f64() * 1e3;
         let journal_path = dir.join("tokens.idx");
         // Read as bytes: a line torn mid-character (or any stray byte) is one more line the
@@ -363,7 +306,6 @@ impl Records {
             Err(e) => return Err(StoreError::Io(format!("{}: {e}", journal_path.display()))),
         };
         let journal_ms = started.elapsed().as_secs_f64() * 1e3 - sled_ms;
-        let db = Db::Sled(db);
         let store = Self {
             tenants_tree: db.open_tree("tenants")?,
             tokens,
@@ -1053,17 +995,5 @@ mod tests {
         assert_eq!((acme.tenant.as_str(), acme.revoked), ("acme", false));
         let globex = index.get(&[0x01; 32]).unwrap();
         assert_eq!((globex.tenant.as_str(), globex.revoked), ("globex", true));
-    }
-
-    #[test]
-    fn a_second_open_of_the_same_dir_is_refused_clearly() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Records::open(dir.path()).unwrap();
-        let second = Records::open(dir.path());
-        assert!(
-            matches!(second, Err(StoreError::Locked(_))),
-            "{:?}",
-            second.err()
-        );
     }
 }
