@@ -51,7 +51,7 @@ use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
-pub use self::pg::{Pg, PgOptions};
+pub use self::pg::{Pg, PgOptions, Replica};
 pub use self::records::Records;
 
 #[derive(Debug, Error)]
@@ -155,9 +155,10 @@ impl Store {
         Records::open_pg(Pg::connect(url, options)?).map(Store)
     }
 
-    /// The PostgreSQL engine, when that is where the store is.
-    pub fn pg(&self) -> Option<&Pg> {
-        self.0.pg()
+    /// With PostgreSQL, this process as one of the replicas sharing the database: its health,
+    /// its lease, the number of live replicas, the shared keys' check, leaving.
+    pub fn replica(&self) -> Option<Replica<'_>> {
+        self.0.pg().map(Replica::new)
     }
 
     /// Every tree of a sled store (for `store migrate`).
@@ -191,7 +192,7 @@ impl Store {
         hash: &[u8; 32],
         now: u64,
     ) -> Result<Option<Arc<people::AccessEntry>>, StoreError> {
-        if let Some(pg) = self.pg() {
+        if let Some(pg) = self.0.pg() {
             pg.vouch()?;
         }
         Ok(self.people().access_token(hash, now))

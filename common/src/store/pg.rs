@@ -109,6 +109,62 @@ impl Drop for Inner {
     }
 }
 
+/// This process as one of the replicas sharing the database, as the runtime sees it: its health
+/// for `/healthz`, the number of live replicas rate limits divide by, the shared keys' check at
+/// start, and leaving the heartbeat table at shutdown. Nothing of the engine's reads or writes.
+#[derive(Clone, Copy)]
+pub struct Replica<'a>(&'a Pg);
+
+impl<'a> Replica<'a> {
+    pub(super) fn new(pg: &'a Pg) -> Self {
+        Self(pg)
+    }
+
+    pub fn replica_name(&self) -> &'a str {
+        self.0.replica_name()
+    }
+
+    /// `host:port/db` (never credentials).
+    pub fn target(&self) -> &'a str {
+        self.0.target()
+    }
+
+    /// Whether the change feed's connection is up.
+    pub fn connected(&self) -> bool {
+        self.0.connected()
+    }
+
+    /// Why the change feed last lost the database, if it has.
+    pub fn last_error(&self) -> Option<String> {
+        self.0.last_error()
+    }
+
+    /// Whether this replica's lease holds, so that it may act on what it holds in memory.
+    pub fn vouches(&self) -> bool {
+        self.0.vouches()
+    }
+
+    /// How many replicas heartbeat now (this one included); rate limits divide by it.
+    pub fn live_replicas(&self) -> Arc<AtomicU32> {
+        self.0.live_replicas()
+    }
+
+    /// Records a shared key's fingerprint on first use; refuses this replica if its key
+    /// differs from the one the others use.
+    pub fn check_fingerprint(
+        &self,
+        name: &'static str,
+        fingerprint: String,
+    ) -> Result<(), StoreError> {
+        self.0.check_fingerprint(name, fingerprint)
+    }
+
+    /// Leaves the heartbeat table (a clean shutdown: nobody waits for this replica).
+    pub fn leave(&self) {
+        self.0.leave();
+    }
+}
+
 /// A named tree of the `kv` table.
 #[derive(Clone)]
 pub struct PgTree {
