@@ -17,11 +17,13 @@ use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
 use super::kv::{Db, Entry, Follower, Tree};
-use super::pg::Pg;
 use super::{Removed, StoreError, TokenEntry, TokenRecord, TokenTenant};
 
+/// The store, whichever engine holds it: its records over the key-value layer. Cheap to clone
+/// (handles to shared state). Opened here in a directory; in PostgreSQL by `store.rs`, which
+/// alone names an engine.
 #[derive(Clone)]
-pub struct Records {
+pub struct Store {
     db: Db,
     tenants_tree: Tree,
     tokens: Tree,
@@ -89,7 +91,7 @@ impl TokenIndex {
         n
     }
 
-    /// Records a token unless the index already has a state for it (which is newer).
+    /// Store a token unless the index already has a state for it (which is newer).
     fn insert_if_absent(&mut self, hash: &[u8; 32], tenant: &TenantId, revoked: bool) {
         if !self.entries.contains_key(&index_key(hash)) {
             self.set(hash, tenant, revoked);
@@ -241,18 +243,18 @@ impl Follower for IndexFollower {
     }
 }
 
-impl Records {
-    /// The records in PostgreSQL: the token index and tenants are loaded by the change feed,
-    /// which keeps them in step from then on; the audit log goes to the database too.
-    pub fn open_pg(pg: Pg) -> Result<Self, StoreError> {
-        let db = Db::Pg(pg.clone());
+impl Store {
+    /// The records in a store several processes share (`db`, with `audit` beside it): the
+    /// token index and tenants are loaded by the engine's change feed, which keeps them in
+    /// step from then on.
+    pub(super) fn open_shared(db: Db, audit: super::audit::AuditLog) -> Result<Self, StoreError> {
         let token_index = Arc::new(RwLock::new(TokenIndex::default()));
         let store = Self {
             tenants_tree: db.open_tree("tenants")?,
             tokens: db.open_tree("tokens")?,
             token_ids: db.open_tree("token_ids")?,
             secrets: db.open_tree("secrets")?,
-            audit: super::audit::AuditLog::open_pg(pg.clone())?,
+            audit,
             approvals: super::approvals::Approvals::new(db.open_tree("approvals")?),
             people: super::people::People::open(&db, crate::now_unix())?,
             db,
@@ -264,9 +266,9 @@ impl Records {
         Ok(store)
     }
 
-    /// The PostgreSQL engine, if that is where the records are.
-    pub fn pg(&self) -> Option<&Pg> {
-        self.db.pg()
+    /// The engine the records live in (for `store.rs`, which names it).
+    pub(super) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// With PostgreSQL the change feed alone writes the in-memory index (in commit order), so
@@ -275,11 +277,13 @@ impl Records {
         self.token_journal.is_some()
     }
 
-    /// Every tree, for `store migrate`.
+    /// Every tree of an embedded (sled) store, for `store migrate`.
     pub fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
         self.db.dump()
     }
 
+    /// The embedded store in `dir` (created if missing; refused if another process has it),
+    /// with its token journal `tokens.idx` and its audit log's day files under `audit/`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let started = std::time::Instant::now();
         let db = Db::embedded(dir)?;
@@ -345,11 +349,23 @@ impl Records {
         Ok(())
     }
 
+    /// People, passkeys, sessions and OAuth grants (`people.rs`).
     pub fn people(&self) -> &super::people::People {
         &self.people
     }
 
-    /// A tenant and its live state, from memory.
+    /// The request path of OAuth tokens: an unexpired access token's binding, from memory; with
+    /// PostgreSQL, only while this replica's lease holds (as for static tokens).
+    pub fn access_token(
+        &self,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> Result<Option<Arc<super::people::AccessEntry>>, StoreError> {
+        self.db.vouch()?;
+        Ok(self.people.access_token(hash, now))
+    }
+
+    /// A tenant and its live state, from memory (the request path of OAuth tokens).
     pub fn tenant_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
         self.token_index.read().ok()?.tenant_and_live(id)
     }
@@ -358,12 +374,14 @@ impl Records {
         &self.audit
     }
 
+    /// Pending high-risk actions and people's decisions (`approvals.rs`).
     pub fn approvals(&self) -> &super::approvals::Approvals {
         &self.approvals
     }
 
     // ---- tenants ----
 
+    /// Creates a tenant; `TenantExists` if the id is taken.
     pub fn add_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
         let key = tenant.id.as_str().as_bytes().to_vec();
         let value = encode(&tenant)?;
@@ -381,6 +399,7 @@ impl Records {
         Ok(tenant)
     }
 
+    /// Creates or replaces a tenant.
     pub fn put_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
         self.tenants_tree
             .insert(tenant.id.as_str().as_bytes(), encode(&tenant)?)?;
@@ -393,8 +412,9 @@ impl Records {
     }
 
     /// Removes a tenant: revokes every token it has (durably, each journaled before sled, so
-    /// that no token of it can act for a tenant later created under the same id), deletes its
-    /// sealed secrets and approvals, then its record. Audit history stays.
+    /// that no token of it can act for a tenant later created under the same id) and every
+    /// grant, removes its people, deletes its sealed secrets and approvals, then its record.
+    /// Its audit history stays.
     pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
         let mut removed = Removed::default();
         let live: Vec<TokenRecord> = self
@@ -428,6 +448,7 @@ impl Records {
         self.token_index.read().ok()?.tenant(id)
     }
 
+    /// Every tenant, by id.
     pub fn tenants(&self) -> Vec<Arc<Tenant>> {
         let mut all: Vec<_> = self
             .token_index
@@ -440,6 +461,7 @@ impl Records {
 
     // ---- tokens ----
 
+    /// Stores a token's record under the SHA-256 of the token.
     pub fn insert_token(&self, hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
         let value = encode(record)?;
         self.db.batch(&[
@@ -518,7 +540,8 @@ impl Records {
             .unwrap_or(TokenTenant::Unknown))
     }
 
-    /// Every tenant's live state, by tenant id (the metrics exposition reads the call series).
+    /// Every tenant's live state (rate-limit bucket, metric series), by tenant id (the metrics
+    /// exposition reads the call series).
     pub fn live_states(&self) -> Vec<(TenantId, Arc<TenantLive>)> {
         let Ok(index) = self.token_index.read() else {
             return Vec::new();
@@ -611,6 +634,7 @@ impl Records {
         Ok(record)
     }
 
+    /// Token records (never tokens), oldest first, optionally of one tenant.
     pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<TokenRecord>, StoreError> {
         let mut out = Vec::new();
         for (_, value) in self.tokens.iter()? {
@@ -788,10 +812,10 @@ mod tests {
     /// Opens the store again once the last handle is gone. sled's background threads let go of
     /// the directory's lock a moment after the handle drops, so an immediate reopen in the same
     /// process can see `Locked` (CI did, once).
-    fn reopen(dir: &Path) -> Records {
+    fn reopen(dir: &Path) -> Store {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match Records::open(dir) {
+            match Store::open(dir) {
                 Ok(store) => return store,
                 Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
