@@ -1,8 +1,14 @@
 //! The store: the one interface every tool, the auth edge and the admin API reach persistent
-//! state through. Its records (`records.rs`, `people.rs`, `approvals.rs`) are written once over
-//! a key-value layer (`kv.rs`) with two engines: sled, embedded, one process (the default, and
-//! always the isolated server's); PostgreSQL (`pg.rs`), shared by several shared-server
-//! replicas, each keeping the request path in memory and in step through a change feed.
+//! state through. Its records (`records.rs`, which defines [`Store`]; `people.rs`,
+//! `approvals.rs`; ids and digests from `ids.rs`) are written once over a key-value layer
+//! (`kv.rs`) with two engines: sled (`sled.rs`), embedded, one process (the default, and always
+//! the isolated server's); PostgreSQL (`pg.rs`), shared by several shared-server replicas, each
+//! keeping the request path in memory and in step through a change feed (`pg/feed.rs`). The
+//! audit log (`audit.rs`) writes day files or the database's table.
+//!
+//! This file holds the words every layer shares (`StoreError`, `Entry`, the token records) and
+//! the one part of the interface that names an engine: [`Store::open_pg`], [`Store::replica`]
+//! and [`migrate_to_postgres`]. The records never name one; they reach it through `kv.rs`.
 //!
 //! # Contract every backend keeps
 //! - **Durable before answering.** A write returns only once it survives a crash (tenant and

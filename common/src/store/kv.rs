@@ -1,9 +1,12 @@
 //! The key-value layer under the store: named trees of byte keys and values, with the handful
 //! of operations the store's records need (point reads and writes, take, compare-and-swap,
-//! scans, and an atomic batch over several trees). Two engines offer it: sled, embedded, one
-//! process; PostgreSQL (`pg.rs`), shared by every replica. The records above it (`records.rs`,
-//! `people.rs`, `approvals.rs`) are written once against this layer, so both backends keep the
-//! same contract by construction.
+//! scans, and an atomic batch over several trees). Two engines offer it: sled (`sled.rs`),
+//! embedded, one process; PostgreSQL (`pg.rs`), shared by every replica. `Db` and `Tree` are
+//! one or the other, and this file alone dispatches between them. The records above it
+//! (`records.rs`, `people.rs`, `approvals.rs`) are written once against this layer, so both
+//! backends keep the same contract by construction; what differs they ask here in the
+//! layer's own words: whether other processes share the trees, registering a [`Follower`] of
+//! the change feed, whether this process may still vouch for what it holds in memory.
 
 use std::path::Path;
 use std::sync::Arc;
