@@ -116,6 +116,8 @@ impl Db {
         }
     }
 
+    /// The PostgreSQL engine, when that is this one (`store.rs` hands its replica to the
+    /// runtime).
     pub fn pg(&self) -> Option<&Pg> {
         match self {
             Db::Pg(pg) => Some(pg),

@@ -51,44 +51,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// The records in a store several processes share (`db`, with `audit` beside it): the
-    /// token index and tenants are loaded by the engine's change feed, which keeps them in
-    /// step from then on.
-    pub(super) fn open_shared(db: Db, audit: super::audit::AuditLog) -> Result<Self, StoreError> {
-        let token_index = Arc::new(RwLock::new(TokenIndex::default()));
-        let store = Self {
-            tenants_tree: db.open_tree("tenants")?,
-            tokens: db.open_tree("tokens")?,
-            token_ids: db.open_tree("token_ids")?,
-            secrets: db.open_tree("secrets")?,
-            audit,
-            approvals: super::approvals::Approvals::new(db.open_tree("approvals")?),
-            people: super::people::People::open(&db, crate::now_unix())?,
-            db,
-            token_index: token_index.clone(),
-            token_journal: None,
-        };
-        store.db.add_follower(Arc::new(IndexFollower(token_index)));
-        store.db.follow()?;
-        Ok(store)
-    }
-
-    /// The engine the records live in (for `store.rs`, which names it).
-    pub(super) fn db(&self) -> &Db {
-        &self.db
-    }
-
-    /// With PostgreSQL the change feed alone writes the in-memory index (in commit order), so
-    /// a writer must not: two writers could leave an older value last.
-    fn own_index(&self) -> bool {
-        self.token_journal.is_some()
-    }
-
-    /// Every tree of an embedded (sled) store, for `store migrate`.
-    pub fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
-        self.db.dump()
-    }
-
     /// The embedded store in `dir` (created if missing; refused if another process has it),
     /// with its token journal `tokens.idx` and its audit log's day files under `audit/`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
@@ -127,6 +89,44 @@ impl Store {
             "store opened"
         );
         Ok(store)
+    }
+
+    /// The records in a store several processes share (`db`, with `audit` beside it): the
+    /// token index and tenants are loaded by the engine's change feed, which keeps them in
+    /// step from then on.
+    pub(super) fn open_shared(db: Db, audit: super::audit::AuditLog) -> Result<Self, StoreError> {
+        let token_index = Arc::new(RwLock::new(TokenIndex::default()));
+        let store = Self {
+            tenants_tree: db.open_tree("tenants")?,
+            tokens: db.open_tree("tokens")?,
+            token_ids: db.open_tree("token_ids")?,
+            secrets: db.open_tree("secrets")?,
+            audit,
+            approvals: super::approvals::Approvals::new(db.open_tree("approvals")?),
+            people: super::people::People::open(&db, crate::now_unix())?,
+            db,
+            token_index: token_index.clone(),
+            token_journal: None,
+        };
+        store.db.add_follower(Arc::new(IndexFollower(token_index)));
+        store.db.follow()?;
+        Ok(store)
+    }
+
+    /// The engine the records live in (for `store.rs`, which names it).
+    pub(super) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// With PostgreSQL the change feed alone writes the in-memory index (in commit order), so
+    /// a writer must not: two writers could leave an older value last.
+    fn own_index(&self) -> bool {
+        self.token_journal.is_some()
+    }
+
+    /// Every tree of an embedded (sled) store, for `store migrate`.
+    pub fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
+        self.db.dump()
     }
 
     /// Makes every write so far durable; called by admin actions before they answer.
