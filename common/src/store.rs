@@ -1,8 +1,14 @@
 //! The store: the one interface every tool, the auth edge and the admin API reach persistent
-//! state through. Its records (`records.rs`, `people.rs`, `approvals.rs`) are written once over
-//! a key-value layer (`kv.rs`) with two engines: sled, embedded, one process (the default, and
-//! always the isolated server's); PostgreSQL (`pg.rs`), shared by several shared-server
-//! replicas, each keeping the request path in memory and in step through a change feed.
+//! state through. Its records (`records.rs`, which defines [`Store`]; `people.rs`,
+//! `approvals.rs`; ids and digests from `ids.rs`) are written once over a key-value layer
+//! (`kv.rs`) with two engines: sled (`sled.rs`), embedded, one process (the default, and always
+//! the isolated server's); PostgreSQL (`pg.rs`), shared by several shared-server replicas, each
+//! keeping the request path in memory and in step through a change feed (`pg/feed.rs`). The
+//! audit log (`audit.rs`) writes day files or the database's table.
+//!
+//! This file holds the words every layer shares (`StoreError`, `Entry`, the token records) and
+//! the one part of the interface that names an engine: [`Store::open_pg`], [`Store::replica`]
+//! and [`migrate_to_postgres`]. The records never name one; they reach it through `kv.rs`.
 //!
 //! # Contract every backend keeps
 //! - **Durable before answering.** A write returns only once it survives a crash (tenant and
@@ -33,10 +39,12 @@
 
 pub mod approvals;
 pub mod audit;
+mod ids;
 pub mod kv;
 pub mod people;
 pub mod pg;
 mod records;
+mod sled;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,12 +53,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::domain::TenantId;
-use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
-pub use self::pg::{Pg, PgOptions};
-pub use self::records::Records;
+pub use self::pg::{Pg, PgOptions, Replica};
+pub use self::records::Store;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -80,6 +87,13 @@ pub enum StoreError {
     #[error("{0}")]
     Schema(String),
 }
+
+/// A key and its value, as a scan returns them: the shape every engine hands the records.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// One write of an atomic batch as an engine takes it: one of its trees `T`, the key, and the
+/// value (`None` deletes the key).
+pub type EngineWrite<'a, T> = (&'a T, &'a [u8], Option<&'a [u8]>);
 
 /// What is kept about an issued token. The token itself is not: only its SHA-256 is the key.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -123,153 +137,20 @@ pub enum TokenTenant {
     Tenant(Arc<Tenant>, Arc<TenantLive>),
 }
 
-/// The store, whichever engine holds it. Cheap to clone (handles to shared state).
-#[derive(Clone)]
-pub struct Store(Records);
-
-/// Every method is the records' own.
-macro_rules! backend {
-    ($self:ident, $store:ident => $call:expr) => {{
-        let $store = &$self.0;
-        $call
-    }};
-}
-
+/// The part of [`Store`]'s interface that names an engine: the rest (`records.rs`) is written
+/// against the key-value layer alone.
 impl Store {
-    /// The embedded sled store in `dir` (created if missing; refused if another process has it).
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Records::open(dir).map(Store)
-    }
-
-    /// The store in PostgreSQL at `url`: migrated, loaded, and following the change feed.
+    /// The store in PostgreSQL at `url`: migrated, loaded, and following the change feed; the
+    /// audit log goes to the database too.
     pub fn open_pg(url: &str, options: PgOptions) -> Result<Self, StoreError> {
-        Records::open_pg(Pg::connect(url, options)?).map(Store)
+        let pg = Pg::connect(url, options)?;
+        Store::open_shared(kv::Db::Pg(pg.clone()), audit::AuditLog::open_pg(pg)?)
     }
 
-    /// The PostgreSQL engine, when that is where the store is.
-    pub fn pg(&self) -> Option<&Pg> {
-        self.0.pg()
-    }
-
-    /// Every tree of a sled store (for `store migrate`).
-    pub fn dump(&self) -> Result<Vec<(String, Vec<kv::Entry>)>, StoreError> {
-        self.0.dump()
-    }
-
-    /// Makes every write so far durable.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        backend!(self, s => s.flush())
-    }
-
-    pub fn audit(&self) -> &audit::AuditLog {
-        backend!(self, s => s.audit())
-    }
-
-    /// Pending high-risk actions and people's decisions (`approvals.rs`).
-    pub fn approvals(&self) -> &approvals::Approvals {
-        backend!(self, s => s.approvals())
-    }
-
-    /// People, passkeys, sessions and OAuth grants (`people.rs`).
-    pub fn people(&self) -> &people::People {
-        backend!(self, s => s.people())
-    }
-
-    /// The request path of OAuth tokens: an unexpired access token's binding, from memory; with
-    /// PostgreSQL, only while this replica's lease holds (as for static tokens).
-    pub fn access_token(
-        &self,
-        hash: &[u8; 32],
-        now: u64,
-    ) -> Result<Option<Arc<people::AccessEntry>>, StoreError> {
-        if let Some(pg) = self.pg() {
-            pg.vouch()?;
-        }
-        Ok(self.people().access_token(hash, now))
-    }
-
-    /// A tenant and its live state, from memory (the request path of OAuth tokens).
-    pub fn tenant_live(&self, id: &TenantId) -> Option<(Arc<Tenant>, Arc<TenantLive>)> {
-        backend!(self, s => s.tenant_live(id))
-    }
-
-    /// Creates a tenant; `TenantExists` if the id is taken.
-    pub fn add_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
-        backend!(self, s => s.add_tenant(tenant))
-    }
-
-    /// Creates or replaces a tenant.
-    pub fn put_tenant(&self, tenant: Tenant) -> Result<Arc<Tenant>, StoreError> {
-        backend!(self, s => s.put_tenant(tenant))
-    }
-
-    /// Revokes every token and grant of the tenant, removes its people, deletes its secrets
-    /// and approvals, then its record. Its audit history stays.
-    pub fn remove_tenant(&self, id: &TenantId, at: u64) -> Result<Removed, StoreError> {
-        backend!(self, s => s.remove_tenant(id, at))
-    }
-
-    pub fn tenant(&self, id: &TenantId) -> Option<Arc<Tenant>> {
-        backend!(self, s => s.tenant(id))
-    }
-
-    /// Every tenant, by id.
-    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
-        backend!(self, s => s.tenants())
-    }
-
-    /// Stores a token's record under the SHA-256 of the token.
-    pub fn insert_token(&self, hash: &[u8; 32], record: &TokenRecord) -> Result<(), StoreError> {
-        backend!(self, s => s.insert_token(hash, record))
-    }
-
-    /// The request path: what a token with SHA-256 `hash` and subject `subject` is worth.
-    pub fn token_tenant(&self, hash: &[u8; 32], subject: &str) -> Result<TokenTenant, StoreError> {
-        backend!(self, s => s.token_tenant(hash, subject))
-    }
-
-    pub fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenEntry>, StoreError> {
-        backend!(self, s => s.token_by_hash(hash))
-    }
-
-    pub fn revoke_token(&self, id: &str, at: u64) -> Result<TokenRecord, StoreError> {
-        backend!(self, s => s.revoke_token(id, at))
-    }
-
-    /// Token records (never tokens), oldest first, optionally of one tenant.
-    pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<TokenRecord>, StoreError> {
-        backend!(self, s => s.tokens(tenant))
-    }
-
-    /// Every tenant's live state (rate-limit bucket, metric series), by tenant id.
-    pub fn live_states(&self) -> Vec<(TenantId, Arc<TenantLive>)> {
-        backend!(self, s => s.live_states())
-    }
-
-    pub fn put_secret(
-        &self,
-        tenant: &TenantId,
-        kind: SecretKind,
-        sealed: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        backend!(self, s => s.put_secret(tenant, kind, sealed))
-    }
-
-    pub fn secret(
-        &self,
-        tenant: &TenantId,
-        kind: SecretKind,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        backend!(self, s => s.secret(tenant, kind))
-    }
-
-    pub fn delete_secret(&self, tenant: &TenantId, kind: SecretKind) -> Result<(), StoreError> {
-        backend!(self, s => s.delete_secret(tenant, kind))
-    }
-
-    /// Which kinds of secret a tenant has stored (names only, never values).
-    pub fn secret_kinds(&self, tenant: &TenantId) -> Result<Vec<String>, StoreError> {
-        backend!(self, s => s.secret_kinds(tenant))
+    /// With PostgreSQL, this process as one of the replicas sharing the database: its health,
+    /// its lease, the number of live replicas, the shared keys' check, leaving.
+    pub fn replica(&self) -> Option<Replica<'_>> {
+        self.db().pg().map(Replica::new)
     }
 }
 

@@ -17,7 +17,6 @@
 //! as approved, not run), `running` (it may have acted: reported as such, never run again) or
 //! `done`. Nothing ever moves an approval back.
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
@@ -151,13 +150,7 @@ pub fn seq_now() -> u64 {
 
 /// A fresh approval id: 16 random bytes, unguessable (the page needs an approver's sign-in too).
 pub fn new_id() -> String {
-    use base64::Engine as _;
-    let mut raw = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    format!(
-        "apr_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    )
+    super::ids::random_text::<16>("apr_")
 }
 
 fn encode(a: &Approval) -> Result<Vec<u8>, StoreError> {
@@ -357,14 +350,12 @@ impl Approvals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::kv::Db;
 
     fn approvals() -> (tempfile::TempDir, Approvals) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        (
-            dir,
-            Approvals::new(super::super::kv::Tree::Sled(db.open_tree("a").unwrap())),
-        )
+        let db = Db::embedded(dir.path()).unwrap();
+        (dir, Approvals::new(db.open_tree("a").unwrap()))
     }
 
     fn pending(id: &str, expires_at: u64) -> Approval {

@@ -1,15 +1,20 @@
 //! The key-value layer under the store: named trees of byte keys and values, with the handful
 //! of operations the store's records need (point reads and writes, take, compare-and-swap,
-//! scans, and an atomic batch over several trees). Two engines offer it: sled, embedded, one
-//! process; PostgreSQL (`pg.rs`), shared by every replica. The records above it (`records.rs`,
-//! `people.rs`, `approvals.rs`) are written once against this layer, so both backends keep the
-//! same contract by construction.
+//! scans, and an atomic batch over several trees). Two engines offer it: sled (`sled.rs`),
+//! embedded, one process; PostgreSQL (`pg.rs`), shared by every replica. `Db` and `Tree` are
+//! one or the other, and this file alone dispatches between them. The records above it
+//! (`records.rs`, `people.rs`, `approvals.rs`) are written once against this layer, so both
+//! backends keep the same contract by construction; what differs they ask here in the
+//! layer's own words: whether other processes share the trees, registering a [`Follower`] of
+//! the change feed, whether this process may still vouch for what it holds in memory.
 
-use super::StoreError;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use super::Entry;
+pub use super::pg::Follower;
 use super::pg::{Pg, PgTree};
-
-/// A key and its value, as a scan returns them.
-pub type Entry = (Vec<u8>, Vec<u8>);
+use super::{EngineWrite, StoreError};
 
 /// The engine the trees live in.
 #[derive(Clone)]
@@ -33,6 +38,12 @@ pub struct Write<'a> {
 }
 
 impl Db {
+    /// The embedded engine (sled) in `dir`, created if missing; `Locked` if another process
+    /// has it open.
+    pub(super) fn embedded(dir: &Path) -> Result<Self, StoreError> {
+        super::sled::open(dir).map(Db::Sled)
+    }
+
     pub fn open_tree(&self, name: &'static str) -> Result<Tree, StoreError> {
         Ok(match self {
             Db::Sled(db) => Tree::Sled(db.open_tree(name)?),
@@ -54,11 +65,59 @@ impl Db {
     /// Applies every write or none.
     pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => sled_batch(writes),
-            Db::Pg(pg) => pg.batch(writes),
+            Db::Sled(_) => super::sled::batch(&engine_writes(writes, |tree| match tree {
+                Tree::Sled(tree) => Some(tree),
+                Tree::Pg(_) => None,
+            })?),
+            Db::Pg(pg) => pg.batch(&engine_writes(writes, |tree| match tree {
+                Tree::Pg(tree) => Some(tree),
+                Tree::Sled(_) => None,
+            })?),
         }
     }
 
+    /// Whether other processes write these trees too (PostgreSQL's replicas). In-memory copies
+    /// of them are then the change feed's to keep in step, in commit order, and a writer here
+    /// must leave them alone; with sled every write is this process's own.
+    pub(super) fn shared(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
+    /// Registers an in-memory copy for the change feed to keep in step (before
+    /// [`Self::follow`]). sled has no feed: there the writers keep their copies themselves.
+    pub(super) fn add_follower(&self, follower: Arc<dyn Follower>) {
+        if let Db::Pg(pg) = self {
+            pg.add_follower(follower);
+        }
+    }
+
+    /// Loads every follower, then keeps them in step in the background (PostgreSQL).
+    pub(super) fn follow(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Pg(pg) => pg.follow(),
+            Db::Sled(_) => Ok(()),
+        }
+    }
+
+    /// `Unavailable` once this process may no longer act on its in-memory copies: with
+    /// PostgreSQL once its lease has ended (it may have missed a revocation); never with sled.
+    pub(super) fn vouch(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Pg(pg) => pg.vouch(),
+            Db::Sled(_) => Ok(()),
+        }
+    }
+
+    /// Every tree with all its entries, for `store migrate` (from sled only).
+    pub(super) fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
+        match self {
+            Db::Sled(db) => super::sled::dump(db),
+            Db::Pg(_) => Err(StoreError::Io("only a sled store can be copied out".into())),
+        }
+    }
+
+    /// The PostgreSQL engine, when that is this one (`store.rs` hands its replica to the
+    /// runtime).
     pub fn pg(&self) -> Option<&Pg> {
         match self {
             Db::Pg(pg) => Some(pg),
@@ -67,34 +126,19 @@ impl Db {
     }
 }
 
-fn sled_batch(writes: &[Write<'_>]) -> Result<(), StoreError> {
-    let mut trees: Vec<&sled::Tree> = Vec::new();
-    let mut slots = Vec::with_capacity(writes.len());
-    for write in writes {
-        let Tree::Sled(tree) = write.tree else {
-            return Err(StoreError::Io("one batch cannot span two engines".into()));
-        };
-        let slot = match trees.iter().position(|t| t.name() == tree.name()) {
-            Some(i) => i,
-            None => {
-                trees.push(tree);
-                trees.len() - 1
-            }
-        };
-        slots.push(slot);
-    }
-    use sled::Transactional;
-    trees.as_slice().transaction(|view| {
-        for (write, slot) in writes.iter().zip(&slots) {
-            let tree = &view[*slot];
-            match &write.value {
-                Some(value) => tree.insert(write.key.as_slice(), value.as_slice())?,
-                None => tree.remove(write.key.as_slice())?,
-            };
-        }
-        Ok::<_, sled::transaction::ConflictableTransactionError<StoreError>>(())
-    })?;
-    Ok(())
+/// A batch as one engine takes it, each write's tree unwrapped by `engine`; refused whole if a
+/// write is to another engine's tree.
+fn engine_writes<'a, T>(
+    writes: &'a [Write<'_>],
+    engine: impl Fn(&'a Tree) -> Option<&'a T>,
+) -> Result<Vec<EngineWrite<'a, T>>, StoreError> {
+    writes
+        .iter()
+        .map(|write| match engine(write.tree) {
+            Some(tree) => Ok((tree, write.key.as_slice(), write.value.as_deref())),
+            None => Err(StoreError::Io("one batch cannot span two engines".into())),
+        })
+        .collect()
 }
 
 impl Tree {

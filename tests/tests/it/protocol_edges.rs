@@ -65,7 +65,7 @@ async fn a_second_server_on_the_same_data_dir_is_refused_clearly() {
     if config.store_url.is_some() {
         // PostgreSQL: a second process on the same database is another replica, by design.
         let second = second.expect("a second replica on the same database starts");
-        assert!(second.state().services.store.pg().is_some());
+        assert!(second.state().services.store.replica().is_some());
         return;
     }
     let message = format!("{:#}", second.err().expect("second server must not start"));

@@ -265,7 +265,7 @@ async fn refuse_foreign(
 /// replica still serves from memory within its lease, `unavailable: …` (503) once it no
 /// longer can, so a load balancer stops sending it calls.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let Some(pg) = state.services.store.pg() else {
+    let Some(pg) = state.services.store.replica() else {
         return "ok".into_response();
     };
     let name = pg.replica_name();

@@ -112,7 +112,7 @@ impl Application {
             other => other.into(),
         })?;
         let admin_token = load_or_create_admin_token(config)?;
-        if let Some(pg) = store.pg() {
+        if let Some(pg) = store.replica() {
             // Replicas share the keys through files the operator gives each (never through the
             // database: a dump of it alone must not open the secrets it holds); a replica with
             // other keys is refused here rather than issue tokens the others reject.
@@ -133,7 +133,7 @@ impl Application {
                 )
         };
         let u = &config.upstreams;
-        let replicas = store.pg().map(|pg| pg.live_replicas());
+        let replicas = store.replica().map(|pg| pg.live_replicas());
         let services = Services {
             store,
             master_key,
@@ -309,7 +309,7 @@ impl Application {
         b.context("admin listener failed")?;
         c.context("connector listener failed")?;
         self.state.services.store.flush()?;
-        if let Some(pg) = self.state.services.store.pg() {
+        if let Some(pg) = self.state.services.store.replica() {
             pg.leave();
         }
         Ok(())
@@ -530,7 +530,7 @@ fn open_store(config: &Config, spec: &ServerSpec) -> anyhow::Result<Store> {
     let options = pg_options(config)?;
     let name = options.replica_name.clone();
     let store = Store::open_pg(url, options)?;
-    if let Some(pg) = store.pg() {
+    if let Some(pg) = store.replica() {
         tracing::info!(replica = %name, database = %pg.target(), "store: PostgreSQL");
     }
     Ok(store)
