@@ -10,7 +10,7 @@ mod dns_update_record;
 mod webflow_publish_items;
 mod webflow_publish_site;
 
-mod approval;
+pub(crate) mod approval;
 
 use common::mcp::{Catalog, ToolEntry};
 use common::tools::whoami::Whoami;

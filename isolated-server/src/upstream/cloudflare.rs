@@ -2,7 +2,7 @@
 //! the `{success, errors, messages, result, result_info}` envelope; `success: false` is an error
 //! even with HTTP 200.
 
-use crate::tools::Approved;
+use crate::tools::approval::Approved;
 use common::domain::ZoneId;
 use common::upstream::{Call, Upstream, UpstreamError};
 use secrecy::SecretString;

@@ -1,7 +1,7 @@
 //! Stripe: invoices and billing-portal sessions. Bodies are form-encoded; every POST carries an
 //! `Idempotency-Key`, so a retried request never acts twice.
 
-use crate::tools::Approved;
+use crate::tools::approval::Approved;
 use common::domain::StripeCustomer;
 use common::upstream::{Call, Upstream, UpstreamError};
 use secrecy::SecretString;

@@ -1,7 +1,7 @@
 //! Webflow publishing: `POST /v2/sites/{site_id}/publish` and
 //! `POST /v2/collections/{collection_id}/items/publish`.
 
-use crate::tools::Approved;
+use crate::tools::approval::Approved;
 use common::domain::WebflowId;
 use common::upstream::{Call, Upstream, UpstreamError};
 use secrecy::SecretString;

@@ -541,7 +541,8 @@ mod tests {
 
     #[test]
     fn each_broken_part_is_named_with_its_rfc_code() {
-        let cases: [(Box<dyn FnOnce(&mut Params)>, &str); 7] = [
+        type Change = Box<dyn FnOnce(&mut Params)>;
+        let cases: [(Change, &str); 7] = [
             (
                 Box::new(|p| p.response_type = Some("token".into())),
                 "(unsupported_response_type)",
