@@ -185,3 +185,13 @@ pub fn migrate_to_postgres(
     }
     Ok(copied)
 }
+
+/// A record as the store keeps it: JSON, the same bytes in sled and PostgreSQL.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A stored record read back; one that does not decode is `Corrupt`, never a panic.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

@@ -267,45 +267,7 @@ impl TestServer {
 
     /// Like [`Self::provision`], with extra tenant spec fields (`read_only`, `toolsets`…).
     pub async fn provision_with(&self, owner: &OwnerFixture, extra: Value) -> TestTenant {
-        let mut spec = json!({
-            "id": owner.owner,
-            "name": format!("{} Inc", owner.owner),
-            "webflow_sites": [owner.site_id],
-            "plausible_site": owner.plausible_site,
-            "github_repos": owner.github_repos,
-        });
-        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-            spec.extend(extra.clone());
-        }
-        let new: NewTenant = serde_json::from_value(spec).expect("tenant spec");
-        self.admin.add_tenant(&new).await.expect("tenant added");
-        for (kind, secret) in [
-            ("webflow", &owner.token),
-            ("plausible", &owner.plausible_token),
-            ("github", &owner.github_token),
-        ] {
-            self.admin
-                .set_secret(&owner.owner, kind, secret.clone())
-                .await
-                .expect("secret stored");
-        }
-        let issued = self
-            .admin
-            .issue_token(
-                &owner.owner,
-                &IssueRequest {
-                    label: Some("test".into()),
-                    ttl_days: None,
-                },
-            )
-            .await
-            .expect("token issued");
-        TestTenant {
-            id: owner.owner.clone(),
-            token: issued.token,
-            token_id: issued.record.id,
-            fixture: owner.clone(),
-        }
+        provision_shared(&self.admin, owner, extra).await
     }
 
     /// See [`provision_isolated`].
@@ -437,6 +399,39 @@ pub fn ok_json(result: &CallToolResult) -> Value {
         .expect("structured content")
 }
 
+/// A shared server's tenant bound to everything its sandbox owner has (Webflow site, Plausible
+/// site, GitHub repositories) plus `extra` spec fields, with each upstream credential stored
+/// and an MCP token issued, through `admin`.
+pub async fn provision_shared(
+    admin: &AdminClient,
+    owner: &OwnerFixture,
+    extra: Value,
+) -> TestTenant {
+    let mut spec = json!({
+        "id": owner.owner,
+        "name": format!("{} Inc", owner.owner),
+        "webflow_sites": [owner.site_id],
+        "plausible_site": owner.plausible_site,
+        "github_repos": owner.github_repos,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    let new: NewTenant = serde_json::from_value(spec).expect("tenant spec");
+    admin.add_tenant(&new).await.expect("tenant added");
+    for (kind, secret) in [
+        ("webflow", &owner.token),
+        ("plausible", &owner.plausible_token),
+        ("github", &owner.github_token),
+    ] {
+        admin
+            .set_secret(&owner.owner, kind, secret.clone())
+            .await
+            .expect("secret stored");
+    }
+    issue_test_token(admin, owner).await
+}
+
 /// Sets an isolated instance's tenant to everything its sandbox owner has (site, custom
 /// domains, DNS zone with `www.` and `*.shop.` names, Stripe customer), stores the Webflow,
 /// Cloudflare and Stripe credentials and issues an MCP token.
@@ -464,6 +459,11 @@ pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> Te
             .await
             .expect("secret stored");
     }
+    issue_test_token(admin, owner).await
+}
+
+/// An MCP token for `owner`'s tenant, issued through `admin`.
+async fn issue_test_token(admin: &AdminClient, owner: &OwnerFixture) -> TestTenant {
     let issued = admin
         .issue_token(
             &owner.owner,
@@ -516,6 +516,31 @@ pub fn server_command(binary: &Path) -> std::process::Command {
             command.env_remove(name);
         }
     }
+    command
+}
+
+/// `isolated-server serve` for acme on `data`, listening on `port` (public URL
+/// `http://127.0.0.1:<port>`) and `admin_port`, every upstream at `upstream`: what a test of
+/// the real process adds its own settings and stdio to.
+pub async fn isolated_acme_command(
+    data: &Path,
+    upstream: &str,
+    (port, admin_port): (u16, u16),
+) -> std::process::Command {
+    let binary = isolated_server_binary()
+        .await
+        .expect("the isolated-server binary (cargo build --workspace --bin isolated-server)");
+    let mut command = server_command(&binary);
+    command
+        .arg("serve")
+        .env("STUDIO_MCP_TENANT", "acme")
+        .env("STUDIO_MCP_DATA_DIR", data)
+        .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("STUDIO_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("STUDIO_MCP_WEBFLOW_BASE_URL", upstream)
+        .env("STUDIO_MCP_CLOUDFLARE_BASE_URL", upstream)
+        .env("STUDIO_MCP_STRIPE_BASE_URL", upstream);
     command
 }
 
@@ -580,7 +605,10 @@ async fn server_binary(package: &str) -> Option<std::path::PathBuf> {
         build.args(["--profile", &profile]);
     }
     match build.status().await {
-        Ok(status) => assert!(status.success(), "cargo build -p {package} failed"),
+        Ok(status) => assert!(
+            status.success(),
+            "cargo build --workspace --bin {package} failed"
+        ),
         Err(e) if binary.exists() => eprintln!("cargo not run ({e}); using {}", binary.display()),
         Err(e) => {
             eprintln!("SKIPPED: cargo not run ({e}) and no {package} binary");

@@ -19,8 +19,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
 use super::kv::Tree;
+use super::{StoreError, decode, encode};
 use crate::domain::TenantId;
 
 /// Where an approval stands.
@@ -153,14 +153,6 @@ pub fn new_id() -> String {
     super::ids::random_text::<16>("apr_")
 }
 
-fn encode(a: &Approval) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(a).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode(bytes: &[u8]) -> Result<Approval, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 /// The approvals tree.
 #[derive(Clone)]
 pub struct Approvals {
@@ -194,7 +186,7 @@ impl Approvals {
     pub fn list(&self, tenant: Option<&TenantId>) -> Result<Vec<Approval>, StoreError> {
         let mut all = Vec::new();
         for (_, value) in self.tree.iter()? {
-            let a = decode(&value)?;
+            let a: Approval = decode(&value)?;
             if tenant.is_none_or(|t| &a.tenant == t) {
                 all.push(a);
             }
@@ -319,7 +311,7 @@ impl Approvals {
     /// Drops every approval of `tenant` (the tenant is being removed).
     pub fn forget_tenant(&self, tenant: &TenantId) -> Result<(), StoreError> {
         for (key, value) in self.tree.iter()? {
-            if decode(&value).is_ok_and(|a| &a.tenant == tenant) {
+            if decode::<Approval>(&value).is_ok_and(|a| &a.tenant == tenant) {
                 self.tree.remove(key)?;
             }
         }
@@ -330,7 +322,7 @@ impl Approvals {
     /// Deletes approvals finished or expired more than `keep_secs` ago.
     pub fn sweep(&self, now: u64, keep_secs: u64) -> Result<(), StoreError> {
         for (key, value) in self.tree.iter()? {
-            let old = decode(&value).is_ok_and(|a| {
+            let old = decode::<Approval>(&value).is_ok_and(|a| {
                 let settled_at = match a.state {
                     State::Pending => a.expires_at,
                     State::Denied { at, .. } | State::Done { at, .. } => at,

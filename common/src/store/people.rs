@@ -28,9 +28,9 @@ pub use self::oauth::{
     AccessEntry, AuthCode, Grant, GrantError, GrantView, RegisteredClient, TokenPair,
 };
 use self::oauth::{AccessFollower, AccessIndex, key16};
-use super::StoreError;
 pub use super::ids::{digest, new_id, new_secret};
 use super::kv::{Db, Tree};
+use super::{StoreError, decode, encode};
 use crate::domain::TenantId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,14 +158,6 @@ pub enum TicketKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SpentCeremony {
     expires_at: u64,
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// The record under `key`, if any.

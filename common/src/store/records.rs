@@ -16,12 +16,10 @@ mod tests;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
-
 use self::index::{IndexFollower, TokenIndex};
 use self::journal::Journal;
 use super::kv::{Db, Entry, Tree};
-use super::{Removed, StoreError, TokenEntry, TokenRecord, TokenTenant};
+use super::{Removed, StoreError, TokenEntry, TokenRecord, TokenTenant, decode, encode};
 use crate::domain::TenantId;
 use crate::secrets::SecretKind;
 use crate::tenant::Tenant;
@@ -463,14 +461,6 @@ impl Store {
 
 fn secret_key(tenant: &TenantId, kind: SecretKind) -> Vec<u8> {
     format!("{tenant}\0{kind}").into_bytes()
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn poisoned<T>(_: T) -> StoreError {

@@ -68,7 +68,7 @@ impl Tool for CreateRecord {
                 existing_with_same_name: existing,
             })
         };
-        let act = async |approved: &_| Ok(cloudflare.create(approved, &zone, &input).await?);
+        let act = async |approved: &_| Ok(cloudflare.write(approved, &zone, None, &input).await?);
         with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

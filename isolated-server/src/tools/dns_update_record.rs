@@ -78,7 +78,8 @@ impl Tool for UpdateRecord {
                 after: input.clone(),
             })
         };
-        let act = async |approved: &_| Ok(cloudflare.update(approved, &zone, &id, &input).await?);
+        let act =
+            async |approved: &_| Ok(cloudflare.write(approved, &zone, Some(&id), &input).await?);
         with_approval(ctx, Self::NAME, &args, preview, act).await
     }
 }

@@ -141,39 +141,29 @@ impl Cloudflare<'_> {
         Ok(self.call(call).await?.0)
     }
 
-    pub async fn create(
+    /// Creates a record (`id` none) or changes record `id`, in `zone`.
+    pub async fn write(
         &self,
         // The proof a person approved this exact action: no caller can make one.
         _approved: &Approved,
         zone: &ZoneId,
+        id: Option<&str>,
         input: &RecordInput,
     ) -> Result<DnsRecord, UpstreamError> {
         let body = serde_json::to_value(input).map_err(|e| bad(e.to_string()))?;
-        let call = Call {
-            json: Some(&body),
-            ..Call::with_method(
+        let (method, path) = match id {
+            None => (
                 reqwest::Method::POST,
                 format!("/client/v4/zones/{zone}/dns_records"),
-            )
-        };
-        Ok(self.call(call).await?.0)
-    }
-
-    pub async fn update(
-        &self,
-        // The proof a person approved this exact action: no caller can make one.
-        _approved: &Approved,
-        zone: &ZoneId,
-        id: &str,
-        input: &RecordInput,
-    ) -> Result<DnsRecord, UpstreamError> {
-        let body = serde_json::to_value(input).map_err(|e| bad(e.to_string()))?;
-        let call = Call {
-            json: Some(&body),
-            ..Call::with_method(
+            ),
+            Some(id) => (
                 reqwest::Method::PATCH,
                 format!("/client/v4/zones/{zone}/dns_records/{id}"),
-            )
+            ),
+        };
+        let call = Call {
+            json: Some(&body),
+            ..Call::with_method(method, path)
         };
         Ok(self.call(call).await?.0)
     }

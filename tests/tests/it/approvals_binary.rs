@@ -21,13 +21,6 @@ use tests::sandbox::{Failure, Fixture, Sandbox};
 /// How long the sandbox holds the approved write: longer than it takes to kill and restart.
 const HOLD: Duration = Duration::from_secs(3);
 
-/// The binary, built (or brought up to date) once per test process.
-async fn binary() -> PathBuf {
-    tests::harness::isolated_server_binary()
-        .await
-        .expect("the isolated-server binary (cargo build -p isolated-server)")
-}
-
 /// A running `isolated-server serve` for acme; killed (SIGKILL) when dropped.
 struct Instance {
     child: Child,
@@ -46,16 +39,8 @@ impl Instance {
         common::upstream::install_crypto_provider();
         let (port, admin_port) = ports;
         let stderr = data.with_extension(format!("{port}.log"));
-        let child = tests::harness::server_command(&binary().await)
-            .arg("serve")
-            .env("STUDIO_MCP_TENANT", "acme")
-            .env("STUDIO_MCP_DATA_DIR", data)
-            .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-            .env("STUDIO_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-            .env("STUDIO_MCP_WEBFLOW_BASE_URL", sandbox.base_url())
-            .env("STUDIO_MCP_CLOUDFLARE_BASE_URL", sandbox.base_url())
-            .env("STUDIO_MCP_STRIPE_BASE_URL", sandbox.base_url())
+        let child = tests::harness::isolated_acme_command(data, &sandbox.base_url(), ports)
+            .await
             // The held write must not time out before the kill.
             .env("STUDIO_MCP_UPSTREAM_TIMEOUT_MS", "30000")
             .stdin(Stdio::null())

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::runtime::admin::client::AdminClient;
 use serde_json::json;
 use tests::harness::{
-    call, connect, eventually, free_port, isolated_server_binary, ok_json, provision_isolated,
-    server_command,
+    call, connect, eventually, free_port, isolated_acme_command, isolated_server_binary, ok_json,
+    provision_isolated, server_command,
 };
 use tests::sandbox::{Fixture, Sandbox};
 
@@ -29,18 +29,9 @@ async fn start_with(
     env: &[(&str, &str)],
     (port, admin_port): (u16, u16),
 ) -> Instance {
-    let binary = isolated_server_binary().await.unwrap();
-    let child = server_command(&binary)
-        .arg("serve")
+    let child = isolated_acme_command(data, &sandbox.base_url(), (port, admin_port))
+        .await
         .envs(env.iter().copied())
-        .env("STUDIO_MCP_TENANT", "acme")
-        .env("STUDIO_MCP_DATA_DIR", data)
-        .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
-        .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
-        .env("STUDIO_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
-        .env("STUDIO_MCP_WEBFLOW_BASE_URL", sandbox.base_url())
-        .env("STUDIO_MCP_CLOUDFLARE_BASE_URL", sandbox.base_url())
-        .env("STUDIO_MCP_STRIPE_BASE_URL", sandbox.base_url())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -251,19 +251,23 @@ async fn show(
 ) -> Response {
     let notice =
         "An AI assistant asked for a high-risk action. Sign in with your passkey to see it.";
-    let me = match signin::require_signed_in(
-        &state,
-        &headers,
-        &format!("/approve/{id}"),
-        Some(notice),
-    ) {
-        Ok(me) => me,
-        Err(page) => return *page,
-    };
-    match find(&state, &me, &id) {
-        Ok(a) => page_for(&state, &me, &a, None),
+    match signed_in_with(&state, &headers, &id, notice) {
+        Ok((me, a)) => page_for(&state, &me, &a, None),
         Err(page) => *page,
     }
+}
+
+/// The signed-in person and the approval `id` of their tenant; otherwise the sign-in page
+/// (with `notice`) that comes back here, or the page saying there is no such approval.
+fn signed_in_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    notice: &str,
+) -> Result<(SignedIn, Approval), Box<Response>> {
+    let me = signin::require_signed_in(state, headers, &format!("/approve/{id}"), Some(notice))?;
+    let approval = find(state, &me, id)?;
+    Ok((me, approval))
 }
 
 #[derive(Deserialize, Default)]
@@ -283,17 +287,8 @@ async fn decide(
 ) -> Response {
     let form: DecisionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let notice = "Your sign-in expired. Sign in again with your passkey; nothing was decided.";
-    let me = match signin::require_signed_in(
-        &state,
-        &headers,
-        &format!("/approve/{id}"),
-        Some(notice),
-    ) {
-        Ok(me) => me,
-        Err(page) => return *page,
-    };
-    let approval = match find(&state, &me, &id) {
-        Ok(a) => a,
+    let (me, approval) = match signed_in_with(&state, &headers, &id, notice) {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let refused = |outcome: &str| {

@@ -483,25 +483,22 @@ fn document(server_name: &str, title: &str, body: &str, with_script: bool) -> St
 /// sends `Origin: null` with a form POST, which the Origin check rightly refuses.
 pub async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     use axum::http::{HeaderValue, header};
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
+    let always = [
+        (
+            header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; \
              connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    let h = response.headers_mut();
+    for (name, value) in always {
+        h.insert(name, HeaderValue::from_static(value));
+    }
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     response
 }
 

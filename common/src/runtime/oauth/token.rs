@@ -518,28 +518,23 @@ mod tests {
         assert!(refused.description.contains("x-www-form-urlencoded"));
         assert_eq!(refusal(read(None, b"")).code, ErrorCode::InvalidRequest);
 
-        let request =
-            form("grant_type=authorization_code&code=c&client_id=x&redirect_uri=r").unwrap();
-        assert_eq!(
-            request.grant().unwrap(),
-            Grant::Code {
-                code: "c",
-                client_id: "x",
-                redirect_uri: "r",
-                verifier: "",
-                resource: None,
-            }
-        );
-        let request =
-            form("grant_type=refresh_token&refresh_token=t&client_id=x&resource=u").unwrap();
-        assert_eq!(
-            request.grant().unwrap(),
-            Grant::Refresh {
-                token: "t",
-                client_id: "x",
-                resource: Some("u"),
-            }
-        );
+        let code = form("grant_type=authorization_code&code=c&client_id=x&redirect_uri=r");
+        let refresh = form("grant_type=refresh_token&refresh_token=t&client_id=x&resource=u");
+        let (code, refresh) = (code.unwrap(), refresh.unwrap());
+        let want_code = Grant::Code {
+            code: "c",
+            client_id: "x",
+            redirect_uri: "r",
+            verifier: "",
+            resource: None,
+        };
+        let want_refresh = Grant::Refresh {
+            token: "t",
+            client_id: "x",
+            resource: Some("u"),
+        };
+        assert_eq!(code.grant().unwrap(), want_code);
+        assert_eq!(refresh.grant().unwrap(), want_refresh);
         let missing = form("grant_type=authorization_code&code=c&client_id=x").unwrap();
         let e = missing.grant().unwrap_err();
         assert_eq!(

@@ -67,8 +67,14 @@ pub fn static_router(state: Arc<AppState>, shutdown: CancellationToken) -> Route
     // there would invite a client to look for a way to authenticate).
     Router::new()
         .route_service(MCP_PATH, mcp)
-        .route_layer(middleware::from_fn_with_state(state, authenticate_static))
-        .route_layer(middleware::from_fn_with_state(public, check_origin))
+        .route_layer(middleware::from_fn_with_state(
+            (state, Door::Static),
+            authenticate,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            (public, Callers::OwnPages),
+            refuse_foreign,
+        ))
         .route("/connector", moved)
         .route("/healthz", health)
         .fallback(not_found)
@@ -99,8 +105,8 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
         Router::new()
             .route_service(MCP_PATH, mcp)
             .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                authenticate_connector,
+                (state.clone(), Door::Connector),
+                authenticate,
             ));
     // Pages a person's browser opens (cookies): Host and Origin must be the connector's.
     let mut browser = signin::router().merge(oauth::browser_router());
@@ -123,12 +129,18 @@ pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Op
         .layer(DefaultBodyLimit::max(oauth::MAX_REQUEST_BYTES))
         .route_layer(per_source())
         .with_state(state)
-        .layer(middleware::from_fn_with_state(origin.clone(), check_host));
+        .layer(middleware::from_fn_with_state(
+            (origin.clone(), Callers::AnyPage),
+            refuse_foreign,
+        ));
     Some(
         Router::new()
             .merge(oauth_mcp)
             .merge(browser)
-            .route_layer(middleware::from_fn_with_state(origin, check_origin))
+            .route_layer(middleware::from_fn_with_state(
+                (origin, Callers::OwnPages),
+                refuse_foreign,
+            ))
             .merge(api)
             .route("/healthz", health)
             .fallback(not_found)
@@ -206,33 +218,24 @@ fn split_authority(authority: &str, default_port: u16) -> Option<(String, u16)> 
     Some((authority.host().to_ascii_lowercase(), port))
 }
 
+/// Whose pages may drive an endpoint through a visitor's browser.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Callers {
+    /// Only this origin's own pages: a browser `Origin` must be the public URL's (a web page
+    /// elsewhere must not drive this server through a visitor's browser). Requests without
+    /// `Origin` — every non-browser client — are not affected.
+    OwnPages,
+    /// Any site's page (OAuth metadata, registration, token, revocation: no cookies, so no
+    /// ambient authority to abuse).
+    AnyPage,
+}
+
 /// Refuses (403) a request whose `Host` or absolute-form target names another authority than
-/// the public URL, or whose `Origin` is not the public URL's (a web page elsewhere must not
-/// drive this server through a visitor's browser). Requests without `Origin` — every
-/// non-browser client — are not affected by the `Origin` rule.
-async fn check_origin(
-    State(public): State<Arc<PublicOrigin>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    refuse_foreign(&public, request, next, true).await
-}
-
-/// `check_origin` without the `Origin` rule, for endpoints any site's page may call (OAuth
-/// metadata, registration, token, revocation: no cookies, so no ambient authority to abuse).
-async fn check_host(
-    State(public): State<Arc<PublicOrigin>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    refuse_foreign(&public, request, next, false).await
-}
-
+/// the public URL, or (for [`Callers::OwnPages`]) whose `Origin` is not the public URL's.
 async fn refuse_foreign(
-    public: &PublicOrigin,
+    State((public, callers)): State<(Arc<PublicOrigin>, Callers)>,
     request: Request,
     next: Next,
-    origin_rule: bool,
 ) -> Response {
     let host = request
         .headers()
@@ -243,7 +246,7 @@ async fn refuse_foreign(
         Some("the request names another server than this one")
     } else if target.is_none() && !host.is_some_and(|h| public.is_authority(h)) {
         Some("the Host header does not name this server's public URL")
-    } else if origin_rule
+    } else if callers == Callers::OwnPages
         && request
             .headers()
             .get(header::ORIGIN)
@@ -311,25 +314,14 @@ enum Door {
     Connector,
 }
 
-async fn authenticate_static(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    authenticate(Door::Static, &state, request, next).await
-}
-
-async fn authenticate_connector(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    authenticate(Door::Connector, &state, request, next).await
-}
-
 /// Resolves the bearer token to the [`Caller`] it speaks for, as its door accepts tokens, or
 /// answers 401 with the door's `WWW-Authenticate`.
-async fn authenticate(door: Door, state: &AppState, request: Request, next: Next) -> Response {
+async fn authenticate(
+    State((state, door)): State<(Arc<AppState>, Door)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let state = &*state;
     let outcome = match (door, bearer_token(&request)) {
         (_, None) => Err(AuthError::Missing),
         (Door::Static, Some(token)) => state.authority.authenticate(&state.services.store, token),

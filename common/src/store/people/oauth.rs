@@ -8,11 +8,12 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::{People, decode, encode, get, new_id, new_secret, poisoned, scan};
+use super::{People, get, new_id, new_secret, poisoned, scan};
 use crate::domain::TenantId;
 use crate::hashing::DigestHasher;
 use crate::store::StoreError;
 use crate::store::kv::{Entry, Follower};
+use crate::store::{decode, encode};
 
 /// A client registered through RFC 7591 dynamic registration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::decode;
 use crate::domain::TenantId;
 use crate::hashing::{DigestHasher, IdHasher};
+use crate::store::decode;
 use crate::store::kv::{Entry, Follower};
 use crate::store::{TokenEntry, TokenRecord, TokenTenant};
 use crate::tenant::Tenant;

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::index::TokenIndex;
-use super::{decode, poisoned};
+use super::poisoned;
 use crate::domain::TenantId;
+use crate::store::decode;
 use crate::store::kv::Tree;
 use crate::store::{StoreError, TokenRecord};
 

@@ -13,8 +13,8 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use common::config::Config;
+use common::runtime::admin::InviteRequest;
 use common::runtime::admin::client::AdminClient;
-use common::runtime::admin::{InviteRequest, IssueRequest, NewTenant};
 use common::runtime::server::spec::ServerSpec;
 use common::runtime::server::startup::Application;
 use common::runtime::server::state::AppState;
@@ -156,43 +156,8 @@ impl Server {
     }
 
     async fn provision(&self, owner: &OwnerFixture) -> TestTenant {
-        let new: NewTenant = serde_json::from_value(json!({
-            "id": owner.owner,
-            "name": format!("{} Inc", owner.owner),
-            "webflow_sites": [owner.site_id],
-            "plausible_site": owner.plausible_site,
-            "github_repos": owner.github_repos,
-            "writable_collections": [owner.collection_ids[0]],
-        }))
-        .unwrap();
-        self.admin.add_tenant(&new).await.unwrap();
-        for (kind, secret) in [
-            ("webflow", &owner.token),
-            ("plausible", &owner.plausible_token),
-            ("github", &owner.github_token),
-        ] {
-            self.admin
-                .set_secret(&owner.owner, kind, secret.clone())
-                .await
-                .unwrap();
-        }
-        let issued = self
-            .admin
-            .issue_token(
-                &owner.owner,
-                &IssueRequest {
-                    label: Some("fuzz".into()),
-                    ttl_days: None,
-                },
-            )
-            .await
-            .unwrap();
-        TestTenant {
-            id: owner.owner.clone(),
-            token: issued.token,
-            token_id: issued.record.id,
-            fixture: owner.clone(),
-        }
+        let writable = json!({ "writable_collections": [owner.collection_ids[0]] });
+        tests::harness::provision_shared(&self.admin, owner, writable).await
     }
 
     /// A browser for the connector door's pages (sends `Host: localhost:<port>`).
