@@ -176,3 +176,67 @@ fn existing(state: &AppState, raw: &str) -> AdminResult<Arc<Tenant>> {
         .tenant(&id)
         .ok_or_else(|| StoreError::NoTenant(id.to_string()).into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TenantId;
+
+    async fn answer(e: impl Into<AdminError>) -> (StatusCode, String) {
+        let response = e.into().into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: ApiError = serde_json::from_slice(&body).unwrap();
+        (status, body.error)
+    }
+
+    #[tokio::test]
+    async fn each_store_failure_is_one_status_with_a_sentence_naming_it() {
+        let acme = TenantId::parse("acme").unwrap();
+        let cases = [
+            (
+                StoreError::TenantExists(acme),
+                409,
+                "tenant `acme` already exists",
+            ),
+            (StoreError::NoTenant("acme".into()), 404, "no tenant `acme`"),
+            (
+                StoreError::NoToken("t1".into()),
+                404,
+                "no token with id `t1`",
+            ),
+            (StoreError::Full, 503, "out of disk space"),
+            (
+                StoreError::Locked("/data".into()),
+                503,
+                "locked by another process",
+            ),
+            (
+                StoreError::Unavailable("down".into()),
+                503,
+                "unavailable: down",
+            ),
+            (StoreError::Lagging("replica b".into()), 503, "replica b"),
+            (
+                StoreError::Corrupt("bad json".into()),
+                500,
+                "unreadable: bad json",
+            ),
+        ];
+        for (error, status, says) in cases {
+            let (got, text) = answer(error).await;
+            assert_eq!(got.as_u16(), status, "{text}");
+            assert!(text.contains(says), "{text:?} should say {says:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_store_failure_keeps_its_status() {
+        let (status, _) = answer(crate::token::AuthError::Store(StoreError::Full)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, _) = answer(crate::token::AuthError::Malformed).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

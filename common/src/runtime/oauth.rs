@@ -9,7 +9,7 @@
 //!   them whatever the metadata says;
 //! - clients are identified by a Client ID Metadata Document (an https `client_id`, fetched
 //!   under `client_metadata`'s limits) or registered dynamically (RFC 7591, rate-limited; unused
-//!   registrations expire after a day); public clients only, PKCE `S256` only;
+//!   registrations expire after an hour); public clients only, PKCE `S256` only;
 //! - the audience is this server's connector URL (RFC 8707 `resource`): tokens exist only in
 //!   this server's store, and each carries its audience, so a token made for the shared server
 //!   means nothing to an isolated instance and the other way round.
@@ -56,7 +56,7 @@ pub fn is_doctor_client(name: Option<&str>) -> bool {
     name.is_some_and(|n| n.starts_with(DOCTOR_CLIENT_PREFIX))
 }
 
-/// How long a registration may wait unused: a day, or minutes for `doctor`'s own checks.
+/// How long a registration may wait unused: an hour, or minutes for `doctor`'s own checks.
 pub fn unused_client_ttl(client: &RegisteredClient) -> u64 {
     if is_doctor_client(client.client_name.as_deref()) {
         DOCTOR_CLIENT_TTL_SECS
@@ -405,4 +405,34 @@ async fn register(
 /// empty if nothing is left.
 pub fn clean_name(name: &str) -> String {
     crate::text::clean_name(name).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registered(name: Option<&str>) -> RegisteredClient {
+        RegisteredClient {
+            client_id: "c1".into(),
+            client_name: name.map(str::to_owned),
+            redirect_uris: vec!["https://claude.ai/api/mcp/auth_callback".into()],
+            created_at: 0,
+            used_at: None,
+        }
+    }
+
+    #[test]
+    fn an_unused_registration_waits_an_hour_and_doctors_own_minutes() {
+        assert_eq!(unused_client_ttl(&registered(Some("Claude"))), 3_600);
+        assert_eq!(unused_client_ttl(&registered(None)), 3_600);
+        let doctor = registered(Some(crate::runtime::ops::doctor::DOCTOR_CLIENT_NAME));
+        assert_eq!(unused_client_ttl(&doctor), DOCTOR_CLIENT_TTL_SECS);
+    }
+
+    #[test]
+    fn a_name_someone_else_chose_loses_what_a_person_would_not_see() {
+        assert_eq!(clean_name("Claude\u{202E}evil"), "Claudeevil");
+        assert_eq!(clean_name("  ChatGPT \u{200B} "), "ChatGPT");
+        assert_eq!(clean_name("\u{0007}\u{202E}"), "");
+    }
 }

@@ -658,3 +658,62 @@ impl PgTree {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_names_host_port_and_database_and_never_the_password() {
+        let config: tokio_postgres::Config =
+            "postgres://studio:s3cret-pw@db.internal:6543/studio_mcp?sslmode=require"
+                .parse()
+                .unwrap();
+        let target = target_of(&config);
+        assert_eq!(target, "db.internal:6543/studio_mcp");
+        assert!(!target.contains("s3cret"));
+        let bare: tokio_postgres::Config = "host=/run/postgresql user=x".parse().unwrap();
+        assert_eq!(target_of(&bare), "/run/postgresql:5432/postgres");
+    }
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let tls = E("invalid peer certificate: UnknownIssuer", None);
+        let io = E("error performing TLS handshake", Some(Box::new(tls)));
+        let top = E("error performing TLS handshake", Some(Box::new(io)));
+        assert_eq!(
+            with_causes(&top),
+            "error performing TLS handshake: invalid peer certificate: UnknownIssuer"
+        );
+    }
+
+    #[test]
+    fn a_database_that_cannot_be_reached_is_unavailable_not_a_hang() {
+        // Port 1 on loopback refuses at once; the error names the target, not the password.
+        let options = PgOptions {
+            op_timeout: Duration::from_secs(2),
+            ..PgOptions::default()
+        };
+        let refused = Pg::connect("postgres://u:pw-never-shown@127.0.0.1:1/db", options);
+        match refused {
+            Err(StoreError::Unavailable(why)) => {
+                assert!(why.contains("PostgreSQL"), "{why}");
+                assert!(!why.contains("pw-never-shown"), "{why}");
+            }
+            Err(other) => panic!("expected Unavailable, got {other}"),
+            Ok(_) => panic!("connected to port 1"),
+        }
+    }
+}

@@ -347,3 +347,70 @@ async fn decide(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TenantId;
+
+    fn approval(state: ApprovalState) -> Approval {
+        Approval {
+            id: "apr_x".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            tool: "dns_create_record".into(),
+            args: serde_json::Map::new(),
+            args_digest: String::new(),
+            preview: serde_json::Value::Null,
+            requested_by: None,
+            created_at: 100,
+            seq: 0,
+            expires_at: 700,
+            state,
+            reported: false,
+        }
+    }
+
+    #[test]
+    fn the_page_says_where_an_approval_stands_and_what_was_done() {
+        let by = || "p1".to_owned();
+        let cases = [
+            (ApprovalState::Pending, 100, "expires in 10 minutes"),
+            (ApprovalState::Pending, 700, "expired before anyone decided"),
+            (
+                ApprovalState::Approved { by: by(), at: 1 },
+                800,
+                "not carried out",
+            ),
+            (
+                ApprovalState::Running { by: by(), at: 1 },
+                800,
+                "will not be repeated",
+            ),
+            (ApprovalState::Denied { by: by(), at: 1 }, 800, "Denied"),
+            (
+                ApprovalState::Done {
+                    by: by(),
+                    at: 1,
+                    ok: true,
+                    outcome: serde_json::Value::Null,
+                },
+                800,
+                "Approved and carried out.",
+            ),
+            (
+                ApprovalState::Done {
+                    by: by(),
+                    at: 1,
+                    ok: false,
+                    outcome: serde_json::Value::Null,
+                },
+                800,
+                "carrying it out failed",
+            ),
+        ];
+        for (state, now, says) in cases {
+            let sentence = status_sentence(&approval(state), now);
+            assert!(sentence.contains(says), "{sentence:?} should say {says:?}");
+        }
+    }
+}

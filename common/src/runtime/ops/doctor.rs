@@ -38,7 +38,7 @@ use connection::is_loopback_host;
 use http::{ConnectTo, parse_connect_to};
 
 /// The `client_name` of the doctor's own registrations: the server recognises them by the
-/// prefix and lets them expire after [`crate::runtime::oauth::DOCTOR_CLIENT_TTL_SECS`] instead of a day.
+/// prefix and lets them expire after [`crate::runtime::oauth::DOCTOR_CLIENT_TTL_SECS`] instead of an hour.
 pub const DOCTOR_CLIENT_NAME: &str = "studio-mcp doctor check (expires in minutes)";
 /// The doctor's registered redirect URI: https (which every server accepts), on a name that can
 /// never resolve (RFC 6761), so no code could ever be delivered anywhere.
