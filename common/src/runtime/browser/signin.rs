@@ -437,6 +437,27 @@ struct Finish<C> {
     credential: C,
 }
 
+/// A finish step's relying party and the browser's answer, or the answer to send back instead:
+/// passkeys are not available here, or the browser's answer cannot be read.
+fn read_finish<'a, C: serde::de::DeserializeOwned>(
+    state: &'a AppState,
+    body: &[u8],
+) -> Result<(&'a Webauthn, Finish<C>), Box<Response>> {
+    let Some(webauthn) = state.passkeys.as_ref() else {
+        return Err(Box::new(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys are not available",
+        )));
+    };
+    let Ok(finish) = serde_json::from_slice::<Finish<C>>(body) else {
+        return Err(Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            "The browser's answer could not be read. Please press the button again.",
+        )));
+    };
+    Ok((webauthn, finish))
+}
+
 /// The words for a ceremony's finish refused before any passkey is checked: what happened and
 /// what to do, the same for either ceremony but its name.
 fn refused_step(kind: Kind, why: Refused) -> Response {

@@ -12,7 +12,7 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential, Uui
 
 use super::ceremony::{self, Kind};
 use super::{
-    Finish, json_error, message, no_passkeys, open_ceremony, page, server_label, server_name,
+    json_error, message, no_passkeys, open_ceremony, page, read_finish, server_label, server_name,
     spend_ceremony, start_ceremony, start_session, store_down, stored_passkeys, tenant_name,
     unavailable,
 };
@@ -178,17 +178,9 @@ pub(super) async fn register_finish(
     Path(secret): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(webauthn) = state.passkeys.as_ref() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "passkeys are not available",
-        );
-    };
-    let Ok(finish) = serde_json::from_slice::<Finish<RegisterPublicKeyCredential>>(&body) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "The browser's answer could not be read. Please press the button again.",
-        );
+    let (webauthn, finish) = match read_finish::<RegisterPublicKeyCredential>(&state, &body) {
+        Ok(read) => read,
+        Err(refused) => return *refused,
     };
     let invite_hash = people::digest(&secret);
     let opened =

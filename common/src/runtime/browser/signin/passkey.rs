@@ -13,8 +13,8 @@ use webauthn_rs::prelude::{DiscoverableAuthentication, PublicKeyCredential};
 
 use super::ceremony::{self, Kind};
 use super::{
-    Finish, clear_cookie, json_error, message, no_passkeys, open_ceremony, other_servers_handle,
-    page, safe_next, server_label, server_name, signed_in, spend_ceremony, start_ceremony,
+    clear_cookie, json_error, message, no_passkeys, open_ceremony, other_servers_handle, page,
+    read_finish, safe_next, server_label, server_name, signed_in, spend_ceremony, start_ceremony,
     start_session, store_down, stored_passkeys, unavailable,
 };
 use crate::runtime::browser::pages::{self, MessageKind};
@@ -82,17 +82,9 @@ pub(super) async fn signin_finish(
     State(state): State<Arc<AppState>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(webauthn) = state.passkeys.as_ref() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "passkeys are not available",
-        );
-    };
-    let Ok(finish) = serde_json::from_slice::<Finish<PublicKeyCredential>>(&body) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "The browser's answer could not be read. Please press the button again.",
-        );
+    let (webauthn, finish) = match read_finish::<PublicKeyCredential>(&state, &body) {
+        Ok(read) => read,
+        Err(refused) => return *refused,
     };
     let opened =
         match open_ceremony::<DiscoverableAuthentication>(&state, &finish.ceremony, Kind::SignIn) {
