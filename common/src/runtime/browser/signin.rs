@@ -7,6 +7,9 @@
 //!   (no user name typed): the passkey names its person by the user handle it was made with.
 //! - `POST /signout` ends the session.
 //!
+//! The invite flow is `invite.rs`, sign-in and sign-out `passkey.rs`; this file holds the
+//! router, the sessions, the page helpers and the ceremony steps both flows take.
+//!
 //! Between a ceremony's two requests its state travels sealed with the browser (`ceremony.rs`):
 //! the anonymous `…/options` stores nothing, and `…/finish` may reach another replica. Only a
 //! ceremony that completes is recorded, so that it completes once.
@@ -19,7 +22,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,19 +31,19 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
-};
+use webauthn_rs::prelude::{Passkey, Url, Uuid, Webauthn, WebauthnBuilder};
 
 use crate::domain::TenantId;
 use crate::runtime::browser::pages::{self, MessageKind, MessagePage};
-use crate::runtime::server::state::{AppState, Event};
+use crate::runtime::server::state::AppState;
 use crate::store::StoreError;
 use crate::store::people::{self, Person, Session};
 
 mod ceremony;
+mod invite;
+mod passkey;
 use ceremony::{Kind, Refused};
+pub use passkey::signin_response;
 
 /// Largest JSON body the passkey endpoints read.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -64,13 +67,13 @@ pub fn relying_party(public_url: &str, name: &str) -> Result<Webauthn, String> {
 
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/invite/{secret}", get(invite_page))
-        .route("/invite/{secret}/options", post(register_options))
-        .route("/invite/{secret}/finish", post(register_finish))
-        .route("/signin", get(signin_page))
-        .route("/signin/options", post(signin_options))
-        .route("/signin/finish", post(signin_finish))
-        .route("/signout", post(signout))
+        .route("/invite/{secret}", get(invite::invite_page))
+        .route("/invite/{secret}/options", post(invite::register_options))
+        .route("/invite/{secret}/finish", post(invite::register_finish))
+        .route("/signin", get(passkey::signin_page))
+        .route("/signin/options", post(passkey::signin_options))
+        .route("/signin/finish", post(passkey::signin_finish))
+        .route("/signout", post(passkey::signout))
         .route("/assets/passkey.js", get(passkey_js))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/", get(home))
@@ -275,6 +278,16 @@ pub fn server_name(state: &AppState) -> String {
     state.spec.title.to_owned()
 }
 
+/// A tenant's name as people see it on the pages (its id once it is gone).
+pub fn tenant_name(state: &AppState, tenant: &TenantId) -> String {
+    state
+        .services
+        .store
+        .tenant(tenant)
+        .map(|t| t.name.clone())
+        .unwrap_or_else(|| tenant.to_string())
+}
+
 /// The page for an unexpected store failure: nothing happened, try again.
 pub fn unavailable(state: &AppState, e: &StoreError) -> Response {
     tracing::error!(error = %e, "store unavailable on a sign-in page");
@@ -367,95 +380,7 @@ async fn home(
     )
 }
 
-// ---- invite: register a passkey ----
-
-enum InviteState {
-    Valid(people::Invite, Box<Person>),
-    Gone,
-    Expired,
-}
-
-fn find_invite(state: &AppState, secret: &str) -> Result<InviteState, StoreError> {
-    if secret.len() > 100 {
-        return Ok(InviteState::Gone);
-    }
-    let store = state.services.store.people();
-    let Some(invite) = store.invite(&people::digest(secret))? else {
-        return Ok(InviteState::Gone);
-    };
-    if invite.expires_at <= state.services.clock.now() {
-        return Ok(InviteState::Expired);
-    }
-    match store.person(&invite.person)? {
-        Some(person) => Ok(InviteState::Valid(invite, Box::new(person))),
-        None => Ok(InviteState::Gone),
-    }
-}
-
-fn invite_problem(state: &AppState, found: &InviteState) -> Option<Response> {
-    let (title, body) = match found {
-        InviteState::Valid(..) => return None,
-        InviteState::Gone => (
-            "This invite link cannot be used",
-            "It has already been used, was withdrawn, or was copied incompletely. If you already \
-             created your passkey, you do not need this link any more. Otherwise ask your studio \
-             for a new invite link.",
-        ),
-        InviteState::Expired => (
-            "This invite link has expired",
-            "Invite links work for a limited time. Ask your studio for a new one.",
-        ),
-    };
-    Some(message(
-        state,
-        StatusCode::GONE,
-        MessageKind::Problem,
-        title,
-        body,
-    ))
-}
-
-async fn invite_page(State(state): State<Arc<AppState>>, Path(secret): Path<String>) -> Response {
-    let found = match find_invite(&state, &secret) {
-        Ok(found) => found,
-        Err(e) => return unavailable(&state, &e),
-    };
-    if let Some(problem) = invite_problem(&state, &found) {
-        return problem;
-    }
-    let InviteState::Valid(_, person) = found else {
-        return no_passkeys(&state);
-    };
-    if state.passkeys.is_none() {
-        return no_passkeys(&state);
-    }
-    let tenant_name = tenant_name(&state, &person.tenant);
-    page(
-        StatusCode::OK,
-        pages::invite_page(&pages::InvitePage {
-            server_name: server_name(&state),
-            person_name: person.name.clone(),
-            tenant_name,
-            role: person.role,
-            options_url: format!("/invite/{secret}/options"),
-            finish_url: format!("/invite/{secret}/finish"),
-        }),
-    )
-}
-
-/// A tenant's name as people see it on the pages (its id once it is gone).
-pub fn tenant_name(state: &AppState, tenant: &TenantId) -> String {
-    state
-        .services
-        .store
-        .tenant(tenant)
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| tenant.to_string())
-}
-
-fn user_handle(person: &Person) -> Uuid {
-    Uuid::parse_str(&person.user_handle).unwrap_or_else(|_| Uuid::nil())
-}
+// ---- ceremony steps both flows take ----
 
 fn stored_passkeys(person: &Person) -> Vec<Passkey> {
     person
@@ -463,77 +388,6 @@ fn stored_passkeys(person: &Person) -> Vec<Passkey> {
         .iter()
         .filter_map(|v| serde_json::from_value(v.clone()).ok())
         .collect()
-}
-
-async fn register_options(
-    State(state): State<Arc<AppState>>,
-    Path(secret): Path<String>,
-) -> Response {
-    let Some(webauthn) = state.passkeys.as_ref() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "passkeys are not available",
-        );
-    };
-    let (invite, person) = match find_invite(&state, &secret) {
-        Ok(InviteState::Valid(invite, person)) => (invite, person),
-        Ok(_) => {
-            return json_error(
-                StatusCode::GONE,
-                "This invite link has been used or has expired. Ask your studio for a new one.",
-            );
-        }
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    let exclude: Vec<_> = stored_passkeys(&person)
-        .iter()
-        .map(|p| p.cred_id().clone())
-        .collect();
-    // What the browser shows when it offers passkeys: the person, the client and the server,
-    // so two servers' passkeys on one host name are told apart.
-    let user_name = format!(
-        "{} \u{2014} {}, {}",
-        person.name,
-        tenant_name(&state, &person.tenant),
-        server_label(&state)
-    );
-    let started = webauthn.start_passkey_registration(
-        user_handle(&person),
-        &user_name,
-        &user_name,
-        (!exclude.is_empty()).then_some(exclude),
-    );
-    let (challenge, registration) = match started {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::error!(error = %e, "passkey registration could not start");
-            return json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The passkey step could not start. Please try again.",
-            );
-        }
-    };
-    // A discoverable credential: sign-in then needs no user name, the passkey names its person.
-    let mut options = serde_json::to_value(&challenge).unwrap_or_default();
-    if let Some(selection) = options
-        .pointer_mut("/publicKey/authenticatorSelection")
-        .and_then(|s| s.as_object_mut())
-    {
-        selection.insert("residentKey".into(), json!("required"));
-        selection.insert("requireResidentKey".into(), json!(true));
-    }
-    let expires_at = invite
-        .expires_at
-        .min(state.services.clock.now() + ceremony::TTL_SECS);
-    let invite_hash = people::digest(&secret);
-    start_ceremony(
-        &state,
-        Kind::Register,
-        Some(&invite_hash),
-        &registration,
-        expires_at,
-        options,
-    )
 }
 
 /// Answers a ceremony's first step: `options` for the browser, with the ceremony's state sealed
@@ -581,6 +435,27 @@ fn store_down(e: &StoreError) -> String {
 struct Finish<C> {
     ceremony: String,
     credential: C,
+}
+
+/// A finish step's relying party and the browser's answer, or the answer to send back instead:
+/// passkeys are not available here, or the browser's answer cannot be read.
+fn read_finish<'a, C: serde::de::DeserializeOwned>(
+    state: &'a AppState,
+    body: &[u8],
+) -> Result<(&'a Webauthn, Finish<C>), Box<Response>> {
+    let Some(webauthn) = state.passkeys.as_ref() else {
+        return Err(Box::new(json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys are not available",
+        )));
+    };
+    let Ok(finish) = serde_json::from_slice::<Finish<C>>(body) else {
+        return Err(Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            "The browser's answer could not be read. Please press the button again.",
+        )));
+    };
+    Ok((webauthn, finish))
 }
 
 /// The words for a ceremony's finish refused before any passkey is checked: what happened and
@@ -644,307 +519,4 @@ fn spend_ceremony(
             &store_down(&e),
         ))),
     }
-}
-
-async fn register_finish(
-    State(state): State<Arc<AppState>>,
-    Path(secret): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    let Some(webauthn) = state.passkeys.as_ref() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "passkeys are not available",
-        );
-    };
-    let Ok(finish) = serde_json::from_slice::<Finish<RegisterPublicKeyCredential>>(&body) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "The browser's answer could not be read. Please press the button again.",
-        );
-    };
-    let invite_hash = people::digest(&secret);
-    let opened =
-        match open_ceremony::<PasskeyRegistration>(&state, &finish.ceremony, Kind::Register) {
-            Ok(opened) => opened,
-            Err(refused) => return *refused,
-        };
-    if opened.invite.as_deref() != Some(hex::encode(invite_hash).as_str()) {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "This passkey step was started for another invite link. Please press the button \
-             again.",
-        );
-    }
-    let passkey = match webauthn.finish_passkey_registration(&finish.credential, &opened.state) {
-        Ok(passkey) => passkey,
-        Err(e) => {
-            tracing::info!(error = %e, "passkey registration refused");
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "Your browser's passkey could not be verified. Please press the button again.",
-            );
-        }
-    };
-    if let Err(refused) = spend_ceremony(&state, &opened.id, opened.expires_at, Kind::Register) {
-        return *refused;
-    }
-    let store = state.services.store.people();
-    // The invite is consumed only now, by exactly one of any concurrent finishes.
-    let invite = match store.take_invite(&invite_hash) {
-        Ok(Some(invite)) if invite.expires_at > state.services.clock.now() => invite,
-        Ok(_) => {
-            return json_error(
-                StatusCode::GONE,
-                "This invite link has been used or has expired. Ask your studio for a new one.",
-            );
-        }
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    let Ok(passkey_json) = serde_json::to_value(&passkey) else {
-        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "passkey unserialisable");
-    };
-    let now = state.services.clock.now();
-    let person = match store.update_person(&invite.person, |p| {
-        p.passkeys.push(passkey_json.clone());
-        p.last_sign_in_at = Some(now);
-    }) {
-        Ok(Some(person)) => person,
-        Ok(None) => {
-            return json_error(
-                StatusCode::GONE,
-                "This invite was withdrawn. Ask your studio for a new one.",
-            );
-        }
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    state.record(&Event {
-        tenant: person.tenant.as_str(),
-        action: "signin:passkey_registered",
-        outcome: "ok",
-        person: Some(&person.id),
-        client: None,
-        subject: &json!({ "person": person.id }),
-    });
-    signed_in_answer(&state, &person, "/?welcome=1")
-}
-
-fn signed_in_answer(state: &AppState, person: &Person, next: &str) -> Response {
-    match start_session(state, person) {
-        Ok(cookie) => (
-            [
-                (header::SET_COOKIE, cookie),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            Json(json!({ "next": next })),
-        )
-            .into_response(),
-        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    }
-}
-
-// ---- sign-in with a passkey ----
-
-#[derive(Deserialize)]
-struct SigninQuery {
-    #[serde(default)]
-    next: Option<String>,
-}
-
-async fn signin_page(State(state): State<Arc<AppState>>, Query(q): Query<SigninQuery>) -> Response {
-    let next = safe_next(q.next.as_deref().unwrap_or("/"));
-    signin_response(&state, &next, None)
-}
-
-/// The sign-in page, returning to `next` afterwards.
-pub fn signin_response(state: &AppState, next: &str, notice: Option<&str>) -> Response {
-    if state.passkeys.is_none() {
-        return no_passkeys(state);
-    }
-    page(
-        StatusCode::OK,
-        pages::signin_page(&pages::SigninPage {
-            server_name: server_name(state),
-            options_url: "/signin/options".into(),
-            finish_url: "/signin/finish".into(),
-            next: safe_next(next),
-            notice: notice.map(str::to_owned),
-        }),
-    )
-}
-
-async fn signin_options(State(state): State<Arc<AppState>>) -> Response {
-    let Some(webauthn) = state.passkeys.as_ref() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "passkeys are not available",
-        );
-    };
-    let (challenge, authentication) = match webauthn.start_discoverable_authentication() {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::error!(error = %e, "passkey sign-in could not start");
-            return json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Sign-in could not start. Please try again.",
-            );
-        }
-    };
-    start_ceremony(
-        &state,
-        Kind::SignIn,
-        None,
-        &authentication,
-        state.services.clock.now() + ceremony::TTL_SECS,
-        serde_json::to_value(&challenge).unwrap_or_default(),
-    )
-}
-
-async fn signin_finish(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
-    let Some(webauthn) = state.passkeys.as_ref() else {
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "passkeys are not available",
-        );
-    };
-    let Ok(finish) = serde_json::from_slice::<Finish<PublicKeyCredential>>(&body) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "The browser's answer could not be read. Please press the button again.",
-        );
-    };
-    let opened =
-        match open_ceremony::<DiscoverableAuthentication>(&state, &finish.ceremony, Kind::SignIn) {
-            Ok(opened) => opened,
-            Err(refused) => return *refused,
-        };
-    let unknown = || {
-        json_error(
-            StatusCode::FORBIDDEN,
-            "This passkey does not belong to anyone here (it may have been removed). Ask your \
-             studio for a new invite link.",
-        )
-    };
-    let Ok((handle, credential_id)) =
-        webauthn.identify_discoverable_authentication(&finish.credential)
-    else {
-        return unknown();
-    };
-    let store = state.services.store.people();
-    let person = match store.person_by_handle(&handle.to_string()) {
-        Ok(Some(person)) => person,
-        Ok(None) if other_servers_handle(&state, &handle) => {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "This passkey is for another studio-mcp server, not this one. Choose the \
-                     passkey whose name ends in \u{201c}{}\u{201d}.",
-                    server_label(&state)
-                ),
-            );
-        }
-        Ok(None) => return unknown(),
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    let mut passkeys = stored_passkeys(&person);
-    let Some(passkey) = passkeys
-        .iter()
-        .find(|p| p.cred_id().as_slice() == credential_id)
-    else {
-        return unknown();
-    };
-    let result = match webauthn.finish_discoverable_authentication_v2(
-        &finish.credential,
-        opened.state,
-        passkey,
-    ) {
-        Ok(result) => result,
-        Err(e) => {
-            tracing::info!(error = %e, person = %person.id, "passkey sign-in refused");
-            state.record(&Event {
-                tenant: person.tenant.as_str(),
-                action: "signin:passkey",
-                outcome: "refused",
-                person: Some(&person.id),
-                client: None,
-                subject: &json!({ "person": person.id }),
-            });
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "Your passkey could not be verified. Please press the button again.",
-            );
-        }
-    };
-    if let Err(refused) = spend_ceremony(&state, &opened.id, opened.expires_at, Kind::SignIn) {
-        return *refused;
-    }
-    for passkey in &mut passkeys {
-        passkey.update_credential(&result);
-    }
-    let updated: Vec<serde_json::Value> = passkeys
-        .iter()
-        .filter_map(|p| serde_json::to_value(p).ok())
-        .collect();
-    let now = state.services.clock.now();
-    let person = match store.update_person(&person.id, |p| {
-        p.passkeys = updated.clone();
-        p.last_sign_in_at = Some(now);
-    }) {
-        Ok(Some(person)) => person,
-        Ok(None) => return unknown(),
-        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    };
-    state.record(&Event {
-        tenant: person.tenant.as_str(),
-        action: "signin:passkey",
-        outcome: "ok",
-        person: Some(&person.id),
-        client: None,
-        subject: &json!({ "person": person.id }),
-    });
-    match start_session(&state, &person) {
-        Ok(cookie) => (
-            [
-                (header::SET_COOKIE, cookie),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            Json(json!({})),
-        )
-            .into_response(),
-        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &store_down(&e)),
-    }
-}
-
-#[derive(Deserialize)]
-struct SignoutForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn signout(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let form: SignoutForm = serde_urlencoded::from_bytes(&body).unwrap_or(SignoutForm {
-        csrf: String::new(),
-    });
-    if let Ok(Some(me)) = signed_in(&state, &headers)
-        && me.csrf_matches(&form.csrf)
-        && let Err(e) = state.services.store.people().end_session(&me.session)
-    {
-        return unavailable(&state, &e);
-    }
-    let mut response = message(
-        &state,
-        StatusCode::OK,
-        MessageKind::Info,
-        "Signed out",
-        "You are signed out on this browser. Your AI assistant's connection keeps working; ask \
-         your studio to remove it if you want it stopped.",
-    );
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, clear_cookie(&state));
-    response
 }

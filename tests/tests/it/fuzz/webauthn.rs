@@ -5,8 +5,8 @@
 //! attestation object rebuilt in CBOR with its format, statement and authenticator data
 //! changed field by field (flags, counter, credential id length, COSE key, extensions), the
 //! assertion's authenticator data and DER signature — then decoded and finished exactly as
-//! `signin.rs` does. A third target posts mutated finishes (ceremony token included) to the
-//! real `/signin/finish`.
+//! `signin/invite.rs` and `signin/passkey.rs` do. A third target posts mutated finishes
+//! (ceremony token included) to the real `/signin/finish`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -480,7 +480,7 @@ fn assertions(answer: &Value, context: &[String]) -> impl Strategy<Value = Asser
 }
 
 /// Discoverable sign-in: `PublicKeyCredential` from bytes, the user handle identified, then
-/// `finish_discoverable_authentication_v2` (as `signin.rs` calls it) against the real
+/// `finish_discoverable_authentication_v2` (as `signin/passkey.rs` calls it) against the real
 /// challenge's state and the passkey.
 #[test]
 fn webauthn_authentication() {

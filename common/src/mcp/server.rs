@@ -1,0 +1,371 @@
+//! `McpServer`, the rmcp handler: tenant of each call from its HTTP request, tools and
+//! resources dispatched through the catalog, URL elicitation for approvals, audit and metrics
+//! around every call; and the request ids and caller extraction the edge shares.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+
+use super::{Authenticated, Catalog, ResourceCatalog, Services, ToolContext, ToolError};
+use crate::audit::AuditRecord;
+
+/// The rmcp handler. Built per HTTP request by the transport's factory, so it must be cheap:
+/// two `Arc` clones.
+#[derive(Clone)]
+pub struct McpServer {
+    pub services: Arc<Services>,
+    pub catalog: Arc<Catalog>,
+    pub info: Arc<ServerConfig>,
+    /// The server's resources (`resources/*`), if it has any.
+    pub resources: Option<&'static ResourceCatalog>,
+}
+
+impl McpServer {
+    pub fn new(
+        services: Arc<Services>,
+        catalog: Arc<Catalog>,
+        name: &str,
+        instructions: &str,
+        resources: Option<&'static ResourceCatalog>,
+    ) -> Self {
+        let capabilities = if resources.is_some() {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        let info = ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new(name, env!("CARGO_PKG_VERSION")))
+            .with_instructions(instructions);
+        Self {
+            services,
+            catalog,
+            info: Arc::new(info),
+            resources,
+        }
+    }
+
+    /// The server's resources, if it has any and this tenant may see them.
+    fn visible_resources(&self, ctx: &ToolContext<'_>) -> Option<&'static ResourceCatalog> {
+        self.resources.filter(|resources| (resources.visible)(ctx))
+    }
+
+    fn context<'a>(&'a self, caller: &'a Authenticated) -> ToolContext<'a> {
+        ToolContext {
+            tenant: &caller.tenant,
+            actor: caller.actor.as_deref(),
+            approval: None,
+            services: &self.services,
+            request_id: &caller.request_id,
+        }
+    }
+}
+
+/// Whether this request comes from a client that can open a URL for its user by itself: a
+/// 2026-07-28 request whose `_meta` declares URL-mode elicitation. (A stateless server knows a
+/// 2025-11-25 client's capabilities only from its `initialize`, which it does not keep: those
+/// clients get the link in the tool result.)
+fn url_elicitation_supported(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v == rmcp::model::ProtocolVersion::V_2026_07_28)
+        && context
+            .client_capabilities()
+            .and_then(|c| c.elicitation)
+            .is_some_and(|e| e.url.is_some())
+}
+
+/// A tool answer asking for a person's approval (`status: approval_required` with an
+/// `approval_url`, the isolated server's convention) as an `input_required` result: the client
+/// shows the person the approval page itself, then retries the call, whose answer then says
+/// what became of the action. The request state is only the approval id, an opaque handle:
+/// the retry decides nothing by it (the tool looks the action up by its arguments).
+fn approval_elicitation(value: &serde_json::Value) -> Option<rmcp::model::InputRequiredResult> {
+    use rmcp::model::{ElicitRequest, ElicitRequestParams, InputRequest, InputRequiredResult};
+    if value.get("status")?.as_str()? != "approval_required" {
+        return None;
+    }
+    let url = value.get("approval_url")?.as_str()?.to_owned();
+    let id = value.get("approval_id")?.as_str()?.to_owned();
+    let message = "An approver of this client must approve this action before it runs. Open \
+                   the page, sign in with your passkey, check what will happen and approve or \
+                   deny it; then continue."
+        .to_owned();
+    let elicitation = ElicitRequest::new(ElicitRequestParams::UrlElicitationParams {
+        meta: None,
+        message,
+        url,
+        elicitation_id: id.clone(),
+    });
+    let mut requests = rmcp::model::InputRequests::new();
+    requests.insert(
+        "approval".to_owned(),
+        InputRequest::Elicitation(elicitation),
+    );
+    Some(InputRequiredResult::new(Some(requests), Some(id)))
+}
+
+/// A new request id: 32 hex digits, a random per-process half and a counter, unique across
+/// restarts and replicas without a system call per request (a random UUID costs one).
+pub fn request_id() -> Arc<str> {
+    use rand::RngCore;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| rand::rngs::OsRng.next_u64());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}{n:016x}").into()
+}
+
+/// The authenticated caller of this request, from the HTTP request the transport saw.
+pub fn caller(context: &RequestContext<RoleServer>) -> Result<Authenticated, McpError> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Authenticated>())
+        .cloned()
+        .ok_or_else(|| {
+            McpError::internal_error("request reached the MCP handler unauthenticated", None)
+        })
+}
+
+/// The caller, unless this request took its tenant past the rate limit: then a JSON-RPC error
+/// (-32000, implementation-defined server error) that says when to retry.
+fn within_limit(caller: Authenticated) -> Result<Authenticated, McpError> {
+    match caller.over_limit {
+        None => Ok(caller),
+        Some(retry_after_secs) => Err(McpError::new(
+            rmcp::model::ErrorCode(-32000),
+            ToolError::RateLimited { retry_after_secs }.to_string(),
+            Some(serde_json::json!({ "retry_after_secs": retry_after_secs })),
+        )),
+    }
+}
+
+/// Resource reads cannot carry a readable error result the way tools can, so the message goes
+/// into the JSON-RPC error; a foreign resource reads as not found, naming the URI asked for.
+fn resource_error(e: ToolError, uri: Option<&str>) -> McpError {
+    match e {
+        ToolError::NotYours { .. } | ToolError::InvalidArguments(_) => {
+            McpError::resource_not_found(
+                e.to_string(),
+                uri.map(|uri| serde_json::json!({ "uri": uri })),
+            )
+        }
+        other => McpError::internal_error(other.to_string(), None),
+    }
+}
+
+/// Tool calls that reach the handler for a tenant that may not see them get the same answer as
+/// a tool that does not exist, so the catalog of other tiers is not revealed.
+fn unknown_tool(name: &str) -> McpError {
+    McpError::invalid_params(
+        format!(
+            "unknown tool `{}`",
+            name.chars().take(64).collect::<String>()
+        ),
+        None,
+    )
+}
+
+impl McpServer {
+    fn audit(
+        &self,
+        caller: &Authenticated,
+        action: &str,
+        args_digest: String,
+        outcome: &str,
+        started: Instant,
+    ) {
+        let record = AuditRecord {
+            at_ms: crate::audit::now_ms(),
+            tenant: caller.tenant.id.to_string(),
+            action: action.chars().take(64).collect(),
+            args_digest,
+            outcome: outcome.to_owned(),
+            duration_us: started.elapsed().as_micros() as u64,
+            request_id: caller.request_id.to_string(),
+            person: caller.actor.as_ref().map(|a| a.person.clone()),
+            client: caller.actor.as_ref().map(|a| a.client_id.clone()),
+        };
+        if let Err(e) = self.services.store.audit().append(&record) {
+            tracing::error!(error = %e, request_id = &*caller.request_id, "audit record not written");
+        }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        (*self.info).clone()
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.catalog.get(name).map(|e| e.definition.clone())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let caller = within_limit(caller(&context)?)?;
+        Ok(ListToolsResult::with_all_items(
+            self.catalog.for_tenant(&caller.tenant),
+        ))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let caller = within_limit(caller(&context)?)?;
+        let ctx = self.context(&caller);
+        let Some(resources) = self.visible_resources(&ctx) else {
+            return Ok(ListResourcesResult::with_all_items(Vec::new()));
+        };
+        (resources.list)(&ctx)
+            .await
+            .map(ListResourcesResult::with_all_items)
+            .map_err(|e| resource_error(e, None))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let caller = within_limit(caller(&context)?)?;
+        let templates = self
+            .visible_resources(&self.context(&caller))
+            .map(|resources| (resources.templates)())
+            .unwrap_or_default();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let caller = within_limit(caller(&context)?)?;
+        let ctx = self.context(&caller);
+        let started = Instant::now();
+        let digest = crate::audit::digest(&request.uri);
+        let Some(resources) = self.visible_resources(&ctx) else {
+            self.audit(&caller, "resources/read", digest, "not_permitted", started);
+            return Err(McpError::resource_not_found(
+                "no resources for this tenant",
+                Some(serde_json::json!({ "uri": request.uri })),
+            ));
+        };
+        let outcome = (resources.read)(&ctx, &request.uri).await;
+        let kind = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind());
+        self.audit(&caller, "resources/read", digest, kind, started);
+        outcome
+            .map(|contents| ReadResourceResult::new(vec![contents]).into())
+            .map_err(|e| resource_error(e, Some(&request.uri)))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let caller = caller(&context)?;
+        let started = Instant::now();
+        if let Some(retry_after_secs) = caller.over_limit {
+            // Refused calls are audited at most once a second per tenant: a tenant hammering
+            // the server cannot grow the audit log faster than its own rate limit allows.
+            if caller.live.first_refusal_this_second() {
+                self.audit(
+                    &caller,
+                    "tools/call",
+                    String::new(),
+                    "rate_limited",
+                    started,
+                );
+            }
+            if let Some(entry) = self
+                .catalog
+                .get(&request.name)
+                .filter(|e| e.allowed_for(&caller.tenant))
+            {
+                self.services.metrics.record_call(
+                    &caller.live.calls,
+                    entry.name(),
+                    "rate_limited",
+                    started.elapsed(),
+                );
+            }
+            let error = ToolError::RateLimited { retry_after_secs };
+            return Ok(CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+                error.to_string(),
+            )])
+            .into());
+        }
+        let first_round = request.input_responses.is_none();
+        let arguments = request.arguments.unwrap_or_default();
+        let args_digest = crate::audit::digest(&arguments);
+        let Some(entry) = self
+            .catalog
+            .get(&request.name)
+            .filter(|e| e.allowed_for(&caller.tenant))
+        else {
+            self.audit(&caller, &request.name, args_digest, "unknown_tool", started);
+            return Err(unknown_tool(&request.name));
+        };
+        let ctx = self.context(&caller);
+        let outcome = (entry.call)(&ctx, arguments).await;
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        // Only an answer asking for approval looks at the client's capabilities (decoding them
+        // is not free, and every other call would pay for it).
+        if first_round
+            && let Ok(value) = &outcome
+            && let Some(input_required) = approval_elicitation(value)
+            && url_elicitation_supported(&context)
+        {
+            self.services.metrics.record_call(
+                &caller.live.calls,
+                entry.name(),
+                "ok",
+                started.elapsed(),
+            );
+            self.audit(&caller, entry.name(), args_digest, "ok", started);
+            return Ok(input_required.into());
+        }
+        let (result, kind) = match outcome {
+            Ok(value) => {
+                tracing::debug!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, "tool call ok");
+                (CallToolResult::structured(value), "ok")
+            }
+            Err(error) => {
+                tracing::info!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, %error, "tool call failed");
+                let kind = error.kind();
+                (
+                    CallToolResult::error(vec![rmcp::model::ContentBlock::text(error.to_string())]),
+                    kind,
+                )
+            }
+        };
+        self.services.metrics.record_call(
+            &caller.live.calls,
+            entry.name(),
+            kind,
+            started.elapsed(),
+        );
+        self.audit(&caller, entry.name(), args_digest, kind, started);
+        Ok(result.into())
+    }
+}
