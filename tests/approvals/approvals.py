@@ -180,7 +180,7 @@ CARRIED_OUT = "Approved and carried out."
 DENIED = "Denied. Nothing was done."
 # Cross-site form host for the CSRF attempt: never resolved, Playwright answers it.
 ATTACKER = "http://attacker.test"
-# A server's session cookie: its own name per server (common/src/runtime/signin.rs `cookie_name`).
+# A server's session cookie: its own name per server (common/src/runtime/browser/signin.rs `cookie_name`).
 SESSION_COOKIE = re.compile(r"(__Host-)?studio_mcp_(shared|isolated_[A-Za-z0-9_-]+)_session")
 
 
@@ -505,7 +505,7 @@ class Person:
 
     async def csrf(self) -> str:
         """This session's CSRF token, derived from the session cookie the way the server derives
-        it (common/src/runtime/signin.rs `csrf_for`); check 1 confirms the derivation against the
+        it (common/src/runtime/browser/signin.rs `csrf_for`); check 1 confirms the derivation against the
         token the approver's own page carries."""
         secret = await self.session_cookie()
         if secret is None:
