@@ -265,6 +265,15 @@ impl TestServer {
         self.provision_with(owner, json!({})).await
     }
 
+    /// [`Self::provision`] for the sandbox's owner `name` (`"acme"`, `"globex"`…).
+    pub async fn provision_owner(&self, sandbox: &Sandbox, name: &str) -> TestTenant {
+        let owner = sandbox
+            .fixture()
+            .owner(name)
+            .expect("a sandbox owner of that name");
+        self.provision(owner).await
+    }
+
     /// Like [`Self::provision`], with extra tenant spec fields (`read_only`, `toolsets`…).
     pub async fn provision_with(&self, owner: &OwnerFixture, extra: Value) -> TestTenant {
         provision_shared(&self.admin, owner, extra).await

@@ -14,9 +14,7 @@ async fn calls_and_admin_actions_are_audited_without_secrets() {
         .await
         .unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let globex = sandbox.fixture().owner("globex").unwrap();
     let client = server.client(&acme.token).await;
     call(&client, "whoami", json!({})).await;

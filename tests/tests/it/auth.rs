@@ -51,9 +51,7 @@ fn craft(key: &[u8], aud: &str, sub: &str, exp: u64) -> String {
 async fn every_bad_token_gets_401_with_a_challenge() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let key = signing_key(&server);
     let far = common::now_unix() + 3600;
     let other_key =
@@ -127,9 +125,7 @@ async fn every_bad_token_gets_401_with_a_challenge() {
 async fn revocation_bites_on_the_next_request_of_an_open_connection() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     ok_json(&call(&client, "whoami", json!({})).await);
     server.admin.revoke(&acme.token_id).await.unwrap();
@@ -146,12 +142,8 @@ async fn a_session_id_never_carries_another_tenants_identity() {
         .await
         .unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
 
     // The server is stateless: initialize hands out no session id to steal.
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -206,12 +198,8 @@ async fn tenants_tokens_and_revocations_survive_a_restart() {
     config.public_url = Some(format!("http://127.0.0.1:{port}"));
 
     let server = TestServer::start_with(config.clone()).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
     server.admin.revoke(&globex.token_id).await.unwrap();
     server.stop().await;
 
@@ -246,9 +234,7 @@ async fn the_host_allow_list_follows_the_public_url() {
     let mut config = config_for(dir.path(), &sandbox.base_url());
     config.public_url = Some("https://mcp.studio.example".into());
     let server = TestServer::start_with(config).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     // The token's audience is the public URL, and a request naming another host is refused.
     let http = common::upstream::http_client().unwrap();
     let send = |host: &'static str| {

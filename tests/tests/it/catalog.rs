@@ -84,9 +84,7 @@ async fn tools_list_follows_toolsets_bindings_and_read_only() {
 #[tokio::test]
 async fn analytics_always_queries_the_tenants_own_site() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     let result = ok_json(
         &call(
@@ -152,9 +150,7 @@ async fn analytics_always_queries_the_tenants_own_site() {
 #[tokio::test]
 async fn github_reads_only_the_tenants_repositories() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let globex = sandbox.fixture().owner("globex").unwrap().clone();
     let client = server.client(&acme.token).await;
     let repo = &acme.fixture.github_repos[0];
@@ -237,9 +233,7 @@ async fn github_reads_only_the_tenants_repositories() {
 #[tokio::test]
 async fn site_status_and_content_audit_summarise_the_site() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
 
     let status = ok_json(&call(&client, "site_status", json!({})).await);
@@ -274,9 +268,7 @@ async fn site_status_and_content_audit_summarise_the_site() {
 #[tokio::test]
 async fn resources_are_scoped_like_tools() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let globex = sandbox.fixture().owner("globex").unwrap().clone();
     let client = server.client(&acme.token).await;
 

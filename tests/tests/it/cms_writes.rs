@@ -164,9 +164,7 @@ async fn drafts_land_only_in_writable_collections() {
 async fn a_tenant_without_writable_collections_has_no_write_tools() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     let names: Vec<_> = client
         .list_all_tools()

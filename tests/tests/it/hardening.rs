@@ -110,12 +110,8 @@ async fn removing_a_tenant_revokes_its_tokens_for_good() {
         .await
         .unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
     let client = server.client(&acme.token).await;
     ok_json(&call(&client, "webflow_list_sites", json!({})).await);
 
@@ -202,9 +198,7 @@ async fn removing_a_tenant_revokes_its_tokens_for_good() {
 async fn foreign_origins_hosts_and_targets_are_refused() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let public = server.public_url.clone();
     let authority = public.trim_start_matches("http://").to_owned();
 
@@ -260,9 +254,7 @@ async fn every_authenticated_request_counts_against_the_rate_limit() {
             json!({"rate_limit_per_min": 6}),
         )
         .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
     let list = r#"{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{}}"#;
     let (status, first) = post(&server, &acme.token, &[], list).await;
     assert_eq!(status, 200);
@@ -313,9 +305,7 @@ async fn quota_waits_end_within_the_configured_wait() {
     config.webflow_rate_per_min = 60; // a minute's burst of 60, then one a second
     config.max_retry_wait_ms = 1000;
     let server = TestServer::start_with(config).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = std::sync::Arc::new(server.client(&acme.token).await);
 
     let started = Instant::now();
@@ -360,9 +350,7 @@ async fn oversized_upstream_answers_are_refused() {
     let mut config = config_for(dir.path(), &sandbox.base_url());
     config.max_upstream_body_bytes = 64 * 1024;
     let server = TestServer::start_with(config).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
 
     let padding = "x".repeat(1024 * 1024);
@@ -397,9 +385,7 @@ async fn oversized_upstream_answers_are_refused() {
 async fn concurrent_unknown_ids_rebuild_the_index_once() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = std::sync::Arc::new(server.client(&acme.token).await);
     sandbox.clear_requests();
     let calls: Vec<_> = (0..20)
@@ -438,9 +424,7 @@ async fn concurrent_unknown_ids_rebuild_the_index_once() {
 async fn an_echoed_credential_never_reaches_the_tool_result() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     let secret = acme.fixture.token.clone();
     let cut = &secret[..secret.len() - 3];
@@ -607,9 +591,7 @@ async fn the_billing_portal_returns_only_to_the_clients_domains() {
 async fn the_bearer_scheme_is_case_insensitive() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let http = common::upstream::http_client().unwrap();
     for scheme in ["BEARER", "bearer", "Bearer", "bEaReR"] {
         let response = http

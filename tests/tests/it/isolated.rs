@@ -74,9 +74,7 @@ async fn one_tenant_per_instance_and_nobody_elses_tokens() {
         .provision_isolated(sandbox.fixture().owner("globex").unwrap())
         .await;
     let shared = TestServer::start(&sandbox).await;
-    let shared_acme = shared
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let shared_acme = shared.provision_owner(&sandbox, "acme").await;
 
     let client = acme_instance.client(&acme.token).await;
     let who = ok_json(&call(&client, "whoami", json!({})).await);

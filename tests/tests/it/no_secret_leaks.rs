@@ -27,12 +27,8 @@ async fn no_token_or_secret_is_logged_or_stored_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let server =
         TestServer::start_with(tests::harness::config_for(dir.path(), &sandbox.base_url())).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
     server
         .admin
         .set_secret("acme", "github", "ghp_verysecretgithubtoken123".into())

@@ -1307,9 +1307,7 @@ async fn a_server_without_a_connector_door_has_no_people_pages() {
     })
     .await;
     assert!(server.connector_url.is_empty());
-    let tenant = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let tenant = server.provision_owner(&sandbox, "acme").await;
     let refused = server
         .admin
         .invite_person(

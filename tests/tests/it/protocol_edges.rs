@@ -12,9 +12,7 @@ use tests::sandbox::{Fixture, Sandbox};
 async fn malformed_and_oversized_requests_are_refused_and_nothing_breaks() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let token = Some(acme.token.as_str());
 
     // rmcp answers an unparsable body with 415 and the parser's message.

@@ -21,9 +21,7 @@ async fn one_tenants_burst_does_not_touch_another() {
             json!({"rate_limit_per_min": 24}),
         )
         .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
     let acme_client = server.client(&acme.token).await;
     let globex_client = server.client(&globex.token).await;
 

@@ -130,12 +130,8 @@ async fn store_migrate_copies_a_sled_data_dir_all_or_nothing() {
     config.store_url = None; // the sled store being migrated
     same_address(&mut config);
     let server = TestServer::start_with(config).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
     server.admin.revoke(&globex.token_id).await.unwrap();
     let client = server.client(&acme.token).await;
     let sites = ok_json(&call(&client, "webflow_list_sites", json!({})).await);
@@ -312,9 +308,7 @@ async fn with_the_database_down_a_tool_that_needs_it_says_so_and_one_that_does_n
     let mut config = config_for(dir.path(), &sandbox.base_url());
     config.store_url = Some(cluster.database("down"));
     let server = TestServer::start_with(config).await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     ok_json(&call(&client, "webflow_list_sites", json!({})).await);
 

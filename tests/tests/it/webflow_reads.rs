@@ -18,12 +18,8 @@ async fn setup() -> (Sandbox, TestServer) {
 #[tokio::test]
 async fn each_tenant_reads_only_its_own_site() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
-    let globex = server
-        .provision(sandbox.fixture().owner("globex").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let globex = server.provision_owner(&sandbox, "globex").await;
 
     for (me, other) in [(&acme, &globex), (&globex, &acme)] {
         let client = server.client(&me.token).await;
@@ -107,9 +103,7 @@ async fn each_tenant_reads_only_its_own_site() {
 #[tokio::test]
 async fn foreign_ids_are_refused_without_naming_them_upstream() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let globex = sandbox.fixture().owner("globex").unwrap().clone();
     let client = server.client(&acme.token).await;
     // Warm the tenant's index so later refusals need no upstream call at all.
@@ -192,9 +186,7 @@ async fn foreign_ids_are_refused_without_naming_them_upstream() {
 #[tokio::test]
 async fn bad_arguments_name_the_problem() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     sandbox.clear_requests();
     let cases = [
@@ -231,9 +223,7 @@ async fn bad_arguments_name_the_problem() {
 #[tokio::test]
 async fn upstream_failures_become_readable_tool_errors() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     let cases: [(Failure, usize, &str); 7] = [
         (Failure::status(401), 1, "rejected the stored credential"),
@@ -281,9 +271,7 @@ async fn a_tenant_without_a_stored_credential_is_told_so() {
 #[tokio::test]
 async fn the_2026_protocol_works_without_sessions() {
     let (sandbox, server) = setup().await;
-    let acme = server
-        .provision(sandbox.fixture().owner("acme").unwrap())
-        .await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
     let client = server.client_2026(&acme.token).await;
     let who = ok_json(&call(&client, "whoami", json!({})).await);
     assert_eq!(who["tenant"], "acme");
