@@ -54,6 +54,10 @@ pub struct Metrics {
     rate_limited: RwLock<HashMap<String, AtomicU64>>,
     token_refusals: RwLock<HashMap<String, AtomicU64>>,
     oauth_refusals: RwLock<HashMap<String, AtomicU64>>,
+    /// Waits before an upstream call, by upstream and reason (`quota`, `retry_after`).
+    upstream_waits: RwLock<HashMap<(String, &'static str), AtomicU64>>,
+    /// Requests a store failure stopped, by kind (`unavailable`, `lagging`, `full`, …).
+    store_errors: RwLock<HashMap<&'static str, AtomicU64>>,
 }
 
 fn bump<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, AtomicU64>>, key: K) {
@@ -134,6 +138,27 @@ impl Metrics {
         if status == 429 {
             bump(&self.upstream, (upstream.to_owned(), "429".to_owned()));
         }
+    }
+
+    /// A wait before an upstream call: for the credential's quota, or a 429's `Retry-After`.
+    pub fn record_upstream_wait(&self, upstream: &str, reason: &'static str) {
+        bump(&self.upstream_waits, (upstream.to_owned(), reason));
+    }
+
+    /// A request a store failure stopped (the tool or the token check could not be answered).
+    pub fn record_store_error(&self, error: &crate::store::StoreError) {
+        use crate::store::StoreError as E;
+        let kind = match error {
+            E::Unavailable(_) => "unavailable",
+            E::Lagging(_) => "lagging",
+            E::Full => "full",
+            E::Locked(_) => "locked",
+            E::Io(_) => "io",
+            E::Corrupt(_) => "corrupt",
+            E::Schema(_) => "schema",
+            E::TenantExists(_) | E::NoTenant(_) | E::NoToken(_) => "not_found",
+        };
+        bump(&self.store_errors, kind);
     }
 
     pub fn record_rate_limited(&self, tenant: &str) {
@@ -246,6 +271,39 @@ impl Metrics {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP studio_mcp_upstream_waits_total Waits before an upstream call, by upstream and reason (quota: the credential's published quota; retry_after: a 429's Retry-After)."
+        );
+        let _ = writeln!(out, "# TYPE studio_mcp_upstream_waits_total counter");
+        if let Ok(map) = self.upstream_waits.read() {
+            let mut rows: Vec<_> = map.iter().collect();
+            rows.sort_by(|a, b| a.0.cmp(b.0));
+            for ((upstream, reason), n) in rows {
+                let _ = writeln!(
+                    out,
+                    "studio_mcp_upstream_waits_total{{upstream=\"{}\",reason=\"{reason}\"}} {}",
+                    label(upstream),
+                    n.load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP studio_mcp_store_errors_total Requests a store failure stopped, by kind."
+        );
+        let _ = writeln!(out, "# TYPE studio_mcp_store_errors_total counter");
+        if let Ok(map) = self.store_errors.read() {
+            let mut rows: Vec<_> = map.iter().collect();
+            rows.sort_by(|a, b| a.0.cmp(b.0));
+            for (kind, n) in rows {
+                let _ = writeln!(
+                    out,
+                    "studio_mcp_store_errors_total{{kind=\"{kind}\"}} {}",
+                    n.load(Relaxed)
+                );
+            }
+        }
         for (name, help, key, map) in [
             (
                 "studio_mcp_rate_limit_refusals_total",
@@ -308,5 +366,28 @@ mod tests {
         ));
         assert!(text.contains("studio_mcp_rate_limit_refusals_total{tenant=\"acme\"} 1"));
         assert!(text.contains("studio_mcp_token_refusals_total{reason=\"revoked\"} 1"));
+    }
+
+    #[test]
+    fn waits_and_store_errors_are_counted_by_their_labels() {
+        let m = Metrics::default();
+        m.record_upstream_wait("Webflow", "quota");
+        m.record_upstream_wait("Webflow", "quota");
+        m.record_upstream_wait("GitHub", "retry_after");
+        m.record_store_error(&crate::store::StoreError::Unavailable("down".into()));
+        m.record_store_error(&crate::store::StoreError::Lagging("replica b".into()));
+        let text = m.render(std::iter::empty());
+        for needle in [
+            "# TYPE studio_mcp_upstream_waits_total counter",
+            "studio_mcp_upstream_waits_total{upstream=\"Webflow\",reason=\"quota\"} 2",
+            "studio_mcp_upstream_waits_total{upstream=\"GitHub\",reason=\"retry_after\"} 1",
+            "# TYPE studio_mcp_store_errors_total counter",
+            "studio_mcp_store_errors_total{kind=\"unavailable\"} 1",
+            "studio_mcp_store_errors_total{kind=\"lagging\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        // What a store error says (a replica's name, a reason) never becomes a label.
+        assert!(!text.contains("replica b") && !text.contains("down"));
     }
 }

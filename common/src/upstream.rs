@@ -285,6 +285,7 @@ impl Upstream {
             match self.quota.take(&key, per_min, 60.0) {
                 Ok(()) => return Ok(()),
                 Err(secs) if spend(budget, secs) => {
+                    self.count_wait("quota");
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                 }
                 Err(secs) => {
@@ -294,6 +295,12 @@ impl Upstream {
                     });
                 }
             }
+        }
+    }
+
+    fn count_wait(&self, reason: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record_upstream_wait(self.name, reason);
         }
     }
 
@@ -346,6 +353,7 @@ impl Upstream {
                 let retry_after_secs = retry_after(response.headers());
                 if !waited && spend(&mut budget, retry_after_secs) {
                     waited = true;
+                    self.count_wait("retry_after");
                     tokio::time::sleep(Duration::from_secs(retry_after_secs)).await;
                     continue;
                 }

@@ -54,3 +54,87 @@ async fn metrics_count_what_happened() {
     }
     assert!(!text.contains(&acme.token) && !text.contains(&acme.fixture.token));
 }
+
+/// Every metric an alert in `deploy/prometheus/alerts.yml` names is one a real server exposes,
+/// and the ones this test can provoke carry samples: a rule can never watch a metric that was
+/// renamed or never existed. The replica gauges exist only on PostgreSQL (this test runs in
+/// both passes of `tests/run.sh`).
+#[tokio::test]
+async fn every_metric_an_alert_names_is_exposed() {
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/alerts.yml"),
+    )
+    .unwrap();
+    let mut named: Vec<&str> = rules
+        .match_indices("studio_mcp_")
+        .map(|(at, _)| {
+            let rest = &rules[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    assert!(named.len() >= 9, "{named:?}");
+
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let server = TestServer::start(&sandbox).await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let client = server.client(&acme.token).await;
+    // A 429 whose Retry-After fits the waiting budget: waited out, then answered.
+    sandbox.fail_next(Failure::rate_limited(1), 1);
+    call(&client, "webflow_list_sites", json!({})).await;
+    // An anonymous refusal at the connector door: an unknown code.
+    let http = common::upstream::http_client().unwrap();
+    http.post(format!("{}/token", server.connector_origin))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "unknown"),
+            ("client_id", "c"),
+            ("redirect_uri", "https://example.com/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let text = http
+        .get(format!("{}/metrics", server.admin_url))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let on_postgres = tests::harness::test_store(&server.data_dir).is_some();
+    for name in &named {
+        let declared = text.contains(&format!("# TYPE {name} "));
+        if name.starts_with("studio_mcp_replica") {
+            assert_eq!(
+                declared, on_postgres,
+                "{name}: a replica gauge, on PostgreSQL only"
+            );
+        } else {
+            assert!(
+                declared,
+                "an alert names {name}, which /metrics does not expose:\n{text}"
+            );
+        }
+    }
+    for sample in [
+        "studio_mcp_upstream_responses_total{upstream=\"Webflow\",status=\"429\"} 1",
+        "studio_mcp_upstream_waits_total{upstream=\"Webflow\",reason=\"retry_after\"} 1",
+        "studio_mcp_oauth_refusals_total{refusal=\"token:unknown_code\"} 1",
+        "studio_mcp_audit_dropped_total 0",
+        "studio_mcp_approvals_pending 0",
+        "studio_mcp_approval_oldest_pending_seconds 0",
+    ] {
+        assert!(text.contains(sample), "missing {sample} in\n{text}");
+    }
+    if on_postgres {
+        assert!(text.contains("studio_mcp_replica_lease_held 1"), "{text}");
+        assert!(text.contains("studio_mcp_replica_connected 1"), "{text}");
+    }
+}

@@ -1,6 +1,7 @@
 //! What the server says of itself: `GET /v1/server` (its name and doors), `GET /v1/audit`
 //! and the Prometheus `GET /metrics`.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Json;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AdminResult;
 use crate::runtime::server::state::AppState;
+use crate::store::approvals::Standing;
 
 /// `GET /v1/server`: what this server is and where its two doors are, for the CLI (onboard
 /// prints the connector URL, or says there is none).
@@ -40,25 +42,80 @@ pub struct AuditFilter {
     pub limit: Option<usize>,
 }
 
-/// Prometheus text; scrape with the admin token as a bearer credential.
+/// Prometheus text; scrape with the admin token as a bearer credential. Besides the counters
+/// kept as calls happen, a few gauges read at scrape time: pending approvals and how long the
+/// oldest has waited, and (on PostgreSQL) this replica's connection, lease and live peers.
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let services = &state.services;
+    let mut text = services.metrics.render(
+        services
+            .store
+            .live_states()
+            .iter()
+            .map(|(id, live)| (id, &live.calls)),
+    );
+    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    };
+    gauge(
+        "studio_mcp_audit_dropped_total",
+        "counter",
+        "Audit records dropped because the write queue was full.",
+        services.store.audit().dropped().to_string(),
+    );
+    let now = services.clock.now();
+    if let Ok(all) = services.store.approvals().list(None) {
+        let pending: Vec<u64> = all
+            .iter()
+            .filter(|a| a.standing(now) == Standing::Pending)
+            .map(|a| now.saturating_sub(a.created_at))
+            .collect();
+        gauge(
+            "studio_mcp_approvals_pending",
+            "gauge",
+            "High-risk actions waiting for a person's decision.",
+            pending.len().to_string(),
+        );
+        gauge(
+            "studio_mcp_approval_oldest_pending_seconds",
+            "gauge",
+            "How long the oldest pending approval has waited (0 when none).",
+            pending.iter().max().copied().unwrap_or(0).to_string(),
+        );
+    }
+    if let Some(replica) = services.store.replica() {
+        let flag = |b: bool| u8::from(b).to_string();
+        gauge(
+            "studio_mcp_replica_connected",
+            "gauge",
+            "Whether this replica's change-feed connection to PostgreSQL is up.",
+            flag(replica.connected()),
+        );
+        gauge(
+            "studio_mcp_replica_lease_held",
+            "gauge",
+            "Whether this replica's lease holds (it serves token-bearing requests only then).",
+            flag(replica.vouches()),
+        );
+        gauge(
+            "studio_mcp_replicas_live",
+            "gauge",
+            "Replicas with a live heartbeat, as this one sees them.",
+            replica
+                .live_replicas()
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        );
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        format!(
-            "{}# HELP studio_mcp_audit_dropped_total Audit records dropped because the write queue was full.\n# TYPE studio_mcp_audit_dropped_total counter\nstudio_mcp_audit_dropped_total {}\n",
-            state.services.metrics.render(
-                state
-                    .services
-                    .store
-                    .live_states()
-                    .iter()
-                    .map(|(id, live)| (id, &live.calls))
-            ),
-            state.services.store.audit().dropped()
-        ),
+        text,
     )
 }
 
