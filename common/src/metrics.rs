@@ -84,6 +84,30 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A labelled counter map's rows: each key's label set and its count.
+fn rows<K>(
+    map: &RwLock<HashMap<K, AtomicU64>>,
+    labels: impl Fn(&K) -> String,
+) -> Vec<(String, u64)> {
+    map.read()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| (labels(k), n.load(Relaxed)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A counter family: its help and type lines, then one line per label set, sorted.
+fn counter(out: &mut String, name: &str, help: &str, mut rows: Vec<(String, u64)>) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    rows.sort();
+    for (labels, n) in rows {
+        let _ = writeln!(out, "{name}{{{labels}}} {n}");
+    }
+}
+
 impl Metrics {
     /// One tool call, into the calling tenant's own series.
     pub fn record_call(
@@ -253,57 +277,32 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP studio_mcp_upstream_responses_total Upstream answers by upstream and status class (429 also counted alone)."
-        );
-        let _ = writeln!(out, "# TYPE studio_mcp_upstream_responses_total counter");
-        if let Ok(map) = self.upstream.read() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort_by(|a, b| a.0.cmp(b.0));
-            for ((upstream, status), n) in rows {
-                let _ = writeln!(
-                    out,
-                    "studio_mcp_upstream_responses_total{{upstream=\"{}\",status=\"{}\"}} {}",
+        counter(
+            &mut out,
+            "studio_mcp_upstream_responses_total",
+            "Upstream answers by upstream and status class (429 also counted alone).",
+            rows(&self.upstream, |(upstream, status)| {
+                format!(
+                    "upstream=\"{}\",status=\"{}\"",
                     label(upstream),
-                    label(status),
-                    n.load(Relaxed)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP studio_mcp_upstream_waits_total Waits before an upstream call, by upstream and reason (quota: the credential's published quota; retry_after: a 429's Retry-After)."
+                    label(status)
+                )
+            }),
         );
-        let _ = writeln!(out, "# TYPE studio_mcp_upstream_waits_total counter");
-        if let Ok(map) = self.upstream_waits.read() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort_by(|a, b| a.0.cmp(b.0));
-            for ((upstream, reason), n) in rows {
-                let _ = writeln!(
-                    out,
-                    "studio_mcp_upstream_waits_total{{upstream=\"{}\",reason=\"{reason}\"}} {}",
-                    label(upstream),
-                    n.load(Relaxed)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP studio_mcp_store_errors_total Requests a store failure stopped, by kind."
+        counter(
+            &mut out,
+            "studio_mcp_upstream_waits_total",
+            "Waits before an upstream call, by upstream and reason (quota: the credential's published quota; retry_after: a 429's Retry-After).",
+            rows(&self.upstream_waits, |(upstream, reason)| {
+                format!("upstream=\"{}\",reason=\"{reason}\"", label(upstream))
+            }),
         );
-        let _ = writeln!(out, "# TYPE studio_mcp_store_errors_total counter");
-        if let Ok(map) = self.store_errors.read() {
-            let mut rows: Vec<_> = map.iter().collect();
-            rows.sort_by(|a, b| a.0.cmp(b.0));
-            for (kind, n) in rows {
-                let _ = writeln!(
-                    out,
-                    "studio_mcp_store_errors_total{{kind=\"{kind}\"}} {}",
-                    n.load(Relaxed)
-                );
-            }
-        }
+        counter(
+            &mut out,
+            "studio_mcp_store_errors_total",
+            "Requests a store failure stopped, by kind.",
+            rows(&self.store_errors, |kind| format!("kind=\"{kind}\"")),
+        );
         for (name, help, key, map) in [
             (
                 "studio_mcp_rate_limit_refusals_total",
@@ -324,15 +323,12 @@ impl Metrics {
                 &self.oauth_refusals,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            if let Ok(map) = map.read() {
-                let mut rows: Vec<_> = map.iter().collect();
-                rows.sort_by(|a, b| a.0.cmp(b.0));
-                for (k, n) in rows {
-                    let _ = writeln!(out, "{name}{{{key}=\"{}\"}} {}", label(k), n.load(Relaxed));
-                }
-            }
+            counter(
+                &mut out,
+                name,
+                help,
+                rows(map, |k| format!("{key}=\"{}\"", label(k))),
+            );
         }
         out
     }

@@ -265,6 +265,18 @@ impl TestServer {
         self.provision_with(owner, json!({})).await
     }
 
+    /// `GET /metrics` on the admin listener, with the admin token: the Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let http = common::upstream::http_client().expect("http client");
+        let answer = http
+            .get(format!("{}/metrics", self.admin_url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("/metrics answers");
+        answer.text().await.expect("/metrics text")
+    }
+
     /// [`Self::provision`] for the sandbox's owner `name` (`"acme"`, `"globex"`…).
     pub async fn provision_owner(&self, sandbox: &Sandbox, name: &str) -> TestTenant {
         let owner = sandbox

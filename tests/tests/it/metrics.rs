@@ -32,15 +32,7 @@ async fn metrics_count_what_happened() {
         .await
         .unwrap();
     assert_eq!(unauthorized.status().as_u16(), 401);
-    let text = http
-        .get(format!("{}/metrics", server.admin_url))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     for needle in [
         "studio_mcp_tool_calls_total{tenant=\"acme\",tool=\"whoami\",outcome=\"ok\"} 1",
         "studio_mcp_tool_calls_total{tenant=\"acme\",tool=\"whoami\",outcome=\"rate_limited\"} 1",
@@ -98,15 +90,7 @@ async fn every_metric_an_alert_names_is_exposed() {
         .send()
         .await
         .unwrap();
-    let text = http
-        .get(format!("{}/metrics", server.admin_url))
-        .bearer_auth(&server.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
 
     let on_postgres = tests::harness::test_store(&server.data_dir).is_some();
     for name in &named {
