@@ -1796,3 +1796,34 @@ async fn a_registered_client_name_loses_bidi_and_invisible_characters() {
         );
     }
 }
+
+/// A variation selector selects nothing after white space: a registered name that starts with
+/// a space and a selector does not keep the selector, invisible, once the space is trimmed (the
+/// fuzz target domain_inputs found it). Neither the answer nor the consent page carries it.
+#[tokio::test]
+async fn a_registered_name_keeps_no_selector_that_followed_a_trimmed_space() {
+    let sandbox = sandbox().await;
+    let site = shared(&sandbox).await;
+    let alex = site.person("acme", "Alex").await;
+    let answer = site
+        .try_register(&json!({
+            "client_name": "\u{2000}\u{fe0f}Claude \u{e0100}Helper",
+            "redirect_uris": [REDIRECT],
+        }))
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.json()["client_name"], "Claude Helper");
+    let client_id = answer.json()["client_id"].as_str().unwrap().to_owned();
+    let page = site
+        .authorize_page(Some(&alex.cookie), &site.params(&client_id))
+        .await;
+    page.assert_page(200);
+    assert!(page.text.contains("Claude Helper"), "{}", page.text);
+    for c in ['\u{fe0f}', '\u{e0100}'] {
+        assert!(
+            !page.text.contains(c),
+            "U+{:04X} on the consent page",
+            c as u32
+        );
+    }
+}
