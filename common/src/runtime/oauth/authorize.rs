@@ -350,11 +350,14 @@ pub async fn decide(
             subject: &json!({ "client": client_id }),
         });
     };
-    if let Err(why) = judge(&state, &form, &checked, &me) {
+    let refuse = |why: ConsentRefused| {
         if let Some(outcome) = why.outcome() {
             refused(outcome);
         }
-        return why.page(&state);
+        why.page(&state)
+    };
+    if let Err(why) = judge(&state, &form, &checked, &me) {
+        return refuse(why);
     }
     if form.decision != "allow" {
         refused("denied");
@@ -369,8 +372,7 @@ pub async fn decide(
         );
     }
     if state.services.store.tenant(&me.person.tenant).is_none() {
-        refused(ConsentRefused::NoTenant.outcome().unwrap_or_default());
-        return ConsentRefused::NoTenant.page(&state);
+        return refuse(ConsentRefused::NoTenant);
     }
     let (code, hash) = people::new_secret("smk_");
     let now = state.services.clock.now();
