@@ -34,6 +34,7 @@ pub mod tenant_state;
 pub mod text;
 pub mod token;
 pub mod tools;
+pub mod trace;
 pub mod upstream;
 pub mod verify;
 

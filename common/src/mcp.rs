@@ -29,7 +29,9 @@ use crate::upstream::webflow::Webflow;
 use crate::upstream::{Upstream, UpstreamError};
 
 mod server;
+mod traced;
 pub use server::{McpServer, caller, request_id};
+pub use traced::Traced;
 
 /// Put into the HTTP request's extensions by the server's auth layer.
 #[derive(Clone, Debug)]

@@ -58,6 +58,31 @@ pub struct Metrics {
     upstream_waits: RwLock<HashMap<(String, &'static str), AtomicU64>>,
     /// Requests a store failure stopped, by kind (`unavailable`, `lagging`, `full`, …).
     store_errors: RwLock<HashMap<&'static str, AtomicU64>>,
+    /// `mcp.server.operation.duration`: every MCP request, by method, tool and `error.type`.
+    operations: RwLock<HashMap<(&'static str, &'static str, &'static str), Durations>>,
+}
+
+/// A histogram with the MCP conventions' buckets ([`crate::trace::DURATION_BUCKETS`]).
+#[derive(Default)]
+struct Durations {
+    buckets: [AtomicU64; crate::trace::DURATION_BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Durations {
+    fn record(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(first) = crate::trace::DURATION_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+        {
+            // Cumulative buckets are summed at render time: one increment per observation.
+            self.buckets[first].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
 }
 
 fn bump<K: std::hash::Hash + Eq>(map: &RwLock<HashMap<K, AtomicU64>>, key: K) {
@@ -152,6 +177,65 @@ impl Metrics {
         }
     }
 
+    /// One MCP request's duration (`mcp_server_operation_duration_seconds`); `tool` and `error`
+    /// are empty when they do not apply.
+    pub fn record_operation(
+        &self,
+        method: &'static str,
+        tool: &'static str,
+        error: &'static str,
+        elapsed: Duration,
+    ) {
+        let key = (method, tool, error);
+        if let Ok(read) = self.operations.read()
+            && let Some(durations) = read.get(&key)
+        {
+            durations.record(elapsed);
+            return;
+        }
+        if let Ok(mut write) = self.operations.write() {
+            write.entry(key).or_default().record(elapsed);
+        }
+    }
+
+    fn render_operations(&self, out: &mut String) {
+        let name = "mcp_server_operation_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} MCP request duration as observed on the server (OpenTelemetry mcp.server.operation.duration), by method, tool and error type."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let Ok(operations) = self.operations.read() else {
+            return;
+        };
+        let mut keys: Vec<_> = operations.keys().copied().collect();
+        keys.sort_unstable();
+        for key @ (method, tool, error) in keys {
+            let Some(durations) = operations.get(&key) else {
+                continue;
+            };
+            let labels = format!(
+                "mcp_method_name=\"{method}\",gen_ai_tool_name=\"{tool}\",error_type=\"{error}\""
+            );
+            let mut cumulative = 0;
+            for (bound, n) in crate::trace::DURATION_BUCKETS
+                .iter()
+                .zip(&durations.buckets)
+            {
+                cumulative += n.load(Relaxed);
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+            }
+            let count = durations.count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{labels}}} {}",
+                durations.sum_us.load(Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+        }
+    }
+
     /// One upstream answer; `status` 0 means no answer (timeout, unreachable).
     pub fn record_upstream(&self, upstream: &str, status: u16) {
         let class = match status {
@@ -171,18 +255,7 @@ impl Metrics {
 
     /// A request a store failure stopped (the tool or the token check could not be answered).
     pub fn record_store_error(&self, error: &crate::store::StoreError) {
-        use crate::store::StoreError as E;
-        let kind = match error {
-            E::Unavailable(_) => "unavailable",
-            E::Lagging(_) => "lagging",
-            E::Full => "full",
-            E::Locked(_) => "locked",
-            E::Io(_) => "io",
-            E::Corrupt(_) => "corrupt",
-            E::Schema(_) => "schema",
-            E::TenantExists(_) | E::NoTenant(_) | E::NoToken(_) => "not_found",
-        };
-        bump(&self.store_errors, kind);
+        bump(&self.store_errors, error.kind());
     }
 
     pub fn record_rate_limited(&self, tenant: &str) {
@@ -303,6 +376,17 @@ impl Metrics {
             "Requests a store failure stopped, by kind.",
             rows(&self.store_errors, |kind| format!("kind=\"{kind}\"")),
         );
+        counter(
+            &mut out,
+            "studio_mcp_trace_spans_total",
+            "Finished trace spans handed to the OTLP exporter, by fate (exported; dropped: queue_full, export_failed). All zero when export is off.",
+            crate::trace::EXPORT
+                .snapshot()
+                .iter()
+                .map(|(outcome, n)| (format!("outcome=\"{outcome}\""), *n))
+                .collect(),
+        );
+        self.render_operations(&mut out);
         for (name, help, key, map) in [
             (
                 "studio_mcp_rate_limit_refusals_total",
@@ -362,6 +446,29 @@ mod tests {
         ));
         assert!(text.contains("studio_mcp_rate_limit_refusals_total{tenant=\"acme\"} 1"));
         assert!(text.contains("studio_mcp_token_refusals_total{reason=\"revoked\"} 1"));
+    }
+
+    #[test]
+    fn operation_durations_use_the_conventions_buckets_cumulatively() {
+        let m = Metrics::default();
+        m.record_operation("tools/call", "whoami", "", Duration::from_millis(5));
+        m.record_operation("tools/call", "whoami", "", Duration::from_millis(150));
+        m.record_operation("tools/list", "", "-32000", Duration::from_secs(400));
+        let text = m.render(std::iter::empty());
+        let whoami = "mcp_method_name=\"tools/call\",gen_ai_tool_name=\"whoami\",error_type=\"\"";
+        for needle in [
+            "# TYPE mcp_server_operation_duration_seconds histogram".to_owned(),
+            format!("mcp_server_operation_duration_seconds_bucket{{{whoami},le=\"0.01\"}} 1"),
+            format!("mcp_server_operation_duration_seconds_bucket{{{whoami},le=\"0.1\"}} 1"),
+            format!("mcp_server_operation_duration_seconds_bucket{{{whoami},le=\"0.2\"}} 2"),
+            format!("mcp_server_operation_duration_seconds_bucket{{{whoami},le=\"300\"}} 2"),
+            format!("mcp_server_operation_duration_seconds_count{{{whoami}}} 2"),
+            "error_type=\"-32000\",le=\"300\"} 0".to_owned(),
+            "error_type=\"-32000\",le=\"+Inf\"} 1".to_owned(),
+            "studio_mcp_trace_spans_total{outcome=\"queue_full\"}".to_owned(),
+        ] {
+            assert!(text.contains(&needle), "missing {needle} in\n{text}");
+        }
     }
 
     #[test]

@@ -88,6 +88,24 @@ pub enum StoreError {
     Schema(String),
 }
 
+impl StoreError {
+    /// A label for the error's kind (metrics, traces), without what its text names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Lagging(_) => "lagging",
+            StoreError::Full => "full",
+            StoreError::Locked(_) => "locked",
+            StoreError::Io(_) => "io",
+            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Schema(_) => "schema",
+            StoreError::TenantExists(_) | StoreError::NoTenant(_) | StoreError::NoToken(_) => {
+                "not_found"
+            }
+        }
+    }
+}
+
 /// A key and its value, as a scan returns them: the shape every engine hands the records.
 pub type Entry = (Vec<u8>, Vec<u8>);
 

@@ -8,12 +8,15 @@ pub mod webflow;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::ratelimit::Buckets;
 
@@ -68,6 +71,25 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// `error.type` in traces: the HTTP status an answer had, or what kept it from coming.
+    pub fn error_type(&self) -> String {
+        match self {
+            UpstreamError::MissingCredential(_) => "missing_credential".into(),
+            UpstreamError::Unauthorized { .. } => "401".into(),
+            UpstreamError::Forbidden { .. } => "403".into(),
+            UpstreamError::NotFound { .. } => "404".into(),
+            UpstreamError::Conflict { .. } => "409".into(),
+            UpstreamError::RateLimited { .. } => "429".into(),
+            UpstreamError::Rejected { status, .. } | UpstreamError::Unavailable { status, .. } => {
+                status.to_string()
+            }
+            UpstreamError::Timeout { .. } => "timeout".into(),
+            UpstreamError::Unreachable { .. } => "unreachable".into(),
+            UpstreamError::BadResponse { .. } => "bad_response".into(),
+            UpstreamError::TooLarge { .. } => "too_large".into(),
+        }
+    }
+
     /// This error with any upstream-provided text that quotes `secret` (or a long piece of it)
     /// withheld: an upstream that echoes the credential must not hand it to the model or the
     /// log.
@@ -192,10 +214,31 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// A path under an upstream's origin, with the template it was made from: the template (ids
+/// as `{placeholders}`) is what traces show, never the path itself.
+pub struct Path {
+    pub template: &'static str,
+    pub path: String,
+}
+
+/// A [`Path`] from a format string whose arguments are all inline (`"/v2/sites/{site}"`): the
+/// string is the template, the formatted string the path.
+#[macro_export]
+macro_rules! upstream_path {
+    ($template:literal) => {
+        $crate::upstream::Path {
+            template: $template,
+            path: format!($template),
+        }
+    };
+}
+
 /// A request to send: method, path under the origin, optional query and JSON body.
 pub struct Call<'a> {
     pub method: Method,
     pub path: String,
+    /// The path's template (`url.template` in traces).
+    pub template: &'static str,
     pub query: &'a [(&'a str, String)],
     pub json: Option<&'a serde_json::Value>,
     /// A form-encoded body (Stripe).
@@ -205,10 +248,11 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn get(path: String) -> Self {
+    pub fn get(path: Path) -> Self {
         Self {
             method: Method::GET,
-            path,
+            path: path.path,
+            template: path.template,
             query: &[],
             json: None,
             form: None,
@@ -216,7 +260,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    pub fn with_method(method: Method, path: String) -> Self {
+    pub fn with_method(method: Method, path: Path) -> Self {
         Self {
             method,
             ..Self::get(path)
@@ -276,6 +320,7 @@ impl Upstream {
         &self,
         credential: &SecretString,
         budget: &mut Duration,
+        span: &Span,
     ) -> Result<(), UpstreamError> {
         let Some(per_min) = self.quota_per_min else {
             return Ok(());
@@ -285,7 +330,7 @@ impl Upstream {
             match self.quota.take(&key, per_min, 60.0) {
                 Ok(()) => return Ok(()),
                 Err(secs) if spend(budget, secs) => {
-                    self.count_wait("quota");
+                    self.count_wait(span, "quota", secs);
                     tokio::time::sleep(Duration::from_secs(secs)).await;
                 }
                 Err(secs) => {
@@ -298,9 +343,19 @@ impl Upstream {
         }
     }
 
-    fn count_wait(&self, reason: &'static str) {
+    /// A wait before a request: counted, and an event on the call's span.
+    fn count_wait(&self, span: &Span, reason: &'static str, secs: u64) {
         if let Some(metrics) = &self.metrics {
             metrics.record_upstream_wait(self.name, reason);
+        }
+        if !span.is_disabled() {
+            span.add_event(
+                "wait",
+                vec![
+                    KeyValue::new("studio_mcp.wait.reason", reason),
+                    KeyValue::new("studio_mcp.wait.secs", secs as i64),
+                ],
+            );
         }
     }
 
@@ -319,23 +374,61 @@ impl Upstream {
         credential: &SecretString,
         call: Call<'_>,
     ) -> Result<T, UpstreamError> {
-        self.send_inner(credential, call)
+        let span = tracing::info_span!(
+            target: crate::trace::TARGET,
+            "upstream",
+            otel.name = %crate::trace::Named(call.method.as_str(), call.template),
+            otel.kind = "client",
+        );
+        if !span.is_disabled() {
+            self.annotate(&span, &call);
+        }
+        let result = self
+            .send_inner(credential, call, &span)
+            .instrument(span.clone())
             .await
-            .map_err(|e| e.without(credential.expose_secret()))
+            .map_err(|e| e.without(credential.expose_secret()));
+        if let Err(e) = &result
+            && !span.is_disabled()
+        {
+            span.set_attribute("error.type", e.error_type());
+            span.set_status(opentelemetry::trace::Status::error(e.error_type()));
+        }
+        result
+    }
+
+    /// An upstream call's attributes (the HTTP client conventions): method, the origin's host
+    /// and port, the path's template — never the path, a query or a body.
+    fn annotate(&self, span: &Span, call: &Call<'_>) {
+        span.set_attribute("http.request.method", call.method.as_str().to_owned());
+        span.set_attribute("url.template", call.template);
+        span.set_attribute("studio_mcp.upstream", self.name);
+        if let Ok(url) = reqwest::Url::parse(&self.base_url) {
+            if let Some(host) = url.host_str() {
+                span.set_attribute("server.address", host.to_owned());
+            }
+            if let Some(port) = url.port_or_known_default() {
+                span.set_attribute("server.port", i64::from(port));
+            }
+        }
     }
 
     async fn send_inner<T: DeserializeOwned>(
         &self,
         credential: &SecretString,
         call: Call<'_>,
+        span: &Span,
     ) -> Result<T, UpstreamError> {
         // Every wait of this call (for quota, for a 429's Retry-After) comes out of one budget.
         let mut budget = self.max_retry_wait;
         let mut waited = false;
         loop {
-            self.within_quota(credential, &mut budget).await?;
+            self.within_quota(credential, &mut budget, span).await?;
             let mut response = self.send_once(credential, &call).await?;
             let status = response.status();
+            if !span.is_disabled() {
+                span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+            }
             if status.is_success() {
                 let bytes = self.read_body(&mut response, self.max_body_bytes).await?;
                 if quotes(&bytes, credential.expose_secret()) {
@@ -353,7 +446,7 @@ impl Upstream {
                 let retry_after_secs = retry_after(response.headers());
                 if !waited && spend(&mut budget, retry_after_secs) {
                     waited = true;
-                    self.count_wait("retry_after");
+                    self.count_wait(span, "retry_after", retry_after_secs);
                     tokio::time::sleep(Duration::from_secs(retry_after_secs)).await;
                     continue;
                 }

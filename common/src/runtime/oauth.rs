@@ -117,11 +117,14 @@ pub fn api_router() -> Router<Arc<AppState>> {
         .route("/register", post(register).options(preflight))
         .route("/token", post(token::token).options(preflight))
         .route("/revoke", post(token::revoke).options(preflight))
+        .route_layer(axum::middleware::from_fn(crate::trace::http_server))
 }
 
 /// The page a person's browser opens.
 pub fn browser_router() -> Router<Arc<AppState>> {
-    Router::new().route("/authorize", get(authorize::show).post(authorize::decide))
+    Router::new()
+        .route("/authorize", get(authorize::show).post(authorize::decide))
+        .route_layer(axum::middleware::from_fn(crate::trace::http_server))
 }
 
 /// Metadata and the token, registration and revocation endpoints are called from anywhere,

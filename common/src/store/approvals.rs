@@ -87,6 +87,10 @@ pub struct Approval {
     /// Whether the model has been told the outcome (it is told once).
     #[serde(default)]
     pub reported: bool,
+    /// The requesting call's trace context (`traceparent`), when it was traced: the decision
+    /// and the run link back to it. Absent in records written before traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// Where an approval stands as of a moment: its [`State`], with a pending one past its time
@@ -364,6 +368,7 @@ mod tests {
             expires_at,
             state: State::Pending,
             reported: false,
+            trace: None,
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod feed;
 mod schema;
+mod statement;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -25,9 +26,11 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use self::feed::{CHANGE_LOCK, CHANNEL, settle};
 pub use self::feed::{Follower, WATCHED};
+pub use self::statement::Statement;
 use super::{EngineWrite, Entry, StoreError};
 
 /// How a replica takes part: its name in errors and `/healthz`, and its timings.
@@ -310,7 +313,7 @@ impl Pg {
         };
         let pool = pg.inner.pool.clone();
         let target = pg.inner.target.clone();
-        pg.block(async move {
+        pg.block(Statement::new("CONNECT", "", ""), async move {
             let mut client = pool.get().await.map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot reach PostgreSQL at {target}: {}",
@@ -343,8 +346,12 @@ impl Pg {
     /// database its feed cannot reach fails the call at once rather than after a timeout.
     /// Called from a multi-threaded runtime's worker, the wait hands the worker's other tasks
     /// over first (`block_in_place`), so requests served from memory never queue behind it.
+    ///
+    /// `statement` names the work in traces: its operation and table (`SELECT`, `kv`) and the
+    /// tree, if one. Its span is the caller's child, carried to the engine's runtime explicitly.
     pub fn block<T: Send + 'static>(
         &self,
+        statement: Statement,
         work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         if self.inner.following.load(Ordering::Acquire) && !self.connected() {
@@ -358,14 +365,18 @@ impl Pg {
         let limit = self.inner.options.op_timeout + self.inner.options.ack_timeout;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let target = self.inner.target.clone();
+        let span = statement.span();
         self.inner.handle.spawn(async move {
-            let answer = match tokio::time::timeout(limit, work).await {
+            let answer = match tokio::time::timeout(limit, work.instrument(span.clone())).await {
                 Ok(answer) => answer,
                 Err(_) => Err(StoreError::Unavailable(format!(
                     "PostgreSQL at {target} did not answer within {} s",
                     limit.as_secs()
                 ))),
             };
+            if let Err(e) = &answer {
+                statement::failed(&span, e);
+            }
             let _ = tx.send(answer);
         });
         let wait = move || {
@@ -400,7 +411,19 @@ impl Pg {
     fn run(&self, ops: Vec<(&'static str, Vec<u8>, Op)>) -> Result<Vec<Outcome>, StoreError> {
         let watched = ops.iter().any(|(tree, _, _)| WATCHED.contains(tree));
         let inner = self.inner.clone();
-        self.block(async move {
+        let statement = match ops.as_slice() {
+            [(tree, _, op)] => Statement::new(
+                match op {
+                    Op::Put(_) => "INSERT",
+                    Op::Delete | Op::Take => "DELETE",
+                    Op::Swap(..) => "UPDATE",
+                },
+                "kv",
+                tree,
+            ),
+            _ => Statement::new("BATCH", "kv", ""),
+        };
+        self.block(statement, async move {
             let mut client = inner.pool.get().await?;
             if !watched && ops.len() <= 1 {
                 let mut out = Vec::with_capacity(ops.len());
@@ -449,7 +472,7 @@ impl Pg {
     /// keeps its batch for a retry until this has succeeded.
     pub fn insert_audit(&self, rows: Arc<Vec<AuditRow>>) -> Result<(), StoreError> {
         let inner = self.inner.clone();
-        self.block(async move {
+        self.block(Statement::new("INSERT", "audit", ""), async move {
             let client = inner.pool.get().await?;
             insert_audit_rows(&**client, &rows).await
         })
@@ -463,7 +486,7 @@ impl Pg {
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         let inner = self.inner.clone();
-        self.block(async move {
+        self.block(Statement::new("SELECT", "audit", ""), async move {
             let client = inner.pool.get().await?;
             let rows = client
                 .query(
@@ -482,7 +505,7 @@ impl Pg {
     /// Deletes audit records older than `before_ms`; how many.
     pub fn prune_audit(&self, before_ms: i64) -> Result<usize, StoreError> {
         let inner = self.inner.clone();
-        self.block(async move {
+        self.block(Statement::new("DELETE", "audit", ""), async move {
             let client = inner.pool.get().await?;
             let n = client
                 .execute("DELETE FROM audit WHERE at_ms < $1", &[&before_ms])
@@ -598,17 +621,18 @@ impl PgTree {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let inner = self.pg.inner.clone();
         let (tree, key) = (self.name, key.to_vec());
-        self.pg.block(async move {
-            let client = inner.pool.get().await?;
-            Ok(client
-                .query_opt(
-                    "SELECT value FROM kv WHERE tree = $1 AND key = $2",
-                    &[&tree, &key],
-                )
-                .await?
-                .map(|row| row.try_get(0))
-                .transpose()?)
-        })
+        self.pg
+            .block(Statement::new("SELECT", "kv", tree), async move {
+                let client = inner.pool.get().await?;
+                Ok(client
+                    .query_opt(
+                        "SELECT value FROM kv WHERE tree = $1 AND key = $2",
+                        &[&tree, &key],
+                    )
+                    .await?
+                    .map(|row| row.try_get(0))
+                    .transpose()?)
+            })
     }
 
     pub fn write(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
@@ -642,20 +666,21 @@ impl PgTree {
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         let inner = self.pg.inner.clone();
         let (tree, prefix) = (self.name, prefix.to_vec());
-        self.pg.block(async move {
-            let client = inner.pool.get().await?;
-            let rows = client
-                .query(
-                    "SELECT key, value FROM kv
+        self.pg
+            .block(Statement::new("SELECT", "kv", tree), async move {
+                let client = inner.pool.get().await?;
+                let rows = client
+                    .query(
+                        "SELECT key, value FROM kv
                      WHERE tree = $1 AND substring(key FROM 1 FOR length($2::bytea)) = $2::bytea
                      ORDER BY key",
-                    &[&tree, &prefix],
-                )
-                .await?;
-            rows.iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect()
-        })
+                        &[&tree, &prefix],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            })
     }
 }
 

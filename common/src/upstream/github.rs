@@ -1,5 +1,6 @@
 //! GitHub REST (`X-GitHub-Api-Version: 2022-11-28`): the repository reads the catalog uses.
 
+use crate::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +117,7 @@ fn paging(per_page: u32, page: u32) -> Vec<(&'static str, String)> {
 impl Github<'_> {
     pub async fn repo(&self, repo: &RepoName) -> Result<Repo, UpstreamError> {
         self.upstream
-            .send(&self.token, Call::get(format!("/repos/{repo}")))
+            .send(&self.token, Call::get(upstream_path!("/repos/{repo}")))
             .await
     }
 
@@ -133,7 +134,7 @@ impl Github<'_> {
         }
         let call = Call {
             query: &query,
-            ..Call::get(format!("/repos/{repo}/commits"))
+            ..Call::get(upstream_path!("/repos/{repo}/commits"))
         };
         self.upstream.send(&self.token, call).await
     }
@@ -155,7 +156,7 @@ impl Github<'_> {
         }
         let call = Call {
             query: &query,
-            ..Call::get(format!("/repos/{repo}/actions/runs"))
+            ..Call::get(upstream_path!("/repos/{repo}/actions/runs"))
         };
         self.upstream.send(&self.token, call).await
     }
@@ -173,7 +174,7 @@ impl Github<'_> {
         }
         let call = Call {
             query: &query,
-            ..Call::get(format!("/repos/{repo}/deployments"))
+            ..Call::get(upstream_path!("/repos/{repo}/deployments"))
         };
         self.upstream.send(&self.token, call).await
     }

@@ -1,5 +1,6 @@
 //! Plausible Stats API v2 (`POST /api/v2/query`).
 
+use crate::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,7 @@ impl Plausible<'_> {
     pub async fn query(&self, query: &serde_json::Value) -> Result<QueryResult, UpstreamError> {
         let call = Call {
             json: Some(query),
-            ..Call::with_method(reqwest::Method::POST, "/api/v2/query".into())
+            ..Call::with_method(reqwest::Method::POST, upstream_path!("/api/v2/query"))
         };
         self.upstream.send(&self.token, call).await
     }

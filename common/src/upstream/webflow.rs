@@ -2,6 +2,7 @@
 //! Webflow's OpenAPI description (`shared/specs/webflow-v2.yml`). Fields we do not model are
 //! dropped, so a tool result is exactly what these types say.
 
+use crate::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -190,13 +191,13 @@ fn page_query(offset: u32, limit: u32) -> [(&'static str, String); 2] {
 impl Webflow<'_> {
     pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {
         self.upstream
-            .send(&self.token, Call::get("/v2/sites".into()))
+            .send(&self.token, Call::get(upstream_path!("/v2/sites")))
             .await
     }
 
     pub async fn get_site(&self, site: &WebflowId) -> Result<Site, UpstreamError> {
         self.upstream
-            .send(&self.token, Call::get(format!("/v2/sites/{site}")))
+            .send(&self.token, Call::get(upstream_path!("/v2/sites/{site}")))
             .await
     }
 
@@ -209,7 +210,7 @@ impl Webflow<'_> {
         let query = page_query(offset, limit);
         let call = Call {
             query: &query,
-            ..Call::get(format!("/v2/sites/{site}/pages"))
+            ..Call::get(upstream_path!("/v2/sites/{site}/pages"))
         };
         self.upstream.send(&self.token, call).await
     }
@@ -223,7 +224,7 @@ impl Webflow<'_> {
         let query = page_query(offset, limit);
         let call = Call {
             query: &query,
-            ..Call::get(format!("/v2/pages/{page}/dom"))
+            ..Call::get(upstream_path!("/v2/pages/{page}/dom"))
         };
         self.upstream.send(&self.token, call).await
     }
@@ -235,7 +236,7 @@ impl Webflow<'_> {
         self.upstream
             .send(
                 &self.token,
-                Call::get(format!("/v2/sites/{site}/collections")),
+                Call::get(upstream_path!("/v2/sites/{site}/collections")),
             )
             .await
     }
@@ -247,7 +248,7 @@ impl Webflow<'_> {
         self.upstream
             .send(
                 &self.token,
-                Call::get(format!("/v2/collections/{collection}")),
+                Call::get(upstream_path!("/v2/collections/{collection}")),
             )
             .await
     }
@@ -261,7 +262,7 @@ impl Webflow<'_> {
         let query = page_query(offset, limit);
         let call = Call {
             query: &query,
-            ..Call::get(format!("/v2/collections/{collection}/items"))
+            ..Call::get(upstream_path!("/v2/collections/{collection}/items"))
         };
         self.upstream.send(&self.token, call).await
     }
@@ -278,7 +279,7 @@ impl Webflow<'_> {
             json: Some(&body),
             ..Call::with_method(
                 reqwest::Method::POST,
-                format!("/v2/collections/{collection}/items"),
+                upstream_path!("/v2/collections/{collection}/items"),
             )
         };
         self.upstream.send(&self.token, call).await
@@ -296,7 +297,7 @@ impl Webflow<'_> {
             json: Some(&body),
             ..Call::with_method(
                 reqwest::Method::PATCH,
-                format!("/v2/collections/{collection}/items/{item}"),
+                upstream_path!("/v2/collections/{collection}/items/{item}"),
             )
         };
         self.upstream.send(&self.token, call).await
@@ -310,7 +311,7 @@ impl Webflow<'_> {
         self.upstream
             .send(
                 &self.token,
-                Call::get(format!("/v2/collections/{collection}/items/{item}")),
+                Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
             )
             .await
     }

@@ -77,7 +77,11 @@ pub async fn with_approval<P: Serialize, R>(
     act: impl AsyncFnOnce(&Approved) -> Result<R, ToolError>,
 ) -> Result<Step<P, R>, ToolError> {
     match gate(ctx, tool, args)? {
-        Gate::Known(known) => Ok(Step::Known(known)),
+        Gate::Known(known) => {
+            common::trace::own_current("approval.id", known.approval_id.clone());
+            common::trace::own_current("approval.state", known.status);
+            Ok(Step::Known(known))
+        }
         Gate::Request => {
             let preview = preview().await?;
             request(ctx, tool, args, preview)
@@ -243,12 +247,22 @@ fn request<P: Serialize, R>(
         expires_at: now + ttl,
         state: State::Pending,
         reported: false,
+        trace: common::trace::current_traceparent(),
     };
     ctx.services
         .store
         .approvals()
         .request(&approval)
         .map_err(|e| ctx.store_error(e))?;
+    common::trace::own_current("approval.id", approval.id.clone());
+    common::trace::own_current("approval.state", "pending");
+    drop(common::trace::approval_step(
+        "requested",
+        &approval.id,
+        tool,
+        "pending",
+        None,
+    ));
     let url = approval_url(ctx, &approval.id);
     let where_ = where_to_approve(ctx, &approval.id);
     common::runtime::browser::approve::notify_waiting(ctx.services, &approval, &where_);

@@ -5,6 +5,7 @@
 use crate::tools::approval::Approved;
 use common::domain::ZoneId;
 use common::upstream::{Call, Upstream, UpstreamError};
+use common::upstream_path;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -130,14 +131,14 @@ impl Cloudflare<'_> {
         }
         let call = Call {
             query: &query,
-            ..Call::get(format!("/client/v4/zones/{zone}/dns_records"))
+            ..Call::get(upstream_path!("/client/v4/zones/{zone}/dns_records"))
         };
         let (records, info) = self.call(call).await?;
         Ok((records, info.unwrap_or_default()))
     }
 
     pub async fn get(&self, zone: &ZoneId, id: &str) -> Result<DnsRecord, UpstreamError> {
-        let call = Call::get(format!("/client/v4/zones/{zone}/dns_records/{id}"));
+        let call = Call::get(upstream_path!("/client/v4/zones/{zone}/dns_records/{id}"));
         Ok(self.call(call).await?.0)
     }
 
@@ -154,11 +155,11 @@ impl Cloudflare<'_> {
         let (method, path) = match id {
             None => (
                 reqwest::Method::POST,
-                format!("/client/v4/zones/{zone}/dns_records"),
+                upstream_path!("/client/v4/zones/{zone}/dns_records"),
             ),
             Some(id) => (
                 reqwest::Method::PATCH,
-                format!("/client/v4/zones/{zone}/dns_records/{id}"),
+                upstream_path!("/client/v4/zones/{zone}/dns_records/{id}"),
             ),
         };
         let call = Call {
@@ -177,7 +178,7 @@ impl Cloudflare<'_> {
     ) -> Result<Deleted, UpstreamError> {
         let call = Call::with_method(
             reqwest::Method::DELETE,
-            format!("/client/v4/zones/{zone}/dns_records/{id}"),
+            upstream_path!("/client/v4/zones/{zone}/dns_records/{id}"),
         );
         Ok(self.call(call).await?.0)
     }

@@ -4,6 +4,7 @@
 use crate::tools::approval::Approved;
 use common::domain::StripeCustomer;
 use common::upstream::{Call, Upstream, UpstreamError};
+use common::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ impl Stripe<'_> {
         }
         let call = Call {
             query: &query,
-            ..Call::get("/v1/invoices".into())
+            ..Call::get(upstream_path!("/v1/invoices"))
         };
         self.upstream.send(&self.token, call).await
     }
@@ -91,7 +92,10 @@ impl Stripe<'_> {
         let call = Call {
             form: Some(&form),
             headers: &headers,
-            ..Call::with_method(reqwest::Method::POST, "/v1/billing_portal/sessions".into())
+            ..Call::with_method(
+                reqwest::Method::POST,
+                upstream_path!("/v1/billing_portal/sessions"),
+            )
         };
         self.upstream.send(&self.token, call).await
     }

@@ -4,6 +4,7 @@
 use crate::tools::approval::Approved;
 use common::domain::WebflowId;
 use common::upstream::{Call, Upstream, UpstreamError};
+use common::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -41,7 +42,10 @@ pub async fn publish_site(
     });
     let call = Call {
         json: Some(&body),
-        ..Call::with_method(reqwest::Method::POST, format!("/v2/sites/{site}/publish"))
+        ..Call::with_method(
+            reqwest::Method::POST,
+            upstream_path!("/v2/sites/{site}/publish"),
+        )
     };
     upstream.send(token, call).await
 }
@@ -59,7 +63,7 @@ pub async fn publish_items(
         json: Some(&body),
         ..Call::with_method(
             reqwest::Method::POST,
-            format!("/v2/collections/{collection}/items/publish"),
+            upstream_path!("/v2/collections/{collection}/items/publish"),
         )
     };
     upstream.send(token, call).await

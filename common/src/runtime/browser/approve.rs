@@ -21,6 +21,7 @@ use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::mcp::{Services, ToolContext};
 use crate::runtime::browser::pages::{self, MessageKind};
@@ -89,10 +90,32 @@ pub async fn decide_and_run(
         client: None,
         subject: &json!({ "approval": decided.id, "tool": decided.tool }),
     });
+    let span = crate::trace::approval_step(
+        "decided",
+        &decided.id,
+        &decided.tool,
+        if approve { "approved" } else { "denied" },
+        decided.trace.as_deref(),
+    );
     if !approve {
         return Ok(decided);
     }
-    carry_out(state, id).await
+    let ran = span.in_scope(|| {
+        crate::trace::approval_step(
+            "ran",
+            &decided.id,
+            &decided.tool,
+            "",
+            decided.trace.as_deref(),
+        )
+    });
+    let outcome = carry_out(state, id).instrument(ran.clone()).await;
+    let finished = match &outcome {
+        Ok(done) if matches!(done.state, ApprovalState::Done { ok: true, .. }) => "done",
+        _ => "failed",
+    };
+    crate::trace::own(&ran, "approval.state", finished);
+    outcome
 }
 
 /// Claims an approved action and runs it through its tool, once.
@@ -367,6 +390,7 @@ mod tests {
             expires_at: 700,
             state,
             reported: false,
+            trace: None,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::{MCP_PATH, origin_host};
-use crate::mcp::{Authenticated, McpServer};
+use crate::mcp::{Authenticated, McpServer, Traced};
 use crate::token::{AuthError, Caller};
 use axum::Router;
 use axum::body::Body;
@@ -32,14 +32,14 @@ fn mcp_service(
     state: &AppState,
     origin: &str,
     shutdown: CancellationToken,
-) -> StreamableHttpService<McpServer, NeverSessionManager> {
-    let server = McpServer::new(
+) -> StreamableHttpService<Traced, NeverSessionManager> {
+    let server = Traced(McpServer::new(
         state.services.clone(),
         state.catalog.clone(),
         state.spec.name,
         state.spec.instructions,
         state.spec.resources,
-    );
+    ));
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)

@@ -484,7 +484,16 @@ pub fn runtime(worker_threads: u64) -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// What `serve` does in both binaries: log, build, run until Ctrl-C or SIGTERM.
 pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result<()> {
-    crate::runtime::server::telemetry::init(config.log_json);
+    let service = match &config.tenant {
+        Some(tenant) if spec.single_tenant => format!("studio-mcp-isolated-{tenant}"),
+        _ => "studio-mcp-shared".to_owned(),
+    };
+    let otlp = crate::runtime::server::telemetry::init(config.log_json, &service).map_err(|e| {
+        ConfigError::Value {
+            name: "OpenTelemetry export",
+            why: format!("{e:#}"),
+        }
+    })?;
     let app = Application::build(config, spec).await?;
     let stop = app.shutdown_token();
     tokio::spawn(async move {
@@ -492,7 +501,11 @@ pub async fn serve(config: &Config, spec: &'static ServerSpec) -> anyhow::Result
         tracing::info!("shutting down");
         stop.cancel();
     });
-    app.run().await
+    let ran = app.run().await;
+    if let Some(otlp) = otlp {
+        otlp.shutdown().await;
+    }
+    ran
 }
 
 /// One line on stderr and a non-zero exit: 2 for configuration errors, 1 for the rest.

@@ -1,5 +1,7 @@
-//! Logging (`tracing` to stderr, text for people or JSON for machines, filtered by `RUST_LOG`)
-//! and the stop signals both binaries honour.
+//! Logging (`tracing` to stderr, text for people or JSON for machines, filtered by `RUST_LOG`),
+//! the OTLP trace export (`otlp`), and the stop signals both binaries honour.
+
+pub mod otlp;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,20 +10,58 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-pub fn init(json: bool) {
-    let filter = EnvFilter::new(filter_directives(std::env::var("RUST_LOG").ok().as_deref()));
+/// Installs the process's subscriber: the log on stderr and, when the environment configures an
+/// OTLP endpoint, the trace exporter (returned, to be shut down on the way out). The two see
+/// different things: the log never shows trace spans, and the exporter sees nothing but them
+/// (`crate::trace::TARGET`) — never a log event, which may carry a whole request.
+pub fn init(json: bool, service: &str) -> anyhow::Result<Option<otlp::Otlp>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let filter = EnvFilter::new(format!(
+        "{},{}=off",
+        filter_directives(std::env::var("RUST_LOG").ok().as_deref()),
+        crate::trace::TARGET
+    ));
     // No colours: every control character a field value could carry is escaped on the way out
     // (`EscapedStderr`), the formatter's own colour codes included. JSON escapes them itself.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false);
-    // A second init (tests) is harmless: the first subscriber stays.
-    let _ = if json {
-        builder.json().with_writer(std::io::stderr).try_init()
+    let log = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        builder.with_writer(EscapedStderr).try_init()
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(false)
+            .with_writer(EscapedStderr)
+            .boxed()
     };
+    let otlp = otlp::Otlp::from_env(service)?;
+    let traces = otlp.as_ref().map(|otlp| {
+        tracing_opentelemetry::layer()
+            .with_tracer(otlp.tracer.clone())
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target(crate::trace::TARGET, tracing::Level::TRACE),
+            )
+    });
+    // A second init (tests) is harmless: the first subscriber stays.
+    let _ = tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(traces)
+        .try_init();
+    if otlp.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    Ok(otlp)
 }
 
 /// The filter for `RUST_LOG`. rmcp logs whole MCP requests and responses at DEBUG (tool

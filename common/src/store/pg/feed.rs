@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio_postgres::AsyncMessage;
 
-use super::{Inner, Pg};
+use super::{Inner, Pg, Statement};
 use crate::store::{Entry, StoreError};
 
 /// Trees every replica holds in memory: a write to one is logged, announced and acknowledged.
@@ -101,7 +101,7 @@ impl Pg {
     /// Leaves the heartbeat table (a clean shutdown: nobody waits for this replica).
     pub fn leave(&self) {
         let inner = self.inner.clone();
-        let _ = self.block(async move {
+        let _ = self.block(Statement::new("DELETE", "replicas", ""), async move {
             let client = inner.pool.get().await?;
             client
                 .execute("DELETE FROM replicas WHERE id = $1", &[&inner.replica])

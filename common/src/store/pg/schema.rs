@@ -9,7 +9,7 @@
 //!   `studio_mcp_schema`, applied at start under an advisory lock; a schema newer than the
 //!   binary is refused.
 
-use super::{AuditRow, Pg, insert_audit_rows};
+use super::{AuditRow, Pg, Statement, insert_audit_rows};
 use crate::store::{Entry, StoreError};
 
 const MIGRATION_LOCK: i64 = 0x5354_4d43_0002;
@@ -58,7 +58,7 @@ impl Pg {
         fingerprint: String,
     ) -> Result<(), StoreError> {
         let inner = self.inner.clone();
-        self.block(async move {
+        self.block(Statement::new("INSERT", "meta", ""), async move {
             let client = inner.pool.get().await?;
             client
                 .execute(
@@ -89,7 +89,7 @@ impl Pg {
         audit: Vec<AuditRow>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let inner = self.inner.clone();
-        self.block(async move {
+        self.block(Statement::new("BATCH", "kv", ""), async move {
             let mut client = inner.pool.get().await?;
             let tx = client.transaction().await?;
             let held: i64 = tx

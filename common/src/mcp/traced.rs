@@ -1,0 +1,377 @@
+//! The server span of each MCP request, as the OpenTelemetry MCP conventions describe it
+//! (`{mcp.method.name} {gen_ai.tool.name}`, kind server), and the request-duration histogram,
+//! around rmcp's dispatch of [`McpServer`]: one wrapper, so every method is covered alike.
+//!
+//! Trace context: the request's `params._meta.traceparent` (and `tracestate`) is the span's
+//! parent; the HTTP request's `traceparent` header is the parent when `_meta` has none, and a
+//! link when both are present and differ — the conventions' rule (the MCP context names the
+//! client's operation; one HTTP request may carry a retry of it). Only authenticated requests
+//! reach this handler, so only an authenticated caller's `sampled` flag is ever followed.
+//! `baggage` is never read. Client-chosen values are capped; a string JSON-RPC id is not kept.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::McpServer;
+use crate::trace::{self, TARGET, capped, own};
+
+/// [`McpServer`] with a span and a duration around each request it answers (rmcp's transport
+/// runs each request's handler in a task of its own, so the span is made here, in the handler,
+/// not around the HTTP request).
+#[derive(Clone)]
+pub struct Traced(pub McpServer);
+
+/// `error.type` of a JSON-RPC error: its code, for the codes this server answers with.
+fn code_type(e: &McpError) -> &'static str {
+    match e.code.0 {
+        -32700 => "-32700",
+        -32600 => "-32600",
+        -32601 => "-32601",
+        -32602 => "-32602",
+        -32603 => "-32603",
+        -32000 => "-32000",
+        -32002 => "-32002",
+        -32042 => "-32042",
+        _ => "_OTHER",
+    }
+}
+
+/// `error.type` of an answer: the JSON-RPC error's code, or what `failed` finds in a success
+/// (`tool_error` for a tool result with `isError`); empty for a success.
+fn error_type<T>(result: &Result<T, McpError>, failed: impl Fn(&T) -> bool) -> &'static str {
+    match result {
+        Ok(value) if failed(value) => "tool_error",
+        Ok(_) => "",
+        Err(e) => code_type(e),
+    }
+}
+
+/// Whether an `error.type` is the server's failure (span status `ERROR`) rather than a
+/// request the caller got wrong or a refusal by policy: a malformed or unknown request
+/// (-32700, -32600, -32601, -32602), a resource not found (-32002), the rate limit (-32000)
+/// and a URL elicitation (-32042, a normal step of an approval) are not.
+fn is_server_fault(error: &str) -> bool {
+    matches!(error, "tool_error" | "-32603" | "_OTHER")
+}
+
+impl Traced {
+    /// The tool a `tools/call` names, if this tenant is served it: else `_OTHER`.
+    fn tool_name(&self, name: &str, context: &RequestContext<RoleServer>) -> &'static str {
+        let caller = authenticated(context);
+        self.0
+            .catalog
+            .get(name)
+            .filter(|entry| caller.is_some_and(|c| entry.allowed_for(&c.tenant)))
+            .map_or("_OTHER", |entry| entry.name())
+    }
+
+    /// The span of one request (disabled, and nothing computed, when nothing exports).
+    fn start(
+        &self,
+        method: &'static str,
+        tool: &'static str,
+        uri: Option<&str>,
+        context: &RequestContext<RoleServer>,
+    ) -> Observed {
+        let span = tracing::info_span!(
+            target: TARGET,
+            "mcp",
+            otel.name = %trace::Named(method, tool),
+            otel.kind = "server",
+        );
+        if !span.is_disabled() {
+            annotate(&span, method, tool, uri, context);
+        }
+        Observed {
+            span,
+            started: Instant::now(),
+            method,
+            tool,
+        }
+    }
+
+    /// Ends a request: its outcome on the span, its duration in the histograms.
+    fn finish(&self, observed: Observed, error: Option<&McpError>, error_type: &'static str) {
+        let Observed {
+            span,
+            started,
+            method,
+            tool,
+        } = observed;
+        if !span.is_disabled() {
+            conclude(&span, error, error_type);
+        }
+        let elapsed = started.elapsed();
+        self.0
+            .services
+            .metrics
+            .record_operation(method, tool, error_type, elapsed);
+        trace::record_duration(elapsed.as_secs_f64(), method, tool, error_type);
+    }
+}
+
+struct Observed {
+    span: Span,
+    started: Instant,
+    method: &'static str,
+    tool: &'static str,
+}
+
+fn authenticated(context: &RequestContext<RoleServer>) -> Option<&super::Authenticated> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<super::Authenticated>())
+}
+
+/// The span's parent and attributes from the request; called before the span is entered.
+fn annotate(
+    span: &Span,
+    method: &'static str,
+    tool: &'static str,
+    uri: Option<&str>,
+    context: &RequestContext<RoleServer>,
+) {
+    let parts = context.extensions.get::<http::request::Parts>();
+    let caller = authenticated(context);
+    if caller.is_some() {
+        let header = |name: &str| {
+            parts
+                .and_then(|p| p.headers.get(name))
+                .and_then(|v| v.to_str().ok())
+        };
+        let from_meta = context
+            .meta
+            .get_traceparent()
+            .and_then(|t| trace::remote_parent(t, context.meta.get_tracestate()));
+        let from_http =
+            header("traceparent").and_then(|t| trace::remote_parent(t, header("tracestate")));
+        match (from_meta, from_http) {
+            (Some(meta), Some(http)) => {
+                let differ = meta.trace_id() != http.trace_id() || meta.span_id() != http.span_id();
+                trace::set_remote_parent(span, meta);
+                if differ {
+                    span.add_link(http);
+                }
+            }
+            (Some(parent), None) | (None, Some(parent)) => trace::set_remote_parent(span, parent),
+            (None, None) => {}
+        }
+    }
+    span.set_attribute("mcp.method.name", method);
+    if !tool.is_empty() {
+        span.set_attribute("gen_ai.tool.name", tool);
+        span.set_attribute("gen_ai.operation.name", "execute_tool");
+    }
+    if let Some(uri) = uri {
+        span.set_attribute("mcp.resource.uri", capped(uri));
+    }
+    // A number, as every client we know sends; a string id is the client's free text and is
+    // not exported (`studio_mcp.request.id`, ours, joins the span to the audit log instead).
+    if let rmcp::model::NumberOrString::Number(id) = &context.id {
+        span.set_attribute("jsonrpc.request.id", id.to_string());
+    }
+    let version = context
+        .meta
+        .protocol_version()
+        .map(|v| v.to_string())
+        .or_else(|| {
+            parts
+                .and_then(|p| p.headers.get("mcp-protocol-version"))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    if let Some(version) = version {
+        span.set_attribute("mcp.protocol.version", capped(&version));
+    }
+    span.set_attribute("network.transport", "tcp");
+    span.set_attribute("network.protocol.name", "http");
+    if let Some(caller) = caller {
+        own(span, "tenant.id", caller.tenant.id.to_string());
+        own(span, "request.id", caller.request_id.to_string());
+        own(
+            span,
+            "rate_limit",
+            if caller.over_limit.is_some() {
+                "refused"
+            } else {
+                "allowed"
+            },
+        );
+        if let Some(actor) = &caller.actor {
+            own(span, "person.id", actor.person.clone());
+            own(span, "client.id", capped(&actor.client_id));
+        }
+    }
+}
+
+/// The answer's attributes and status.
+fn conclude(span: &Span, error: Option<&McpError>, error_type: &'static str) {
+    if error_type.is_empty() {
+        return;
+    }
+    span.set_attribute("error.type", error_type);
+    if let Some(e) = error {
+        span.set_attribute("rpc.response.status_code", e.code.0.to_string());
+    }
+    if is_server_fault(error_type) {
+        let description = match error {
+            Some(e) => capped(&e.message),
+            None => "the tool reported an error".to_owned(),
+        };
+        span.set_status(opentelemetry::trace::Status::error(description));
+    }
+}
+
+/// Every method `McpServer` answers, each inside its span; the rest keep rmcp's defaults.
+impl ServerHandler for Traced {
+    fn get_info(&self) -> ServerConfig {
+        self.0.get_info()
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.0.get_tool(name)
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        self.0.supported_protocol_versions()
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        let observed = self.start("initialize", "", None, &context);
+        let span = observed.span.clone();
+        let result = self.0.initialize(request, context).instrument(span).await;
+        self.finish(
+            observed,
+            result.as_ref().err(),
+            error_type(&result, |_| false),
+        );
+        result
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let observed = self.start("tools/list", "", None, &context);
+        let span = observed.span.clone();
+        let result = self.0.list_tools(request, context).instrument(span).await;
+        self.finish(
+            observed,
+            result.as_ref().err(),
+            error_type(&result, |_| false),
+        );
+        result
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let tool = self.tool_name(&request.name, &context);
+        let observed = self.start("tools/call", tool, None, &context);
+        let span = observed.span.clone();
+        let result = self.0.call_tool(request, context).instrument(span).await;
+        let kind = error_type(
+            &result,
+            |response| matches!(response, CallToolResponse::Complete(r) if r.is_error == Some(true)),
+        );
+        self.finish(observed, result.as_ref().err(), kind);
+        result
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let observed = self.start("resources/list", "", None, &context);
+        let span = observed.span.clone();
+        let result = self
+            .0
+            .list_resources(request, context)
+            .instrument(span)
+            .await;
+        self.finish(
+            observed,
+            result.as_ref().err(),
+            error_type(&result, |_| false),
+        );
+        result
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let observed = self.start("resources/templates/list", "", None, &context);
+        let span = observed.span.clone();
+        let result = self
+            .0
+            .list_resource_templates(request, context)
+            .instrument(span)
+            .await;
+        self.finish(
+            observed,
+            result.as_ref().err(),
+            error_type(&result, |_| false),
+        );
+        result
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let observed = self.start("resources/read", "", Some(&request.uri), &context);
+        let span = observed.span.clone();
+        let result = self
+            .0
+            .read_resource(request, context)
+            .instrument(span)
+            .await;
+        self.finish(
+            observed,
+            result.as_ref().err(),
+            error_type(&result, |_| false),
+        );
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_codes_fall_back_to_other() {
+        let err: Result<(), _> = Err(McpError::new(rmcp::model::ErrorCode(-31999), "x", None));
+        assert_eq!(error_type(&err, |_| false), "_OTHER");
+        assert_eq!(error_type(&Ok(true), |failed| *failed), "tool_error");
+        assert!(is_server_fault("_OTHER"));
+        assert!(!is_server_fault("-32602"));
+        assert_eq!(
+            trace::Named("tools/call", "whoami").to_string(),
+            "tools/call whoami"
+        );
+        assert_eq!(trace::Named("tools/list", "").to_string(), "tools/list");
+    }
+}
