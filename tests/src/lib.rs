@@ -6,6 +6,7 @@
 
 pub mod connector;
 pub mod harness;
+pub mod otlp;
 pub mod passkey;
 pub mod postgres;
 pub mod sandbox;

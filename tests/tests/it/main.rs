@@ -30,4 +30,5 @@ mod rate_limits;
 mod replicas;
 mod signin;
 mod store_postgres;
+mod traces;
 mod webflow_reads;
