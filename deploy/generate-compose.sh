@@ -4,12 +4,14 @@
 #
 #   deploy/generate-compose.sh <out-dir> [--domain <studio domain>] [--image <image>] [--no-tenants]
 #                              [--shared-replicas N --postgres [--postgres-image <image>]]
+#                              [--with-prometheus [--prometheus-image <image>]]
 #
 # <out-dir> gets docker-compose.yml, caddy/Caddyfile and onboard.sh (rewritten every run) and secrets/
 # (created once: a run never overwrites a file there). --no-tenants renders only the shared
 # server and Caddy without asking the admin API: the first deployment. --shared-replicas N
 # --postgres runs the shared server as shared-1 … shared-N on a `postgres` service, balanced by
-# Caddy; pass the same options on every later run.
+# Caddy; --with-prometheus adds a `prometheus` service scraping every server (its configuration,
+# the alert rules and a README in prometheus/). Pass the same options on every later run.
 #
 # Environment, as for the other admin subcommands: STUDIO_MCP_ADMIN_URL (default
 # http://127.0.0.1:8788), STUDIO_MCP_ADMIN_TOKEN (default: $STUDIO_MCP_DATA_DIR/admin-token or,
@@ -21,7 +23,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "generate-compose: $*" >&2; exit 2; }
 [[ $# -ge 1 && $1 != -* ]] \
-  || die "usage: $0 <out-dir> [--domain <studio domain>] [--image <image>] [--no-tenants] [--shared-replicas N --postgres]"
+  || die "usage: $0 <out-dir> [--domain <studio domain>] [--image <image>] [--no-tenants] [--shared-replicas N --postgres] [--with-prometheus]"
 out=$1
 
 bin=${SHARED_SERVER_BIN:-}

@@ -24,8 +24,13 @@
 //! each making its own: a replica whose keys differ from the ones the database first saw is
 //! refused at start, so every replica is given the same files.
 //!
+//! With `--with-prometheus` a `prometheus` service scrapes every server's admin `/metrics` over
+//! the compose network, each with that server's own admin token read from a file (never copied
+//! into the generated configuration), and loads the repository's alert rules.
+//!
 //! This file holds the options, the host names, `render` and `run`; `yaml.rs` renders the
-//! compose file, `caddy.rs` the Caddyfile, and `write.rs` writes the folder.
+//! compose file, `caddy.rs` the Caddyfile, `prometheus.rs` Prometheus's configuration and
+//! README, and `write.rs` writes the folder.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,6 +45,7 @@ use rand::RngCore;
 use common::runtime::admin::client::AdminClient;
 
 mod caddy;
+mod prometheus;
 mod write;
 mod yaml;
 use caddy::caddyfile;
@@ -57,6 +63,9 @@ pub const ADMIN_PORT_SPAN: u16 = 10_000;
 pub const DEFAULT_DOMAIN: &str = "localhost";
 pub const DEFAULT_IMAGE: &str = "studio-mcp:latest";
 pub const DEFAULT_POSTGRES_IMAGE: &str = "postgres:16";
+/// The image built from `deploy/prometheus/Dockerfile` (Debian's Prometheus, run as
+/// [`CONTAINER_UID`] so that it can read the servers' admin tokens).
+pub const DEFAULT_PROMETHEUS_IMAGE: &str = "studio-mcp-prometheus:latest";
 /// More replicas than this is a typo rather than a plan: every write waits for each live
 /// replica's acknowledgement, and each holds its own database connections.
 pub const MAX_SHARED_REPLICAS: u16 = 16;
@@ -111,6 +120,14 @@ pub struct ComposeArgs {
     /// The PostgreSQL image for --postgres [default: postgres:16].
     #[arg(long, value_name = "IMAGE")]
     pub postgres_image: Option<String>,
+    /// Add a `prometheus` service that scrapes every server's /metrics with its admin token and
+    /// loads the alert rules (prometheus/ in the folder; its UI on 127.0.0.1:9090 only).
+    #[arg(long)]
+    pub with_prometheus: bool,
+    /// The Prometheus image for --with-prometheus [default: studio-mcp-prometheus:latest, built
+    /// from deploy/prometheus/Dockerfile].
+    #[arg(long, value_name = "IMAGE")]
+    pub prometheus_image: Option<String>,
 }
 
 /// The longest `--domain`: `<63-character tenant>.connect.<domain>`, the longest host name
@@ -124,6 +141,8 @@ pub struct ComposeOptions {
     domain: String,
     image: String,
     shared: SharedDeployment,
+    /// The Prometheus image, with `--with-prometheus`.
+    prometheus: Option<String>,
 }
 
 /// How the shared server runs.
@@ -168,6 +187,7 @@ impl ComposeOptions {
             domain,
             image: image.to_owned(),
             shared: SharedDeployment::Single,
+            prometheus: None,
         })
     }
 
@@ -191,8 +211,34 @@ impl ComposeOptions {
         })
     }
 
+    /// A `prometheus` service from `image` that scrapes every server.
+    pub fn with_prometheus(self, image: &str) -> anyhow::Result<Self> {
+        if !image_ok(image) {
+            bail!(
+                "--prometheus-image `{image}` is not an image reference such as \
+                 {DEFAULT_PROMETHEUS_IMAGE}"
+            );
+        }
+        Ok(Self {
+            prometheus: Some(image.to_owned()),
+            ..self
+        })
+    }
+
     /// The options the command line asks for, or why they cannot work together.
     pub fn from_args(args: &ComposeArgs) -> anyhow::Result<Self> {
+        let options = Self::shared_from_args(args)?;
+        match (args.with_prometheus, &args.prometheus_image) {
+            (true, image) => {
+                options.with_prometheus(image.as_deref().unwrap_or(DEFAULT_PROMETHEUS_IMAGE))
+            }
+            (false, Some(_)) => bail!("--prometheus-image needs --with-prometheus"),
+            (false, None) => Ok(options),
+        }
+    }
+
+    /// The domain, the image and how the shared server runs.
+    fn shared_from_args(args: &ComposeArgs) -> anyhow::Result<Self> {
         let options = Self::new(&args.domain, &args.image)?;
         let replicas = args.shared_replicas.unwrap_or(1);
         if args.postgres {
@@ -230,6 +276,11 @@ impl ComposeOptions {
         &self.shared
     }
 
+    /// The Prometheus image, when the deployment has a `prometheus` service.
+    pub fn prometheus(&self) -> Option<&str> {
+        self.prometheus.as_deref()
+    }
+
     /// The shared server's service names: `shared`, or `shared-1` … `shared-N`.
     pub fn shared_services(&self) -> Vec<String> {
         match &self.shared {
@@ -247,6 +298,7 @@ impl Default for ComposeOptions {
             domain: DEFAULT_DOMAIN.to_owned(),
             image: DEFAULT_IMAGE.to_owned(),
             shared: SharedDeployment::Single,
+            prometheus: None,
         }
     }
 }
@@ -392,11 +444,14 @@ pub fn render(tenants: &[Tenant], options: &ComposeOptions) -> anyhow::Result<Ve
         // (a single-file mount keeps the file it was started with: the rewrite is a rename).
         text("caddy/Caddyfile", caddyfile(&ids, options), false),
         text("onboard.sh", ONBOARD_SH.to_owned(), true),
-        GeneratedFile {
-            path: Path::new("secrets").join(SHARED).join("master.key"),
-            contents: Contents::MasterKey,
-        },
     ];
+    if options.prometheus().is_some() {
+        files.extend(prometheus::files(&ids, options));
+    }
+    files.push(GeneratedFile {
+        path: Path::new("secrets").join(SHARED).join("master.key"),
+        contents: Contents::MasterKey,
+    });
     if let SharedDeployment::Replicas { .. } = options.shared() {
         for (path, secret) in REPLICA_SECRETS {
             files.push(GeneratedFile {
@@ -432,11 +487,14 @@ const REPLICA_SECRETS: [(&str, RandomSecret); 3] = [
     ("secrets/postgres-password", RandomSecret::DatabasePassword),
 ];
 
+/// The replicas' admin token as a compose secret (Prometheus reads it too).
+const REPLICA_ADMIN_TOKEN: &str = "shared-admin-token";
+
 /// Compose secret name and file of everything a replica reads, as `/run/secrets/<name>`.
 const REPLICA_SECRET_FILES: [(&str, &str); 4] = [
     ("shared-master-key", "./secrets/shared/master.key"),
     ("shared-signing-key", "./secrets/shared/signing.key"),
-    ("shared-admin-token", "./secrets/shared/admin-token"),
+    (REPLICA_ADMIN_TOKEN, "./secrets/shared/admin-token"),
     ("postgres-password", "./secrets/postgres-password"),
 ];
 
@@ -549,6 +607,15 @@ pub fn summary(
                 ));
             }
         }
+    }
+    if let Some(image) = options.prometheus() {
+        let servers = options.shared_services().len() + tenants;
+        lines.push(format!(
+            "prometheus ({image}): scrapes {servers} server(s), each with its own admin token, \
+             read from files; its UI at http://127.0.0.1:{port} on this host only. See \
+             {out}/prometheus/README.md",
+            port = prometheus::PROMETHEUS_PORT,
+        ));
     }
     lines.push(format!(
         "DNS: mcp.{domain}, *.mcp.{domain}, connect.{domain} and *.connect.{domain} name this \

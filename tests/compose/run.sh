@@ -14,19 +14,24 @@
 # imported as debian:bookworm-slim, Caddy from Debian's package as caddy:2, Debian's PostgreSQL
 # behind an entrypoint like the official image's as postgres:16 (postgres-image/), and the sandbox
 # upstreams as studio-mcp-sandbox:test (a container on the compose network, so nothing but
-# 127.0.0.1 ports published by the deployment is ever contacted from the host). The product
+# 127.0.0.1 ports published by the deployment is ever contacted from the host), and
+# studio-mcp-prometheus:latest from deploy/prometheus/Dockerfile (Debian's prometheus). The product
 # image is deploy/Dockerfile itself with `--build-arg BINARIES=host` (binaries built here with
 # `cargo build --profile dist`, as a machine without a Rust image would).
 #
-# sled.sh: first deployment, two tenants, calls on mcp.localhost and <tenant>.mcp.localhost; the
+# sled.sh: first deployment (generated with --with-prometheus throughout), two tenants, calls on
+# mcp.localhost and <tenant>.mcp.localhost; the
 # connector flow (invite through the admin API, a passkey from the test harness's software
 # authenticator, consent, tokens, tools/list: tests/tests/it/compose.rs) on connect.localhost and
 # acme.connect.localhost, and no OAuth document on the static hosts; a third tenant added and
 # regenerated (only its services are created, no other container is replaced, Caddy serves the
-# new sites, connector included, without a restart); the shared container killed and brought
-# back by its restart policy; down and up with every volume kept; a search for tokens,
-# credentials, master keys and the connector flows' secrets in `docker inspect`, the logs, the
-# image and the generated folder.
+# new sites, connector included, without a restart; only Prometheus is recreated, for the new
+# instance's job and volume); Prometheus, through its port on the host's loopback, reporting
+# every server's target up (scraped with that server's admin token) and the alert rules loaded;
+# the shared container killed and brought back by its restart policy; down and up with every
+# volume kept; a search for tokens, credentials, master keys, admin tokens and the connector
+# flows' secrets in `docker inspect`, the logs, the image, Prometheus's API and the generated
+# folder.
 # postgres.sh: `--shared-replicas 2 --postgres`; tenants onboarded through shared-1's admin API
 # and called through Caddy, served by both replicas; connector flows on connect.localhost
 # balanced across both replicas; a revoked token refused on its next request whichever replica
@@ -152,6 +157,10 @@ if ! "$docker" image inspect postgres:16 >/dev/null 2>&1; then
   step "building postgres:16 from Debian's postgresql package (tests/compose/postgres-image)"
   DOCKER_BUILDKIT=1 "$docker" build -q -t postgres:16 tests/compose/postgres-image >/dev/null
 fi
+
+# The repository's own Prometheus image, as deploy/README.md builds it (cached by Docker's layers).
+step "building studio-mcp-prometheus:latest from deploy/prometheus/Dockerfile (Debian's prometheus package)"
+DOCKER_BUILDKIT=1 "$docker" build -q -t studio-mcp-prometheus:latest deploy/prometheus >/dev/null
 
 step "building the binaries (cargo build --profile dist; target dir cached in $cache/target)"
 CARGO_TARGET_DIR=$cache/target cargo build --quiet --locked --profile dist -p shared-server -p isolated-server
@@ -347,6 +356,8 @@ search_for_secrets() {
     [[ $name == *sandbox* ]] && continue
     "$docker" logs "$name" >>"$work/logs.txt" 2>&1
   done
+  # What Prometheus's API shows of its configuration and targets (prometheus_check saves it).
+  [[ ! -f $work/prometheus-api.json ]] || targets+=("$work/prometheus-api.json")
   if [[ -n ${search_image:-} ]]; then
     "$docker" save studio-mcp:latest -o "$work/image.tar"
     targets+=("$work/image.tar")
@@ -360,6 +371,46 @@ search_for_secrets() {
   done
   rm -f "$work/image.tar"
   step "  none of $# tokens, credentials, keys and passwords found"
+}
+# Prometheus (--with-prometheus), through its port on the host's loopback, the only place it is
+# published: one target per server named in "$@" (its compose service, the `instance` label),
+# each `up` (scraped with that server's admin token: a refused token shows as a 401 here), and
+# the repository's alert group loaded with every rule. Targets are scraped every 15 s, the first
+# time at an offset within that: the caller runs this a while after Prometheus (re)started.
+prometheus_check() {
+  local published
+  published=$("$docker" port "$project-prometheus-1" 9090)
+  [[ $published == 127.0.0.1:9090 ]] || die "Prometheus is published on $published, not on loopback only"
+  python3 - "$work/prometheus-api.json" "$repo/deploy/prometheus/alerts.yml" "$@" >"$work/prometheus.log" 2>&1 <<'EOF' \
+    || die "Prometheus: $(tail -n 3 "$work/prometheus.log")"
+import json, sys, time, urllib.request
+saved, rules_file, expected = sys.argv[1], sys.argv[2], sorted(sys.argv[3:])
+def get(path):
+    with urllib.request.urlopen("http://127.0.0.1:9090" + path, timeout=5) as answer:
+        return json.load(answer)["data"]
+deadline, report = time.monotonic() + 40, "no answer"
+while time.monotonic() < deadline:
+    try:
+        targets = get("/api/v1/targets?state=active")["activeTargets"]
+    except OSError as e:
+        report = str(e)
+    else:
+        health = {t["labels"]["instance"]: (t["health"], t["lastError"]) for t in targets}
+        report = "; ".join(f"{k}: {h} {e}".strip() for k, (h, e) in sorted(health.items()))
+        if sorted(health) == expected and all(h == "up" for h, _ in health.values()):
+            break
+    time.sleep(1)
+else:
+    sys.exit(f"targets not all up after 40 s (expected {', '.join(expected)}): {report}")
+groups = get("/api/v1/rules")["groups"]
+want = open(rules_file).read().count("- alert:")
+loaded = {g["name"]: [r["name"] for r in g["rules"] if r.get("health") != "err"] for g in groups}
+if len(loaded.get("studio-mcp", [])) != want:
+    sys.exit(f"alert group studio-mcp: {loaded} (want {want} rules, none in error)")
+json.dump({"targets": targets, "config": get("/api/v1/status/config")}, open(saved, "w"))
+print(f"{len(targets)} targets up ({', '.join(expected)}); group studio-mcp loaded, {want} rules")
+EOF
+  step "  Prometheus on 127.0.0.1:9090: $(tail -n 1 "$work/prometheus.log")"
 }
 figures() {
   local name rss mem

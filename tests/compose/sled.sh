@@ -4,8 +4,8 @@
 out=$work/sled
 shared_services=(shared)
 
-step "sled: generating the first deployment (--no-tenants) and bringing it up"
-generate --no-tenants
+step "sled: generating the first deployment (--no-tenants --with-prometheus) and bringing it up"
+generate --no-tenants --with-prometheus
 write_override
 up
 wait_healthy
@@ -14,7 +14,7 @@ read_fixture
 step "two tenants, provisioned with the documented commands; regenerated; up -d"
 add_shared_tenant acme
 add_shared_tenant globex
-generate
+generate --with-prometheus
 write_override isolated-acme isolated-globex
 up
 wait_healthy
@@ -26,26 +26,31 @@ calls acme globex
 step "connectors: the shared server's at connect.localhost, acme's instance's at acme.connect.localhost"
 connector_flows shared:acme isolated:acme
 
-# A third tenant: only its own services are created.
+# A third tenant: only its own services are created, and Prometheus recreated (its new job and
+# the new instance's volume).
 step "a third tenant: add, regenerate, up -d"
 before=$(container_ids)
 caddy_started=$("$docker" inspect -f '{{.State.StartedAt}}' "$project-caddy-1")
 add_shared_tenant initech
-generate
+generate --with-prometheus
 write_override isolated-acme isolated-globex isolated-initech
 up
 wait_healthy
 after=$(container_ids)
 new=$(comm -13 <(echo "$before") <(echo "$after"))
 gone=$(comm -23 <(echo "$before") <(echo "$after"))
-[[ -z $gone ]] || die "containers were replaced by adding a tenant: $gone"
-[[ $(echo "$new" | awk '{print $1}') == "$project-isolated-initech-1" ]] || die "unexpected new containers: $new"
+[[ $(echo "$gone" | awk '{print $1}') == "$project-prometheus-1" ]] \
+  || die "containers other than Prometheus were replaced by adding a tenant: $gone"
+[[ $(echo "$new" | awk '{print $1}' | tr '\n' ' ') == "$project-isolated-initech-1 $project-prometheus-1 " ]] \
+  || die "unexpected new containers: $new"
 [[ $("$docker" inspect -f '{{.State.StartedAt}}' "$project-caddy-1") == "$caddy_started" ]] \
   || die "Caddy was restarted"
-step "  only isolated-initech was created; every other container kept its id; Caddy was not restarted"
+step "  only isolated-initech was created and Prometheus recreated; every other container kept its id; Caddy was not restarted"
 onboard_isolated initech
 calls initech acme
 connector_flows isolated:initech
+step "Prometheus: every server's /metrics scraped with its admin token, the alert rules loaded"
+prometheus_check shared isolated-acme isolated-globex isolated-initech
 
 # Crash and restart, down and up.
 step "killing the shared server's process: the restart policy brings it back"
@@ -74,6 +79,10 @@ for t in "${owners[@]}"; do
   done
 done
 for key in "$out"/secrets/*/master.key; do secrets+=("$(cat "$key")"); done
+# Each server's admin token, in its data volume: Prometheus reads them, nothing may show them.
+for service in shared isolated-acme isolated-globex isolated-initech; do
+  secrets+=("$(dc exec -T "$service" cat /data/admin-token)")
+done
 mapfile -t -O "${#secrets[@]}" secrets <"$work/connector-secrets"  # invites, sessions, codes, OAuth tokens
 search_image=1 search_for_secrets "${secrets[@]}"
 

@@ -572,7 +572,8 @@ fn secret_files_are_made_once_never_overwritten_and_never_printed() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("secrets");
     let out = dir.0.join("deploy");
-    let options = replicated(2);
+    // With Prometheus, whose configuration names the admin token's file, never its value.
+    let options = with_prometheus(&["--shared-replicas", "2", "--postgres"]);
     let files = render(&[acme()], &options).unwrap();
     let first = write(&out, &files).unwrap();
     assert!(first.kept.is_empty());
@@ -621,6 +622,20 @@ fn secret_files_are_made_once_never_overwritten_and_never_printed() {
         }
     }
     assert!(shown[0].contains("2 replica(s)") && shown[0].contains("PostgreSQL"));
+    assert!(shown[0].contains("http://127.0.0.1:9090"), "{}", shown[0]);
+    assert_eq!(
+        shown.len(),
+        1 + 6,
+        "the summary and every generated text file"
+    );
+    // The admin token's shape appears nowhere either (the volumes' tokens are never read).
+    for text in &shown {
+        assert!(
+            text.match_indices("adm_")
+                .all(|(i, _)| !text[i + 4..].starts_with(|c: char| c.is_ascii_hexdigit())),
+            "an admin token in {text:.80}"
+        );
+    }
 
     // Written again: every secret kept as it was.
     let second = write(&out, &files).unwrap();
@@ -658,4 +673,223 @@ fn a_folder_rendered_for_postgres_is_not_silently_rendered_without_it() {
     check_same_deployment(&out, &replicated(3)).unwrap();
     let err = check_same_deployment(&out, &ComposeOptions::default()).unwrap_err();
     assert!(err.to_string().contains("--postgres"), "{err}");
+}
+
+fn with_prometheus(flags: &[&str]) -> ComposeOptions {
+    let mut all = vec!["--with-prometheus"];
+    all.extend(flags);
+    ComposeOptions::from_args(&args(&all)).unwrap()
+}
+
+/// Each scrape job of a prometheus.yml as (job, target, credentials_file, instance label).
+fn scrape_jobs(config: &str) -> Vec<[String; 4]> {
+    let value = |line: &str, key: &str| {
+        let raw = line.trim().strip_prefix(key)?.trim();
+        Some(
+            raw.trim_matches(|c| c == '[' || c == ']' || c == '"')
+                .to_owned(),
+        )
+    };
+    let mut jobs: Vec<[String; 4]> = Vec::new();
+    for line in config.lines() {
+        if let Some(job) = value(line, "- job_name:") {
+            jobs.push([job, String::new(), String::new(), String::new()]);
+        } else if let Some(job) = jobs.last_mut() {
+            for (i, key) in [
+                (1, "- targets:"),
+                (2, "credentials_file:"),
+                (3, "instance:"),
+            ] {
+                if let Some(v) = value(line, key) {
+                    job[i] = v;
+                }
+            }
+        }
+    }
+    jobs
+}
+
+#[test]
+fn prometheus_is_rendered_only_with_the_flag() {
+    let plain = render(&[acme()], &ComposeOptions::default()).unwrap();
+    assert!(!text_of(&plain, "docker-compose.yml").contains("prometheus"));
+    assert!(!plain.iter().any(|f| f.path.starts_with("prometheus")));
+
+    let options = with_prometheus(&[]);
+    assert_eq!(options.prometheus(), Some(DEFAULT_PROMETHEUS_IMAGE));
+    let files = render(&[acme()], &options).unwrap();
+    let paths: Vec<_> = files.iter().map(|f| f.path.display().to_string()).collect();
+    assert_eq!(
+        paths[..6],
+        [
+            "docker-compose.yml",
+            "caddy/Caddyfile",
+            "onboard.sh",
+            "prometheus/prometheus.yml",
+            "prometheus/alerts.yml",
+            "prometheus/README.md",
+        ]
+    );
+    // The rest of the compose file is as it was: the service and its volume are additions.
+    let yaml = text_of(&files, "docker-compose.yml");
+    let start = yaml.find("  # Prometheus (").unwrap();
+    let end = yaml.find("\nvolumes:\n").unwrap() + 1;
+    let without = format!("{}{}", &yaml[..start], &yaml[end..]);
+    let without = without.replace("  prometheus-data: {}\n", "");
+    assert_eq!(without, SINGLE_COMPOSE);
+    assert_eq!(text_of(&files, "caddy/Caddyfile"), SINGLE_CADDYFILE);
+
+    let block = service(&yaml, "prometheus");
+    for line in [
+        r#"image: "studio-mcp-prometheus:latest""#,
+        r#"user: "10001:10001""#,
+        r#"entrypoint: ["prometheus"]"#,
+        r#"command: ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus", "--storage.tsdb.retention.time=15d", "--web.listen-address=0.0.0.0:9090"]"#,
+        r#"- "127.0.0.1:9090:9090""#,
+        r#"- "./prometheus:/etc/prometheus:ro""#,
+        r#"- "prometheus-data:/prometheus""#,
+        r#"- "shared-data:/servers/shared:ro""#,
+        r#"- "isolated-acme-data:/servers/isolated-acme:ro""#,
+        "- shared",
+        "- isolated-acme",
+        "restart: unless-stopped",
+        "read_only: true",
+        r#"cap_drop: ["ALL"]"#,
+    ] {
+        assert!(has(&block, line), "prometheus lacks {line}: {block:#?}");
+    }
+    // Published on the host's loopback only, and nothing but its own port.
+    let published: Vec<_> = block
+        .iter()
+        .filter(|l| l.trim().starts_with("- \"") && l.contains(":9090"))
+        .collect();
+    assert_eq!(published.len(), 1, "{block:#?}");
+    // The servers' volumes read-only, never writable.
+    for line in block.iter().filter(|l| l.contains("-data:/servers/")) {
+        assert!(line.ends_with(":ro\""), "{line}");
+    }
+    assert!(!block.iter().any(|l| l.trim() == "secrets:"), "no secret");
+
+    let custom = ComposeOptions::from_args(&args(&[
+        "--with-prometheus",
+        "--prometheus-image",
+        "registry.example/prometheus:2.53",
+    ]))
+    .unwrap();
+    assert_eq!(
+        custom.prometheus(),
+        Some("registry.example/prometheus:2.53")
+    );
+    for flags in [
+        &["--prometheus-image", "x"][..],
+        &["--with-prometheus", "--prometheus-image", "x\n  evil: 1"],
+        &["--with-prometheus", "--prometheus-image", ""],
+    ] {
+        assert!(
+            ComposeOptions::from_args(&args(flags)).is_err(),
+            "{flags:?}"
+        );
+    }
+}
+
+#[test]
+fn prometheus_scrapes_every_server_with_its_own_token_file_and_the_rules() {
+    let tenants = [acme(), tenant("globex")];
+    let files = render(&tenants, &with_prometheus(&[])).unwrap();
+    let config = text_of(&files, "prometheus/prometheus.yml");
+    let job = |name: &str, target: &str, file: &str| [name, target, file, name].map(str::to_owned);
+    assert_eq!(
+        scrape_jobs(&config),
+        [
+            job("shared", "shared:8788", "/servers/shared/admin-token"),
+            job(
+                "isolated-acme",
+                "isolated-acme:8791",
+                "/servers/isolated-acme/admin-token"
+            ),
+            job(
+                "isolated-globex",
+                "isolated-globex:8791",
+                "/servers/isolated-globex/admin-token"
+            ),
+        ]
+    );
+    assert_eq!(config.matches("metrics_path: \"/metrics\"").count(), 3);
+    assert!(config.contains("rule_files:\n  - \"/etc/prometheus/alerts.yml\"\n"));
+    // Each credentials file is in a volume the service mounts under that path.
+    let yaml = text_of(&files, "docker-compose.yml");
+    let block = service(&yaml, "prometheus");
+    for server in ["shared", "isolated-acme", "isolated-globex"] {
+        assert!(
+            has(
+                &block,
+                &format!(r#"- "{server}-data:/servers/{server}:ro""#)
+            ),
+            "{block:#?}"
+        );
+    }
+    // The rules are the repository's, copied whole.
+    let rules = text_of(&files, "prometheus/alerts.yml");
+    assert!(rules.ends_with(prometheus::ALERT_RULES));
+    assert!(rules.contains("deploy/prometheus/alerts.yml"));
+    assert!(prometheus::ALERT_RULES.contains("- name: studio-mcp"));
+    // The README says how to open it, where the rules come from, and how to use it elsewhere.
+    let readme = text_of(&files, "prometheus/README.md");
+    for needle in [
+        "http://127.0.0.1:9090",
+        "deploy/prometheus/alerts.yml",
+        "http://prometheus:9090",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "deploy/prometheus/Dockerfile",
+        "| `isolated-globex` | `isolated-globex:8791/metrics` | `/servers/isolated-globex/admin-token` |",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle}");
+    }
+
+    // Replicas: a job each, all reading the one admin-token secret Prometheus is given too.
+    let files = render(
+        &[acme()],
+        &with_prometheus(&["--shared-replicas", "2", "--postgres"]),
+    )
+    .unwrap();
+    let config = text_of(&files, "prometheus/prometheus.yml");
+    let secret = "/run/secrets/shared-admin-token";
+    assert_eq!(
+        scrape_jobs(&config),
+        [
+            job("shared-1", "shared-1:8788", secret),
+            job("shared-2", "shared-2:8788", secret),
+            job(
+                "isolated-acme",
+                "isolated-acme:8791",
+                "/servers/isolated-acme/admin-token"
+            ),
+        ]
+    );
+    let yaml = text_of(&files, "docker-compose.yml");
+    let block = service(&yaml, "prometheus");
+    assert!(has(&block, r#"- "shared-admin-token""#), "{block:#?}");
+    assert!(
+        !block.iter().any(|l| l.contains("shared-1-data")),
+        "{block:#?}"
+    );
+    for needed in ["- shared-1", "- shared-2", "- isolated-acme"] {
+        assert!(has(&block, needed), "{block:#?}");
+    }
+    assert!(
+        text_of(&files, "prometheus/README.md").contains("secrets/shared/admin-token"),
+        "the README names the replicas' token file"
+    );
+}
+
+#[test]
+fn a_folder_rendered_with_prometheus_is_not_silently_rendered_without_it() {
+    let dir = TempDir::new("prometheus");
+    let out = dir.0.join("deploy");
+    write(&out, &render(&[], &with_prometheus(&[])).unwrap()).unwrap();
+    check_same_deployment(&out, &with_prometheus(&[])).unwrap();
+    let err = check_same_deployment(&out, &ComposeOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("--with-prometheus"), "{err}");
+    std::fs::remove_dir_all(out.join("prometheus")).unwrap();
+    check_same_deployment(&out, &ComposeOptions::default()).unwrap();
 }

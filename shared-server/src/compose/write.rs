@@ -97,7 +97,8 @@ fn hand_to_container(path: &Path, shown: &Path, report: &mut WriteReport) {
 }
 
 /// A folder rendered for replicas must not silently go back to one server on the embedded
-/// store, which would start empty while the tenants stay in PostgreSQL.
+/// store, which would start empty while the tenants stay in PostgreSQL; nor one rendered with
+/// Prometheus lose it.
 pub(super) fn check_same_deployment(
     out_dir: &Path,
     options: &ComposeOptions,
@@ -107,6 +108,15 @@ pub(super) fn check_same_deployment(
         bail!(
             "{} runs the shared server on PostgreSQL (it has secrets/postgres-password): \
              regenerate with --shared-replicas N --postgres as before",
+            out_dir.display()
+        );
+    }
+    // Dropping the prometheus service by forgetting the flag would end monitoring unnoticed.
+    let rendered_with_prometheus = out_dir.join("prometheus").join("prometheus.yml").exists();
+    if rendered_with_prometheus && options.prometheus().is_none() {
+        bail!(
+            "{} has a prometheus service (it has prometheus/prometheus.yml): regenerate with \
+             --with-prometheus as before, or delete its prometheus/ folder to remove the service",
             out_dir.display()
         );
     }

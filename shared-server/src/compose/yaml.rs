@@ -10,7 +10,7 @@ use super::{
     shared_connector_host, shared_host,
 };
 /// A YAML double-quoted scalar. JSON's string syntax is a subset of YAML's.
-fn q(value: &str) -> String {
+pub(super) fn q(value: &str) -> String {
     serde_json::Value::from(value).to_string()
 }
 
@@ -282,12 +282,16 @@ pub(super) fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOption
         out.push_str(&format!("      - {name}\n"));
     }
     out.push_str("    restart: unless-stopped\n\n");
+    out.push_str(&super::prometheus::service_yaml(tenants, options));
     out.push_str("volumes:\n  caddy-config: {}\n  caddy-data: {}\n");
     for (id, _) in tenants {
         out.push_str(&format!("  isolated-{id}-data: {{}}\n"));
     }
     if let SharedDeployment::Replicas { .. } = options.shared() {
         out.push_str("  postgres-data: {}\n");
+    }
+    if options.prometheus().is_some() {
+        out.push_str("  prometheus-data: {}\n");
     }
     for name in &shared_services {
         out.push_str(&format!("  {name}-data: {{}}\n"));

@@ -664,6 +664,8 @@ async fn compose_through_the_admin_api_writes_every_tenant_and_no_secret() {
         shared_replicas: None,
         postgres: false,
         postgres_image: None,
+        with_prometheus: true,
+        prometheus_image: None,
     };
     compose::run(&server.admin, &args).await.unwrap();
 
@@ -671,8 +673,28 @@ async fn compose_through_the_admin_api_writes_every_tenant_and_no_secret() {
     let services: Vec<_> = sections(&yaml)["services"].keys().cloned().collect();
     assert_eq!(
         services,
-        ["caddy", "isolated-acme", "isolated-globex", "shared"]
+        [
+            "caddy",
+            "isolated-acme",
+            "isolated-globex",
+            "prometheus",
+            "shared"
+        ]
     );
+    // A scrape job per server, each naming its token file; the admin token (in `known`) is in
+    // no file of the folder, Prometheus's included.
+    let config = std::fs::read_to_string(out.path().join("prometheus/prometheus.yml")).unwrap();
+    for server in ["shared", "isolated-acme", "isolated-globex"] {
+        assert_eq!(
+            config
+                .matches(&format!(
+                    "credentials_file: \"/servers/{server}/admin-token\""
+                ))
+                .count(),
+            1,
+            "{config}"
+        );
+    }
     known.assert_absent_from(out.path());
     server.stop().await;
 }
@@ -722,7 +744,14 @@ fn docker_compose_accepts_both_renderings() {
         .unwrap()
         .with_postgres(2, compose::DEFAULT_POSTGRES_IMAGE)
         .unwrap();
-    for (name, options) in [("single", options()), ("replicas", replicated)] {
+    // Both with Prometheus, so Compose also resolves its volumes, secret and dependencies.
+    let single = options()
+        .with_prometheus(compose::DEFAULT_PROMETHEUS_IMAGE)
+        .unwrap();
+    let replicated = replicated
+        .with_prometheus(compose::DEFAULT_PROMETHEUS_IMAGE)
+        .unwrap();
+    for (name, options) in [("single", single), ("replicas", replicated)] {
         let out = dir.path().join(name);
         compose::write(&out, &compose::render(&tenants, &options).unwrap()).unwrap();
         let Some(config) = docker_compose_config(&out) else {
@@ -730,10 +759,41 @@ fn docker_compose_accepts_both_renderings() {
             return;
         };
         let services = config["services"].as_object().unwrap();
+        let prometheus = &services["prometheus"];
+        let published: Vec<_> = prometheus["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["host_ip"].as_str().unwrap(),
+                    p["target"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(published, [("127.0.0.1", 9090)]);
+        let mounts: Vec<_> = prometheus["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let read_only = v["read_only"].as_bool().unwrap_or(false);
+                (v["target"].as_str().unwrap().to_owned(), read_only)
+            })
+            .collect();
         if name == "single" {
             assert!(services.contains_key("shared"));
+            assert!(
+                mounts.contains(&("/servers/shared".into(), true)),
+                "{mounts:?}"
+            );
+            assert!(mounts.contains(&("/servers/isolated-globex".into(), true)));
             continue;
         }
+        assert_eq!(
+            prometheus["secrets"][0]["source"], "shared-admin-token",
+            "{prometheus}"
+        );
         let mut names: Vec<_> = services.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(
@@ -743,6 +803,7 @@ fn docker_compose_accepts_both_renderings() {
                 "isolated-acme",
                 "isolated-globex",
                 "postgres",
+                "prometheus",
                 "shared-1",
                 "shared-2"
             ]
@@ -818,6 +879,43 @@ fn docker_compose_accepts_both_renderings() {
             }
         }
     }
+}
+
+/// Prometheus's own checker on the generated configuration and the copied rules, when this
+/// machine has `promtool` (tests/prometheus/run.sh installs it). `--syntax-only`: the token
+/// files and the rules are at paths inside the container.
+#[test]
+fn promtool_accepts_the_generated_prometheus_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options()
+        .with_prometheus(compose::DEFAULT_PROMETHEUS_IMAGE)
+        .unwrap();
+    let tenants = [tenant("acme", 1), tenant("globex", 2)];
+    compose::write(dir.path(), &compose::render(&tenants, &options).unwrap()).unwrap();
+    let folder = dir.path().join("prometheus");
+    let promtool = |args: &[&str]| {
+        std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&folder)
+            .output()
+    };
+    let config = match promtool(&["check", "config", "--syntax-only", "prometheus.yml"]) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIPPED promtool: not on PATH");
+            return;
+        }
+        other => other.unwrap(),
+    };
+    assert!(config.status.success(), "{config:?}");
+    let rules = promtool(&["check", "rules", "alerts.yml"]).unwrap();
+    assert!(rules.status.success(), "{rules:?}");
+    let repository_rules =
+        std::fs::read_to_string(repo_root().join("deploy/prometheus/alerts.yml")).unwrap();
+    let count = repository_rules.matches("- alert:").count();
+    assert!(
+        String::from_utf8_lossy(&rules.stdout).contains(&format!("SUCCESS: {count} rules found")),
+        "{rules:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
