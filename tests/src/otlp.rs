@@ -19,6 +19,10 @@ use prost::Message;
 
 #[derive(Default)]
 struct Received {
+    /// Only count what arrives (the benchmark's collector: decoding would cost its core).
+    count_only: bool,
+    requests: u64,
+    bytes: u64,
     /// Every request body, as it arrived.
     raw: Vec<u8>,
     traces: Vec<ExportTraceServiceRequest>,
@@ -41,7 +45,25 @@ pub struct ServedSpan {
 
 impl Collector {
     pub async fn start() -> Collector {
-        let received = Arc::new(Mutex::new(Received::default()));
+        Self::start_with(false).await
+    }
+
+    /// A collector that answers every export and only counts requests and bytes.
+    pub async fn counting() -> Collector {
+        Self::start_with(true).await
+    }
+
+    /// Export requests and bytes received so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let received = self.received.lock().unwrap();
+        (received.requests, received.bytes)
+    }
+
+    async fn start_with(count_only: bool) -> Collector {
+        let received = Arc::new(Mutex::new(Received {
+            count_only,
+            ..Received::default()
+        }));
         let app = Router::new()
             .route("/v1/traces", post(traces))
             .route("/v1/metrics", post(metrics))
@@ -125,16 +147,24 @@ impl Drop for Collector {
 }
 
 async fn traces(State(received): State<Arc<Mutex<Received>>>, body: Bytes) -> Vec<u8> {
-    let decoded = ExportTraceServiceRequest::decode(body.as_ref());
     let mut received = received.lock().unwrap();
+    received.requests += 1;
+    received.bytes += body.len() as u64;
+    if received.count_only {
+        return Vec::new();
+    }
+    let decoded = ExportTraceServiceRequest::decode(body.as_ref());
     received.raw.extend_from_slice(&body);
     received.traces.push(decoded.expect("an OTLP trace export"));
     Vec::new()
 }
 
 async fn metrics(State(received): State<Arc<Mutex<Received>>>, body: Bytes) -> Vec<u8> {
-    let decoded = ExportMetricsServiceRequest::decode(body.as_ref());
     let mut received = received.lock().unwrap();
+    if received.count_only {
+        return Vec::new();
+    }
+    let decoded = ExportMetricsServiceRequest::decode(body.as_ref());
     received.raw.extend_from_slice(&body);
     received
         .metrics

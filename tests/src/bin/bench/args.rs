@@ -20,6 +20,9 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the whole benchmark (the default).
     Run(RunArgs),
+    /// What trace export costs: export off, on at sampling 1.0 and at 0.01, side by side on
+    /// one tenant (sled); uses `run`'s options that apply (`--concurrency`, `--rounds`, …).
+    Otel(RunArgs),
     /// Serve the floor: a bare axum `POST /echo` JSON endpoint; prints its address on stdout.
     FloorServer {
         #[arg(long, default_value = "127.0.0.1:0")]

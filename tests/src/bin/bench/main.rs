@@ -35,6 +35,7 @@ mod goals;
 mod http;
 mod load;
 mod measure;
+mod otel;
 mod populate;
 mod postgres;
 mod replicas;
@@ -59,6 +60,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Cmd::FloorServer { listen }) => floor_server(listen),
         Some(Cmd::Run(args)) => run_blocking(args),
+        Some(Cmd::Otel(args)) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(otel::otel(args))),
         Some(Cmd::Populate {
             dir,
             tenants,
