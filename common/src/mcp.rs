@@ -151,7 +151,7 @@ impl ToolContext<'_> {
     }
 
     pub fn store_error(&self, e: StoreError) -> ToolError {
-        self.services.metrics.record_store_error(&e);
+        self.services.metrics.record_store_error(e.kind());
         match e {
             StoreError::Unavailable(_) | StoreError::Lagging(_) => {
                 tracing::warn!(request_id = self.request_id, error = %e, "store unavailable");

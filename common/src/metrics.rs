@@ -253,9 +253,10 @@ impl Metrics {
         bump(&self.upstream_waits, (upstream.to_owned(), reason));
     }
 
-    /// A request a store failure stopped (the tool or the token check could not be answered).
-    pub fn record_store_error(&self, error: &crate::store::StoreError) {
-        bump(&self.store_errors, error.kind());
+    /// A request a store failure stopped (the tool or the token check could not be answered),
+    /// by the error's kind ([`crate::store::StoreError::kind`]).
+    pub fn record_store_error(&self, kind: &'static str) {
+        bump(&self.store_errors, kind);
     }
 
     pub fn record_rate_limited(&self, tenant: &str) {
@@ -477,8 +478,8 @@ mod tests {
         m.record_upstream_wait("Webflow", "quota");
         m.record_upstream_wait("Webflow", "quota");
         m.record_upstream_wait("GitHub", "retry_after");
-        m.record_store_error(&crate::store::StoreError::Unavailable("down".into()));
-        m.record_store_error(&crate::store::StoreError::Lagging("replica b".into()));
+        m.record_store_error(crate::store::StoreError::Unavailable("down".into()).kind());
+        m.record_store_error(crate::store::StoreError::Lagging("replica b".into()).kind());
         let text = m.render(std::iter::empty());
         for needle in [
             "# TYPE studio_mcp_upstream_waits_total counter",

@@ -336,7 +336,7 @@ async fn authenticate(
     match outcome {
         Ok(caller) => admit(state, request, caller, next).await,
         Err(AuthError::Store(e)) => {
-            state.services.metrics.record_store_error(&e);
+            state.services.metrics.record_store_error(e.kind());
             tracing::warn!(error = %e, "token store unavailable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
