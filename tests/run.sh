@@ -13,6 +13,7 @@ echo "== the suite on the embedded sled store"
 cargo nextest run --workspace --locked "$@"
 echo "== the end-to-end suite again, every shared server on PostgreSQL"
 # Left out: the replica and PostgreSQL-store tests (they start clusters of their own), and the
-# compose, blast-radius and one-worker-thread tests (no shared server on a store in them).
+# compose, blast-radius and one-worker-thread tests (no shared server on a store in them), and
+# the trace tests (isolated instances, and a PostgreSQL test that names its own database).
 STUDIO_MCP_TEST_STORE=postgres cargo nextest run -p tests --locked \
-    -E 'not test(/^(replicas|store_postgres|compose|blast_radius|one_worker_thread)::/)' "$@"
+    -E 'not test(/^(replicas|store_postgres|compose|blast_radius|one_worker_thread|traces)::/)' "$@"

@@ -489,3 +489,114 @@ async fn a_collector_down_or_black_holed_never_fails_a_call_and_drops_are_counte
         );
     }
 }
+
+/// PostgreSQL statements run on the store engine's own runtime; their spans are still the
+/// children of the request that made them (here a client registration on the connector door,
+/// whose record is written before the answer), never roots of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_statements_are_children_of_the_request_that_made_them() {
+    common::upstream::install_crypto_provider();
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cluster = tests::postgres::cluster_url();
+    let database = tests::harness::database_for(&cluster, &format!("traces-pg-{}", data.display()));
+    let binary = tests::harness::shared_server_binary()
+        .await
+        .expect("the shared-server binary");
+    let (port, admin_port, connector_port) = (free_port(), free_port(), free_port());
+    let connector = format!("http://127.0.0.1:{connector_port}");
+    let log = dir.path().join("server.log");
+    let mut command = tests::harness::server_command(&binary);
+    command
+        .arg("serve")
+        .env("STUDIO_MCP_STORE", &database)
+        .env("STUDIO_MCP_DATA_DIR", &data)
+        .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STUDIO_MCP_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env(
+            "STUDIO_MCP_CONNECTOR_LISTEN",
+            format!("127.0.0.1:{connector_port}"),
+        )
+        .env("STUDIO_MCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("STUDIO_MCP_CONNECTOR_URL", format!("{connector}/mcp"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
+        .envs(FAST_EXPORT)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = command.spawn().unwrap();
+    until_healthy(
+        "shared-server on PostgreSQL ready",
+        &mut child,
+        &format!("http://127.0.0.1:{port}/healthz"),
+        &log,
+        Duration::from_secs(60),
+    )
+    .await;
+    let registered = common::upstream::http_client()
+        .unwrap()
+        .post(format!("{connector}/register"))
+        .json(&json!({
+            "client_name": "Traced Assistant",
+            "redirect_uris": [tests::connector::REDIRECT],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let child = tests::harness::KillOnDrop(child);
+
+    let spans = eventually(
+        "the registration's spans",
+        Duration::from_secs(20),
+        || async {
+            let spans = collector.spans();
+            let register = named(&spans, "POST /register");
+            match register.first() {
+                Some(r)
+                    if spans
+                        .iter()
+                        .any(|s| s.span.parent_span_id == r.span.span_id) =>
+                {
+                    Ok(spans)
+                }
+                _ => Err(WithLog::new(format!("{} spans so far", spans.len()), &log)),
+            }
+        },
+    )
+    .await;
+    let register = named(&spans, "POST /register").into_iter().next().unwrap();
+    assert_eq!(register.service, "studio-mcp-shared");
+    assert!(
+        register.span.parent_span_id.is_empty(),
+        "an anonymous request is a root"
+    );
+    assert_eq!(
+        attr(&register.span, "http.response.status_code").as_deref(),
+        Some("201")
+    );
+    let statements: Vec<&ServedSpan> = spans
+        .iter()
+        .filter(|s| s.span.parent_span_id == register.span.span_id)
+        .collect();
+    assert!(!statements.is_empty());
+    for statement in &statements {
+        assert_eq!(hex(&statement.span.trace_id), hex(&register.span.trace_id));
+        assert_eq!(
+            attr(&statement.span, "db.system.name").as_deref(),
+            Some("postgresql"),
+            "{statement:?}"
+        );
+        assert_eq!(statement.span.kind, 3, "kind client");
+        let operation = attr(&statement.span, "db.operation.name").unwrap();
+        assert_eq!(
+            statement.span.name,
+            format!("{operation} kv"),
+            "named by operation and table, never by text"
+        );
+    }
+    drop(child);
+}
