@@ -374,7 +374,7 @@ search_for_secrets() {
 }
 # Prometheus (--with-prometheus), through its port on the host's loopback, the only place it is
 # published: one target per server named in "$@" (its compose service, the `instance` label),
-# each `up` (scraped with that server's admin token: a refused token shows as a 401 here), and
+# each `up` (scraped with that server's metrics token: a refused token shows as a 401 here), and
 # the repository's alert group loaded with every rule. Targets are scraped every 15 s, the first
 # time at an offset within that: the caller runs this a while after Prometheus (re)started.
 prometheus_check() {
