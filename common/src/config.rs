@@ -68,6 +68,9 @@ pub struct Config {
     pub signing_key_file: Option<PathBuf>,
     /// The admin token's file (default `<data_dir>/admin-token`): replicas share it.
     pub admin_token_file: Option<PathBuf>,
+    /// The metrics token's file (default `<data_dir>/metrics-token`): it opens `/metrics` and
+    /// nothing else, so a scraper never holds the admin token.
+    pub metrics_token_file: Option<PathBuf>,
     /// `postgres://…`: the store several shared-server replicas share; `None`: embedded sled.
     pub store_url: Option<String>,
     /// A file holding the database password (a compose secret), used when the URL has none.
@@ -162,6 +165,7 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     signing_key_file: Option<PathBuf>,
     admin_token_file: Option<PathBuf>,
+    metrics_token_file: Option<PathBuf>,
     store: Option<String>,
     store_password_file: Option<PathBuf>,
     replica_name: Option<String>,
@@ -289,6 +293,9 @@ impl Config {
             admin_token_file: env("STUDIO_MCP_ADMIN_TOKEN_FILE")
                 .map(PathBuf::from)
                 .or(f.admin_token_file),
+            metrics_token_file: env("STUDIO_MCP_METRICS_TOKEN_FILE")
+                .map(PathBuf::from)
+                .or(f.metrics_token_file),
             store_url: match pick("STUDIO_MCP_STORE", f.store) {
                 None => None,
                 Some(url) if url.is_empty() || url == "sled" => None,
@@ -493,6 +500,12 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("admin-token"))
     }
+
+    pub fn metrics_token_path(&self) -> PathBuf {
+        self.metrics_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("metrics-token"))
+    }
 }
 
 /// Accepts `http(s)://host[:port]` with no path, trimming a trailing `/`.
@@ -686,6 +699,20 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.admin_listen.port(), 8788);
         assert_eq!(c.upstreams.webflow, "https://api.webflow.com");
+        assert_eq!(
+            c.metrics_token_path(),
+            PathBuf::from("/from/env/metrics-token")
+        );
+        let c = Config::load(
+            None,
+            env(&[("STUDIO_MCP_METRICS_TOKEN_FILE", "/metrics-token/token")]),
+            SHARED_DEFAULTS,
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics_token_path(),
+            PathBuf::from("/metrics-token/token")
+        );
     }
 
     #[test]

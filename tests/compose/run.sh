@@ -27,11 +27,12 @@
 # regenerated (only its services are created, no other container is replaced, Caddy serves the
 # new sites, connector included, without a restart; only Prometheus is recreated, for the new
 # instance's job and volume); Prometheus, through its port on the host's loopback, reporting
-# every server's target up (scraped with that server's admin token) and the alert rules loaded;
+# every server's target up (scraped with that server's metrics token, which opens nothing
+# else: Prometheus mounts only the metrics-token volumes) and the alert rules loaded;
 # the shared container killed and brought back by its restart policy; down and up with every
-# volume kept; a search for tokens, credentials, master keys, admin tokens and the connector
-# flows' secrets in `docker inspect`, the logs, the image, Prometheus's API and the generated
-# folder.
+# volume kept; a search for tokens, credentials, master keys, admin and metrics tokens and the
+# connector flows' secrets in `docker inspect`, the logs, the image, Prometheus's API and the
+# generated folder.
 # postgres.sh: `--shared-replicas 2 --postgres`; tenants onboarded through shared-1's admin API
 # and called through Caddy, served by both replicas; connector flows on connect.localhost
 # balanced across both replicas; a revoked token refused on its next request whichever replica
@@ -374,7 +375,7 @@ search_for_secrets() {
 }
 # Prometheus (--with-prometheus), through its port on the host's loopback, the only place it is
 # published: one target per server named in "$@" (its compose service, the `instance` label),
-# each `up` (scraped with that server's admin token: a refused token shows as a 401 here), and
+# each `up` (scraped with that server's metrics token: a refused token shows as a 401 here), and
 # the repository's alert group loaded with every rule. Targets are scraped every 15 s, the first
 # time at an offset within that: the caller runs this a while after Prometheus (re)started.
 prometheus_check() {

@@ -49,8 +49,29 @@ step "  only isolated-initech was created and Prometheus recreated; every other 
 onboard_isolated initech
 calls initech acme
 connector_flows isolated:initech
-step "Prometheus: every server's /metrics scraped with its admin token, the alert rules loaded"
+step "Prometheus: every server's /metrics scraped with its metrics token, the alert rules loaded"
 prometheus_check shared isolated-acme isolated-globex isolated-initech
+step "Prometheus mounts only the metrics-token volumes, and a metrics token opens nothing else"
+for mount in $("$docker" inspect -f '{{range .Mounts}}{{.Destination}}:{{.RW}} {{end}}' "$project-prometheus-1"); do
+  case $mount in
+    /etc/prometheus:false | /prometheus:true | /metrics-tokens/*:false) ;;
+    *) die "Prometheus mounts $mount (only its own folders and the metrics-token volumes, read-only)" ;;
+  esac
+done
+metrics_token=$(dc exec -T shared cat /metrics-token/token)
+[[ $metrics_token == mtr_* ]] || die "the shared server's metrics token is not in its metrics-token volume"
+python3 - "$metrics_token" <<'EOF' || die "the metrics token: wrong answers from the shared admin API"
+import sys, urllib.error, urllib.request
+def status(path):
+    request = urllib.request.Request("http://127.0.0.1:8788" + path, headers={"authorization": "Bearer " + sys.argv[1]})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status
+    except urllib.error.HTTPError as e:
+        return e.code
+got = {path: status(path) for path in ["/metrics", "/v1/tenants", "/v1/approvals", "/v1/server"]}
+sys.exit(0 if got == {"/metrics": 200, "/v1/tenants": 401, "/v1/approvals": 401, "/v1/server": 401} else str(got))
+EOF
 
 # Crash and restart, down and up.
 step "killing the shared server's process: the restart policy brings it back"
@@ -79,9 +100,11 @@ for t in "${owners[@]}"; do
   done
 done
 for key in "$out"/secrets/*/master.key; do secrets+=("$(cat "$key")"); done
-# Each server's admin token, in its data volume: Prometheus reads them, nothing may show them.
+# Each server's admin token, in its data volume, and its metrics token, which Prometheus reads:
+# nothing may show them.
 for service in shared isolated-acme isolated-globex isolated-initech; do
   secrets+=("$(dc exec -T "$service" cat /data/admin-token)")
+  secrets+=("$(dc exec -T "$service" cat /metrics-token/token)")
 done
 mapfile -t -O "${#secrets[@]}" secrets <"$work/connector-secrets"  # invites, sessions, codes, OAuth tokens
 search_image=1 search_for_secrets "${secrets[@]}"

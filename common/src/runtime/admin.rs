@@ -1,9 +1,10 @@
 //! The admin API, served only on the admin listener and authenticated by the admin token in
-//! `<data dir>/admin-token`. It never returns a stored token or secret: the one exception is the
-//! plaintext of a token at the moment it is issued, which exists nowhere else afterwards.
+//! `<data dir>/admin-token`; `GET /metrics` also takes the metrics token, which opens nothing
+//! else. It never returns a stored token or secret: the one exception is the plaintext of a
+//! token at the moment it is issued, which exists nowhere else afterwards.
 //!
-//! Here: the router, the admin token check, the one error type every handler answers with, and
-//! the helpers they share. The handlers live beside it, one file per resource.
+//! Here: the router, the admin and metrics token checks, the one error type every handler
+//! answers with, and the helpers they share. The handlers live beside it, one file per resource.
 
 mod approvals;
 pub mod client;
@@ -119,8 +120,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/deny", post(approvals::deny_approval))
         .route("/v1/audit", get(server::read_audit))
         .route("/v1/onboard", post(onboard::onboard))
-        .route("/metrics", get(server::metrics))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route(
+            "/metrics",
+            get(server::metrics).layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_metrics,
+            )),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -131,25 +138,51 @@ async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
+    if presents(&request, &state.admin_token) {
+        next.run(request).await
+    } else {
+        tracing::warn!("refused admin request: bad or missing admin token");
+        unauthorized("admin token required")
+    }
+}
+
+/// `GET /metrics` takes the admin token or the metrics token, which opens nothing else: what
+/// Prometheus holds, so that a scraper cannot administer the server.
+async fn require_metrics(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // Both compared, whichever matches: no early exit to time.
+    let admin = presents(&request, &state.admin_token);
+    let metrics = presents(&request, &state.metrics_token);
+    if admin | metrics {
+        next.run(request).await
+    } else {
+        tracing::warn!("refused metrics request: bad or missing metrics or admin token");
+        unauthorized("metrics or admin token required")
+    }
+}
+
+/// Whether the request's bearer credential is `expected`, compared in constant time. Start-up
+/// refuses an empty token; an absent or empty presented one never matches.
+fn presents(request: &Request, expected: &secrecy::SecretString) -> bool {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::token::bearer);
-    let expected = state.admin_token.expose_secret().as_bytes();
-    // Start-up refuses an empty admin token; an absent or empty presented one never matches.
-    if presented.is_some_and(|p| !expected.is_empty() && bool::from(p.as_bytes().ct_eq(expected))) {
-        next.run(request).await
-    } else {
-        tracing::warn!("refused admin request: bad or missing admin token");
-        let mut response =
-            AdminError(StatusCode::UNAUTHORIZED, "admin token required".into()).into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer realm=\"studio-mcp-admin\""),
-        );
-        response
-    }
+    let expected = expected.expose_secret().as_bytes();
+    presented.is_some_and(|p| !expected.is_empty() && bool::from(p.as_bytes().ct_eq(expected)))
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response = AdminError(StatusCode::UNAUTHORIZED, message.into()).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"studio-mcp-admin\""),
+    );
+    response
 }
 
 /// Records an admin action in the audit log. `subject` names what was acted on (never a value).

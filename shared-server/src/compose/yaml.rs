@@ -3,6 +3,7 @@
 
 use common::domain::TenantId;
 
+use super::prometheus::{SERVER_METRICS_DIR, SERVER_METRICS_TOKEN_FILE, metrics_volume};
 use super::{
     ADMIN_PORT, CONNECTOR_PORT, ComposeOptions, DATABASE, ISOLATED_ADMIN_PORT,
     ISOLATED_CONNECTOR_PORT, ISOLATED_MCP_PORT, MCP_PORT, POSTGRES_PORT, REPLICA_ADMIN_PORT_BASE,
@@ -48,9 +49,11 @@ fn service_yaml(s: &Service<'_>, image: &str) -> String {
     for (key, value) in &s.env {
         out.push_str(&format!("      {key}: {}\n", q(value)));
     }
+    // The metrics token in a volume of its own: what Prometheus mounts, never the data volume.
     out.push_str(&format!(
-        "    volumes:\n      - {}\n    secrets:\n",
-        q(&format!("{}:/data", s.volume))
+        "    volumes:\n      - {}\n      - {}\n    secrets:\n",
+        q(&format!("{}:/data", s.volume)),
+        q(&format!("{}:{SERVER_METRICS_DIR}", metrics_volume(&s.name)))
     ));
     for secret in &s.secrets {
         out.push_str(&format!("      - {}\n", q(secret)));
@@ -165,6 +168,10 @@ fn common_env<'a>(doors: &Doors, secret: &str) -> Vec<(&'a str, String)> {
         (
             "STUDIO_MCP_MASTER_KEY_FILE",
             format!("/run/secrets/{secret}"),
+        ),
+        (
+            "STUDIO_MCP_METRICS_TOKEN_FILE",
+            SERVER_METRICS_TOKEN_FILE.to_owned(),
         ),
         ("STUDIO_MCP_LOG_FORMAT", "json".to_owned()),
     ]
@@ -286,6 +293,15 @@ pub(super) fn compose_yaml(tenants: &[(&TenantId, u16)], options: &ComposeOption
     out.push_str("volumes:\n  caddy-config: {}\n  caddy-data: {}\n");
     for (id, _) in tenants {
         out.push_str(&format!("  isolated-{id}-data: {{}}\n"));
+    }
+    for (id, _) in tenants {
+        out.push_str(&format!(
+            "  {}: {{}}\n",
+            metrics_volume(&format!("isolated-{id}"))
+        ));
+    }
+    for name in &shared_services {
+        out.push_str(&format!("  {}: {{}}\n", metrics_volume(name)));
     }
     if let SharedDeployment::Replicas { .. } = options.shared() {
         out.push_str("  postgres-data: {}\n");

@@ -258,6 +258,9 @@ fn each_tenant_gets_its_own_service_volume_secret_admin_port_and_site() {
             "caddy-data",
             "isolated-acme-data",
             "isolated-globex-data",
+            "metrics-isolated-acme",
+            "metrics-isolated-globex",
+            "metrics-shared",
             "shared-data"
         ]
     );
@@ -424,7 +427,7 @@ fn check_with_python_yaml(yaml: &str) {
         doc["secrets"]["globex_master_key"]["file"],
         "./secrets/globex/master.key"
     );
-    assert_eq!(doc["volumes"].as_object().unwrap().len(), 5);
+    assert_eq!(doc["volumes"].as_object().unwrap().len(), 8);
 }
 
 #[test]
@@ -454,10 +457,15 @@ fn regenerating_is_identical_and_a_new_tenant_adds_only_its_own_parts() {
             "docker-compose.yml" => {
                 // New minus bravo's service, volume and secret entries is the old file, line
                 // for line: the only added lines are those blocks.
-                let keys =
-                    ["isolated-bravo", "isolated-bravo-data", "bravo_master_key"].map(String::from);
+                let keys = [
+                    "isolated-bravo",
+                    "isolated-bravo-data",
+                    "metrics-isolated-bravo",
+                    "bravo_master_key",
+                ]
+                .map(String::from);
                 let (stripped, removed) = remove_yaml_entries(text(&new, path), &keys);
-                assert_eq!(removed, 3, "each of bravo's entries is present once");
+                assert_eq!(removed, 4, "each of bravo's entries is present once");
                 assert_eq!(stripped, text(&old, path));
                 assert_eq!(
                     remove_yaml_entries(text(&old, path), &keys).1,
@@ -681,20 +689,21 @@ async fn compose_through_the_admin_api_writes_every_tenant_and_no_secret() {
             "shared"
         ]
     );
-    // A scrape job per server, each naming its token file; the admin token (in `known`) is in
-    // no file of the folder, Prometheus's included.
+    // A scrape job per server, each naming its metrics-token file; the admin token (in `known`)
+    // is in no file of the folder, Prometheus's included, and none names it.
     let config = std::fs::read_to_string(out.path().join("prometheus/prometheus.yml")).unwrap();
     for server in ["shared", "isolated-acme", "isolated-globex"] {
         assert_eq!(
             config
                 .matches(&format!(
-                    "credentials_file: \"/servers/{server}/admin-token\""
+                    "credentials_file: \"/metrics-tokens/{server}/token\""
                 ))
                 .count(),
             1,
             "{config}"
         );
     }
+    assert!(!config.contains("admin-token"), "{config}");
     known.assert_absent_from(out.path());
     server.stop().await;
 }
@@ -781,19 +790,44 @@ fn docker_compose_accepts_both_renderings() {
                 (v["target"].as_str().unwrap().to_owned(), read_only)
             })
             .collect();
+        // Each server's metrics-token volume, read-only, and nothing else of the servers: no
+        // data volume, no secret (the replicas' shared admin token included).
+        let servers: Vec<_> = services
+            .keys()
+            .filter(|s| s.starts_with("shared") || s.starts_with("isolated-"))
+            .collect();
+        let mut expected = vec![
+            ("/etc/prometheus".to_owned(), true),
+            ("/prometheus".to_owned(), false),
+        ];
+        expected.extend(
+            servers
+                .iter()
+                .map(|s| (format!("/metrics-tokens/{s}"), true)),
+        );
+        let mut mounts = mounts;
+        mounts.sort();
+        expected.sort();
+        assert_eq!(mounts, expected, "{prometheus}");
+        assert!(prometheus.get("secrets").is_none(), "{prometheus}");
+        for server in &servers {
+            let own = &services[server.as_str()];
+            assert_eq!(
+                own["environment"]["STUDIO_MCP_METRICS_TOKEN_FILE"],
+                "/metrics-token/token"
+            );
+            let volume = own["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["target"] == "/metrics-token")
+                .unwrap_or_else(|| panic!("{server}: {own}"));
+            assert_eq!(volume["source"], format!("metrics-{server}"));
+        }
         if name == "single" {
             assert!(services.contains_key("shared"));
-            assert!(
-                mounts.contains(&("/servers/shared".into(), true)),
-                "{mounts:?}"
-            );
-            assert!(mounts.contains(&("/servers/isolated-globex".into(), true)));
             continue;
         }
-        assert_eq!(
-            prometheus["secrets"][0]["source"], "shared-admin-token",
-            "{prometheus}"
-        );
         let mut names: Vec<_> = services.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(

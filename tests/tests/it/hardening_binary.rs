@@ -266,6 +266,7 @@ async fn an_empty_admin_token_or_signing_key_refuses_to_start() {
     for (file, content) in [
         ("admin-token", ""),
         ("admin-token", "   \n"),
+        ("metrics-token", "mtr_too_short"),
         ("signing.key", ""),
     ] {
         let tmp = tempfile::tempdir().unwrap();

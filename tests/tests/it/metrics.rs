@@ -122,3 +122,80 @@ async fn every_metric_an_alert_names_is_exposed() {
         assert!(text.contains("studio_mcp_replica_connected 1"), "{text}");
     }
 }
+
+/// The metrics token (what Prometheus is given) opens `GET /metrics` and nothing else: every
+/// other admin route refuses it as it refuses no token, and the admin token still scrapes.
+#[tokio::test]
+async fn the_metrics_token_opens_metrics_and_nothing_else() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let server = TestServer::start(&sandbox).await;
+    let acme = server.provision_owner(&sandbox, "acme").await;
+    let path = server.data_dir.join("metrics-token");
+    let metrics_token = std::fs::read_to_string(&path).unwrap();
+    let metrics_token = metrics_token.trim();
+    assert!(metrics_token.starts_with("mtr_") && metrics_token.len() >= 32);
+    assert_ne!(metrics_token, server.admin_token);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+
+    let http = common::upstream::http_client().unwrap();
+    let admin = |path: &str| format!("{}{path}", server.admin_url);
+    for token in [metrics_token, server.admin_token.as_str()] {
+        let scraped = http
+            .get(admin("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(scraped.status().as_u16(), 200);
+        assert!(scraped.text().await.unwrap().contains("studio_mcp_"));
+    }
+    let wrong = http
+        .get(admin("/metrics"))
+        .bearer_auth(format!("{metrics_token}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let id = acme.token_id.as_str();
+    let refused = [
+        ("GET", "/v1/server".to_owned(), "{}"),
+        ("GET", "/v1/tenants".to_owned(), "{}"),
+        ("GET", "/v1/tenants/acme".to_owned(), "{}"),
+        ("DELETE", "/v1/tenants/acme?confirm=acme".to_owned(), "{}"),
+        (
+            "POST",
+            "/v1/tenants/acme/tokens".to_owned(),
+            r#"{"label":"x"}"#,
+        ),
+        ("GET", "/v1/tokens".to_owned(), "{}"),
+        ("POST", format!("/v1/tokens/{id}/revoke"), "{}"),
+        ("GET", "/v1/people".to_owned(), "{}"),
+        ("GET", "/v1/grants".to_owned(), "{}"),
+        ("GET", "/v1/approvals".to_owned(), "{}"),
+        ("POST", "/v1/approvals/a1/approve".to_owned(), "{}"),
+        ("POST", "/v1/approvals/a1/deny".to_owned(), "{}"),
+        ("GET", "/v1/audit".to_owned(), "{}"),
+        ("POST", "/v1/onboard".to_owned(), "{}"),
+    ];
+    for (method, path, body) in refused {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = http
+            .request(method.clone(), admin(&path))
+            .bearer_auth(metrics_token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 401, "{method} {path}");
+    }
+    // Nothing was done with it: the tenant and its token are still there.
+    let tenant = server.admin.tenant("acme").await.unwrap();
+    assert_eq!(tenant.active_tokens, 1, "{tenant:?}");
+}

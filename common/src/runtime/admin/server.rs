@@ -42,7 +42,7 @@ pub struct AuditFilter {
     pub limit: Option<usize>,
 }
 
-/// Prometheus text; scrape with the admin token as a bearer credential. Besides the counters
+/// Prometheus text; scrape with the metrics token (or the admin token) as a bearer credential. Besides the counters
 /// kept as calls happen, a few gauges read at scrape time: pending approvals and how long the
 /// oldest has waited, and (on PostgreSQL) this replica's connection, lease and live peers.
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -112,6 +112,7 @@ impl Application {
             other => other.into(),
         })?;
         let admin_token = load_or_create_admin_token(config)?;
+        let metrics_token = load_or_create_metrics_token(config)?;
         if let Some(pg) = store.replica() {
             // Replicas share the keys through files the operator gives each (never through the
             // database: a dump of it alone must not open the secrets it holds); a replica with
@@ -177,6 +178,7 @@ impl Application {
             catalog: Arc::new((spec.catalog)()),
             authority,
             admin_token,
+            metrics_token,
             public_url,
             connector: connector_door,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
@@ -523,7 +525,7 @@ pub fn exit_code(binary: &str, result: anyhow::Result<()>) -> std::process::Exit
     }
 }
 
-/// Admin tokens shorter than this are refused at start: an empty file (a first start interrupted
+/// Admin and metrics tokens shorter than this are refused at start: an empty file (a first start interrupted
 /// before the write) must never mean "no token needed".
 const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
@@ -594,15 +596,30 @@ fn key_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn load_or_create_admin_token(config: &Config) -> anyhow::Result<SecretString> {
-    let path = config.admin_token_path();
-    match std::fs::read_to_string(&path) {
+    load_or_create_token(&config.admin_token_path(), "admin", "adm_")
+}
+
+/// The metrics token opens `GET /metrics` and nothing else: what a scraper holds instead of the
+/// admin token. Each server (each replica, too) keeps its own.
+fn load_or_create_metrics_token(config: &Config) -> anyhow::Result<SecretString> {
+    load_or_create_token(&config.metrics_token_path(), "metrics", "mtr_")
+}
+
+/// Reads a bearer token from `path`, or writes a new random one there (mode 0600) on first start.
+/// A file too short or with non-printable characters is refused, never taken as "no token".
+fn load_or_create_token(
+    path: &std::path::Path,
+    what: &str,
+    prefix: &str,
+) -> anyhow::Result<SecretString> {
+    match std::fs::read_to_string(path) {
         Ok(text) => {
             let token = text.trim();
             if token.len() < MIN_ADMIN_TOKEN_CHARS || !token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(ConfigError::DataFile {
                     path: path.display().to_string(),
                     why: format!(
-                        "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} printable \
+                        "the {what} token must be at least {MIN_ADMIN_TOKEN_CHARS} printable \
                          characters without spaces; delete the file to have a new one generated"
                     ),
                 }
@@ -613,10 +630,10 @@ fn load_or_create_admin_token(config: &Config) -> anyhow::Result<SecretString> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut raw = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut raw);
-            let token = format!("adm_{}", hex::encode(raw));
-            write_private_file(&path, token.as_bytes())
+            let token = format!("{prefix}{}", hex::encode(raw));
+            write_private_file(path, token.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            tracing::info!(path = %path.display(), "wrote the admin token (mode 0600)");
+            tracing::info!(path = %path.display(), "wrote the {what} token (mode 0600)");
             Ok(SecretString::from(token))
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -20,6 +20,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub authority: TokenAuthority,
     pub admin_token: SecretString,
+    /// Opens `GET /metrics` only (besides the admin token): what Prometheus is given.
+    pub metrics_token: SecretString,
     /// The static door's origin: static tokens' audience, and the only `Host` `/mcp` answers.
     pub public_url: String,
     /// The OAuth door, if configured: everything people and connectors use lives there.
