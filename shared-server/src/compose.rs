@@ -52,6 +52,12 @@ use caddy::caddyfile;
 use write::check_same_deployment;
 pub use write::{WriteReport, write};
 use yaml::compose_yaml;
+
+/// A YAML double-quoted scalar (the compose file's and Prometheus's configuration). JSON's
+/// string syntax is a subset of YAML's.
+fn q(value: &str) -> String {
+    serde_json::Value::from(value).to_string()
+}
 pub use yaml::healthcheck_test;
 
 /// The runtime user of `deploy/Dockerfile` (uid and gid). Compose mounts a secret file with its

@@ -14,9 +14,8 @@ use std::path::PathBuf;
 
 use common::domain::TenantId;
 
-use super::yaml::q;
 use super::{
-    ADMIN_PORT, CONTAINER_UID, ComposeOptions, Contents, GeneratedFile, ISOLATED_ADMIN_PORT,
+    ADMIN_PORT, CONTAINER_UID, ComposeOptions, Contents, GeneratedFile, ISOLATED_ADMIN_PORT, q,
 };
 
 /// The repository's alert rules (`deploy/prometheus/alerts.yml`), copied into the folder so

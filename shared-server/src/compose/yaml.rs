@@ -7,13 +7,9 @@ use super::prometheus::{SERVER_METRICS_DIR, SERVER_METRICS_TOKEN_FILE, metrics_v
 use super::{
     ADMIN_PORT, CONNECTOR_PORT, ComposeOptions, DATABASE, ISOLATED_ADMIN_PORT,
     ISOLATED_CONNECTOR_PORT, ISOLATED_MCP_PORT, MCP_PORT, POSTGRES_PORT, REPLICA_ADMIN_PORT_BASE,
-    REPLICA_SECRET_FILES, SHARED, SharedDeployment, isolated_connector_host, isolated_host,
+    REPLICA_SECRET_FILES, SHARED, SharedDeployment, isolated_connector_host, isolated_host, q,
     shared_connector_host, shared_host,
 };
-/// A YAML double-quoted scalar. JSON's string syntax is a subset of YAML's.
-pub(super) fn q(value: &str) -> String {
-    serde_json::Value::from(value).to_string()
-}
 
 /// `test:` of a healthcheck: `GET /healthz` on the MCP port, with bash's `/dev/tcp` because the
 /// image has no curl. No `$` in it: compose would try to interpolate it.
