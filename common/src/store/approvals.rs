@@ -373,6 +373,22 @@ mod tests {
     }
 
     #[test]
+    fn a_record_written_before_traces_still_reads_and_one_after_keeps_its_context() {
+        // An approval as the release before trace export wrote it: no `trace` field.
+        let mut before = serde_json::to_value(pending("old", 100)).unwrap();
+        before.as_object_mut().unwrap().remove("trace");
+        let read: Approval = crate::store::decode(&crate::store::encode(&before).unwrap()).unwrap();
+        assert_eq!(read.id, "old");
+        assert_eq!(read.trace, None);
+        let traced = Approval {
+            trace: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            ..pending("new", 100)
+        };
+        let read: Approval = crate::store::decode(&crate::store::encode(&traced).unwrap()).unwrap();
+        assert_eq!(read.trace, traced.trace);
+    }
+
+    #[test]
     fn an_approval_moves_forward_once_and_never_back() {
         let (_d, a) = approvals();
         a.request(&pending("x", 100)).unwrap();
