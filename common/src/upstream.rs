@@ -192,6 +192,8 @@ pub struct Upstream {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Largest answer read; a bigger one is an error, not an allocation.
     max_body_bytes: usize,
+    /// The origin's host and port, as traces name them (`server.address`, `server.port`).
+    address: Option<(String, u16)>,
 }
 
 /// Error answers are only read for their message: this much is plenty.
@@ -282,8 +284,12 @@ impl Upstream {
         timeout: Duration,
         max_retry_wait: Duration,
     ) -> Self {
+        let address = reqwest::Url::parse(base_url)
+            .ok()
+            .and_then(|url| Some((url.host_str()?.to_owned(), url.port_or_known_default()?)));
         Self {
             name,
+            address,
             base_url: base_url.trim_end_matches('/').to_owned(),
             client,
             timeout,
@@ -403,13 +409,9 @@ impl Upstream {
         span.set_attribute("http.request.method", call.method.as_str().to_owned());
         span.set_attribute("url.template", call.template);
         span.set_attribute("studio_mcp.upstream", self.name);
-        if let Ok(url) = reqwest::Url::parse(&self.base_url) {
-            if let Some(host) = url.host_str() {
-                span.set_attribute("server.address", host.to_owned());
-            }
-            if let Some(port) = url.port_or_known_default() {
-                span.set_attribute("server.port", i64::from(port));
-            }
+        if let Some((host, port)) = &self.address {
+            span.set_attribute("server.address", host.clone());
+            span.set_attribute("server.port", i64::from(*port));
         }
     }
 

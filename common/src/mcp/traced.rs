@@ -10,6 +10,7 @@
 //! `baggage` is never read. Client-chosen values are capped; a string JSON-RPC id is not kept.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::time::Instant;
 
 use rmcp::model::{
@@ -92,37 +93,36 @@ impl Traced {
         if !span.is_disabled() {
             annotate(&span, method, tool, uri, context);
         }
-        Observed {
-            span,
-            started: Instant::now(),
-            method,
-            tool,
-        }
+        Observed { span, method, tool }
     }
 
-    /// Ends a request: its outcome on the span, its duration in the histograms.
-    fn finish(&self, observed: Observed, error: Option<&McpError>, error_type: &'static str) {
-        let Observed {
-            span,
-            started,
-            method,
-            tool,
-        } = observed;
+    /// Runs one request's handler inside its span; then its outcome on the span (`failed`
+    /// tells a success that reports an error) and its duration in the histograms.
+    async fn observe<T>(
+        &self,
+        observed: Observed,
+        handler: impl Future<Output = Result<T, McpError>>,
+        failed: impl Fn(&T) -> bool,
+    ) -> Result<T, McpError> {
+        let Observed { span, method, tool } = observed;
+        let started = Instant::now();
+        let result = handler.instrument(span.clone()).await;
+        let kind = error_type(&result, failed);
         if !span.is_disabled() {
-            conclude(&span, error, error_type);
+            conclude(&span, result.as_ref().err(), kind);
         }
         let elapsed = started.elapsed();
         self.0
             .services
             .metrics
-            .record_operation(method, tool, error_type, elapsed);
-        trace::record_duration(elapsed.as_secs_f64(), method, tool, error_type);
+            .record_operation(method, tool, kind, elapsed);
+        trace::record_duration(elapsed.as_secs_f64(), method, tool, kind);
+        result
     }
 }
 
 struct Observed {
     span: Span,
-    started: Instant,
     method: &'static str,
     tool: &'static str,
 }
@@ -253,14 +253,8 @@ impl ServerHandler for Traced {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
         let observed = self.start("initialize", "", None, &context);
-        let span = observed.span.clone();
-        let result = self.0.initialize(request, context).instrument(span).await;
-        self.finish(
-            observed,
-            result.as_ref().err(),
-            error_type(&result, |_| false),
-        );
-        result
+        self.observe(observed, self.0.initialize(request, context), |_| false)
+            .await
     }
 
     async fn list_tools(
@@ -269,14 +263,8 @@ impl ServerHandler for Traced {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let observed = self.start("tools/list", "", None, &context);
-        let span = observed.span.clone();
-        let result = self.0.list_tools(request, context).instrument(span).await;
-        self.finish(
-            observed,
-            result.as_ref().err(),
-            error_type(&result, |_| false),
-        );
-        result
+        self.observe(observed, self.0.list_tools(request, context), |_| false)
+            .await
     }
 
     async fn call_tool(
@@ -286,14 +274,10 @@ impl ServerHandler for Traced {
     ) -> Result<CallToolResponse, McpError> {
         let tool = self.tool_name(&request.name, &context);
         let observed = self.start("tools/call", tool, None, &context);
-        let span = observed.span.clone();
-        let result = self.0.call_tool(request, context).instrument(span).await;
-        let kind = error_type(
-            &result,
-            |response| matches!(response, CallToolResponse::Complete(r) if r.is_error == Some(true)),
-        );
-        self.finish(observed, result.as_ref().err(), kind);
-        result
+        self.observe(observed, self.0.call_tool(request, context), |response| {
+            matches!(response, CallToolResponse::Complete(r) if r.is_error == Some(true))
+        })
+        .await
     }
 
     async fn list_resources(
@@ -302,18 +286,8 @@ impl ServerHandler for Traced {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let observed = self.start("resources/list", "", None, &context);
-        let span = observed.span.clone();
-        let result = self
-            .0
-            .list_resources(request, context)
-            .instrument(span)
-            .await;
-        self.finish(
-            observed,
-            result.as_ref().err(),
-            error_type(&result, |_| false),
-        );
-        result
+        self.observe(observed, self.0.list_resources(request, context), |_| false)
+            .await
     }
 
     async fn list_resource_templates(
@@ -322,18 +296,12 @@ impl ServerHandler for Traced {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let observed = self.start("resources/templates/list", "", None, &context);
-        let span = observed.span.clone();
-        let result = self
-            .0
-            .list_resource_templates(request, context)
-            .instrument(span)
-            .await;
-        self.finish(
+        self.observe(
             observed,
-            result.as_ref().err(),
-            error_type(&result, |_| false),
-        );
-        result
+            self.0.list_resource_templates(request, context),
+            |_| false,
+        )
+        .await
     }
 
     async fn read_resource(
@@ -342,18 +310,8 @@ impl ServerHandler for Traced {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let observed = self.start("resources/read", "", Some(&request.uri), &context);
-        let span = observed.span.clone();
-        let result = self
-            .0
-            .read_resource(request, context)
-            .instrument(span)
-            .await;
-        self.finish(
-            observed,
-            result.as_ref().err(),
-            error_type(&result, |_| false),
-        );
-        result
+        self.observe(observed, self.0.read_resource(request, context), |_| false)
+            .await
     }
 }
 

@@ -118,7 +118,7 @@ impl Instance {
         response.text().await.unwrap()
     }
 
-    async fn admin_client(&self) -> common::runtime::admin::client::AdminClient {
+    fn admin_client(&self) -> common::runtime::admin::client::AdminClient {
         common::runtime::admin::client::AdminClient::new(
             self.admin_url.clone(),
             self.admin_token.clone(),
@@ -138,6 +138,14 @@ impl Instance {
 
 fn named<'a>(spans: &'a [ServedSpan], name: &str) -> Vec<&'a ServedSpan> {
     spans.iter().filter(|s| s.span.name == name).collect()
+}
+
+/// The first span of that name.
+fn first<'a>(spans: &'a [ServedSpan], name: &str) -> &'a ServedSpan {
+    spans
+        .iter()
+        .find(|s| s.span.name == name)
+        .unwrap_or_else(|| panic!("no span {name}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -160,7 +168,7 @@ async fn a_tool_call_is_traced_from_the_clients_span_to_the_upstream_and_leaks_n
     env.extend(FAST_EXPORT);
     let server = start(&dir.path().join("data"), &sandbox, &env).await;
     let acme = provision_isolated(
-        &server.admin_client().await,
+        &server.admin_client(),
         sandbox.fixture().owner("acme").unwrap(),
     )
     .await;
@@ -337,7 +345,7 @@ async fn a_tool_call_is_traced_from_the_clients_span_to_the_upstream_and_leaks_n
         "{requested:?}"
     );
     for step in ["approval decided", "approval ran"] {
-        let step_span = named(&spans, step).into_iter().next().unwrap();
+        let step_span = first(&spans, step);
         assert_eq!(
             attr(&step_span.span, "studio_mcp.approval.id"),
             Some(approval.clone())
@@ -352,15 +360,12 @@ async fn a_tool_call_is_traced_from_the_clients_span_to_the_upstream_and_leaks_n
             step_span.span.links
         );
     }
-    let ran = named(&spans, "approval ran").into_iter().next().unwrap();
+    let ran = first(&spans, "approval ran");
     assert_eq!(
         attr(&ran.span, "studio_mcp.approval.state").as_deref(),
         Some("done")
     );
-    let decided = named(&spans, "approval decided")
-        .into_iter()
-        .next()
-        .unwrap();
+    let decided = first(&spans, "approval decided");
     assert_eq!(ran.span.parent_span_id, decided.span.span_id);
     let write = spans
         .iter()
@@ -372,10 +377,7 @@ async fn a_tool_call_is_traced_from_the_clients_span_to_the_upstream_and_leaks_n
     );
 
     // The unknown tool is `_OTHER`, an error of the caller's (status unset).
-    let other = named(&spans, "tools/call _OTHER")
-        .into_iter()
-        .next()
-        .unwrap();
+    let other = first(&spans, "tools/call _OTHER");
     assert_eq!(attr(&other.span, "error.type").as_deref(), Some("-32602"));
     assert_eq!(
         attr(&other.span, "rpc.response.status_code").as_deref(),
@@ -448,7 +450,7 @@ async fn a_collector_down_or_black_holed_never_fails_a_call_and_drops_are_counte
         env.extend(FAST_EXPORT);
         let server = start(&dir.path().join("data"), &sandbox, &env).await;
         let acme = provision_isolated(
-            &server.admin_client().await,
+            &server.admin_client(),
             sandbox.fixture().owner("acme").unwrap(),
         )
         .await;
@@ -568,7 +570,7 @@ async fn postgresql_statements_are_children_of_the_request_that_made_them() {
         },
     )
     .await;
-    let register = named(&spans, "POST /register").into_iter().next().unwrap();
+    let register = first(&spans, "POST /register");
     assert_eq!(register.service, "studio-mcp-shared");
     assert!(
         register.span.parent_span_id.is_empty(),
