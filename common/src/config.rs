@@ -93,6 +93,9 @@ pub struct Config {
     /// Webflow calls per minute per site token (Webflow's published quota is 60-120).
     pub webflow_rate_per_min: u64,
     pub log_json: bool,
+    /// Whether stateless JSON requests take the fast path in front of rmcp's transport
+    /// (`STUDIO_MCP_FAST_PATH=off`: everything goes through rmcp).
+    pub fast_path: bool,
     /// Async worker threads; 0: one per core the process may use.
     pub worker_threads: u64,
     /// Open connections on the MCP listener; 0: what the descriptor limit leaves room for.
@@ -185,6 +188,7 @@ struct FileConfig {
     tenant_rate_per_min: Option<u64>,
     webflow_rate_per_min: Option<u64>,
     log_format: Option<String>,
+    fast_path: Option<String>,
     worker_threads: Option<u64>,
     max_connections: Option<u64>,
     admin_max_connections: Option<u64>,
@@ -267,6 +271,16 @@ impl Config {
                 return Err(ConfigError::Value {
                     name: "STUDIO_MCP_LOG_FORMAT",
                     why: format!("`{other}` is neither text nor json"),
+                });
+            }
+        };
+        let fast_path = match pick("STUDIO_MCP_FAST_PATH", f.fast_path).as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Value {
+                    name: "STUDIO_MCP_FAST_PATH",
+                    why: format!("`{other}` is neither on nor off"),
                 });
             }
         };
@@ -389,6 +403,7 @@ impl Config {
             )?
             .clamp(1, u64::from(u32::MAX)),
             log_json,
+            fast_path,
             worker_threads: match number("STUDIO_MCP_WORKER_THREADS", f.worker_threads, 0)? {
                 n @ 0..=1024 => n,
                 n => {

@@ -30,7 +30,7 @@ use crate::upstream::{Upstream, UpstreamError};
 
 mod server;
 mod traced;
-pub use server::{McpServer, caller, request_id};
+pub use server::{Incoming, McpServer, caller, request_id};
 pub use traced::Traced;
 
 /// Put into the HTTP request's extensions by the server's auth layer.

@@ -60,6 +60,8 @@ pub struct Metrics {
     store_errors: RwLock<HashMap<&'static str, AtomicU64>>,
     /// `mcp.server.operation.duration`: every MCP request, by method, tool and `error.type`.
     operations: RwLock<HashMap<(&'static str, &'static str, &'static str), Durations>>,
+    /// Authenticated MCP requests by the front that answered them: the fast path, rmcp.
+    fronts: [AtomicU64; 2],
 }
 
 /// A histogram with the MCP conventions' buckets ([`crate::trace::DURATION_BUCKETS`]).
@@ -255,6 +257,11 @@ impl Metrics {
 
     /// A request a store failure stopped (the tool or the token check could not be answered),
     /// by the error's kind ([`crate::store::StoreError::kind`]).
+    /// An authenticated MCP request answered by the fast path (`true`) or by rmcp's transport.
+    pub fn record_front(&self, fast: bool) {
+        self.fronts[usize::from(!fast)].fetch_add(1, Relaxed);
+    }
+
     pub fn record_store_error(&self, kind: &'static str) {
         bump(&self.store_errors, kind);
     }
@@ -385,6 +392,16 @@ impl Metrics {
                 .snapshot()
                 .iter()
                 .map(|(outcome, n)| (format!("outcome=\"{outcome}\""), *n))
+                .collect(),
+        );
+        counter(
+            &mut out,
+            "studio_mcp_mcp_requests_total",
+            "Authenticated MCP requests by the front that answered them (fast: the stateless JSON fast path; rmcp: rmcp's transport, for everything the fast path leaves to it).",
+            ["fast", "rmcp"]
+                .iter()
+                .zip(&self.fronts)
+                .map(|(front, n)| (format!("front=\"{front}\""), n.load(Relaxed)))
                 .collect(),
         );
         self.render_operations(&mut out);

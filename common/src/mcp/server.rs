@@ -7,18 +7,20 @@ use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
-    ServerConfig,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, RequestId,
+    RequestMetaObject, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use rmcp::{ErrorData as McpError, RoleServer};
 
 use super::{Authenticated, Catalog, ResourceCatalog, Services, ToolContext, ToolError};
 use crate::audit::AuditRecord;
 
-/// The rmcp handler. Built per HTTP request by the transport's factory, so it must be cheap:
-/// two `Arc` clones.
+/// The dispatch of every MCP method this server answers, for either front (rmcp's transport
+/// through [`super::Traced`]'s `ServerHandler`, or the stateless JSON fast path): each method
+/// takes the request as an [`Incoming`], whichever front decoded it. Cloned per request by
+/// rmcp's factory, so it must be cheap: `Arc` clones.
 #[derive(Clone)]
 pub struct McpServer {
     pub services: Arc<Services>,
@@ -71,18 +73,70 @@ impl McpServer {
     }
 }
 
-/// Whether this request comes from a client that can open a URL for its user by itself: a
-/// 2026-07-28 request whose `_meta` declares URL-mode elicitation. (A stateless server knows a
-/// 2025-11-25 client's capabilities only from its `initialize`, which it does not keep: those
-/// clients get the link in the tool result.)
-fn url_elicitation_supported(context: &RequestContext<RoleServer>) -> bool {
-    context
-        .protocol_version()
-        .is_some_and(|v| v == rmcp::model::ProtocolVersion::V_2026_07_28)
-        && context
-            .client_capabilities()
-            .and_then(|c| c.elicitation)
-            .is_some_and(|e| e.url.is_some())
+/// One MCP request as a method's handler sees it, whichever front decoded it: its JSON-RPC id,
+/// its `_meta`, the HTTP request it came in (whose extensions hold the [`Authenticated`]
+/// caller the edge put there), and the protocol version it speaks (its `_meta`'s, else the
+/// `MCP-Protocol-Version` header's, else 2025-03-26, as rmcp's stateless transport reads it).
+pub struct Incoming<'a> {
+    pub id: &'a RequestId,
+    pub meta: &'a RequestMetaObject,
+    pub parts: &'a http::request::Parts,
+    pub protocol_version: ProtocolVersion,
+}
+
+impl<'a> Incoming<'a> {
+    /// The request rmcp's transport handed a `ServerHandler` method.
+    pub fn of(context: &'a RequestContext<RoleServer>) -> Result<Self, McpError> {
+        let parts = context
+            .extensions
+            .get::<http::request::Parts>()
+            .ok_or_else(|| {
+                McpError::internal_error(
+                    "request reached the MCP handler without its HTTP request",
+                    None,
+                )
+            })?;
+        Ok(Self {
+            id: &context.id,
+            meta: &context.meta,
+            parts,
+            protocol_version: context
+                .protocol_version()
+                .unwrap_or(ProtocolVersion::V_2025_03_26),
+        })
+    }
+
+    /// The version a stateless request speaks, from its `_meta` and headers alone.
+    pub fn version_of(meta: &RequestMetaObject, headers: &http::HeaderMap) -> ProtocolVersion {
+        meta.protocol_version()
+            .or_else(|| {
+                headers
+                    .get("mcp-protocol-version")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|s| {
+                        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+                    })
+            })
+            .unwrap_or(ProtocolVersion::V_2025_03_26)
+    }
+
+    /// The authenticated caller the edge put into the HTTP request.
+    pub fn caller(&self) -> Option<&'a Authenticated> {
+        self.parts.extensions.get::<Authenticated>()
+    }
+
+    /// Whether this request comes from a client that can open a URL for its user by itself: a
+    /// 2026-07-28 request whose `_meta` declares URL-mode elicitation. (A stateless server
+    /// knows a 2025-11-25 client's capabilities only from its `initialize`, which it does not
+    /// keep: those clients get the link in the tool result.)
+    fn url_elicitation_supported(&self) -> bool {
+        self.protocol_version == ProtocolVersion::V_2026_07_28
+            && self
+                .meta
+                .client_capabilities()
+                .and_then(|c| c.elicitation)
+                .is_some_and(|e| e.url.is_some())
+    }
 }
 
 /// A tool answer asking for a person's approval (`status: approval_required` with an
@@ -128,21 +182,16 @@ pub fn request_id() -> Arc<str> {
     format!("{prefix:016x}{n:016x}").into()
 }
 
-/// The authenticated caller of this request, from the HTTP request the transport saw.
-pub fn caller(context: &RequestContext<RoleServer>) -> Result<Authenticated, McpError> {
-    context
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Authenticated>())
-        .cloned()
-        .ok_or_else(|| {
-            McpError::internal_error("request reached the MCP handler unauthenticated", None)
-        })
+/// The authenticated caller of this request, from the HTTP request the front saw.
+pub fn caller<'a>(request: &Incoming<'a>) -> Result<&'a Authenticated, McpError> {
+    request.caller().ok_or_else(|| {
+        McpError::internal_error("request reached the MCP handler unauthenticated", None)
+    })
 }
 
 /// The caller, unless this request took its tenant past the rate limit: then a JSON-RPC error
 /// (-32000, implementation-defined server error) that says when to retry.
-fn within_limit(caller: Authenticated) -> Result<Authenticated, McpError> {
+fn within_limit(caller: &Authenticated) -> Result<&Authenticated, McpError> {
     match caller.over_limit {
         None => Ok(caller),
         Some(retry_after_secs) => Err(McpError::new(
@@ -205,33 +254,29 @@ impl McpServer {
     }
 }
 
-impl ServerHandler for McpServer {
-    fn get_info(&self) -> ServerConfig {
+/// The methods, one dispatch each, for either front.
+impl McpServer {
+    pub fn get_info(&self) -> ServerConfig {
         (*self.info).clone()
     }
 
-    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+    pub fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
         self.catalog.get(name).map(|e| e.definition.clone())
     }
 
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, McpError> {
-        let caller = within_limit(caller(&context)?)?;
+    pub async fn list_tools(&self, request: &Incoming<'_>) -> Result<ListToolsResult, McpError> {
+        let caller = within_limit(caller(request)?)?;
         Ok(ListToolsResult::with_all_items(
             self.catalog.for_tenant(&caller.tenant),
         ))
     }
 
-    async fn list_resources(
+    pub async fn list_resources(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
+        request: &Incoming<'_>,
     ) -> Result<ListResourcesResult, McpError> {
-        let caller = within_limit(caller(&context)?)?;
-        let ctx = self.context(&caller);
+        let caller = within_limit(caller(request)?)?;
+        let ctx = self.context(caller);
         let Some(resources) = self.visible_resources(&ctx) else {
             return Ok(ListResourcesResult::with_all_items(Vec::new()));
         };
@@ -241,30 +286,29 @@ impl ServerHandler for McpServer {
             .map_err(|e| resource_error(e, None))
     }
 
-    async fn list_resource_templates(
+    pub async fn list_resource_templates(
         &self,
-        _request: Option<PaginatedRequestParams>,
-        context: RequestContext<RoleServer>,
+        request: &Incoming<'_>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let caller = within_limit(caller(&context)?)?;
+        let caller = within_limit(caller(request)?)?;
         let templates = self
-            .visible_resources(&self.context(&caller))
+            .visible_resources(&self.context(caller))
             .map(|resources| (resources.templates)())
             .unwrap_or_default();
         Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
-    async fn read_resource(
+    pub async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        context: RequestContext<RoleServer>,
+        incoming: &Incoming<'_>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let caller = within_limit(caller(&context)?)?;
-        let ctx = self.context(&caller);
+        let caller = within_limit(caller(incoming)?)?;
+        let ctx = self.context(caller);
         let started = Instant::now();
         let digest = crate::audit::digest(&request.uri);
         let Some(resources) = self.visible_resources(&ctx) else {
-            self.audit(&caller, "resources/read", digest, "not_permitted", started);
+            self.audit(caller, "resources/read", digest, "not_permitted", started);
             return Err(McpError::resource_not_found(
                 "no resources for this tenant",
                 Some(serde_json::json!({ "uri": request.uri })),
@@ -272,30 +316,24 @@ impl ServerHandler for McpServer {
         };
         let outcome = (resources.read)(&ctx, &request.uri).await;
         let kind = outcome.as_ref().map(|_| "ok").unwrap_or_else(|e| e.kind());
-        self.audit(&caller, "resources/read", digest, kind, started);
+        self.audit(caller, "resources/read", digest, kind, started);
         outcome
             .map(|contents| ReadResourceResult::new(vec![contents]).into())
             .map_err(|e| resource_error(e, Some(&request.uri)))
     }
 
-    async fn call_tool(
+    pub async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        incoming: &Incoming<'_>,
     ) -> Result<CallToolResponse, McpError> {
-        let caller = caller(&context)?;
+        let caller = caller(incoming)?;
         let started = Instant::now();
         if let Some(retry_after_secs) = caller.over_limit {
             // Refused calls are audited at most once a second per tenant: a tenant hammering
             // the server cannot grow the audit log faster than its own rate limit allows.
             if caller.live.first_refusal_this_second() {
-                self.audit(
-                    &caller,
-                    "tools/call",
-                    String::new(),
-                    "rate_limited",
-                    started,
-                );
+                self.audit(caller, "tools/call", String::new(), "rate_limited", started);
             }
             if let Some(entry) = self
                 .catalog
@@ -323,10 +361,10 @@ impl ServerHandler for McpServer {
             .get(&request.name)
             .filter(|e| e.allowed_for(&caller.tenant))
         else {
-            self.audit(&caller, &request.name, args_digest, "unknown_tool", started);
+            self.audit(caller, &request.name, args_digest, "unknown_tool", started);
             return Err(unknown_tool(&request.name));
         };
-        let ctx = self.context(&caller);
+        let ctx = self.context(caller);
         let outcome = (entry.call)(&ctx, arguments).await;
         let elapsed_us = started.elapsed().as_micros() as u64;
         // Only an answer asking for approval looks at the client's capabilities (decoding them
@@ -334,7 +372,7 @@ impl ServerHandler for McpServer {
         if first_round
             && let Ok(value) = &outcome
             && let Some(input_required) = approval_elicitation(value)
-            && url_elicitation_supported(&context)
+            && incoming.url_elicitation_supported()
         {
             self.services.metrics.record_call(
                 &caller.live.calls,
@@ -342,7 +380,7 @@ impl ServerHandler for McpServer {
                 "ok",
                 started.elapsed(),
             );
-            self.audit(&caller, entry.name(), args_digest, "ok", started);
+            self.audit(caller, entry.name(), args_digest, "ok", started);
             return Ok(input_required.into());
         }
         let (result, kind) = match outcome {
@@ -365,7 +403,7 @@ impl ServerHandler for McpServer {
             kind,
             started.elapsed(),
         );
-        self.audit(&caller, entry.name(), args_digest, kind, started);
+        self.audit(caller, entry.name(), args_digest, kind, started);
         Ok(result.into())
     }
 }

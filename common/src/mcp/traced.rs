@@ -9,21 +9,20 @@
 //! reach this handler, so only an authenticated caller's `sampled` flag is ever followed.
 //! `baggage` is never read. Client-chosen values are capped; a string JSON-RPC id is not kept.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
+    ReadResourceRequestParams, ReadResourceResponse, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::McpServer;
+use super::{Incoming, McpServer};
 use crate::trace::{self, TARGET, capped, own};
 
 /// [`McpServer`] with a span and a duration around each request it answers (rmcp's transport
@@ -67,8 +66,8 @@ fn is_server_fault(error: &str) -> bool {
 
 impl Traced {
     /// The tool a `tools/call` names, if this tenant is served it: else `_OTHER`.
-    fn tool_name(&self, name: &str, context: &RequestContext<RoleServer>) -> &'static str {
-        let caller = authenticated(context);
+    fn tool_name(&self, name: &str, request: &Incoming<'_>) -> &'static str {
+        let caller = request.caller();
         self.0
             .catalog
             .get(name)
@@ -82,7 +81,7 @@ impl Traced {
         method: &'static str,
         tool: &'static str,
         uri: Option<&str>,
-        context: &RequestContext<RoleServer>,
+        request: &Incoming<'_>,
     ) -> Observed {
         let span = tracing::info_span!(
             target: TARGET,
@@ -91,7 +90,7 @@ impl Traced {
             otel.kind = "server",
         );
         if !span.is_disabled() {
-            annotate(&span, method, tool, uri, context);
+            annotate(&span, method, tool, uri, request);
         }
         Observed { span, method, tool }
     }
@@ -106,7 +105,11 @@ impl Traced {
     ) -> Result<T, McpError> {
         let Observed { span, method, tool } = observed;
         let started = Instant::now();
-        let result = handler.instrument(span.clone()).await;
+        let result = if span.is_disabled() {
+            handler.await
+        } else {
+            handler.instrument(span.clone()).await
+        };
         let kind = error_type(&result, failed);
         if !span.is_disabled() {
             conclude(&span, result.as_ref().err(), kind);
@@ -119,6 +122,74 @@ impl Traced {
         trace::record_duration(elapsed.as_secs_f64(), method, tool, kind);
         result
     }
+
+    /// `initialize`, which only rmcp's transport serves (it negotiates the version and keeps
+    /// the client's details on its peer); a stateless server keeps nothing of it.
+    async fn initialized(
+        &self,
+        params: &InitializeRequestParams,
+        request: &Incoming<'_>,
+    ) -> Result<InitializeResult, McpError> {
+        let observed = self.start("initialize", "", None, request);
+        self.observe(
+            observed,
+            async { self.negotiate_initialize(params) },
+            |_| false,
+        )
+        .await
+    }
+
+    /// `tools/list`, for either front.
+    pub async fn tools_list(&self, request: &Incoming<'_>) -> Result<ListToolsResult, McpError> {
+        let observed = self.start("tools/list", "", None, request);
+        self.observe(observed, self.0.list_tools(request), |_| false)
+            .await
+    }
+
+    /// `tools/call`, for either front.
+    pub async fn tools_call(
+        &self,
+        params: CallToolRequestParams,
+        request: &Incoming<'_>,
+    ) -> Result<CallToolResponse, McpError> {
+        let tool = self.tool_name(&params.name, request);
+        let observed = self.start("tools/call", tool, None, request);
+        self.observe(observed, self.0.call_tool(params, request), |response| {
+            matches!(response, CallToolResponse::Complete(r) if r.is_error == Some(true))
+        })
+        .await
+    }
+
+    /// `resources/list`, for either front.
+    pub async fn resources_list(
+        &self,
+        request: &Incoming<'_>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let observed = self.start("resources/list", "", None, request);
+        self.observe(observed, self.0.list_resources(request), |_| false)
+            .await
+    }
+
+    /// `resources/templates/list`, for either front.
+    pub async fn resources_templates_list(
+        &self,
+        request: &Incoming<'_>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let observed = self.start("resources/templates/list", "", None, request);
+        self.observe(observed, self.0.list_resource_templates(request), |_| false)
+            .await
+    }
+
+    /// `resources/read`, for either front.
+    pub async fn resources_read(
+        &self,
+        params: ReadResourceRequestParams,
+        request: &Incoming<'_>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let observed = self.start("resources/read", "", Some(&params.uri), request);
+        self.observe(observed, self.0.read_resource(params, request), |_| false)
+            .await
+    }
 }
 
 struct Observed {
@@ -127,33 +198,22 @@ struct Observed {
     tool: &'static str,
 }
 
-fn authenticated(context: &RequestContext<RoleServer>) -> Option<&super::Authenticated> {
-    context
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<super::Authenticated>())
-}
-
 /// The span's parent and attributes from the request; called before the span is entered.
 fn annotate(
     span: &Span,
     method: &'static str,
     tool: &'static str,
     uri: Option<&str>,
-    context: &RequestContext<RoleServer>,
+    request: &Incoming<'_>,
 ) {
-    let parts = context.extensions.get::<http::request::Parts>();
-    let caller = authenticated(context);
+    let headers = &request.parts.headers;
+    let caller = request.caller();
     if caller.is_some() {
-        let header = |name: &str| {
-            parts
-                .and_then(|p| p.headers.get(name))
-                .and_then(|v| v.to_str().ok())
-        };
-        let from_meta = context
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let from_meta = request
             .meta
             .get_traceparent()
-            .and_then(|t| trace::remote_parent(t, context.meta.get_tracestate()));
+            .and_then(|t| trace::remote_parent(t, request.meta.get_tracestate()));
         let from_http =
             header("traceparent").and_then(|t| trace::remote_parent(t, header("tracestate")));
         match (from_meta, from_http) {
@@ -178,16 +238,16 @@ fn annotate(
     }
     // A number, as every client we know sends; a string id is the client's free text and is
     // not exported (`studio_mcp.request.id`, ours, joins the span to the audit log instead).
-    if let rmcp::model::NumberOrString::Number(id) = &context.id {
+    if let rmcp::model::NumberOrString::Number(id) = request.id {
         span.set_attribute("jsonrpc.request.id", id.to_string());
     }
-    let version = context
+    let version = request
         .meta
         .protocol_version()
         .map(|v| v.to_string())
         .or_else(|| {
-            parts
-                .and_then(|p| p.headers.get("mcp-protocol-version"))
+            headers
+                .get("mcp-protocol-version")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         });
@@ -233,7 +293,9 @@ fn conclude(span: &Span, error: Option<&McpError>, error_type: &'static str) {
     }
 }
 
-/// Every method `McpServer` answers, each inside its span; the rest keep rmcp's defaults.
+/// rmcp's transport serves [`Traced`] for everything the fast path leaves to it: each method
+/// `McpServer` answers goes to the same dispatch the fast path calls; the rest keep rmcp's
+/// defaults.
 impl ServerHandler for Traced {
     fn get_info(&self) -> ServerConfig {
         self.0.get_info()
@@ -243,75 +305,54 @@ impl ServerHandler for Traced {
         self.0.get_tool(name)
     }
 
-    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        self.0.supported_protocol_versions()
-    }
-
     async fn initialize(
         &self,
-        request: InitializeRequestParams,
+        params: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
-        let observed = self.start("initialize", "", None, &context);
-        self.observe(observed, self.0.initialize(request, context), |_| false)
-            .await
+        context.peer.set_peer_info(params.clone());
+        self.initialized(&params, &Incoming::of(&context)?).await
     }
 
     async fn list_tools(
         &self,
-        request: Option<PaginatedRequestParams>,
+        _params: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let observed = self.start("tools/list", "", None, &context);
-        self.observe(observed, self.0.list_tools(request, context), |_| false)
-            .await
+        self.tools_list(&Incoming::of(&context)?).await
     }
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        params: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let tool = self.tool_name(&request.name, &context);
-        let observed = self.start("tools/call", tool, None, &context);
-        self.observe(observed, self.0.call_tool(request, context), |response| {
-            matches!(response, CallToolResponse::Complete(r) if r.is_error == Some(true))
-        })
-        .await
+        self.tools_call(params, &Incoming::of(&context)?).await
     }
 
     async fn list_resources(
         &self,
-        request: Option<PaginatedRequestParams>,
+        _params: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let observed = self.start("resources/list", "", None, &context);
-        self.observe(observed, self.0.list_resources(request, context), |_| false)
-            .await
+        self.resources_list(&Incoming::of(&context)?).await
     }
 
     async fn list_resource_templates(
         &self,
-        request: Option<PaginatedRequestParams>,
+        _params: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let observed = self.start("resources/templates/list", "", None, &context);
-        self.observe(
-            observed,
-            self.0.list_resource_templates(request, context),
-            |_| false,
-        )
-        .await
+        self.resources_templates_list(&Incoming::of(&context)?)
+            .await
     }
 
     async fn read_resource(
         &self,
-        request: ReadResourceRequestParams,
+        params: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let observed = self.start("resources/read", "", Some(&request.uri), &context);
-        self.observe(observed, self.0.read_resource(request, context), |_| false)
-            .await
+        self.resources_read(params, &Incoming::of(&context)?).await
     }
 }
 

@@ -14,6 +14,7 @@ mod catalog;
 mod cms_writes;
 mod compose;
 mod doctor;
+mod front;
 mod fuzz;
 mod hardening;
 mod hardening_binary;

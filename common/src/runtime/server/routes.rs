@@ -13,13 +13,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{MethodRouter, any, get};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use crate::runtime::browser::signin;
 use crate::runtime::oauth;
+use crate::runtime::server::front::{self, Front};
 use crate::runtime::server::source;
 use crate::runtime::server::state::AppState;
 use axum::extract::DefaultBodyLimit;
@@ -27,12 +28,33 @@ use axum::extract::DefaultBodyLimit;
 /// Largest MCP request body accepted; tool arguments are small.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The MCP transport for one door: stateless, JSON answers, only `origin`'s host accepted.
-fn mcp_service(
+/// Which front answers a door's `/mcp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum McpFront {
+    /// The stateless JSON fast path, with rmcp's transport for everything else.
+    Fast,
+    /// rmcp's transport for everything.
+    Rmcp,
+}
+
+impl McpFront {
+    fn of(state: &AppState) -> Self {
+        if state.fast_path {
+            McpFront::Fast
+        } else {
+            McpFront::Rmcp
+        }
+    }
+}
+
+/// The MCP endpoint for one door: stateless, JSON answers, only `origin`'s host accepted; the
+/// fast path in front of rmcp's transport unless `front` says otherwise.
+fn mcp_endpoint(
     state: &AppState,
     origin: &str,
     shutdown: CancellationToken,
-) -> StreamableHttpService<Traced, NeverSessionManager> {
+    front: McpFront,
+) -> MethodRouter {
     let server = Traced(McpServer::new(
         state.services.clone(),
         state.catalog.clone(),
@@ -40,18 +62,22 @@ fn mcp_service(
         state.spec.instructions,
         state.spec.resources,
     ));
+    let host = origin_host(origin);
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
-        .with_allowed_hosts([origin_host(origin).to_owned()])
+        .with_allowed_hosts([host.to_owned()])
         .with_cancellation_token(shutdown);
-    StreamableHttpService::new(
-        move || Ok(server.clone()),
+    let factory = server.clone();
+    let rmcp = StreamableHttpService::new(
+        move || Ok(factory.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
-    )
+    );
+    let front = Front::new(server, rmcp, host, MAX_BODY_BYTES, front == McpFront::Fast);
+    any(front::serve).with_state(Arc::new(front))
 }
 
 /// The static door (`STUDIO_MCP_PUBLIC_URL`): `/mcp` for static bearer tokens, `/healthz`, and
@@ -59,14 +85,24 @@ fn mcp_service(
 /// in its 401: Claude Code drops a configured `Authorization` header once it finds OAuth
 /// discovery for a server (anthropics/claude-code#59467).
 pub fn static_router(state: Arc<AppState>, shutdown: CancellationToken) -> Router {
+    let front = McpFront::of(&state);
+    static_router_with(state, shutdown, front)
+}
+
+/// [`static_router`] with `/mcp` answered by `front`.
+pub fn static_router_with(
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    front: McpFront,
+) -> Router {
     let public = Arc::new(PublicOrigin::parse(&state.public_url));
-    let mcp = mcp_service(&state, &state.public_url, shutdown);
+    let mcp = mcp_endpoint(&state, &state.public_url, shutdown, front);
     let moved = any(connector_moved).with_state(state.clone());
     let health = get(healthz).with_state(state.clone());
     // `route_layer`: the checks run on `/mcp` only, so any other path is a plain 404 (a 401
     // there would invite a client to look for a way to authenticate).
     Router::new()
-        .route_service(MCP_PATH, mcp)
+        .route(MCP_PATH, mcp)
         .route_layer(middleware::from_fn_with_state(
             (state, Door::Static),
             authenticate,
@@ -98,16 +134,25 @@ async fn method_not_allowed() -> Response {
 /// and page at the origin's root (claude.ai has appended `/authorize`, `/token`, `/register`
 /// to the origin, ignoring metadata). `None` when the server has no connector door.
 pub fn connector_router(state: Arc<AppState>, shutdown: CancellationToken) -> Option<Router> {
+    let front = McpFront::of(&state);
+    connector_router_with(state, shutdown, front)
+}
+
+/// [`connector_router`] with `/mcp` answered by `front`.
+pub fn connector_router_with(
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    front: McpFront,
+) -> Option<Router> {
     let door = state.connector.clone()?;
     let origin = Arc::new(PublicOrigin::parse(&door.origin));
-    let mcp = mcp_service(&state, &door.origin, shutdown);
-    let oauth_mcp =
-        Router::new()
-            .route_service(MCP_PATH, mcp)
-            .route_layer(middleware::from_fn_with_state(
-                (state.clone(), Door::Connector),
-                authenticate,
-            ));
+    let mcp = mcp_endpoint(&state, &door.origin, shutdown, front);
+    let oauth_mcp = Router::new()
+        .route(MCP_PATH, mcp)
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Door::Connector),
+            authenticate,
+        ));
     // Pages a person's browser opens (cookies): Host and Origin must be the connector's.
     let mut browser = signin::router().merge(oauth::browser_router());
     if state.spec.approvals {

@@ -180,6 +180,7 @@ impl Application {
             admin_token,
             metrics_token,
             public_url,
+            fast_path: config.fast_path,
             connector: connector_door,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),

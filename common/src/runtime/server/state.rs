@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics_token: SecretString,
     /// The static door's origin: static tokens' audience, and the only `Host` `/mcp` answers.
     pub public_url: String,
+    /// Whether `/mcp` takes stateless JSON requests on the fast path (`STUDIO_MCP_FAST_PATH`).
+    pub fast_path: bool,
     /// The OAuth door, if configured: everything people and connectors use lives there.
     pub connector: Option<ConnectorDoor>,
     pub token_ttl_secs: u64,

@@ -23,6 +23,16 @@ pub enum Cmd {
     /// What trace export costs: export off, on at sampling 1.0 and at 0.01, side by side on
     /// one tenant (sled); uses `run`'s options that apply (`--concurrency`, `--rounds`, …).
     Otel(RunArgs),
+    /// The shared server side by side with the axum floor and a minimal rmcp server, in one
+    /// run: static and OAuth tokens, the fast path on and off, sled and (with `--postgres`)
+    /// PostgreSQL; medians, ratios and goals (uses `run`'s options that apply).
+    Compare(RunArgs),
+    /// Serve a minimal rmcp 3.11 stateless server (`POST /mcp`, one `whoami` tool); prints its
+    /// address on stdout.
+    RmcpServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
     /// Serve the floor: a bare axum `POST /echo` JSON endpoint; prints its address on stdout.
     FloorServer {
         #[arg(long, default_value = "127.0.0.1:0")]

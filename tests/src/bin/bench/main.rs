@@ -30,6 +30,8 @@
 //! and `postgres` (`/proc`, `psql`).
 
 mod args;
+mod bare_rmcp;
+mod compare;
 mod floor;
 mod goals;
 mod http;
@@ -59,6 +61,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Cmd::FloorServer { listen }) => floor_server(listen),
+        Some(Cmd::RmcpServer { listen }) => bare_rmcp::rmcp_server(listen),
+        Some(Cmd::Compare(args)) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(compare::compare(args))),
         Some(Cmd::Run(args)) => run_blocking(args),
         Some(Cmd::Otel(args)) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

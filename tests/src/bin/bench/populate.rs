@@ -110,7 +110,11 @@ pub fn populate(
 
 /// One person and one OAuth grant a tenant, made through the store's own grant path (a code
 /// redeemed into a grant); returns the access tokens, valid a day.
-fn populate_oauth(dir: &Path, connector_url: &str, tenants: usize) -> anyhow::Result<Vec<String>> {
+pub fn populate_oauth(
+    dir: &Path,
+    connector_url: &str,
+    tenants: usize,
+) -> anyhow::Result<Vec<String>> {
     use common::store::people::{self, AuthCode, Person, Role};
     let store = open_store(&dir.join("store"))?;
     let now = common::now_unix();

@@ -389,7 +389,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<()> {
 /// Runs `shared-server store migrate` as `command` says; the seconds it took. sled lets go of
 /// the bench's own handle a few milliseconds late: a run refused for that is retried, and only
 /// the run that went through is timed.
-async fn migrate(command: &mut Command) -> anyhow::Result<f64> {
+pub async fn migrate(command: &mut Command) -> anyhow::Result<f64> {
     let mut attempt = 0;
     loop {
         attempt += 1;

@@ -1,12 +1,18 @@
 //! JSON-RPC and MCP request decoding at the edge, as a client with a valid token reaches it:
-//! rmcp's decoding of the body (`ClientJsonRpcMessage`), its header checks, our `McpServer`
-//! (tools, resources, the per-tenant catalog) and every tool's argument parsing and scoping —
-//! CMS `field_data` against the collection's schema on the shared server, DNS records, publish
-//! targets, Stripe customers and return URLs on an isolated instance. Seeds are the bodies the
-//! end-to-end tests send, every tool called with arguments that work.
+//! the fast path's decoding and checks and rmcp's (`ClientJsonRpcMessage`, the header rules),
+//! our `McpServer` (tools, resources, the per-tenant catalog) and every tool's argument parsing
+//! and scoping — CMS `field_data` against the collection's schema on the shared server, DNS
+//! records, publish targets, Stripe customers and return URLs on an isolated instance. Seeds are
+//! the bodies the end-to-end tests send, every tool called with arguments that work.
+//!
+//! Differential: every input goes to the door as it is served (the fast path in front of rmcp)
+//! and to the same state's door with rmcp's transport alone; the two answers must agree in
+//! status, headers and body (tool output aside: a tool's answer to the same call twice may
+//! differ, e.g. a draft created twice has two ids).
 
 use axum::body::Body;
 use axum::http::Request;
+use common::runtime::server::routes::McpFront;
 use proptest::prelude::*;
 use proptest::sample::select;
 use rmcp::model::ClientJsonRpcMessage;
@@ -31,6 +37,8 @@ struct Call {
     accept: Option<String>,
     content_type: Option<String>,
     peer: u8,
+    /// Sent without `Content-Length` (as a chunked body would be).
+    chunked: bool,
 }
 
 fn rpc(id: i64, method: &str, params: Value) -> Value {
@@ -311,9 +319,10 @@ fn calls(seeds: Vec<Value>, context: &[String]) -> impl Strategy<Value = Call> {
             1 => header(&["application/json; charset=utf-8", "text/plain", ""], context),
         ],
         any::<u8>(),
+        prop::bool::weighted(0.05),
     )
         .prop_map(
-            |(body, protocol, method, name, accept, content_type, peer)| Call {
+            |(body, protocol, method, name, accept, content_type, peer, chunked)| Call {
                 body,
                 protocol,
                 method,
@@ -321,6 +330,7 @@ fn calls(seeds: Vec<Value>, context: &[String]) -> impl Strategy<Value = Call> {
                 accept,
                 content_type,
                 peer,
+                chunked,
             },
         )
 }
@@ -339,6 +349,9 @@ fn request(server: &Server, token: &str, call: &Call) -> Option<Request<Body>> {
         if let Some(value) = value {
             builder = builder.header(name, value.as_bytes());
         }
+    }
+    if !call.chunked {
+        builder = builder.header("content-length", call.body.0.len());
     }
     // A header value no client could send (a control character) is not a case.
     builder.body(Body::from(call.body.0.clone())).ok()
@@ -362,6 +375,92 @@ fn outcome(answer: &Answer) -> String {
     }
 }
 
+/// Whether the fast path's answer is rmcp's: the same status, the same headers and the same
+/// body, once request ids (32 hex digits, one per request) are masked and, in a tool's
+/// answer, its output and whether it failed set aside (the same call twice may do two
+/// different things: a draft created once is a duplicate the second time).
+pub fn agree(fast: &Answer, rmcp: &Answer) -> Result<(), String> {
+    let differ = |what: &str| {
+        Err(format!(
+            "the fast path and rmcp answer differently ({what}):\n  fast: {} {:?} {}\n  rmcp: {} {:?} {}",
+            fast.status,
+            fast.headers,
+            fast.text(),
+            rmcp.status,
+            rmcp.headers,
+            rmcp.text()
+        ))
+    };
+    if fast.status != rmcp.status {
+        return differ("status");
+    }
+    // The length follows the body, compared below.
+    let headers = |answer: &Answer| {
+        let mut headers = answer.headers.clone();
+        headers.remove("content-length");
+        headers
+    };
+    if headers(fast) != headers(rmcp) {
+        return differ("headers");
+    }
+    let (a, b) = (mask_ids(&fast.text()), mask_ids(&rmcp.text()));
+    if a == b {
+        return Ok(());
+    }
+    let (Ok(mut a), Ok(mut b)) = (
+        serde_json::from_str::<Value>(&a),
+        serde_json::from_str::<Value>(&b),
+    ) else {
+        return differ("body");
+    };
+    for value in [&mut a, &mut b] {
+        if let Some(result) = value.get_mut("result").and_then(Value::as_object_mut) {
+            result.remove("content");
+            result.remove("structuredContent");
+            result.remove("isError");
+        }
+    }
+    if a != b {
+        return differ("body");
+    }
+    Ok(())
+}
+
+/// `text` with every run of exactly 32 hex digits (a request id) replaced by `<id>`, and every
+/// approval id (`apr_…`) by `apr_<id>`.
+fn mask_ids(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"apr_") {
+            let run = bytes[i + 4..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+                .count();
+            out.push_str("apr_<id>");
+            i += 4 + run;
+            continue;
+        }
+        let run = bytes[i..]
+            .iter()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        if run == 32 {
+            out.push_str("<id>");
+            i += run;
+        } else if run > 0 {
+            out.push_str(&text[i..i + run]);
+            i += run;
+        } else {
+            let c = text[i..].chars().next().unwrap_or('?');
+            out.push(c);
+            i += c.len_utf8().max(1);
+        }
+    }
+    out
+}
+
 fn run(name: &str, isolated: bool) {
     let rt = runtime();
     let sandbox = rt.block_on(sandbox());
@@ -378,13 +477,22 @@ fn run(name: &str, isolated: bool) {
         shared_seeds(&tenant.fixture)
     };
     let context = context(&sandbox);
+    let rmcp_only = common::runtime::server::routes::static_router_with(
+        server.state.clone(),
+        tokio_util::sync::CancellationToken::new(),
+        McpFront::Rmcp,
+    );
     fuzz(name, calls(seeds, &context), |call| {
-        let Some(request) = request(&server, &tenant.token, call) else {
+        let (Some(fast), Some(slow)) = (
+            request(&server, &tenant.token, call),
+            request(&server, &tenant.token, call),
+        ) else {
             return Ok(());
         };
-        let answer = rt.block_on(send(&server.statik, request, peer(call.peer)))?;
+        let answer = rt.block_on(send(&server.statik, fast, peer(call.peer)))?;
+        let reference = rt.block_on(send(&rmcp_only, slow, peer(call.peer)))?;
+        agree(&answer, &reference)?;
         note(outcome(&answer));
-
         Ok(())
     });
 }

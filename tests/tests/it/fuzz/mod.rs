@@ -10,12 +10,12 @@
 mod domain;
 mod driver;
 mod edge;
-mod mcp;
+pub(crate) mod mcp;
 mod mutate;
 mod oauth;
 mod store;
 mod webauthn;
-mod world;
+pub(crate) mod world;
 
 /// The address-space cap is in force in a fuzz process: an allocation no request could need
 /// fails (where it would otherwise succeed lazily and take the machine's memory page by page).
