@@ -8,7 +8,15 @@ use common::runtime::server::startup;
 use shared_server::SHARED;
 use shared_server::cli::{self, Cli, Command};
 
+/// With `--features dhat-heap`: every allocation counted (deploy/allocs.sh).
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
+    // Prints the totals to stderr and writes dhat-heap.json when it is dropped, at exit.
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let cli = Cli::parse();
     // Run from anywhere against any deployment: no config, data dir or admin token.
     if let Command::Doctor(args) = &cli.command {
