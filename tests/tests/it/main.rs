@@ -31,4 +31,5 @@ mod replicas;
 mod signin;
 mod store_postgres;
 mod traces;
+mod upstream_cache;
 mod webflow_reads;
