@@ -310,6 +310,8 @@ struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     failures: Mutex<VecDeque<(Failure, usize)>>,
     holds: Mutex<VecDeque<HeldSlot>>,
+    /// Milliseconds every request waits before it is answered (a distant API).
+    latency_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The sandbox's side of a [`Hold`]: told when a request takes it, released by the test.
@@ -370,6 +372,7 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             failures: Mutex::new(VecDeque::new()),
             holds: Mutex::new(VecDeque::new()),
+            latency_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -481,6 +484,15 @@ impl Sandbox {
             .iter()
             .map(|(_, times)| *times)
             .sum()
+    }
+
+    /// Every request from now on waits `latency` before it is answered, as a real API far
+    /// away does (the session benchmark uses 150 ms).
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The next request, on any path, waits before it is answered until the returned hold is
@@ -608,6 +620,10 @@ async fn intercept(
         owner: caller_owner,
     });
 
+    let latency = shared.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
     let held = lock(&shared.holds).pop_front();
     if let Some(held) = held {
         held.arrived.send_replace(true);
@@ -700,7 +716,7 @@ fn scheme_token(headers: &HeaderMap, token_scheme: bool) -> Option<&str> {
 }
 
 /// Now as `2024-01-31T12:34:56.789Z`, the timestamp form the vendors use.
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
