@@ -434,7 +434,13 @@ fn call_erased<'a, T: Tool>(
                 ToolError::InvalidArguments(format!("{path}: {inner}"))
             }
         })?;
-        let (output, cached_for) = crate::upstream::cache::observed(T::run(ctx, args)).await;
+        // Only a tool that reaches outside (it has a toolset) can use the read cache: `whoami`,
+        // the hot path, runs without the freshness scope.
+        let (output, cached_for) = if T::TOOLSET.is_some() {
+            crate::upstream::cache::observed(T::run(ctx, args)).await
+        } else {
+            (T::run(ctx, args).await, None)
+        };
         let mut value =
             serde_json::to_value(output?).map_err(|e| ctx.internal("result encoding", &e))?;
         // A result built (even partly) from cached upstream answers says how old the oldest was.
