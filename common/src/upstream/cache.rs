@@ -2,7 +2,7 @@
 //! site chooses ([`Freshness`]), per tenant *and* credential, in one byte-bounded store for the
 //! whole process; identical reads in flight share one upstream request.
 //!
-//! - **Keys.** Upstream, tenant, SHA-256 of the credential, method, path and query: one
+//! - **Keys.** Upstream, tenant, SHA-256 of the credential, path and query (GETs only): one
 //!   tenant's entry is never another's, and a new credential misses.
 //! - **Lifetimes** are measured against the server's [`Clock`], so tests move time instead of
 //!   waiting. Errors are never kept.
@@ -41,7 +41,7 @@ pub enum Freshness {
 }
 
 impl Freshness {
-    pub fn secs(self) -> u64 {
+    pub const fn secs(self) -> u64 {
         match self {
             Freshness::Schema => 300,
             Freshness::History => 60,
@@ -50,7 +50,7 @@ impl Freshness {
     }
 
     /// The longest lifetime of all: how long an invalidation mark must be remembered.
-    const LONGEST_SECS: u64 = 300;
+    const LONGEST_SECS: u64 = Freshness::Schema.secs();
 }
 
 /// What one cache entry is found by.
@@ -114,9 +114,6 @@ impl Lifecycle<Key, Arc<Entry>> for Evictions {
 type Store =
     quick_cache::sync::Cache<Key, Arc<Entry>, Bytes, quick_cache::DefaultHashBuilder, Evictions>;
 
-/// A request in flight that others may wait for: the sequence it was sent under, and where
-/// its outcome will be told (`None` until then; the sender dropped without a value means the
-/// leader gave up, and a waiter tries again).
 /// A write over a path prefix: its sequence number, and when (clock seconds).
 #[derive(Clone, Copy, Debug)]
 struct Mark {
@@ -126,17 +123,13 @@ struct Mark {
 
 type FlightOutcome = tokio::sync::watch::Receiver<Option<Result<Arc<Entry>, UpstreamError>>>;
 
+/// A request in flight that others may wait for: the sequence it was sent under, and where
+/// its outcome will be told (`None` until then; the sender dropped without a value means the
+/// leader gave up, and a waiter tries again).
 struct Flight {
     id: u64,
     seq: u64,
     outcome: FlightOutcome,
-}
-
-impl Drop for Leader<'_> {
-    /// The flight ends with its leader, told or not: later callers start their own.
-    fn drop(&mut self) {
-        self.cache.land(&self.key, self.flight);
-    }
 }
 
 /// Tells the other replicas that a prefix was written (the store's change feed), done once
@@ -202,6 +195,13 @@ pub(super) struct Leader<'c> {
     seq: u64,
     fetched_at: u64,
     sender: tokio::sync::watch::Sender<Option<Result<Arc<Entry>, UpstreamError>>>,
+}
+
+impl Drop for Leader<'_> {
+    /// The flight ends with its leader, told or not: later callers start their own.
+    fn drop(&mut self) {
+        self.cache.land(&self.key, self.flight);
+    }
 }
 
 impl ReadCache {
