@@ -11,6 +11,11 @@
 #   deploy/bench.sh --stores sled --replicas-revokes 0    sled only, no PostgreSQL at all
 #   deploy/bench.sh --postgres postgres://u@host:5432/postgres    an existing cluster
 #   BENCH_JSON=bench.json deploy/bench.sh            also write machine-readable results
+#   BENCH_SESSION=0 deploy/bench.sh                  skip the replayed assistant session
+#
+# After the throughput run it replays an assistant's session of about fifty tool calls against
+# the sandbox upstreams (150 ms latency, Webflow's 60 requests a minute), the upstream read cache
+# off and then on, and prints that table too (`bench session`, about twenty seconds).
 #
 # Environment: CARGO_TARGET_DIR (as cargo), BENCH_SKIP_BUILD=1 (use the binaries already built),
 # BENCH_LOAD_CPU (default 1: the core the load generator runs on), BENCH_PG_CPU (default 0: the
@@ -75,4 +80,9 @@ if (( pin == 1 )); then
 else
   echo "bench: taskset missing or one core: load generator and server will share CPUs" >&2
   "$bench" "${args[@]}"
+fi
+
+# The session's cost is upstream latency and quota, not CPU: no pinning.
+if [[ ${BENCH_SESSION:-1} != 0 ]]; then
+  "$bench" session
 fi

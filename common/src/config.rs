@@ -108,6 +108,11 @@ pub struct Config {
     pub idle_timeout_ms: u64,
     /// Largest upstream answer read (error answers included).
     pub max_upstream_body_bytes: u64,
+    /// The upstream read cache and the sharing of identical reads in flight
+    /// (`STUDIO_MCP_UPSTREAM_CACHE=off` turns both off).
+    pub upstream_cache: bool,
+    /// The read cache's bound for the whole process, in bytes.
+    pub upstream_cache_bytes: u64,
     /// Only for an isolated instance: the one tenant it serves.
     pub tenant: Option<String>,
     /// People, sign-in and OAuth.
@@ -195,6 +200,8 @@ struct FileConfig {
     header_read_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     max_upstream_body_bytes: Option<u64>,
+    upstream_cache: Option<String>,
+    upstream_cache_bytes: Option<u64>,
     tenant: Option<String>,
     invite_ttl_days: Option<u64>,
     session_ttl_secs: Option<u64>,
@@ -434,6 +441,29 @@ impl Config {
                 4 * 1024 * 1024,
             )?
             .max(1024),
+            upstream_cache: match pick("STUDIO_MCP_UPSTREAM_CACHE", f.upstream_cache).as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::Value {
+                        name: "STUDIO_MCP_UPSTREAM_CACHE",
+                        why: format!("`{other}` is neither on nor off"),
+                    });
+                }
+            },
+            upstream_cache_bytes: match number(
+                "STUDIO_MCP_UPSTREAM_CACHE_BYTES",
+                f.upstream_cache_bytes,
+                64 * 1024 * 1024,
+            )? {
+                n @ 1_048_576..=17_179_869_184 => n,
+                n => {
+                    return Err(ConfigError::Value {
+                        name: "STUDIO_MCP_UPSTREAM_CACHE_BYTES",
+                        why: format!("{n} is not between 1 MiB and 16 GiB"),
+                    });
+                }
+            },
             tenant: pick("STUDIO_MCP_TENANT", f.tenant),
             oauth: OAuthConfig {
                 invite_ttl_secs: number("STUDIO_MCP_INVITE_TTL_DAYS", f.invite_ttl_days, 7)?
@@ -616,6 +646,27 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_upstream_cache_is_on_by_default_and_off_when_told() {
+        let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), SHARED_DEFAULTS);
+        let c = load(&[]).unwrap();
+        assert!(c.upstream_cache);
+        assert_eq!(c.upstream_cache_bytes, 64 * 1024 * 1024);
+        assert!(
+            !load(&[("STUDIO_MCP_UPSTREAM_CACHE", "off")])
+                .unwrap()
+                .upstream_cache
+        );
+        let e = load(&[("STUDIO_MCP_UPSTREAM_CACHE", "sometimes")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("STUDIO_MCP_UPSTREAM_CACHE: `sometimes`"),
+            "{e}"
+        );
+        assert!(load(&[("STUDIO_MCP_UPSTREAM_CACHE_BYTES", "1000")]).is_err());
     }
 
     #[test]

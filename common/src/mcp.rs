@@ -197,6 +197,7 @@ impl ToolContext<'_> {
         Ok(Webflow {
             upstream: &self.services.webflow,
             token: self.credential(SecretKind::Webflow)?,
+            reads: crate::upstream::Reads::Cached(&self.tenant.id),
         })
     }
 
@@ -242,6 +243,7 @@ impl ToolContext<'_> {
         Ok(Github {
             upstream: &self.services.github,
             token: self.credential(SecretKind::Github)?,
+            reads: crate::upstream::Reads::Cached(&self.tenant.id),
         })
     }
 
@@ -432,8 +434,20 @@ fn call_erased<'a, T: Tool>(
                 ToolError::InvalidArguments(format!("{path}: {inner}"))
             }
         })?;
-        let output = T::run(ctx, args).await?;
-        serde_json::to_value(output).map_err(|e| ctx.internal("result encoding", &e))
+        // Only a tool that reaches outside (it has a toolset) can use the read cache: `whoami`,
+        // the hot path, runs without the freshness scope.
+        let (output, cached_for) = if T::TOOLSET.is_some() {
+            crate::upstream::cache::observed(T::run(ctx, args)).await
+        } else {
+            (T::run(ctx, args).await, None)
+        };
+        let mut value =
+            serde_json::to_value(output?).map_err(|e| ctx.internal("result encoding", &e))?;
+        // A result built (even partly) from cached upstream answers says how old the oldest was.
+        if let (Some(secs), serde_json::Value::Object(fields)) = (cached_for, &mut value) {
+            fields.insert("cached_for_secs".to_owned(), secs.into());
+        }
+        Ok(value)
     })
 }
 

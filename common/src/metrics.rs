@@ -56,6 +56,10 @@ pub struct Metrics {
     oauth_refusals: RwLock<HashMap<String, AtomicU64>>,
     /// Waits before an upstream call, by upstream and reason (`quota`, `retry_after`).
     upstream_waits: RwLock<HashMap<(String, &'static str), AtomicU64>>,
+    /// Upstream reads marked cacheable, by upstream and outcome (`hit`, `miss`, `coalesced`).
+    upstream_cache: RwLock<HashMap<(String, &'static str), AtomicU64>>,
+    /// Answers the read cache let go to stay within its bound, by upstream.
+    upstream_cache_evictions: RwLock<HashMap<String, AtomicU64>>,
     /// Requests a store failure stopped, by kind (`unavailable`, `lagging`, `full`, …).
     store_errors: RwLock<HashMap<&'static str, AtomicU64>>,
     /// `mcp.server.operation.duration`: every MCP request, by method, tool and `error.type`.
@@ -255,6 +259,17 @@ impl Metrics {
         bump(&self.upstream_waits, (upstream.to_owned(), reason));
     }
 
+    /// A cacheable upstream read: answered from the cache (`hit`), by sharing a request in
+    /// flight (`coalesced`), or by a request of its own (`miss`).
+    pub fn record_upstream_cache(&self, upstream: &str, outcome: &'static str) {
+        bump(&self.upstream_cache, (upstream.to_owned(), outcome));
+    }
+
+    /// An answer the read cache evicted to stay within its bound.
+    pub fn record_upstream_cache_eviction(&self, upstream: &str) {
+        bump(&self.upstream_cache_evictions, upstream.to_owned());
+    }
+
     /// A request a store failure stopped (the tool or the token check could not be answered),
     /// by the error's kind ([`crate::store::StoreError::kind`]).
     /// An authenticated MCP request answered by the fast path (`true`) or by rmcp's transport.
@@ -376,6 +391,22 @@ impl Metrics {
             "Waits before an upstream call, by upstream and reason (quota: the credential's published quota; retry_after: a 429's Retry-After).",
             rows(&self.upstream_waits, |(upstream, reason)| {
                 format!("upstream=\"{}\",reason=\"{reason}\"", label(upstream))
+            }),
+        );
+        counter(
+            &mut out,
+            "studio_mcp_upstream_cache_lookups_total",
+            "Cacheable upstream reads by upstream and outcome (hit: from the read cache; coalesced: shared an identical request in flight; miss: sent upstream).",
+            rows(&self.upstream_cache, |(upstream, outcome)| {
+                format!("upstream=\"{}\",outcome=\"{outcome}\"", label(upstream))
+            }),
+        );
+        counter(
+            &mut out,
+            "studio_mcp_upstream_cache_evictions_total",
+            "Answers the upstream read cache evicted to stay within its byte bound, by upstream.",
+            rows(&self.upstream_cache_evictions, |upstream| {
+                format!("upstream=\"{}\"", label(upstream))
             }),
         );
         counter(

@@ -85,7 +85,8 @@ impl ResourceIndex {
         let fresh = match self.cached(&tenant.id) {
             Some(ix) if ix.built_at >= asked => ix,
             _ => {
-                let fresh = Arc::new(build(tenant, &webflow()?).await?);
+                // Straight from Webflow: an id the index does not know may be brand new.
+                let fresh = Arc::new(build(tenant, &webflow()?.refreshing()).await?);
                 if let Ok(mut map) = self.tenants.lock() {
                     map.insert(tenant.id.clone(), fresh.clone());
                 }

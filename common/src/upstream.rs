@@ -1,6 +1,9 @@
 //! HTTP plumbing shared by every upstream API client: one pooled `reqwest::Client`, a per-call
-//! credential, timeouts, and the mapping of upstream failures to errors a person can act on.
+//! credential, timeouts, the read cache (`upstream/cache.rs`: a GET the call site marks
+//! [`Call::cached`] may be answered from it, and identical ones in flight share a request), and
+//! the mapping of upstream failures to errors a person can act on.
 
+pub mod cache;
 pub mod github;
 pub mod plausible;
 pub mod webflow;
@@ -18,9 +21,12 @@ use thiserror::Error;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use self::cache::{Begun, Freshness, ReadCache};
+use crate::domain::TenantId;
 use crate::ratelimit::Buckets;
 
-#[derive(Debug, Error)]
+/// Clone: an answer shared by coalesced callers is shared with its error too.
+#[derive(Clone, Debug, Error)]
 pub enum UpstreamError {
     #[error("no {0} credential is stored for this tenant; ask the studio to run `secret set`")]
     MissingCredential(&'static str),
@@ -194,6 +200,8 @@ pub struct Upstream {
     max_body_bytes: usize,
     /// The origin's host and port, as traces name them (`server.address`, `server.port`).
     address: Option<(String, u16)>,
+    /// The process's read cache; `None` when it is off (`STUDIO_MCP_UPSTREAM_CACHE=off`).
+    cache: Option<Arc<ReadCache>>,
 }
 
 /// Error answers are only read for their message: this much is plenty.
@@ -235,6 +243,19 @@ macro_rules! upstream_path {
     };
 }
 
+/// Whose cache entries a client's reads may use.
+#[derive(Clone, Copy, Debug)]
+pub enum Reads<'a> {
+    /// The tenant's: a fresh enough answer kept for it (and this credential) is served, and an
+    /// identical read in flight is waited for.
+    Cached(&'a TenantId),
+    /// Straight from the upstream, the answer then kept for the tenant's cached reads (a check
+    /// that must see the upstream as it is now, such as rebuilding the scope index).
+    Refresh(&'a TenantId),
+    /// Straight from the upstream, nothing kept (a credential checked before it is stored).
+    Direct,
+}
+
 /// A request to send: method, path under the origin, optional query and JSON body.
 pub struct Call<'a> {
     pub method: Method,
@@ -247,6 +268,10 @@ pub struct Call<'a> {
     pub form: Option<&'a [(String, String)]>,
     /// Extra request headers, such as `Idempotency-Key`.
     pub headers: &'a [(&'static str, String)],
+    /// A GET whose answer may come from the cache, for how long, for whom ([`Call::cached`]).
+    pub cache: Option<(Reads<'a>, Freshness)>,
+    /// A write: the path prefix whose cached answers it makes stale ([`Call::invalidating`]).
+    pub invalidates: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -259,6 +284,25 @@ impl<'a> Call<'a> {
             json: None,
             form: None,
             headers: &[],
+            cache: None,
+            invalidates: None,
+        }
+    }
+
+    /// This GET may be answered from `reads`' cache while no older than `freshness` allows.
+    pub fn cached(self, reads: Reads<'a>, freshness: Freshness) -> Self {
+        Self {
+            cache: Some((reads, freshness)),
+            ..self
+        }
+    }
+
+    /// This write makes every cached answer under `prefix` (path segments) stale, for every
+    /// tenant, here and on the other replicas.
+    pub fn invalidating(self, prefix: Path) -> Self {
+        Self {
+            invalidates: Some(prefix.path),
+            ..self
         }
     }
 
@@ -299,7 +343,14 @@ impl Upstream {
             quota: Arc::default(),
             metrics: None,
             max_body_bytes: 4 * 1024 * 1024,
+            cache: None,
         }
+    }
+
+    /// Reads marked [`Call::cached`] go through `cache`; writes invalidate it.
+    pub fn with_cache(mut self, cache: Option<Arc<ReadCache>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Answers larger than `bytes` fail with [`UpstreamError::TooLarge`].
@@ -390,7 +441,7 @@ impl Upstream {
             self.annotate(&span, &call);
         }
         let result = self
-            .send_inner(credential, call, &span)
+            .dispatch(credential, call, &span)
             .instrument(span.clone())
             .await
             .map_err(|e| e.without(credential.expose_secret()));
@@ -415,18 +466,103 @@ impl Upstream {
         }
     }
 
-    async fn send_inner<T: DeserializeOwned>(
+    /// Through the cache when the call may be, straight to the upstream otherwise; a write
+    /// then invalidates what it made stale, whatever its outcome (a timed-out write may still
+    /// have happened).
+    async fn dispatch<T: DeserializeOwned>(
         &self,
         credential: &SecretString,
         call: Call<'_>,
         span: &Span,
     ) -> Result<T, UpstreamError> {
+        let Some(cache) = &self.cache else {
+            return self.decode(&self.fetch(credential, &call, span).await?);
+        };
+        let (reads, freshness) = match call.cache {
+            Some(cached) if call.method == Method::GET => cached,
+            _ => {
+                let answer = self.fetch(credential, &call, span).await;
+                if let Some(prefix) = &call.invalidates {
+                    cache.invalidate(self.name, prefix).await;
+                }
+                return self.decode(&answer?);
+            }
+        };
+        let tenant = match reads {
+            Reads::Direct => return self.decode(&self.fetch(credential, &call, span).await?),
+            Reads::Cached(tenant) | Reads::Refresh(tenant) => tenant,
+        };
+        let mut target = call.path.clone();
+        if !call.query.is_empty() {
+            target.push('?');
+            target.push_str(&serde_urlencoded::to_string(call.query).unwrap_or_default());
+        }
+        let key = cache::Key {
+            upstream: self.name,
+            tenant: tenant.clone(),
+            credential: Sha256::digest(credential.expose_secret().as_bytes()).into(),
+            target,
+        };
+        let begun = match reads {
+            Reads::Refresh(_) => Begun::Lead(cache.refresh(key)),
+            _ => cache.begin(key).await,
+        };
+        let (entry, source) = match begun {
+            Begun::Found(entry, source) => (entry, source),
+            Begun::Failed(e) => {
+                self.note_cache(span, cache::Source::Coalesced);
+                return Err(e);
+            }
+            Begun::Lead(leader) => {
+                self.note_cache(span, cache::Source::Fetched);
+                let answer = self.fetch(credential, &call, span).await;
+                // Only an answer that decodes is kept: every later reader decodes it again.
+                return match answer.and_then(|body| self.decode::<T>(&body).map(|t| (t, body))) {
+                    Ok((value, body)) => {
+                        cache.finish(leader, Ok(body), freshness);
+                        Ok(value)
+                    }
+                    Err(e) => {
+                        cache.finish(leader, Err(e.clone()), freshness);
+                        Err(e)
+                    }
+                };
+            }
+        };
+        self.note_cache(span, source);
+        if source == cache::Source::Hit {
+            cache::used(cache.age(&entry));
+        }
+        self.decode(&entry.body)
+    }
+
+    /// Says on the call's span where its answer came from (`studio_mcp.upstream.cache`: `hit`,
+    /// `coalesced` or `miss`).
+    fn note_cache(&self, span: &Span, source: cache::Source) {
+        crate::trace::own(span, "upstream.cache", source.label());
+    }
+
+    fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, UpstreamError> {
+        serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
+            upstream: self.name,
+            why: e.to_string(),
+        })
+    }
+
+    /// Sends `call` (waiting for quota, and once for a 429's `Retry-After`, within the budget)
+    /// and reads a successful answer's body, withheld if it quotes the credential.
+    async fn fetch(
+        &self,
+        credential: &SecretString,
+        call: &Call<'_>,
+        span: &Span,
+    ) -> Result<Vec<u8>, UpstreamError> {
         // Every wait of this call (for quota, for a 429's Retry-After) comes out of one budget.
         let mut budget = self.max_retry_wait;
         let mut waited = false;
         loop {
             self.within_quota(credential, &mut budget, span).await?;
-            let mut response = self.send_once(credential, &call).await?;
+            let mut response = self.send_once(credential, call).await?;
             let status = response.status();
             if !span.is_disabled() {
                 span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
@@ -439,10 +575,7 @@ impl Upstream {
                         why: "the answer quoted the credential and was withheld".into(),
                     });
                 }
-                return serde_json::from_slice(&bytes).map_err(|e| UpstreamError::BadResponse {
-                    upstream: self.name,
-                    why: e.to_string(),
-                });
+                return Ok(bytes);
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after_secs = retry_after(response.headers());

@@ -16,9 +16,11 @@ pub async fn webflow(
     token: &SecretString,
     tenant: &Tenant,
 ) -> Result<(), String> {
+    // Straight to Webflow: the credential is not stored yet, and must reach what it reaches now.
     let client = Webflow {
         upstream,
         token: token.clone(),
+        reads: crate::upstream::Reads::Direct,
     };
     let sites = client.list_sites().await.map_err(|e| e.to_string())?.sites;
     let seen: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
@@ -73,6 +75,7 @@ pub async fn github(
     let client = Github {
         upstream,
         token: token.clone(),
+        reads: crate::upstream::Reads::Direct,
     };
     for repo in &tenant.github_repos {
         client

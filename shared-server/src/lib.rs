@@ -51,7 +51,9 @@ pub const SHARED: ServerSpec = ServerSpec {
     ],
     instructions: "Tools for this client's Webflow sites, analytics and repositories. Every call \
         acts for the tenant that owns the bearer token; `whoami` shows which tenant and what it is \
-        bound to.",
+        bound to. A result carrying `cached_for_secs` was built from upstream answers kept that \
+        many seconds (10 s at most for anything showing publish or edit state, 5 minutes for \
+        collection schemas); drafts written here are read back fresh at once.",
     catalog: tools::shared_catalog,
     resources: Some(&resources::WEBFLOW_RESOURCES),
     single_tenant: false,

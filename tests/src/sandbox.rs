@@ -302,12 +302,49 @@ impl Vendor {
     }
 }
 
-/// State the shared layer needs: token owners, the request log and the failure queue.
+/// State the shared layer needs: token owners, the request log, the failure queue and the
+/// queue of holds.
 struct Shared {
     /// token → (its vendor, owner), across every upstream's tokens.
     tokens: HashMap<String, (Vendor, String)>,
     log: Mutex<VecDeque<RecordedRequest>>,
     failures: Mutex<VecDeque<(Failure, usize)>>,
+    holds: Mutex<VecDeque<HeldSlot>>,
+    /// Milliseconds every request waits before it is answered (a distant API).
+    latency_ms: std::sync::atomic::AtomicU64,
+}
+
+/// The sandbox's side of a [`Hold`]: told when a request takes it, released by the test.
+struct HeldSlot {
+    arrived: tokio::sync::watch::Sender<bool>,
+    release: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The next request, whatever its path, held open before it is answered (or failed): what a
+/// test needs to have a request surely in flight while others arrive. Released by
+/// [`Hold::release`] or by dropping it.
+pub struct Hold {
+    arrived: tokio::sync::watch::Receiver<bool>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Hold {
+    /// Waits until a request has taken this hold (and is now being held).
+    pub async fn arrived(&mut self) {
+        let _ = self.arrived.wait_for(|arrived| *arrived).await;
+    }
+
+    /// Whether a request has taken this hold.
+    pub fn has_arrived(&self) -> bool {
+        *self.arrived.borrow()
+    }
+
+    /// Lets the held request go on to its answer.
+    pub fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+    }
 }
 
 impl Shared {
@@ -334,6 +371,8 @@ impl Shared {
                 .collect(),
             log: Mutex::new(VecDeque::new()),
             failures: Mutex::new(VecDeque::new()),
+            holds: Mutex::new(VecDeque::new()),
+            latency_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -447,6 +486,31 @@ impl Sandbox {
             .sum()
     }
 
+    /// Every request from now on waits `latency` before it is answered, as a real API far
+    /// away does (the session benchmark uses 150 ms).
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.shared
+            .latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The next request, on any path, waits before it is answered until the returned hold is
+    /// released (or dropped); queued failures apply once it goes on. Holds queue up: a second
+    /// one takes the request after the first.
+    pub fn hold_next(&self) -> Hold {
+        let (arrived_tx, arrived_rx) = tokio::sync::watch::channel(false);
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        lock(&self.shared.holds).push_back(HeldSlot {
+            arrived: arrived_tx,
+            release: release_rx,
+        });
+        Hold {
+            arrived: arrived_rx,
+            release: Some(release_tx),
+        }
+    }
+
     /// The next `times` requests, on any path, get `failure` instead of their real answer. Calls
     /// queue up: a second failure starts once the first is used up.
     pub fn fail_next(&self, failure: Failure, times: usize) {
@@ -459,6 +523,12 @@ impl Sandbox {
     /// serve it; `None` if `item_id` is not in `collection_id`.
     pub fn webflow_item(&self, collection_id: &str, item_id: &str) -> Option<serde_json::Value> {
         self.webflow.item_json(collection_id, item_id)
+    }
+
+    /// Adds an optional plain-text field `slug` to the Webflow collection's schema, as a person
+    /// in the Designer would; `false` if there is no such collection.
+    pub fn add_webflow_field(&self, collection_id: &str, slug: &str) -> bool {
+        self.webflow.add_field(collection_id, slug)
     }
 
     /// How many times `site_id` was really published (accepted `site-publish` calls; refused
@@ -550,6 +620,16 @@ async fn intercept(
         owner: caller_owner,
     });
 
+    let latency = shared.latency_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let held = lock(&shared.holds).pop_front();
+    if let Some(held) = held {
+        held.arrived.send_replace(true);
+        // Released or dropped, the request goes on.
+        let _ = held.release.await;
+    }
     let response = match shared.take_failure() {
         None => next.run(request).await,
         Some(failure) => {
@@ -636,7 +716,7 @@ fn scheme_token(headers: &HeaderMap, token_scheme: bool) -> Option<&str> {
 }
 
 /// Now as `2024-01-31T12:34:56.789Z`, the timestamp form the vendors use.
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -12,6 +12,7 @@ mod index;
 mod journal;
 #[cfg(test)]
 mod tests;
+mod upstream_writes;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -46,6 +47,9 @@ pub struct Store {
     token_index: Arc<RwLock<TokenIndex>>,
     /// `tokens.idx`, the index's durable form (embedded store only; `records/journal.rs`).
     token_journal: Option<Arc<Journal>>,
+    /// Notices of upstream writes, for the other replicas' read caches (shared store only;
+    /// `records/upstream_writes.rs`).
+    upstream_writes: Option<Tree>,
 }
 
 impl Store {
@@ -69,6 +73,7 @@ impl Store {
             db,
             token_index: Arc::new(RwLock::new(index)),
             token_journal: Some(Arc::new(journal)),
+            upstream_writes: None,
         };
         let mut tenants = 0;
         {
@@ -94,6 +99,7 @@ impl Store {
     /// step from then on.
     pub(super) fn open_shared(db: Db, audit: super::audit::AuditLog) -> Result<Self, StoreError> {
         let token_index = Arc::new(RwLock::new(TokenIndex::default()));
+        let upstream_writes = Some(db.open_tree(upstream_writes::TREE)?);
         let store = Self {
             tenants_tree: db.open_tree("tenants")?,
             tokens: db.open_tree("tokens")?,
@@ -105,6 +111,7 @@ impl Store {
             db,
             token_index: token_index.clone(),
             token_journal: None,
+            upstream_writes,
         };
         store.db.add_follower(Arc::new(IndexFollower(token_index)));
         store.db.follow()?;

@@ -4,7 +4,8 @@ use crate::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Upstream, UpstreamError};
+use super::cache::Freshness;
+use super::{Call, Reads, Upstream, UpstreamError};
 use crate::domain::RepoName;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -105,6 +106,8 @@ pub struct Deployment {
 pub struct Github<'a> {
     pub upstream: &'a Upstream,
     pub token: SecretString,
+    /// Whose cached answers its reads may use.
+    pub reads: Reads<'a>,
 }
 
 fn paging(per_page: u32, page: u32) -> Vec<(&'static str, String)> {
@@ -117,7 +120,10 @@ fn paging(per_page: u32, page: u32) -> Vec<(&'static str, String)> {
 impl Github<'_> {
     pub async fn repo(&self, repo: &RepoName) -> Result<Repo, UpstreamError> {
         self.upstream
-            .send(&self.token, Call::get(upstream_path!("/repos/{repo}")))
+            .send(
+                &self.token,
+                Call::get(upstream_path!("/repos/{repo}")).cached(self.reads, Freshness::History),
+            )
             .await
     }
 
@@ -136,6 +142,7 @@ impl Github<'_> {
             query: &query,
             ..Call::get(upstream_path!("/repos/{repo}/commits"))
         };
+        let call = call.cached(self.reads, Freshness::History);
         self.upstream.send(&self.token, call).await
     }
 
@@ -158,6 +165,7 @@ impl Github<'_> {
             query: &query,
             ..Call::get(upstream_path!("/repos/{repo}/actions/runs"))
         };
+        let call = call.cached(self.reads, Freshness::Live);
         self.upstream.send(&self.token, call).await
     }
 
@@ -176,6 +184,7 @@ impl Github<'_> {
             query: &query,
             ..Call::get(upstream_path!("/repos/{repo}/deployments"))
         };
+        let call = call.cached(self.reads, Freshness::Live);
         self.upstream.send(&self.token, call).await
     }
 }

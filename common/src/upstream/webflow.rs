@@ -6,7 +6,8 @@ use crate::upstream_path;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::{Call, Upstream, UpstreamError};
+use super::cache::Freshness;
+use super::{Call, Reads, Upstream, UpstreamError};
 use crate::domain::WebflowId;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -182,22 +183,51 @@ pub struct ItemList {
 pub struct Webflow<'a> {
     pub upstream: &'a Upstream,
     pub token: SecretString,
+    /// Whose cached answers its reads may use.
+    pub reads: Reads<'a>,
 }
 
 fn page_query(offset: u32, limit: u32) -> [(&'static str, String); 2] {
     [("offset", offset.to_string()), ("limit", limit.to_string())]
 }
 
-impl Webflow<'_> {
+impl<'a> Webflow<'a> {
+    /// This client with reads that go to Webflow now (and refresh what is kept).
+    pub fn refreshing(&self) -> Self {
+        let reads = match self.reads {
+            Reads::Cached(tenant) => Reads::Refresh(tenant),
+            other => other,
+        };
+        Self {
+            upstream: self.upstream,
+            token: self.token.clone(),
+            reads,
+        }
+    }
+
+    /// A GET that may be answered from the cache within `freshness`.
+    fn read(&self, call: Call<'a>, freshness: Freshness) -> Call<'a> {
+        call.cached(self.reads, freshness)
+    }
+
     pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {
         self.upstream
-            .send(&self.token, Call::get(upstream_path!("/v2/sites")))
+            .send(
+                &self.token,
+                self.read(Call::get(upstream_path!("/v2/sites")), Freshness::Live),
+            )
             .await
     }
 
     pub async fn get_site(&self, site: &WebflowId) -> Result<Site, UpstreamError> {
         self.upstream
-            .send(&self.token, Call::get(upstream_path!("/v2/sites/{site}")))
+            .send(
+                &self.token,
+                self.read(
+                    Call::get(upstream_path!("/v2/sites/{site}")),
+                    Freshness::Live,
+                ),
+            )
             .await
     }
 
@@ -212,7 +242,9 @@ impl Webflow<'_> {
             query: &query,
             ..Call::get(upstream_path!("/v2/sites/{site}/pages"))
         };
-        self.upstream.send(&self.token, call).await
+        self.upstream
+            .send(&self.token, self.read(call, Freshness::Live))
+            .await
     }
 
     pub async fn get_page_dom(
@@ -226,7 +258,9 @@ impl Webflow<'_> {
             query: &query,
             ..Call::get(upstream_path!("/v2/pages/{page}/dom"))
         };
-        self.upstream.send(&self.token, call).await
+        self.upstream
+            .send(&self.token, self.read(call, Freshness::Live))
+            .await
     }
 
     pub async fn list_collections(
@@ -236,7 +270,10 @@ impl Webflow<'_> {
         self.upstream
             .send(
                 &self.token,
-                Call::get(upstream_path!("/v2/sites/{site}/collections")),
+                self.read(
+                    Call::get(upstream_path!("/v2/sites/{site}/collections")),
+                    Freshness::Schema,
+                ),
             )
             .await
     }
@@ -248,7 +285,10 @@ impl Webflow<'_> {
         self.upstream
             .send(
                 &self.token,
-                Call::get(upstream_path!("/v2/collections/{collection}")),
+                self.read(
+                    Call::get(upstream_path!("/v2/collections/{collection}")),
+                    Freshness::Schema,
+                ),
             )
             .await
     }
@@ -264,7 +304,9 @@ impl Webflow<'_> {
             query: &query,
             ..Call::get(upstream_path!("/v2/collections/{collection}/items"))
         };
-        self.upstream.send(&self.token, call).await
+        self.upstream
+            .send(&self.token, self.read(call, Freshness::Live))
+            .await
     }
 
     /// Creates a staged (draft) item: never published by this call.
@@ -281,7 +323,9 @@ impl Webflow<'_> {
                 reqwest::Method::POST,
                 upstream_path!("/v2/collections/{collection}/items"),
             )
-        };
+        }
+        // The listings of the collection's items (every page of them) now miss the new one.
+        .invalidating(upstream_path!("/v2/collections/{collection}/items"));
         self.upstream.send(&self.token, call).await
     }
 
@@ -299,7 +343,9 @@ impl Webflow<'_> {
                 reqwest::Method::PATCH,
                 upstream_path!("/v2/collections/{collection}/items/{item}"),
             )
-        };
+        }
+        // The item and every listing that shows it.
+        .invalidating(upstream_path!("/v2/collections/{collection}/items"));
         self.upstream.send(&self.token, call).await
     }
 
@@ -311,7 +357,10 @@ impl Webflow<'_> {
         self.upstream
             .send(
                 &self.token,
-                Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
+                self.read(
+                    Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
+                    Freshness::Live,
+                ),
             )
             .await
     }

@@ -3,8 +3,10 @@
 
 use serde_json::{Map, Value};
 
+use common::domain::WebflowId;
 use common::mcp::ToolError;
-use common::upstream::webflow::Field;
+use common::upstream::cache::observed;
+use common::upstream::webflow::{Field, Webflow};
 
 /// Largest `field_data` accepted (serialized); rich text bodies fit comfortably.
 const MAX_FIELD_DATA_BYTES: usize = 256 * 1024;
@@ -13,6 +15,25 @@ const MAX_FIELD_DATA_BYTES: usize = 256 * 1024;
 pub enum Mode {
     Create,
     Update,
+}
+
+/// Checks `data` against `collection`'s schema. A schema from the read cache that refuses the
+/// draft is read again from Webflow, once: the refusal may be the cache's (a field added in
+/// the Designer a minute ago), not the draft's.
+pub async fn check_against_schema(
+    webflow: &Webflow<'_>,
+    collection: &WebflowId,
+    data: &Map<String, Value>,
+    mode: Mode,
+) -> Result<(), ToolError> {
+    let (schema, cached_for) = observed(webflow.get_collection(collection)).await;
+    let refused = match check(&schema?.fields.unwrap_or_default(), data, mode) {
+        Err(refused) if cached_for.is_some() => refused,
+        checked => return checked,
+    };
+    drop(refused);
+    let fresh = webflow.refreshing().get_collection(collection).await?;
+    check(&fresh.fields.unwrap_or_default(), data, mode)
 }
 
 pub fn check(fields: &[Field], data: &Map<String, Value>, mode: Mode) -> Result<(), ToolError> {

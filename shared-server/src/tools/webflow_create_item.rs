@@ -40,12 +40,8 @@ impl Tool for CreateItem {
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Item, ToolError> {
         let collection = ctx.writable_collection(&args.collection_id).await?;
         let webflow = ctx.webflow()?;
-        let schema = webflow.get_collection(&collection).await?;
-        cms_fields::check(
-            &schema.fields.unwrap_or_default(),
-            &args.field_data,
-            Mode::Create,
-        )?;
+        cms_fields::check_against_schema(&webflow, &collection, &args.field_data, Mode::Create)
+            .await?;
         Ok(webflow.create_item(&collection, &args.field_data).await?)
     }
 }

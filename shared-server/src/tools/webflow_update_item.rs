@@ -43,12 +43,8 @@ impl Tool for UpdateItem {
         let item = WebflowId::parse("item_id", &args.item_id)?;
         let collection = ctx.writable_collection(&args.collection_id).await?;
         let webflow = ctx.webflow()?;
-        let schema = webflow.get_collection(&collection).await?;
-        cms_fields::check(
-            &schema.fields.unwrap_or_default(),
-            &args.field_data,
-            Mode::Update,
-        )?;
+        cms_fields::check_against_schema(&webflow, &collection, &args.field_data, Mode::Update)
+            .await?;
         Ok(webflow
             .update_item(&collection, &item, &args.field_data)
             .await?)

@@ -314,6 +314,37 @@ impl WebflowState {
         serde_json::to_value(&record.item).ok()
     }
 
+    /// Adds an optional plain-text field `slug` to a collection's schema, as a person in the
+    /// Designer would (the API this server uses cannot); `false` if there is no such collection.
+    pub(crate) fn add_field(&self, collection_id: &str, slug: &str) -> bool {
+        let mut data = lock(&self.data);
+        let Some(record) = data
+            .collections
+            .iter_mut()
+            .find(|r| r.collection.id == collection_id)
+        else {
+            return false;
+        };
+        let index = record.collection.fields.len();
+        let field = Field {
+            id: derive_id(
+                &format!("added-field:{collection_id}"),
+                &record.owner,
+                index,
+            ),
+            is_editable: true,
+            is_required: false,
+            kind: "PlainText".to_owned(),
+            slug: slug.to_owned(),
+            display_name: slug.to_owned(),
+            help_text: String::new(),
+            validations: None,
+        };
+        record.collection.fields.push(field);
+        record.collection.last_updated = now_rfc3339();
+        true
+    }
+
     pub(crate) fn publishes(&self, site_id: &str) -> usize {
         lock(&self.data)
             .publishes

@@ -309,11 +309,12 @@ async fn quota_waits_end_within_the_configured_wait() {
     let client = std::sync::Arc::new(server.client(&acme.token).await);
 
     let started = Instant::now();
+    // Eighty different reads: identical ones would share one upstream request (the read cache).
     let calls: Vec<_> = (0..80)
-        .map(|_| {
+        .map(|offset| {
             let client = client.clone();
             tokio::spawn(async move {
-                let result = call(&client, "webflow_list_sites", json!({})).await;
+                let result = call(&client, "webflow_list_pages", json!({"offset": offset})).await;
                 (result, Instant::now())
             })
         })

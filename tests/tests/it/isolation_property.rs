@@ -6,7 +6,10 @@
 //! - no answer contains data owned by a tenant other than the token's;
 //! - every upstream request is made with the caller's own credential, and none names another
 //!   tenant's site, page, collection or repository;
-//! - no other tenant's CMS items change.
+//! - no other tenant's CMS items change;
+//!
+//! all with the upstream read cache on (as it runs by default), and the run must have answered
+//! from it: a cached answer is held to the same properties.
 //!
 //! Fixed case count and seed; set `ISOLATION_SEED=<n>` to explore or replay another sequence.
 
@@ -295,6 +298,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
     };
     let mut runner = TestRunner::new(config);
     let writes_by = std::cell::RefCell::new(vec![0usize; OWNERS.len()]);
+    let cached_answers = std::cell::Cell::new(0usize);
     let outcome = runner.run(&case(), |c| {
         let (connector, statik) = (&server.connector_url, &server.mcp_url);
         let (url, token) = match &c.who {
@@ -317,6 +321,12 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
         let me = OWNERS[*i];
         let parsed: Value = serde_json::from_str(&text).unwrap();
         prop_assert!(parsed.get("result").is_some() || parsed.get("error").is_some());
+        if parsed
+            .pointer("/result/structuredContent/cached_for_secs")
+            .is_some()
+        {
+            cached_answers.set(cached_answers.get() + 1);
+        }
         for (other, theirs) in f
             .owners
             .iter()
@@ -381,6 +391,10 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
     if let Err(e) = outcome {
         panic!("isolation violated (replay with ISOLATION_SEED={seed}): {e}");
     }
+    assert!(
+        cached_answers.get() > 0,
+        "no answer came from the upstream read cache"
+    );
     // Writes did happen, and only into each writer's own collection; nobody else's items moved
     // except through their own tenant's calls.
     let writes_by = writes_by.into_inner();

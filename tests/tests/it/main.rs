@@ -32,4 +32,5 @@ mod replicas;
 mod signin;
 mod store_postgres;
 mod traces;
+mod upstream_cache;
 mod webflow_reads;

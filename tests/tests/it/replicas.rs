@@ -1466,3 +1466,91 @@ async fn a_heartbeat_racing_a_revocation_does_not_renew_the_lease_past_it() {
     eprintln!("honoured per round: {per_round:?}");
     assert!(per_round.iter().all(|n| *n == 0), "{per_round:?}");
 }
+
+// ---- Issue 23: the upstream read cache on replicas ----
+
+/// `tool` called with `args` at `server`'s static door, presenting `host` (every replica shares
+/// one public URL), as one stateless JSON-RPC request; the structured result.
+async fn tool_at(
+    server: &TestServer,
+    host: &str,
+    token: &str,
+    tool: &str,
+    args: serde_json::Value,
+) -> serde_json::Value {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": args},
+    });
+    let (status, text) = server
+        .post_raw_with(Some(token), &[("host", host)], &body.to_string())
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let json = text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("data:")
+                .map(str::trim)
+                .filter(|l| l.starts_with('{'))
+        })
+        .unwrap_or(text.trim());
+    let answer: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_ne!(answer["result"]["isError"], true, "{answer}");
+    answer["result"]["structuredContent"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_written_through_one_replica_drops_what_the_other_kept() {
+    let sandbox = tests::sandbox::Sandbox::start(tests::sandbox::Fixture::new(&["acme"]))
+        .await
+        .unwrap();
+    let database = tests::harness::database_for(
+        &tests::postgres::cluster_url(),
+        &format!("cache-replicas-{}", rand::random::<u64>()),
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let shared = |config: &mut common::config::Config| {
+        config.store_url = Some(database.clone());
+        config.signing_key_file = Some(keys.path().join("signing.key"));
+        config.master_key_file = Some(keys.path().join("master.key"));
+        config.admin_token_file = Some(keys.path().join("admin-token"));
+    };
+    let a_dir = tempfile::tempdir().unwrap();
+    let mut config = tests::harness::config_for(a_dir.path(), &sandbox.base_url());
+    shared(&mut config);
+    let a = TestServer::start_with(config).await;
+    let b_dir = tempfile::tempdir().unwrap();
+    let mut config = tests::harness::config_for(b_dir.path(), &sandbox.base_url());
+    shared(&mut config);
+    config.public_url = Some(a.public_url.clone());
+    let b = TestServer::start_with(config).await;
+    let host = authority(&a.public_url);
+
+    let owner = sandbox.fixture().owner("acme").unwrap().clone();
+    let writable = owner.collection_ids[0].clone();
+    let acme = a
+        .provision_with(
+            &owner,
+            serde_json::json!({"writable_collections": [writable]}),
+        )
+        .await;
+    let list = serde_json::json!({"collection_id": writable});
+    let before = tool_at(&b, &host, &acme.token, "webflow_list_items", list.clone()).await;
+    assert!(before.get("cached_for_secs").is_none(), "{before}");
+    let kept = tool_at(&b, &host, &acme.token, "webflow_list_items", list.clone()).await;
+    assert_eq!(kept["cached_for_secs"], 0, "B keeps the listing: {kept}");
+
+    let draft = serde_json::json!({
+        "collection_id": writable,
+        "field_data": {"name": "Through A", "slug": "through-a"},
+    });
+    let created = tool_at(&a, &host, &acme.token, "webflow_create_item", draft).await;
+    let id = created["id"].as_str().unwrap();
+
+    // A's write returned once every live replica had applied its notice: B reads upstream.
+    let after = tool_at(&b, &host, &acme.token, "webflow_list_items", list).await;
+    assert!(after.get("cached_for_secs").is_none(), "{after}");
+    assert!(after.to_string().contains(id), "{after}");
+}

@@ -243,7 +243,9 @@ async fn upstream_failures_become_readable_tool_errors() {
     // A short Retry-After is waited out once, then the call succeeds.
     sandbox.fail_next(Failure::rate_limited(1), 1);
     ok_json(&call(&client, "webflow_get_site", json!({})).await);
-    // A timeout is bounded by the configured upstream timeout.
+    // A timeout is bounded by the configured upstream timeout. (The site just read is kept for
+    // its 10 s lifetime: past it, the next read goes upstream again.)
+    server.clock.advance(10);
     sandbox.fail_next(Failure::slow(std::time::Duration::from_secs(5)), 1);
     let text = error_text(&call(&client, "webflow_get_site", json!({})).await);
     assert!(text.contains("did not answer"), "{text}");

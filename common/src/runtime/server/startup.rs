@@ -13,6 +13,7 @@ use crate::scope::ResourceIndex;
 use crate::secrets::{MasterKey, write_private_file};
 use crate::store::Store;
 use crate::token::TokenAuthority;
+use crate::upstream::cache::ReadCache;
 use crate::upstream::{Upstream, http_client};
 use anyhow::Context;
 use rand::RngCore;
@@ -124,11 +125,14 @@ impl Application {
 
         let client = http_client().context("cannot build the HTTP client")?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let clock = crate::clock::Clock::default();
+        let cache = read_cache(config, &store, &clock, &metrics);
         let timeout = Duration::from_millis(config.upstream_timeout_ms);
         let retry = Duration::from_millis(config.max_retry_wait_ms);
         let upstream = |name: &'static str, base: &str| {
             Upstream::new(name, base, client.clone(), timeout, retry)
                 .with_metrics(metrics.clone())
+                .with_cache(cache.clone())
                 .with_max_body(
                     usize::try_from(config.max_upstream_body_bytes).unwrap_or(usize::MAX),
                 )
@@ -152,7 +156,7 @@ impl Application {
             approval_ttl_secs: config.approval_ttl_secs,
             approval_base: connector_door.as_ref().map(|d| d.origin.clone()),
             approval_webhook: config.approval_webhook.clone(),
-            clock: Default::default(),
+            clock,
             limiter: RateLimiter::new(
                 u32::try_from(config.tenant_rate_per_min).unwrap_or(u32::MAX),
             )
@@ -378,6 +382,48 @@ fn make_private(data_dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The upstream read cache (`None` when `STUDIO_MCP_UPSTREAM_CACHE=off`): lifetimes on the
+/// server's clock; on PostgreSQL, writes are announced to the other replicas through the store
+/// and theirs heard from it.
+fn read_cache(
+    config: &Config,
+    store: &Store,
+    clock: &crate::clock::Clock,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> Option<Arc<ReadCache>> {
+    if !config.upstream_cache {
+        return None;
+    }
+    let cache = Arc::new(ReadCache::new(
+        config.upstream_cache_bytes,
+        clock.clone(),
+        Some(metrics.clone()),
+    ));
+    if store.replica().is_some() {
+        // The follower holds the cache weakly: the store outlives no server it served.
+        let heard = Arc::downgrade(&cache);
+        store.hear_upstream_writes(Box::new(move |what| {
+            if let Some(cache) = heard.upgrade() {
+                cache.heard(what);
+            }
+        }));
+        let store = store.clone();
+        cache.announce_with(Box::new(move |what| {
+            let store = store.clone();
+            Box::pin(async move {
+                let announced =
+                    tokio::task::spawn_blocking(move || store.announce_upstream_write(&what)).await;
+                // The upstream write is done whatever happens here; a replica that missed the
+                // notice serves its entry until the entry's lifetime ends.
+                if let Ok(Err(e)) = announced {
+                    tracing::warn!(error = %e, "upstream write not announced to every replica");
+                }
+            })
+        }));
+    }
+    Some(cache)
 }
 
 /// Each listener's limits (static door, admin, connector door). The descriptor limit is raised

@@ -21,8 +21,9 @@ use tokio_postgres::AsyncMessage;
 use super::{Inner, Pg, Statement};
 use crate::store::{Entry, StoreError};
 
-/// Trees every replica holds in memory: a write to one is logged, announced and acknowledged.
-pub const WATCHED: [&str; 3] = ["tenants", "tokens", "oauth_access"];
+/// Trees every replica holds in memory (or, `upstream_writes`, acts on: notices for the read
+/// caches): a write to one is logged, announced and acknowledged.
+pub const WATCHED: [&str; 4] = ["tenants", "tokens", "oauth_access", "upstream_writes"];
 
 pub(super) const CHANNEL: &str = "studio_mcp_changes";
 /// Serialises writers of the change log, so sequence numbers commit in order.

@@ -168,6 +168,10 @@ impl IndexFollower {
 
 impl Follower for IndexFollower {
     fn apply(&self, tree: &str, key: &[u8], value: Option<&[u8]>) {
+        // Other trees' changes (upstream-write notices) never take the index's lock.
+        if tree != "tenants" && tree != "tokens" {
+            return;
+        }
         let Ok(mut index) = self.0.write() else {
             return;
         };

@@ -1,4 +1,5 @@
-//! The command line: `bench [run]`, `floor-server`, `load` and `populate`, and their options.
+//! The command line: `bench [run]`, `floor-server`, `load`, `populate` and `session`, and their
+//! options.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub enum Cmd {
     /// Drive any running MCP endpoint with the same `whoami` load (e.g. another implementation,
     /// see deploy/bench-ts/); prints one row per concurrency.
     Load(LoadArgs),
+    /// Replay an assistant's session of about fifty tool calls against the sandbox upstreams
+    /// (realistic latency, Webflow's quota), upstream read cache off and on: upstream
+    /// requests, quota waits, wall time, and whether the answers agree.
+    Session(SessionArgs),
     /// Fill a data dir the way `run` does and keep it, for profiling a server by hand: writes
     /// `<dir>/tokens.txt` (one token a line) for `load --tokens-file`.
     Populate {
@@ -58,6 +63,16 @@ pub enum Cmd {
         #[arg(long, default_value = "http://localhost:8789/mcp")]
         connector_url: String,
     },
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct SessionArgs {
+    /// How long the sandbox takes to answer each upstream request.
+    #[arg(long, default_value_t = 150)]
+    pub latency_ms: u64,
+    /// Webflow requests a minute per site token, as the server enforces it.
+    #[arg(long, default_value_t = 60)]
+    pub webflow_per_min: u64,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -14,6 +14,7 @@
 //!             [--json out.json]
 //! bench floor-server [--listen 127.0.0.1:0]     # prints its bound address on stdout
 //! bench load --url http://127.0.0.1:PORT/mcp --token T [--pid PID]   # any running endpoint
+//! bench session [--latency-ms 150] [--webflow-per-min 60]   # an assistant's session, cache off/on
 //! ```
 //!
 //! Run it under `taskset -c 1` (as `deploy/bench.sh` does): the servers are pinned to core 0
@@ -25,9 +26,10 @@
 //!
 //! The modules: `args` (the command line); `run` (the whole run) with `populate` (data dirs, the
 //! token check), `server` (server processes), `http` and `measure` (the load generator) and
-//! `replicas` (revoke-to-refusal); `floor` and `load` (the other subcommands); `results`,
-//! `report` and `goals` (what a run finds, its printout, the targets it is held to); `system`
-//! and `postgres` (`/proc`, `psql`).
+//! `replicas` (revoke-to-refusal); `floor`, `load` and `session` (the other subcommands;
+//! `session` replays an assistant's session against the sandbox, upstream read cache off and
+//! on); `results`, `report` and `goals` (what a run finds, its printout, the targets it is held
+//! to); `system` and `postgres` (`/proc`, `psql`).
 
 mod args;
 mod bare_rmcp;
@@ -45,6 +47,7 @@ mod report;
 mod results;
 mod run;
 mod server;
+mod session;
 mod system;
 
 use std::process::ExitCode;
@@ -86,6 +89,12 @@ fn main() -> ExitCode {
             tenants,
             tokens_per_tenant,
         ),
+        Some(Cmd::Session(args)) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(session::session(args))),
         Some(Cmd::Load(args)) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
