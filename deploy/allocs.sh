@@ -38,7 +38,7 @@ measure() {
   STUDIO_MCP_DATA_DIR=$dir STUDIO_MCP_PUBLIC_URL=http://127.0.0.1:$port \
     STUDIO_MCP_LISTEN=127.0.0.1:$port STUDIO_MCP_ADMIN_LISTEN=127.0.0.1:$admin \
     STUDIO_MCP_TENANT_RATE_PER_MIN=1000000000 STUDIO_MCP_FAST_PATH=$mode \
-    "$server" serve >"$dir.log" 2>&1 &
+    bash -c 'cd "$1" && exec "$2" serve' _ "$work" "$server" >"$dir.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -53,9 +53,9 @@ measure() {
   kill -TERM "$pid"
   wait "$pid" || true
   pid=
-  # dhat: Total:     1,234 bytes in 56 blocks
+  # dhat: Total:     1,234 bytes in 56 blocks  (dhat-heap.json lands in $work)
   local totals
-  totals=$(grep -m1 'dhat: Total:' "$dir.log" | tr -d ',' | awk '{ print $5, $3 }')
+  totals=$(grep -m1 'dhat: Total:' "$dir.log" | tr -d ',' | awk '{ print $6, $3 }')
   echo "$calls $totals"
 }
 

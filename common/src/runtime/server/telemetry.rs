@@ -15,13 +15,33 @@ use tracing_subscriber::fmt::MakeWriter;
 /// different things: the log never shows trace spans, and the exporter sees nothing but them
 /// (`crate::trace::TARGET`) — never a log event, which may carry a whole request.
 pub fn init(json: bool, service: &str) -> anyhow::Result<Option<otlp::Otlp>> {
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let otlp = otlp::Otlp::from_env(service)?;
+    let rust_log = std::env::var("RUST_LOG").ok();
+    // A second init (tests) is harmless: the first subscriber stays.
+    let _ = subscriber(json, rust_log.as_deref(), otlp.as_ref().map(|o| &o.tracer)).try_init();
+    if otlp.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    Ok(otlp)
+}
+
+/// The subscriber `init` installs: the log layer, and the exporter's layer only when there is a
+/// tracer. (Not an absent `Option` layer: that declares an interest in every callsite, which
+/// would build every trace span, and evaluate its fields, on every request with nothing to
+/// send it to.)
+fn subscriber(
+    json: bool,
+    rust_log: Option<&str>,
+    tracer: Option<&opentelemetry_sdk::trace::Tracer>,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
 
     let filter = EnvFilter::new(format!(
         "{},{}=off",
-        filter_directives(std::env::var("RUST_LOG").ok().as_deref()),
+        filter_directives(rust_log),
         crate::trace::TARGET
     ));
     // No colours: every control character a field value could carry is escaped on the way out
@@ -39,29 +59,22 @@ pub fn init(json: bool, service: &str) -> anyhow::Result<Option<otlp::Otlp>> {
             .with_writer(EscapedStderr)
             .boxed()
     };
-    let otlp = otlp::Otlp::from_env(service)?;
-    let traces = otlp.as_ref().map(|otlp| {
-        tracing_opentelemetry::layer()
-            .with_tracer(otlp.tracer.clone())
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_level(false)
-            .with_tracked_inactivity(false)
-            .with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target(crate::trace::TARGET, tracing::Level::TRACE),
-            )
-    });
-    // A second init (tests) is harmless: the first subscriber stays.
-    let _ = tracing_subscriber::registry()
-        .with(log.with_filter(filter))
-        .with(traces)
-        .try_init();
-    if otlp.is_some() {
-        tracing::info!("exporting traces over OTLP");
-    }
-    Ok(otlp)
+    let registry = tracing_subscriber::registry().with(log.with_filter(filter));
+    let Some(tracer) = tracer else {
+        return Box::new(registry);
+    };
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer.clone())
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_level(false)
+        .with_tracked_inactivity(false)
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(crate::trace::TARGET, tracing::Level::TRACE),
+        );
+    Box::new(registry.with(traces))
 }
 
 /// The filter for `RUST_LOG`. rmcp logs whole MCP requests and responses at DEBUG (tool
@@ -205,6 +218,25 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With nothing to export to, a trace span is disabled where it is made: nothing of it is
+    /// built or evaluated on the request path.
+    #[test]
+    fn without_an_exporter_trace_spans_cost_nothing() {
+        let evaluated = std::sync::atomic::AtomicBool::new(false);
+        let probe = || {
+            evaluated.store(true, Ordering::Relaxed);
+            "value"
+        };
+        tracing::subscriber::with_default(subscriber(false, None, None), || {
+            let span = tracing::info_span!(target: crate::trace::TARGET, "mcp", field = probe());
+            assert!(span.is_disabled());
+        });
+        assert!(
+            !evaluated.load(Ordering::Relaxed),
+            "a disabled span's fields were evaluated"
+        );
+    }
 
     #[test]
     fn a_value_cannot_forge_a_log_line() {
