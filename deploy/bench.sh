@@ -12,6 +12,11 @@
 #   deploy/bench.sh --postgres postgres://u@host:5432/postgres    an existing cluster
 #   BENCH_JSON=bench.json deploy/bench.sh            also write machine-readable results
 #   BENCH_SESSION=0 deploy/bench.sh                  skip the replayed assistant session
+#   BENCH_COMPARE=0 deploy/bench.sh                  skip the side-by-side comparison
+#
+# Then it measures the shared server side by side with the axum floor and a minimal rmcp
+# server, in interleaved rounds: static and OAuth tokens, the fast path on and off, sled and
+# PostgreSQL, with the ratios and the goals (`bench compare`, about five minutes).
 #
 # After the throughput run it replays an assistant's session of about fifty tool calls against
 # the sandbox upstreams (150 ms latency, Webflow's 60 requests a minute), the upstream read cache
@@ -33,6 +38,7 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
 fi
 
 args=(run "$@")
+compare=(compare "$@")
 [[ -n ${BENCH_JSON:-} ]] && args+=(--json "$BENCH_JSON")
 
 bench=$target_dir/release/bench
@@ -72,14 +78,21 @@ if (( given_pg == 0 )) && { [[ ,$stores, == *,postgres,* ]] || [[ $revokes != 0 
     echo "bench: PostgreSQL (postmaster $postmaster) pinned to core $pg_cpu" >&2
   fi
   args+=(--postgres "$STUDIO_MCP_TEST_POSTGRES")
+  compare+=(--postgres "$STUDIO_MCP_TEST_POSTGRES")
 fi
 
 # Not `exec`: the EXIT trap stops the throwaway cluster afterwards.
-if (( pin == 1 )); then
-  taskset -c "${BENCH_LOAD_CPU:-1}" "$bench" "${args[@]}"
-else
-  echo "bench: taskset missing or one core: load generator and server will share CPUs" >&2
-  "$bench" "${args[@]}"
+run_bench() {
+  if (( pin == 1 )); then
+    taskset -c "${BENCH_LOAD_CPU:-1}" "$bench" "$@"
+  else
+    echo "bench: taskset missing or one core: load generator and server will share CPUs" >&2
+    "$bench" "$@"
+  fi
+}
+run_bench "${args[@]}"
+if [[ ${BENCH_COMPARE:-1} != 0 ]]; then
+  run_bench "${compare[@]}"
 fi
 
 # The session's cost is upstream latency and quota, not CPU: no pinning.

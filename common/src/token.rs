@@ -72,7 +72,22 @@ pub struct TokenAuthority {
     decoding: DecodingKey,
     validation: Validation,
     audience: String,
+    /// Tokens whose signature, audience and claims checked out, by SHA-256 of the exact token:
+    /// the same token again needs only its expiry and its stored record checked (the record is
+    /// read on every request, so a revocation still counts at once). Bounded; a restart, and a
+    /// new key with it, empties it.
+    verified: quick_cache::sync::Cache<[u8; 32], Verified>,
 }
+
+/// What a verified token's claims say that every request still needs.
+#[derive(Clone)]
+struct Verified {
+    sub: Arc<str>,
+    exp: u64,
+}
+
+/// Verified tokens kept: a studio's tokens in use, many times over; about 100 bytes each.
+const VERIFIED_TOKENS: usize = 4096;
 
 impl std::fmt::Debug for TokenAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +145,7 @@ impl TokenAuthority {
             decoding: DecodingKey::from_secret(key),
             validation,
             audience: audience.to_owned(),
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
         }
     }
 
@@ -176,19 +192,38 @@ impl TokenAuthority {
         {
             return Err(AuthError::Malformed);
         }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::InvalidSignature | K::InvalidAlgorithm => AuthError::BadSignature,
-                    K::InvalidAudience => AuthError::WrongAudience,
-                    K::ExpiredSignature => AuthError::Expired,
-                    _ => AuthError::Malformed,
-                }
-            })?
-            .claims;
+        let hash = token_hash(token);
+        let verified = match self.verified.get(&hash) {
+            // Expired as jsonwebtoken counts it (no leeway): `exp` is the last valid second.
+            Some(v) if v.exp < jsonwebtoken::get_current_timestamp() => {
+                return Err(AuthError::Expired);
+            }
+            Some(v) => v,
+            None => {
+                let claims =
+                    jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+                        .map_err(|e| {
+                            use jsonwebtoken::errors::ErrorKind as K;
+                            match e.kind() {
+                                K::InvalidSignature | K::InvalidAlgorithm => {
+                                    AuthError::BadSignature
+                                }
+                                K::InvalidAudience => AuthError::WrongAudience,
+                                K::ExpiredSignature => AuthError::Expired,
+                                _ => AuthError::Malformed,
+                            }
+                        })?
+                        .claims;
+                let verified = Verified {
+                    sub: claims.sub.into(),
+                    exp: claims.exp,
+                };
+                self.verified.insert(hash, verified.clone());
+                verified
+            }
+        };
         // The key is the hash of this exact token, so a match pins its id as well.
-        match store.token_tenant(&token_hash(token), &claims.sub)? {
+        match store.token_tenant(&hash, &verified.sub)? {
             TokenTenant::Tenant(tenant, live) => Ok(Caller {
                 tenant,
                 live,
@@ -270,6 +305,44 @@ mod tests {
         }
         std::fs::write(&path, "ab".repeat(32)).unwrap();
         assert!(TokenAuthority::load_or_generate(&path, "http://a").is_ok());
+    }
+
+    /// A token verified once is not verified again, but its expiry and its record still are.
+    #[test]
+    fn a_verified_token_still_expires_and_is_still_revoked() {
+        let (_dir, store, acme) = setup();
+        let now = crate::now_unix();
+        let auth = TokenAuthority::from_key(b"k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1k1", "http://a");
+        let issued = auth.issue(&store, &acme, "t", 3600, now).unwrap();
+        let token = issued.token.expose_secret();
+        assert!(auth.authenticate(&store, token).is_ok());
+        let hash = token_hash(token);
+        assert!(
+            auth.verified.get(&hash).is_some(),
+            "kept after its first check"
+        );
+        assert!(auth.authenticate(&store, token).is_ok());
+        // Its expiry passes (as if time moved on): refused, from what was kept.
+        auth.verified.insert(
+            hash,
+            Verified {
+                sub: "acme".into(),
+                exp: now - 1,
+            },
+        );
+        assert!(matches!(
+            auth.authenticate(&store, token),
+            Err(AuthError::Expired)
+        ));
+        // Revoked: refused at once, though its signature was checked before.
+        let fresh = auth.issue(&store, &acme, "u", 3600, now).unwrap();
+        let fresh_token = fresh.token.expose_secret();
+        assert!(auth.authenticate(&store, fresh_token).is_ok());
+        store.revoke_token(&fresh.record.id, now).unwrap();
+        assert!(matches!(
+            auth.authenticate(&store, fresh_token),
+            Err(AuthError::Revoked)
+        ));
     }
 
     #[test]

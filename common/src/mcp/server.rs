@@ -110,11 +110,16 @@ impl<'a> Incoming<'a> {
     pub fn version_of(meta: &RequestMetaObject, headers: &http::HeaderMap) -> ProtocolVersion {
         meta.protocol_version()
             .or_else(|| {
-                headers
+                let header = headers
                     .get("mcp-protocol-version")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| {
-                        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+                    .and_then(|v| v.to_str().ok())?;
+                // A known version without an allocation; anything else as rmcp reads it.
+                ProtocolVersion::KNOWN_VERSIONS
+                    .iter()
+                    .find(|v| v.as_str() == header)
+                    .cloned()
+                    .or_else(|| {
+                        serde_json::from_value(serde_json::Value::String(header.to_owned())).ok()
                     })
             })
             .unwrap_or(ProtocolVersion::V_2025_03_26)
@@ -167,6 +172,20 @@ fn approval_elicitation(value: &serde_json::Value) -> Option<rmcp::model::InputR
         InputRequest::Elicitation(elicitation),
     );
     Some(InputRequiredResult::new(Some(requests), Some(id)))
+}
+
+/// rmcp's `CallToolResult::structured` (the value, and its JSON as the text content), with the
+/// text written into a buffer sized for a typical answer rather than grown byte by byte.
+fn structured(value: serde_json::Value) -> CallToolResult {
+    let mut text = Vec::with_capacity(1024);
+    let text = match serde_json::to_writer(&mut text, &value) {
+        Ok(()) => String::from_utf8(text).unwrap_or_default(),
+        Err(_) => value.to_string(),
+    };
+    let mut result = CallToolResult::structured(serde_json::Value::Null);
+    result.content = vec![rmcp::model::ContentBlock::text(text)];
+    result.structured_content = Some(value);
+    result
 }
 
 /// A new request id: 32 hex digits, a random per-process half and a counter, unique across
@@ -248,7 +267,7 @@ impl McpServer {
             person: caller.actor.as_ref().map(|a| a.person.clone()),
             client: caller.actor.as_ref().map(|a| a.client_id.clone()),
         };
-        if let Err(e) = self.services.store.audit().append(&record) {
+        if let Err(e) = self.services.store.audit().append(record) {
             tracing::error!(error = %e, request_id = &*caller.request_id, "audit record not written");
         }
     }
@@ -386,7 +405,7 @@ impl McpServer {
         let (result, kind) = match outcome {
             Ok(value) => {
                 tracing::debug!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, "tool call ok");
-                (CallToolResult::structured(value), "ok")
+                (structured(value), "ok")
             }
             Err(error) => {
                 tracing::info!(tenant = %caller.tenant.id, tool = entry.name(), request_id = &*caller.request_id, elapsed_us, %error, "tool call failed");
@@ -405,5 +424,19 @@ impl McpServer {
         );
         self.audit(caller, entry.name(), args_digest, kind, started);
         Ok(result.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_structured_result_is_rmcps_own() {
+        let value = serde_json::json!({"tenant": "acme", "n": [1, 2.5], "s": "a\"b\u{1}é"});
+        assert_eq!(
+            serde_json::to_value(structured(value.clone())).unwrap(),
+            serde_json::to_value(CallToolResult::structured(value)).unwrap()
+        );
     }
 }

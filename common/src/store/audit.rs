@@ -330,12 +330,12 @@ impl AuditLog {
     }
 
     /// Queues a record for the writer; never blocks the caller.
-    pub fn append(&self, record: &AuditRecord) -> Result<(), StoreError> {
+    pub fn append(&self, record: AuditRecord) -> Result<(), StoreError> {
         let sender = self.writer.sender.lock().ok().and_then(|s| s.clone());
         let Some(sender) = sender else {
             return Err(StoreError::Io("audit writer stopped".into()));
         };
-        match sender.try_send(Message::Record(Box::new(record.clone()))) {
+        match sender.try_send(Message::Record(Box::new(record))) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 let dropped = self.writer.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -503,7 +503,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
         for (at, t) in [(10, "a"), (20, "b"), (DAY + 30, "a"), (2 * DAY + 40, "a")] {
-            log.append(&record(at, t)).unwrap();
+            log.append(record(at, t)).unwrap();
         }
         let a: Vec<u64> = log
             .query(Some("a"), 0, 10)
@@ -524,7 +524,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         AuditLog::open(dir.path())
             .unwrap()
-            .append(&record(now_ms(), "a"))
+            .append(record(now_ms(), "a"))
             .unwrap();
         let reopened = AuditLog::open(dir.path()).unwrap();
         assert_eq!(reopened.query(Some("a"), 0, 10).unwrap().len(), 1);

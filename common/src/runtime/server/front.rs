@@ -28,8 +28,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, ErrorCode, GetMeta, JsonRpcRequest, ProtocolVersion,
-    ServerJsonRpcMessage, ServerResult,
+    ClientRequest, ErrorCode, GetMeta, JsonRpcRequest, ProtocolVersion, ServerJsonRpcMessage,
+    ServerResult,
 };
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -206,22 +206,159 @@ fn is_json(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The body as one request of a method the fast path serves, decoded as rmcp decodes it.
+/// The body as one request of a method the fast path serves, decoded into rmcp's types as rmcp
+/// decodes it, without trying every kind of message and request in turn: a first pass reads
+/// only which keys the object has and its `method` (rmcp's own shape rule: `method` and `id`,
+/// neither `result` nor `error`), then the body is decoded as that method's request. A body
+/// either step refuses goes to rmcp, which gives its own answer.
 fn decode(bytes: &Bytes) -> Option<JsonRpcRequest<ClientRequest>> {
-    match serde_json::from_slice::<ClientJsonRpcMessage>(bytes).ok()? {
-        ClientJsonRpcMessage::Request(request)
-            if matches!(
-                request.request,
-                ClientRequest::ListToolsRequest(_)
-                    | ClientRequest::CallToolRequest(_)
-                    | ClientRequest::ListResourcesRequest(_)
-                    | ClientRequest::ListResourceTemplatesRequest(_)
-                    | ClientRequest::ReadResourceRequest(_)
-            ) =>
-        {
-            Some(request)
+    use rmcp::model::{
+        CallToolRequest, ListResourceTemplatesRequest, ListResourcesRequest, ListToolsRequest,
+        ReadResourceRequest,
+    };
+    let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    if !(shape.id && !shape.result && !shape.error) {
+        return None;
+    }
+    fn typed<'a, R: serde::Deserialize<'a>>(
+        bytes: &'a [u8],
+        into: fn(R) -> ClientRequest,
+    ) -> Option<JsonRpcRequest<ClientRequest>> {
+        let request = serde_json::from_slice::<JsonRpcRequest<R>>(bytes).ok()?;
+        Some(JsonRpcRequest {
+            jsonrpc: request.jsonrpc,
+            id: request.id,
+            request: into(request.request),
+        })
+    }
+    match shape.method? {
+        Served::ToolsCall => typed::<CallToolRequest>(bytes, ClientRequest::CallToolRequest),
+        Served::ToolsList => typed::<ListToolsRequest>(bytes, ClientRequest::ListToolsRequest),
+        Served::ResourcesList => {
+            typed::<ListResourcesRequest>(bytes, ClientRequest::ListResourcesRequest)
         }
-        _ => None,
+        Served::ResourceTemplatesList => typed::<ListResourceTemplatesRequest>(
+            bytes,
+            ClientRequest::ListResourceTemplatesRequest,
+        ),
+        Served::ResourcesRead => {
+            typed::<ReadResourceRequest>(bytes, ClientRequest::ReadResourceRequest)
+        }
+    }
+}
+
+/// The methods the fast path serves.
+#[derive(Clone, Copy)]
+enum Served {
+    ToolsCall,
+    ToolsList,
+    ResourcesList,
+    ResourceTemplatesList,
+    ResourcesRead,
+}
+
+/// Which of the keys that classify a JSON-RPC message an object has (present, whatever their
+/// value, as rmcp counts them), and its method if it is one the fast path serves.
+#[derive(Default)]
+struct Shape {
+    method: Option<Served>,
+    id: bool,
+    result: bool,
+    error: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, Visitor};
+
+        /// A key, unescaped, without allocating.
+        enum Key {
+            Method,
+            Id,
+            Result,
+            Error,
+            Other,
+        }
+        impl<'de> serde::Deserialize<'de> for Key {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct KeyVisitor;
+                impl Visitor<'_> for KeyVisitor {
+                    type Value = Key;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                        Ok(match key {
+                            "method" => Key::Method,
+                            "id" => Key::Id,
+                            "result" => Key::Result,
+                            "error" => Key::Error,
+                            _ => Key::Other,
+                        })
+                    }
+                }
+                d.deserialize_identifier(KeyVisitor)
+            }
+        }
+
+        /// A method name, unescaped, without allocating; `None` for any other value.
+        struct MethodName(Option<Served>);
+        impl<'de> serde::Deserialize<'de> for MethodName {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct NameVisitor;
+                impl Visitor<'_> for NameVisitor {
+                    type Value = MethodName;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a method")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MethodName, E> {
+                        Ok(MethodName(match name {
+                            "tools/call" => Some(Served::ToolsCall),
+                            "tools/list" => Some(Served::ToolsList),
+                            "resources/list" => Some(Served::ResourcesList),
+                            "resources/templates/list" => Some(Served::ResourceTemplatesList),
+                            "resources/read" => Some(Served::ResourcesRead),
+                            _ => None,
+                        }))
+                    }
+                }
+                // Anything but a string is no method of ours (serde_json hands a string to
+                // `visit_str`, and anything else to a method the visitor does not have).
+                d.deserialize_str(NameVisitor)
+            }
+        }
+
+        struct ShapeVisitor;
+        impl<'de> Visitor<'de> for ShapeVisitor {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+                let mut shape = Shape::default();
+                let mut methods = 0;
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Method => {
+                            methods += 1;
+                            shape.method = map.next_value::<MethodName>()?.0;
+                            continue;
+                        }
+                        Key::Id => shape.id = true,
+                        Key::Result => shape.result = true,
+                        Key::Error => shape.error = true,
+                        Key::Other => {}
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+                // A repeated `method` is rmcp's to refuse.
+                if methods != 1 {
+                    shape.method = None;
+                }
+                Ok(shape)
+            }
+        }
+        deserializer.deserialize_map(ShapeVisitor)
     }
 }
 
@@ -336,8 +473,10 @@ async fn answer(
     } else {
         StatusCode::OK
     };
-    match serde_json::to_vec(&message) {
-        Ok(body) => {
+    // Room for a typical answer at once, so the body is not grown (and copied) several times.
+    let mut body = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut body, &message) {
+        Ok(()) => {
             let mut response = Response::new(Body::from(body));
             *response.status_mut() = status;
             response
@@ -454,6 +593,46 @@ mod tests {
         assert!(!ok("application/json;q=0.000, text/event-stream"));
         assert!(!ok("*/*"));
         assert!(!ok(r#"application/json;x="a,text/event-stream""#));
+    }
+
+    /// Whatever the fast decode takes, rmcp decodes to the same request; what it leaves, rmcp
+    /// answers itself.
+    #[test]
+    fn the_fast_decode_agrees_with_rmcp() {
+        let bodies = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
+            r#"{"method":"tools/call","params":{"name":"w","arguments":{"a":[1,2.5,"x"]},"_meta":{"progressToken":"p"}},"id":"s","jsonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"met\u0068od":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools\/list","params":{"cursor":"c"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"webflow://sites/x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"w"},"result":null}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/call","params":{"name":"w"}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"w"}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"w"}}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"w"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"} x"#,
+        ];
+        let mut taken = 0;
+        for body in bodies {
+            let bytes = Bytes::from(body);
+            let Some(fast) = decode(&bytes) else { continue };
+            taken += 1;
+            let rmcp = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(body.as_bytes())
+                .unwrap_or_else(|e| panic!("the fast path took what rmcp refuses ({e}): {body}"));
+            assert_eq!(
+                serde_json::to_value(rmcp::model::ClientJsonRpcMessage::Request(fast)).unwrap(),
+                serde_json::to_value(rmcp).unwrap(),
+                "{body}"
+            );
+        }
+        assert_eq!(taken, 7, "the well-formed requests of the served methods");
     }
 
     #[test]

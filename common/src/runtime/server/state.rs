@@ -100,7 +100,7 @@ impl AppState {
             person: event.person.map(str::to_owned),
             client: event.client.map(|c| c.chars().take(200).collect()),
         };
-        if let Err(e) = self.services.store.audit().append(&record) {
+        if let Err(e) = self.services.store.audit().append(record) {
             tracing::error!(error = %e, "audit record not written");
         }
     }

@@ -3,7 +3,8 @@
 //! with nothing of ours (no token check, tenant, rate limit, audit or metrics).
 //!
 //! Its settings are pinned to the shared server's, so the two differ only in what each does:
-//! the same runtime (`new_multi_thread`, one worker per allowed core), rmcp's transport
+//! the server's own runtime (`startup::runtime(0)`: one worker per allowed core, a
+//! current-thread runtime on one), rmcp's transport
 //! configured as ours is (stateless, JSON answers, no SSE keep-alive, a 1 MiB body limit, one
 //! allowed host), the tool list built once, a log subscriber with the shared server's default
 //! filter (`info,rmcp=warn`, to stderr), the system allocator.
@@ -67,30 +68,27 @@ pub fn rmcp_server(listen: SocketAddr) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async move {
-            let listener = tokio::net::TcpListener::bind(listen).await?;
-            let addr = listener.local_addr()?;
-            let mut stdout = std::io::stdout();
-            writeln!(stdout, "{addr}")?;
-            stdout.flush()?;
-            let config = StreamableHttpServerConfig::default()
-                .with_legacy_session_mode(false)
-                .with_json_response(true)
-                .with_sse_keep_alive(None)
-                .with_max_request_body_bytes(1024 * 1024)
-                .with_allowed_hosts([addr.ip().to_string()]);
-            let service = StreamableHttpService::new(
-                || Ok(Bare),
-                Arc::new(NeverSessionManager::default()),
-                config,
-            );
-            let app = axum::Router::new()
-                .route_service("/mcp", service)
-                .route("/healthz", axum::routing::get(|| async { "ok" }));
-            axum::serve(listener, app).await?;
-            Ok(())
-        })
+    common::runtime::server::startup::runtime(0)?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{addr}")?;
+        stdout.flush()?;
+        let config = StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_sse_keep_alive(None)
+            .with_max_request_body_bytes(1024 * 1024)
+            .with_allowed_hosts([addr.ip().to_string()]);
+        let service = StreamableHttpService::new(
+            || Ok(Bare),
+            Arc::new(NeverSessionManager::default()),
+            config,
+        );
+        let app = axum::Router::new()
+            .route_service("/mcp", service)
+            .route("/healthz", axum::routing::get(|| async { "ok" }));
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
 }
