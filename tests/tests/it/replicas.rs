@@ -1540,7 +1540,10 @@ async fn a_draft_written_through_one_replica_drops_what_the_other_kept() {
     let before = tool_at(&b, &host, &acme.token, "webflow_list_items", list.clone()).await;
     assert!(before.get("cached_for_secs").is_none(), "{before}");
     let kept = tool_at(&b, &host, &acme.token, "webflow_list_items", list.clone()).await;
-    assert_eq!(kept["cached_for_secs"], 0, "B keeps the listing: {kept}");
+    assert!(
+        crate::upstream_cache::age(&kept) <= 2,
+        "B keeps the listing: {kept}"
+    );
 
     let draft = serde_json::json!({
         "collection_id": writable,

@@ -14,6 +14,13 @@ use serde_json::{Value, json};
 use tests::harness::{McpClient, TestServer, call, config_for, error_text, eventually, ok_json};
 use tests::sandbox::{Failure, Fixture, Sandbox};
 
+/// A result's `cached_for_secs`; fails the test if it has none (it came fresh from upstream).
+pub fn age(result: &Value) -> u64 {
+    result["cached_for_secs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not from the cache: {result}"))
+}
+
 /// GET requests the sandbox served whose path (with its query) starts with `prefix`.
 fn gets(sandbox: &Sandbox, prefix: &str) -> usize {
     sandbox
@@ -80,7 +87,7 @@ async fn one_tenants_entry_is_never_served_to_another() {
     assert_eq!(first["sites"][0]["id"], acme.fixture.site_id.as_str());
     assert!(first.get("cached_for_secs").is_none(), "{first}");
     let again = ok_json(&call(&acme_client, "webflow_list_sites", json!({})).await);
-    assert_eq!(again["cached_for_secs"], 0, "{again}");
+    assert!(age(&again) <= 1, "{again}");
     assert_eq!(again["sites"], first["sites"]);
 
     let theirs = ok_json(&call(&globex_client, "webflow_list_sites", json!({})).await);
@@ -109,7 +116,8 @@ async fn an_answer_lives_its_lifetime_and_says_its_age() {
     assert!(fresh.get("cached_for_secs").is_none(), "{fresh}");
     server.clock.advance(4);
     let kept = ok_json(&get_site(&client).await);
-    assert_eq!(kept["cached_for_secs"], 4, "{kept}");
+    // Ages are whole seconds of a wall clock the test moves: a second may tick meanwhile.
+    assert!((4..=5).contains(&age(&kept)), "{kept}");
     assert_eq!(kept["lastPublished"], fresh["lastPublished"]);
     assert_eq!(gets(&sandbox, &site), 1);
 
@@ -153,7 +161,7 @@ async fn a_draft_makes_its_collections_items_stale_and_nothing_else() {
         )
         .await,
     );
-    assert_eq!(ok_json(&list(&writable).await)["cached_for_secs"], 0);
+    assert!(age(&ok_json(&list(&writable).await)) <= 2);
     assert_eq!(gets(&sandbox, &items), 2, "one listing, one item");
 
     let created = ok_json(
@@ -173,7 +181,7 @@ async fn a_draft_makes_its_collections_items_stale_and_nothing_else() {
     );
     assert!(after.to_string().contains(created["id"].as_str().unwrap()));
     // Another collection's listing is not the draft's business.
-    assert_eq!(ok_json(&list(&other).await)["cached_for_secs"], 0);
+    assert!(age(&ok_json(&list(&other).await)) <= 2);
 
     // An update makes the item itself stale.
     ok_json(
