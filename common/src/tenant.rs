@@ -10,19 +10,26 @@ use crate::domain::{
 };
 
 /// Groups of tools a tenant can be granted. `whoami` belongs to none: everyone has it.
+///
+/// A stored tenant keeps the list it was given, so a toolset added here reaches only tenants
+/// created (without `--toolset`) or updated after it exists: an upgrade never widens what an
+/// existing tenant may write. That is why a new kind of write gets a toolset of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Toolset {
     Webflow,
     CmsWrite,
+    /// Page settings (title, slug, SEO, Open Graph) on the staged site.
+    PageWrite,
     Analytics,
     Github,
 }
 
 impl Toolset {
-    pub const ALL: [Toolset; 4] = [
+    pub const ALL: [Toolset; 5] = [
         Toolset::Webflow,
         Toolset::CmsWrite,
+        Toolset::PageWrite,
         Toolset::Analytics,
         Toolset::Github,
     ];
@@ -31,6 +38,7 @@ impl Toolset {
         match self {
             Toolset::Webflow => "webflow",
             Toolset::CmsWrite => "cms-write",
+            Toolset::PageWrite => "page-write",
             Toolset::Analytics => "analytics",
             Toolset::Github => "github",
         }
@@ -50,7 +58,7 @@ impl FromStr for Toolset {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown toolset `{s}` (use webflow, cms-write, analytics or github)")
+                format!("unknown toolset `{s}` (use webflow, cms-write, page-write, analytics or github)")
             })
     }
 }
@@ -240,5 +248,40 @@ impl TenantPatch {
             billing_return_hosts: tenant.billing_return_hosts.clone(),
         };
         spec.into_tenant(tenant.id.clone(), tenant.created_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A tenant stored before `page-write` existed keeps exactly its toolsets on upgrade, and a
+    /// patch that does not name toolsets keeps them too; only a new tenant given no list gets it.
+    #[test]
+    fn an_upgrade_grants_no_new_toolset() {
+        let stored = serde_json::json!({
+            "id": "acme", "name": "Acme", "webflow_sites": ["0123456789abcdef01234567"],
+            "toolsets": ["webflow", "cms-write", "analytics", "github"], "created_at": 1
+        });
+        let old: Tenant = serde_json::from_value(stored).unwrap();
+        assert!(!old.has_toolset(Toolset::PageWrite));
+        let patched = TenantPatch {
+            read_only: Some(false),
+            ..TenantPatch::default()
+        }
+        .apply(&old)
+        .unwrap();
+        assert_eq!(patched.toolsets, old.toolsets);
+
+        let spec = TenantSpec {
+            name: "New".into(),
+            webflow_sites: old.webflow_sites.clone(),
+            ..TenantSpec::default()
+        };
+        let new = spec.into_tenant(old.id.clone(), 2).unwrap();
+        assert!(new.has_toolset(Toolset::PageWrite));
+        assert_eq!("page-write".parse(), Ok(Toolset::PageWrite));
     }
 }
