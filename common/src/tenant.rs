@@ -11,9 +11,10 @@ use crate::domain::{
 
 /// Groups of tools a tenant can be granted. `whoami` belongs to none: everyone has it.
 ///
-/// A stored tenant keeps the list it was given, so a toolset added here reaches only tenants
-/// created (without `--toolset`) or updated after it exists: an upgrade never widens what an
-/// existing tenant may write. That is why a new kind of write gets a toolset of its own.
+/// A stored tenant keeps the list it was given, so an upgrade never widens what an existing
+/// tenant may write: a new kind of write gets a toolset of its own. Such a toolset is also left
+/// out of [`Toolset::DEFAULT`], so that no tenant writes anything an operator did not grant by
+/// name (as CMS writes need collections named writable).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Toolset {
@@ -30,6 +31,15 @@ impl Toolset {
         Toolset::Webflow,
         Toolset::CmsWrite,
         Toolset::PageWrite,
+        Toolset::Analytics,
+        Toolset::Github,
+    ];
+
+    /// What a tenant created without a list of toolsets gets: every toolset of the first
+    /// release. `page-write` must be granted by name.
+    pub const DEFAULT: [Toolset; 4] = [
+        Toolset::Webflow,
+        Toolset::CmsWrite,
         Toolset::Analytics,
         Toolset::Github,
     ];
@@ -136,7 +146,7 @@ pub struct TenantSpec {
     pub plausible_site: Option<PlausibleSite>,
     #[serde(default)]
     pub github_repos: Vec<RepoName>,
-    /// `None` grants every toolset.
+    /// `None` grants [`Toolset::DEFAULT`].
     #[serde(default)]
     pub toolsets: Option<Vec<Toolset>>,
     #[serde(default)]
@@ -167,7 +177,7 @@ impl TenantSpec {
         if self.rate_limit_per_min == Some(0) {
             return Err("rate limit must be at least 1 call per minute".into());
         }
-        let mut toolsets = self.toolsets.unwrap_or_else(|| Toolset::ALL.to_vec());
+        let mut toolsets = self.toolsets.unwrap_or_else(|| Toolset::DEFAULT.to_vec());
         toolsets.sort();
         toolsets.dedup();
         Ok(Tenant {
@@ -258,7 +268,7 @@ mod tests {
     use super::*;
 
     /// A tenant stored before `page-write` existed keeps exactly its toolsets on upgrade, and a
-    /// patch that does not name toolsets keeps them too; only a new tenant given no list gets it.
+    /// patch that does not name toolsets keeps them too; a new tenant gets it only by name.
     #[test]
     fn an_upgrade_grants_no_new_toolset() {
         let stored = serde_json::json!({
@@ -280,8 +290,14 @@ mod tests {
             webflow_sites: old.webflow_sites.clone(),
             ..TenantSpec::default()
         };
-        let new = spec.into_tenant(old.id.clone(), 2).unwrap();
-        assert!(new.has_toolset(Toolset::PageWrite));
+        let new = spec.clone().into_tenant(old.id.clone(), 2).unwrap();
+        assert_eq!(new.toolsets, old.toolsets);
+        let granted = TenantSpec {
+            toolsets: Some(vec![Toolset::Webflow, Toolset::PageWrite]),
+            ..spec
+        };
+        let granted = granted.into_tenant(old.id.clone(), 3).unwrap();
+        assert!(granted.has_toolset(Toolset::PageWrite));
         assert_eq!("page-write".parse(), Ok(Toolset::PageWrite));
     }
 }

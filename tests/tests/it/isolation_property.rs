@@ -209,7 +209,8 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             let mut tenants = Vec::new();
             for owner in OWNERS {
                 let f = sandbox.fixture().owner(owner).unwrap();
-                let extra = json!({"writable_collections": [f.collection_ids[0]]});
+                let extra = json!({"writable_collections": [f.collection_ids[0]],
+                    "toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"]});
                 tenants.push(server.provision_with(f, extra).await);
             }
             let extra = server

@@ -1,12 +1,13 @@
 //! `webflow_update_page_settings` end to end: only the tenant's own pages, only with the
-//! `page-write` toolset and not read-only, arguments checked before anything is sent, the
+//! `page-write` toolset granted by name (never by default, never by an upgrade) and not
+//! read-only, arguments checked before anything is sent, the
 //! result showing before and after, and the read cache not serving the old page afterwards.
 //! The sandbox's request log is the oracle for what reached Webflow.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
-use tests::harness::{TestServer, call, error_text, ok_json, try_call};
+use tests::harness::{TestServer, TestTenant, call, error_text, ok_json, try_call};
 use tests::sandbox::{Fixture, Sandbox};
 
 const TOOL: &str = "webflow_update_page_settings";
@@ -17,6 +18,13 @@ async fn setup() -> (Sandbox, TestServer) {
         .unwrap();
     let server = TestServer::start(&sandbox).await;
     (sandbox, server)
+}
+
+/// `owner` with every toolset, `page-write` included.
+async fn provision_writer(server: &TestServer, sandbox: &Sandbox, owner: &str) -> TestTenant {
+    let f = sandbox.fixture().owner(owner).unwrap();
+    let every = json!({"toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"]});
+    server.provision_with(f, every).await
 }
 
 fn puts(sandbox: &Sandbox) -> Vec<String> {
@@ -40,7 +48,7 @@ fn change<'a>(result: &'a Value, field: &str) -> &'a Value {
 #[tokio::test]
 async fn own_page_changes_with_before_and_after() {
     let (sandbox, server) = setup().await;
-    let acme = server.provision_owner(&sandbox, "acme").await;
+    let acme = provision_writer(&server, &sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     let page = acme.fixture.page_ids[2].clone();
 
@@ -129,7 +137,7 @@ async fn own_page_changes_with_before_and_after() {
 #[tokio::test]
 async fn another_tenants_page_is_never_reached() {
     let (sandbox, server) = setup().await;
-    let acme = server.provision_owner(&sandbox, "acme").await;
+    let acme = provision_writer(&server, &sandbox, "acme").await;
     let globex = sandbox.fixture().owner("globex").unwrap().clone();
     let client = server.client(&acme.token).await;
     let before = sandbox.webflow_page(&globex.page_ids[0]).unwrap();
@@ -161,9 +169,13 @@ async fn another_tenants_page_is_never_reached() {
 
 #[tokio::test]
 async fn read_only_and_tenants_without_the_toolset_cannot_write_pages() {
-    let (sandbox, server) = setup().await;
+    let sandbox = Sandbox::start(Fixture::new(&["acme", "globex", "initech"]))
+        .await
+        .unwrap();
+    let server = TestServer::start(&sandbox).await;
     let acme_f = sandbox.fixture().owner("acme").unwrap().clone();
     let globex_f = sandbox.fixture().owner("globex").unwrap().clone();
+    let initech_f = sandbox.fixture().owner("initech").unwrap().clone();
     // A tenant as stored before `page-write` existed: every toolset of that release.
     let old = server
         .provision_with(
@@ -171,13 +183,20 @@ async fn read_only_and_tenants_without_the_toolset_cannot_write_pages() {
             json!({"toolsets": ["webflow", "cms-write", "analytics", "github"]}),
         )
         .await;
+    // Granted it, but read-only.
     let read_only = server
-        .provision_with(&globex_f, json!({"read_only": true}))
+        .provision_with(
+            &globex_f,
+            json!({"read_only": true, "toolsets": ["webflow", "page-write"]}),
+        )
         .await;
+    // A new tenant given no list of toolsets: the default leaves page-write out.
+    let new = server.provision(&initech_f).await;
 
     for (tenant, page) in [
         (&old, &acme_f.page_ids[1]),
         (&read_only, &globex_f.page_ids[1]),
+        (&new, &initech_f.page_ids[1]),
     ] {
         let client = server.client(&tenant.token).await;
         let names: Vec<_> = client
@@ -231,7 +250,7 @@ async fn read_only_and_tenants_without_the_toolset_cannot_write_pages() {
 #[tokio::test]
 async fn bad_arguments_are_refused_with_nothing_sent() {
     let (sandbox, server) = setup().await;
-    let acme = server.provision_owner(&sandbox, "acme").await;
+    let acme = provision_writer(&server, &sandbox, "acme").await;
     let client = server.client(&acme.token).await;
     let page = acme.fixture.page_ids[1].clone();
     sandbox.clear_requests();
