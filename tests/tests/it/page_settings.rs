@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 use tests::harness::{TestServer, TestTenant, call, error_text, ok_json, try_call};
-use tests::sandbox::{Fixture, Sandbox};
+use tests::sandbox::{Failure, Fixture, Sandbox};
 
 const TOOL: &str = "webflow_update_page_settings";
 
@@ -132,6 +132,24 @@ async fn own_page_changes_with_before_and_after() {
     );
     assert_eq!(home["not_applied"], json!(["slug"]), "{home}");
     assert_eq!(home["changes"], json!([]));
+
+    // A token made without `pages:write`: the read passes, Webflow refuses the PUT with 403,
+    // and the tool says which scope is missing.
+    sandbox.fail_next(Failure::status(200), 1);
+    sandbox.fail_next(Failure::status(403), 1);
+    let text = error_text(
+        &call(
+            &client,
+            TOOL,
+            json!({"page_id": page, "title": "Say hello"}),
+        )
+        .await,
+    );
+    assert!(text.contains("pages:write"), "{text}");
+    assert_eq!(
+        sandbox.webflow_page(&page).unwrap()["title"],
+        "Get in touch"
+    );
 }
 
 #[tokio::test]
