@@ -10,17 +10,34 @@ use crate::domain::{
 };
 
 /// Groups of tools a tenant can be granted. `whoami` belongs to none: everyone has it.
+///
+/// A stored tenant keeps the list it was given, so an upgrade never widens what an existing
+/// tenant may write: a new kind of write gets a toolset of its own. Such a toolset is also left
+/// out of [`Toolset::DEFAULT`], so that no tenant writes anything an operator did not grant by
+/// name (as CMS writes need collections named writable).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Toolset {
     Webflow,
     CmsWrite,
+    /// Page settings (title, slug, SEO, Open Graph) on the staged site.
+    PageWrite,
     Analytics,
     Github,
 }
 
 impl Toolset {
-    pub const ALL: [Toolset; 4] = [
+    pub const ALL: [Toolset; 5] = [
+        Toolset::Webflow,
+        Toolset::CmsWrite,
+        Toolset::PageWrite,
+        Toolset::Analytics,
+        Toolset::Github,
+    ];
+
+    /// What a tenant created without a list of toolsets gets: every toolset of the first
+    /// release. `page-write` must be granted by name.
+    pub const DEFAULT: [Toolset; 4] = [
         Toolset::Webflow,
         Toolset::CmsWrite,
         Toolset::Analytics,
@@ -31,6 +48,7 @@ impl Toolset {
         match self {
             Toolset::Webflow => "webflow",
             Toolset::CmsWrite => "cms-write",
+            Toolset::PageWrite => "page-write",
             Toolset::Analytics => "analytics",
             Toolset::Github => "github",
         }
@@ -50,7 +68,7 @@ impl FromStr for Toolset {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown toolset `{s}` (use webflow, cms-write, analytics or github)")
+                format!("unknown toolset `{s}` (use webflow, cms-write, page-write, analytics or github)")
             })
     }
 }
@@ -128,7 +146,7 @@ pub struct TenantSpec {
     pub plausible_site: Option<PlausibleSite>,
     #[serde(default)]
     pub github_repos: Vec<RepoName>,
-    /// `None` grants every toolset.
+    /// `None` grants [`Toolset::DEFAULT`].
     #[serde(default)]
     pub toolsets: Option<Vec<Toolset>>,
     #[serde(default)]
@@ -159,7 +177,7 @@ impl TenantSpec {
         if self.rate_limit_per_min == Some(0) {
             return Err("rate limit must be at least 1 call per minute".into());
         }
-        let mut toolsets = self.toolsets.unwrap_or_else(|| Toolset::ALL.to_vec());
+        let mut toolsets = self.toolsets.unwrap_or_else(|| Toolset::DEFAULT.to_vec());
         toolsets.sort();
         toolsets.dedup();
         Ok(Tenant {
@@ -240,5 +258,46 @@ impl TenantPatch {
             billing_return_hosts: tenant.billing_return_hosts.clone(),
         };
         spec.into_tenant(tenant.id.clone(), tenant.created_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A tenant stored before `page-write` existed keeps exactly its toolsets on upgrade, and a
+    /// patch that does not name toolsets keeps them too; a new tenant gets it only by name.
+    #[test]
+    fn an_upgrade_grants_no_new_toolset() {
+        let stored = serde_json::json!({
+            "id": "acme", "name": "Acme", "webflow_sites": ["0123456789abcdef01234567"],
+            "toolsets": ["webflow", "cms-write", "analytics", "github"], "created_at": 1
+        });
+        let old: Tenant = serde_json::from_value(stored).unwrap();
+        assert!(!old.has_toolset(Toolset::PageWrite));
+        let patched = TenantPatch {
+            read_only: Some(false),
+            ..TenantPatch::default()
+        }
+        .apply(&old)
+        .unwrap();
+        assert_eq!(patched.toolsets, old.toolsets);
+
+        let spec = TenantSpec {
+            name: "New".into(),
+            webflow_sites: old.webflow_sites.clone(),
+            ..TenantSpec::default()
+        };
+        let new = spec.clone().into_tenant(old.id.clone(), 2).unwrap();
+        assert_eq!(new.toolsets, old.toolsets);
+        let granted = TenantSpec {
+            toolsets: Some(vec![Toolset::Webflow, Toolset::PageWrite]),
+            ..spec
+        };
+        let granted = granted.into_tenant(old.id.clone(), 3).unwrap();
+        assert!(granted.has_toolset(Toolset::PageWrite));
+        assert_eq!("page-write".parse(), Ok(Toolset::PageWrite));
     }
 }

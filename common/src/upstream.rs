@@ -270,8 +270,8 @@ pub struct Call<'a> {
     pub headers: &'a [(&'static str, String)],
     /// A GET whose answer may come from the cache, for how long, for whom ([`Call::cached`]).
     pub cache: Option<(Reads<'a>, Freshness)>,
-    /// A write: the path prefix whose cached answers it makes stale ([`Call::invalidating`]).
-    pub invalidates: Option<String>,
+    /// A write: the path prefixes whose cached answers it makes stale ([`Call::invalidating`]).
+    pub invalidates: Vec<String>,
 }
 
 impl<'a> Call<'a> {
@@ -285,7 +285,7 @@ impl<'a> Call<'a> {
             form: None,
             headers: &[],
             cache: None,
-            invalidates: None,
+            invalidates: Vec::new(),
         }
     }
 
@@ -298,12 +298,11 @@ impl<'a> Call<'a> {
     }
 
     /// This write makes every cached answer under `prefix` (path segments) stale, for every
-    /// tenant, here and on the other replicas.
-    pub fn invalidating(self, prefix: Path) -> Self {
-        Self {
-            invalidates: Some(prefix.path),
-            ..self
-        }
+    /// tenant, here and on the other replicas. A write that changes what several paths show
+    /// (a page: its own reads and its site's listing) names each.
+    pub fn invalidating(mut self, prefix: Path) -> Self {
+        self.invalidates.push(prefix.path);
+        self
     }
 
     pub fn with_method(method: Method, path: Path) -> Self {
@@ -482,7 +481,7 @@ impl Upstream {
             Some(cached) if call.method == Method::GET => cached,
             _ => {
                 let answer = self.fetch(credential, &call, span).await;
-                if let Some(prefix) = &call.invalidates {
+                for prefix in &call.invalidates {
                     cache.invalidate(self.name, prefix).await;
                 }
                 return self.decode(&answer?);

@@ -19,6 +19,7 @@ mod webflow_list_items;
 mod webflow_list_pages;
 mod webflow_list_sites;
 mod webflow_update_item;
+mod webflow_update_page_settings;
 
 use common::mcp::{Catalog, ToolEntry, ToolError};
 pub use common::tools::NoArgs;
@@ -31,6 +32,7 @@ pub fn shared_catalog() -> Catalog {
         ToolEntry::of::<webflow_get_site::GetSite>(),
         ToolEntry::of::<webflow_list_pages::ListPages>(),
         ToolEntry::of::<webflow_get_page_content::GetPageContent>(),
+        ToolEntry::of::<webflow_update_page_settings::UpdatePageSettings>(),
         ToolEntry::of::<webflow_list_collections::ListCollections>(),
         ToolEntry::of::<webflow_get_collection::GetCollection>(),
         ToolEntry::of::<webflow_list_items::ListItems>(),

@@ -525,6 +525,12 @@ impl Sandbox {
         self.webflow.item_json(collection_id, item_id)
     }
 
+    /// The Webflow page as stored now (after any settings update), as `get-page-metadata`
+    /// would serve it; `None` if there is no such page.
+    pub fn webflow_page(&self, page_id: &str) -> Option<serde_json::Value> {
+        self.webflow.page_json(page_id)
+    }
+
     /// Adds an optional plain-text field `slug` to the Webflow collection's schema, as a person
     /// in the Designer would; `false` if there is no such collection.
     pub fn add_webflow_field(&self, collection_id: &str, slug: &str) -> bool {

@@ -95,6 +95,36 @@ pub struct Page {
     pub open_graph: Option<Seo>,
 }
 
+/// The body of `update-page-settings` (`PUT /v2/pages/{page_id}`): only the fields to change
+/// are sent; a field left out keeps its value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seo: Option<TextPair>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_graph: Option<TextPair>,
+}
+
+/// `seo` or `openGraph` in a page update: `title` and `description`, each only if changed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TextPair {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl PageSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == PageSettings::default()
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PageList {
     pub pages: Vec<Page>,
@@ -245,6 +275,41 @@ impl<'a> Webflow<'a> {
         self.upstream
             .send(&self.token, self.read(call, Freshness::Live))
             .await
+    }
+
+    /// `get-page-metadata`: one page's title, slug, SEO and Open Graph settings.
+    pub async fn get_page(&self, page: &WebflowId) -> Result<Page, UpstreamError> {
+        self.upstream
+            .send(
+                &self.token,
+                self.read(
+                    Call::get(upstream_path!("/v2/pages/{page}")),
+                    Freshness::Live,
+                ),
+            )
+            .await
+    }
+
+    /// `update-page-settings`: changes the staged site's page settings; the live site changes
+    /// only when someone publishes.
+    pub async fn update_page_settings(
+        &self,
+        site: &WebflowId,
+        page: &WebflowId,
+        settings: &PageSettings,
+    ) -> Result<Page, UpstreamError> {
+        let body = serde_json::to_value(settings).map_err(|e| UpstreamError::BadResponse {
+            upstream: self.upstream.name,
+            why: e.to_string(),
+        })?;
+        let call = Call {
+            json: Some(&body),
+            ..Call::with_method(reqwest::Method::PUT, upstream_path!("/v2/pages/{page}"))
+        }
+        // The page's own reads (metadata, content) and every listing of its site's pages.
+        .invalidating(upstream_path!("/v2/pages/{page}"))
+        .invalidating(upstream_path!("/v2/sites/{site}/pages"));
+        self.upstream.send(&self.token, call).await
     }
 
     pub async fn get_page_dom(

@@ -2,7 +2,8 @@
 //! Webflow's paths, camelCase shapes and error bodies, scoped like a site token.
 //!
 //! Shapes follow Webflow's OpenAPI description (operations `list-sites`, `get-site`,
-//! `list-pages`, `get-static-content`, `list-collections`, `collection-details`,
+//! `list-pages`, `get-page-metadata`, `update-page-settings`, `get-static-content`,
+//! `list-collections`, `collection-details`,
 //! `list-collection-items`, `Get-Item`, `create-item`, `update-item`, `site-publish`,
 //! `publish-item`). A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
@@ -53,6 +54,7 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
         .route("/v2/sites", get(list_sites))
         .route("/v2/sites/{site_id}", get(get_site))
         .route("/v2/sites/{site_id}/pages", get(list_pages))
+        .route("/v2/pages/{page_id}", get(get_page).put(update_page))
         .route("/v2/pages/{page_id}/dom", get(get_page_dom))
         .route("/v2/sites/{site_id}/collections", get(list_collections))
         .route("/v2/collections/{collection_id}", get(get_collection))
@@ -343,6 +345,12 @@ impl WebflowState {
         record.collection.fields.push(field);
         record.collection.last_updated = now_rfc3339();
         true
+    }
+
+    pub(crate) fn page_json(&self, page_id: &str) -> Option<Value> {
+        let data = lock(&self.data);
+        let record = data.pages.iter().find(|r| r.page.id == page_id)?;
+        serde_json::to_value(&record.page).ok()
     }
 
     pub(crate) fn publishes(&self, site_id: &str) -> usize {
@@ -878,6 +886,172 @@ async fn list_pages(
         .collect();
     let (pages, pagination) = paging.apply(&pages);
     Ok(Json(json!({ "pages": pages, "pagination": pagination })))
+}
+
+async fn get_page(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+) -> Answer<Json<Page>> {
+    let owner = authorize(&caller)?;
+    let data = lock(&state.data);
+    data.pages
+        .iter()
+        .find(|r| r.owner == owner && r.page.id == page_id)
+        .map(|r| Json(r.page.clone()))
+        .ok_or_else(|| WebflowError::not_found("page"))
+}
+
+/// A string member of a page update, if present: anything else is a validation error.
+fn text_member(body: &Map<String, Value>, name: &str, param: &str) -> Answer<Option<String>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(WebflowError::invalid(param, "Must be a string")),
+    }
+}
+
+/// `seo` or `openGraph` of a page update: an object of the documented members only.
+fn settings_object<'a>(
+    body: &'a Map<String, Value>,
+    name: &str,
+    members: &[&str],
+) -> Answer<Option<&'a Map<String, Value>>> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => {
+            if let Some(unknown) = map.keys().find(|k| !members.contains(&k.as_str())) {
+                return Err(WebflowError::invalid(
+                    &format!("{name}.{unknown}"),
+                    "Field not described in schema",
+                ));
+            }
+            Ok(Some(map))
+        }
+        Some(_) => Err(WebflowError::invalid(name, "Must be an object")),
+    }
+}
+
+/// `update-page-settings`: title, slug, `seo` and `openGraph` of the staged page. As Webflow
+/// does, the slug is ignored on the home page and collection template pages, an Open Graph
+/// text still copied from the SEO text follows it, and setting one stops the copying.
+async fn update_page(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Page>> {
+    let owner = authorize(&caller)?;
+    let mut data = lock(&state.data);
+    let index = data
+        .pages
+        .iter()
+        .position(|r| r.owner == owner && r.page.id == page_id)
+        .ok_or_else(|| WebflowError::not_found("page"))?;
+    let body = object_body(body)?;
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["title", "slug", "seo", "openGraph"].contains(&k.as_str()))
+    {
+        return Err(WebflowError::invalid(
+            unknown,
+            "Field not described in schema",
+        ));
+    }
+    let title = text_member(&body, "title", "title")?;
+    if title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(WebflowError::invalid("title", "Must not be empty"));
+    }
+    let slug = text_member(&body, "slug", "slug")?;
+    if let Some(slug) = &slug
+        && (slug.is_empty() || slugify(slug) != *slug)
+    {
+        return Err(WebflowError::invalid(
+            "slug",
+            "Must contain only lowercase letters, numbers and dashes",
+        ));
+    }
+    let seo = settings_object(&body, "seo", &["title", "description"])?;
+    let seo_title = seo
+        .map(|m| text_member(m, "title", "seo.title"))
+        .transpose()?
+        .flatten();
+    let seo_description = seo
+        .map(|m| text_member(m, "description", "seo.description"))
+        .transpose()?
+        .flatten();
+    let og = settings_object(
+        &body,
+        "openGraph",
+        &["title", "titleCopied", "description", "descriptionCopied"],
+    )?;
+    let og_title = og
+        .map(|m| text_member(m, "title", "openGraph.title"))
+        .transpose()?
+        .flatten();
+    let og_description = og
+        .map(|m| text_member(m, "description", "openGraph.description"))
+        .transpose()?
+        .flatten();
+    let title_copied = og.map(|m| flag(m, "titleCopied")).transpose()?.flatten();
+    let description_copied = og
+        .map(|m| flag(m, "descriptionCopied"))
+        .transpose()?
+        .flatten();
+
+    let page = &data.pages[index].page;
+    // The home page, template and utility pages keep their slug; the rest of the body applies.
+    let slug_fixed = page.published_path == "/" || page.collection_id.is_some();
+    let slug = slug.filter(|_| !slug_fixed);
+    if let Some(slug) = &slug {
+        let taken = data.pages.iter().any(|r| {
+            r.page.site_id == page.site_id && r.page.id != page.id && &r.page.slug == slug
+        });
+        if taken {
+            return Err(WebflowError::invalid("slug", "Slug is already in use"));
+        }
+    }
+
+    let page = &mut data.pages[index].page;
+    if let Some(title) = title {
+        page.title = title;
+    }
+    if let Some(slug) = slug {
+        page.published_path = format!("/{slug}");
+        page.slug = slug;
+    }
+    if let Some(copied) = title_copied {
+        page.open_graph.title_copied = copied;
+    }
+    if let Some(copied) = description_copied {
+        page.open_graph.description_copied = copied;
+    }
+    if let Some(t) = seo_title {
+        page.seo.title = t;
+    }
+    if let Some(d) = seo_description {
+        page.seo.description = Some(d);
+    }
+    match og_title {
+        Some(t) => {
+            page.open_graph.title = t;
+            page.open_graph.title_copied = false;
+        }
+        None if page.open_graph.title_copied => page.open_graph.title = page.seo.title.clone(),
+        None => {}
+    }
+    match og_description {
+        Some(d) => {
+            page.open_graph.description = Some(d);
+            page.open_graph.description_copied = false;
+        }
+        None if page.open_graph.description_copied => {
+            page.open_graph.description = page.seo.description.clone();
+        }
+        None => {}
+    }
+    page.last_updated = now_rfc3339();
+    Ok(Json(page.clone()))
 }
 
 async fn get_page_dom(
@@ -1507,6 +1681,86 @@ mod tests {
                 "{body}"
             );
         }
+        Ok(())
+    }
+    #[tokio::test]
+    async fn page_settings_update_like_webflow() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let about = &acme.page_ids[1];
+        let put = |page: &str, token: &str, body: Value| {
+            let path = format!("/v2/pages/{page}");
+            let token = token.to_owned();
+            let sandbox = &sandbox;
+            async move { send(sandbox, "PUT", &path, Some(&token), Some(body)).await }
+        };
+        let reply = put(
+            about,
+            &acme.token,
+            json!({"title": "About us", "slug": "about-us", "seo": {"title": "About | Acme"}}),
+        )
+        .await?;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let page = reply.json()?;
+        assert_eq!(page["slug"], "about-us");
+        assert_eq!(page["publishedPath"], "/about-us");
+        // The Open Graph title was copied from the SEO title, so it follows it.
+        assert_eq!(page["openGraph"]["title"], "About | Acme");
+        let got = get(&sandbox, &format!("/v2/pages/{about}"), Some(&acme.token)).await?;
+        assert_eq!(got.json()?, page);
+
+        let og = put(
+            about,
+            &acme.token,
+            json!({"openGraph": {"title": "Meet us"}}),
+        )
+        .await?;
+        assert_eq!(og.json()?["openGraph"]["titleCopied"], false);
+
+        // The home page keeps its slug; the rest applies.
+        let home = put(
+            &acme.page_ids[0],
+            &acme.token,
+            json!({"slug": "start", "title": "Start"}),
+        )
+        .await?
+        .json()?;
+        assert_eq!(
+            (home["slug"].as_str(), home["title"].as_str()),
+            (Some("index"), Some("Start"))
+        );
+
+        // Another owner's page answers like a missing one, and stays as it was.
+        let before = sandbox
+            .webflow_page(&globex.page_ids[1])
+            .context("globex page")?;
+        for (page, token) in [(&globex.page_ids[1], &acme.token), (about, &globex.token)] {
+            let reply = put(page, token, json!({"title": "mine"})).await?;
+            assert_eq!(
+                (reply.status, code(&reply)?.as_str()),
+                (404, "resource_not_found")
+            );
+        }
+        assert_eq!(sandbox.webflow_page(&globex.page_ids[1]), Some(before));
+
+        for body in [
+            json!({"title": 7}),
+            json!({"title": ""}),
+            json!({"slug": "Not A Slug"}),
+            json!({"slug": "contact-2"}),
+            json!({"seo": "x"}),
+            json!({"seo": {"keywords": "x"}}),
+            json!({"openGraph": {"titleCopied": "no"}}),
+            json!({"image": "x.png"}),
+        ] {
+            let reply = put(about, &acme.token, body.clone()).await?;
+            assert_eq!(
+                (reply.status, code(&reply)?.as_str()),
+                (400, "validation_error"),
+                "{body}"
+            );
+        }
+        let reply = put(about, &acme.token, json!(["title"])).await?;
+        assert_eq!((reply.status, code(&reply)?.as_str()), (400, "bad_request"));
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! - no answer contains data owned by a tenant other than the token's;
 //! - every upstream request is made with the caller's own credential, and none names another
 //!   tenant's site, page, collection or repository;
-//! - no other tenant's CMS items change;
+//! - no other tenant's CMS items or pages change;
 //!
 //! all with the upstream read cache on (as it runs by default), and the run must have answered
 //! from it: a cached answer is held to the same properties.
@@ -27,7 +27,7 @@ const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
 /// People per tenant, each with their own OAuth connection.
 const PEOPLE: usize = 2;
 
-const TOOLS: [&str; 20] = [
+const TOOLS: [&str; 21] = [
     "whoami",
     "webflow_list_sites",
     "webflow_get_site",
@@ -39,6 +39,7 @@ const TOOLS: [&str; 20] = [
     "webflow_get_item",
     "webflow_create_item",
     "webflow_update_item",
+    "webflow_update_page_settings",
     "analytics_query",
     "github_get_repo",
     "github_list_commits",
@@ -126,6 +127,7 @@ fn request(c: &Case, p: &Pools) -> Value {
         "collection_id": pick(&p.collections, c.collection),
         "item_id": pick(&p.items, c.item),
         "field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)},
+        "title": format!("Prop page {}", c.item),
         "metrics": ["visitors"],
         "date_range": "7d",
         "dimensions": ["event:page"],
@@ -149,6 +151,7 @@ fn request(c: &Case, p: &Pools) -> Value {
         "webflow_get_item" => &["collection_id", "item_id"],
         "webflow_create_item" => &["collection_id", "field_data"],
         "webflow_update_item" => &["collection_id", "item_id", "field_data"],
+        "webflow_update_page_settings" => &["page_id", "title"],
         "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],
         "github_get_repo"
         | "github_list_commits"
@@ -181,11 +184,13 @@ fn request(c: &Case, p: &Pools) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
 }
 
+/// An owner's CMS items and pages as stored now.
 fn snapshot(sandbox: &Sandbox, owner: &OwnerFixture) -> Vec<Option<Value>> {
     owner
         .item_ids
         .iter()
         .map(|(c, i)| sandbox.webflow_item(c, i))
+        .chain(owner.page_ids.iter().map(|p| sandbox.webflow_page(p)))
         .collect()
 }
 
@@ -204,7 +209,8 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             let mut tenants = Vec::new();
             for owner in OWNERS {
                 let f = sandbox.fixture().owner(owner).unwrap();
-                let extra = json!({"writable_collections": [f.collection_ids[0]]});
+                let extra = json!({"writable_collections": [f.collection_ids[0]],
+                    "toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"]});
                 tenants.push(server.provision_with(f, extra).await);
             }
             let extra = server
@@ -407,7 +413,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             assert_eq!(
                 snapshot(&sandbox, owner),
                 before[o],
-                "{}'s items changed without a call of theirs",
+                "{}'s items or pages changed without a call of theirs",
                 owner.owner
             );
         }

@@ -26,6 +26,7 @@ mod no_secret_leaks;
 mod oauth;
 mod one_worker_thread;
 mod operations;
+mod page_settings;
 mod protocol_edges;
 mod rate_limits;
 mod replicas;

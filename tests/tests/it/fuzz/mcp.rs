@@ -150,6 +150,12 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
                    "field_data": {"seo-description": "Better.", "order": 1.5}}),
         ),
         tool(
+            "webflow_update_page_settings",
+            json!({"page_id": f.page_ids[1], "title": "Fuzzed page", "slug": "fuzzed-page",
+                   "seo": {"title": "Fuzzed | Acme", "description": ""},
+                   "open_graph": {"title": "Fuzzed", "description": "Shared."}}),
+        ),
+        tool(
             "analytics_query",
             json!({
                 "metrics": ["visitors", "pageviews", "bounce_rate"],

@@ -136,7 +136,7 @@ impl Server {
     }
 
     /// The shared server on a sandbox of `acme` and `globex`, `acme` provisioned with
-    /// everything and a writable collection.
+    /// everything, every toolset and a writable collection.
     pub async fn shared(sandbox: &Sandbox) -> (Server, TestTenant) {
         let server = Server::start(sandbox, &shared_server::SHARED, |_| {}).await;
         let owner = sandbox.fixture().owner("acme").unwrap().clone();
@@ -156,7 +156,10 @@ impl Server {
     }
 
     async fn provision(&self, owner: &OwnerFixture) -> TestTenant {
-        let writable = json!({ "writable_collections": [owner.collection_ids[0]] });
+        let writable = json!({
+            "writable_collections": [owner.collection_ids[0]],
+            "toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"],
+        });
         tests::harness::provision_shared(&self.admin, owner, writable).await
     }
 
