@@ -94,8 +94,12 @@ impl Server {
         let connector_origin = common::config::connector_origin(&connector_url).to_owned();
         let connector_host = connector_origin.trim_start_matches("http://").to_owned();
         let admin_url = format!("http://{}", app.admin_addr());
-        let statik =
-            common::runtime::server::routes::static_router(state.clone(), CancellationToken::new());
+        // The fast path's door, whatever the default: the targets compare it with rmcp's.
+        let statik = common::runtime::server::routes::static_router_with(
+            state.clone(),
+            CancellationToken::new(),
+            common::runtime::server::routes::McpFront::Fast,
+        );
         let connector = common::runtime::server::routes::connector_router(
             state.clone(),
             CancellationToken::new(),
