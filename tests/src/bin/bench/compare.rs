@@ -17,7 +17,7 @@ use crate::measure::{Pids, Window, measure};
 use crate::populate::{populate, populate_oauth};
 use crate::postgres::Cluster;
 use crate::report::row;
-use crate::results::Cell;
+use crate::results::{Cell, median};
 use crate::run::migrate;
 use crate::server::{Probe, Server, check_first_call, pinned_command, server_command};
 use crate::system::{clock_ticks, free_port, online_cpus, which};
@@ -240,13 +240,13 @@ pub async fn compare(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let median = |i: usize, concurrency: usize, field: fn(&Cell) -> f64| {
-        let mut v: Vec<f64> = cells
-            .iter()
-            .filter(|(j, c)| *j == i && c.concurrency == concurrency)
-            .map(|(_, c)| field(c))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+        median(
+            cells
+                .iter()
+                .filter(|(j, c)| *j == i && c.concurrency == concurrency)
+                .map(|(_, c)| field(c))
+                .collect(),
+        )
     };
     let index = |label: &str| variants.iter().position(|v| v.label == label);
     println!();

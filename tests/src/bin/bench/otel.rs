@@ -13,6 +13,7 @@ use crate::http::Target;
 use crate::measure::{Pids, Window, measure};
 use crate::populate::populate;
 use crate::report::row;
+use crate::results::median;
 use crate::server::{Probe, Server, check_first_call, server_command};
 use crate::system::{clock_ticks, free_port, online_cpus, which};
 
@@ -176,13 +177,12 @@ pub async fn otel(args: RunArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     for &concurrency in &args.concurrency {
         let median = |i: usize| {
-            let mut v: Vec<f64> = rows
-                .iter()
-                .filter(|(j, c, _)| *j == i && *c == concurrency)
-                .map(|(_, _, r)| *r)
-                .collect();
-            v.sort_by(f64::total_cmp);
-            v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            median(
+                rows.iter()
+                    .filter(|(j, c, _)| *j == i && *c == concurrency)
+                    .map(|(_, _, r)| *r)
+                    .collect(),
+            )
         };
         let off = median(0);
         for (i, v) in variants.iter().enumerate() {

@@ -200,7 +200,8 @@ pub fn summarise(cells: &[Cell], args: &RunArgs) -> Vec<Summary> {
     out
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median (the mean of the middle two for an even count); NaN when there is nothing.
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => f64::NAN,
