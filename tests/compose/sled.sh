@@ -23,6 +23,9 @@ onboard_isolated globex
 fetch_root_cert
 step "calling every tenant through Caddy with the official MCP Python SDK"
 calls acme globex
+step "tools/list in bursts through Caddy, on the shared server and on isolated instances"
+burst 80 "https://mcp.localhost/mcp,${shared_token[acme]}" "https://mcp.localhost/mcp,${shared_token[globex]}" \
+  "https://acme.mcp.localhost/mcp,${isolated_token[acme]}" "https://globex.mcp.localhost/mcp,${isolated_token[globex]}"
 step "connectors: the shared server's at connect.localhost, acme's instance's at acme.connect.localhost"
 connector_flows shared:acme isolated:acme
 

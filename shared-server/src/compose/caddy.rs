@@ -49,25 +49,34 @@ pub(super) fn caddyfile(tenants: &[(&TenantId, u16)], options: &ComposeOptions) 
     )
 }
 
+/// Every request body is read whole before it goes upstream (a server refuses more than
+/// `MAX_BODY_BYTES` anyway). Streamed, a POST races Go's HTTP/1 server: a fast answer makes
+/// Caddy write the response head, the server then closes the client's request body, the
+/// transport's last read of it fails and the transport closes the upstream connection under
+/// the response still being copied (golang/go#40747). Through Debian's Caddy 2.6.2, 12
+/// clients at once saw about one `tools/list` answer in a hundred cut after 4 KB; buffered,
+/// none in 240. Buffered, the transport reads the body from memory, and a POST that could not
+/// reach one replica goes whole to the next.
+const REQUEST_BUFFERS: &str = "\t\trequest_buffers 1MiB\n";
+
 /// A site with a host name: Caddy's automatic HTTPS, then `upstream`.
 fn proxy_site(host: &str, upstream: &str) -> String {
-    format!("{host} {{\n\treverse_proxy {upstream}\n}}\n")
+    format!("{host} {{\n\treverse_proxy {upstream} {{\n{REQUEST_BUFFERS}\t}}\n}}\n")
 }
 
 /// [`proxy_site`] across the shared server's replicas. Active checks take a replica out while
 /// its /healthz is not 200 (503 `unavailable`: cut off from PostgreSQL for longer than its
 /// lease, so it may have missed a revocation); a replica that refuses connections (stopped,
 /// restarting) is marked down for fail_duration, and the request is tried on the next one
-/// meanwhile. (Caddy releases without caddyserver/caddy#7547, Debian's 2.6 among them, lose a
-/// POST body on that retry: there only the health checks, every 3 s, keep requests off a
-/// stopped replica.) The connector door is balanced the same way: every step of a connector
-/// flow (sessions, consent, codes, tokens) lives in the shared store and passkey ceremonies
-/// travel sealed under the shared master key, so its requests need not stick to one replica.
+/// meanwhile (its body buffered, a POST goes whole). The connector door is balanced the same
+/// way: every step of a connector flow (sessions, consent, codes, tokens) lives in the shared
+/// store and passkey ceremonies travel sealed under the shared master key, so its requests
+/// need not stick to one replica.
 fn balanced_site(host: &str, upstreams: &[String]) -> String {
     format!(
         "{host} {{\n\
          \t# Round robin over the replicas; one failing /healthz or refusing connections is skipped.\n\
-         \treverse_proxy {} {{\n\
+         \treverse_proxy {} {{\n{REQUEST_BUFFERS}\
          \t\tlb_policy round_robin\n\t\tlb_try_duration 5s\n\t\tlb_try_interval 250ms\n\
          \t\tfail_duration 10s\n\
          \t\thealth_uri /healthz\n\t\thealth_interval 3s\n\t\thealth_timeout 2s\n\

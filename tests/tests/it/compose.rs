@@ -100,7 +100,8 @@ fn sections(yaml: &str) -> Sections {
     out
 }
 
-/// `site -> reverse_proxy target` of a Caddyfile made of `host { reverse_proxy x }` blocks.
+/// `site -> reverse_proxy target` of a Caddyfile made of
+/// `host { reverse_proxy x { request_buffers 1MiB } }` blocks.
 fn caddy_sites(caddyfile: &str) -> BTreeMap<String, String> {
     let mut sites = BTreeMap::new();
     let mut lines = caddyfile
@@ -113,7 +114,14 @@ fn caddy_sites(caddyfile: &str) -> BTreeMap<String, String> {
             .next()
             .unwrap()
             .strip_prefix("reverse_proxy ")
+            .and_then(|p| p.strip_suffix(" {"))
             .unwrap();
+        assert_eq!(
+            lines.next(),
+            Some("request_buffers 1MiB"),
+            "request bodies buffered"
+        );
+        assert_eq!(lines.next(), Some("}"), "one option per proxy");
         assert_eq!(lines.next(), Some("}"), "one directive per site");
         sites.insert(site.to_owned(), proxy.to_owned());
     }
