@@ -94,7 +94,7 @@ pub struct Config {
     pub webflow_rate_per_min: u64,
     pub log_json: bool,
     /// Whether stateless JSON requests take the fast path in front of rmcp's transport
-    /// (`STUDIO_MCP_FAST_PATH=on`; off by default: everything goes through rmcp).
+    /// (`STUDIO_MCP_FAST_PATH=off`: everything goes through rmcp).
     pub fast_path: bool,
     /// Async worker threads; 0: one per core the process may use.
     pub worker_threads: u64,
@@ -281,11 +281,9 @@ impl Config {
                 });
             }
         };
-        // Off by default until a response cut short behind Caddy in the compose test (twice in
-        // three runs with it on, never with rmcp's transport) is understood.
         let fast_path = match pick("STUDIO_MCP_FAST_PATH", f.fast_path).as_deref() {
-            Some("on") => true,
-            None | Some("off") => false,
+            None | Some("on") => true,
+            Some("off") => false,
             Some(other) => {
                 return Err(ConfigError::Value {
                     name: "STUDIO_MCP_FAST_PATH",

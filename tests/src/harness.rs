@@ -140,9 +140,6 @@ pub fn config_for(data_dir: &Path, upstream: &str) -> Config {
             | "STUDIO_MCP_CLOUDFLARE_BASE_URL"
             | "STUDIO_MCP_STRIPE_BASE_URL" => Some(upstream.to_owned()),
             "STUDIO_MCP_UPSTREAM_TIMEOUT_MS" => Some("2000".into()),
-            // The suite runs on the fast path (off by default, see README "Benchmark"); the
-            // binaries' stages (external clients, conformance, compose) run on rmcp's.
-            "STUDIO_MCP_FAST_PATH" => Some("on".into()),
             "STUDIO_MCP_MAX_RETRY_WAIT_MS" => Some("1000".into()),
             // Tests drive far more calls than a real client; quotas get their own test.
             "STUDIO_MCP_WEBFLOW_RATE_PER_MIN" | "STUDIO_MCP_TENANT_RATE_PER_MIN" => {

@@ -165,15 +165,7 @@ pub async fn compare(args: RunArgs) -> anyhow::Result<()> {
     let mut variants = vec![
         own_server(FLOOR, "floor-server", "/echo", pin).await?,
         own_server(BARE, "rmcp-server", "/mcp", pin).await?,
-        shared(
-            FAST,
-            &args,
-            pin,
-            false,
-            &[("STUDIO_MCP_FAST_PATH", "on")],
-            None,
-        )
-        .await?,
+        shared(FAST, &args, pin, false, &[], None).await?,
         shared(
             RMCP_ONLY,
             &args,
@@ -183,32 +175,14 @@ pub async fn compare(args: RunArgs) -> anyhow::Result<()> {
             None,
         )
         .await?,
-        shared(
-            OAUTH,
-            &args,
-            pin,
-            true,
-            &[("STUDIO_MCP_FAST_PATH", "on")],
-            None,
-        )
-        .await?,
+        shared(OAUTH, &args, pin, true, &[], None).await?,
     ];
     let mut database = None;
     if let Some(url) = &args.postgres {
         let cluster = Cluster::connect(url)?;
         let name = format!("bench_compare_{}", std::process::id());
         let url = cluster.create_database(&name)?;
-        variants.push(
-            shared(
-                POSTGRES,
-                &args,
-                pin,
-                false,
-                &[("STUDIO_MCP_FAST_PATH", "on")],
-                Some(&url),
-            )
-            .await?,
-        );
+        variants.push(shared(POSTGRES, &args, pin, false, &[], Some(&url)).await?);
         database = Some((cluster, name));
     }
     let mut cells: Vec<(usize, Cell)> = Vec::new();
