@@ -7,6 +7,7 @@ mod dns_create_record;
 mod dns_delete_record;
 mod dns_list_records;
 mod dns_update_record;
+mod publish_changes;
 mod webflow_publish_items;
 mod webflow_publish_site;
 

@@ -374,6 +374,31 @@ impl<'a> Webflow<'a> {
             .await
     }
 
+    /// The items updated at or after `since` (every item when `None`), newest first: what a
+    /// site publish would take live from this collection, counted in `pagination.total`.
+    pub async fn list_items_updated_since(
+        &self,
+        collection: &WebflowId,
+        since: Option<&str>,
+        limit: u32,
+    ) -> Result<ItemList, UpstreamError> {
+        let mut query = vec![
+            ("limit", limit.to_string()),
+            ("sortBy", "lastUpdated".to_owned()),
+            ("sortOrder", "desc".to_owned()),
+        ];
+        if let Some(since) = since {
+            query.push(("lastUpdated[gte]", since.to_owned()));
+        }
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/collections/{collection}/items"))
+        };
+        self.upstream
+            .send(&self.token, self.read(call, Freshness::Live))
+            .await
+    }
+
     /// Creates a staged (draft) item: never published by this call.
     pub async fn create_item(
         &self,

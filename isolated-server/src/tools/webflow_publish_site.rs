@@ -1,5 +1,6 @@
 //! `webflow_publish_site`: publishes the tenant's site to its own custom domains and/or the
-//! webflow.io subdomain, at most once a minute per site, after a person approves.
+//! webflow.io subdomain, at most once a minute per site, after a person approves who has seen
+//! what goes live (the pages and CMS items changed since the last publish).
 
 use common::domain::WebflowId;
 use common::mcp::{Effect, Tool, ToolContext, ToolError};
@@ -8,6 +9,7 @@ use common::tenant::{Tier, Toolset};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::tools::publish_changes::{self, Changes};
 use crate::tools::{Step, with_approval};
 use crate::upstream::webflow_publish::{self, SitePublished};
 
@@ -37,6 +39,8 @@ pub struct Preview {
     pub last_published: Option<String>,
     /// Seconds until Webflow allows the next publish of this site, if not now.
     pub next_publish_in_secs: Option<u64>,
+    /// What goes live: the pages and CMS items changed since the last publish.
+    pub what_changes: Changes,
 }
 
 /// Webflow allows one publish a minute per site.
@@ -95,7 +99,10 @@ impl Tool for PublishSite {
             .err();
         let token = ctx.credential(SecretKind::Webflow)?;
         let preview = async || {
-            let info = ctx.webflow()?.get_site(&site).await?;
+            // Read now, not from the cache: the approver decides on what is staged this minute.
+            let webflow = ctx.webflow()?.refreshing();
+            let info = webflow.get_site(&site).await?;
+            let what_changes = publish_changes::since_last_publish(&webflow, &site, &info).await;
             let urls = domains
                 .iter()
                 .map(|d| {
@@ -114,6 +121,7 @@ impl Tool for PublishSite {
                 publish_to_webflow_subdomain: args.publish_to_webflow_subdomain,
                 last_published: info.last_published,
                 next_publish_in_secs: next,
+                what_changes,
             })
         };
         let act = async |approved: &_| {

@@ -1130,17 +1130,107 @@ async fn list_items(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer<Json<Value>> {
     let owner = authorize(&caller)?;
-    let paging = Paging::parse(query)?;
+    let Query(params) = query.map_err(|_| WebflowError::bad_request())?;
+    let paging = Paging::parse(Ok(Query(params.clone())))?;
+    let order = ItemOrder::parse(&params)?;
     let data = lock(&state.data);
     own_collection(&data, owner, &collection_id)?;
-    let items: Vec<&Item> = data
+    let mut items: Vec<&Item> = data
         .items
         .iter()
         .filter(|r| r.owner == owner && r.collection_id == collection_id)
         .map(|r| &r.item)
+        .filter(|item| order.keeps(item))
         .collect();
+    order.sort(&mut items);
     let (items, pagination) = paging.apply(&items);
     Ok(Json(json!({ "items": items, "pagination": pagination })))
+}
+
+/// `list-items`'s filters and order that the fake honours: `lastUpdated[gte]`/`[lte]` and
+/// `sortBy`/`sortOrder`, refused as Webflow refuses them (a validation error naming the
+/// parameter). Every timestamp here has one shape (`…T…:…:….mmmZ`), so they order as strings.
+struct ItemOrder {
+    updated_gte: Option<String>,
+    updated_lte: Option<String>,
+    sort_by: Option<String>,
+    descending: bool,
+}
+
+impl ItemOrder {
+    fn parse(params: &HashMap<String, String>) -> Answer<ItemOrder> {
+        let mut problems = Vec::new();
+        let mut date = |name: &str| {
+            let raw = params.get(name)?.trim().to_owned();
+            let shaped =
+                raw.len() >= 20 && raw.ends_with('Z') && raw.as_bytes().get(10) == Some(&b'T');
+            if !shaped {
+                problems.push((name.to_owned(), "Must be a date-time".to_owned()));
+            }
+            Some(raw)
+        };
+        let updated_gte = date("lastUpdated[gte]");
+        let updated_lte = date("lastUpdated[lte]");
+        let sort_by = params.get("sortBy").map(|s| s.trim().to_owned());
+        if let Some(by) = &sort_by
+            && !["createdOn", "lastPublished", "lastUpdated", "name", "slug"].contains(&by.as_str())
+        {
+            problems.push(("sortBy".to_owned(), format!("Invalid sort field: {by}")));
+        }
+        let descending = match params.get("sortOrder").map(|s| s.trim()) {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                problems.push((
+                    "sortOrder".to_owned(),
+                    format!("Must be asc or desc, not {other}"),
+                ));
+                false
+            }
+        };
+        if !problems.is_empty() {
+            return Err(WebflowError::validation(problems));
+        }
+        Ok(ItemOrder {
+            updated_gte,
+            updated_lte,
+            sort_by,
+            descending,
+        })
+    }
+
+    fn keeps(&self, item: &Item) -> bool {
+        self.updated_gte
+            .as_deref()
+            .is_none_or(|gte| item.last_updated.as_str() >= gte)
+            && self
+                .updated_lte
+                .as_deref()
+                .is_none_or(|lte| item.last_updated.as_str() <= lte)
+    }
+
+    fn sort(&self, items: &mut [&Item]) {
+        let Some(by) = self.sort_by.as_deref() else {
+            return;
+        };
+        let key = |item: &Item| -> String {
+            match by {
+                "createdOn" => item.created_on.clone(),
+                "lastPublished" => item.last_published.clone().unwrap_or_default(),
+                "lastUpdated" => item.last_updated.clone(),
+                field => item
+                    .field_data
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            }
+        };
+        items.sort_by_cached_key(|item| key(item));
+        if self.descending {
+            items.reverse();
+        }
+    }
 }
 
 async fn get_item(

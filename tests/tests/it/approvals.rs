@@ -1088,6 +1088,147 @@ async fn the_approved_action_is_the_one_the_preview_showed() {
     );
 }
 
+/// A write to the sandbox as the Webflow Designer or another tool would make it: straight to
+/// Webflow with acme's site token, not through this instance.
+async fn webflow_write(sandbox: &Sandbox, method: reqwest::Method, path: &str, body: Value) {
+    let f = sandbox.fixture().owner("acme").unwrap();
+    let answer = reqwest::Client::new()
+        .request(method, format!("{}{path}", sandbox.base_url()))
+        .bearer_auth(&f.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{path}: {}", answer.status());
+}
+
+/// The publish approval shows what goes live: nothing, until pages and items change; then the
+/// changed page by name, the changed and new items by name (drafts marked, the first few, the
+/// rest counted) under their collection, in a sentence with the counts; the last publish's
+/// date in words with its zone; and the preview costs a bounded number of Webflow requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_approval_shows_what_goes_live() {
+    let sandbox = sandbox().await;
+    let acme = instance(&sandbox, "acme", 600).await;
+    let site = &acme.site;
+    let f = sandbox.fixture().owner("acme").unwrap().clone();
+    let approver = site.approver("acme", "Avery Approver").await;
+
+    let step = ok_json(
+        &call(
+            &acme.model,
+            "webflow_publish_site",
+            json!({"custom_domains": [f.custom_domain_ids[0]]}),
+        )
+        .await,
+    );
+    let changes = &step["preview"]["what_changes"];
+    assert_eq!(
+        changes["summary"], "Nothing changed since the last publish: the live site stays as it is.",
+        "{step}"
+    );
+    assert_eq!(changes["pages"]["count"], 0, "{step}");
+    assert_eq!(changes["cms_items"], json!([]), "{step}");
+
+    // A page retitled, a post renamed, and nine new drafts, since the last publish.
+    webflow_write(
+        &sandbox,
+        reqwest::Method::PUT,
+        &format!("/v2/pages/{}", f.page_ids[1]),
+        json!({"title": "Spring Sale"}),
+    )
+    .await;
+    let (blog, post) = f.item_ids[0].clone();
+    webflow_write(
+        &sandbox,
+        reqwest::Method::PATCH,
+        &format!("/v2/collections/{blog}/items/{post}"),
+        json!({"fieldData": {"name": "Hello Spring"}}),
+    )
+    .await;
+    for n in 1..=9 {
+        webflow_write(
+            &sandbox,
+            reqwest::Method::POST,
+            &format!("/v2/collections/{blog}/items"),
+            json!({"isDraft": true, "fieldData": {"name": format!("Idea {n}"), "slug": format!("idea-{n}")}}),
+        )
+        .await;
+    }
+    sandbox.clear_requests();
+
+    let step = ok_json(
+        &call(
+            &acme.model,
+            "webflow_publish_site",
+            json!({"custom_domains": [f.custom_domain_ids[1]]}),
+        )
+        .await,
+    );
+    assert_eq!(step["status"], "approval_required", "{step}");
+    let changes = &step["preview"]["what_changes"];
+    assert_eq!(
+        changes["summary"], "1 page and 10 CMS items changed since the last publish.",
+        "{step}"
+    );
+    assert_eq!(changes["pages"]["names"], json!(["Spring Sale"]), "{step}");
+    let posts = &changes["cms_items"][0];
+    assert!(
+        posts["collection"]
+            .as_str()
+            .unwrap()
+            .starts_with("Blog Posts"),
+        "{step}"
+    );
+    assert_eq!(posts["count"], 10, "{step}");
+    let names: Vec<&str> = posts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        9,
+        "eight names and the rest counted: {names:?}"
+    );
+    assert_eq!(names[8], "and 2 more", "{names:?}");
+    assert!(
+        names.contains(&"Idea 9 (draft: stays unpublished)"),
+        "newest first: {names:?}"
+    );
+    assert_eq!(changes["cms_items"].as_array().unwrap().len(), 1, "{step}");
+    assert!(changes.get("not_checked").is_none(), "{step}");
+    // The site, its pages, its collections and one listing per collection: 5 of Webflow's 60
+    // requests a minute, none of them writes.
+    let asked: Vec<String> = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/v2/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(asked.len() <= 5, "{asked:?}");
+    assert!(asked.iter().all(|r| r.starts_with("GET ")), "{asked:?}");
+
+    let url = step["approval_url"].as_str().unwrap();
+    let page = open_url(site, Some(&approver.cookie), url).await;
+    page.assert_page(200);
+    for shown in [
+        "1 page and 10 CMS items changed since the last publish.",
+        "Spring Sale",
+        "Idea 9 (draft: stays unpublished)",
+        "and 2 more",
+        ">Friday 2 May 2025, 14:05 UTC</time>",
+    ] {
+        assert!(page.text.contains(shown), "{shown} not in {}", page.text);
+    }
+    assert!(
+        !page.text.contains(">2025-05-02T14:05:00.000Z<"),
+        "a raw timestamp on the page: {}",
+        page.text
+    );
+}
+
 // ---- what the approver reads is what runs ----
 
 /// The refusal a DNS tool gives for a character the approver would not see.

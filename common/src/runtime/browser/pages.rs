@@ -258,7 +258,14 @@ fn json_html(value: &serde_json::Value) -> String {
         Value::Null => "<em>none</em>".into(),
         Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
         Value::Number(n) => escape(&n.to_string()),
-        Value::String(s) => escape(s),
+        Value::String(s) => match in_words(s) {
+            Some(words) => format!(
+                "<time datetime=\"{}\">{}</time>",
+                escape_exact(s),
+                escape(&words)
+            ),
+            None => escape(s),
+        },
         Value::Array(items) if items.is_empty() => "<em>none</em>".into(),
         Value::Array(items) => {
             let li: String = items
@@ -281,6 +288,21 @@ fn json_html(value: &serde_json::Value) -> String {
             format!("<dl>{rows}</dl>")
         }
     }
+}
+
+/// An RFC 3339 timestamp (what upstreams answer: `2025-05-02T14:05:00.000Z`) in words, in UTC
+/// and saying so: "Friday 2 May 2025, 14:05 UTC". `None` for anything else.
+fn in_words(s: &str) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    const WORDS: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[weekday] [day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+    );
+    // Only what looks like a timestamp is tried: a date-like name stays as it was written.
+    if s.len() < 20 || !s.bytes().take(4).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let at = time::OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    at.to_offset(time::UtcOffset::UTC).format(WORDS).ok()
 }
 
 /// Whether any key or string in `value` holds a character [`escape`] shows as a marker.

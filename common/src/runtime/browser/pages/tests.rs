@@ -345,3 +345,32 @@ fn safe_hrefs() {
 fn script_is_embedded() {
     assert!(PASSKEY_JS.contains("PublicKeyCredential"));
 }
+
+#[test]
+fn approval_pages_give_dates_in_words_with_their_zone() {
+    let mut v = approval();
+    v.preview = serde_json::json!({
+        "last_published": "2025-05-02T14:05:00.000Z",
+        "elsewhere": "2026-12-07T09:30:00+01:00",
+        "slug": "2025-plans",
+        "not_a_date": "2025-05-02T14:05:00.000Z and more",
+    });
+    let html = approval_page(&v);
+    assert!(
+        html.contains(
+            "<time datetime=\"2025-05-02T14:05:00.000Z\">Friday 2 May 2025, 14:05 UTC</time>"
+        ),
+        "{html}"
+    );
+    // Another offset is told in UTC, saying so.
+    assert!(
+        html.contains(">Monday 7 December 2026, 08:30 UTC</time>"),
+        "{html}"
+    );
+    assert!(html.contains("<dd>2025-plans</dd>"), "{html}");
+    assert!(
+        html.contains("<dd>2025-05-02T14:05:00.000Z and more</dd>"),
+        "{html}"
+    );
+    assert!(!html.contains(">2025-05-02T14:05:00.000Z<"), "{html}");
+}
