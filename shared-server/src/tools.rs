@@ -10,6 +10,7 @@ mod github_list_deployments;
 mod github_list_workflow_runs;
 mod site_status;
 mod webflow_create_item;
+mod webflow_create_items;
 mod webflow_get_collection;
 mod webflow_get_item;
 mod webflow_get_page_content;
@@ -38,6 +39,7 @@ pub fn shared_catalog() -> Catalog {
         ToolEntry::of::<webflow_list_items::ListItems>(),
         ToolEntry::of::<webflow_get_item::GetItem>(),
         ToolEntry::of::<webflow_create_item::CreateItem>(),
+        ToolEntry::of::<webflow_create_items::CreateItems>(),
         ToolEntry::of::<webflow_update_item::UpdateItem>(),
         ToolEntry::of::<analytics_query::AnalyticsQuery>(),
         ToolEntry::of::<github_get_repo::GetRepo>(),

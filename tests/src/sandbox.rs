@@ -531,6 +531,12 @@ impl Sandbox {
         self.webflow.page_json(page_id)
     }
 
+    /// From now on `owner`'s Webflow token lacks `scope` (one of the scope constants in
+    /// [`webflow`]): the operations that need it answer Webflow's 403 `missing_scopes`.
+    pub fn withhold_webflow_scope(&self, owner: &str, scope: &'static str) {
+        self.webflow.withhold_scope(owner, scope);
+    }
+
     /// Adds an optional plain-text field `slug` to the Webflow collection's schema, as a person
     /// in the Designer would; `false` if there is no such collection.
     pub fn add_webflow_field(&self, collection_id: &str, slug: &str) -> bool {

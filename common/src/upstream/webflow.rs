@@ -209,6 +209,13 @@ pub struct ItemList {
     pub pagination: Pagination,
 }
 
+/// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedItems {
+    #[serde(default)]
+    pub items: Vec<Item>,
+}
+
 /// The Webflow client, bound to one tenant's site token for the duration of a call.
 pub struct Webflow<'a> {
     pub upstream: &'a Upstream,
@@ -221,7 +228,50 @@ fn page_query(offset: u32, limit: u32) -> [(&'static str, String); 2] {
     [("offset", offset.to_string()), ("limit", limit.to_string())]
 }
 
+/// The OAuth scopes Webflow's operations need (each operation's `security` in the spec).
+pub mod scope {
+    pub const SITES_READ: &str = "sites:read";
+    pub const PAGES_READ: &str = "pages:read";
+    pub const PAGES_WRITE: &str = "pages:write";
+    pub const CMS_READ: &str = "cms:read";
+    pub const CMS_WRITE: &str = "cms:write";
+}
+
+/// The scope a 403's message names (`OAuthForbidden: You are missing the following scopes -
+/// cms:write`), if it names one plainly.
+fn named_scope(detail: &str) -> Option<&str> {
+    let (_, named) = detail.split_once("missing the following scopes - ")?;
+    let named = named.split(['(', ';']).next()?.trim();
+    let plain = !named.is_empty()
+        && named
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b"_:, ".contains(&b));
+    plain.then_some(named)
+}
+
 impl<'a> Webflow<'a> {
+    /// Sends `call` with the tenant's token. Webflow answers a site token without the
+    /// operation's `scope` with 403 (the spec's only 403 on these operations): that becomes
+    /// [`UpstreamError::MissingScope`], naming the scope Webflow named, else `scope`.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        scope: &'static str,
+    ) -> Result<T, UpstreamError> {
+        self.upstream
+            .send(&self.token, call)
+            .await
+            .map_err(|e| match e {
+                UpstreamError::Forbidden { upstream, detail } => UpstreamError::MissingScope {
+                    upstream,
+                    kind: "webflow",
+                    scope: named_scope(&detail).unwrap_or(scope).to_owned(),
+                    detail,
+                },
+                e => e,
+            })
+    }
+
     /// This client with reads that go to Webflow now (and refresh what is kept).
     pub fn refreshing(&self) -> Self {
         let reads = match self.reads {
@@ -241,24 +291,22 @@ impl<'a> Webflow<'a> {
     }
 
     pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(Call::get(upstream_path!("/v2/sites")), Freshness::Live),
-            )
-            .await
+        self.send(
+            self.read(Call::get(upstream_path!("/v2/sites")), Freshness::Live),
+            scope::SITES_READ,
+        )
+        .await
     }
 
     pub async fn get_site(&self, site: &WebflowId) -> Result<Site, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/sites/{site}")),
-                    Freshness::Live,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/sites/{site}")),
+                Freshness::Live,
+            ),
+            scope::SITES_READ,
+        )
+        .await
     }
 
     pub async fn list_pages(
@@ -272,22 +320,20 @@ impl<'a> Webflow<'a> {
             query: &query,
             ..Call::get(upstream_path!("/v2/sites/{site}/pages"))
         };
-        self.upstream
-            .send(&self.token, self.read(call, Freshness::Live))
+        self.send(self.read(call, Freshness::Live), scope::PAGES_READ)
             .await
     }
 
     /// `get-page-metadata`: one page's title, slug, SEO and Open Graph settings.
     pub async fn get_page(&self, page: &WebflowId) -> Result<Page, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/pages/{page}")),
-                    Freshness::Live,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/pages/{page}")),
+                Freshness::Live,
+            ),
+            scope::PAGES_READ,
+        )
+        .await
     }
 
     /// `update-page-settings`: changes the staged site's page settings; the live site changes
@@ -309,7 +355,7 @@ impl<'a> Webflow<'a> {
         // The page's own reads (metadata, content) and every listing of its site's pages.
         .invalidating(upstream_path!("/v2/pages/{page}"))
         .invalidating(upstream_path!("/v2/sites/{site}/pages"));
-        self.upstream.send(&self.token, call).await
+        self.send(call, scope::PAGES_WRITE).await
     }
 
     pub async fn get_page_dom(
@@ -323,8 +369,7 @@ impl<'a> Webflow<'a> {
             query: &query,
             ..Call::get(upstream_path!("/v2/pages/{page}/dom"))
         };
-        self.upstream
-            .send(&self.token, self.read(call, Freshness::Live))
+        self.send(self.read(call, Freshness::Live), scope::PAGES_READ)
             .await
     }
 
@@ -332,30 +377,28 @@ impl<'a> Webflow<'a> {
         &self,
         site: &WebflowId,
     ) -> Result<CollectionList, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/sites/{site}/collections")),
-                    Freshness::Schema,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/sites/{site}/collections")),
+                Freshness::Schema,
+            ),
+            scope::CMS_READ,
+        )
+        .await
     }
 
     pub async fn get_collection(
         &self,
         collection: &WebflowId,
     ) -> Result<Collection, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/collections/{collection}")),
-                    Freshness::Schema,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/collections/{collection}")),
+                Freshness::Schema,
+            ),
+            scope::CMS_READ,
+        )
+        .await
     }
 
     pub async fn list_items(
@@ -369,8 +412,7 @@ impl<'a> Webflow<'a> {
             query: &query,
             ..Call::get(upstream_path!("/v2/collections/{collection}/items"))
         };
-        self.upstream
-            .send(&self.token, self.read(call, Freshness::Live))
+        self.send(self.read(call, Freshness::Live), scope::CMS_READ)
             .await
     }
 
@@ -391,7 +433,33 @@ impl<'a> Webflow<'a> {
         }
         // The listings of the collection's items (every page of them) now miss the new one.
         .invalidating(upstream_path!("/v2/collections/{collection}/items"));
-        self.upstream.send(&self.token, call).await
+        self.send(call, scope::CMS_WRITE).await
+    }
+
+    /// Creates staged (draft) items in one request (`create-item` with `items`, at most 100):
+    /// never published by this call. `skipInvalidFiles=false`: a file Webflow cannot fetch
+    /// fails the whole request rather than leaving an item without it.
+    pub async fn create_items(
+        &self,
+        collection: &WebflowId,
+        drafts: &[&serde_json::Map<String, serde_json::Value>],
+    ) -> Result<CreatedItems, UpstreamError> {
+        let items: Vec<serde_json::Value> = drafts
+            .iter()
+            .map(|f| serde_json::json!({"isArchived": false, "isDraft": true, "fieldData": f}))
+            .collect();
+        let body = serde_json::json!({ "items": items });
+        let query = [("skipInvalidFiles", "false".to_owned())];
+        let call = Call {
+            json: Some(&body),
+            query: &query,
+            ..Call::with_method(
+                reqwest::Method::POST,
+                upstream_path!("/v2/collections/{collection}/items"),
+            )
+        }
+        .invalidating(upstream_path!("/v2/collections/{collection}/items"));
+        self.send(call, scope::CMS_WRITE).await
     }
 
     /// Updates the staged version of an item; the live site changes only when published.
@@ -411,7 +479,7 @@ impl<'a> Webflow<'a> {
         }
         // The item and every listing that shows it.
         .invalidating(upstream_path!("/v2/collections/{collection}/items"));
-        self.upstream.send(&self.token, call).await
+        self.send(call, scope::CMS_WRITE).await
     }
 
     pub async fn get_item(
@@ -419,14 +487,33 @@ impl<'a> Webflow<'a> {
         collection: &WebflowId,
         item: &WebflowId,
     ) -> Result<Item, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
-                    Freshness::Live,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
+                Freshness::Live,
+            ),
+            scope::CMS_READ,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_scope;
+
+    #[test]
+    fn a_403_names_its_scope_only_plainly() {
+        let said = ": OAuthForbidden: You are missing the following scopes - assets:write";
+        assert_eq!(named_scope(said), Some("assets:write"));
+        assert_eq!(
+            named_scope(": missing the following scopes - forms:read, sites:read (x: y)"),
+            Some("forms:read, sites:read")
+        );
+        assert_eq!(named_scope(": User is not authorized"), None);
+        assert_eq!(
+            named_scope(": missing the following scopes - `rm -rf`"),
+            None
+        );
     }
 }

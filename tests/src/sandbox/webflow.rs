@@ -294,7 +294,16 @@ struct Publishes {
 /// The Webflow sandbox's data. Handlers hold the lock only to look up and clone.
 pub(crate) struct WebflowState {
     data: Mutex<Data>,
+    /// owner → the scopes its site token was made without (every scope unless withheld).
+    withheld: Mutex<HashMap<String, Vec<&'static str>>>,
 }
+
+/// Scopes the sandbox's operations check, as the spec's `security` names them.
+pub const CMS_WRITE: &str = "cms:write";
+pub const ASSETS_READ: &str = "assets:read";
+pub const ASSETS_WRITE: &str = "assets:write";
+pub const FORMS_READ: &str = "forms:read";
+pub const COMMENTS_READ: &str = "comments:read";
 
 impl WebflowState {
     pub(crate) fn new(fixture: &Fixture) -> WebflowState {
@@ -304,7 +313,33 @@ impl WebflowState {
         }
         WebflowState {
             data: Mutex::new(data),
+            withheld: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// From now on `owner`'s site token lacks `scope`, as a token made without it does.
+    pub(crate) fn withhold_scope(&self, owner: &str, scope: &'static str) {
+        lock(&self.withheld)
+            .entry(owner.to_owned())
+            .or_default()
+            .push(scope);
+    }
+
+    /// The caller's owner, if its token is known and has `scope`: Webflow's 401 or its 403
+    /// `missing_scopes` otherwise.
+    fn authorize(&self, caller: &Caller, scope: &'static str) -> Answer<String> {
+        let owner = authorize(caller)?;
+        let lacks = lock(&self.withheld)
+            .get(owner)
+            .is_some_and(|w| w.contains(&scope));
+        if lacks {
+            return Err(WebflowError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scopes",
+                format!("OAuthForbidden: You are missing the following scopes - {scope}"),
+            ));
+        }
+        Ok(owner.to_owned())
     }
 
     pub(crate) fn item_json(&self, collection_id: &str, item_id: &str) -> Option<Value> {
@@ -1217,51 +1252,128 @@ fn check_field_data(
     }
 }
 
-/// `create-item` for a single item; Webflow answers `202` with the item as stored.
+/// `create-item`: one item (`fieldData`), or up to 100 (`items`, each with `fieldData`), all or
+/// nothing: any item Webflow would refuse refuses the request, with a detail per problem whose
+/// `param` names the item (`items[2].fieldData`). Webflow answers `202` with the item as
+/// stored, or `{items}`.
 async fn create_item(
     State(state): State<Arc<WebflowState>>,
     caller: Caller,
     Path(collection_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Answer<(StatusCode, Json<Item>)> {
-    let owner = authorize(&caller)?;
-    let mut data = lock(&state.data);
-    let collection = own_collection(&data, owner, &collection_id)?;
-    let body = object_body(body)?;
-    if body.contains_key("items") {
+) -> Answer<(StatusCode, Json<Value>)> {
+    let owner = state.authorize(&caller, CMS_WRITE)?;
+    let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+    if let Some(skip) = query.get("skipInvalidFiles")
+        && !["", "true", "false"].contains(&skip.as_str())
+    {
         return Err(WebflowError::invalid(
-            "items",
-            "The sandbox supports creating one item per request",
+            "skipInvalidFiles",
+            "Must be a boolean",
         ));
     }
-    let field_data = match body.get("fieldData") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => return Err(WebflowError::invalid("fieldData", "Field is required")),
-    };
-    check_field_data(&data, collection, &field_data, None)?;
+    let mut data = lock(&state.data);
+    let collection = own_collection(&data, &owner, &collection_id)?;
+    let body = object_body(body)?;
     let is_draft = flag(&body, "isDraft")?.unwrap_or(false);
     let is_archived = flag(&body, "isArchived")?.unwrap_or(false);
-    let cms_locale_id = derive_id("cms-locale", owner, 0);
-
-    let id = derive_id("created-item", owner, data.created_items);
-    data.created_items += 1;
-    let now = now_rfc3339();
-    let item = Item {
-        id,
-        cms_locale_id,
-        last_published: None,
-        last_updated: now.clone(),
-        created_on: now,
-        is_archived,
-        is_draft,
-        field_data,
+    let Some(items) = body.get("items") else {
+        let field_data = match body.get("fieldData") {
+            Some(Value::Object(map)) => map.clone(),
+            _ => return Err(WebflowError::invalid("fieldData", "Field is required")),
+        };
+        check_field_data(&data, collection, &field_data, None)?;
+        let item = data.create(&owner, &collection_id, field_data, is_draft, is_archived);
+        return Ok((StatusCode::ACCEPTED, Json(json!(item))));
     };
-    data.items.push(ItemRecord {
-        owner: owner.to_owned(),
-        collection_id,
-        item: item.clone(),
-    });
-    Ok((StatusCode::ACCEPTED, Json(item)))
+    let items = match items {
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_LIMIT => items,
+        _ => {
+            return Err(WebflowError::invalid(
+                "items",
+                format!("Must be an array of 1 to {MAX_LIMIT} items"),
+            ));
+        }
+    };
+    let mut problems = Vec::new();
+    let mut drafts: Vec<(Map<String, Value>, bool, bool)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(Value::Object(field_data)) = item.get("fieldData") else {
+            problems.push((
+                format!("items[{i}].fieldData"),
+                "Field is required".to_owned(),
+            ));
+            continue;
+        };
+        if let Err(refused) = check_field_data(&data, collection, field_data, None) {
+            problems.extend(refused.details.iter().map(|d| {
+                let param = d["param"].as_str().unwrap_or("fieldData");
+                let why = d["description"].as_str().unwrap_or_default();
+                (format!("items[{i}].{param}"), why.to_owned())
+            }));
+        }
+        // Two items of one request may not share a slug either.
+        let slug = field_data.get("slug");
+        if slug.is_some() && drafts.iter().any(|(d, ..)| d.get("slug") == slug) {
+            problems.push((
+                format!("items[{i}].fieldData"),
+                format!(
+                    "Field 'slug': Unique value is already in database: {}",
+                    slug.map(Value::to_string).unwrap_or_default()
+                ),
+            ));
+        }
+        let member = |name: &str| match item.as_object() {
+            Some(m) => flag(m, name),
+            None => Ok(None),
+        };
+        let draft = member("isDraft")?.unwrap_or(is_draft);
+        let archived = member("isArchived")?.unwrap_or(is_archived);
+        drafts.push((field_data.clone(), draft, archived));
+    }
+    if !problems.is_empty() {
+        return Err(WebflowError::validation(problems));
+    }
+    let created: Vec<Item> = drafts
+        .into_iter()
+        .map(|(field_data, draft, archived)| {
+            data.create(&owner, &collection_id, field_data, draft, archived)
+        })
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "items": created }))))
+}
+
+impl Data {
+    /// Stores a new item of `owner` in `collection_id`, with a fresh deterministic id.
+    fn create(
+        &mut self,
+        owner: &str,
+        collection_id: &str,
+        field_data: Map<String, Value>,
+        is_draft: bool,
+        is_archived: bool,
+    ) -> Item {
+        let id = derive_id("created-item", owner, self.created_items);
+        self.created_items += 1;
+        let now = now_rfc3339();
+        let item = Item {
+            id,
+            cms_locale_id: derive_id("cms-locale", owner, 0),
+            last_published: None,
+            last_updated: now.clone(),
+            created_on: now,
+            is_archived,
+            is_draft,
+            field_data,
+        };
+        self.items.push(ItemRecord {
+            owner: owner.to_owned(),
+            collection_id: collection_id.to_owned(),
+            item: item.clone(),
+        });
+        item
+    }
 }
 
 /// `update-item`: merges the given `fieldData` (a `null` value clears a field) and flags.

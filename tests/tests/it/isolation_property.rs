@@ -27,7 +27,7 @@ const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
 /// People per tenant, each with their own OAuth connection.
 const PEOPLE: usize = 2;
 
-const TOOLS: [&str; 21] = [
+const TOOLS: [&str; 22] = [
     "whoami",
     "webflow_list_sites",
     "webflow_get_site",
@@ -38,6 +38,7 @@ const TOOLS: [&str; 21] = [
     "webflow_list_items",
     "webflow_get_item",
     "webflow_create_item",
+    "webflow_create_items",
     "webflow_update_item",
     "webflow_update_page_settings",
     "analytics_query",
@@ -128,6 +129,8 @@ fn request(c: &Case, p: &Pools) -> Value {
         "item_id": pick(&p.items, c.item),
         "field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)},
         "title": format!("Prop page {}", c.item),
+        "items": [{"field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)}},
+                  {"field_data": {"name": format!("prop {} b", c.item), "slug": format!("prop-{}-b", c.item)}}],
         "metrics": ["visitors"],
         "date_range": "7d",
         "dimensions": ["event:page"],
@@ -150,6 +153,7 @@ fn request(c: &Case, p: &Pools) -> Value {
         "webflow_list_items" => &["collection_id", "offset"],
         "webflow_get_item" => &["collection_id", "item_id"],
         "webflow_create_item" => &["collection_id", "field_data"],
+        "webflow_create_items" => &["collection_id", "items"],
         "webflow_update_item" => &["collection_id", "item_id", "field_data"],
         "webflow_update_page_settings" => &["page_id", "title"],
         "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],

@@ -10,6 +10,7 @@ mod approvals_binary;
 mod audit_log;
 mod auth;
 mod blast_radius;
+mod bulk_drafts;
 mod catalog;
 mod cms_writes;
 mod compose;

@@ -145,6 +145,13 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"collection_id": collection, "field_data": field_data}),
         ),
         tool(
+            "webflow_create_items",
+            json!({"collection_id": collection, "items": [
+                {"field_data": field_data},
+                {"field_data": {"name": "Fuzzed two", "slug": "fuzzed-two", "featured": true}},
+            ]}),
+        ),
+        tool(
             "webflow_update_item",
             json!({"collection_id": collection, "item_id": item,
                    "field_data": {"seo-description": "Better.", "order": 1.5}}),
