@@ -15,10 +15,12 @@ mod webflow_get_collection;
 mod webflow_get_item;
 mod webflow_get_page_content;
 mod webflow_get_site;
+mod webflow_list_assets;
 mod webflow_list_collections;
 mod webflow_list_items;
 mod webflow_list_pages;
 mod webflow_list_sites;
+mod webflow_update_asset;
 mod webflow_update_item;
 mod webflow_update_page_settings;
 
@@ -34,6 +36,8 @@ pub fn shared_catalog() -> Catalog {
         ToolEntry::of::<webflow_list_pages::ListPages>(),
         ToolEntry::of::<webflow_get_page_content::GetPageContent>(),
         ToolEntry::of::<webflow_update_page_settings::UpdatePageSettings>(),
+        ToolEntry::of::<webflow_list_assets::ListAssets>(),
+        ToolEntry::of::<webflow_update_asset::UpdateAsset>(),
         ToolEntry::of::<webflow_list_collections::ListCollections>(),
         ToolEntry::of::<webflow_get_collection::GetCollection>(),
         ToolEntry::of::<webflow_list_items::ListItems>(),

@@ -209,6 +209,41 @@ pub struct ItemList {
     pub pagination: Pagination,
 }
 
+/// An asset (image, file) uploaded to a site; its `variants` are left out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Asset {
+    pub id: String,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub original_file_name: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub hosted_url: Option<String>,
+    /// What a screen reader says for the image; `None` (or empty) when there is none.
+    #[serde(default)]
+    pub alt_text: Option<String>,
+    #[serde(default)]
+    pub folder_id: Option<String>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AssetList {
+    pub assets: Vec<Asset>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
 /// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreatedItems {
@@ -235,6 +270,8 @@ pub mod scope {
     pub const PAGES_WRITE: &str = "pages:write";
     pub const CMS_READ: &str = "cms:read";
     pub const CMS_WRITE: &str = "cms:write";
+    pub const ASSETS_READ: &str = "assets:read";
+    pub const ASSETS_WRITE: &str = "assets:write";
 }
 
 /// The scope a 403's message names (`OAuthForbidden: You are missing the following scopes -
@@ -480,6 +517,48 @@ impl<'a> Webflow<'a> {
         // The item and every listing that shows it.
         .invalidating(upstream_path!("/v2/collections/{collection}/items"));
         self.send(call, scope::CMS_WRITE).await
+    }
+
+    /// `list-assets`: a site's assets, `limit` at a time.
+    pub async fn list_assets(
+        &self,
+        site: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<AssetList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/sites/{site}/assets"))
+        };
+        // Alt text changes in the Designer too: as fresh as other edit state.
+        self.send(self.read(call, Freshness::Live), scope::ASSETS_READ)
+            .await
+    }
+
+    /// `get-asset`.
+    pub async fn get_asset(&self, asset: &WebflowId) -> Result<Asset, UpstreamError> {
+        let call = Call::get(upstream_path!("/v2/assets/{asset}"));
+        self.send(self.read(call, Freshness::Live), scope::ASSETS_READ)
+            .await
+    }
+
+    /// `patch-asset` with `altText` only: the one thing an accessibility pass changes.
+    pub async fn update_asset_alt_text(
+        &self,
+        site: &WebflowId,
+        asset: &WebflowId,
+        alt_text: &str,
+    ) -> Result<Asset, UpstreamError> {
+        let body = serde_json::json!({ "altText": alt_text });
+        let call = Call {
+            json: Some(&body),
+            ..Call::with_method(reqwest::Method::PATCH, upstream_path!("/v2/assets/{asset}"))
+        }
+        // The asset's own read and every listing of its site's assets.
+        .invalidating(upstream_path!("/v2/assets/{asset}"))
+        .invalidating(upstream_path!("/v2/sites/{site}/assets"));
+        self.send(call, scope::ASSETS_WRITE).await
     }
 
     pub async fn get_item(

@@ -4,8 +4,10 @@
 //! Shapes follow Webflow's OpenAPI description (operations `list-sites`, `get-site`,
 //! `list-pages`, `get-page-metadata`, `update-page-settings`, `get-static-content`,
 //! `list-collections`, `collection-details`,
-//! `list-collection-items`, `Get-Item`, `create-item`, `update-item`, `site-publish`,
-//! `publish-item`). A token reaches exactly one site; anything under another owner's site answers
+//! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
+//! `list-assets`, `get-asset`, `patch-asset`, `site-publish`, `publish-item`). A token may be
+//! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
+//! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
 
 use std::collections::HashMap;
@@ -41,6 +43,17 @@ pub const ITEM_WITHOUT_SEO_DESCRIPTION: usize = 4;
 /// Text nodes per page DOM: more than one page of `limit=2`, so paging is exercised.
 pub const DOM_NODES_PER_PAGE: usize = 5;
 
+/// Per asset of a site: file name, content type, alt text (`None`: never set). Index 1 is an
+/// image without alt text, index 3 a document without it.
+pub const ASSETS: [(&str, &str, Option<&str>); 4] = [
+    ("hero.jpg", "image/jpeg", Some("Hero image of the site")),
+    ("team.png", "image/png", None),
+    ("logo.svg", "image/svg+xml", Some("Company logo")),
+    ("brochure.pdf", "application/pdf", None),
+];
+/// Index into `asset_ids` of the image without alt text.
+pub const IMAGE_WITHOUT_ALT_TEXT: usize = 1;
+
 /// Webflow's documented maximum (and default) page size.
 const MAX_LIMIT: usize = 100;
 /// Webflow's documented per-minute rate limit on the lowest plans; echoed in the headers.
@@ -66,6 +79,8 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
             "/v2/collections/{collection_id}/items/{item_id}",
             get(get_item).patch(update_item),
         )
+        .route("/v2/sites/{site_id}/assets", get(list_assets))
+        .route("/v2/assets/{asset_id}", get(get_asset).patch(update_asset))
         .route("/v2/sites/{site_id}/publish", post(publish_site))
         .route(
             "/v2/collections/{collection_id}/items/publish",
@@ -240,6 +255,23 @@ struct Item {
     field_data: Map<String, Value>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Asset {
+    id: String,
+    content_type: String,
+    size: u64,
+    site_id: String,
+    hosted_url: String,
+    original_file_name: String,
+    display_name: String,
+    last_updated: String,
+    created_on: String,
+    variants: Vec<Value>,
+    alt_text: Option<String>,
+    folder_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Pagination {
     limit: usize,
@@ -273,12 +305,18 @@ struct ItemRecord {
     item: Item,
 }
 
+struct AssetRecord {
+    owner: String,
+    asset: Asset,
+}
+
 #[derive(Default)]
 struct Data {
     sites: Vec<SiteRecord>,
     pages: Vec<PageRecord>,
     collections: Vec<CollectionRecord>,
     items: Vec<ItemRecord>,
+    assets: Vec<AssetRecord>,
     /// Items created through the API so far, for fresh deterministic ids.
     created_items: usize,
     /// site id → its accepted publishes.
@@ -380,6 +418,12 @@ impl WebflowState {
         record.collection.fields.push(field);
         record.collection.last_updated = now_rfc3339();
         true
+    }
+
+    pub(crate) fn asset_json(&self, asset_id: &str) -> Option<Value> {
+        let data = lock(&self.data);
+        let record = data.assets.iter().find(|r| r.asset.id == asset_id)?;
+        serde_json::to_value(&record.asset).ok()
     }
 
     pub(crate) fn page_json(&self, page_id: &str) -> Option<Value> {
@@ -554,6 +598,32 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
             owner: owner.to_owned(),
             page,
             nodes,
+        });
+    }
+
+    for (a, asset_id) in fx.asset_ids.iter().enumerate() {
+        let Some((file, content_type, alt)) = ASSETS.get(a).copied() else {
+            continue;
+        };
+        data.assets.push(AssetRecord {
+            owner: owner.to_owned(),
+            asset: Asset {
+                id: asset_id.clone(),
+                content_type: content_type.to_owned(),
+                size: 20_000 + 1_000 * a as u64,
+                site_id: fx.site_id.clone(),
+                hosted_url: format!(
+                    "https://cdn.sandbox.invalid/{}/{asset_id}_{file}",
+                    fx.site_id
+                ),
+                original_file_name: file.to_owned(),
+                display_name: format!("{file} {mark}"),
+                last_updated: format!("2025-02-{:02}T10:00:00.000Z", 1 + a),
+                created_on: format!("2024-06-{:02}T10:00:00.000Z", 1 + a),
+                variants: Vec::new(),
+                alt_text: alt.map(|t| format!("{t} {mark}")),
+                folder_id: None,
+            },
         });
     }
 
@@ -1421,6 +1491,81 @@ async fn update_item(
     }
     item.last_updated = now_rfc3339();
     Ok(Json(item.clone()))
+}
+
+/// `list-assets`: the site's assets, paged.
+async fn list_assets(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, ASSETS_READ)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let assets: Vec<&Asset> = data
+        .assets
+        .iter()
+        .filter(|r| r.owner == owner && r.asset.site_id == site_id)
+        .map(|r| &r.asset)
+        .collect();
+    let (assets, pagination) = paging.apply(&assets);
+    Ok(Json(json!({ "assets": assets, "pagination": pagination })))
+}
+
+async fn get_asset(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(asset_id): Path<String>,
+) -> Answer<Json<Asset>> {
+    let owner = state.authorize(&caller, ASSETS_READ)?;
+    let data = lock(&state.data);
+    data.assets
+        .iter()
+        .find(|r| r.owner == owner && r.asset.id == asset_id)
+        .map(|r| Json(r.asset.clone()))
+        .ok_or_else(|| WebflowError::not_found("asset"))
+}
+
+/// `patch-asset`: `displayName` and `altText`, each a string; anything else is refused.
+async fn update_asset(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(asset_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Asset>> {
+    let owner = state.authorize(&caller, ASSETS_WRITE)?;
+    let mut data = lock(&state.data);
+    let index = data
+        .assets
+        .iter()
+        .position(|r| r.owner == owner && r.asset.id == asset_id)
+        .ok_or_else(|| WebflowError::not_found("asset"))?;
+    let body = object_body(body)?;
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["displayName", "altText"].contains(&k.as_str()))
+    {
+        return Err(WebflowError::invalid(
+            unknown,
+            "Field not described in schema",
+        ));
+    }
+    let display_name = text_member(&body, "displayName", "displayName")?;
+    if display_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(WebflowError::invalid("displayName", "Must not be empty"));
+    }
+    let alt_text = text_member(&body, "altText", "altText")?;
+    let asset = &mut data.assets[index].asset;
+    if let Some(name) = display_name {
+        asset.display_name = name;
+    }
+    if let Some(alt) = alt_text {
+        asset.alt_text = Some(alt);
+    }
+    asset.last_updated = now_rfc3339();
+    Ok(Json(asset.clone()))
 }
 
 /// The string ids of a JSON array, or a validation error naming `param`.

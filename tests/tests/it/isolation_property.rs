@@ -5,8 +5,8 @@
 //! from every tenant:
 //! - no answer contains data owned by a tenant other than the token's;
 //! - every upstream request is made with the caller's own credential, and none names another
-//!   tenant's site, page, collection or repository;
-//! - no other tenant's CMS items or pages change;
+//!   tenant's site, page, collection, asset or repository;
+//! - no other tenant's CMS items, pages or assets change;
 //!
 //! all with the upstream read cache on (as it runs by default), and the run must have answered
 //! from it: a cached answer is held to the same properties.
@@ -27,7 +27,7 @@ const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
 /// People per tenant, each with their own OAuth connection.
 const PEOPLE: usize = 2;
 
-const TOOLS: [&str; 22] = [
+const TOOLS: [&str; 24] = [
     "whoami",
     "webflow_list_sites",
     "webflow_get_site",
@@ -41,6 +41,8 @@ const TOOLS: [&str; 22] = [
     "webflow_create_items",
     "webflow_update_item",
     "webflow_update_page_settings",
+    "webflow_list_assets",
+    "webflow_update_asset",
     "analytics_query",
     "github_get_repo",
     "github_list_commits",
@@ -72,6 +74,7 @@ struct Case {
     site: Option<usize>,
     page: usize,
     collection: usize,
+    asset: usize,
     item: usize,
     repo: Option<usize>,
     offset: Option<u32>,
@@ -93,16 +96,18 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..64,
         0usize..64,
         0usize..64,
+        0usize..64,
         proptest::option::of(0usize..64),
         proptest::option::of(0u32..8),
     )
         .prop_map(
-            |(who, tool, site, page, collection, item, repo, offset)| Case {
+            |(who, tool, site, page, collection, asset, item, repo, offset)| Case {
                 who,
                 tool,
                 site,
                 page,
                 collection,
+                asset,
                 item,
                 repo,
                 offset,
@@ -118,6 +123,7 @@ struct Pools {
     sites: Vec<String>,
     pages: Vec<String>,
     collections: Vec<String>,
+    assets: Vec<String>,
     items: Vec<String>,
     repos: Vec<String>,
 }
@@ -129,6 +135,8 @@ fn request(c: &Case, p: &Pools) -> Value {
         "item_id": pick(&p.items, c.item),
         "field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)},
         "title": format!("Prop page {}", c.item),
+        "asset_id": pick(&p.assets, c.asset),
+        "alt_text": format!("Prop image {}", c.asset),
         "items": [{"field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)}},
                   {"field_data": {"name": format!("prop {} b", c.item), "slug": format!("prop-{}-b", c.item)}}],
         "metrics": ["visitors"],
@@ -156,6 +164,8 @@ fn request(c: &Case, p: &Pools) -> Value {
         "webflow_create_items" => &["collection_id", "items"],
         "webflow_update_item" => &["collection_id", "item_id", "field_data"],
         "webflow_update_page_settings" => &["page_id", "title"],
+        "webflow_list_assets" => &["site_id", "offset"],
+        "webflow_update_asset" => &["asset_id", "alt_text"],
         "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],
         "github_get_repo"
         | "github_list_commits"
@@ -188,13 +198,14 @@ fn request(c: &Case, p: &Pools) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
 }
 
-/// An owner's CMS items and pages as stored now.
+/// An owner's CMS items, pages and assets as stored now.
 fn snapshot(sandbox: &Sandbox, owner: &OwnerFixture) -> Vec<Option<Value>> {
     owner
         .item_ids
         .iter()
         .map(|(c, i)| sandbox.webflow_item(c, i))
         .chain(owner.page_ids.iter().map(|p| sandbox.webflow_page(p)))
+        .chain(owner.asset_ids.iter().map(|a| sandbox.webflow_asset(a)))
         .collect()
 }
 
@@ -214,7 +225,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             for owner in OWNERS {
                 let f = sandbox.fixture().owner(owner).unwrap();
                 let extra = json!({"writable_collections": [f.collection_ids[0]],
-                    "toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"]});
+                    "toolsets": ["webflow", "cms-write", "page-write", "asset-write", "analytics", "github"]});
                 tenants.push(server.provision_with(f, extra).await);
             }
             let extra = server
@@ -280,6 +291,12 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             .owners
             .iter()
             .flat_map(|o| o.collection_ids.clone())
+            .chain([junk.clone()])
+            .collect(),
+        assets: f
+            .owners
+            .iter()
+            .flat_map(|o| o.asset_ids.clone())
             .chain([junk])
             .collect(),
         items: f
@@ -354,7 +371,8 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             let foreign_ids = [&theirs.site_id]
                 .into_iter()
                 .chain(&theirs.collection_ids)
-                .chain(&theirs.page_ids);
+                .chain(&theirs.page_ids)
+                .chain(&theirs.asset_ids);
             for id in foreign_ids {
                 prop_assert!(
                     body.contains(id.as_str()) || !text.contains(id.as_str()),
@@ -366,7 +384,8 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
                 let named = [&theirs.site_id]
                     .into_iter()
                     .chain(&theirs.collection_ids)
-                    .chain(&theirs.page_ids);
+                    .chain(&theirs.page_ids)
+                    .chain(&theirs.asset_ids);
                 for id in named {
                     prop_assert!(
                         !request.path.contains(id.as_str()),
@@ -417,7 +436,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             assert_eq!(
                 snapshot(&sandbox, owner),
                 before[o],
-                "{}'s items or pages changed without a call of theirs",
+                "{}'s items, pages or assets changed without a call of theirs",
                 owner.owner
             );
         }

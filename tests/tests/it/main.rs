@@ -7,6 +7,7 @@ mod approval_elicitation;
 mod approval_webhook;
 mod approvals;
 mod approvals_binary;
+mod assets;
 mod audit_log;
 mod auth;
 mod blast_radius;

@@ -163,6 +163,14 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
                    "open_graph": {"title": "Fuzzed", "description": "Shared."}}),
         ),
         tool(
+            "webflow_list_assets",
+            json!({"site_id": f.site_id, "offset": 0, "limit": 2}),
+        ),
+        tool(
+            "webflow_update_asset",
+            json!({"asset_id": f.asset_ids[1], "alt_text": "A fuzzed image"}),
+        ),
+        tool(
             "analytics_query",
             json!({
                 "metrics": ["visitors", "pageviews", "bounce_rate"],
