@@ -296,6 +296,12 @@ impl ToolContext<'_> {
         let id = WebflowId::parse("asset_id", raw)?;
         self.scoped(id, crate::scope::Kind::Asset).await
     }
+
+    /// Checks that a form belongs to one of the tenant's sites, before any call names it.
+    pub async fn form(&self, raw: &str) -> Result<WebflowId, ToolError> {
+        let id = WebflowId::parse("form_id", raw)?;
+        self.scoped(id, crate::scope::Kind::Form).await
+    }
 }
 
 fn upstream_name(kind: SecretKind) -> &'static str {

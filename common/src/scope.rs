@@ -1,10 +1,11 @@
-//! Per-resource scoping for ids that do not name their site: pages, collections and assets. Before a tool names such an id upstream, it must appear in the tenant's index, built
+//! Per-resource scoping for ids that do not name their site: pages, collections, assets and
+//! forms. Before a tool names such an id upstream, it must appear in the tenant's index, built
 //! only from listings of the tenant's *own* sites with the tenant's own token. A foreign id is
 //! therefore refused without the upstream ever seeing it.
 //!
 //! Each kind of listing is its own index ([`Group`]): pages and collections, which most tools
-//! need, are listed together; assets only when a tool asks about one, so a tenant that never
-//! touches them pays no listing of them.
+//! need, are listed together; assets and forms only when a tool asks about one, so a tenant that
+//! never touches them pays no listing of them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ const REBUILD_AFTER: Duration = Duration::from_secs(10);
 /// Even known ids are re-checked this often, so a page moved away stops being reachable.
 const MAX_AGE: Duration = Duration::from_secs(300);
 const PAGE_LIMIT: u32 = 100;
-/// Most pages (or assets) indexed per site: Webflow sites are far smaller than this; the
+/// Most pages (or assets, forms) indexed per site: Webflow sites are far smaller than this; the
 /// cap bounds work if an upstream misbehaves.
 const MAX_INDEXED: u32 = 10_000;
 
@@ -47,6 +48,7 @@ pub enum Kind {
     Page,
     Collection,
     Asset,
+    Form,
 }
 
 /// The listings one rebuild makes: a kind's ids are learned from its group's listings.
@@ -55,6 +57,7 @@ enum Group {
     /// Pages and collections.
     Structure,
     Assets,
+    Forms,
 }
 
 impl Kind {
@@ -62,6 +65,7 @@ impl Kind {
         match self {
             Kind::Page | Kind::Collection => Group::Structure,
             Kind::Asset => Group::Assets,
+            Kind::Form => Group::Forms,
         }
     }
 
@@ -71,6 +75,7 @@ impl Kind {
             Kind::Page => "page",
             Kind::Collection => "collection",
             Kind::Asset => "asset",
+            Kind::Form => "form",
         }
     }
 }
@@ -86,7 +91,7 @@ impl ResourceIndex {
         }
     }
 
-    /// Whether `id` is one of `tenant`'s pages, collections or assets (`kind`). When the id is unknown and the
+    /// Whether `id` is one of `tenant`'s pages, collections, assets or forms (`kind`). When the id is unknown and the
     /// index old enough, the index is rebuilt with the tenant's own Webflow client, which
     /// `webflow` makes only then (a cached answer decrypts no credential). The caller turns
     /// `false` into its refusal.
@@ -176,6 +181,18 @@ async fn build(
                     let list = webflow.list_assets(site, offset, PAGE_LIMIT).await?;
                     let got = list.assets.len() as u32;
                     list.assets.iter().for_each(|a| add(Kind::Asset, &a.id));
+                    offset += got;
+                    if got == 0 || offset >= list.pagination.total || offset >= MAX_INDEXED {
+                        break;
+                    }
+                }
+            }
+            Group::Forms => {
+                let mut offset = 0;
+                loop {
+                    let list = webflow.list_forms(site, offset, PAGE_LIMIT).await?;
+                    let got = list.forms.len() as u32;
+                    list.forms.iter().for_each(|f| add(Kind::Form, &f.id));
                     offset += got;
                     if got == 0 || offset >= list.pagination.total || offset >= MAX_INDEXED {
                         break;

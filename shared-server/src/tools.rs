@@ -17,6 +17,8 @@ mod webflow_get_page_content;
 mod webflow_get_site;
 mod webflow_list_assets;
 mod webflow_list_collections;
+mod webflow_list_form_submissions;
+mod webflow_list_forms;
 mod webflow_list_items;
 mod webflow_list_pages;
 mod webflow_list_sites;
@@ -38,6 +40,8 @@ pub fn shared_catalog() -> Catalog {
         ToolEntry::of::<webflow_update_page_settings::UpdatePageSettings>(),
         ToolEntry::of::<webflow_list_assets::ListAssets>(),
         ToolEntry::of::<webflow_update_asset::UpdateAsset>(),
+        ToolEntry::of::<webflow_list_forms::ListForms>(),
+        ToolEntry::of::<webflow_list_form_submissions::ListFormSubmissions>(),
         ToolEntry::of::<webflow_list_collections::ListCollections>(),
         ToolEntry::of::<webflow_get_collection::GetCollection>(),
         ToolEntry::of::<webflow_list_items::ListItems>(),

@@ -244,6 +244,60 @@ pub struct AssetList {
     pub pagination: Pagination,
 }
 
+/// A form on a site: where it is and what it asks for (no submissions).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Form {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub page_id: Option<String>,
+    #[serde(default)]
+    pub page_name: Option<String>,
+    /// Field id → `{displayName, type, placeholder, userVisible}`, as Webflow gives it.
+    #[serde(default)]
+    pub fields: serde_json::Value,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FormList {
+    pub forms: Vec<Form>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+/// One submission of a form: what a visitor sent (personal data).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormSubmission {
+    pub id: String,
+    #[serde(default)]
+    pub form_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub date_submitted: Option<String>,
+    #[serde(default)]
+    pub form_response: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormSubmissionList {
+    pub form_submissions: Vec<FormSubmission>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
 /// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreatedItems {
@@ -272,6 +326,7 @@ pub mod scope {
     pub const CMS_WRITE: &str = "cms:write";
     pub const ASSETS_READ: &str = "assets:read";
     pub const ASSETS_WRITE: &str = "assets:write";
+    pub const FORMS_READ: &str = "forms:read";
 }
 
 /// The scope a 403's message names (`OAuthForbidden: You are missing the following scopes -
@@ -559,6 +614,38 @@ impl<'a> Webflow<'a> {
         .invalidating(upstream_path!("/v2/assets/{asset}"))
         .invalidating(upstream_path!("/v2/sites/{site}/assets"));
         self.send(call, scope::ASSETS_WRITE).await
+    }
+
+    /// `list-forms`: a site's forms (their fields, not what visitors sent).
+    pub async fn list_forms(
+        &self,
+        site: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<FormList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/sites/{site}/forms"))
+        };
+        self.send(self.read(call, Freshness::Live), scope::FORMS_READ)
+            .await
+    }
+
+    /// `list-submissions`: what visitors sent through a form. Never cached: the answer is
+    /// personal data, kept nowhere but in the tool result it becomes.
+    pub async fn list_form_submissions(
+        &self,
+        form: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<FormSubmissionList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/forms/{form}/submissions"))
+        };
+        self.send(call, scope::FORMS_READ).await
     }
 
     pub async fn get_item(

@@ -5,7 +5,8 @@
 //! `list-pages`, `get-page-metadata`, `update-page-settings`, `get-static-content`,
 //! `list-collections`, `collection-details`,
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
-//! `list-assets`, `get-asset`, `patch-asset`, `site-publish`, `publish-item`). A token may be
+//! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`, `site-publish`,
+//! `publish-item`). A token may be
 //! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
 //! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
@@ -51,6 +52,33 @@ pub const ASSETS: [(&str, &str, Option<&str>); 4] = [
     ("logo.svg", "image/svg+xml", Some("Company logo")),
     ("brochure.pdf", "application/pdf", None),
 ];
+/// A form seeded on every site.
+pub struct SeedForm {
+    pub name: &'static str,
+    /// Index into `page_ids` of the page it is on.
+    pub page: usize,
+    /// Its fields: name and Webflow field type.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// How many submissions it has.
+    pub submissions: usize,
+}
+
+/// The forms of every site, in `form_ids` order.
+pub const FORMS: [SeedForm; 2] = [
+    SeedForm {
+        name: "Contact form",
+        page: 2,
+        fields: &[("Name", "Plain"), ("Email", "Email"), ("Message", "Plain")],
+        submissions: 3,
+    },
+    SeedForm {
+        name: "Newsletter",
+        page: 0,
+        fields: &[("Email", "Email")],
+        submissions: 1,
+    },
+];
+
 /// Index into `asset_ids` of the image without alt text.
 pub const IMAGE_WITHOUT_ALT_TEXT: usize = 1;
 
@@ -81,6 +109,8 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
         )
         .route("/v2/sites/{site_id}/assets", get(list_assets))
         .route("/v2/assets/{asset_id}", get(get_asset).patch(update_asset))
+        .route("/v2/sites/{site_id}/forms", get(list_forms))
+        .route("/v2/forms/{form_id}/submissions", get(list_submissions))
         .route("/v2/sites/{site_id}/publish", post(publish_site))
         .route(
             "/v2/collections/{collection_id}/items/publish",
@@ -310,6 +340,12 @@ struct AssetRecord {
     asset: Asset,
 }
 
+struct FormRecord {
+    owner: String,
+    form: Value,
+    submissions: Vec<Value>,
+}
+
 #[derive(Default)]
 struct Data {
     sites: Vec<SiteRecord>,
@@ -317,6 +353,7 @@ struct Data {
     collections: Vec<CollectionRecord>,
     items: Vec<ItemRecord>,
     assets: Vec<AssetRecord>,
+    forms: Vec<FormRecord>,
     /// Items created through the API so far, for fresh deterministic ids.
     created_items: usize,
     /// site id → its accepted publishes.
@@ -624,6 +661,80 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 alt_text: alt.map(|t| format!("{t} {mark}")),
                 folder_id: None,
             },
+        });
+    }
+
+    for (f, form_id) in fx.form_ids.iter().enumerate() {
+        let Some(&SeedForm {
+            name: form_name,
+            page,
+            fields,
+            submissions: count,
+        }) = FORMS.get(f)
+        else {
+            continue;
+        };
+        let page_id = fx.page_ids.get(page).cloned().unwrap_or_default();
+        let page_name = PAGE_TITLES.get(page).copied().unwrap_or("Landing");
+        let field_map: Map<String, Value> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, (name, kind))| {
+                (
+                    derive_id(&format!("form-field:{f}"), owner, i),
+                    json!({"displayName": name, "type": kind, "placeholder": null, "userVisible": true}),
+                )
+            })
+            .collect();
+        // What visitors sent: personal data, each answer unique to this owner and submission.
+        let submissions = (0..count)
+            .map(|n| {
+                let reference = derive_id(&format!("lead:{f}"), owner, n);
+                let answers: Map<String, Value> = fields
+                    .iter()
+                    .map(|(field, kind)| {
+                        let answer = match *kind {
+                            "Email" => format!("visitor{n}.{reference}@{short}.example"),
+                            _ if *field == "Message" => format!(
+                                "Please call me back about the redesign, ref {reference} {mark}"
+                            ),
+                            _ => format!("Visitor {n} {reference} {mark}"),
+                        };
+                        ((*field).to_owned(), json!(answer))
+                    })
+                    .collect();
+                json!({
+                    "id": derive_id(&format!("submission:{f}"), owner, n),
+                    "formId": form_id,
+                    "displayName": form_name,
+                    "siteId": fx.site_id,
+                    "workspaceId": derive_id("workspace", owner, 0),
+                    "formResponse": answers,
+                    "dateSubmitted": format!("2025-05-{:02}T09:{:02}:00.000Z", 10 + n, 5 * f),
+                    "localeId": null,
+                })
+            })
+            .collect();
+        data.forms.push(FormRecord {
+            owner: owner.to_owned(),
+            form: json!({
+                "id": form_id,
+                "displayName": format!("{form_name} {mark}"),
+                "siteId": fx.site_id,
+                "siteDomainId": fx.custom_domain_ids.first(),
+                "pageId": page_id,
+                "pageName": page_name,
+                "workspaceId": derive_id("workspace", owner, 0),
+                "formElementId": null,
+                "fields": field_map,
+                "responseSettings": {
+                    "redirectUrl": null, "redirectMethod": null, "redirectAction": null,
+                    "sendEmailConfirmation": false,
+                },
+                "createdOn": "2021-03-15T10:30:00.000Z",
+                "lastUpdated": "2025-01-20T10:30:00.000Z",
+            }),
+            submissions,
         });
     }
 
@@ -1566,6 +1677,48 @@ async fn update_asset(
     }
     asset.last_updated = now_rfc3339();
     Ok(Json(asset.clone()))
+}
+
+/// `list-forms`: the site's forms, paged.
+async fn list_forms(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, FORMS_READ)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let forms: Vec<&Value> = data
+        .forms
+        .iter()
+        .filter(|r| r.owner == owner && r.form["siteId"] == site_id.as_str())
+        .map(|r| &r.form)
+        .collect();
+    let (forms, pagination) = paging.apply(&forms);
+    Ok(Json(json!({ "forms": forms, "pagination": pagination })))
+}
+
+/// `list-submissions`: what visitors sent through a form, paged.
+async fn list_submissions(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(form_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, FORMS_READ)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    let record = data
+        .forms
+        .iter()
+        .find(|r| r.owner == owner && r.form["id"] == form_id.as_str())
+        .ok_or_else(|| WebflowError::not_found("form"))?;
+    let (submissions, pagination) = paging.apply(&record.submissions);
+    Ok(Json(
+        json!({ "formSubmissions": submissions, "pagination": pagination }),
+    ))
 }
 
 /// The string ids of a JSON array, or a validation error naming `param`.

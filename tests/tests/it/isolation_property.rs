@@ -5,7 +5,7 @@
 //! from every tenant:
 //! - no answer contains data owned by a tenant other than the token's;
 //! - every upstream request is made with the caller's own credential, and none names another
-//!   tenant's site, page, collection, asset or repository;
+//!   tenant's site, page, collection, asset, form or repository;
 //! - no other tenant's CMS items, pages or assets change;
 //!
 //! all with the upstream read cache on (as it runs by default), and the run must have answered
@@ -27,7 +27,7 @@ const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
 /// People per tenant, each with their own OAuth connection.
 const PEOPLE: usize = 2;
 
-const TOOLS: [&str; 24] = [
+const TOOLS: [&str; 26] = [
     "whoami",
     "webflow_list_sites",
     "webflow_get_site",
@@ -43,6 +43,8 @@ const TOOLS: [&str; 24] = [
     "webflow_update_page_settings",
     "webflow_list_assets",
     "webflow_update_asset",
+    "webflow_list_forms",
+    "webflow_list_form_submissions",
     "analytics_query",
     "github_get_repo",
     "github_list_commits",
@@ -75,6 +77,7 @@ struct Case {
     page: usize,
     collection: usize,
     asset: usize,
+    form: usize,
     item: usize,
     repo: Option<usize>,
     offset: Option<u32>,
@@ -97,17 +100,19 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..64,
         0usize..64,
         0usize..64,
+        0usize..64,
         proptest::option::of(0usize..64),
         proptest::option::of(0u32..8),
     )
         .prop_map(
-            |(who, tool, site, page, collection, asset, item, repo, offset)| Case {
+            |(who, tool, site, page, collection, asset, form, item, repo, offset)| Case {
                 who,
                 tool,
                 site,
                 page,
                 collection,
                 asset,
+                form,
                 item,
                 repo,
                 offset,
@@ -124,6 +129,7 @@ struct Pools {
     pages: Vec<String>,
     collections: Vec<String>,
     assets: Vec<String>,
+    forms: Vec<String>,
     items: Vec<String>,
     repos: Vec<String>,
 }
@@ -137,6 +143,7 @@ fn request(c: &Case, p: &Pools) -> Value {
         "title": format!("Prop page {}", c.item),
         "asset_id": pick(&p.assets, c.asset),
         "alt_text": format!("Prop image {}", c.asset),
+        "form_id": pick(&p.forms, c.form),
         "items": [{"field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)}},
                   {"field_data": {"name": format!("prop {} b", c.item), "slug": format!("prop-{}-b", c.item)}}],
         "metrics": ["visitors"],
@@ -166,6 +173,8 @@ fn request(c: &Case, p: &Pools) -> Value {
         "webflow_update_page_settings" => &["page_id", "title"],
         "webflow_list_assets" => &["site_id", "offset"],
         "webflow_update_asset" => &["asset_id", "alt_text"],
+        "webflow_list_forms" => &["site_id", "offset"],
+        "webflow_list_form_submissions" => &["form_id", "offset"],
         "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],
         "github_get_repo"
         | "github_list_commits"
@@ -225,7 +234,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             for owner in OWNERS {
                 let f = sandbox.fixture().owner(owner).unwrap();
                 let extra = json!({"writable_collections": [f.collection_ids[0]],
-                    "toolsets": ["webflow", "cms-write", "page-write", "asset-write", "analytics", "github"]});
+                    "toolsets": ["webflow", "cms-write", "page-write", "asset-write", "forms", "analytics", "github"]});
                 tenants.push(server.provision_with(f, extra).await);
             }
             let extra = server
@@ -297,6 +306,12 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             .owners
             .iter()
             .flat_map(|o| o.asset_ids.clone())
+            .chain([junk.clone()])
+            .collect(),
+        forms: f
+            .owners
+            .iter()
+            .flat_map(|o| o.form_ids.clone())
             .chain([junk])
             .collect(),
         items: f
@@ -372,7 +387,8 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
                 .into_iter()
                 .chain(&theirs.collection_ids)
                 .chain(&theirs.page_ids)
-                .chain(&theirs.asset_ids);
+                .chain(&theirs.asset_ids)
+                .chain(&theirs.form_ids);
             for id in foreign_ids {
                 prop_assert!(
                     body.contains(id.as_str()) || !text.contains(id.as_str()),
@@ -385,7 +401,8 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
                     .into_iter()
                     .chain(&theirs.collection_ids)
                     .chain(&theirs.page_ids)
-                    .chain(&theirs.asset_ids);
+                    .chain(&theirs.asset_ids)
+                    .chain(&theirs.form_ids);
                 for id in named {
                     prop_assert!(
                         !request.path.contains(id.as_str()),

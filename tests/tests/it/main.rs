@@ -16,6 +16,7 @@ mod catalog;
 mod cms_writes;
 mod compose;
 mod doctor;
+mod forms;
 mod front;
 mod fuzz;
 mod hardening;

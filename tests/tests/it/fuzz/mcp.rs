@@ -171,6 +171,14 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"asset_id": f.asset_ids[1], "alt_text": "A fuzzed image"}),
         ),
         tool(
+            "webflow_list_forms",
+            json!({"site_id": f.site_id, "offset": 0, "limit": 1}),
+        ),
+        tool(
+            "webflow_list_form_submissions",
+            json!({"form_id": f.form_ids[0], "offset": 1, "limit": 2}),
+        ),
+        tool(
             "analytics_query",
             json!({
                 "metrics": ["visitors", "pageviews", "bounce_rate"],
