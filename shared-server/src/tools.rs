@@ -17,6 +17,7 @@ mod webflow_get_page_content;
 mod webflow_get_site;
 mod webflow_list_assets;
 mod webflow_list_collections;
+mod webflow_list_comments;
 mod webflow_list_form_submissions;
 mod webflow_list_forms;
 mod webflow_list_items;
@@ -42,6 +43,7 @@ pub fn shared_catalog() -> Catalog {
         ToolEntry::of::<webflow_update_asset::UpdateAsset>(),
         ToolEntry::of::<webflow_list_forms::ListForms>(),
         ToolEntry::of::<webflow_list_form_submissions::ListFormSubmissions>(),
+        ToolEntry::of::<webflow_list_comments::ListComments>(),
         ToolEntry::of::<webflow_list_collections::ListCollections>(),
         ToolEntry::of::<webflow_get_collection::GetCollection>(),
         ToolEntry::of::<webflow_list_items::ListItems>(),

@@ -62,6 +62,8 @@ pub struct OwnerFixture {
     pub asset_ids: Vec<String>,
     /// The site's forms, in [`webflow::FORMS`] order.
     pub form_ids: Vec<String>,
+    /// The site's comment threads, in [`webflow::COMMENT_THREADS`] order.
+    pub comment_thread_ids: Vec<String>,
     /// The Plausible site (a domain, `<owner>.example`) this owner's Stats API key can read.
     pub plausible_site: String,
     /// Plausible Stats API key (`Authorization: Bearer …`) that reads only [`Self::plausible_site`].
@@ -89,7 +91,7 @@ pub struct OwnerFixture {
 
 impl Fixture {
     /// Per owner: one site with 2 custom domains, 3 pages, 2 collections ("Blog Posts" with 5
-    /// items, "Authors" with 2), 4 assets, 2 forms with submissions; one DNS zone with 5 records; one Stripe customer with 3 invoices.
+    /// items, "Authors" with 2), 4 assets, 2 forms with submissions, 3 comment threads; one DNS zone with 5 records; one Stripe customer with 3 invoices.
     /// A repeated owner is kept once, since it would repeat its ids.
     pub fn new(owners: &[&str]) -> Fixture {
         let mut seen = Vec::new();
@@ -141,6 +143,9 @@ impl OwnerFixture {
                 .collect(),
             form_ids: (0..webflow::FORMS.len())
                 .map(|i| derive_id("form", owner, i))
+                .collect(),
+            comment_thread_ids: (0..webflow::COMMENT_THREADS.len())
+                .map(|i| derive_id("comment-thread", owner, i))
                 .collect(),
             plausible_site: format!("{owner}.example"),
             plausible_token: sandbox_token("pl", owner),

@@ -298,6 +298,49 @@ pub struct FormSubmissionList {
     pub pagination: Pagination,
 }
 
+/// A comment thread on a page of the site (`list-comment-threads`), or a reply in one
+/// (`list-comment-replies`, which also gives `commentId`, the thread's id).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub page_id: Option<String>,
+    #[serde(default)]
+    pub locale_id: Option<String>,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub breakpoint: Option<String>,
+    /// Where the comment opens in the Designer.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub is_resolved: bool,
+    /// `{userId (or id), email, name}`, as Webflow gives it.
+    #[serde(default)]
+    pub author: serde_json::Value,
+    #[serde(default)]
+    pub mentioned_users: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommentList {
+    pub comments: Vec<Comment>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
 /// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreatedItems {
@@ -327,6 +370,7 @@ pub mod scope {
     pub const ASSETS_READ: &str = "assets:read";
     pub const ASSETS_WRITE: &str = "assets:write";
     pub const FORMS_READ: &str = "forms:read";
+    pub const COMMENTS_READ: &str = "comments:read";
 }
 
 /// The scope a 403's message names (`OAuthForbidden: You are missing the following scopes -
@@ -646,6 +690,30 @@ impl<'a> Webflow<'a> {
             ..Call::get(upstream_path!("/v2/forms/{form}/submissions"))
         };
         self.send(call, scope::FORMS_READ).await
+    }
+
+    /// `list-comment-threads` (no `thread`) or `list-comment-replies` (a thread of `site`),
+    /// `limit` at a time; `sort` is Webflow's `sortBy` and `sortOrder`, if given.
+    pub async fn list_comments(
+        &self,
+        site: &WebflowId,
+        thread: Option<&WebflowId>,
+        offset: u32,
+        limit: u32,
+        sort: &[(&'static str, &'static str)],
+    ) -> Result<CommentList, UpstreamError> {
+        let mut query: Vec<(&str, String)> = page_query(offset, limit).into();
+        query.extend(sort.iter().map(|&(name, value)| (name, value.to_owned())));
+        let path = match thread {
+            None => upstream_path!("/v2/sites/{site}/comments"),
+            Some(thread) => upstream_path!("/v2/sites/{site}/comments/{thread}/replies"),
+        };
+        let call = Call {
+            query: &query,
+            ..Call::get(path)
+        };
+        self.send(self.read(call, Freshness::Live), scope::COMMENTS_READ)
+            .await
     }
 
     pub async fn get_item(

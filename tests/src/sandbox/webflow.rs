@@ -5,8 +5,8 @@
 //! `list-pages`, `get-page-metadata`, `update-page-settings`, `get-static-content`,
 //! `list-collections`, `collection-details`,
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
-//! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`, `site-publish`,
-//! `publish-item`). A token may be
+//! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
+//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`). A token may be
 //! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
 //! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
@@ -79,6 +79,20 @@ pub const FORMS: [SeedForm; 2] = [
     },
 ];
 
+/// Per comment thread of a site: the index of its page, its text, whether it is resolved and
+/// its replies' texts. Threads were started a day apart, oldest first, and the second was
+/// updated last.
+pub const COMMENT_THREADS: [(usize, &str, bool, &[&str]); 3] = [
+    (
+        1,
+        "Can the team photo be bigger?",
+        false,
+        &["Yes, on it.", "Done on staging."],
+    ),
+    (0, "Typo in the hero headline", true, &["Fixed."]),
+    (2, "Please add our phone number", false, &[]),
+];
+
 /// Index into `asset_ids` of the image without alt text.
 pub const IMAGE_WITHOUT_ALT_TEXT: usize = 1;
 
@@ -111,6 +125,11 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
         .route("/v2/assets/{asset_id}", get(get_asset).patch(update_asset))
         .route("/v2/sites/{site_id}/forms", get(list_forms))
         .route("/v2/forms/{form_id}/submissions", get(list_submissions))
+        .route("/v2/sites/{site_id}/comments", get(list_comment_threads))
+        .route(
+            "/v2/sites/{site_id}/comments/{thread_id}/replies",
+            get(list_comment_replies),
+        )
         .route("/v2/sites/{site_id}/publish", post(publish_site))
         .route(
             "/v2/collections/{collection_id}/items/publish",
@@ -340,6 +359,13 @@ struct AssetRecord {
     asset: Asset,
 }
 
+struct ThreadRecord {
+    owner: String,
+    site_id: String,
+    thread: Value,
+    replies: Vec<Value>,
+}
+
 struct FormRecord {
     owner: String,
     form: Value,
@@ -354,6 +380,7 @@ struct Data {
     items: Vec<ItemRecord>,
     assets: Vec<AssetRecord>,
     forms: Vec<FormRecord>,
+    threads: Vec<ThreadRecord>,
     /// Items created through the API so far, for fresh deterministic ids.
     created_items: usize,
     /// site id → its accepted publishes.
@@ -735,6 +762,74 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 "lastUpdated": "2025-01-20T10:30:00.000Z",
             }),
             submissions,
+        });
+    }
+
+    for (t, thread_id) in fx.comment_thread_ids.iter().enumerate() {
+        let Some(&(page, text, resolved, replies)) = COMMENT_THREADS.get(t) else {
+            continue;
+        };
+        let page_id = fx.page_ids.get(page).cloned().unwrap_or_default();
+        let person = |n: usize| {
+            json!({
+                "userId": derive_id("webflow-user", owner, n),
+                "email": format!("reviewer{n}@{short}.example"),
+                "name": format!("Reviewer {n} of {name}"),
+            })
+        };
+        let url = format!(
+            "https://webflow.com/design/{short}-site?workflow=comment&commentId={thread_id}&pageId={page_id}"
+        );
+        let created = format!("2025-04-{:02}T09:00:00.000Z", 10 + t);
+        let common = json!({
+            "siteId": fx.site_id,
+            "pageId": page_id,
+            "localeId": derive_id("locale", owner, 0),
+            "itemId": null,
+            "breakpoint": "main",
+            "url": url,
+            "isResolved": resolved,
+            "mentionedUsers": [],
+        });
+        let with = |fields: Value| {
+            let mut merged = common.clone();
+            if let (Some(m), Some(f)) = (merged.as_object_mut(), fields.as_object()) {
+                m.extend(f.clone());
+            }
+            merged
+        };
+        let replies: Vec<Value> = replies
+            .iter()
+            .enumerate()
+            .map(|(r, reply)| {
+                let at = format!("2025-04-{:02}T1{r}:00:00.000Z", 10 + t);
+                with(json!({
+                    "id": derive_id(&format!("comment-reply:{t}"), owner, r),
+                    "commentId": thread_id,
+                    "content": format!("{reply} {mark}"),
+                    "author": person(r + 1),
+                    "createdOn": at,
+                    "lastUpdated": at,
+                }))
+            })
+            .collect();
+        // The second thread was updated last (its reply), the others when they were made.
+        let updated = if t == 1 {
+            "2025-04-30T09:00:00.000Z".to_owned()
+        } else {
+            created.clone()
+        };
+        data.threads.push(ThreadRecord {
+            owner: owner.to_owned(),
+            site_id: fx.site_id.clone(),
+            thread: with(json!({
+                "id": thread_id,
+                "content": format!("{text} {mark}"),
+                "author": person(0),
+                "createdOn": created,
+                "lastUpdated": updated,
+            })),
+            replies,
         });
     }
 
@@ -1718,6 +1813,89 @@ async fn list_submissions(
     let (submissions, pagination) = paging.apply(&record.submissions);
     Ok(Json(
         json!({ "formSubmissions": submissions, "pagination": pagination }),
+    ))
+}
+
+/// `sortBy` (`createdOn`, `lastUpdated`) and `sortOrder` (`asc`, `desc`) of the comment
+/// listings, applied to `comments`; anything else is a validation error.
+fn sort_comments(query: &HashMap<String, String>, comments: &mut [&Value]) -> Answer<()> {
+    let value = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let by = match value("sortBy") {
+        None => return Ok(()),
+        Some(by @ ("createdOn" | "lastUpdated")) => by.to_owned(),
+        Some(_) => {
+            return Err(WebflowError::invalid(
+                "sortBy",
+                "Must be one of createdOn, lastUpdated",
+            ));
+        }
+    };
+    let descending = match value("sortOrder") {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(WebflowError::invalid(
+                "sortOrder",
+                "Must be one of asc, desc",
+            ));
+        }
+    };
+    // RFC 3339 in UTC: the text sorts as the time does.
+    comments.sort_by(|a, b| a[&by].as_str().cmp(&b[&by].as_str()));
+    if descending {
+        comments.reverse();
+    }
+    Ok(())
+}
+
+/// `list-comment-threads`: the site's threads, paged.
+async fn list_comment_threads(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, COMMENTS_READ)?;
+    let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+    let paging = Paging::parse(Ok(Query(query.clone())))?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let mut threads: Vec<&Value> = data
+        .threads
+        .iter()
+        .filter(|r| r.owner == owner && r.site_id == site_id)
+        .map(|r| &r.thread)
+        .collect();
+    sort_comments(&query, &mut threads)?;
+    let (comments, pagination) = paging.apply(&threads);
+    Ok(Json(
+        json!({ "comments": comments, "pagination": pagination }),
+    ))
+}
+
+/// `list-comment-replies`: one thread's replies, paged; a thread not of this site (or of
+/// another owner) answers like a missing one.
+async fn list_comment_replies(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path((site_id, thread_id)): Path<(String, String)>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, COMMENTS_READ)?;
+    let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+    let paging = Paging::parse(Ok(Query(query.clone())))?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let record = data
+        .threads
+        .iter()
+        .find(|r| r.owner == owner && r.site_id == site_id && r.thread["id"] == thread_id.as_str())
+        .ok_or_else(|| WebflowError::not_found("comment thread"))?;
+    let mut replies: Vec<&Value> = record.replies.iter().collect();
+    sort_comments(&query, &mut replies)?;
+    let (comments, pagination) = paging.apply(&replies);
+    Ok(Json(
+        json!({ "comments": comments, "pagination": pagination }),
     ))
 }
 

@@ -27,7 +27,7 @@ const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
 /// People per tenant, each with their own OAuth connection.
 const PEOPLE: usize = 2;
 
-const TOOLS: [&str; 26] = [
+const TOOLS: [&str; 27] = [
     "whoami",
     "webflow_list_sites",
     "webflow_get_site",
@@ -45,6 +45,7 @@ const TOOLS: [&str; 26] = [
     "webflow_update_asset",
     "webflow_list_forms",
     "webflow_list_form_submissions",
+    "webflow_list_comments",
     "analytics_query",
     "github_get_repo",
     "github_list_commits",
@@ -130,6 +131,7 @@ struct Pools {
     collections: Vec<String>,
     assets: Vec<String>,
     forms: Vec<String>,
+    threads: Vec<String>,
     items: Vec<String>,
     repos: Vec<String>,
 }
@@ -144,6 +146,7 @@ fn request(c: &Case, p: &Pools) -> Value {
         "asset_id": pick(&p.assets, c.asset),
         "alt_text": format!("Prop image {}", c.asset),
         "form_id": pick(&p.forms, c.form),
+        "comment_thread_id": pick(&p.threads, c.item),
         "items": [{"field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)}},
                   {"field_data": {"name": format!("prop {} b", c.item), "slug": format!("prop-{}-b", c.item)}}],
         "metrics": ["visitors"],
@@ -175,6 +178,11 @@ fn request(c: &Case, p: &Pools) -> Value {
         "webflow_update_asset" => &["asset_id", "alt_text"],
         "webflow_list_forms" => &["site_id", "offset"],
         "webflow_list_form_submissions" => &["form_id", "offset"],
+        // Threads of every tenant, asked for under the caller's own site (or the one drawn).
+        "webflow_list_comments" if c.item.is_multiple_of(2) => {
+            &["site_id", "comment_thread_id", "offset"]
+        }
+        "webflow_list_comments" => &["site_id", "offset"],
         "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],
         "github_get_repo"
         | "github_list_commits"
@@ -312,6 +320,12 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             .owners
             .iter()
             .flat_map(|o| o.form_ids.clone())
+            .chain([junk.clone()])
+            .collect(),
+        threads: f
+            .owners
+            .iter()
+            .flat_map(|o| o.comment_thread_ids.clone())
             .chain([junk])
             .collect(),
         items: f

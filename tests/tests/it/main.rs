@@ -14,6 +14,7 @@ mod blast_radius;
 mod bulk_drafts;
 mod catalog;
 mod cms_writes;
+mod comments;
 mod compose;
 mod doctor;
 mod forms;

@@ -179,6 +179,15 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"form_id": f.form_ids[0], "offset": 1, "limit": 2}),
         ),
         tool(
+            "webflow_list_comments",
+            json!({"site_id": f.site_id, "sort_by": "createdOn", "sort_order": "desc",
+                   "offset": 0, "limit": 2}),
+        ),
+        tool(
+            "webflow_list_comments",
+            json!({"comment_thread_id": f.comment_thread_ids[0]}),
+        ),
+        tool(
             "analytics_query",
             json!({
                 "metrics": ["visitors", "pageviews", "bounce_rate"],
