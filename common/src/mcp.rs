@@ -222,10 +222,7 @@ impl ToolContext<'_> {
             return Ok(id);
         }
         Err(ToolError::NotYours {
-            what: match kind {
-                crate::scope::Kind::Page => "page",
-                crate::scope::Kind::Collection => "collection",
-            },
+            what: kind.noun(),
             id: id.to_string(),
         })
     }
@@ -292,6 +289,18 @@ impl ToolContext<'_> {
     pub async fn page(&self, raw: &str) -> Result<WebflowId, ToolError> {
         let id = WebflowId::parse("page_id", raw)?;
         self.scoped(id, crate::scope::Kind::Page).await
+    }
+
+    /// Checks that an asset belongs to one of the tenant's sites, before any call names it.
+    pub async fn asset(&self, raw: &str) -> Result<WebflowId, ToolError> {
+        let id = WebflowId::parse("asset_id", raw)?;
+        self.scoped(id, crate::scope::Kind::Asset).await
+    }
+
+    /// Checks that a form belongs to one of the tenant's sites, before any call names it.
+    pub async fn form(&self, raw: &str) -> Result<WebflowId, ToolError> {
+        let id = WebflowId::parse("form_id", raw)?;
+        self.scoped(id, crate::scope::Kind::Form).await
     }
 }
 

@@ -1,7 +1,11 @@
-//! Per-resource scoping for ids that do not name their site: pages and collections. Before a
-//! tool names such an id upstream, it must appear in the tenant's index, built only from
-//! listings of the tenant's *own* sites with the tenant's own token. A foreign id is therefore
-//! refused without the upstream ever seeing it.
+//! Per-resource scoping for ids that do not name their site: pages, collections, assets and
+//! forms. Before a tool names such an id upstream, it must appear in the tenant's index, built
+//! only from listings of the tenant's *own* sites with the tenant's own token. A foreign id is
+//! therefore refused without the upstream ever seeing it.
+//!
+//! Each kind of listing is its own index ([`Group`]): pages and collections, which most tools
+//! need, are listed together; assets and forms only when a tool asks about one, so a tenant that
+//! never touches them pays no listing of them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,42 +22,76 @@ const REBUILD_AFTER: Duration = Duration::from_secs(10);
 /// Even known ids are re-checked this often, so a page moved away stops being reachable.
 const MAX_AGE: Duration = Duration::from_secs(300);
 const PAGE_LIMIT: u32 = 100;
-/// Webflow sites are far smaller than this; the cap bounds work if an upstream misbehaves.
-const MAX_PAGES_INDEXED: u32 = 10_000;
+/// Most pages (or assets, forms) indexed per site: Webflow sites are far smaller than this; the
+/// cap bounds work if an upstream misbehaves.
+const MAX_INDEXED: u32 = 10_000;
 
 struct Indexed {
-    pages: HashSet<WebflowId>,
-    collections: HashSet<WebflowId>,
+    ids: HashSet<(Kind, WebflowId)>,
     built_at: Instant,
 }
 
+/// Whose index, of which listings.
+type Key = (TenantId, Group);
+
 #[derive(Default)]
 pub struct ResourceIndex {
-    tenants: Mutex<HashMap<TenantId, Arc<Indexed>>>,
-    /// One rebuild per tenant at a time: concurrent calls that need one wait for it and use
-    /// its result, rather than each listing the tenant's sites again.
-    rebuilds: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
+    tenants: Mutex<HashMap<Key, Arc<Indexed>>>,
+    /// One rebuild per tenant and group at a time: concurrent calls that need one wait for it
+    /// and use its result, rather than each listing the tenant's sites again.
+    rebuilds: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The kinds of id the index knows.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Page,
     Collection,
+    Asset,
+    Form,
+}
+
+/// The listings one rebuild makes: a kind's ids are learned from its group's listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Group {
+    /// Pages and collections.
+    Structure,
+    Assets,
+    Forms,
+}
+
+impl Kind {
+    fn group(self) -> Group {
+        match self {
+            Kind::Page | Kind::Collection => Group::Structure,
+            Kind::Asset => Group::Assets,
+            Kind::Form => Group::Forms,
+        }
+    }
+
+    /// How a refusal names it.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Page => "page",
+            Kind::Collection => "collection",
+            Kind::Asset => "asset",
+            Kind::Form => "form",
+        }
+    }
 }
 
 impl ResourceIndex {
     /// Forgets a tenant's index (its sites changed).
     pub fn forget(&self, tenant: &TenantId) {
         if let Ok(mut map) = self.tenants.lock() {
-            map.remove(tenant);
+            map.retain(|(t, _), _| t != tenant);
         }
         if let Ok(mut gates) = self.rebuilds.lock() {
-            gates.remove(tenant);
+            gates.retain(|(t, _), _| t != tenant);
         }
     }
 
-    /// Whether `id` is one of `tenant`'s pages or collections. When the id is unknown and the
+    /// Whether `id` is one of `tenant`'s pages, collections, assets or forms (`kind`). When the id is unknown and the
     /// index old enough, the index is rebuilt with the tenant's own Webflow client, which
     /// `webflow` makes only then (a cached answer decrypts no credential). The caller turns
     /// `false` into its refusal.
@@ -64,11 +102,9 @@ impl ResourceIndex {
         id: &WebflowId,
         kind: Kind,
     ) -> Result<bool, E> {
-        let contains = |ix: &Indexed| match kind {
-            Kind::Page => ix.pages.contains(id),
-            Kind::Collection => ix.collections.contains(id),
-        };
-        let cached = self.cached(&tenant.id);
+        let key = (tenant.id.clone(), kind.group());
+        let contains = |ix: &Indexed| ix.ids.contains(&(kind, id.clone()));
+        let cached = self.cached(&key);
         if let Some(ix) = &cached {
             let age = ix.built_at.elapsed();
             if age < MAX_AGE && contains(ix) {
@@ -79,16 +115,17 @@ impl ResourceIndex {
             }
         }
         let asked = Instant::now();
-        let gate = self.rebuild_gate(&tenant.id);
+        let gate = self.rebuild_gate(&key);
         let _rebuilding = gate.lock().await;
         // Someone else rebuilt while this call waited: their index is as fresh as ours would be.
-        let fresh = match self.cached(&tenant.id) {
+        let fresh = match self.cached(&key) {
             Some(ix) if ix.built_at >= asked => ix,
             _ => {
                 // Straight from Webflow: an id the index does not know may be brand new.
-                let fresh = Arc::new(build(tenant, &webflow()?.refreshing()).await?);
+                let webflow = webflow()?.refreshing();
+                let fresh = Arc::new(build(tenant, &webflow, kind.group()).await?);
                 if let Ok(mut map) = self.tenants.lock() {
-                    map.insert(tenant.id.clone(), fresh.clone());
+                    map.insert(key, fresh.clone());
                 }
                 fresh
             }
@@ -96,47 +133,76 @@ impl ResourceIndex {
         Ok(contains(&fresh))
     }
 
-    fn rebuild_gate(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
+    fn rebuild_gate(&self, key: &Key) -> Arc<tokio::sync::Mutex<()>> {
         match self.rebuilds.lock() {
-            Ok(mut gates) => gates.entry(tenant.clone()).or_default().clone(),
+            Ok(mut gates) => gates.entry(key.clone()).or_default().clone(),
             // A poisoned map only loses the single-flight, not the check.
             Err(_) => Arc::default(),
         }
     }
 
-    fn cached(&self, tenant: &TenantId) -> Option<Arc<Indexed>> {
-        self.tenants.lock().ok()?.get(tenant).cloned()
+    fn cached(&self, key: &Key) -> Option<Arc<Indexed>> {
+        self.tenants.lock().ok()?.get(key).cloned()
     }
 }
 
-async fn build(tenant: &Tenant, webflow: &Webflow<'_>) -> Result<Indexed, UpstreamError> {
-    let mut pages = HashSet::new();
-    let mut collections = HashSet::new();
+async fn build(
+    tenant: &Tenant,
+    webflow: &Webflow<'_>,
+    group: Group,
+) -> Result<Indexed, UpstreamError> {
+    let mut ids = HashSet::new();
+    let mut add = |kind: Kind, id: &str| {
+        if let Ok(id) = WebflowId::parse(kind.noun(), id) {
+            ids.insert((kind, id));
+        }
+    };
     for site in &tenant.webflow_sites {
-        let mut offset = 0;
-        loop {
-            let list = webflow.list_pages(site, offset, PAGE_LIMIT).await?;
-            let got = list.pages.len() as u32;
-            pages.extend(
-                list.pages
+        match group {
+            Group::Structure => {
+                let mut offset = 0;
+                loop {
+                    let list = webflow.list_pages(site, offset, PAGE_LIMIT).await?;
+                    let got = list.pages.len() as u32;
+                    list.pages.iter().for_each(|p| add(Kind::Page, &p.id));
+                    offset += got;
+                    if got == 0 || offset >= list.pagination.total || offset >= MAX_INDEXED {
+                        break;
+                    }
+                }
+                let list = webflow.list_collections(site).await?;
+                list.collections
                     .iter()
-                    .filter_map(|p| WebflowId::parse("page", &p.id).ok()),
-            );
-            offset += got;
-            if got == 0 || offset >= list.pagination.total || offset >= MAX_PAGES_INDEXED {
-                break;
+                    .for_each(|c| add(Kind::Collection, &c.id));
+            }
+            Group::Assets => {
+                let mut offset = 0;
+                loop {
+                    let list = webflow.list_assets(site, offset, PAGE_LIMIT).await?;
+                    let got = list.assets.len() as u32;
+                    list.assets.iter().for_each(|a| add(Kind::Asset, &a.id));
+                    offset += got;
+                    if got == 0 || offset >= list.pagination.total || offset >= MAX_INDEXED {
+                        break;
+                    }
+                }
+            }
+            Group::Forms => {
+                let mut offset = 0;
+                loop {
+                    let list = webflow.list_forms(site, offset, PAGE_LIMIT).await?;
+                    let got = list.forms.len() as u32;
+                    list.forms.iter().for_each(|f| add(Kind::Form, &f.id));
+                    offset += got;
+                    if got == 0 || offset >= list.pagination.total || offset >= MAX_INDEXED {
+                        break;
+                    }
+                }
             }
         }
-        let list = webflow.list_collections(site).await?;
-        collections.extend(
-            list.collections
-                .iter()
-                .filter_map(|c| WebflowId::parse("collection", &c.id).ok()),
-        );
     }
     Ok(Indexed {
-        pages,
-        collections,
+        ids,
         built_at: Instant::now(),
     })
 }

@@ -22,21 +22,28 @@ pub enum Toolset {
     CmsWrite,
     /// Page settings (title, slug, SEO, Open Graph) on the staged site.
     PageWrite,
+    /// Asset alt text.
+    AssetWrite,
+    /// Form definitions and their submissions: personal data (names, emails, messages), so
+    /// granted by name only, never by default.
+    Forms,
     Analytics,
     Github,
 }
 
 impl Toolset {
-    pub const ALL: [Toolset; 5] = [
+    pub const ALL: [Toolset; 7] = [
         Toolset::Webflow,
         Toolset::CmsWrite,
         Toolset::PageWrite,
+        Toolset::AssetWrite,
+        Toolset::Forms,
         Toolset::Analytics,
         Toolset::Github,
     ];
 
     /// What a tenant created without a list of toolsets gets: every toolset of the first
-    /// release. `page-write` must be granted by name.
+    /// release. `page-write`, `asset-write` and `forms` (personal data) must be granted by name.
     pub const DEFAULT: [Toolset; 4] = [
         Toolset::Webflow,
         Toolset::CmsWrite,
@@ -49,6 +56,8 @@ impl Toolset {
             Toolset::Webflow => "webflow",
             Toolset::CmsWrite => "cms-write",
             Toolset::PageWrite => "page-write",
+            Toolset::AssetWrite => "asset-write",
+            Toolset::Forms => "forms",
             Toolset::Analytics => "analytics",
             Toolset::Github => "github",
         }
@@ -68,7 +77,10 @@ impl FromStr for Toolset {
             .into_iter()
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown toolset `{s}` (use webflow, cms-write, page-write, analytics or github)")
+                format!(
+                    "unknown toolset `{s}` (use webflow, cms-write, page-write, asset-write, \
+                     forms, analytics or github)"
+                )
             })
     }
 }
@@ -267,8 +279,9 @@ mod tests {
 
     use super::*;
 
-    /// A tenant stored before `page-write` existed keeps exactly its toolsets on upgrade, and a
-    /// patch that does not name toolsets keeps them too; a new tenant gets it only by name.
+    /// A tenant stored before `page-write`, `asset-write` and `forms` existed keeps exactly its
+    /// toolsets on upgrade, and a patch that does not name toolsets keeps them too; a new
+    /// tenant gets them only by name.
     #[test]
     fn an_upgrade_grants_no_new_toolset() {
         let stored = serde_json::json!({
@@ -277,6 +290,8 @@ mod tests {
         });
         let old: Tenant = serde_json::from_value(stored).unwrap();
         assert!(!old.has_toolset(Toolset::PageWrite));
+        assert!(!old.has_toolset(Toolset::AssetWrite));
+        assert!(!old.has_toolset(Toolset::Forms));
         let patched = TenantPatch {
             read_only: Some(false),
             ..TenantPatch::default()
@@ -292,12 +307,21 @@ mod tests {
         };
         let new = spec.clone().into_tenant(old.id.clone(), 2).unwrap();
         assert_eq!(new.toolsets, old.toolsets);
+        assert!(!new.has_toolset(Toolset::AssetWrite));
+        assert!(!new.has_toolset(Toolset::Forms));
         let granted = TenantSpec {
-            toolsets: Some(vec![Toolset::Webflow, Toolset::PageWrite]),
+            toolsets: Some(vec![
+                Toolset::Webflow,
+                Toolset::PageWrite,
+                Toolset::AssetWrite,
+            ]),
             ..spec
         };
         let granted = granted.into_tenant(old.id.clone(), 3).unwrap();
         assert!(granted.has_toolset(Toolset::PageWrite));
+        assert!(granted.has_toolset(Toolset::AssetWrite));
         assert_eq!("page-write".parse(), Ok(Toolset::PageWrite));
+        assert_eq!("asset-write".parse(), Ok(Toolset::AssetWrite));
+        assert_eq!("forms".parse(), Ok(Toolset::Forms));
     }
 }

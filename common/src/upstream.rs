@@ -40,6 +40,20 @@ pub enum UpstreamError {
         upstream: &'static str,
         detail: String,
     },
+    /// A 403 from an operation that needs an OAuth scope the stored token was not given (what
+    /// Webflow's 403 means for a site token): says which, so the studio knows what to reissue.
+    #[error(
+        "{upstream} refused access (HTTP 403){detail}: the tenant's {upstream} token lacks the \
+         `{scope}` scope; ask the studio to issue a token with it and store it with \
+         `secret set <tenant> {kind}`"
+    )]
+    MissingScope {
+        upstream: &'static str,
+        /// The credential kind as `secret set` names it (`webflow`).
+        kind: &'static str,
+        scope: String,
+        detail: String,
+    },
     #[error("{upstream} has no such resource (HTTP 404){detail}")]
     NotFound {
         upstream: &'static str,
@@ -82,7 +96,7 @@ impl UpstreamError {
         match self {
             UpstreamError::MissingCredential(_) => "missing_credential".into(),
             UpstreamError::Unauthorized { .. } => "401".into(),
-            UpstreamError::Forbidden { .. } => "403".into(),
+            UpstreamError::Forbidden { .. } | UpstreamError::MissingScope { .. } => "403".into(),
             UpstreamError::NotFound { .. } => "404".into(),
             UpstreamError::Conflict { .. } => "409".into(),
             UpstreamError::RateLimited { .. } => "429".into(),
@@ -114,6 +128,17 @@ impl UpstreamError {
             },
             UpstreamError::Forbidden { upstream, detail } => UpstreamError::Forbidden {
                 upstream,
+                detail: scrub(detail),
+            },
+            UpstreamError::MissingScope {
+                upstream,
+                kind,
+                scope,
+                detail,
+            } => UpstreamError::MissingScope {
+                upstream,
+                kind,
+                scope,
                 detail: scrub(detail),
             },
             UpstreamError::NotFound { upstream, detail } => UpstreamError::NotFound {
@@ -719,9 +744,14 @@ fn retry_after(headers: &HeaderMap) -> u64 {
         .min(3600)
 }
 
+/// Most `details` entries of an error body quoted, and most characters of each.
+const MAX_DETAILS: usize = 20;
+const MAX_DETAIL_CHARS: usize = 200;
+
 /// Pulls a short human message out of the error bodies the upstreams use:
 /// `{message}` (Webflow, GitHub), `{error}` (Plausible), `{error:{message}}` (Stripe),
-/// `{errors:[{message}]}` (Cloudflare).
+/// `{errors:[{message}]}` (Cloudflare); followed by Webflow's `details` (`[{param,
+/// description}]`), which say what was wrong where (which item of a batch, which field).
 fn error_detail(body: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return String::new();
@@ -732,15 +762,54 @@ fn error_detail(body: &[u8]) -> String {
         .or_else(|| value.pointer("/error/message").and_then(|m| m.as_str()))
         .or_else(|| value.get("error").and_then(|m| m.as_str()))
         .or_else(|| value.pointer("/errors/0/message").and_then(|m| m.as_str()));
-    match text {
-        Some(t) if !t.is_empty() => format!(": {}", t.chars().take(200).collect::<String>()),
+    let short = |t: &str| t.chars().take(MAX_DETAIL_CHARS).collect::<String>();
+    let mut detail = match text {
+        Some(t) if !t.is_empty() => format!(": {}", short(t)),
         _ => String::new(),
+    };
+    let details: Vec<String> = value
+        .get("details")
+        .and_then(|d| d.as_array())
+        .map(|d| d.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .take(MAX_DETAILS)
+        .filter_map(|d| {
+            let param = d.get("param").or_else(|| d.get("field"))?.as_str()?;
+            let why = d
+                .get("description")
+                .or_else(|| d.get("message"))?
+                .as_str()?;
+            Some(format!("{}: {}", short(param), short(why)))
+        })
+        .collect();
+    if !details.is_empty() {
+        detail.push_str(&format!(" ({})", details.join("; ")));
     }
+    detail
 }
 
 #[cfg(test)]
 mod tests {
-    use super::quotes;
+    use super::{error_detail, quotes};
+
+    #[test]
+    fn webflow_details_follow_the_message() {
+        let body = br#"{"code":"validation_error","message":"Validation Error","details":[
+            {"param":"items[2].fieldData","description":"Field 'slug': Unique value"},
+            {"param":"items[4].fieldData","description":"Field 'name': Field is required"},
+            "not an object"]}"#;
+        assert_eq!(
+            error_detail(body),
+            ": Validation Error (items[2].fieldData: Field 'slug': Unique value; \
+             items[4].fieldData: Field 'name': Field is required)"
+        );
+        assert_eq!(
+            error_detail(br#"{"message":"Nope","details":[]}"#),
+            ": Nope"
+        );
+        assert_eq!(error_detail(b"<html>"), "");
+    }
 
     #[test]
     fn an_echoed_credential_is_found_whole_in_pieces_and_escaped() {

@@ -18,8 +18,8 @@ pub struct TenantAdd {
     pub plausible_site: Option<String>,
     #[arg(long = "github-repo")]
     pub github_repos: Vec<String>,
-    /// Grant only these toolsets (repeatable; default: every one but page-write, which is
-    /// granted only by name).
+    /// Grant only these toolsets (repeatable; default: every one but page-write, asset-write
+    /// and forms, which are granted only by name).
     #[arg(long = "toolset")]
     pub toolsets: Vec<Toolset>,
     #[arg(long)]

@@ -10,14 +10,20 @@ mod github_list_deployments;
 mod github_list_workflow_runs;
 mod site_status;
 mod webflow_create_item;
+mod webflow_create_items;
 mod webflow_get_collection;
 mod webflow_get_item;
 mod webflow_get_page_content;
 mod webflow_get_site;
+mod webflow_list_assets;
 mod webflow_list_collections;
+mod webflow_list_comments;
+mod webflow_list_form_submissions;
+mod webflow_list_forms;
 mod webflow_list_items;
 mod webflow_list_pages;
 mod webflow_list_sites;
+mod webflow_update_asset;
 mod webflow_update_item;
 mod webflow_update_page_settings;
 
@@ -33,11 +39,17 @@ pub fn shared_catalog() -> Catalog {
         ToolEntry::of::<webflow_list_pages::ListPages>(),
         ToolEntry::of::<webflow_get_page_content::GetPageContent>(),
         ToolEntry::of::<webflow_update_page_settings::UpdatePageSettings>(),
+        ToolEntry::of::<webflow_list_assets::ListAssets>(),
+        ToolEntry::of::<webflow_update_asset::UpdateAsset>(),
+        ToolEntry::of::<webflow_list_forms::ListForms>(),
+        ToolEntry::of::<webflow_list_form_submissions::ListFormSubmissions>(),
+        ToolEntry::of::<webflow_list_comments::ListComments>(),
         ToolEntry::of::<webflow_list_collections::ListCollections>(),
         ToolEntry::of::<webflow_get_collection::GetCollection>(),
         ToolEntry::of::<webflow_list_items::ListItems>(),
         ToolEntry::of::<webflow_get_item::GetItem>(),
         ToolEntry::of::<webflow_create_item::CreateItem>(),
+        ToolEntry::of::<webflow_create_items::CreateItems>(),
         ToolEntry::of::<webflow_update_item::UpdateItem>(),
         ToolEntry::of::<analytics_query::AnalyticsQuery>(),
         ToolEntry::of::<github_get_repo::GetRepo>(),

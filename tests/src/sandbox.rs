@@ -58,6 +58,12 @@ pub struct OwnerFixture {
     /// `(collection id, item id)` pairs, in collection then item order.
     pub item_ids: Vec<(String, String)>,
     pub custom_domain_ids: Vec<String>,
+    /// The site's assets, in [`webflow::ASSETS`] order.
+    pub asset_ids: Vec<String>,
+    /// The site's forms, in [`webflow::FORMS`] order.
+    pub form_ids: Vec<String>,
+    /// The site's comment threads, in [`webflow::COMMENT_THREADS`] order.
+    pub comment_thread_ids: Vec<String>,
     /// The Plausible site (a domain, `<owner>.example`) this owner's Stats API key can read.
     pub plausible_site: String,
     /// Plausible Stats API key (`Authorization: Bearer …`) that reads only [`Self::plausible_site`].
@@ -85,7 +91,7 @@ pub struct OwnerFixture {
 
 impl Fixture {
     /// Per owner: one site with 2 custom domains, 3 pages, 2 collections ("Blog Posts" with 5
-    /// items, "Authors" with 2); one DNS zone with 5 records; one Stripe customer with 3 invoices.
+    /// items, "Authors" with 2), 4 assets, 2 forms with submissions, 3 comment threads; one DNS zone with 5 records; one Stripe customer with 3 invoices.
     /// A repeated owner is kept once, since it would repeat its ids.
     pub fn new(owners: &[&str]) -> Fixture {
         let mut seen = Vec::new();
@@ -131,6 +137,15 @@ impl OwnerFixture {
             item_ids,
             custom_domain_ids: (0..webflow::CUSTOM_DOMAINS_PER_SITE)
                 .map(|i| derive_id("custom-domain", owner, i))
+                .collect(),
+            asset_ids: (0..webflow::ASSETS.len())
+                .map(|i| derive_id("asset", owner, i))
+                .collect(),
+            form_ids: (0..webflow::FORMS.len())
+                .map(|i| derive_id("form", owner, i))
+                .collect(),
+            comment_thread_ids: (0..webflow::COMMENT_THREADS.len())
+                .map(|i| derive_id("comment-thread", owner, i))
                 .collect(),
             plausible_site: format!("{owner}.example"),
             plausible_token: sandbox_token("pl", owner),
@@ -529,6 +544,18 @@ impl Sandbox {
     /// would serve it; `None` if there is no such page.
     pub fn webflow_page(&self, page_id: &str) -> Option<serde_json::Value> {
         self.webflow.page_json(page_id)
+    }
+
+    /// The Webflow asset as stored now (after any update), as `get-asset` would serve it;
+    /// `None` if there is no such asset.
+    pub fn webflow_asset(&self, asset_id: &str) -> Option<serde_json::Value> {
+        self.webflow.asset_json(asset_id)
+    }
+
+    /// From now on `owner`'s Webflow token lacks `scope` (one of the scope constants in
+    /// [`webflow`]): the operations that need it answer Webflow's 403 `missing_scopes`.
+    pub fn withhold_webflow_scope(&self, owner: &str, scope: &'static str) {
+        self.webflow.withhold_scope(owner, scope);
     }
 
     /// Adds an optional plain-text field `slug` to the Webflow collection's schema, as a person

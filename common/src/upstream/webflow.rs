@@ -209,6 +209,145 @@ pub struct ItemList {
     pub pagination: Pagination,
 }
 
+/// An asset (image, file) uploaded to a site; its `variants` are left out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Asset {
+    pub id: String,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub original_file_name: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub hosted_url: Option<String>,
+    /// What a screen reader says for the image; `None` (or empty) when there is none.
+    #[serde(default)]
+    pub alt_text: Option<String>,
+    #[serde(default)]
+    pub folder_id: Option<String>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AssetList {
+    pub assets: Vec<Asset>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+/// A form on a site: where it is and what it asks for (no submissions).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Form {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub page_id: Option<String>,
+    #[serde(default)]
+    pub page_name: Option<String>,
+    /// Field id → `{displayName, type, placeholder, userVisible}`, as Webflow gives it.
+    #[serde(default)]
+    pub fields: serde_json::Value,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FormList {
+    pub forms: Vec<Form>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+/// One submission of a form: what a visitor sent (personal data).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormSubmission {
+    pub id: String,
+    #[serde(default)]
+    pub form_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub date_submitted: Option<String>,
+    #[serde(default)]
+    pub form_response: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FormSubmissionList {
+    pub form_submissions: Vec<FormSubmission>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+/// A comment thread on a page of the site (`list-comment-threads`), or a reply in one
+/// (`list-comment-replies`, which also gives `commentId`, the thread's id).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comment {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<String>,
+    #[serde(default)]
+    pub site_id: Option<String>,
+    #[serde(default)]
+    pub page_id: Option<String>,
+    #[serde(default)]
+    pub locale_id: Option<String>,
+    #[serde(default)]
+    pub item_id: Option<String>,
+    #[serde(default)]
+    pub breakpoint: Option<String>,
+    /// Where the comment opens in the Designer.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub is_resolved: bool,
+    /// `{userId (or id), email, name}`, as Webflow gives it.
+    #[serde(default)]
+    pub author: serde_json::Value,
+    #[serde(default)]
+    pub mentioned_users: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub created_on: Option<String>,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommentList {
+    pub comments: Vec<Comment>,
+    #[serde(default)]
+    pub pagination: Pagination,
+}
+
+/// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedItems {
+    #[serde(default)]
+    pub items: Vec<Item>,
+}
+
 /// The Webflow client, bound to one tenant's site token for the duration of a call.
 pub struct Webflow<'a> {
     pub upstream: &'a Upstream,
@@ -221,7 +360,54 @@ fn page_query(offset: u32, limit: u32) -> [(&'static str, String); 2] {
     [("offset", offset.to_string()), ("limit", limit.to_string())]
 }
 
+/// The OAuth scopes Webflow's operations need (each operation's `security` in the spec).
+pub mod scope {
+    pub const SITES_READ: &str = "sites:read";
+    pub const PAGES_READ: &str = "pages:read";
+    pub const PAGES_WRITE: &str = "pages:write";
+    pub const CMS_READ: &str = "cms:read";
+    pub const CMS_WRITE: &str = "cms:write";
+    pub const ASSETS_READ: &str = "assets:read";
+    pub const ASSETS_WRITE: &str = "assets:write";
+    pub const FORMS_READ: &str = "forms:read";
+    pub const COMMENTS_READ: &str = "comments:read";
+}
+
+/// The scope a 403's message names (`OAuthForbidden: You are missing the following scopes -
+/// cms:write`), if it names one plainly.
+fn named_scope(detail: &str) -> Option<&str> {
+    let (_, named) = detail.split_once("missing the following scopes - ")?;
+    let named = named.split(['(', ';']).next()?.trim();
+    let plain = !named.is_empty()
+        && named
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b"_:, ".contains(&b));
+    plain.then_some(named)
+}
+
 impl<'a> Webflow<'a> {
+    /// Sends `call` with the tenant's token. Webflow answers a site token without the
+    /// operation's `scope` with 403 (the spec's only 403 on these operations): that becomes
+    /// [`UpstreamError::MissingScope`], naming the scope Webflow named, else `scope`.
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+        scope: &'static str,
+    ) -> Result<T, UpstreamError> {
+        self.upstream
+            .send(&self.token, call)
+            .await
+            .map_err(|e| match e {
+                UpstreamError::Forbidden { upstream, detail } => UpstreamError::MissingScope {
+                    upstream,
+                    kind: "webflow",
+                    scope: named_scope(&detail).unwrap_or(scope).to_owned(),
+                    detail,
+                },
+                e => e,
+            })
+    }
+
     /// This client with reads that go to Webflow now (and refresh what is kept).
     pub fn refreshing(&self) -> Self {
         let reads = match self.reads {
@@ -241,24 +427,22 @@ impl<'a> Webflow<'a> {
     }
 
     pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(Call::get(upstream_path!("/v2/sites")), Freshness::Live),
-            )
-            .await
+        self.send(
+            self.read(Call::get(upstream_path!("/v2/sites")), Freshness::Live),
+            scope::SITES_READ,
+        )
+        .await
     }
 
     pub async fn get_site(&self, site: &WebflowId) -> Result<Site, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/sites/{site}")),
-                    Freshness::Live,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/sites/{site}")),
+                Freshness::Live,
+            ),
+            scope::SITES_READ,
+        )
+        .await
     }
 
     pub async fn list_pages(
@@ -272,22 +456,20 @@ impl<'a> Webflow<'a> {
             query: &query,
             ..Call::get(upstream_path!("/v2/sites/{site}/pages"))
         };
-        self.upstream
-            .send(&self.token, self.read(call, Freshness::Live))
+        self.send(self.read(call, Freshness::Live), scope::PAGES_READ)
             .await
     }
 
     /// `get-page-metadata`: one page's title, slug, SEO and Open Graph settings.
     pub async fn get_page(&self, page: &WebflowId) -> Result<Page, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/pages/{page}")),
-                    Freshness::Live,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/pages/{page}")),
+                Freshness::Live,
+            ),
+            scope::PAGES_READ,
+        )
+        .await
     }
 
     /// `update-page-settings`: changes the staged site's page settings; the live site changes
@@ -309,7 +491,7 @@ impl<'a> Webflow<'a> {
         // The page's own reads (metadata, content) and every listing of its site's pages.
         .invalidating(upstream_path!("/v2/pages/{page}"))
         .invalidating(upstream_path!("/v2/sites/{site}/pages"));
-        self.upstream.send(&self.token, call).await
+        self.send(call, scope::PAGES_WRITE).await
     }
 
     pub async fn get_page_dom(
@@ -323,8 +505,7 @@ impl<'a> Webflow<'a> {
             query: &query,
             ..Call::get(upstream_path!("/v2/pages/{page}/dom"))
         };
-        self.upstream
-            .send(&self.token, self.read(call, Freshness::Live))
+        self.send(self.read(call, Freshness::Live), scope::PAGES_READ)
             .await
     }
 
@@ -332,30 +513,28 @@ impl<'a> Webflow<'a> {
         &self,
         site: &WebflowId,
     ) -> Result<CollectionList, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/sites/{site}/collections")),
-                    Freshness::Schema,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/sites/{site}/collections")),
+                Freshness::Schema,
+            ),
+            scope::CMS_READ,
+        )
+        .await
     }
 
     pub async fn get_collection(
         &self,
         collection: &WebflowId,
     ) -> Result<Collection, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/collections/{collection}")),
-                    Freshness::Schema,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/collections/{collection}")),
+                Freshness::Schema,
+            ),
+            scope::CMS_READ,
+        )
+        .await
     }
 
     pub async fn list_items(
@@ -369,8 +548,7 @@ impl<'a> Webflow<'a> {
             query: &query,
             ..Call::get(upstream_path!("/v2/collections/{collection}/items"))
         };
-        self.upstream
-            .send(&self.token, self.read(call, Freshness::Live))
+        self.send(self.read(call, Freshness::Live), scope::CMS_READ)
             .await
     }
 
@@ -416,7 +594,33 @@ impl<'a> Webflow<'a> {
         }
         // The listings of the collection's items (every page of them) now miss the new one.
         .invalidating(upstream_path!("/v2/collections/{collection}/items"));
-        self.upstream.send(&self.token, call).await
+        self.send(call, scope::CMS_WRITE).await
+    }
+
+    /// Creates staged (draft) items in one request (`create-item` with `items`, at most 100):
+    /// never published by this call. `skipInvalidFiles=false`: a file Webflow cannot fetch
+    /// fails the whole request rather than leaving an item without it.
+    pub async fn create_items(
+        &self,
+        collection: &WebflowId,
+        drafts: &[&serde_json::Map<String, serde_json::Value>],
+    ) -> Result<CreatedItems, UpstreamError> {
+        let items: Vec<serde_json::Value> = drafts
+            .iter()
+            .map(|f| serde_json::json!({"isArchived": false, "isDraft": true, "fieldData": f}))
+            .collect();
+        let body = serde_json::json!({ "items": items });
+        let query = [("skipInvalidFiles", "false".to_owned())];
+        let call = Call {
+            json: Some(&body),
+            query: &query,
+            ..Call::with_method(
+                reqwest::Method::POST,
+                upstream_path!("/v2/collections/{collection}/items"),
+            )
+        }
+        .invalidating(upstream_path!("/v2/collections/{collection}/items"));
+        self.send(call, scope::CMS_WRITE).await
     }
 
     /// Updates the staged version of an item; the live site changes only when published.
@@ -436,7 +640,105 @@ impl<'a> Webflow<'a> {
         }
         // The item and every listing that shows it.
         .invalidating(upstream_path!("/v2/collections/{collection}/items"));
-        self.upstream.send(&self.token, call).await
+        self.send(call, scope::CMS_WRITE).await
+    }
+
+    /// `list-assets`: a site's assets, `limit` at a time.
+    pub async fn list_assets(
+        &self,
+        site: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<AssetList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/sites/{site}/assets"))
+        };
+        // Alt text changes in the Designer too: as fresh as other edit state.
+        self.send(self.read(call, Freshness::Live), scope::ASSETS_READ)
+            .await
+    }
+
+    /// `get-asset`.
+    pub async fn get_asset(&self, asset: &WebflowId) -> Result<Asset, UpstreamError> {
+        let call = Call::get(upstream_path!("/v2/assets/{asset}"));
+        self.send(self.read(call, Freshness::Live), scope::ASSETS_READ)
+            .await
+    }
+
+    /// `patch-asset` with `altText` only: the one thing an accessibility pass changes.
+    pub async fn update_asset_alt_text(
+        &self,
+        site: &WebflowId,
+        asset: &WebflowId,
+        alt_text: &str,
+    ) -> Result<Asset, UpstreamError> {
+        let body = serde_json::json!({ "altText": alt_text });
+        let call = Call {
+            json: Some(&body),
+            ..Call::with_method(reqwest::Method::PATCH, upstream_path!("/v2/assets/{asset}"))
+        }
+        // The asset's own read and every listing of its site's assets.
+        .invalidating(upstream_path!("/v2/assets/{asset}"))
+        .invalidating(upstream_path!("/v2/sites/{site}/assets"));
+        self.send(call, scope::ASSETS_WRITE).await
+    }
+
+    /// `list-forms`: a site's forms (their fields, not what visitors sent).
+    pub async fn list_forms(
+        &self,
+        site: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<FormList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/sites/{site}/forms"))
+        };
+        self.send(self.read(call, Freshness::Live), scope::FORMS_READ)
+            .await
+    }
+
+    /// `list-submissions`: what visitors sent through a form. Never cached: the answer is
+    /// personal data, kept nowhere but in the tool result it becomes.
+    pub async fn list_form_submissions(
+        &self,
+        form: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<FormSubmissionList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/forms/{form}/submissions"))
+        };
+        self.send(call, scope::FORMS_READ).await
+    }
+
+    /// `list-comment-threads` (no `thread`) or `list-comment-replies` (a thread of `site`),
+    /// `limit` at a time; `sort` is Webflow's `sortBy` and `sortOrder`, if given.
+    pub async fn list_comments(
+        &self,
+        site: &WebflowId,
+        thread: Option<&WebflowId>,
+        offset: u32,
+        limit: u32,
+        sort: &[(&'static str, &'static str)],
+    ) -> Result<CommentList, UpstreamError> {
+        let mut query: Vec<(&str, String)> = page_query(offset, limit).into();
+        query.extend(sort.iter().map(|&(name, value)| (name, value.to_owned())));
+        let path = match thread {
+            None => upstream_path!("/v2/sites/{site}/comments"),
+            Some(thread) => upstream_path!("/v2/sites/{site}/comments/{thread}/replies"),
+        };
+        let call = Call {
+            query: &query,
+            ..Call::get(path)
+        };
+        self.send(self.read(call, Freshness::Live), scope::COMMENTS_READ)
+            .await
     }
 
     pub async fn get_item(
@@ -444,14 +746,33 @@ impl<'a> Webflow<'a> {
         collection: &WebflowId,
         item: &WebflowId,
     ) -> Result<Item, UpstreamError> {
-        self.upstream
-            .send(
-                &self.token,
-                self.read(
-                    Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
-                    Freshness::Live,
-                ),
-            )
-            .await
+        self.send(
+            self.read(
+                Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
+                Freshness::Live,
+            ),
+            scope::CMS_READ,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_scope;
+
+    #[test]
+    fn a_403_names_its_scope_only_plainly() {
+        let said = ": OAuthForbidden: You are missing the following scopes - assets:write";
+        assert_eq!(named_scope(said), Some("assets:write"));
+        assert_eq!(
+            named_scope(": missing the following scopes - forms:read, sites:read (x: y)"),
+            Some("forms:read, sites:read")
+        );
+        assert_eq!(named_scope(": User is not authorized"), None);
+        assert_eq!(
+            named_scope(": missing the following scopes - `rm -rf`"),
+            None
+        );
     }
 }

@@ -26,14 +26,23 @@ pub async fn check_against_schema(
     data: &Map<String, Value>,
     mode: Mode,
 ) -> Result<(), ToolError> {
+    check_with_schema(webflow, collection, |fields| check(fields, data, mode)).await
+}
+
+/// Runs `check` on `collection`'s fields, again on a fresh schema if a cached one refused.
+pub async fn check_with_schema(
+    webflow: &Webflow<'_>,
+    collection: &WebflowId,
+    check: impl Fn(&[Field]) -> Result<(), ToolError>,
+) -> Result<(), ToolError> {
     let (schema, cached_for) = observed(webflow.get_collection(collection)).await;
-    let refused = match check(&schema?.fields.unwrap_or_default(), data, mode) {
+    let refused = match check(&schema?.fields.unwrap_or_default()) {
         Err(refused) if cached_for.is_some() => refused,
         checked => return checked,
     };
     drop(refused);
     let fresh = webflow.refreshing().get_collection(collection).await?;
-    check(&fresh.fields.unwrap_or_default(), data, mode)
+    check(&fresh.fields.unwrap_or_default())
 }
 
 pub fn check(fields: &[Field], data: &Map<String, Value>, mode: Mode) -> Result<(), ToolError> {

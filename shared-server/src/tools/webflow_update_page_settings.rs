@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use common::domain::WebflowId;
 use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
-use common::upstream::UpstreamError;
 use common::upstream::webflow::{Page, PageSettings, TextPair};
 
 pub struct UpdatePageSettings;
@@ -110,10 +109,7 @@ impl Tool for UpdatePageSettings {
         let after = if send.is_empty() {
             before.clone()
         } else {
-            webflow
-                .update_page_settings(&site, &page, &send)
-                .await
-                .map_err(missing_scope)?
+            webflow.update_page_settings(&site, &page, &send).await?
         };
         let changes: Vec<Change> = FIELDS
             .iter()
@@ -310,19 +306,6 @@ fn differing(wanted: &PageSettings, before: &Page) -> (PageSettings, Vec<&'stati
         open_graph,
     };
     (send, unchanged)
-}
-
-/// Webflow's 403 on this endpoint means the site token was made without `pages:write`.
-fn missing_scope(e: UpstreamError) -> ToolError {
-    match e {
-        UpstreamError::Forbidden { .. } => ToolError::NotPermitted(
-            "the tenant's Webflow token lacks the `pages:write` scope; ask the studio to issue \
-             a site token with Pages read and write access and store it with \
-             `secret set <tenant> webflow`"
-                .into(),
-        ),
-        e => e.into(),
-    }
 }
 
 #[cfg(test)]

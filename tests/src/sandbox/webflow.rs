@@ -4,8 +4,11 @@
 //! Shapes follow Webflow's OpenAPI description (operations `list-sites`, `get-site`,
 //! `list-pages`, `get-page-metadata`, `update-page-settings`, `get-static-content`,
 //! `list-collections`, `collection-details`,
-//! `list-collection-items`, `Get-Item`, `create-item`, `update-item`, `site-publish`,
-//! `publish-item`). A token reaches exactly one site; anything under another owner's site answers
+//! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
+//! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
+//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`). A token may be
+//! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
+//! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
 
 use std::collections::HashMap;
@@ -41,6 +44,58 @@ pub const ITEM_WITHOUT_SEO_DESCRIPTION: usize = 4;
 /// Text nodes per page DOM: more than one page of `limit=2`, so paging is exercised.
 pub const DOM_NODES_PER_PAGE: usize = 5;
 
+/// Per asset of a site: file name, content type, alt text (`None`: never set). Index 1 is an
+/// image without alt text, index 3 a document without it.
+pub const ASSETS: [(&str, &str, Option<&str>); 4] = [
+    ("hero.jpg", "image/jpeg", Some("Hero image of the site")),
+    ("team.png", "image/png", None),
+    ("logo.svg", "image/svg+xml", Some("Company logo")),
+    ("brochure.pdf", "application/pdf", None),
+];
+/// A form seeded on every site.
+pub struct SeedForm {
+    pub name: &'static str,
+    /// Index into `page_ids` of the page it is on.
+    pub page: usize,
+    /// Its fields: name and Webflow field type.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// How many submissions it has.
+    pub submissions: usize,
+}
+
+/// The forms of every site, in `form_ids` order.
+pub const FORMS: [SeedForm; 2] = [
+    SeedForm {
+        name: "Contact form",
+        page: 2,
+        fields: &[("Name", "Plain"), ("Email", "Email"), ("Message", "Plain")],
+        submissions: 3,
+    },
+    SeedForm {
+        name: "Newsletter",
+        page: 0,
+        fields: &[("Email", "Email")],
+        submissions: 1,
+    },
+];
+
+/// Per comment thread of a site: the index of its page, its text, whether it is resolved and
+/// its replies' texts. Threads were started a day apart, oldest first, and the second was
+/// updated last.
+pub const COMMENT_THREADS: [(usize, &str, bool, &[&str]); 3] = [
+    (
+        1,
+        "Can the team photo be bigger?",
+        false,
+        &["Yes, on it.", "Done on staging."],
+    ),
+    (0, "Typo in the hero headline", true, &["Fixed."]),
+    (2, "Please add our phone number", false, &[]),
+];
+
+/// Index into `asset_ids` of the image without alt text.
+pub const IMAGE_WITHOUT_ALT_TEXT: usize = 1;
+
 /// Webflow's documented maximum (and default) page size.
 const MAX_LIMIT: usize = 100;
 /// Webflow's documented per-minute rate limit on the lowest plans; echoed in the headers.
@@ -65,6 +120,15 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
         .route(
             "/v2/collections/{collection_id}/items/{item_id}",
             get(get_item).patch(update_item),
+        )
+        .route("/v2/sites/{site_id}/assets", get(list_assets))
+        .route("/v2/assets/{asset_id}", get(get_asset).patch(update_asset))
+        .route("/v2/sites/{site_id}/forms", get(list_forms))
+        .route("/v2/forms/{form_id}/submissions", get(list_submissions))
+        .route("/v2/sites/{site_id}/comments", get(list_comment_threads))
+        .route(
+            "/v2/sites/{site_id}/comments/{thread_id}/replies",
+            get(list_comment_replies),
         )
         .route("/v2/sites/{site_id}/publish", post(publish_site))
         .route(
@@ -240,6 +304,23 @@ struct Item {
     field_data: Map<String, Value>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Asset {
+    id: String,
+    content_type: String,
+    size: u64,
+    site_id: String,
+    hosted_url: String,
+    original_file_name: String,
+    display_name: String,
+    last_updated: String,
+    created_on: String,
+    variants: Vec<Value>,
+    alt_text: Option<String>,
+    folder_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
 struct Pagination {
     limit: usize,
@@ -273,12 +354,33 @@ struct ItemRecord {
     item: Item,
 }
 
+struct AssetRecord {
+    owner: String,
+    asset: Asset,
+}
+
+struct ThreadRecord {
+    owner: String,
+    site_id: String,
+    thread: Value,
+    replies: Vec<Value>,
+}
+
+struct FormRecord {
+    owner: String,
+    form: Value,
+    submissions: Vec<Value>,
+}
+
 #[derive(Default)]
 struct Data {
     sites: Vec<SiteRecord>,
     pages: Vec<PageRecord>,
     collections: Vec<CollectionRecord>,
     items: Vec<ItemRecord>,
+    assets: Vec<AssetRecord>,
+    forms: Vec<FormRecord>,
+    threads: Vec<ThreadRecord>,
     /// Items created through the API so far, for fresh deterministic ids.
     created_items: usize,
     /// site id → its accepted publishes.
@@ -294,7 +396,16 @@ struct Publishes {
 /// The Webflow sandbox's data. Handlers hold the lock only to look up and clone.
 pub(crate) struct WebflowState {
     data: Mutex<Data>,
+    /// owner → the scopes its site token was made without (every scope unless withheld).
+    withheld: Mutex<HashMap<String, Vec<&'static str>>>,
 }
+
+/// Scopes the sandbox's operations check, as the spec's `security` names them.
+pub const CMS_WRITE: &str = "cms:write";
+pub const ASSETS_READ: &str = "assets:read";
+pub const ASSETS_WRITE: &str = "assets:write";
+pub const FORMS_READ: &str = "forms:read";
+pub const COMMENTS_READ: &str = "comments:read";
 
 impl WebflowState {
     pub(crate) fn new(fixture: &Fixture) -> WebflowState {
@@ -304,7 +415,33 @@ impl WebflowState {
         }
         WebflowState {
             data: Mutex::new(data),
+            withheld: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// From now on `owner`'s site token lacks `scope`, as a token made without it does.
+    pub(crate) fn withhold_scope(&self, owner: &str, scope: &'static str) {
+        lock(&self.withheld)
+            .entry(owner.to_owned())
+            .or_default()
+            .push(scope);
+    }
+
+    /// The caller's owner, if its token is known and has `scope`: Webflow's 401 or its 403
+    /// `missing_scopes` otherwise.
+    fn authorize(&self, caller: &Caller, scope: &'static str) -> Answer<String> {
+        let owner = authorize(caller)?;
+        let lacks = lock(&self.withheld)
+            .get(owner)
+            .is_some_and(|w| w.contains(&scope));
+        if lacks {
+            return Err(WebflowError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scopes",
+                format!("OAuthForbidden: You are missing the following scopes - {scope}"),
+            ));
+        }
+        Ok(owner.to_owned())
     }
 
     pub(crate) fn item_json(&self, collection_id: &str, item_id: &str) -> Option<Value> {
@@ -345,6 +482,12 @@ impl WebflowState {
         record.collection.fields.push(field);
         record.collection.last_updated = now_rfc3339();
         true
+    }
+
+    pub(crate) fn asset_json(&self, asset_id: &str) -> Option<Value> {
+        let data = lock(&self.data);
+        let record = data.assets.iter().find(|r| r.asset.id == asset_id)?;
+        serde_json::to_value(&record.asset).ok()
     }
 
     pub(crate) fn page_json(&self, page_id: &str) -> Option<Value> {
@@ -519,6 +662,174 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
             owner: owner.to_owned(),
             page,
             nodes,
+        });
+    }
+
+    for (a, asset_id) in fx.asset_ids.iter().enumerate() {
+        let Some((file, content_type, alt)) = ASSETS.get(a).copied() else {
+            continue;
+        };
+        data.assets.push(AssetRecord {
+            owner: owner.to_owned(),
+            asset: Asset {
+                id: asset_id.clone(),
+                content_type: content_type.to_owned(),
+                size: 20_000 + 1_000 * a as u64,
+                site_id: fx.site_id.clone(),
+                hosted_url: format!(
+                    "https://cdn.sandbox.invalid/{}/{asset_id}_{file}",
+                    fx.site_id
+                ),
+                original_file_name: file.to_owned(),
+                display_name: format!("{file} {mark}"),
+                last_updated: format!("2025-02-{:02}T10:00:00.000Z", 1 + a),
+                created_on: format!("2024-06-{:02}T10:00:00.000Z", 1 + a),
+                variants: Vec::new(),
+                alt_text: alt.map(|t| format!("{t} {mark}")),
+                folder_id: None,
+            },
+        });
+    }
+
+    for (f, form_id) in fx.form_ids.iter().enumerate() {
+        let Some(&SeedForm {
+            name: form_name,
+            page,
+            fields,
+            submissions: count,
+        }) = FORMS.get(f)
+        else {
+            continue;
+        };
+        let page_id = fx.page_ids.get(page).cloned().unwrap_or_default();
+        let page_name = PAGE_TITLES.get(page).copied().unwrap_or("Landing");
+        let field_map: Map<String, Value> = fields
+            .iter()
+            .enumerate()
+            .map(|(i, (name, kind))| {
+                (
+                    derive_id(&format!("form-field:{f}"), owner, i),
+                    json!({"displayName": name, "type": kind, "placeholder": null, "userVisible": true}),
+                )
+            })
+            .collect();
+        // What visitors sent: personal data, each answer unique to this owner and submission.
+        let submissions = (0..count)
+            .map(|n| {
+                let reference = derive_id(&format!("lead:{f}"), owner, n);
+                let answers: Map<String, Value> = fields
+                    .iter()
+                    .map(|(field, kind)| {
+                        let answer = match *kind {
+                            "Email" => format!("visitor{n}.{reference}@{short}.example"),
+                            _ if *field == "Message" => format!(
+                                "Please call me back about the redesign, ref {reference} {mark}"
+                            ),
+                            _ => format!("Visitor {n} {reference} {mark}"),
+                        };
+                        ((*field).to_owned(), json!(answer))
+                    })
+                    .collect();
+                json!({
+                    "id": derive_id(&format!("submission:{f}"), owner, n),
+                    "formId": form_id,
+                    "displayName": form_name,
+                    "siteId": fx.site_id,
+                    "workspaceId": derive_id("workspace", owner, 0),
+                    "formResponse": answers,
+                    "dateSubmitted": format!("2025-05-{:02}T09:{:02}:00.000Z", 10 + n, 5 * f),
+                    "localeId": null,
+                })
+            })
+            .collect();
+        data.forms.push(FormRecord {
+            owner: owner.to_owned(),
+            form: json!({
+                "id": form_id,
+                "displayName": format!("{form_name} {mark}"),
+                "siteId": fx.site_id,
+                "siteDomainId": fx.custom_domain_ids.first(),
+                "pageId": page_id,
+                "pageName": page_name,
+                "workspaceId": derive_id("workspace", owner, 0),
+                "formElementId": null,
+                "fields": field_map,
+                "responseSettings": {
+                    "redirectUrl": null, "redirectMethod": null, "redirectAction": null,
+                    "sendEmailConfirmation": false,
+                },
+                "createdOn": "2021-03-15T10:30:00.000Z",
+                "lastUpdated": "2025-01-20T10:30:00.000Z",
+            }),
+            submissions,
+        });
+    }
+
+    for (t, thread_id) in fx.comment_thread_ids.iter().enumerate() {
+        let Some(&(page, text, resolved, replies)) = COMMENT_THREADS.get(t) else {
+            continue;
+        };
+        let page_id = fx.page_ids.get(page).cloned().unwrap_or_default();
+        let person = |n: usize| {
+            json!({
+                "userId": derive_id("webflow-user", owner, n),
+                "email": format!("reviewer{n}@{short}.example"),
+                "name": format!("Reviewer {n} of {name}"),
+            })
+        };
+        let url = format!(
+            "https://webflow.com/design/{short}-site?workflow=comment&commentId={thread_id}&pageId={page_id}"
+        );
+        let created = format!("2025-04-{:02}T09:00:00.000Z", 10 + t);
+        let common = json!({
+            "siteId": fx.site_id,
+            "pageId": page_id,
+            "localeId": derive_id("locale", owner, 0),
+            "itemId": null,
+            "breakpoint": "main",
+            "url": url,
+            "isResolved": resolved,
+            "mentionedUsers": [],
+        });
+        let with = |fields: Value| {
+            let mut merged = common.clone();
+            if let (Some(m), Some(f)) = (merged.as_object_mut(), fields.as_object()) {
+                m.extend(f.clone());
+            }
+            merged
+        };
+        let replies: Vec<Value> = replies
+            .iter()
+            .enumerate()
+            .map(|(r, reply)| {
+                let at = format!("2025-04-{:02}T1{r}:00:00.000Z", 10 + t);
+                with(json!({
+                    "id": derive_id(&format!("comment-reply:{t}"), owner, r),
+                    "commentId": thread_id,
+                    "content": format!("{reply} {mark}"),
+                    "author": person(r + 1),
+                    "createdOn": at,
+                    "lastUpdated": at,
+                }))
+            })
+            .collect();
+        // The second thread was updated last (its reply), the others when they were made.
+        let updated = if t == 1 {
+            "2025-04-30T09:00:00.000Z".to_owned()
+        } else {
+            created.clone()
+        };
+        data.threads.push(ThreadRecord {
+            owner: owner.to_owned(),
+            site_id: fx.site_id.clone(),
+            thread: with(json!({
+                "id": thread_id,
+                "content": format!("{text} {mark}"),
+                "author": person(0),
+                "createdOn": created,
+                "lastUpdated": updated,
+            })),
+            replies,
         });
     }
 
@@ -1307,51 +1618,128 @@ fn check_field_data(
     }
 }
 
-/// `create-item` for a single item; Webflow answers `202` with the item as stored.
+/// `create-item`: one item (`fieldData`), or up to 100 (`items`, each with `fieldData`), all or
+/// nothing: any item Webflow would refuse refuses the request, with a detail per problem whose
+/// `param` names the item (`items[2].fieldData`). Webflow answers `202` with the item as
+/// stored, or `{items}`.
 async fn create_item(
     State(state): State<Arc<WebflowState>>,
     caller: Caller,
     Path(collection_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     body: Result<Json<Value>, JsonRejection>,
-) -> Answer<(StatusCode, Json<Item>)> {
-    let owner = authorize(&caller)?;
-    let mut data = lock(&state.data);
-    let collection = own_collection(&data, owner, &collection_id)?;
-    let body = object_body(body)?;
-    if body.contains_key("items") {
+) -> Answer<(StatusCode, Json<Value>)> {
+    let owner = state.authorize(&caller, CMS_WRITE)?;
+    let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+    if let Some(skip) = query.get("skipInvalidFiles")
+        && !["", "true", "false"].contains(&skip.as_str())
+    {
         return Err(WebflowError::invalid(
-            "items",
-            "The sandbox supports creating one item per request",
+            "skipInvalidFiles",
+            "Must be a boolean",
         ));
     }
-    let field_data = match body.get("fieldData") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => return Err(WebflowError::invalid("fieldData", "Field is required")),
-    };
-    check_field_data(&data, collection, &field_data, None)?;
+    let mut data = lock(&state.data);
+    let collection = own_collection(&data, &owner, &collection_id)?;
+    let body = object_body(body)?;
     let is_draft = flag(&body, "isDraft")?.unwrap_or(false);
     let is_archived = flag(&body, "isArchived")?.unwrap_or(false);
-    let cms_locale_id = derive_id("cms-locale", owner, 0);
-
-    let id = derive_id("created-item", owner, data.created_items);
-    data.created_items += 1;
-    let now = now_rfc3339();
-    let item = Item {
-        id,
-        cms_locale_id,
-        last_published: None,
-        last_updated: now.clone(),
-        created_on: now,
-        is_archived,
-        is_draft,
-        field_data,
+    let Some(items) = body.get("items") else {
+        let field_data = match body.get("fieldData") {
+            Some(Value::Object(map)) => map.clone(),
+            _ => return Err(WebflowError::invalid("fieldData", "Field is required")),
+        };
+        check_field_data(&data, collection, &field_data, None)?;
+        let item = data.create(&owner, &collection_id, field_data, is_draft, is_archived);
+        return Ok((StatusCode::ACCEPTED, Json(json!(item))));
     };
-    data.items.push(ItemRecord {
-        owner: owner.to_owned(),
-        collection_id,
-        item: item.clone(),
-    });
-    Ok((StatusCode::ACCEPTED, Json(item)))
+    let items = match items {
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_LIMIT => items,
+        _ => {
+            return Err(WebflowError::invalid(
+                "items",
+                format!("Must be an array of 1 to {MAX_LIMIT} items"),
+            ));
+        }
+    };
+    let mut problems = Vec::new();
+    let mut drafts: Vec<(Map<String, Value>, bool, bool)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(Value::Object(field_data)) = item.get("fieldData") else {
+            problems.push((
+                format!("items[{i}].fieldData"),
+                "Field is required".to_owned(),
+            ));
+            continue;
+        };
+        if let Err(refused) = check_field_data(&data, collection, field_data, None) {
+            problems.extend(refused.details.iter().map(|d| {
+                let param = d["param"].as_str().unwrap_or("fieldData");
+                let why = d["description"].as_str().unwrap_or_default();
+                (format!("items[{i}].{param}"), why.to_owned())
+            }));
+        }
+        // Two items of one request may not share a slug either.
+        let slug = field_data.get("slug");
+        if slug.is_some() && drafts.iter().any(|(d, ..)| d.get("slug") == slug) {
+            problems.push((
+                format!("items[{i}].fieldData"),
+                format!(
+                    "Field 'slug': Unique value is already in database: {}",
+                    slug.map(Value::to_string).unwrap_or_default()
+                ),
+            ));
+        }
+        let member = |name: &str| match item.as_object() {
+            Some(m) => flag(m, name),
+            None => Ok(None),
+        };
+        let draft = member("isDraft")?.unwrap_or(is_draft);
+        let archived = member("isArchived")?.unwrap_or(is_archived);
+        drafts.push((field_data.clone(), draft, archived));
+    }
+    if !problems.is_empty() {
+        return Err(WebflowError::validation(problems));
+    }
+    let created: Vec<Item> = drafts
+        .into_iter()
+        .map(|(field_data, draft, archived)| {
+            data.create(&owner, &collection_id, field_data, draft, archived)
+        })
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "items": created }))))
+}
+
+impl Data {
+    /// Stores a new item of `owner` in `collection_id`, with a fresh deterministic id.
+    fn create(
+        &mut self,
+        owner: &str,
+        collection_id: &str,
+        field_data: Map<String, Value>,
+        is_draft: bool,
+        is_archived: bool,
+    ) -> Item {
+        let id = derive_id("created-item", owner, self.created_items);
+        self.created_items += 1;
+        let now = now_rfc3339();
+        let item = Item {
+            id,
+            cms_locale_id: derive_id("cms-locale", owner, 0),
+            last_published: None,
+            last_updated: now.clone(),
+            created_on: now,
+            is_archived,
+            is_draft,
+            field_data,
+        };
+        self.items.push(ItemRecord {
+            owner: owner.to_owned(),
+            collection_id: collection_id.to_owned(),
+            item: item.clone(),
+        });
+        item
+    }
 }
 
 /// `update-item`: merges the given `fieldData` (a `null` value clears a field) and flags.
@@ -1399,6 +1787,206 @@ async fn update_item(
     }
     item.last_updated = now_rfc3339();
     Ok(Json(item.clone()))
+}
+
+/// `list-assets`: the site's assets, paged.
+async fn list_assets(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, ASSETS_READ)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let assets: Vec<&Asset> = data
+        .assets
+        .iter()
+        .filter(|r| r.owner == owner && r.asset.site_id == site_id)
+        .map(|r| &r.asset)
+        .collect();
+    let (assets, pagination) = paging.apply(&assets);
+    Ok(Json(json!({ "assets": assets, "pagination": pagination })))
+}
+
+async fn get_asset(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(asset_id): Path<String>,
+) -> Answer<Json<Asset>> {
+    let owner = state.authorize(&caller, ASSETS_READ)?;
+    let data = lock(&state.data);
+    data.assets
+        .iter()
+        .find(|r| r.owner == owner && r.asset.id == asset_id)
+        .map(|r| Json(r.asset.clone()))
+        .ok_or_else(|| WebflowError::not_found("asset"))
+}
+
+/// `patch-asset`: `displayName` and `altText`, each a string; anything else is refused.
+async fn update_asset(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(asset_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Asset>> {
+    let owner = state.authorize(&caller, ASSETS_WRITE)?;
+    let mut data = lock(&state.data);
+    let index = data
+        .assets
+        .iter()
+        .position(|r| r.owner == owner && r.asset.id == asset_id)
+        .ok_or_else(|| WebflowError::not_found("asset"))?;
+    let body = object_body(body)?;
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["displayName", "altText"].contains(&k.as_str()))
+    {
+        return Err(WebflowError::invalid(
+            unknown,
+            "Field not described in schema",
+        ));
+    }
+    let display_name = text_member(&body, "displayName", "displayName")?;
+    if display_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(WebflowError::invalid("displayName", "Must not be empty"));
+    }
+    let alt_text = text_member(&body, "altText", "altText")?;
+    let asset = &mut data.assets[index].asset;
+    if let Some(name) = display_name {
+        asset.display_name = name;
+    }
+    if let Some(alt) = alt_text {
+        asset.alt_text = Some(alt);
+    }
+    asset.last_updated = now_rfc3339();
+    Ok(Json(asset.clone()))
+}
+
+/// `list-forms`: the site's forms, paged.
+async fn list_forms(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, FORMS_READ)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let forms: Vec<&Value> = data
+        .forms
+        .iter()
+        .filter(|r| r.owner == owner && r.form["siteId"] == site_id.as_str())
+        .map(|r| &r.form)
+        .collect();
+    let (forms, pagination) = paging.apply(&forms);
+    Ok(Json(json!({ "forms": forms, "pagination": pagination })))
+}
+
+/// `list-submissions`: what visitors sent through a form, paged.
+async fn list_submissions(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(form_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, FORMS_READ)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    let record = data
+        .forms
+        .iter()
+        .find(|r| r.owner == owner && r.form["id"] == form_id.as_str())
+        .ok_or_else(|| WebflowError::not_found("form"))?;
+    let (submissions, pagination) = paging.apply(&record.submissions);
+    Ok(Json(
+        json!({ "formSubmissions": submissions, "pagination": pagination }),
+    ))
+}
+
+/// `sortBy` (`createdOn`, `lastUpdated`) and `sortOrder` (`asc`, `desc`) of the comment
+/// listings, applied to `comments`; anything else is a validation error.
+fn sort_comments(query: &HashMap<String, String>, comments: &mut [&Value]) -> Answer<()> {
+    let value = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let by = match value("sortBy") {
+        None => return Ok(()),
+        Some(by @ ("createdOn" | "lastUpdated")) => by.to_owned(),
+        Some(_) => {
+            return Err(WebflowError::invalid(
+                "sortBy",
+                "Must be one of createdOn, lastUpdated",
+            ));
+        }
+    };
+    let descending = match value("sortOrder") {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(WebflowError::invalid(
+                "sortOrder",
+                "Must be one of asc, desc",
+            ));
+        }
+    };
+    // RFC 3339 in UTC: the text sorts as the time does.
+    comments.sort_by(|a, b| a[&by].as_str().cmp(&b[&by].as_str()));
+    if descending {
+        comments.reverse();
+    }
+    Ok(())
+}
+
+/// `list-comment-threads`: the site's threads, paged.
+async fn list_comment_threads(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, COMMENTS_READ)?;
+    let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+    let paging = Paging::parse(Ok(Query(query.clone())))?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let mut threads: Vec<&Value> = data
+        .threads
+        .iter()
+        .filter(|r| r.owner == owner && r.site_id == site_id)
+        .map(|r| &r.thread)
+        .collect();
+    sort_comments(&query, &mut threads)?;
+    let (comments, pagination) = paging.apply(&threads);
+    Ok(Json(
+        json!({ "comments": comments, "pagination": pagination }),
+    ))
+}
+
+/// `list-comment-replies`: one thread's replies, paged; a thread not of this site (or of
+/// another owner) answers like a missing one.
+async fn list_comment_replies(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path((site_id, thread_id)): Path<(String, String)>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = state.authorize(&caller, COMMENTS_READ)?;
+    let Query(query) = query.map_err(|_| WebflowError::bad_request())?;
+    let paging = Paging::parse(Ok(Query(query.clone())))?;
+    let data = lock(&state.data);
+    own_site(&data, &owner, &site_id)?;
+    let record = data
+        .threads
+        .iter()
+        .find(|r| r.owner == owner && r.site_id == site_id && r.thread["id"] == thread_id.as_str())
+        .ok_or_else(|| WebflowError::not_found("comment thread"))?;
+    let mut replies: Vec<&Value> = record.replies.iter().collect();
+    sort_comments(&query, &mut replies)?;
+    let (comments, pagination) = paging.apply(&replies);
+    Ok(Json(
+        json!({ "comments": comments, "pagination": pagination }),
+    ))
 }
 
 /// The string ids of a JSON array, or a validation error naming `param`.

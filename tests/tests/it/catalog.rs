@@ -48,10 +48,10 @@ async fn tools_list_follows_toolsets_bindings_and_read_only() {
 
     let all = tool_names(&server, &full.token).await;
     println!("full tenant sees: {all:?}");
-    assert_eq!(all.len(), 18, "{all:?}");
+    assert_eq!(all.len(), 21, "{all:?}");
     let ro = tool_names(&server, &read_only.token).await;
     println!("read-only tenant sees: {ro:?}");
-    assert_eq!(ro.len(), 16);
+    assert_eq!(ro.len(), 18);
     assert!(
         !ro.iter()
             .any(|n| n.ends_with("_item") && (n.contains("create") || n.contains("update")))

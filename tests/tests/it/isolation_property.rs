@@ -5,8 +5,8 @@
 //! from every tenant:
 //! - no answer contains data owned by a tenant other than the token's;
 //! - every upstream request is made with the caller's own credential, and none names another
-//!   tenant's site, page, collection or repository;
-//! - no other tenant's CMS items or pages change;
+//!   tenant's site, page, collection, asset, form or repository;
+//! - no other tenant's CMS items, pages or assets change;
 //!
 //! all with the upstream read cache on (as it runs by default), and the run must have answered
 //! from it: a cached answer is held to the same properties.
@@ -27,7 +27,7 @@ const OWNERS: [&str; 3] = ["acme", "globex", "initech"];
 /// People per tenant, each with their own OAuth connection.
 const PEOPLE: usize = 2;
 
-const TOOLS: [&str; 21] = [
+const TOOLS: [&str; 27] = [
     "whoami",
     "webflow_list_sites",
     "webflow_get_site",
@@ -38,8 +38,14 @@ const TOOLS: [&str; 21] = [
     "webflow_list_items",
     "webflow_get_item",
     "webflow_create_item",
+    "webflow_create_items",
     "webflow_update_item",
     "webflow_update_page_settings",
+    "webflow_list_assets",
+    "webflow_update_asset",
+    "webflow_list_forms",
+    "webflow_list_form_submissions",
+    "webflow_list_comments",
     "analytics_query",
     "github_get_repo",
     "github_list_commits",
@@ -71,6 +77,8 @@ struct Case {
     site: Option<usize>,
     page: usize,
     collection: usize,
+    asset: usize,
+    form: usize,
     item: usize,
     repo: Option<usize>,
     offset: Option<u32>,
@@ -92,16 +100,20 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..64,
         0usize..64,
         0usize..64,
+        0usize..64,
+        0usize..64,
         proptest::option::of(0usize..64),
         proptest::option::of(0u32..8),
     )
         .prop_map(
-            |(who, tool, site, page, collection, item, repo, offset)| Case {
+            |(who, tool, site, page, collection, asset, form, item, repo, offset)| Case {
                 who,
                 tool,
                 site,
                 page,
                 collection,
+                asset,
+                form,
                 item,
                 repo,
                 offset,
@@ -117,6 +129,9 @@ struct Pools {
     sites: Vec<String>,
     pages: Vec<String>,
     collections: Vec<String>,
+    assets: Vec<String>,
+    forms: Vec<String>,
+    threads: Vec<String>,
     items: Vec<String>,
     repos: Vec<String>,
 }
@@ -128,6 +143,12 @@ fn request(c: &Case, p: &Pools) -> Value {
         "item_id": pick(&p.items, c.item),
         "field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)},
         "title": format!("Prop page {}", c.item),
+        "asset_id": pick(&p.assets, c.asset),
+        "alt_text": format!("Prop image {}", c.asset),
+        "form_id": pick(&p.forms, c.form),
+        "comment_thread_id": pick(&p.threads, c.item),
+        "items": [{"field_data": {"name": format!("prop {}", c.item), "slug": format!("prop-{}", c.item)}},
+                  {"field_data": {"name": format!("prop {} b", c.item), "slug": format!("prop-{}-b", c.item)}}],
         "metrics": ["visitors"],
         "date_range": "7d",
         "dimensions": ["event:page"],
@@ -150,8 +171,18 @@ fn request(c: &Case, p: &Pools) -> Value {
         "webflow_list_items" => &["collection_id", "offset"],
         "webflow_get_item" => &["collection_id", "item_id"],
         "webflow_create_item" => &["collection_id", "field_data"],
+        "webflow_create_items" => &["collection_id", "items"],
         "webflow_update_item" => &["collection_id", "item_id", "field_data"],
         "webflow_update_page_settings" => &["page_id", "title"],
+        "webflow_list_assets" => &["site_id", "offset"],
+        "webflow_update_asset" => &["asset_id", "alt_text"],
+        "webflow_list_forms" => &["site_id", "offset"],
+        "webflow_list_form_submissions" => &["form_id", "offset"],
+        // Threads of every tenant, asked for under the caller's own site (or the one drawn).
+        "webflow_list_comments" if c.item.is_multiple_of(2) => {
+            &["site_id", "comment_thread_id", "offset"]
+        }
+        "webflow_list_comments" => &["site_id", "offset"],
         "analytics_query" => &["metrics", "date_range", "dimensions", "site_id"],
         "github_get_repo"
         | "github_list_commits"
@@ -184,13 +215,14 @@ fn request(c: &Case, p: &Pools) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
 }
 
-/// An owner's CMS items and pages as stored now.
+/// An owner's CMS items, pages and assets as stored now.
 fn snapshot(sandbox: &Sandbox, owner: &OwnerFixture) -> Vec<Option<Value>> {
     owner
         .item_ids
         .iter()
         .map(|(c, i)| sandbox.webflow_item(c, i))
         .chain(owner.page_ids.iter().map(|p| sandbox.webflow_page(p)))
+        .chain(owner.asset_ids.iter().map(|a| sandbox.webflow_asset(a)))
         .collect()
 }
 
@@ -210,7 +242,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             for owner in OWNERS {
                 let f = sandbox.fixture().owner(owner).unwrap();
                 let extra = json!({"writable_collections": [f.collection_ids[0]],
-                    "toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"]});
+                    "toolsets": ["webflow", "cms-write", "page-write", "asset-write", "forms", "analytics", "github"]});
                 tenants.push(server.provision_with(f, extra).await);
             }
             let extra = server
@@ -276,6 +308,24 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             .owners
             .iter()
             .flat_map(|o| o.collection_ids.clone())
+            .chain([junk.clone()])
+            .collect(),
+        assets: f
+            .owners
+            .iter()
+            .flat_map(|o| o.asset_ids.clone())
+            .chain([junk.clone()])
+            .collect(),
+        forms: f
+            .owners
+            .iter()
+            .flat_map(|o| o.form_ids.clone())
+            .chain([junk.clone()])
+            .collect(),
+        threads: f
+            .owners
+            .iter()
+            .flat_map(|o| o.comment_thread_ids.clone())
             .chain([junk])
             .collect(),
         items: f
@@ -350,7 +400,9 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             let foreign_ids = [&theirs.site_id]
                 .into_iter()
                 .chain(&theirs.collection_ids)
-                .chain(&theirs.page_ids);
+                .chain(&theirs.page_ids)
+                .chain(&theirs.asset_ids)
+                .chain(&theirs.form_ids);
             for id in foreign_ids {
                 prop_assert!(
                     body.contains(id.as_str()) || !text.contains(id.as_str()),
@@ -362,7 +414,9 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
                 let named = [&theirs.site_id]
                     .into_iter()
                     .chain(&theirs.collection_ids)
-                    .chain(&theirs.page_ids);
+                    .chain(&theirs.page_ids)
+                    .chain(&theirs.asset_ids)
+                    .chain(&theirs.form_ids);
                 for id in named {
                     prop_assert!(
                         !request.path.contains(id.as_str()),
@@ -413,7 +467,7 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             assert_eq!(
                 snapshot(&sandbox, owner),
                 before[o],
-                "{}'s items or pages changed without a call of theirs",
+                "{}'s items, pages or assets changed without a call of theirs",
                 owner.owner
             );
         }

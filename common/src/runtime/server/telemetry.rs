@@ -77,16 +77,23 @@ fn subscriber(
     Box::new(registry.with(traces))
 }
 
-/// The filter for `RUST_LOG`. rmcp logs whole MCP requests and responses at DEBUG (tool
-/// arguments, tenant data) and three INFO lines per stateless request (a third of the
-/// server's throughput under load), so it stays at WARN unless `RUST_LOG` names it.
+/// The filter for `RUST_LOG`. rmcp logs three INFO lines per stateless request (a third of
+/// the server's throughput under load), so it stays at WARN unless `RUST_LOG` names it. Its
+/// dumps of whole MCP messages (`rmcp::service` at DEBUG, the HTTP transport's at TRACE) carry
+/// tool arguments and results — tenant data, form submissions — so they stay off even then:
+/// the more specific directives come last and win.
 pub fn filter_directives(rust_log: Option<&str>) -> String {
-    match rust_log.map(str::trim) {
+    let chosen = match rust_log.map(str::trim) {
         None | Some("") => "info,rmcp=warn".to_owned(),
         Some(directives) if directives.contains("rmcp") => directives.to_owned(),
         Some(directives) => format!("{directives},rmcp=warn"),
-    }
+    };
+    format!("{chosen},{NO_MESSAGE_DUMPS}")
 }
+
+/// rmcp's targets that log whole messages, each kept below the level that does.
+const NO_MESSAGE_DUMPS: &str =
+    "rmcp::service=info,rmcp::transport::streamable_http_server::tower=debug";
 
 /// Standard error for the text log, with every control character a field value could carry
 /// written as an escape: a newline in a tool argument cannot forge a log line, an ESC cannot
@@ -251,11 +258,31 @@ mod tests {
 
     #[test]
     fn rmcp_stays_quiet_unless_named() {
-        assert_eq!(filter_directives(None), "info,rmcp=warn");
-        assert_eq!(filter_directives(Some("debug")), "debug,rmcp=warn");
+        let dumps = format!(",{NO_MESSAGE_DUMPS}");
+        assert_eq!(filter_directives(None), format!("info,rmcp=warn{dumps}"));
         assert_eq!(
-            filter_directives(Some("debug,rmcp=debug")),
-            "debug,rmcp=debug"
+            filter_directives(Some("debug")),
+            format!("debug,rmcp=warn{dumps}")
+        );
+        assert_eq!(
+            filter_directives(Some("debug,rmcp=trace")),
+            format!("debug,rmcp=trace{dumps}")
+        );
+    }
+
+    /// Even with rmcp named at TRACE, its message dumps (tool results: form submissions) are
+    /// filtered out, and its other lines are not.
+    #[test]
+    fn rmcp_message_dumps_never_pass() {
+        use tracing::level_filters::LevelFilter;
+        let filter = EnvFilter::new(filter_directives(Some("debug,rmcp=trace")));
+        let max = filter.max_level_hint();
+        assert_eq!(max, Some(LevelFilter::TRACE));
+        let text = filter.to_string();
+        assert!(text.contains("rmcp::service=info"), "{text}");
+        assert!(
+            text.contains("rmcp::transport::streamable_http_server::tower=debug"),
+            "{text}"
         );
     }
 

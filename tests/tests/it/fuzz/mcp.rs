@@ -145,6 +145,13 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"collection_id": collection, "field_data": field_data}),
         ),
         tool(
+            "webflow_create_items",
+            json!({"collection_id": collection, "items": [
+                {"field_data": field_data},
+                {"field_data": {"name": "Fuzzed two", "slug": "fuzzed-two", "featured": true}},
+            ]}),
+        ),
+        tool(
             "webflow_update_item",
             json!({"collection_id": collection, "item_id": item,
                    "field_data": {"seo-description": "Better.", "order": 1.5}}),
@@ -154,6 +161,31 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"page_id": f.page_ids[1], "title": "Fuzzed page", "slug": "fuzzed-page",
                    "seo": {"title": "Fuzzed | Acme", "description": ""},
                    "open_graph": {"title": "Fuzzed", "description": "Shared."}}),
+        ),
+        tool(
+            "webflow_list_assets",
+            json!({"site_id": f.site_id, "offset": 0, "limit": 2}),
+        ),
+        tool(
+            "webflow_update_asset",
+            json!({"asset_id": f.asset_ids[1], "alt_text": "A fuzzed image"}),
+        ),
+        tool(
+            "webflow_list_forms",
+            json!({"site_id": f.site_id, "offset": 0, "limit": 1}),
+        ),
+        tool(
+            "webflow_list_form_submissions",
+            json!({"form_id": f.form_ids[0], "offset": 1, "limit": 2}),
+        ),
+        tool(
+            "webflow_list_comments",
+            json!({"site_id": f.site_id, "sort_by": "createdOn", "sort_order": "desc",
+                   "offset": 0, "limit": 2}),
+        ),
+        tool(
+            "webflow_list_comments",
+            json!({"comment_thread_id": f.comment_thread_ids[0]}),
         ),
         tool(
             "analytics_query",

@@ -162,7 +162,7 @@ impl Server {
     async fn provision(&self, owner: &OwnerFixture) -> TestTenant {
         let writable = json!({
             "writable_collections": [owner.collection_ids[0]],
-            "toolsets": ["webflow", "cms-write", "page-write", "analytics", "github"],
+            "toolsets": ["webflow", "cms-write", "page-write", "asset-write", "forms", "analytics", "github"],
         });
         tests::harness::provision_shared(&self.admin, owner, writable).await
     }
