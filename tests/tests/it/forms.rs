@@ -277,14 +277,19 @@ async fn submissions_reach_neither_the_audit_log_nor_the_logs() {
     let writer = logs.clone();
     // The server's own filter with everything at DEBUG, rmcp named at TRACE as an operator
     // chasing a protocol problem would; the test's own MCP client is not the product.
-    let directives = common::runtime::server::telemetry::filter_directives(Some(
-        "debug,rmcp=trace,rmcp::transport::streamable_http_client=off",
-    ));
-    tracing_subscriber::fmt()
-        .with_env_filter(directives.as_str())
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .init();
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let filter = common::runtime::server::telemetry::log_filter(Some(
+            "debug,rmcp=trace,rmcp::transport::streamable_http_client=off",
+        ));
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_filter(filter);
+        tracing_subscriber::registry().with(layer).init();
+    }
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     session(&sandbox, &logs, true).await;
     session(&sandbox, &logs, false).await;

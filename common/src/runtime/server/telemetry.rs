@@ -39,11 +39,7 @@ fn subscriber(
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
-    let filter = EnvFilter::new(format!(
-        "{},{}=off",
-        filter_directives(rust_log),
-        crate::trace::TARGET
-    ));
+    let filter = log_filter(rust_log);
     // No colours: every control character a field value could carry is escaped on the way out
     // (`EscapedStderr`), the formatter's own colour codes included. JSON escapes them itself.
     let log = if json {
@@ -77,23 +73,41 @@ fn subscriber(
     Box::new(registry.with(traces))
 }
 
-/// The filter for `RUST_LOG`. rmcp logs three INFO lines per stateless request (a third of
-/// the server's throughput under load), so it stays at WARN unless `RUST_LOG` names it. Its
-/// dumps of whole MCP messages (`rmcp::service` at DEBUG, the HTTP transport's at TRACE) carry
-/// tool arguments and results — tenant data, form submissions — so they stay off even then:
-/// the more specific directives come last and win.
+/// The filter for `RUST_LOG`. rmcp logs three INFO lines per stateless request (a third of the
+/// server's throughput under load), so it stays at WARN unless `RUST_LOG` names it.
 pub fn filter_directives(rust_log: Option<&str>) -> String {
-    let chosen = match rust_log.map(str::trim) {
+    match rust_log.map(str::trim) {
         None | Some("") => "info,rmcp=warn".to_owned(),
         Some(directives) if directives.contains("rmcp") => directives.to_owned(),
         Some(directives) => format!("{directives},rmcp=warn"),
-    };
-    format!("{chosen},{NO_MESSAGE_DUMPS}")
+    }
 }
 
-/// rmcp's targets that log whole messages, each kept below the level that does.
-const NO_MESSAGE_DUMPS: &str =
-    "rmcp::service=info,rmcp::transport::streamable_http_server::tower=debug";
+/// What the log writes: `RUST_LOG` as [`filter_directives`] reads it, our trace spans never
+/// (they are the exporter's), and rmcp's dumps of whole MCP messages never either, whatever
+/// `RUST_LOG` says: `rmcp::service` at DEBUG and the HTTP transport at TRACE write tool
+/// arguments and results (tenant data, form submissions). A cap beside the directives, not a
+/// directive among them: a directive can only set a level, and would raise rmcp's INFO lines
+/// where `RUST_LOG` left rmcp at WARN.
+pub fn log_filter<S>(rust_log: Option<&str>) -> impl tracing_subscriber::layer::Filter<S> + use<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets};
+    let directives = EnvFilter::new(format!(
+        "{},{}=off",
+        filter_directives(rust_log),
+        crate::trace::TARGET
+    ));
+    let no_message_dumps = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("rmcp::service", LevelFilter::INFO)
+        .with_target(
+            "rmcp::transport::streamable_http_server::tower",
+            LevelFilter::DEBUG,
+        );
+    directives.and(no_message_dumps)
+}
 
 /// Standard error for the text log, with every control character a field value could carry
 /// written as an escape: a newline in a tool argument cannot forge a log line, an ESC cannot
@@ -225,6 +239,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     /// With nothing to export to, a trace span is disabled where it is made: nothing of it is
     /// built or evaluated on the request path.
@@ -258,32 +273,66 @@ mod tests {
 
     #[test]
     fn rmcp_stays_quiet_unless_named() {
-        let dumps = format!(",{NO_MESSAGE_DUMPS}");
-        assert_eq!(filter_directives(None), format!("info,rmcp=warn{dumps}"));
+        assert_eq!(filter_directives(None), "info,rmcp=warn");
+        assert_eq!(filter_directives(Some("debug")), "debug,rmcp=warn");
         assert_eq!(
-            filter_directives(Some("debug")),
-            format!("debug,rmcp=warn{dumps}")
-        );
-        assert_eq!(
-            filter_directives(Some("debug,rmcp=trace")),
-            format!("debug,rmcp=trace{dumps}")
+            filter_directives(Some("debug,rmcp=debug")),
+            "debug,rmcp=debug"
         );
     }
 
-    /// Even with rmcp named at TRACE, its message dumps (tool results: form submissions) are
-    /// filtered out, and its other lines are not.
+    /// What `log_filter(rust_log)` lets through of rmcp's lines: its message dumps (tool
+    /// results: form submissions) never, its per-request INFO lines only when `RUST_LOG` names
+    /// rmcp, and everything else as `RUST_LOG` says.
+    fn written(rust_log: Option<&str>) -> String {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .with_filter(log_filter(rust_log));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "rmcp::service", "dump: a tool result");
+            tracing::trace!(target: "rmcp::transport::streamable_http_server::tower", "dump: a body");
+            tracing::info!(target: "rmcp::service", "serve finished");
+            tracing::debug!(target: "rmcp::transport::streamable_http_server::tower", "session closed");
+            tracing::debug!(target: "common::anything", "ours at debug");
+        });
+        let bytes = out.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn rmcp_message_dumps_never_pass() {
-        use tracing::level_filters::LevelFilter;
-        let filter = EnvFilter::new(filter_directives(Some("debug,rmcp=trace")));
-        let max = filter.max_level_hint();
-        assert_eq!(max, Some(LevelFilter::TRACE));
-        let text = filter.to_string();
-        assert!(text.contains("rmcp::service=info"), "{text}");
-        assert!(
-            text.contains("rmcp::transport::streamable_http_server::tower=debug"),
-            "{text}"
-        );
+        let traced = written(Some("debug,rmcp=trace"));
+        assert!(!traced.contains("dump:"), "{traced}");
+        assert!(traced.contains("serve finished"), "{traced}");
+        assert!(traced.contains("session closed"), "{traced}");
+        assert!(traced.contains("ours at debug"), "{traced}");
+        // Not named: rmcp at WARN, its INFO lines off too.
+        let default = written(None);
+        assert!(!default.contains("dump:"), "{default}");
+        assert!(!default.contains("serve finished"), "{default}");
+        let debug = written(Some("debug"));
+        assert!(!debug.contains("serve finished"), "{debug}");
+        assert!(debug.contains("ours at debug"), "{debug}");
     }
 
     #[test]
