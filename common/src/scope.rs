@@ -91,10 +91,10 @@ impl ResourceIndex {
         }
     }
 
-    /// Whether `id` is one of `tenant`'s pages, collections, assets or forms (`kind`). When the id is unknown and the
-    /// index old enough, the index is rebuilt with the tenant's own Webflow client, which
-    /// `webflow` makes only then (a cached answer decrypts no credential). The caller turns
-    /// `false` into its refusal.
+    /// Whether `id` is one of `tenant`'s pages, collections, assets or forms (`kind`). When the
+    /// id is unknown and the index old enough, the index is rebuilt with the tenant's own
+    /// Webflow client, which `webflow` makes only then (a cached answer decrypts no
+    /// credential). The caller turns `false` into its refusal.
     pub async fn contains<'w, E: From<UpstreamError>>(
         &self,
         tenant: &Tenant,

@@ -39,6 +39,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod backup;
 mod ids;
 pub mod kv;
 pub mod people;
@@ -202,6 +203,98 @@ pub fn migrate_to_postgres(
         pg.check_fingerprint(what, fingerprint.clone())?;
     }
     Ok(copied)
+}
+
+/// Writes a backup's records into the data dir `dir`, which must be empty (or not exist), then
+/// opens the store there to rebuild what is derived (the token journal) and counts what it
+/// holds against the backup. The server must be stopped.
+pub fn restore_dir(dir: &Path, snapshot: &backup::Snapshot) -> Result<Copied, StoreError> {
+    let occupied = std::fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if occupied {
+        return Err(StoreError::Io(format!(
+            "{} is not empty: restore into an empty data dir (move this one aside first)",
+            dir.display()
+        )));
+    }
+    let audit = parse_audit(&snapshot.audit)?;
+    let mut copied: Copied = Vec::new();
+    {
+        let db = kv::Db::embedded(dir)?;
+        for (tree, entries) in &snapshot.trees {
+            let tree = db.open_tree_named(tree)?;
+            for chunk in entries.chunks(5_000) {
+                let writes: Vec<kv::Write<'_>> = chunk
+                    .iter()
+                    .map(|(key, value)| tree.write(key, Some(value.clone())))
+                    .collect();
+                db.batch(&writes)?;
+            }
+        }
+        db.flush()?;
+        for (tree, entries) in db.snapshot()?.0 {
+            let want = snapshot
+                .trees
+                .iter()
+                .find(|(name, _)| *name == tree)
+                .map_or(0, |(_, e)| e.len());
+            if entries.len() != want {
+                return Err(StoreError::Corrupt(format!(
+                    "{tree}: restored {want} records but the store counts {}",
+                    entries.len()
+                )));
+            }
+            copied.push((tree, i64::try_from(want).unwrap_or(i64::MAX)));
+        }
+    }
+    audit::restore_files(&dir.join("audit"), &audit)?;
+    copied.push((
+        backup::AUDIT.into(),
+        i64::try_from(audit.len()).unwrap_or(i64::MAX),
+    ));
+    // Opened once here: the token journal is rebuilt from the restored records, and a store
+    // that would not open is found now rather than at the server's start.
+    drop(Store::open(dir)?);
+    Ok(copied)
+}
+
+/// Writes a backup's records into the empty PostgreSQL database at `url`, all or nothing (one
+/// transaction, counts verified before commit), and records the key files' fingerprints as
+/// `store migrate` does.
+pub fn restore_postgres(
+    url: &str,
+    options: PgOptions,
+    snapshot: &backup::Snapshot,
+    key_files: &[(&'static str, String)],
+) -> Result<Copied, StoreError> {
+    let audit = parse_audit(&snapshot.audit)?
+        .into_iter()
+        .zip(&snapshot.audit)
+        .map(|(record, json)| {
+            (
+                i64::try_from(record.at_ms).unwrap_or(i64::MAX),
+                record.tenant,
+                json.clone(),
+            )
+        })
+        .collect();
+    let pg = Pg::connect(url, options)?;
+    let copied = pg.import(snapshot.trees.clone(), audit)?;
+    for (what, fingerprint) in key_files {
+        pg.check_fingerprint(what, fingerprint.clone())?;
+    }
+    Ok(copied)
+}
+
+fn parse_audit(lines: &[String]) -> Result<Vec<audit::AuditRecord>, StoreError> {
+    lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line)
+                .map_err(|e| StoreError::Corrupt(format!("an audit record does not read: {e}")))
+        })
+        .collect()
 }
 
 /// A record as the store keeps it: JSON, the same bytes in sled and PostgreSQL.

@@ -131,6 +131,37 @@ struct Segment {
     file: BufWriter<File>,
 }
 
+/// Writes `records` into the day files of the empty audit directory `dir`, synced (`store
+/// restore`; the log itself is not open).
+pub(crate) fn restore_files(dir: &Path, records: &[AuditRecord]) -> Result<(), StoreError> {
+    let io = |e: std::io::Error| StoreError::Io(format!("audit dir {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut segment: Option<Segment> = None;
+    for record in records {
+        let record_day = day(record.at_ms);
+        if segment.as_ref().is_none_or(|s| s.day != record_day) {
+            if let Some(done) = segment.take() {
+                finish_segment(done).map_err(io)?;
+            }
+            segment = Some(open_segment(dir, &record_day).map_err(io)?);
+        }
+        if let Some(open) = segment.as_mut() {
+            serde_json::to_writer(&mut open.file, record)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            open.file.write_all(b"\n").map_err(io)?;
+        }
+    }
+    if let Some(done) = segment {
+        finish_segment(done).map_err(io)?;
+    }
+    Ok(())
+}
+
+fn finish_segment(segment: Segment) -> std::io::Result<()> {
+    let file = segment.file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
 fn open_segment(dir: &Path, day: &str) -> std::io::Result<Segment> {
     let mut options = OpenOptions::new();
     options.create(true).append(true);

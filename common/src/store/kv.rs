@@ -19,15 +19,26 @@ use super::{EngineWrite, StoreError};
 /// The engine the trees live in.
 #[derive(Clone)]
 pub enum Db {
-    Sled(sled::Db),
+    Sled(sled::Db, Barrier),
     Pg(Pg),
 }
 
 /// One named tree of the engine.
 #[derive(Clone)]
 pub enum Tree {
-    Sled(sled::Tree),
+    Sled(sled::Tree, Barrier),
     Pg(PgTree),
+}
+
+/// sled has no snapshot across trees: its writers share this lock and a backup holds it alone
+/// while it reads every tree, so what it reads is one moment's (PostgreSQL's is one
+/// repeatable-read transaction instead).
+pub type Barrier = Arc<std::sync::RwLock<()>>;
+
+fn held(barrier: &Barrier) -> Result<std::sync::RwLockReadGuard<'_, ()>, StoreError> {
+    barrier
+        .read()
+        .map_err(|_| StoreError::Io("the store's write lock was poisoned".into()))
 }
 
 /// One write of an atomic batch: `value` `None` deletes the key.
@@ -41,12 +52,22 @@ impl Db {
     /// The embedded engine (sled) in `dir`, created if missing; `Locked` if another process
     /// has it open.
     pub(super) fn embedded(dir: &Path) -> Result<Self, StoreError> {
-        super::sled::open(dir).map(Db::Sled)
+        super::sled::open(dir).map(|db| Db::Sled(db, Barrier::default()))
+    }
+
+    /// A tree named at run time (a restore's): sled opens any; PostgreSQL's trees are rows.
+    pub(super) fn open_tree_named(&self, name: &str) -> Result<Tree, StoreError> {
+        match self {
+            Db::Sled(db, barrier) => Ok(Tree::Sled(db.open_tree(name)?, barrier.clone())),
+            Db::Pg(_) => Err(StoreError::Io(
+                "a PostgreSQL restore goes through import".into(),
+            )),
+        }
     }
 
     pub fn open_tree(&self, name: &'static str) -> Result<Tree, StoreError> {
         Ok(match self {
-            Db::Sled(db) => Tree::Sled(db.open_tree(name)?),
+            Db::Sled(db, barrier) => Tree::Sled(db.open_tree(name)?, barrier.clone()),
             Db::Pg(pg) => Tree::Pg(pg.tree(name)),
         })
     }
@@ -54,7 +75,7 @@ impl Db {
     /// Makes every write so far durable (PostgreSQL's are once their statement returns).
     pub fn flush(&self) -> Result<(), StoreError> {
         match self {
-            Db::Sled(db) => {
+            Db::Sled(db, _) => {
                 db.flush()?;
                 Ok(())
             }
@@ -65,13 +86,16 @@ impl Db {
     /// Applies every write or none.
     pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => super::sled::batch(&engine_writes(writes, |tree| match tree {
-                Tree::Sled(tree) => Some(tree),
-                Tree::Pg(_) => None,
-            })?),
+            Db::Sled(_, barrier) => {
+                let _writing = held(barrier)?;
+                super::sled::batch(&engine_writes(writes, |tree| match tree {
+                    Tree::Sled(tree, _) => Some(tree),
+                    Tree::Pg(_) => None,
+                })?)
+            }
             Db::Pg(pg) => pg.batch(&engine_writes(writes, |tree| match tree {
                 Tree::Pg(tree) => Some(tree),
-                Tree::Sled(_) => None,
+                Tree::Sled(..) => None,
             })?),
         }
     }
@@ -95,7 +119,7 @@ impl Db {
     pub(super) fn follow(&self) -> Result<(), StoreError> {
         match self {
             Db::Pg(pg) => pg.follow(),
-            Db::Sled(_) => Ok(()),
+            Db::Sled(..) => Ok(()),
         }
     }
 
@@ -104,15 +128,40 @@ impl Db {
     pub(super) fn vouch(&self) -> Result<(), StoreError> {
         match self {
             Db::Pg(pg) => pg.vouch(),
-            Db::Sled(_) => Ok(()),
+            Db::Sled(..) => Ok(()),
         }
     }
 
     /// Every tree with all its entries, for `store migrate` (from sled only).
     pub(super) fn dump(&self) -> Result<Vec<(String, Vec<Entry>)>, StoreError> {
         match self {
-            Db::Sled(db) => super::sled::dump(db),
+            Db::Sled(db, _) => super::sled::dump(db),
             Db::Pg(_) => Err(StoreError::Io("only a sled store can be copied out".into())),
+        }
+    }
+
+    /// Every tree with all its entries as of one moment, while the store serves: sled's
+    /// writers wait for the read (milliseconds for 100k tokens), PostgreSQL reads in one
+    /// repeatable-read transaction and nobody waits. With the audit records of that moment
+    /// when the engine holds them (PostgreSQL's table; sled's live beside it in files).
+    pub(super) fn snapshot(
+        &self,
+    ) -> Result<(Vec<(String, Vec<Entry>)>, Option<Vec<String>>), StoreError> {
+        match self {
+            Db::Sled(db, barrier) => {
+                let _alone = barrier
+                    .write()
+                    .map_err(|_| StoreError::Io("the store's write lock was poisoned".into()))?;
+                let mut trees = super::sled::dump(db)?;
+                // As PostgreSQL answers: by name, empty trees left out.
+                trees.retain(|(_, entries)| !entries.is_empty());
+                trees.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok((trees, None))
+            }
+            Db::Pg(pg) => {
+                let (trees, audit) = pg.export()?;
+                Ok((trees, Some(audit)))
+            }
         }
     }
 
@@ -121,7 +170,7 @@ impl Db {
     pub fn pg(&self) -> Option<&Pg> {
         match self {
             Db::Pg(pg) => Some(pg),
-            Db::Sled(_) => None,
+            Db::Sled(..) => None,
         }
     }
 }
@@ -144,14 +193,15 @@ fn engine_writes<'a, T>(
 impl Tree {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
-            Tree::Sled(t) => Ok(t.get(key)?.map(|v| v.to_vec())),
+            Tree::Sled(t, _) => Ok(t.get(key)?.map(|v| v.to_vec())),
             Tree::Pg(t) => t.get(key.as_ref()),
         }
     }
 
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
         match self {
-            Tree::Sled(t) => {
+            Tree::Sled(t, barrier) => {
+                let _writing = held(barrier)?;
                 t.insert(key.as_ref(), value.as_ref())?;
                 Ok(())
             }
@@ -163,7 +213,10 @@ impl Tree {
     /// gets the value (the "take" that makes invites, codes and ceremonies single-use).
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
-            Tree::Sled(t) => Ok(t.remove(key)?.map(|v| v.to_vec())),
+            Tree::Sled(t, barrier) => {
+                let _writing = held(barrier)?;
+                Ok(t.remove(key)?.map(|v| v.to_vec()))
+            }
             Tree::Pg(t) => t.take(key.as_ref()),
         }
     }
@@ -176,7 +229,10 @@ impl Tree {
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         match self {
-            Tree::Sled(t) => Ok(t.compare_and_swap(key, old, new)?.is_ok()),
+            Tree::Sled(t, barrier) => {
+                let _writing = held(barrier)?;
+                Ok(t.compare_and_swap(key, old, new)?.is_ok())
+            }
             Tree::Pg(t) => t.compare_and_swap(key.as_ref(), old, new),
         }
     }
@@ -189,7 +245,7 @@ impl Tree {
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>, StoreError> {
         match self {
-            Tree::Sled(t) => t
+            Tree::Sled(t, _) => t
                 .scan_prefix(prefix)
                 .map(|e| {
                     let (k, v) = e?;
@@ -202,7 +258,7 @@ impl Tree {
 
     /// Makes this tree's writes so far durable (PostgreSQL's are once their statement returns).
     pub fn flush(&self) -> Result<(), StoreError> {
-        if let Tree::Sled(t) = self {
+        if let Tree::Sled(t, _) = self {
             t.flush()?;
         }
         Ok(())

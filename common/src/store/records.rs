@@ -134,6 +134,24 @@ impl Store {
         self.db.dump()
     }
 
+    /// Every record of one moment while the store serves (`store backup`): the trees as the
+    /// engine's snapshot reads them (`kv.rs`), and the audit records written until then.
+    pub fn snapshot(&self) -> Result<super::backup::Snapshot, StoreError> {
+        let (trees, audit) = self.db.snapshot()?;
+        let audit = match audit {
+            Some(rows) => rows,
+            None => self
+                .audit
+                .export()?
+                .iter()
+                .map(|record| {
+                    serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(super::backup::Snapshot { trees, audit })
+    }
+
     /// Makes every write so far durable; called by admin actions before they answer.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;

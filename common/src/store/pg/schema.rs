@@ -81,6 +81,42 @@ impl Pg {
         })
     }
 
+    /// Every tree's entries and every audit record (as the JSON text the server wrote) of one
+    /// moment: one repeatable-read, read-only transaction, so writers never wait for it.
+    #[allow(clippy::type_complexity)]
+    pub fn export(&self) -> Result<(Vec<(String, Vec<Entry>)>, Vec<String>), StoreError> {
+        let inner = self.inner.clone();
+        self.block(Statement::new("SELECT", "kv", ""), async move {
+            let mut client = inner.pool.get().await?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let mut trees: Vec<(String, Vec<Entry>)> = Vec::new();
+            for row in tx
+                .query("SELECT tree, key, value FROM kv ORDER BY tree, key", &[])
+                .await?
+            {
+                let tree: String = row.try_get(0)?;
+                let entry: Entry = (row.try_get(1)?, row.try_get(2)?);
+                match trees.last_mut() {
+                    Some((name, entries)) if *name == tree => entries.push(entry),
+                    _ => trees.push((tree, vec![entry])),
+                }
+            }
+            let audit = tx
+                .query("SELECT record FROM audit ORDER BY at_ms", &[])
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<Vec<String>, _>>()?;
+            tx.commit().await?;
+            Ok((trees, audit))
+        })
+    }
+
     /// Copies a whole store into an empty database, in one transaction: every tree, then the
     /// audit records; counts are verified before commit. Refused if the database holds records.
     pub fn import(

@@ -191,3 +191,67 @@ fn a_token_resolves_to_the_current_tenant_and_nothing_else() {
         "Revoked"
     );
 }
+
+/// A backup taken from a serving store, written to a file and read back, restores into an
+/// empty data dir as the same records: tenants, tokens and their revocations, the audit log.
+/// An occupied dir is refused with nothing written.
+#[test]
+fn a_backup_restores_the_same_records_into_an_empty_dir() {
+    use crate::store::backup;
+    let dir = tempfile::tempdir().unwrap();
+    let record = |id: &str| TokenRecord {
+        id: id.into(),
+        tenant: TenantId::parse("acme").unwrap(),
+        label: "laptop".into(),
+        created_at: 5,
+        expires_at: None,
+        revoked_at: None,
+    };
+    let store = reopen(dir.path());
+    store.add_tenant(tenant("acme")).unwrap();
+    store.insert_token(&[1; 32], &record("tok1")).unwrap();
+    store.insert_token(&[2; 32], &record("tok2")).unwrap();
+    store.revoke_token("tok2", 9).unwrap();
+    store
+        .audit()
+        .append(crate::store::audit::AuditRecord {
+            at_ms: 1_796_662_588_000,
+            tenant: "acme".into(),
+            action: "whoami".into(),
+            args_digest: "00".into(),
+            outcome: "ok".into(),
+            duration_us: 1,
+            request_id: "r1".into(),
+            person: None,
+            client: None,
+        })
+        .unwrap();
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.audit.len(), 1);
+    let header = backup::Header {
+        format: 0,
+        server: "studio-mcp-shared".into(),
+        tenant: None,
+        taken_at_ms: 1,
+        counts: Default::default(),
+        keys: Default::default(),
+        sha256: String::new(),
+    };
+    let file = backup::write(header, &snapshot).unwrap();
+    let (_, read) = backup::read(&file).unwrap();
+
+    let target = tempfile::tempdir().unwrap();
+    let copied = crate::store::restore_dir(target.path(), &read).unwrap();
+    assert!(copied.contains(&("audit".to_owned(), 1)), "{copied:?}");
+    let restored = reopen(target.path());
+    assert_eq!(restored.snapshot().unwrap(), snapshot);
+    assert!(!restored.token_by_hash(&[1; 32]).unwrap().unwrap().revoked);
+    assert!(restored.token_by_hash(&[2; 32]).unwrap().unwrap().revoked);
+    drop(restored);
+
+    let again = crate::store::restore_dir(target.path(), &read);
+    assert!(
+        matches!(&again, Err(StoreError::Io(why)) if why.contains("is not empty")),
+        "{again:?}"
+    );
+}
