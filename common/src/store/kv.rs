@@ -41,6 +41,9 @@ fn held(barrier: &Barrier) -> Result<std::sync::RwLockReadGuard<'_, ()>, StoreEr
         .map_err(|_| StoreError::Io("the store's write lock was poisoned".into()))
 }
 
+/// Every tree by name with all its entries.
+pub type Trees = Vec<(String, Vec<Entry>)>;
+
 /// One write of an atomic batch: `value` `None` deletes the key.
 pub struct Write<'a> {
     pub tree: &'a Tree,
@@ -144,9 +147,7 @@ impl Db {
     /// writers wait for the read (milliseconds for 100k tokens), PostgreSQL reads in one
     /// repeatable-read transaction and nobody waits. With the audit records of that moment
     /// when the engine holds them (PostgreSQL's table; sled's live beside it in files).
-    pub(super) fn snapshot(
-        &self,
-    ) -> Result<(Vec<(String, Vec<Entry>)>, Option<Vec<String>>), StoreError> {
+    pub(super) fn snapshot(&self) -> Result<(Trees, Option<Vec<String>>), StoreError> {
         match self {
             Db::Sled(db, barrier) => {
                 let _alone = barrier
