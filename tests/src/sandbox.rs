@@ -582,6 +582,13 @@ impl Sandbox {
         self.webflow.withhold_scope(owner, scope);
     }
 
+    /// From now on Webflow's `introspect` refuses `owner`'s token (401), as Webflow's
+    /// reference says it may for a token not from a Data Client app; the scopes are then
+    /// learned only from what the token's reads are refused.
+    pub fn refuse_webflow_introspection(&self, owner: &str) {
+        self.webflow.refuse_introspection(owner);
+    }
+
     /// Adds an optional plain-text field `slug` to the Webflow collection's schema, as a person
     /// in the Designer would; `false` if there is no such collection.
     pub fn add_webflow_field(&self, collection_id: &str, slug: &str) -> bool {

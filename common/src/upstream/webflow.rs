@@ -447,6 +447,32 @@ pub struct CommentList {
     pub pagination: Pagination,
 }
 
+/// `introspect`'s answer: what the token was authorized for.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Introspection {
+    pub authorization: Authorization,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
+    /// The scopes, comma-separated (the spec's example separates them with spaces too).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl Authorization {
+    /// Each scope the token has.
+    pub fn scopes(&self) -> Vec<&str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
 /// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreatedItems {
@@ -477,6 +503,7 @@ fn paged_in(offset: u32, limit: u32, locale: Option<&LocaleRef>) -> Vec<(&'stati
 /// The OAuth scopes Webflow's operations need (each operation's `security` in the spec).
 pub mod scope {
     pub const SITES_READ: &str = "sites:read";
+    pub const SITES_WRITE: &str = "sites:write";
     pub const PAGES_READ: &str = "pages:read";
     pub const PAGES_WRITE: &str = "pages:write";
     pub const CMS_READ: &str = "cms:read";
@@ -538,6 +565,17 @@ impl<'a> Webflow<'a> {
     /// A GET that may be answered from the cache within `freshness`.
     fn read(&self, call: Call<'a>, freshness: Freshness) -> Call<'a> {
         call.cached(self.reads, freshness)
+    }
+
+    /// `introspect`: the token's authorization, its scopes included. Needs no scope, but
+    /// Webflow documents it for Data Client apps' tokens: a site token may be refused.
+    pub async fn introspect(&self) -> Result<Introspection, UpstreamError> {
+        self.upstream
+            .send(
+                &self.token,
+                Call::get(upstream_path!("/v2/token/introspect")),
+            )
+            .await
     }
 
     pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {

@@ -6,8 +6,8 @@
 //! `list-collections`, `collection-details`,
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
 //! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
-//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`).
-//! Every site has a primary and [`SECONDARY_LOCALES`]: page reads and
+//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`,
+//! `introspect`). Every site has a primary and [`SECONDARY_LOCALES`]: page reads and
 //! `update-page-settings` take `localeId`, item reads `cmsLocaleId`, each answering that locale's
 //! variant (its texts marked `[fr-FR]`), and a locale the site lacks is Webflow's 400
 //! `validation_error`. A token may be
@@ -124,6 +124,7 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(60);
 /// Webflow routes, ready to merge into the sandbox app.
 pub(crate) fn router(state: Arc<WebflowState>) -> Router {
     Router::new()
+        .route("/v2/token/introspect", get(introspect))
         .route("/v2/sites", get(list_sites))
         .route("/v2/sites/{site_id}", get(get_site))
         .route("/v2/sites/{site_id}/pages", get(list_pages))
@@ -421,6 +422,9 @@ pub(crate) struct WebflowState {
     data: Mutex<Data>,
     /// owner → the scopes its site token was made without (every scope unless withheld).
     withheld: Mutex<HashMap<String, Vec<&'static str>>>,
+    /// Owners whose token `introspect` refuses with 401, as Webflow's reference says it may
+    /// for a token that is not a Data Client app's.
+    introspection_refused: Mutex<Vec<String>>,
 }
 
 /// Scopes the sandbox's operations check, as the spec's `security` names them.
@@ -443,6 +447,7 @@ impl WebflowState {
         WebflowState {
             data: Mutex::new(data),
             withheld: Mutex::new(HashMap::new()),
+            introspection_refused: Mutex::new(Vec::new()),
         }
     }
 
@@ -452,6 +457,11 @@ impl WebflowState {
             .entry(owner.to_owned())
             .or_default()
             .push(scope);
+    }
+
+    /// From now on `introspect` answers `owner`'s token 401.
+    pub(crate) fn refuse_introspection(&self, owner: &str) {
+        lock(&self.introspection_refused).push(owner.to_owned());
     }
 
     /// The caller's owner, if its token is known and has `scope`: Webflow's 401 or its 403
@@ -1333,6 +1343,59 @@ impl Paging {
 
 // ---------------------------------------------------------------------------------------------
 // Handlers
+
+/// Scopes a full site token carries (custom code is for Data Client apps only); a scope
+/// withheld from an owner is left out.
+const SITE_TOKEN_SCOPES: [&str; 12] = [
+    "assets:read",
+    "assets:write",
+    "cms:read",
+    "cms:write",
+    "comments:read",
+    "comments:write",
+    "forms:read",
+    "forms:write",
+    "pages:read",
+    "pages:write",
+    "sites:read",
+    "sites:write",
+];
+
+/// `introspect`: the token's authorization, its scopes comma-separated and the one site it
+/// reaches. Needs no scope.
+async fn introspect(State(state): State<Arc<WebflowState>>, caller: Caller) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?.to_owned();
+    if lock(&state.introspection_refused).contains(&owner) {
+        return Err(WebflowError::not_authorized());
+    }
+    let withheld = lock(&state.withheld)
+        .get(&owner)
+        .cloned()
+        .unwrap_or_default();
+    let scope: Vec<&str> = SITE_TOKEN_SCOPES
+        .into_iter()
+        .filter(|s| !withheld.contains(s))
+        .collect();
+    let data = lock(&state.data);
+    let sites: Vec<&str> = data
+        .sites
+        .iter()
+        .filter(|r| r.owner == owner)
+        .map(|r| r.site.id.as_str())
+        .collect();
+    Ok(Json(json!({
+        "authorization": {
+            "id": derive_id("authorization", &owner, 0),
+            "createdOn": "2021-03-15T09:45:00.000Z",
+            "lastUsed": now_rfc3339(),
+            "grantType": "site_token",
+            "rateLimit": 60,
+            "scope": scope.join(","),
+            "authorizedTo": {"siteIds": sites, "workspaceIds": [], "userIds": []},
+        },
+        "application": null,
+    })))
+}
 
 async fn list_sites(State(state): State<Arc<WebflowState>>, caller: Caller) -> Answer<Json<Value>> {
     let owner = state.authorize(&caller, SITES_READ)?;
