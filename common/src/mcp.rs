@@ -28,6 +28,7 @@ use crate::upstream::plausible::Plausible;
 use crate::upstream::webflow::Webflow;
 use crate::upstream::{Upstream, UpstreamError};
 
+mod locale;
 mod server;
 mod traced;
 pub use server::{Incoming, McpServer, caller, request_id};

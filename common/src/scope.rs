@@ -7,7 +7,7 @@
 //! need, are listed together; assets and forms only when a tool asks about one, so a tenant that
 //! never touches them pays no listing of them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,8 @@ const PAGE_LIMIT: u32 = 100;
 const MAX_INDEXED: u32 = 10_000;
 
 struct Indexed {
-    ids: HashSet<(Kind, WebflowId)>,
+    /// Each known id, with the site it was listed under.
+    ids: HashMap<(Kind, WebflowId), WebflowId>,
     built_at: Instant,
 }
 
@@ -103,7 +104,7 @@ impl ResourceIndex {
         kind: Kind,
     ) -> Result<bool, E> {
         let key = (tenant.id.clone(), kind.group());
-        let contains = |ix: &Indexed| ix.ids.contains(&(kind, id.clone()));
+        let contains = |ix: &Indexed| ix.ids.contains_key(&(kind, id.clone()));
         let cached = self.cached(&key);
         if let Some(ix) = &cached {
             let age = ix.built_at.elapsed();
@@ -133,6 +134,15 @@ impl ResourceIndex {
         Ok(contains(&fresh))
     }
 
+    /// The site `id` was listed under, if the tenant's index holds it now (after
+    /// [`Self::contains`] said yes, it does unless the index was forgotten in between).
+    pub fn site_of(&self, tenant: &TenantId, id: &WebflowId, kind: Kind) -> Option<WebflowId> {
+        self.cached(&(tenant.clone(), kind.group()))?
+            .ids
+            .get(&(kind, id.clone()))
+            .cloned()
+    }
+
     fn rebuild_gate(&self, key: &Key) -> Arc<tokio::sync::Mutex<()>> {
         match self.rebuilds.lock() {
             Ok(mut gates) => gates.entry(key.clone()).or_default().clone(),
@@ -151,18 +161,18 @@ async fn build(
     webflow: &Webflow<'_>,
     group: Group,
 ) -> Result<Indexed, UpstreamError> {
-    let mut ids = HashSet::new();
-    let mut add = |kind: Kind, id: &str| {
-        if let Ok(id) = WebflowId::parse(kind.noun(), id) {
-            ids.insert((kind, id));
-        }
-    };
+    let mut ids = HashMap::new();
     for site in &tenant.webflow_sites {
+        let mut add = |kind: Kind, id: &str| {
+            if let Ok(id) = WebflowId::parse(kind.noun(), id) {
+                ids.insert((kind, id), site.clone());
+            }
+        };
         match group {
             Group::Structure => {
                 let mut offset = 0;
                 loop {
-                    let list = webflow.list_pages(site, offset, PAGE_LIMIT).await?;
+                    let list = webflow.list_pages(site, offset, PAGE_LIMIT, None).await?;
                     let got = list.pages.len() as u32;
                     list.pages.iter().for_each(|p| add(Kind::Page, &p.id));
                     offset += got;

@@ -7,20 +7,54 @@ use std::pin::Pin;
 use common::mcp::Services;
 use common::secrets::SecretKind;
 use common::tenant::Tenant;
+use common::upstream::webflow::scope;
+use common::verify::{Need, Warnings};
 use secrecy::SecretString;
 
 use crate::upstream::cloudflare::Cloudflare;
 use crate::upstream::stripe::Stripe;
+
+/// The Webflow scopes the instance's tools need: publishing, and the reads its approval pages
+/// make to show what goes live.
+const WEBFLOW_NEEDS: [Need; 5] = [
+    Need {
+        scope: scope::SITES_READ,
+        by: "every Webflow tool",
+        basic: true,
+    },
+    Need {
+        scope: scope::PAGES_READ,
+        by: "the publish approval (pages changed since the last publish)",
+        basic: true,
+    },
+    Need {
+        scope: scope::CMS_READ,
+        by: "the publish approvals (CMS items changed)",
+        basic: true,
+    },
+    Need {
+        scope: scope::SITES_WRITE,
+        by: "webflow_publish_site",
+        basic: false,
+    },
+    Need {
+        scope: scope::CMS_WRITE,
+        by: "webflow_publish_items",
+        basic: false,
+    },
+];
 
 pub fn verify_isolated<'a>(
     services: &'a Services,
     tenant: &'a Tenant,
     kind: SecretKind,
     secret: &'a SecretString,
-) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+) -> Pin<Box<dyn Future<Output = Result<Warnings, String>> + Send + 'a>> {
     Box::pin(async move {
         match kind {
-            SecretKind::Webflow => common::verify::webflow(&services.webflow, secret, tenant).await,
+            SecretKind::Webflow => {
+                common::verify::webflow(&services.webflow, secret, tenant, &WEBFLOW_NEEDS).await
+            }
             SecretKind::Cloudflare => {
                 let zone = tenant
                     .dns_zone
@@ -33,7 +67,7 @@ pub fn verify_isolated<'a>(
                 client
                     .list(zone, None, None, 1, 5)
                     .await
-                    .map(|_| ())
+                    .map(|_| Warnings::new())
                     .map_err(|e| format!("zone {zone}: {e}"))
             }
             SecretKind::Stripe => {
@@ -48,7 +82,7 @@ pub fn verify_isolated<'a>(
                 client
                     .invoices(customer, 1, None)
                     .await
-                    .map(|_| ())
+                    .map(|_| Warnings::new())
                     .map_err(|e| format!("customer {}: {e}", customer.as_str()))
             }
             other => Err(format!(

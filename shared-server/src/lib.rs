@@ -15,8 +15,59 @@ use std::pin::Pin;
 use common::mcp::Services;
 use common::runtime::server::spec::ServerSpec;
 use common::secrets::SecretKind;
-use common::tenant::Tenant;
+use common::tenant::{Tenant, Toolset};
+use common::upstream::webflow::scope;
+use common::verify::{Need, Warnings};
 use secrecy::SecretString;
+
+/// The Webflow scopes `tenant`'s tools need, by the toolsets it has (each operation's
+/// `security` in Webflow's spec). Writes count only where the tenant may write.
+pub fn webflow_needs(tenant: &Tenant) -> Vec<Need> {
+    let need = |scope, by, basic| Need { scope, by, basic };
+    let writes = !tenant.read_only;
+    let mut needs = Vec::new();
+    if tenant.has_toolset(Toolset::Webflow) {
+        let by = "the webflow toolset (every site, page and CMS read)";
+        needs.extend([
+            need(scope::SITES_READ, by, true),
+            need(scope::PAGES_READ, by, true),
+            need(scope::CMS_READ, by, true),
+            need(
+                scope::ASSETS_READ,
+                "webflow_list_assets (webflow toolset)",
+                false,
+            ),
+            need(
+                scope::COMMENTS_READ,
+                "webflow_list_comments (webflow toolset)",
+                false,
+            ),
+        ]);
+    }
+    if writes && tenant.has_toolset(Toolset::CmsWrite) && !tenant.writable_collections.is_empty() {
+        needs.push(need(
+            scope::CMS_WRITE,
+            "the cms-write toolset (drafts)",
+            false,
+        ));
+    }
+    if writes && tenant.has_toolset(Toolset::PageWrite) {
+        let by = "the page-write toolset (webflow_update_page_settings)";
+        needs.push(need(scope::PAGES_WRITE, by, false));
+    }
+    if writes && tenant.has_toolset(Toolset::AssetWrite) {
+        let by = "the asset-write toolset (webflow_update_asset)";
+        needs.extend([
+            need(scope::ASSETS_READ, by, false),
+            need(scope::ASSETS_WRITE, by, false),
+        ]);
+    }
+    if tenant.has_toolset(Toolset::Forms) {
+        let by = "the forms toolset (webflow_list_forms, webflow_list_form_submissions)";
+        needs.push(need(scope::FORMS_READ, by, false));
+    }
+    needs
+}
 
 /// The shared server uses Webflow, Plausible and GitHub credentials.
 pub fn verify_shared<'a>(
@@ -24,14 +75,19 @@ pub fn verify_shared<'a>(
     tenant: &'a Tenant,
     kind: SecretKind,
     secret: &'a SecretString,
-) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+) -> Pin<Box<dyn Future<Output = Result<Warnings, String>> + Send + 'a>> {
     Box::pin(async move {
         match kind {
-            SecretKind::Webflow => common::verify::webflow(&services.webflow, secret, tenant).await,
-            SecretKind::Plausible => {
-                common::verify::plausible(&services.plausible, secret, tenant).await
+            SecretKind::Webflow => {
+                let needs = webflow_needs(tenant);
+                common::verify::webflow(&services.webflow, secret, tenant, &needs).await
             }
-            SecretKind::Github => common::verify::github(&services.github, secret, tenant).await,
+            SecretKind::Plausible => common::verify::plausible(&services.plausible, secret, tenant)
+                .await
+                .map(|()| Warnings::new()),
+            SecretKind::Github => common::verify::github(&services.github, secret, tenant)
+                .await
+                .map(|()| Warnings::new()),
             other => Err(format!(
                 "the shared server does not use {other} credentials"
             )),

@@ -163,6 +163,9 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
         "verified on the shared server: {}",
         checked.verified.join(", ")
     );
+    for warning in &checked.warnings {
+        eprintln!("warning (shared server): {warning}");
+    }
     if let Some((client, spec)) = &isolated {
         let checked = client
             .onboard(&isolated_request(spec, true))
@@ -172,6 +175,9 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
             "verified on the isolated instance: {}",
             checked.verified.join(", ")
         );
+        for warning in &checked.warnings {
+            eprintln!("warning (isolated instance): {warning}");
+        }
     }
 
     // 2. Store and issue.

@@ -64,6 +64,13 @@ pub struct OwnerFixture {
     pub form_ids: Vec<String>,
     /// The site's comment threads, in [`webflow::COMMENT_THREADS`] order.
     pub comment_thread_ids: Vec<String>,
+    /// The site's locale ids (what page reads take): the primary, then
+    /// [`webflow::SECONDARY_LOCALES`] in order.
+    #[serde(default)]
+    pub locale_ids: Vec<String>,
+    /// The same locales' CMS locale ids (what item reads take), in the same order.
+    #[serde(default)]
+    pub cms_locale_ids: Vec<String>,
     /// The Plausible site (a domain, `<owner>.example`) this owner's Stats API key can read.
     pub plausible_site: String,
     /// Plausible Stats API key (`Authorization: Bearer …`) that reads only [`Self::plausible_site`].
@@ -146,6 +153,12 @@ impl OwnerFixture {
                 .collect(),
             comment_thread_ids: (0..webflow::COMMENT_THREADS.len())
                 .map(|i| derive_id("comment-thread", owner, i))
+                .collect(),
+            locale_ids: (0..=webflow::SECONDARY_LOCALES.len())
+                .map(|i| derive_id("locale", owner, i))
+                .collect(),
+            cms_locale_ids: (0..=webflow::SECONDARY_LOCALES.len())
+                .map(|i| derive_id("cms-locale", owner, i))
                 .collect(),
             plausible_site: format!("{owner}.example"),
             plausible_token: sandbox_token("pl", owner),
@@ -546,6 +559,17 @@ impl Sandbox {
         self.webflow.page_json(page_id)
     }
 
+    /// The page's settings in one locale (its site locale id; the primary's when `None`), as
+    /// `get-page-metadata` with `localeId` would serve them; `None` if there is no such page
+    /// or locale.
+    pub fn webflow_page_in(
+        &self,
+        page_id: &str,
+        locale_id: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        self.webflow.page_json_in(page_id, locale_id)
+    }
+
     /// The Webflow asset as stored now (after any update), as `get-asset` would serve it;
     /// `None` if there is no such asset.
     pub fn webflow_asset(&self, asset_id: &str) -> Option<serde_json::Value> {
@@ -556,6 +580,13 @@ impl Sandbox {
     /// [`webflow`]): the operations that need it answer Webflow's 403 `missing_scopes`.
     pub fn withhold_webflow_scope(&self, owner: &str, scope: &'static str) {
         self.webflow.withhold_scope(owner, scope);
+    }
+
+    /// From now on Webflow's `introspect` refuses `owner`'s token (401), as Webflow's
+    /// reference says it may for a token not from a Data Client app; the scopes are then
+    /// learned only from what the token's reads are refused.
+    pub fn refuse_webflow_introspection(&self, owner: &str) {
+        self.webflow.refuse_introspection(owner);
     }
 
     /// Adds an optional plain-text field `slug` to the Webflow collection's schema, as a person

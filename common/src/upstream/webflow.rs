@@ -32,6 +32,109 @@ pub struct Site {
     pub time_zone: Option<String>,
     #[serde(default)]
     pub custom_domains: Vec<CustomDomain>,
+    /// The site's languages (`null` when it has no localization set up): page reads take a
+    /// locale's `id` as `localeId`, item reads its `cmsLocaleId`.
+    #[serde(default)]
+    pub locales: Option<Locales>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Locales {
+    #[serde(default)]
+    pub primary: Option<Locale>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub secondary: Vec<Locale>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Locale {
+    /// The site locale id: what page reads take (`locale_id`).
+    pub id: String,
+    /// The CMS locale id: what item reads take (`cms_locale_id`).
+    #[serde(default)]
+    pub cms_locale_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Its language tag, such as `fr-FR`.
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where its pages live under the site's domain (`fr-fr`; empty for the primary).
+    #[serde(default)]
+    pub subdirectory: Option<String>,
+}
+
+/// Which of a locale's two ids an argument names: pages go by the site locale, CMS items by
+/// the CMS locale (Webflow keeps them apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocaleKind {
+    /// `locale_id` → `localeId`.
+    Site,
+    /// `cms_locale_id` → `cmsLocaleId`.
+    Cms,
+}
+
+impl LocaleKind {
+    /// The argument's name in our tools.
+    pub fn argument(self) -> &'static str {
+        match self {
+            LocaleKind::Site => "locale_id",
+            LocaleKind::Cms => "cms_locale_id",
+        }
+    }
+
+    /// The query parameter Webflow takes.
+    fn parameter(self) -> &'static str {
+        match self {
+            LocaleKind::Site => "localeId",
+            LocaleKind::Cms => "cmsLocaleId",
+        }
+    }
+
+    /// This kind's id of `locale`.
+    pub fn id_of(self, locale: &Locale) -> Option<&str> {
+        match self {
+            LocaleKind::Site => Some(locale.id.as_str()),
+            LocaleKind::Cms => locale.cms_locale_id.as_deref(),
+        }
+    }
+}
+
+impl Locales {
+    /// Primary first, then the secondary locales in Webflow's order.
+    pub fn all(&self) -> impl Iterator<Item = &Locale> {
+        self.primary.iter().chain(self.secondary.iter())
+    }
+
+    /// The locale whose `kind` id is `id`.
+    pub fn find(&self, kind: LocaleKind, id: &str) -> Option<&Locale> {
+        self.all().find(|l| kind.id_of(l) == Some(id))
+    }
+}
+
+/// A list Webflow may send as `null`: empty.
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A locale to read or write in, checked against the site's locales
+/// (`ToolContext::locale`); `None` everywhere means the primary locale.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocaleRef {
+    pub kind: LocaleKind,
+    pub id: WebflowId,
+}
+
+impl LocaleRef {
+    fn query(this: Option<&LocaleRef>) -> Option<(&'static str, String)> {
+        this.map(|l| (l.kind.parameter(), l.id.to_string()))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -93,6 +196,9 @@ pub struct Page {
     pub seo: Option<Seo>,
     #[serde(default)]
     pub open_graph: Option<Seo>,
+    /// Which locale's variant this is (the site locale id).
+    #[serde(default)]
+    pub locale_id: Option<String>,
 }
 
 /// The body of `update-page-settings` (`PUT /v2/pages/{page_id}`): only the fields to change
@@ -341,6 +447,32 @@ pub struct CommentList {
     pub pagination: Pagination,
 }
 
+/// `introspect`'s answer: what the token was authorized for.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Introspection {
+    pub authorization: Authorization,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authorization {
+    /// The scopes, comma-separated (the spec's example separates them with spaces too).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+impl Authorization {
+    /// Each scope the token has.
+    pub fn scopes(&self) -> Vec<&str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
 /// `create-item`'s answer to a batch ("Multiple Items"): the items as Webflow stored them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CreatedItems {
@@ -360,9 +492,18 @@ fn page_query(offset: u32, limit: u32) -> [(&'static str, String); 2] {
     [("offset", offset.to_string()), ("limit", limit.to_string())]
 }
 
+/// Paging plus the locale, if any: the locale's variant is a cache entry of its own, since the
+/// cache key holds the query.
+fn paged_in(offset: u32, limit: u32, locale: Option<&LocaleRef>) -> Vec<(&'static str, String)> {
+    let mut query: Vec<_> = page_query(offset, limit).into();
+    query.extend(LocaleRef::query(locale));
+    query
+}
+
 /// The OAuth scopes Webflow's operations need (each operation's `security` in the spec).
 pub mod scope {
     pub const SITES_READ: &str = "sites:read";
+    pub const SITES_WRITE: &str = "sites:write";
     pub const PAGES_READ: &str = "pages:read";
     pub const PAGES_WRITE: &str = "pages:write";
     pub const CMS_READ: &str = "cms:read";
@@ -426,6 +567,17 @@ impl<'a> Webflow<'a> {
         call.cached(self.reads, freshness)
     }
 
+    /// `introspect`: the token's authorization, its scopes included. Needs no scope, but
+    /// Webflow documents it for Data Client apps' tokens: a site token may be refused.
+    pub async fn introspect(&self) -> Result<Introspection, UpstreamError> {
+        self.upstream
+            .send(
+                &self.token,
+                Call::get(upstream_path!("/v2/token/introspect")),
+            )
+            .await
+    }
+
     pub async fn list_sites(&self) -> Result<SiteList, UpstreamError> {
         self.send(
             self.read(Call::get(upstream_path!("/v2/sites")), Freshness::Live),
@@ -450,8 +602,9 @@ impl<'a> Webflow<'a> {
         site: &WebflowId,
         offset: u32,
         limit: u32,
+        locale: Option<&LocaleRef>,
     ) -> Result<PageList, UpstreamError> {
-        let query = page_query(offset, limit);
+        let query = paged_in(offset, limit, locale);
         let call = Call {
             query: &query,
             ..Call::get(upstream_path!("/v2/sites/{site}/pages"))
@@ -461,15 +614,18 @@ impl<'a> Webflow<'a> {
     }
 
     /// `get-page-metadata`: one page's title, slug, SEO and Open Graph settings.
-    pub async fn get_page(&self, page: &WebflowId) -> Result<Page, UpstreamError> {
-        self.send(
-            self.read(
-                Call::get(upstream_path!("/v2/pages/{page}")),
-                Freshness::Live,
-            ),
-            scope::PAGES_READ,
-        )
-        .await
+    pub async fn get_page(
+        &self,
+        page: &WebflowId,
+        locale: Option<&LocaleRef>,
+    ) -> Result<Page, UpstreamError> {
+        let query: Vec<_> = LocaleRef::query(locale).into_iter().collect();
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/pages/{page}"))
+        };
+        self.send(self.read(call, Freshness::Live), scope::PAGES_READ)
+            .await
     }
 
     /// `update-page-settings`: changes the staged site's page settings; the live site changes
@@ -479,13 +635,16 @@ impl<'a> Webflow<'a> {
         site: &WebflowId,
         page: &WebflowId,
         settings: &PageSettings,
+        locale: Option<&LocaleRef>,
     ) -> Result<Page, UpstreamError> {
         let body = serde_json::to_value(settings).map_err(|e| UpstreamError::BadResponse {
             upstream: self.upstream.name,
             why: e.to_string(),
         })?;
+        let query: Vec<_> = LocaleRef::query(locale).into_iter().collect();
         let call = Call {
             json: Some(&body),
+            query: &query,
             ..Call::with_method(reqwest::Method::PUT, upstream_path!("/v2/pages/{page}"))
         }
         // The page's own reads (metadata, content) and every listing of its site's pages.
@@ -499,8 +658,9 @@ impl<'a> Webflow<'a> {
         page: &WebflowId,
         offset: u32,
         limit: u32,
+        locale: Option<&LocaleRef>,
     ) -> Result<PageDom, UpstreamError> {
-        let query = page_query(offset, limit);
+        let query = paged_in(offset, limit, locale);
         let call = Call {
             query: &query,
             ..Call::get(upstream_path!("/v2/pages/{page}/dom"))
@@ -542,8 +702,9 @@ impl<'a> Webflow<'a> {
         collection: &WebflowId,
         offset: u32,
         limit: u32,
+        locale: Option<&LocaleRef>,
     ) -> Result<ItemList, UpstreamError> {
-        let query = page_query(offset, limit);
+        let query = paged_in(offset, limit, locale);
         let call = Call {
             query: &query,
             ..Call::get(upstream_path!("/v2/collections/{collection}/items"))
@@ -745,15 +906,15 @@ impl<'a> Webflow<'a> {
         &self,
         collection: &WebflowId,
         item: &WebflowId,
+        locale: Option<&LocaleRef>,
     ) -> Result<Item, UpstreamError> {
-        self.send(
-            self.read(
-                Call::get(upstream_path!("/v2/collections/{collection}/items/{item}")),
-                Freshness::Live,
-            ),
-            scope::CMS_READ,
-        )
-        .await
+        let query: Vec<_> = LocaleRef::query(locale).into_iter().collect();
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/collections/{collection}/items/{item}"))
+        };
+        self.send(self.read(call, Freshness::Live), scope::CMS_READ)
+            .await
     }
 }
 

@@ -76,7 +76,7 @@ async fn look(
     let since = info.last_published.as_deref();
     let published_at = since.and_then(parse);
 
-    let listed = webflow.list_pages(site, 0, PAGES_CHECKED).await?;
+    let listed = webflow.list_pages(site, 0, PAGES_CHECKED, None).await?;
     let changed_pages: Vec<String> = listed
         .pages
         .iter()

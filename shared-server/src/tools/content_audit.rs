@@ -149,7 +149,7 @@ impl Tool for ContentAudit {
         if only.is_none() {
             let mut offset = 0;
             loop {
-                let list = webflow.list_pages(&site, offset, 100).await?;
+                let list = webflow.list_pages(&site, offset, 100, None).await?;
                 let got = list.pages.len() as u32;
                 for page in list.pages {
                     out.counts.pages += 1;
@@ -250,7 +250,7 @@ async fn audit_collection(
     };
     let mut offset = 0;
     loop {
-        let list = webflow.list_items(id, offset, 100).await?;
+        let list = webflow.list_items(id, offset, 100, None).await?;
         let got = list.items.len() as u32;
         for item in &list.items {
             out.counts.items += 1;

@@ -21,13 +21,18 @@ pub struct Args {
     /// How many records to return, 1-100 (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// The content in this locale (a locale `id` from `webflow_get_site`'s `locales`); leave
+    /// out for the primary locale.
+    #[serde(default)]
+    pub locale_id: Option<String>,
 }
 
 impl Tool for GetPageContent {
     const NAME: &'static str = "webflow_get_page_content";
     const TITLE: &'static str = "Get Webflow page content";
     const DESCRIPTION: &'static str = "Get the static content of one of this tenant's pages: text, images and \
-         components as Webflow's DOM nodes. Paged with offset/limit (limit 1-100).";
+         components as Webflow's DOM nodes. Paged with offset/limit (limit 1-100). \
+         Give locale_id (from webflow_get_site's locales) for a secondary locale's content.";
     const TIER: Tier = Tier::Read;
     const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
@@ -41,6 +46,10 @@ impl Tool for GetPageContent {
         }
         .resolve()?;
         let page = ctx.page(&args.page_id).await?;
-        Ok(ctx.webflow()?.get_page_dom(&page, offset, limit).await?)
+        let locale = ctx.page_locale(&page, args.locale_id.as_deref()).await?;
+        Ok(ctx
+            .webflow()?
+            .get_page_dom(&page, offset, limit, locale.as_ref())
+            .await?)
     }
 }

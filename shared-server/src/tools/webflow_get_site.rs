@@ -21,7 +21,9 @@ impl Tool for GetSite {
     const NAME: &'static str = "webflow_get_site";
     const TITLE: &'static str = "Get a Webflow site";
     const DESCRIPTION: &'static str = "Get one of this tenant's Webflow sites: name, time zone, preview URL, \
-         custom domains, and when it was last updated and published.";
+         custom domains, its locales (languages: each with the `id` page tools take as locale_id \
+         and the `cmsLocaleId` item tools take as cms_locale_id), and when it was last updated \
+         and published.";
     const TIER: Tier = Tier::Read;
     const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);

@@ -21,13 +21,18 @@ pub struct Args {
     /// How many records to return, 1-100 (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Read the items in this CMS locale (a `cmsLocaleId` from `webflow_get_site`'s
+    /// `locales`); leave out for the primary locale.
+    #[serde(default)]
+    pub cms_locale_id: Option<String>,
 }
 
 impl Tool for ListItems {
     const NAME: &'static str = "webflow_list_items";
     const TITLE: &'static str = "List CMS items";
     const DESCRIPTION: &'static str = "List the items of one of this tenant's CMS collections, drafts included, \
-         with their field data. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist.";
+         with their field data. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist. \
+         Give cms_locale_id (from webflow_get_site's locales) for a secondary locale's text.";
     const TIER: Tier = Tier::Read;
     const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
@@ -41,9 +46,12 @@ impl Tool for ListItems {
         }
         .resolve()?;
         let collection = ctx.collection(&args.collection_id).await?;
+        let locale = ctx
+            .item_locale(&collection, args.cms_locale_id.as_deref())
+            .await?;
         Ok(ctx
             .webflow()?
-            .list_items(&collection, offset, limit)
+            .list_items(&collection, offset, limit, locale.as_ref())
             .await?)
     }
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::tools::Paging;
 use common::mcp::{Effect, Tool, ToolContext, ToolError};
 use common::tenant::{Tier, Toolset};
-use common::upstream::webflow::PageList;
+use common::upstream::webflow::{LocaleKind, PageList};
 
 pub struct ListPages;
 
@@ -22,13 +22,18 @@ pub struct Args {
     /// How many records to return, 1-100 (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// List the pages' settings in this locale (a locale `id` from `webflow_get_site`'s
+    /// `locales`); leave out for the primary locale.
+    #[serde(default)]
+    pub locale_id: Option<String>,
 }
 
 impl Tool for ListPages {
     const NAME: &'static str = "webflow_list_pages";
     const TITLE: &'static str = "List Webflow pages";
     const DESCRIPTION: &'static str = "List the pages of one of this tenant's sites with titles, slugs, SEO and \
-         Open Graph metadata. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist.";
+         Open Graph metadata. Paged with offset/limit (limit 1-100); `pagination.total` tells how many exist. \
+         Give locale_id (from webflow_get_site's locales) for a secondary locale's settings.";
     const TIER: Tier = Tier::Read;
     const EFFECT: Effect = Effect::Reads;
     const TOOLSET: Option<Toolset> = Some(Toolset::Webflow);
@@ -42,6 +47,12 @@ impl Tool for ListPages {
             limit: args.limit,
         }
         .resolve()?;
-        Ok(ctx.webflow()?.list_pages(&site, offset, limit).await?)
+        let locale = ctx
+            .locale(LocaleKind::Site, args.locale_id.as_deref(), Some(&site))
+            .await?;
+        Ok(ctx
+            .webflow()?
+            .list_pages(&site, offset, limit, locale.as_ref())
+            .await?)
     }
 }

@@ -37,6 +37,10 @@ pub struct Args {
     /// What link previews show: `title` and `description`, either or both.
     #[serde(default)]
     pub open_graph: Option<TextArgs>,
+    /// Change these settings in this locale only (a locale `id` from `webflow_get_site`'s
+    /// `locales`); leave out for the primary locale.
+    #[serde(default)]
+    pub locale_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -80,8 +84,9 @@ impl Tool for UpdatePageSettings {
     const TITLE: &'static str = "Edit page settings";
     const DESCRIPTION: &'static str = "Change the title, slug, SEO title and description, or Open Graph title \
          and description of one of this tenant's pages. Give page_id and only the fields to \
-         change. Only the staged site changes; the live site changes when someone publishes. \
-         The result lists each changed field before and after.";
+         change, and locale_id (from webflow_get_site's locales) to change a secondary \
+         locale's settings only. Only the staged site changes; the live site changes when \
+         someone publishes. The result lists each changed field before and after.";
     const TIER: Tier = Tier::ScopedWrite;
     const EFFECT: Effect = Effect::Overwrites;
     const TOOLSET: Option<Toolset> = Some(Toolset::PageWrite);
@@ -91,11 +96,17 @@ impl Tool for UpdatePageSettings {
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Output, ToolError> {
         // Everything about the arguments is checked before any upstream request.
         let page = WebflowId::parse("page_id", &args.page_id)?;
+        let locale_id = args.locale_id.clone();
+        if let Some(raw) = &locale_id {
+            WebflowId::parse("locale_id", raw)?;
+        }
         let wanted = checked(args)?;
         let page = ctx.page(page.as_str()).await?;
+        let locale = ctx.page_locale(&page, locale_id.as_deref()).await?;
+        let locale = locale.as_ref();
         let webflow = ctx.webflow()?;
         // What Webflow holds now, not a cached copy: the "before" a person reads.
-        let before = webflow.refreshing().get_page(&page).await?;
+        let before = webflow.refreshing().get_page(&page, locale).await?;
         let site = before
             .site_id
             .as_deref()
@@ -109,7 +120,9 @@ impl Tool for UpdatePageSettings {
         let after = if send.is_empty() {
             before.clone()
         } else {
-            webflow.update_page_settings(&site, &page, &send).await?
+            webflow
+                .update_page_settings(&site, &page, &send, locale)
+                .await?
         };
         let changes: Vec<Change> = FIELDS
             .iter()

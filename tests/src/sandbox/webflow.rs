@@ -6,7 +6,11 @@
 //! `list-collections`, `collection-details`,
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
 //! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
-//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`). A token may be
+//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`,
+//! `introspect`). Every site has a primary and [`SECONDARY_LOCALES`]: page reads and
+//! `update-page-settings` take `localeId`, item reads `cmsLocaleId`, each answering that locale's
+//! variant (its texts marked `[fr-FR]`), and a locale the site lacks is Webflow's 400
+//! `validation_error`. A token may be
 //! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
 //! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
@@ -93,6 +97,20 @@ pub const COMMENT_THREADS: [(usize, &str, bool, &[&str]); 3] = [
     (2, "Please add our phone number", false, &[]),
 ];
 
+/// Every site's secondary locales, after its primary (English (United States), `en-US`):
+/// display name, tag, subdirectory, enabled. Locale `n` has the fixture's `locale_ids[n + 1]`
+/// and `cms_locale_ids[n + 1]`.
+pub const SECONDARY_LOCALES: [(&str, &str, &str, bool); 2] = [
+    ("French (France)", "fr-FR", "fr-fr", true),
+    ("German (Germany)", "de-DE", "de-de", false),
+];
+
+/// A text as a secondary locale's variant shows it: marked with the locale's tag, so a test
+/// sees which variant it was given.
+pub fn localized(text: &str, tag: &str) -> String {
+    format!("[{tag}] {text}")
+}
+
 /// Index into `asset_ids` of the image without alt text.
 pub const IMAGE_WITHOUT_ALT_TEXT: usize = 1;
 
@@ -106,6 +124,7 @@ const PUBLISH_INTERVAL: Duration = Duration::from_secs(60);
 /// Webflow routes, ready to merge into the sandbox app.
 pub(crate) fn router(state: Arc<WebflowState>) -> Router {
     Router::new()
+        .route("/v2/token/introspect", get(introspect))
         .route("/v2/sites", get(list_sites))
         .route("/v2/sites/{site_id}", get(get_site))
         .route("/v2/sites/{site_id}/pages", get(list_pages))
@@ -340,6 +359,8 @@ struct PageRecord {
     owner: String,
     page: Page,
     nodes: Vec<DomNode>,
+    /// Site locale id → the page's settings in that secondary locale.
+    localized: HashMap<String, Page>,
 }
 
 struct CollectionRecord {
@@ -352,6 +373,9 @@ struct ItemRecord {
     owner: String,
     collection_id: String,
     item: Item,
+    /// CMS locale id → the item in that secondary locale; an item without one shows its
+    /// primary field data there, as a new item does in Webflow until someone translates it.
+    localized: HashMap<String, Item>,
 }
 
 struct AssetRecord {
@@ -398,9 +422,16 @@ pub(crate) struct WebflowState {
     data: Mutex<Data>,
     /// owner → the scopes its site token was made without (every scope unless withheld).
     withheld: Mutex<HashMap<String, Vec<&'static str>>>,
+    /// Owners whose token `introspect` refuses with 401, as Webflow's reference says it may
+    /// for a token that is not a Data Client app's.
+    introspection_refused: Mutex<Vec<String>>,
 }
 
 /// Scopes the sandbox's operations check, as the spec's `security` names them.
+pub const SITES_READ: &str = "sites:read";
+pub const PAGES_READ: &str = "pages:read";
+pub const PAGES_WRITE: &str = "pages:write";
+pub const CMS_READ: &str = "cms:read";
 pub const CMS_WRITE: &str = "cms:write";
 pub const ASSETS_READ: &str = "assets:read";
 pub const ASSETS_WRITE: &str = "assets:write";
@@ -416,6 +447,7 @@ impl WebflowState {
         WebflowState {
             data: Mutex::new(data),
             withheld: Mutex::new(HashMap::new()),
+            introspection_refused: Mutex::new(Vec::new()),
         }
     }
 
@@ -425,6 +457,11 @@ impl WebflowState {
             .entry(owner.to_owned())
             .or_default()
             .push(scope);
+    }
+
+    /// From now on `introspect` answers `owner`'s token 401.
+    pub(crate) fn refuse_introspection(&self, owner: &str) {
+        lock(&self.introspection_refused).push(owner.to_owned());
     }
 
     /// The caller's owner, if its token is known and has `scope`: Webflow's 401 or its 403
@@ -491,9 +528,22 @@ impl WebflowState {
     }
 
     pub(crate) fn page_json(&self, page_id: &str) -> Option<Value> {
+        self.page_json_in(page_id, None)
+    }
+
+    /// The page's settings in the site locale `locale_id` (the primary's when `None` or the
+    /// primary's id); `None` if there is no such page or locale.
+    pub(crate) fn page_json_in(&self, page_id: &str, locale_id: Option<&str>) -> Option<Value> {
         let data = lock(&self.data);
         let record = data.pages.iter().find(|r| r.page.id == page_id)?;
-        serde_json::to_value(&record.page).ok()
+        let locale = locale_named(
+            &data,
+            &record.page.site_id,
+            "localeId",
+            locale_id.unwrap_or(""),
+        )
+        .ok()?;
+        serde_json::to_value(record.variant(locale.as_ref())).ok()
     }
 
     pub(crate) fn publishes(&self, site_id: &str) -> usize {
@@ -592,7 +642,20 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 subdirectory: String::new(),
                 tag: "en-US".to_owned(),
             },
-            secondary: Vec::new(),
+            secondary: SECONDARY_LOCALES
+                .iter()
+                .enumerate()
+                .map(|(n, &(display, tag, subdirectory, enabled))| Locale {
+                    id: derive_id("locale", owner, n + 1),
+                    cms_locale_id: derive_id("cms-locale", owner, n + 1),
+                    enabled,
+                    display_name: display.to_owned(),
+                    display_image_id: None,
+                    redirect: false,
+                    subdirectory: subdirectory.to_owned(),
+                    tag: tag.to_owned(),
+                })
+                .collect(),
         },
         data_collection_enabled: false,
         data_collection_type: "disabled".to_owned(),
@@ -658,10 +721,19 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 }
             })
             .collect();
+        let localized = SECONDARY_LOCALES
+            .iter()
+            .enumerate()
+            .map(|(n, &(_, tag, _, _))| {
+                let id = derive_id("locale", owner, n + 1);
+                (id.clone(), localize_page(&page, &id, tag))
+            })
+            .collect();
         data.pages.push(PageRecord {
             owner: owner.to_owned(),
             page,
             nodes,
+            localized,
         });
     }
 
@@ -894,13 +966,47 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 is_draft: stale_draft,
                 field_data,
             };
+            let localized = SECONDARY_LOCALES
+                .iter()
+                .enumerate()
+                .map(|(n, &(_, tag, _, _))| {
+                    let id = derive_id("cms-locale", owner, n + 1);
+                    let mut variant = Item {
+                        cms_locale_id: id.clone(),
+                        ..item.clone()
+                    };
+                    for field in ["name", "post-body", "seo-description"] {
+                        if let Some(Value::String(text)) = variant.field_data.get_mut(field) {
+                            *text = localized(text, tag);
+                        }
+                    }
+                    (id, variant)
+                })
+                .collect();
             data.items.push(ItemRecord {
                 owner: owner.to_owned(),
                 collection_id: collection_id.clone(),
                 item,
+                localized,
             });
         }
     }
+}
+
+/// `page`'s settings in a secondary locale: every text marked with its tag, slug unchanged.
+fn localize_page(page: &Page, locale_id: &str, tag: &str) -> Page {
+    let mut variant = page.clone();
+    variant.locale_id = Some(locale_id.to_owned());
+    variant.title = localized(&page.title, tag);
+    variant.seo.title = localized(&page.seo.title, tag);
+    variant.seo.description = page.seo.description.as_deref().map(|d| localized(d, tag));
+    variant.open_graph.title = localized(&page.open_graph.title, tag);
+    variant.open_graph.description = page
+        .open_graph
+        .description
+        .as_deref()
+        .map(|d| localized(d, tag));
+    variant
 }
 
 fn collection_fields(owner: &str, collection: usize) -> Vec<Field> {
@@ -1082,6 +1188,99 @@ fn authorize(caller: &Caller) -> Answer<&str> {
         .ok_or_else(WebflowError::not_authorized)
 }
 
+/// A secondary locale a request names: its id (site or CMS, as asked) and tag.
+struct Secondary {
+    id: String,
+    tag: String,
+}
+
+/// The locale `raw` names as `param` (`localeId`, `cmsLocaleId`) for a record of `site_id`:
+/// `None` for the primary (empty, or the primary's own id). A locale the site does not have
+/// (another site's included) is Webflow's 400 `validation_error` naming the parameter.
+fn locale_named(data: &Data, site_id: &str, param: &str, raw: &str) -> Answer<Option<Secondary>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let cms = param == "cmsLocaleId";
+    let id_of = |l: &Locale| {
+        if cms {
+            l.cms_locale_id.clone()
+        } else {
+            l.id.clone()
+        }
+    };
+    let locales = data
+        .sites
+        .iter()
+        .find(|r| r.site.id == site_id)
+        .map(|r| &r.site.locales);
+    if let Some(locales) = locales {
+        if id_of(&locales.primary) == raw {
+            return Ok(None);
+        }
+        if let Some(l) = locales.secondary.iter().find(|l| id_of(l) == raw) {
+            return Ok(Some(Secondary {
+                id: raw.to_owned(),
+                tag: l.tag.clone(),
+            }));
+        }
+    }
+    Err(WebflowError::invalid(
+        param,
+        format!("Locale not found for this site: {raw}"),
+    ))
+}
+
+/// The locale the query's `param` names, as [`locale_named`].
+fn locale_param(
+    data: &Data,
+    site_id: &str,
+    params: &HashMap<String, String>,
+    param: &str,
+) -> Answer<Option<Secondary>> {
+    match params.get(param) {
+        None => Ok(None),
+        Some(raw) => locale_named(data, site_id, param, raw),
+    }
+}
+
+impl PageRecord {
+    /// The page's settings in `locale` (the primary's when `None`).
+    fn variant(&self, locale: Option<&Secondary>) -> Page {
+        match locale {
+            None => self.page.clone(),
+            Some(l) => self
+                .localized
+                .get(&l.id)
+                .cloned()
+                .unwrap_or_else(|| localize_page(&self.page, &l.id, &l.tag)),
+        }
+    }
+}
+
+impl ItemRecord {
+    /// The item in `locale` (the primary's when `None`).
+    fn variant(&self, locale: Option<&Secondary>) -> Item {
+        match locale {
+            None => self.item.clone(),
+            Some(l) => self.localized.get(&l.id).cloned().unwrap_or_else(|| Item {
+                cms_locale_id: l.id.clone(),
+                ..self.item.clone()
+            }),
+        }
+    }
+}
+
+/// Query parameters as a map, or Webflow's malformed-request answer.
+fn params(
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<HashMap<String, String>> {
+    query
+        .map(|Query(params)| params)
+        .map_err(|_| WebflowError::bad_request())
+}
+
 /// `offset`/`limit` as Webflow reads them: empty means default (the spec allows empty values),
 /// anything else must be an integer in range or the request is a validation error.
 #[derive(Debug, Clone, Copy)]
@@ -1145,8 +1344,62 @@ impl Paging {
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
+/// Scopes a full site token carries (custom code is for Data Client apps only); a scope
+/// withheld from an owner is left out.
+const SITE_TOKEN_SCOPES: [&str; 12] = [
+    "assets:read",
+    "assets:write",
+    "cms:read",
+    "cms:write",
+    "comments:read",
+    "comments:write",
+    "forms:read",
+    "forms:write",
+    "pages:read",
+    "pages:write",
+    "sites:read",
+    "sites:write",
+];
+
+/// `introspect`: the token's authorization, its scopes comma-separated and the one site it
+/// reaches. Needs no scope.
+async fn introspect(State(state): State<Arc<WebflowState>>, caller: Caller) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?.to_owned();
+    if lock(&state.introspection_refused).contains(&owner) {
+        return Err(WebflowError::not_authorized());
+    }
+    let withheld = lock(&state.withheld)
+        .get(&owner)
+        .cloned()
+        .unwrap_or_default();
+    let scope: Vec<&str> = SITE_TOKEN_SCOPES
+        .into_iter()
+        .filter(|s| !withheld.contains(s))
+        .collect();
+    let data = lock(&state.data);
+    let sites: Vec<&str> = data
+        .sites
+        .iter()
+        .filter(|r| r.owner == owner)
+        .map(|r| r.site.id.as_str())
+        .collect();
+    Ok(Json(json!({
+        "authorization": {
+            "id": derive_id("authorization", &owner, 0),
+            "createdOn": "2021-03-15T09:45:00.000Z",
+            "lastUsed": now_rfc3339(),
+            "grantType": "site_token",
+            "rateLimit": 60,
+            "scope": scope.join(","),
+            "authorizedTo": {"siteIds": sites, "workspaceIds": [], "userIds": []},
+        },
+        "application": null,
+    })))
+}
+
 async fn list_sites(State(state): State<Arc<WebflowState>>, caller: Caller) -> Answer<Json<Value>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, SITES_READ)?;
+    let owner = owner.as_str();
     let data = lock(&state.data);
     let sites: Vec<&Site> = data
         .sites
@@ -1162,7 +1415,8 @@ async fn get_site(
     caller: Caller,
     Path(site_id): Path<String>,
 ) -> Answer<Json<Site>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, SITES_READ)?;
+    let owner = owner.as_str();
     let data = lock(&state.data);
     data.sites
         .iter()
@@ -1185,15 +1439,17 @@ async fn list_pages(
     Path(site_id): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer<Json<Value>> {
-    let owner = authorize(&caller)?;
-    let paging = Paging::parse(query)?;
+    let owner = state.authorize(&caller, PAGES_READ)?;
+    let params = params(query)?;
+    let paging = Paging::parse(Ok(Query(params.clone())))?;
     let data = lock(&state.data);
-    own_site(&data, owner, &site_id)?;
-    let pages: Vec<&Page> = data
+    own_site(&data, &owner, &site_id)?;
+    let locale = locale_param(&data, &site_id, &params, "localeId")?;
+    let pages: Vec<Page> = data
         .pages
         .iter()
         .filter(|r| r.owner == owner && r.page.site_id == site_id)
-        .map(|r| &r.page)
+        .map(|r| r.variant(locale.as_ref()))
         .collect();
     let (pages, pagination) = paging.apply(&pages);
     Ok(Json(json!({ "pages": pages, "pagination": pagination })))
@@ -1203,14 +1459,18 @@ async fn get_page(
     State(state): State<Arc<WebflowState>>,
     caller: Caller,
     Path(page_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer<Json<Page>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, PAGES_READ)?;
+    let params = params(query)?;
     let data = lock(&state.data);
-    data.pages
+    let record = data
+        .pages
         .iter()
         .find(|r| r.owner == owner && r.page.id == page_id)
-        .map(|r| Json(r.page.clone()))
-        .ok_or_else(|| WebflowError::not_found("page"))
+        .ok_or_else(|| WebflowError::not_found("page"))?;
+    let locale = locale_param(&data, &record.page.site_id, &params, "localeId")?;
+    Ok(Json(record.variant(locale.as_ref())))
 }
 
 /// A string member of a page update, if present: anything else is a validation error.
@@ -1250,15 +1510,20 @@ async fn update_page(
     State(state): State<Arc<WebflowState>>,
     caller: Caller,
     Path(page_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Answer<Json<Page>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, PAGES_WRITE)?;
+    let params = params(query)?;
     let mut data = lock(&state.data);
     let index = data
         .pages
         .iter()
         .position(|r| r.owner == owner && r.page.id == page_id)
         .ok_or_else(|| WebflowError::not_found("page"))?;
+    let site_id = data.pages[index].page.site_id.clone();
+    // A secondary locale's settings change alone; the primary's stay as they are.
+    let locale = locale_param(&data, &site_id, &params, "localeId")?;
     let body = object_body(body)?;
     if let Some(unknown) = body
         .keys()
@@ -1323,7 +1588,17 @@ async fn update_page(
         }
     }
 
-    let page = &mut data.pages[index].page;
+    let record = &mut data.pages[index];
+    let page = match &locale {
+        None => &mut record.page,
+        Some(l) => {
+            let primary = &record.page;
+            record
+                .localized
+                .entry(l.id.clone())
+                .or_insert_with(|| localize_page(primary, &l.id, &l.tag))
+        }
+    };
     if let Some(title) = title {
         page.title = title;
     }
@@ -1371,15 +1646,30 @@ async fn get_page_dom(
     Path(page_id): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer<Json<Value>> {
-    let owner = authorize(&caller)?;
-    let paging = Paging::parse(query)?;
+    let owner = state.authorize(&caller, PAGES_READ)?;
+    let params = params(query)?;
+    let paging = Paging::parse(Ok(Query(params.clone())))?;
     let data = lock(&state.data);
     let record = data
         .pages
         .iter()
         .find(|r| r.owner == owner && r.page.id == page_id)
         .ok_or_else(|| WebflowError::not_found("page"))?;
-    let (nodes, pagination) = paging.apply(&record.nodes);
+    let locale = locale_param(&data, &record.page.site_id, &params, "localeId")?;
+    let nodes: Vec<DomNode> = match &locale {
+        None => record.nodes.clone(),
+        Some(l) => record
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut n = n.clone();
+                n.text.text = localized(&n.text.text, &l.tag);
+                n.text.html = localized(&n.text.html, &l.tag);
+                n
+            })
+            .collect(),
+    };
+    let (nodes, pagination) = paging.apply(&nodes);
     Ok(Json(json!({
         "pageId": record.page.id,
         "branchId": null,
@@ -1394,7 +1684,8 @@ async fn list_collections(
     caller: Caller,
     Path(site_id): Path<String>,
 ) -> Answer<Json<Value>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, CMS_READ)?;
+    let owner = owner.as_str();
     let data = lock(&state.data);
     own_site(&data, owner, &site_id)?;
     let collections: Vec<CollectionSummary<'_>> = data
@@ -1429,7 +1720,8 @@ async fn get_collection(
     caller: Caller,
     Path(collection_id): Path<String>,
 ) -> Answer<Json<Collection>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, CMS_READ)?;
+    let owner = owner.as_str();
     let data = lock(&state.data);
     own_collection(&data, owner, &collection_id).map(|c| Json(c.clone()))
 }
@@ -1440,19 +1732,31 @@ async fn list_items(
     Path(collection_id): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer<Json<Value>> {
-    let owner = authorize(&caller)?;
-    let Query(params) = query.map_err(|_| WebflowError::bad_request())?;
+    let owner = state.authorize(&caller, CMS_READ)?;
+    let params = params(query)?;
     let paging = Paging::parse(Ok(Query(params.clone())))?;
     let order = ItemOrder::parse(&params)?;
     let data = lock(&state.data);
-    own_collection(&data, owner, &collection_id)?;
-    let mut items: Vec<&Item> = data
-        .items
+    own_collection(&data, &owner, &collection_id)?;
+    let site_id = collection_site(&data, &collection_id);
+    // Several locales at once are a comma-separated list: each locale's items in turn.
+    let locales = match params.get("cmsLocaleId") {
+        None => vec![None],
+        Some(raw) => raw
+            .split(',')
+            .map(|one| locale_named(&data, &site_id, "cmsLocaleId", one))
+            .collect::<Answer<Vec<_>>>()?,
+    };
+    let variants: Vec<Item> = locales
         .iter()
-        .filter(|r| r.owner == owner && r.collection_id == collection_id)
-        .map(|r| &r.item)
-        .filter(|item| order.keeps(item))
+        .flat_map(|locale| {
+            data.items
+                .iter()
+                .filter(|r| r.owner == owner && r.collection_id == collection_id)
+                .map(|r| r.variant(locale.as_ref()))
+        })
         .collect();
+    let mut items: Vec<&Item> = variants.iter().filter(|item| order.keeps(item)).collect();
     order.sort(&mut items);
     let (items, pagination) = paging.apply(&items);
     Ok(Json(json!({ "items": items, "pagination": pagination })))
@@ -1548,15 +1852,29 @@ async fn get_item(
     State(state): State<Arc<WebflowState>>,
     caller: Caller,
     Path((collection_id, item_id)): Path<(String, String)>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Answer<Json<Item>> {
-    let owner = authorize(&caller)?;
+    let owner = state.authorize(&caller, CMS_READ)?;
+    let params = params(query)?;
     let data = lock(&state.data);
-    own_collection(&data, owner, &collection_id)?;
-    data.items
+    own_collection(&data, &owner, &collection_id)?;
+    let record = data
+        .items
         .iter()
         .find(|r| r.owner == owner && r.collection_id == collection_id && r.item.id == item_id)
-        .map(|r| Json(r.item.clone()))
-        .ok_or_else(|| WebflowError::not_found("item"))
+        .ok_or_else(|| WebflowError::not_found("item"))?;
+    let site_id = collection_site(&data, &collection_id);
+    let locale = locale_param(&data, &site_id, &params, "cmsLocaleId")?;
+    Ok(Json(record.variant(locale.as_ref())))
+}
+
+/// The site a collection belongs to.
+fn collection_site(data: &Data, collection_id: &str) -> String {
+    data.collections
+        .iter()
+        .find(|r| r.collection.id == collection_id)
+        .map(|r| r.site_id.clone())
+        .unwrap_or_default()
 }
 
 /// The JSON object body of a write, or Webflow's malformed-request answer.
@@ -1737,6 +2055,7 @@ impl Data {
             owner: owner.to_owned(),
             collection_id: collection_id.to_owned(),
             item: item.clone(),
+            localized: HashMap::new(),
         });
         item
     }

@@ -5,7 +5,7 @@
 //! from every tenant:
 //! - no answer contains data owned by a tenant other than the token's;
 //! - every upstream request is made with the caller's own credential, and none names another
-//!   tenant's site, page, collection, asset, form or repository;
+//!   tenant's site, page, collection, asset, form, locale or repository;
 //! - no other tenant's CMS items, pages or assets change;
 //!
 //! all with the upstream read cache on (as it runs by default), and the run must have answered
@@ -82,6 +82,8 @@ struct Case {
     item: usize,
     repo: Option<usize>,
     offset: Option<u32>,
+    /// Into the pool of every owner's site and CMS locale ids; `None` leaves it out.
+    locale: Option<usize>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -104,9 +106,10 @@ fn case() -> impl Strategy<Value = Case> {
         0usize..64,
         proptest::option::of(0usize..64),
         proptest::option::of(0u32..8),
+        proptest::option::of(0usize..64),
     )
         .prop_map(
-            |(who, tool, site, page, collection, asset, form, item, repo, offset)| Case {
+            |(who, tool, site, page, collection, asset, form, item, repo, offset, locale)| Case {
                 who,
                 tool,
                 site,
@@ -117,6 +120,7 @@ fn case() -> impl Strategy<Value = Case> {
                 item,
                 repo,
                 offset,
+                locale,
             },
         )
 }
@@ -134,6 +138,8 @@ struct Pools {
     threads: Vec<String>,
     items: Vec<String>,
     repos: Vec<String>,
+    /// Site and CMS locale ids of every owner, mixed: a page tool may be given a CMS locale id.
+    locales: Vec<String>,
 }
 
 fn request(c: &Case, p: &Pools) -> Value {
@@ -162,18 +168,22 @@ fn request(c: &Case, p: &Pools) -> Value {
     if let Some(o) = c.offset {
         args["offset"] = json!(o);
     }
+    if let Some(l) = c.locale {
+        args["locale_id"] = json!(pick(&p.locales, l));
+        args["cms_locale_id"] = json!(pick(&p.locales, l / 2));
+    }
     // Arguments a tool does not take are refused by it; keep only the ones it takes.
     let takes: &[&str] = match c.tool {
         "webflow_get_site" | "webflow_list_collections" | "site_status" => &["site_id"],
-        "webflow_list_pages" => &["site_id", "offset"],
-        "webflow_get_page_content" => &["page_id", "offset"],
+        "webflow_list_pages" => &["site_id", "offset", "locale_id"],
+        "webflow_get_page_content" => &["page_id", "offset", "locale_id"],
         "webflow_get_collection" => &["collection_id"],
-        "webflow_list_items" => &["collection_id", "offset"],
-        "webflow_get_item" => &["collection_id", "item_id"],
+        "webflow_list_items" => &["collection_id", "offset", "cms_locale_id"],
+        "webflow_get_item" => &["collection_id", "item_id", "cms_locale_id"],
         "webflow_create_item" => &["collection_id", "field_data"],
         "webflow_create_items" => &["collection_id", "items"],
         "webflow_update_item" => &["collection_id", "item_id", "field_data"],
-        "webflow_update_page_settings" => &["page_id", "title"],
+        "webflow_update_page_settings" => &["page_id", "title", "locale_id"],
         "webflow_list_assets" => &["site_id", "offset"],
         "webflow_update_asset" => &["asset_id", "alt_text"],
         "webflow_list_forms" => &["site_id", "offset"],
@@ -215,13 +225,18 @@ fn request(c: &Case, p: &Pools) -> Value {
     json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
 }
 
-/// An owner's CMS items, pages and assets as stored now.
+/// An owner's CMS items, pages (in every locale) and assets as stored now.
 fn snapshot(sandbox: &Sandbox, owner: &OwnerFixture) -> Vec<Option<Value>> {
     owner
         .item_ids
         .iter()
         .map(|(c, i)| sandbox.webflow_item(c, i))
-        .chain(owner.page_ids.iter().map(|p| sandbox.webflow_page(p)))
+        .chain(owner.page_ids.iter().flat_map(|p| {
+            owner
+                .locale_ids
+                .iter()
+                .map(|l| sandbox.webflow_page_in(p, Some(l)))
+        }))
         .chain(owner.asset_ids.iter().map(|a| sandbox.webflow_asset(a)))
         .collect()
 }
@@ -339,6 +354,12 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
             .flat_map(|o| o.github_repos.clone())
             .chain(["someone/else".into()])
             .collect(),
+        locales: f
+            .owners
+            .iter()
+            .flat_map(|o| o.locale_ids.iter().chain(&o.cms_locale_ids).cloned())
+            .chain(["0123456789abcdef01234567".into()])
+            .collect(),
     };
     let before: Vec<_> = f.owners.iter().map(|o| snapshot(&sandbox, o)).collect();
 
@@ -402,7 +423,9 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
                 .chain(&theirs.collection_ids)
                 .chain(&theirs.page_ids)
                 .chain(&theirs.asset_ids)
-                .chain(&theirs.form_ids);
+                .chain(&theirs.form_ids)
+                .chain(&theirs.locale_ids)
+                .chain(&theirs.cms_locale_ids);
             for id in foreign_ids {
                 prop_assert!(
                     body.contains(id.as_str()) || !text.contains(id.as_str()),
@@ -416,7 +439,9 @@ fn no_call_ever_sees_or_touches_another_tenants_data() {
                     .chain(&theirs.collection_ids)
                     .chain(&theirs.page_ids)
                     .chain(&theirs.asset_ids)
-                    .chain(&theirs.form_ids);
+                    .chain(&theirs.form_ids)
+                    .chain(&theirs.locale_ids)
+                    .chain(&theirs.cms_locale_ids);
                 for id in named {
                     prop_assert!(
                         !request.path.contains(id.as_str()),

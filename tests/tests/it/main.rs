@@ -25,6 +25,7 @@ mod hardening_binary;
 mod isolated;
 mod isolated_property;
 mod isolation_property;
+mod locales;
 mod metrics;
 mod no_secret_leaks;
 mod oauth;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::runtime::admin::OnboardRequest;
 use serde_json::json;
 use tests::harness::{TestServer, call, ok_json};
-use tests::sandbox::{Fixture, OwnerFixture, Sandbox};
+use tests::sandbox::{Fixture, OwnerFixture, Sandbox, webflow};
 
 fn request(owner: &OwnerFixture, secrets: &[(&str, &str)], dry_run: bool) -> OnboardRequest {
     serde_json::from_value(json!({
@@ -155,14 +155,137 @@ async fn onboarding_an_isolated_instance_checks_cloudflare_and_stripe() {
         .to_string();
     assert!(err.contains("stripe credential not verified"), "{err}");
     assert!(instance.admin.tenants().await.unwrap().is_empty());
+    // The instance's own needs: a token that cannot publish is onboarded with a warning.
+    sandbox.withhold_webflow_scope("acme", "sites:write");
     let done = instance
         .admin
         .onboard(&make(&acme.stripe_key))
         .await
         .unwrap();
+    assert_eq!(done.warnings.len(), 1, "{:?}", done.warnings);
+    assert!(
+        done.warnings[0].contains("lacks the sites:write scope, which webflow_publish_site"),
+        "{:?}",
+        done.warnings
+    );
     let client = instance.client(&done.token.unwrap().token).await;
     let records = ok_json(&call(&client, "dns_list_records", json!({})).await);
     assert_eq!(records["zone_id"], acme.zone_id);
+}
+
+/// A tenant bound to all of `owner`'s resources with `toolsets`, and its Webflow token.
+fn with_toolsets(owner: &OwnerFixture, toolsets: &[&str], dry_run: bool) -> OnboardRequest {
+    serde_json::from_value(json!({
+        "id": owner.owner,
+        "spec": {
+            "name": format!("{} Inc", owner.owner),
+            "webflow_sites": [owner.site_id],
+            "writable_collections": [owner.collection_ids[0]],
+            "toolsets": toolsets,
+        },
+        "secrets": {"webflow": owner.token},
+        "dry_run": dry_run,
+    }))
+    .unwrap()
+}
+
+const EVERY_WEBFLOW_TOOLSET: [&str; 5] =
+    ["webflow", "cms-write", "page-write", "asset-write", "forms"];
+
+#[tokio::test]
+async fn onboarding_names_each_webflow_scope_the_tenants_tools_lack() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme", "globex", "initech"]))
+        .await
+        .unwrap();
+    let server = TestServer::start(&sandbox).await;
+    let acme = sandbox.fixture().owner("acme").unwrap().clone();
+    sandbox.withhold_webflow_scope("acme", webflow::PAGES_WRITE);
+    sandbox.withhold_webflow_scope("acme", webflow::FORMS_READ);
+    sandbox.clear_requests();
+
+    // A tenant without those toolsets needs neither scope: no warning.
+    let quiet = server
+        .admin
+        .onboard(&with_toolsets(&acme, &["webflow", "cms-write"], true))
+        .await
+        .unwrap();
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+
+    // Scopes only some tools need: onboarded, with a warning naming each and what needs it.
+    let done = server
+        .admin
+        .onboard(&with_toolsets(&acme, &EVERY_WEBFLOW_TOOLSET, false))
+        .await
+        .unwrap();
+    assert!(done.token.is_some());
+    assert_eq!(done.warnings.len(), 2, "{:?}", done.warnings);
+    let warned = |scope: &str, by: &str| {
+        done.warnings
+            .iter()
+            .any(|w| w.contains(&format!("lacks the {scope} scope")) && w.contains(by))
+    };
+    assert!(warned("pages:write", "page-write"), "{:?}", done.warnings);
+    assert!(warned("forms:read", "forms toolset"), "{:?}", done.warnings);
+    // Webflow was asked which scopes the token has, with that token.
+    assert!(
+        sandbox.requests().iter().any(|r| {
+            r.path == "/v2/token/introspect" && r.token_owner.as_deref() == Some("acme")
+        })
+    );
+    // Without a read scope every Webflow tool rests on: refused, nothing stored.
+    let globex = sandbox.fixture().owner("globex").unwrap().clone();
+    sandbox.withhold_webflow_scope("globex", webflow::CMS_READ);
+    let err = server
+        .admin
+        .onboard(&with_toolsets(&globex, &["webflow"], false))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("lacks the cms:read scope") && err.contains("webflow toolset"),
+        "{err}"
+    );
+    let stored = server.admin.tenants().await.unwrap();
+    assert!(stored.iter().all(|t| t.id.as_str() != "globex"));
+
+    // When Webflow will not introspect the token, its read scopes are tried one read each and
+    // the write scopes named as unchecked.
+    let initech = sandbox.fixture().owner("initech").unwrap().clone();
+    sandbox.refuse_webflow_introspection("initech");
+    sandbox.withhold_webflow_scope("initech", webflow::ASSETS_READ);
+    let dry = server
+        .admin
+        .onboard(&with_toolsets(&initech, &EVERY_WEBFLOW_TOOLSET, true))
+        .await
+        .unwrap();
+    assert!(
+        dry.warnings
+            .iter()
+            .any(|w| w.contains("lacks the assets:read scope")
+                && w.contains("webflow_list_assets")
+                && w.contains("asset-write")),
+        "{:?}",
+        dry.warnings
+    );
+    assert!(
+        dry.warnings
+            .iter()
+            .any(|w| w.contains("did not list the token's scopes")
+                && w.contains("cms:write")
+                && w.contains("pages:write")
+                && w.contains("assets:write")),
+        "{:?}",
+        dry.warnings
+    );
+    assert!(!dry.warnings.iter().any(|w| w.contains("forms:read")));
+    sandbox.withhold_webflow_scope("initech", webflow::PAGES_READ);
+    let err = server
+        .admin
+        .onboard(&with_toolsets(&initech, &["webflow"], true))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lacks the pages:read scope"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,6 +293,8 @@ async fn the_onboard_command_prints_config_for_every_client() {
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let server = TestServer::start(&sandbox).await;
     let acme = sandbox.fixture().owner("acme").unwrap().clone();
+    // A scope one tool needs is missing: onboarding goes on, and says so.
+    sandbox.withhold_webflow_scope("acme", webflow::COMMENTS_READ);
     let Some(binary) = tests::harness::shared_server_binary().await else {
         return;
     };
@@ -225,6 +350,11 @@ async fn the_onboard_command_prints_config_for_every_client() {
         assert!(stdout.contains(needle), "missing {needle} in\n{stdout}");
     }
     assert_eq!(server.admin.tenant("acme").await.unwrap().secrets.len(), 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning (shared server): the Webflow token lacks the comments:read scope, which webflow_list_comments"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -37,6 +37,10 @@ pub struct OnboardResponse {
     pub tenant: Tenant,
     /// The kinds of credential that were verified against their APIs.
     pub verified: Vec<String>,
+    /// What verification found that did not stop it, such as a Webflow scope some of the
+    /// tenant's tools need and the token lacks: one sentence each, naming the scope and tools.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// The new MCP token (absent on a dry run).
     pub token: Option<IssuedToken>,
 }
@@ -64,8 +68,9 @@ pub(super) async fn onboard(
         secrets.push((kind, secret_value(kind, value, "credential")?));
     }
     let mut verified = Vec::new();
+    let mut warnings = Vec::new();
     for (kind, secret) in &secrets {
-        (state.spec.verify)(&state.services, &tenant, *kind, secret)
+        let found = (state.spec.verify)(&state.services, &tenant, *kind, secret)
             .await
             .map_err(|why| {
                 AdminError(
@@ -73,6 +78,7 @@ pub(super) async fn onboard(
                     format!("{kind} credential not verified: {why}"),
                 )
             })?;
+        warnings.extend(found);
         verified.push(kind.to_string());
     }
     if request.dry_run {
@@ -81,6 +87,7 @@ pub(super) async fn onboard(
             Json(OnboardResponse {
                 tenant,
                 verified,
+                warnings,
                 token: None,
             }),
         ));
@@ -109,11 +116,15 @@ pub(super) async fn onboard(
         tenant.id.as_str(),
         &serde_json::json!({"tenant": tenant.id, "kinds": verified}),
     );
+    for warning in &warnings {
+        tracing::warn!(tenant = %tenant.id, "onboarding: {warning}");
+    }
     Ok((
         StatusCode::CREATED,
         Json(OnboardResponse {
             tenant,
             verified,
+            warnings,
             token: Some(issued),
         }),
     ))

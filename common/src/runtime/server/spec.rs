@@ -34,10 +34,13 @@ pub struct ServerSpec {
     pub verify: VerifyFn,
 }
 
-/// `verify(services, tenant, kind, secret)`: `Err` says what is wrong with the credential.
+/// `verify(services, tenant, kind, secret)`: `Err` says what is wrong with the credential; `Ok`
+/// carries warnings for the operator (a Webflow scope some of the tenant's tools need).
 pub type VerifyFn = for<'a> fn(
     &'a Services,
     &'a Tenant,
     SecretKind,
     &'a SecretString,
-) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+) -> Pin<
+    Box<dyn Future<Output = Result<crate::verify::Warnings, String>> + Send + 'a>,
+>;

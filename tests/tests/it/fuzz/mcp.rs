@@ -140,6 +140,29 @@ fn shared_seeds(f: &OwnerFixture) -> Vec<Value> {
             "webflow_get_item",
             json!({"collection_id": collection, "item_id": item}),
         ),
+        // A secondary locale's variants: pages by site locale, items by CMS locale.
+        tool(
+            "webflow_list_pages",
+            json!({"site_id": f.site_id, "locale_id": f.locale_ids[1]}),
+        ),
+        tool(
+            "webflow_get_page_content",
+            json!({"page_id": f.page_ids[0], "locale_id": f.locale_ids[1], "limit": 2}),
+        ),
+        tool(
+            "webflow_list_items",
+            json!({"collection_id": collection, "cms_locale_id": f.cms_locale_ids[1]}),
+        ),
+        tool(
+            "webflow_get_item",
+            json!({"collection_id": collection, "item_id": item,
+                   "cms_locale_id": f.cms_locale_ids[2]}),
+        ),
+        tool(
+            "webflow_update_page_settings",
+            json!({"page_id": f.page_ids[1], "locale_id": f.locale_ids[1],
+                   "seo": {"description": "Une page."}}),
+        ),
         tool(
             "webflow_create_item",
             json!({"collection_id": collection, "field_data": field_data}),
