@@ -238,7 +238,10 @@ fn store_records() {
     let rt = runtime();
     let dump = rt.block_on(dump());
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::Sled(sled::Config::new().path(dir.path()).open().unwrap());
+    let db = Db::Sled(
+        sled::Config::new().path(dir.path()).open().unwrap(),
+        Default::default(),
+    );
     restore(&db, &dump).unwrap();
     let trees = [
         "people",
