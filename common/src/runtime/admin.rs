@@ -120,6 +120,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/deny", post(approvals::deny_approval))
         .route("/v1/audit", get(server::read_audit))
         .route("/v1/onboard", post(onboard::onboard))
+        .route("/v1/store/backup", post(server::backup))
         .layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .route(
             "/metrics",
@@ -186,7 +187,12 @@ fn unauthorized(message: &str) -> Response {
 }
 
 /// Records an admin action in the audit log. `subject` names what was acted on (never a value).
-fn audit_admin(state: &AppState, action: &str, tenant: &str, subject: &serde_json::Value) {
+pub(super) fn audit_admin(
+    state: &AppState,
+    action: &str,
+    tenant: &str,
+    subject: &serde_json::Value,
+) {
     state.record(&Event {
         tenant,
         action: &format!("admin:{action}"),

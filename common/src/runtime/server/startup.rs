@@ -185,6 +185,7 @@ impl Application {
             metrics_token,
             public_url,
             fast_path: config.fast_path,
+            key_fingerprints: record_key_fingerprints(config)?,
             connector: connector_door,
             token_ttl_secs: config.token_ttl_days.saturating_mul(86_400),
             audit_retention_ms: config.audit_retention_days.saturating_mul(86_400_000),
@@ -626,6 +627,18 @@ pub fn shared_key_fingerprints(config: &Config) -> anyhow::Result<Vec<(&'static 
         ("signing key", config.signing_key_path()),
         ("master key", config.master_key_path()),
         ("admin token", config.admin_token_path()),
+    ]
+    .into_iter()
+    .map(|(what, path)| Ok((what, key_fingerprint(&path)?)))
+    .collect()
+}
+
+/// The fingerprints of the key files the store's records need: the signing key (tokens) and
+/// the master key (sealed secrets). What a backup records and a restore checks.
+pub fn record_key_fingerprints(config: &Config) -> anyhow::Result<Vec<(&'static str, String)>> {
+    [
+        ("signing key", config.signing_key_path()),
+        ("master key", config.master_key_path()),
     ]
     .into_iter()
     .map(|(what, path)| Ok((what, key_fingerprint(&path)?)))

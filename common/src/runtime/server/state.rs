@@ -26,6 +26,9 @@ pub struct AppState {
     pub public_url: String,
     /// Whether `/mcp` takes stateless JSON requests on the fast path (`STUDIO_MCP_FAST_PATH`).
     pub fast_path: bool,
+    /// The fingerprints of the key files the store's records need (`signing.key`,
+    /// `master.key`), as a backup records them.
+    pub key_fingerprints: Vec<(&'static str, String)>,
     /// The OAuth door, if configured: everything people and connectors use lives there.
     pub connector: Option<ConnectorDoor>,
     pub token_ttl_secs: u64,
