@@ -540,6 +540,12 @@ impl Sandbox {
         self.webflow.item_json(collection_id, item_id)
     }
 
+    /// Whether the Webflow CMS item is on the live site now; `None` if `item_id` is not (or no
+    /// longer) in `collection_id`.
+    pub fn webflow_item_live(&self, collection_id: &str, item_id: &str) -> Option<bool> {
+        self.webflow.item_live(collection_id, item_id)
+    }
+
     /// The Webflow page as stored now (after any settings update), as `get-page-metadata`
     /// would serve it; `None` if there is no such page.
     pub fn webflow_page(&self, page_id: &str) -> Option<serde_json::Value> {

@@ -6,7 +6,8 @@
 //! `list-collections`, `collection-details`,
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
 //! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
-//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`). A token may be
+//! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`,
+//! `list-items-live`, `delete-items`, `delete-items-live`). A token may be
 //! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
 //! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
@@ -115,7 +116,11 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
         .route("/v2/collections/{collection_id}", get(get_collection))
         .route(
             "/v2/collections/{collection_id}/items",
-            get(list_items).post(create_item),
+            get(list_items).post(create_item).delete(delete_items),
+        )
+        .route(
+            "/v2/collections/{collection_id}/items/live",
+            get(list_live_items).delete(unpublish_items),
         )
         .route(
             "/v2/collections/{collection_id}/items/{item_id}",
@@ -352,6 +357,8 @@ struct ItemRecord {
     owner: String,
     collection_id: String,
     item: Item,
+    /// On the live site (`list-items-live` shows it).
+    live: bool,
 }
 
 struct AssetRecord {
@@ -494,6 +501,15 @@ impl WebflowState {
         let data = lock(&self.data);
         let record = data.pages.iter().find(|r| r.page.id == page_id)?;
         serde_json::to_value(&record.page).ok()
+    }
+
+    /// Whether the item is on the live site; `None` if there is no such item.
+    pub(crate) fn item_live(&self, collection_id: &str, item_id: &str) -> Option<bool> {
+        let data = lock(&self.data);
+        data.items
+            .iter()
+            .find(|r| r.collection_id == collection_id && r.item.id == item_id)
+            .map(|r| r.live)
     }
 
     pub(crate) fn publishes(&self, site_id: &str) -> usize {
@@ -898,6 +914,7 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 owner: owner.to_owned(),
                 collection_id: collection_id.clone(),
                 item,
+                live: !stale_draft,
             });
         }
     }
@@ -1559,6 +1576,98 @@ async fn get_item(
         .ok_or_else(|| WebflowError::not_found("item"))
 }
 
+/// `list-items-live`: the collection's items on the live site, paged.
+async fn list_live_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_collection(&data, owner, &collection_id)?;
+    let items: Vec<&Item> = data
+        .items
+        .iter()
+        .filter(|r| r.owner == owner && r.collection_id == collection_id && r.live)
+        .map(|r| &r.item)
+        .collect();
+    let (items, pagination) = paging.apply(&items);
+    Ok(Json(json!({ "items": items, "pagination": pagination })))
+}
+
+/// The ids of a bulk item request's `items: [{id}]` (1 to 100, each once), or Webflow's
+/// validation error.
+fn bulk_item_ids(body: &Map<String, Value>) -> Answer<Vec<String>> {
+    let invalid = || {
+        WebflowError::invalid(
+            "items",
+            format!("Must be an array of 1 to {MAX_LIMIT} objects with an id"),
+        )
+    };
+    let items = match body.get("items") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_LIMIT => items,
+        _ => return Err(invalid()),
+    };
+    let ids: Vec<Value> = items
+        .iter()
+        .map(|i| i.get("id").cloned().unwrap_or(Value::Null))
+        .collect();
+    id_list(&Value::Array(ids), "items")
+}
+
+/// `delete-items`: deletes the listed items of the collection, all or none: an id that is not
+/// one of its items (whoever's it is) answers `404` and nothing is deleted. `204` otherwise.
+async fn delete_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<StatusCode> {
+    let owner = state.authorize(&caller, CMS_WRITE)?;
+    let mut data = lock(&state.data);
+    own_collection(&data, &owner, &collection_id)?;
+    let ids = bulk_item_ids(&object_body(body)?)?;
+    let mine = |r: &ItemRecord, id: &str| {
+        r.owner == owner && r.collection_id == collection_id && r.item.id == id
+    };
+    if !ids.iter().all(|id| data.items.iter().any(|r| mine(r, id))) {
+        return Err(WebflowError::not_found("item"));
+    }
+    data.items.retain(|r| !ids.iter().any(|id| mine(r, id)));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `delete-items-live`: takes the listed items off the live site and makes them drafts, all or
+/// none: an id that is not live in the collection answers `404`. `204` otherwise.
+async fn unpublish_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<StatusCode> {
+    let owner = state.authorize(&caller, CMS_WRITE)?;
+    let mut data = lock(&state.data);
+    own_collection(&data, &owner, &collection_id)?;
+    let ids = bulk_item_ids(&object_body(body)?)?;
+    let live = |r: &ItemRecord, id: &str| {
+        r.owner == owner && r.collection_id == collection_id && r.item.id == id && r.live
+    };
+    if !ids.iter().all(|id| data.items.iter().any(|r| live(r, id))) {
+        return Err(WebflowError::not_found("live item"));
+    }
+    let now = now_rfc3339();
+    for record in data.items.iter_mut() {
+        if ids.iter().any(|id| live(record, id)) {
+            record.live = false;
+            record.item.is_draft = true;
+            record.item.last_updated = now.clone();
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The JSON object body of a write, or Webflow's malformed-request answer.
 fn object_body(body: Result<Json<Value>, JsonRejection>) -> Answer<Map<String, Value>> {
     match body {
@@ -1737,6 +1846,7 @@ impl Data {
             owner: owner.to_owned(),
             collection_id: collection_id.to_owned(),
             item: item.clone(),
+            live: false,
         });
         item
     }
@@ -2126,6 +2236,7 @@ async fn publish_items(
         match record {
             Some(record) => {
                 record.item.is_draft = false;
+                record.live = true;
                 record.item.last_published = Some(now.clone());
                 published.push(id);
             }
@@ -2361,6 +2472,75 @@ mod tests {
         }
         Ok(())
     }
+    #[tokio::test]
+    async fn items_delete_and_unpublish_all_or_none() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let blog = &acme.collection_ids[0];
+        let (first, second, draft) = (
+            &acme.item_ids[0].1,
+            &acme.item_ids[1].1,
+            &acme.item_ids[STALE_DRAFT_ITEM].1,
+        );
+        let foreign = &globex.item_ids[0].1;
+        let live_path = format!("/v2/collections/{blog}/items/live");
+        let live = get(&sandbox, &live_path, Some(&acme.token)).await?.json()?;
+        let ids: Vec<&str> = live["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .filter_map(|i| i["id"].as_str())
+            .collect();
+        assert!(ids.contains(&first.as_str()) && !ids.contains(&draft.as_str()));
+
+        // Another owner's item or an item that is not live: 404, and nothing changes.
+        let items = |ids: &[&String]| json!({"items": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()});
+        let send_to = |path: String, token: &str, body: Value| {
+            let (sandbox, token) = (&sandbox, token.to_owned());
+            async move { send(sandbox, "DELETE", &path, Some(&token), Some(body)).await }
+        };
+        for body in [items(&[first, foreign]), items(&[first, draft])] {
+            let reply = send_to(live_path.clone(), &acme.token, body).await?;
+            assert_eq!(reply.status, 404, "{}", reply.body);
+        }
+        assert_eq!(sandbox.webflow_item_live(blog, first), Some(true));
+        let theirs = format!("/v2/collections/{}/items/live", globex.collection_ids[0]);
+        let reply = send_to(theirs, &acme.token, items(&[foreign])).await?;
+        assert_eq!(reply.status, 404);
+        for body in [
+            json!({}),
+            json!({"items": []}),
+            json!({"items": [{"name": 1}]}),
+        ] {
+            let reply = send_to(live_path.clone(), &acme.token, body).await?;
+            assert_eq!(reply.status, 400, "{}", reply.body);
+        }
+
+        let reply = send_to(live_path.clone(), &acme.token, items(&[first])).await?;
+        assert_eq!((reply.status, reply.body.as_str()), (204, ""));
+        assert_eq!(sandbox.webflow_item_live(blog, first), Some(false));
+        assert_eq!(
+            sandbox.webflow_item(blog, first).context("item")?["isDraft"],
+            true
+        );
+
+        let staged = format!("/v2/collections/{blog}/items");
+        let reply = send_to(staged.clone(), &acme.token, items(&[second, foreign])).await?;
+        assert_eq!(reply.status, 404);
+        assert!(sandbox.webflow_item(blog, second).is_some());
+        let reply = send_to(staged.clone(), &acme.token, items(&[second, draft])).await?;
+        assert_eq!(reply.status, 204, "{}", reply.body);
+        assert!(sandbox.webflow_item(blog, second).is_none());
+        assert!(sandbox.webflow_item(blog, draft).is_none());
+        assert!(
+            sandbox
+                .webflow_item(&globex.collection_ids[0], foreign)
+                .is_some()
+        );
+        let reply = send_to(staged, &acme.token, items(&[second])).await?;
+        assert_eq!(reply.status, 404);
+        Ok(())
+    }
+
     #[tokio::test]
     async fn page_settings_update_like_webflow() -> anyhow::Result<()> {
         let (sandbox, acme, globex) = two_owners().await?;

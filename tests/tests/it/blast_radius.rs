@@ -3,9 +3,11 @@
 
 use common::tenant::Tier;
 
-const HIGH_RISK: [&str; 6] = [
+const HIGH_RISK: [&str; 8] = [
     "webflow_publish_site",
     "webflow_publish_items",
+    "webflow_delete_items",
+    "webflow_unpublish_items",
     "dns_create_record",
     "dns_update_record",
     "dns_delete_record",

@@ -84,12 +84,14 @@ async fn one_tenant_per_instance_and_nobody_elses_tokens() {
     let mut names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
     names.sort();
     println!("isolated instance tools: {names:?}");
-    assert_eq!(names.len(), 9);
+    assert_eq!(names.len(), 11);
     for t in &tools {
         let a = t.annotations.clone().unwrap();
         let high_risk = [
             "webflow_publish_site",
             "webflow_publish_items",
+            "webflow_delete_items",
+            "webflow_unpublish_items",
             "dns_create_record",
             "dns_update_record",
             "dns_delete_record",
@@ -490,4 +492,126 @@ async fn billing_is_the_tenants_own_customer_form_encoded_and_idempotent() {
         .await,
     );
     assert!(text.contains("customer"), "{text}");
+}
+
+#[tokio::test]
+async fn items_are_deleted_or_unpublished_only_in_named_collections_once_approved() {
+    let (sandbox, server, acme) = setup().await;
+    let f = acme.fixture.clone();
+    let globex = sandbox.fixture().owner("globex").unwrap().clone();
+    let client = server.client(&acme.token).await;
+    let (blog, authors) = (&f.collection_ids[0], &f.collection_ids[1]);
+    let item = |i: usize| f.item_ids[i].1.clone();
+
+    // The tenant record names the collection, and shows it.
+    let shown = server.admin.tenant("acme").await.unwrap();
+    let shown = serde_json::to_value(&shown).unwrap();
+    assert_eq!(shown["deletable_collections"], json!([blog]), "{shown}");
+    let who = ok_json(&call(&client, "whoami", json!({})).await);
+    assert_eq!(who["deletable_collections"], json!([blog]));
+
+    sandbox.clear_requests();
+    let refused = [
+        (
+            "webflow_delete_items",
+            json!({"collection_id": authors, "item_ids": [item(5)]}),
+            "--deletable-collection".to_owned(),
+        ),
+        (
+            "webflow_unpublish_items",
+            json!({"collection_id": authors, "item_ids": [item(5)]}),
+            "--deletable-collection".to_owned(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": globex.collection_ids[0], "item_ids": [globex.item_ids[0].1]}),
+            "--deletable-collection".to_owned(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": [item(0), globex.item_ids[0].1]}),
+            globex.item_ids[0].1.clone(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": [item(5)]}),
+            item(5),
+        ),
+        // Not live: the stale draft cannot be unpublished.
+        (
+            "webflow_unpublish_items",
+            json!({"collection_id": blog, "item_ids": [item(3)]}),
+            item(3),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": []}),
+            "1 to 100".to_owned(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": vec![item(0); 101]}),
+            "1 to 100".to_owned(),
+        ),
+    ];
+    for (tool, args, needle) in refused {
+        let text = error_text(&call(&client, tool, args.clone()).await);
+        assert!(text.contains(&needle), "{tool} {args}: {text}");
+    }
+    assert!(writes(&sandbox).is_empty(), "{:?}", writes(&sandbox));
+    assert!(server.admin.approvals().await.unwrap().is_empty());
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains(&globex.collection_ids[0])),
+        "another tenant's collection was reached"
+    );
+
+    // Unpublish two live items: the preview names them; the operator approves; they are drafts.
+    let args = json!({"collection_id": blog, "item_ids": [item(0), item(1), item(0)]});
+    let (step, id) = request(&client, "webflow_unpublish_items", &args).await;
+    let shown = &step["preview"]["items"];
+    assert_eq!(step["preview"]["count"], 2, "{step}");
+    assert_eq!(shown[0]["name"], "Blog Post 1 (owner:acme)", "{step}");
+    assert_eq!(shown[1]["slug"], "blog-post-2", "{step}");
+    assert!(writes(&sandbox).is_empty());
+    let done = approve(&server, &client, "webflow_unpublish_items", &args, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["result"]["unpublished_item_ids"],
+        json!([item(0), item(1)])
+    );
+    assert_eq!(sandbox.webflow_item_live(blog, &item(0)), Some(false));
+    assert_eq!(sandbox.webflow_item_live(blog, &item(2)), Some(true));
+    assert_eq!(
+        writes(&sandbox),
+        [format!("DELETE /v2/collections/{blog}/items/live")]
+    );
+
+    // Delete one: gone from the staged site, the rest untouched.
+    sandbox.clear_requests();
+    let args = json!({"collection_id": blog, "item_ids": [item(1)]});
+    let (step, id) = request(&client, "webflow_delete_items", &args).await;
+    assert_eq!(
+        step["preview"]["items"][0]["name"],
+        "Blog Post 2 (owner:acme)"
+    );
+    let done = approve(&server, &client, "webflow_delete_items", &args, &id).await;
+    assert_eq!(
+        done["result"]["deleted_item_ids"],
+        json!([item(1)]),
+        "{done}"
+    );
+    assert!(sandbox.webflow_item(blog, &item(1)).is_none());
+    assert!(sandbox.webflow_item(blog, &item(0)).is_some());
+    assert_eq!(
+        writes(&sandbox),
+        [format!("DELETE /v2/collections/{blog}/items")]
+    );
+    assert!(
+        sandbox
+            .webflow_item(&globex.collection_ids[0], &globex.item_ids[0].1)
+            .is_some()
+    );
 }

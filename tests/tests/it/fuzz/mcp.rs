@@ -284,6 +284,14 @@ fn isolated_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"collection_id": collection, "item_ids": [item]}),
         ),
         tool(
+            "webflow_delete_items",
+            json!({"collection_id": collection, "item_ids": [item]}),
+        ),
+        tool(
+            "webflow_unpublish_items",
+            json!({"collection_id": collection, "item_ids": [item]}),
+        ),
+        tool(
             "billing_list_invoices",
             json!({"customer": f.stripe_customer, "limit": 3, "starting_after": f.invoice_ids[0]}),
         ),
