@@ -33,7 +33,8 @@ pub enum Command {
     /// Set or show what this instance's tenant may act on.
     #[command(subcommand)]
     Tenant(TenantCommand),
-    /// Store an upstream credential (webflow, cloudflare, stripe) read from standard input.
+    /// Store an upstream credential (webflow, webflow-app, cloudflare, stripe) read from
+    /// standard input.
     #[command(subcommand)]
     Secret(SecretCommand),
     /// Issue, list and revoke MCP bearer tokens for this instance.

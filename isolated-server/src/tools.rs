@@ -12,6 +12,7 @@ mod publish_changes;
 mod webflow_delete_items;
 mod webflow_publish_items;
 mod webflow_publish_site;
+mod webflow_set_custom_code;
 mod webflow_unpublish_items;
 
 pub(crate) mod approval;
@@ -28,6 +29,7 @@ pub fn isolated_catalog() -> Catalog {
         ToolEntry::of::<webflow_publish_items::PublishItems>(),
         ToolEntry::of::<webflow_delete_items::DeleteItems>(),
         ToolEntry::of::<webflow_unpublish_items::UnpublishItems>(),
+        ToolEntry::of::<webflow_set_custom_code::SetCustomCode>(),
         ToolEntry::of::<dns_list_records::ListRecords>(),
         ToolEntry::of::<dns_create_record::CreateRecord>(),
         ToolEntry::of::<dns_update_record::UpdateRecord>(),

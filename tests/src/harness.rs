@@ -455,8 +455,8 @@ pub async fn provision_shared(
 
 /// Sets an isolated instance's tenant to everything its sandbox owner has (site, custom
 /// domains, DNS zone with `www.` and `*.shop.` names, Stripe customer, its first collection
-/// named for deletions), stores the Webflow, Cloudflare and Stripe credentials and issues an MCP
-/// token.
+/// named for deletions), stores the Webflow (site and App), Cloudflare and Stripe credentials and
+/// issues an MCP token.
 pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> TestTenant {
     let spec: common::tenant::TenantSpec = serde_json::from_value(json!({
         "name": format!("{} Inc", owner.owner),
@@ -474,6 +474,7 @@ pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> Te
         .expect("tenant set");
     for (kind, secret) in [
         ("webflow", &owner.token),
+        ("webflow-app", &owner.webflow_app_token),
         ("cloudflare", &owner.cloudflare_token),
         ("stripe", &owner.stripe_key),
     ] {

@@ -7,7 +7,10 @@
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
 //! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
 //! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`,
-//! `list-items-live`, `delete-items`, `delete-items-live`). A token may be
+//! `list-items-live`, `delete-items`, `delete-items-live`, `authorized-by`, `get-scripts`,
+//! `get-site-custom-code`, `add-custom-code-tosite`, `get-custom-code` and
+//! `add-custom-code-to-page`; the last six take only a Webflow App token, which nothing else
+//! takes). A token may be
 //! made to lack a scope ([`WebflowState::withhold_scope`]): the operations that check one then
 //! answer Webflow's 403 `missing_scopes`. A token reaches exactly one site; anything under another owner's site answers
 //! exactly like an id that does not exist.
@@ -28,6 +31,12 @@ use serde_json::{Map, Value, json};
 use super::{Caller, Fixture, OwnerFixture, derive_id, lock, now_rfc3339};
 
 pub const PAGES_PER_SITE: usize = 3;
+/// Scripts registered on every site: id, display name, version. The site applies the first.
+pub const REGISTERED_SCRIPTS: [(&str, &str, &str); 3] = [
+    ("cms_slider", "CMS Slider", "1.0.0"),
+    ("cms_slider", "CMS Slider", "1.1.0"),
+    ("cookie_banner", "Cookie Banner", "0.2.0"),
+];
 pub const CUSTOM_DOMAINS_PER_SITE: usize = 2;
 /// Per collection: display name (served with the owner marker), singular name, slug.
 pub const COLLECTION_NAMES: [(&str, &str, &str); 2] = [
@@ -136,6 +145,19 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
             get(list_comment_replies),
         )
         .route("/v2/sites/{site_id}/publish", post(publish_site))
+        .route("/v2/token/authorized_by", get(authorized_by))
+        .route(
+            "/v2/sites/{site_id}/registered_scripts",
+            get(registered_scripts),
+        )
+        .route(
+            "/v2/sites/{site_id}/custom_code",
+            get(site_custom_code).put(set_site_custom_code),
+        )
+        .route(
+            "/v2/pages/{page_id}/custom_code",
+            get(page_custom_code).put(set_page_custom_code),
+        )
         .route(
             "/v2/collections/{collection_id}/items/publish",
             post(publish_items),
@@ -392,6 +414,10 @@ struct Data {
     created_items: usize,
     /// site id → its accepted publishes.
     publishes: HashMap<String, Publishes>,
+    /// site id → the scripts registered on it.
+    registered_scripts: HashMap<String, Vec<Value>>,
+    /// site or page id → the custom code applied to it (`{scripts, lastUpdated, createdOn}`).
+    custom_code: HashMap<String, Value>,
 }
 
 /// How often a site was published, and when last (for the one-a-minute limit).
@@ -512,6 +538,13 @@ impl WebflowState {
             .map(|r| r.live)
     }
 
+    pub(crate) fn custom_code_json(&self, id: &str) -> Option<Value> {
+        let data = lock(&self.data);
+        let known = data.sites.iter().any(|r| r.site.id == id)
+            || data.pages.iter().any(|r| r.page.id == id);
+        known.then(|| custom_code_of(&data, id))
+    }
+
     pub(crate) fn publishes(&self, site_id: &str) -> usize {
         lock(&self.data)
             .publishes
@@ -617,6 +650,35 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
         owner: owner.to_owned(),
         site,
     });
+    data.registered_scripts.insert(
+        fx.site_id.clone(),
+        REGISTERED_SCRIPTS
+            .iter()
+            .enumerate()
+            .map(|(n, (id, display, version))| {
+                let file = format!("{}-{version}.js", id.replace('_', "-"));
+                json!({
+                    "id": id,
+                    "displayName": format!("{display} {mark}"),
+                    "hostedLocation": format!("https://cdn.sandbox.invalid/{}/{file}", fx.site_id),
+                    "integrityHash": format!("sha384-{}", derive_id(&format!("script:{n}"), owner, 0)),
+                    "canCopy": false,
+                    "version": version,
+                    "createdOn": "2025-03-01T10:00:00.000Z",
+                    "lastUpdated": "2025-03-01T10:00:00.000Z",
+                })
+            })
+            .collect(),
+    );
+    // The site already runs the first script's first version in its header.
+    data.custom_code.insert(
+        fx.site_id.clone(),
+        json!({
+            "scripts": [{"id": REGISTERED_SCRIPTS[0].0, "version": REGISTERED_SCRIPTS[0].2, "location": "header"}],
+            "lastUpdated": "2025-03-02T10:00:00.000Z",
+            "createdOn": "2025-03-02T10:00:00.000Z",
+        }),
+    );
 
     const PAGE_TITLES: [&str; 3] = ["Home", "About", "Contact"];
     for (p, page_id) in fx.page_ids.iter().enumerate() {
@@ -1093,10 +1155,35 @@ pub(crate) fn error_response(status: StatusCode) -> Response {
 type Answer<T> = Result<T, WebflowError>;
 
 fn authorize(caller: &Caller) -> Answer<&str> {
-    caller
+    let owner = caller
         .owner
         .as_deref()
-        .ok_or_else(WebflowError::not_authorized)
+        .ok_or_else(WebflowError::not_authorized)?;
+    if caller.webflow_app {
+        // The App was granted custom code and its user only (what README tells the operator).
+        return Err(WebflowError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scopes",
+            "OAuthForbidden: You are missing the scopes this endpoint requires",
+        ));
+    }
+    Ok(owner)
+}
+
+/// The custom code endpoints take only a Webflow App's token (an OAuth code grant).
+fn authorize_app(caller: &Caller) -> Answer<&str> {
+    let owner = caller
+        .owner
+        .as_deref()
+        .ok_or_else(WebflowError::not_authorized)?;
+    if !caller.webflow_app {
+        return Err(WebflowError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Access to this endpoint requires a bearer token obtained from an OAuth Code Grant Flow",
+        ));
+    }
+    Ok(owner)
 }
 
 /// `offset`/`limit` as Webflow reads them: empty means default (the spec allows empty values),
@@ -1574,6 +1661,182 @@ async fn get_item(
         .find(|r| r.owner == owner && r.collection_id == collection_id && r.item.id == item_id)
         .map(|r| Json(r.item.clone()))
         .ok_or_else(|| WebflowError::not_found("item"))
+}
+
+/// `authorized-by`: the Webflow user who granted an App token; a site token lacks the scope.
+async fn authorized_by(caller: Caller) -> Answer<Json<Value>> {
+    let owner = caller
+        .owner
+        .as_deref()
+        .ok_or_else(WebflowError::not_authorized)?;
+    if !caller.webflow_app {
+        return Err(WebflowError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scopes",
+            "OAuthForbidden: You are missing the following scopes - authorized_user:read",
+        ));
+    }
+    let short = slugify(owner);
+    Ok(Json(json!({
+        "id": derive_id("webflow-user", owner, 0),
+        "email": format!("developer@{short}.example"),
+        "firstName": "Studio",
+        "lastName": format!("Developer (owner:{owner})"),
+    })))
+}
+
+/// The custom code as stored for a site or page (none applied: an empty list).
+fn custom_code_of(data: &Data, id: &str) -> Value {
+    data.custom_code
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| json!({"scripts": [], "lastUpdated": null, "createdOn": null}))
+}
+
+/// `get-scripts`: the scripts registered on the caller's site.
+async fn registered_scripts(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    let scripts = data
+        .registered_scripts
+        .get(&site_id)
+        .cloned()
+        .unwrap_or_default();
+    let total = scripts.len();
+    Ok(Json(json!({
+        "registeredScripts": scripts,
+        "pagination": {"limit": MAX_LIMIT, "offset": 0, "total": total},
+    })))
+}
+
+/// The site a page belongs to, if it is the caller's page.
+fn own_page_site(data: &Data, owner: &str, page_id: &str) -> Answer<String> {
+    data.pages
+        .iter()
+        .find(|r| r.owner == owner && r.page.id == page_id)
+        .map(|r| r.page.site_id.clone())
+        .ok_or_else(|| WebflowError::not_found("page"))
+}
+
+async fn site_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    Ok(Json(custom_code_of(&data, &site_id)))
+}
+
+async fn page_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let data = lock(&state.data);
+    own_page_site(&data, owner, &page_id)?;
+    Ok(Json(custom_code_of(&data, &page_id)))
+}
+
+async fn set_site_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let mut data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    apply_custom_code(&mut data, &site_id, &site_id, body)
+}
+
+async fn set_page_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let mut data = lock(&state.data);
+    let site_id = own_page_site(&data, owner, &page_id)?;
+    apply_custom_code(&mut data, &site_id, &page_id, body)
+}
+
+/// `add-custom-code-tosite` / `-to-page`: replaces the applied scripts with `scripts`, each a
+/// registered script of the site (id and version) in the header or footer; `200` with what is
+/// applied now.
+fn apply_custom_code(
+    data: &mut Data,
+    site_id: &str,
+    target: &str,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Value>> {
+    let body = object_body(body)?;
+    let scripts = match body.get("scripts") {
+        Some(Value::Array(scripts)) => scripts.clone(),
+        _ => return Err(WebflowError::invalid("scripts", "Must be an array")),
+    };
+    let registered = data.registered_scripts.get(site_id);
+    let mut problems = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, script) in scripts.iter().enumerate() {
+        let text = |name: &str| script.get(name).and_then(Value::as_str);
+        let (Some(id), Some(version)) = (text("id"), text("version")) else {
+            problems.push((
+                format!("scripts[{i}]"),
+                "id and version are required".to_owned(),
+            ));
+            continue;
+        };
+        if !matches!(text("location"), Some("header" | "footer")) {
+            problems.push((
+                format!("scripts[{i}].location"),
+                "Must be header or footer".to_owned(),
+            ));
+        }
+        if script
+            .get("attributes")
+            .is_some_and(|a| !a.is_object() && !a.is_null())
+        {
+            problems.push((
+                format!("scripts[{i}].attributes"),
+                "Must be an object".to_owned(),
+            ));
+        }
+        let known = registered.is_some_and(|r| {
+            r.iter()
+                .any(|s| s["id"].as_str() == Some(id) && s["version"].as_str() == Some(version))
+        });
+        if !known {
+            problems.push((
+                format!("scripts[{i}]"),
+                format!("Script {id} version {version} is not registered to this site"),
+            ));
+        }
+        if seen.contains(&id) {
+            problems.push((format!("scripts[{i}].id"), format!("Duplicate script {id}")));
+        }
+        seen.push(id);
+    }
+    if !problems.is_empty() {
+        return Err(WebflowError::validation(problems));
+    }
+    let now = now_rfc3339();
+    let created = data
+        .custom_code
+        .get(target)
+        .and_then(|c| c["createdOn"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| now.clone());
+    let stored = json!({"scripts": scripts, "lastUpdated": now, "createdOn": created});
+    data.custom_code.insert(target.to_owned(), stored.clone());
+    Ok(Json(stored))
 }
 
 /// `list-items-live`: the collection's items on the live site, paged.
@@ -2538,6 +2801,68 @@ mod tests {
         );
         let reply = send_to(staged, &acme.token, items(&[second])).await?;
         assert_eq!(reply.status, 404);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn custom_code_takes_only_an_app_token_and_registered_scripts() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let site = &acme.site_id;
+        let path = format!("/v2/sites/{site}/custom_code");
+        let app = acme.webflow_app_token.as_str();
+        // A site token is refused on custom code; the App token on everything else.
+        let reply = get(&sandbox, &path, Some(&acme.token)).await?;
+        assert_eq!((reply.status, code(&reply)?.as_str()), (403, "forbidden"));
+        let reply = get(&sandbox, "/v2/sites", Some(app)).await?;
+        assert_eq!(reply.status, 403);
+        let reply = get(&sandbox, "/v2/token/authorized_by", Some(&acme.token)).await?;
+        assert_eq!(reply.status, 403);
+        let who = get(&sandbox, "/v2/token/authorized_by", Some(app)).await?;
+        assert_eq!(who.status, 200, "{}", who.body);
+        // Another owner's site or page is not found with this App token.
+        let theirs = format!("/v2/sites/{}/registered_scripts", globex.site_id);
+        assert_eq!(get(&sandbox, &theirs, Some(app)).await?.status, 404);
+        let their_page = format!("/v2/pages/{}/custom_code", globex.page_ids[0]);
+        assert_eq!(get(&sandbox, &their_page, Some(app)).await?.status, 404);
+
+        let registered = get(
+            &sandbox,
+            &format!("/v2/sites/{site}/registered_scripts"),
+            Some(app),
+        )
+        .await?
+        .json()?;
+        assert_eq!(
+            registered["registeredScripts"].as_array().map(Vec::len),
+            Some(3)
+        );
+        let now = get(&sandbox, &path, Some(app)).await?.json()?;
+        assert_eq!(now["scripts"][0]["version"], "1.0.0");
+
+        let put = |body: Value| send(&sandbox, "PUT", &path, Some(app), Some(body));
+        for body in [
+            json!({}),
+            json!({"scripts": [{"id": "cms_slider", "version": "9.0.0", "location": "header"}]}),
+            json!({"scripts": [{"id": "cms_slider", "version": "1.1.0", "location": "body"}]}),
+        ] {
+            let reply = put(body.clone()).await?;
+            assert_eq!(
+                (reply.status, code(&reply)?.as_str()),
+                (400, "validation_error"),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            sandbox.webflow_custom_code(site).context("site")?["scripts"],
+            now["scripts"]
+        );
+        let scripts = json!([{"id": "cookie_banner", "version": "0.2.0", "location": "footer"}]);
+        let reply = put(json!({"scripts": scripts})).await?;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            sandbox.webflow_custom_code(site).context("site")?["scripts"],
+            scripts
+        );
         Ok(())
     }
 

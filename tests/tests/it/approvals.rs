@@ -18,11 +18,12 @@ use tests::connector::{Answer, Person, Site, field, hidden_fields};
 use tests::harness::{McpClient, TestServer, TestTenant, call, connect, error_text, ok_json};
 use tests::sandbox::{Failure, Fixture, RecordedRequest, Sandbox};
 
-const HIGH_RISK: [&str; 8] = [
+const HIGH_RISK: [&str; 9] = [
     "webflow_publish_site",
     "webflow_publish_items",
     "webflow_delete_items",
     "webflow_unpublish_items",
+    "webflow_set_custom_code",
     "dns_create_record",
     "dns_update_record",
     "dns_delete_record",
@@ -62,15 +63,16 @@ async fn sandbox() -> Sandbox {
 }
 
 /// Whether a request would have acted: a Webflow publish, any Webflow DELETE (items deleted
-/// or unpublished), any Cloudflare write, a Stripe billing-portal session.
+/// or unpublished), a custom code PUT, any Cloudflare write, a Stripe billing-portal session.
 fn acts(r: &RecordedRequest) -> bool {
     let path = r.path.split('?').next().unwrap_or_default();
     let webflow = path.starts_with("/v2/");
     let publish = r.method == "POST" && webflow && path.ends_with("/publish");
     let removal = r.method == "DELETE" && webflow;
+    let custom_code = r.method == "PUT" && webflow && path.ends_with("/custom_code");
     let dns = r.method != "GET" && path.starts_with("/client/v4/");
     let portal = r.method == "POST" && path.starts_with("/v1/billing_portal/sessions");
-    publish || removal || dns || portal
+    publish || removal || custom_code || dns || portal
 }
 
 /// Every request that acted so far, as `METHOD path`.
@@ -92,6 +94,14 @@ fn assert_nothing_acted(sandbox: &Sandbox, after: &str) {
 fn txt(sandbox: &Sandbox, tag: &str) -> Value {
     let zone = &sandbox.fixture().owner("acme").unwrap().zone_name;
     json!({"record": {"type": "TXT", "name": format!("www.{zone}"), "content": format!("approval test {tag}")}})
+}
+
+/// Scripts registered on acme's site: a newer slider in the footer and a cookie banner.
+fn custom_code() -> Value {
+    json!({"scripts": [
+        {"id": "cms_slider", "version": "1.1.0", "location": "footer"},
+        {"id": "cookie_banner", "version": "0.2.0", "location": "header"},
+    ]})
 }
 
 /// The model's first call: the approval id and link it is given.
@@ -226,6 +236,7 @@ fn valid_args(sandbox: &Sandbox) -> Vec<(&'static str, Value)> {
             "webflow_unpublish_items",
             json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[2].1]}),
         ),
+        ("webflow_set_custom_code", custom_code()),
         ("dns_create_record", txt(sandbox, "valid")),
         (
             "dns_update_record",
@@ -938,6 +949,21 @@ async fn unpublishing_items_runs_once_approved_on_the_page() {
             format!("DELETE /v2/collections/{}/items/live", f.collection_ids[0])
         },
         "Blog Post 3 (owner:acme)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_custom_code_runs_once_approved_on_the_page() {
+    approved_on_the_page(
+        "webflow_set_custom_code",
+        |_| custom_code(),
+        |s| {
+            let f = s.fixture().owner("acme").unwrap();
+            format!("PUT /v2/sites/{}/custom_code", f.site_id)
+        },
+        // The approver reads where the script comes from, not only its name.
+        "/cookie-banner-0.2.0.js",
     )
     .await;
 }

@@ -1,5 +1,6 @@
-//! The isolated server's safety property: random sequences of DNS, publish and CMS item removal
-//! (delete, unpublish) calls, with random names, zones, records, domains, collections and items,
+//! The isolated server's safety property: random sequences of DNS, publish, CMS item removal
+//! (delete, unpublish) and custom code calls, with random names, zones, records, domains,
+//! collections, items, pages and scripts,
 //! each followed by a random approval action (none, approved
 //! by the operator, denied, left to expire, approved twice, an id of another instance approved, a
 //! made-up id approved, the call repeated with changed arguments after its approval, or the
@@ -64,6 +65,11 @@ enum Op {
         item: usize,
         live: bool,
     },
+    /// `webflow_set_custom_code` on the site or a page, with a choice of scripts.
+    SetCode {
+        page: usize,
+        scripts: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = (Op, Decision)> {
@@ -74,6 +80,7 @@ fn op() -> impl Strategy<Value = (Op, Decision)> {
         2 => (0usize..16).prop_map(|record| Op::Delete { record }),
         1 => (0usize..4).prop_map(|domain| Op::Publish { domain }),
         2 => (0usize..16, any::<bool>()).prop_map(|(item, live)| Op::Remove { item, live }),
+        2 => (0usize..5, 0usize..4).prop_map(|(page, scripts)| Op::SetCode { page, scripts }),
     ];
     let decision = prop_oneof![
         1 => Just(Decision::None),
@@ -243,6 +250,38 @@ fn call_for(
             let args = json!({"collection_id": collection, "item_ids": [item]});
             (tool, args, collection == blog && there)
         }
+        Op::SetCode { page, scripts } => {
+            let page = match page {
+                0 => None,
+                1 | 2 => Some(world.acme.page_ids[*page].clone()),
+                _ => Some(world.globex.page_ids[0].clone()),
+            };
+            let (scripts, registered) = match scripts {
+                0 => (json!([]), true),
+                1 => (
+                    json!([{"id": "cms_slider", "version": "1.1.0", "location": "footer"}]),
+                    true,
+                ),
+                2 => (
+                    json!([{"id": "cms_slider", "version": "1.0.0", "location": "header"},
+                           {"id": "cookie_banner", "version": "0.2.0", "location": "footer",
+                            "attributes": {"data-case": serial.to_string()}}]),
+                    true,
+                ),
+                _ => (
+                    json!([{"id": "cms_slider", "version": "2.0.0", "location": "header"}]),
+                    false,
+                ),
+            };
+            let own = page
+                .as_ref()
+                .is_none_or(|p| world.acme.page_ids.contains(p));
+            let mut args = json!({"scripts": scripts});
+            if let Some(p) = page {
+                args["page_id"] = json!(p);
+            }
+            ("webflow_set_custom_code", args, own && registered)
+        }
     }
 }
 
@@ -251,7 +290,12 @@ fn call_for(
 fn changed(world: &World, tool: &str, args: &Value) -> Value {
     let mut args = args.clone();
     let map = args.as_object_mut().unwrap();
-    if tool == "webflow_delete_items" || tool == "webflow_unpublish_items" {
+    if tool == "webflow_set_custom_code" {
+        // The same scripts elsewhere: on the site instead of the page, or the other way round.
+        if map.remove("page_id").is_none() {
+            map.insert("page_id".into(), json!(world.acme.page_ids[0]));
+        }
+    } else if tool == "webflow_delete_items" || tool == "webflow_unpublish_items" {
         // The collection that is not named for removals.
         map.insert("collection_id".into(), json!(world.acme.collection_ids[1]));
     } else if tool == "webflow_publish_site" {
@@ -411,6 +455,13 @@ fn check_write(
                 world.acme.collection_ids[0]
             ),
         ),
+        "webflow_set_custom_code" => match args["page_id"].as_str() {
+            Some(page) => ("PUT", format!("/v2/pages/{page}/custom_code")),
+            None => (
+                "PUT",
+                format!("/v2/sites/{}/custom_code", world.acme.site_id),
+            ),
+        },
         _ => ("POST", format!("/v2/sites/{}/publish", world.acme.site_id)),
     };
     prop_assert_eq!(
@@ -437,6 +488,15 @@ fn check_write(
         }
         "dns_delete_record" => {
             prop_assert!(sandbox.dns_record(zone, record_id).is_none());
+        }
+        "webflow_set_custom_code" => {
+            let target = args["page_id"].as_str().unwrap_or(&world.acme.site_id);
+            let stored = sandbox.webflow_custom_code(target).unwrap_or_default();
+            prop_assert_eq!(
+                &stored["scripts"],
+                &args["scripts"],
+                "custom code other than approved"
+            );
         }
         "webflow_delete_items" | "webflow_unpublish_items" => {
             let collection = args["collection_id"].as_str().unwrap_or_default();
@@ -695,6 +755,13 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
             .collect()
     };
     let untouched_before = untouched(&sandbox);
+    let globex_code = |sandbox: &Sandbox| -> Vec<_> {
+        std::iter::once(&globex.site_id)
+            .chain(&globex.page_ids)
+            .map(|id| sandbox.webflow_custom_code(id))
+            .collect()
+    };
+    let globex_code_before = globex_code(&sandbox);
     let protected: Vec<_> = [0usize, 3, 4]
         .iter()
         .map(|i| sandbox.dns_record(&acme.zone_id, &acme.dns_record_ids[*i]))
@@ -769,6 +836,11 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
         .map(|id| sandbox.dns_record(&globex.zone_id, id))
         .collect();
     assert_eq!(globex_before, globex_after, "another tenant's zone changed");
+    assert_eq!(
+        globex_code_before,
+        globex_code(&sandbox),
+        "another tenant's custom code changed"
+    );
     assert_eq!(
         untouched_before,
         untouched(&sandbox),
