@@ -112,9 +112,9 @@ base_url=$(fixture 'print(d["base_url"])')
 # and the owner's Webflow, Plausible and GitHub (sandbox) credentials.
 owners=$(fixture 'print("\n".join(" ".join([o["owner"], o["site_id"], o["collection_ids"][0], o["plausible_site"], o["github_repos"][0], o["token"], o["plausible_token"], o["github_token"]]) for o in d["fixture"]["owners"]))')
 # acme's isolated instance: zone, zone name, custom domains, Stripe customer and credentials.
-read -r zone_id zone_name domain1 domain2 stripe_customer cloudflare_token stripe_key < <(fixture '
+read -r zone_id zone_name domain1 domain2 stripe_customer cloudflare_token stripe_key blog_collection webflow_app_token < <(fixture '
 o = next(o for o in d["fixture"]["owners"] if o["owner"] == "acme")
-print(o["zone_id"], o["zone_name"], *o["custom_domain_ids"][:2], o["stripe_customer"], o["cloudflare_token"], o["stripe_key"])')
+print(o["zone_id"], o["zone_name"], *o["custom_domain_ids"][:2], o["stripe_customer"], o["cloudflare_token"], o["stripe_key"], o["collection_ids"][0], o["webflow_app_token"])')
 
 # 2. The shared server, every upstream pointed at the sandbox.
 export STUDIO_MCP_DATA_DIR=$DEMO_DIR/shared
@@ -194,8 +194,9 @@ isolated() {
 isolated tenant set --name "Acme Co (demo)" --webflow-site "$acme_site" \
   --custom-domain "$domain1" --custom-domain "$domain2" --dns-zone "$zone_id" \
   --dns-name "www.$zone_name" --dns-name "shop.$zone_name" --dns-name "*.shop.$zone_name" \
-  --stripe-customer "$stripe_customer" >/dev/null
+  --stripe-customer "$stripe_customer" --deletable-collection "$blog_collection" >/dev/null
 printf %s "$acme_webflow_token" | isolated secret set acme webflow
+printf %s "$webflow_app_token" | isolated secret set acme webflow-app
 printf %s "$cloudflare_token" | isolated secret set acme cloudflare
 printf %s "$stripe_key" | isolated secret set acme stripe
 isolated_token=$(isolated token issue acme --label demo)

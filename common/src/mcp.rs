@@ -308,6 +308,7 @@ impl ToolContext<'_> {
 fn upstream_name(kind: SecretKind) -> &'static str {
     match kind {
         SecretKind::Webflow => "Webflow",
+        SecretKind::WebflowApp => "Webflow App",
         SecretKind::Plausible => "Plausible",
         SecretKind::Github => "GitHub",
         SecretKind::Cloudflare => "Cloudflare",

@@ -24,6 +24,10 @@ const NONCE_LEN: usize = 12;
 #[serde(rename_all = "lowercase")]
 pub enum SecretKind {
     Webflow,
+    /// A Webflow App's OAuth access token (code grant): the only kind Webflow accepts on its
+    /// custom code endpoints, where a site token is refused.
+    #[serde(rename = "webflow-app")]
+    WebflowApp,
     Plausible,
     Github,
     Cloudflare,
@@ -34,6 +38,7 @@ impl SecretKind {
     pub fn as_str(self) -> &'static str {
         match self {
             SecretKind::Webflow => "webflow",
+            SecretKind::WebflowApp => "webflow-app",
             SecretKind::Plausible => "plausible",
             SecretKind::Github => "github",
             SecretKind::Cloudflare => "cloudflare",
@@ -53,12 +58,14 @@ impl FromStr for SecretKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "webflow" => Ok(SecretKind::Webflow),
+            "webflow-app" => Ok(SecretKind::WebflowApp),
             "plausible" => Ok(SecretKind::Plausible),
             "github" => Ok(SecretKind::Github),
             "cloudflare" => Ok(SecretKind::Cloudflare),
             "stripe" => Ok(SecretKind::Stripe),
             other => Err(format!(
-                "unknown secret kind `{other}` (use webflow, plausible, github, cloudflare or stripe)"
+                "unknown secret kind `{other}` (use webflow, webflow-app, plausible, github, \
+                 cloudflare or stripe)"
             )),
         }
     }

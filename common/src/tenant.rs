@@ -129,6 +129,10 @@ pub struct Tenant {
     /// person back to, besides the site's own custom domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub billing_return_hosts: Vec<DnsName>,
+    /// Isolated instance only: CMS collections whose items it may delete or unpublish (each
+    /// still behind a person's approval). A record stored before this existed names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deletable_collections: Vec<WebflowId>,
     pub created_at: u64,
 }
 
@@ -143,6 +147,11 @@ impl Tenant {
 
     pub fn may_write_collection(&self, collection: &WebflowId) -> bool {
         !self.read_only && self.writable_collections.contains(collection)
+    }
+
+    /// Whether the operator named `collection` for item deletions and unpublishing.
+    pub fn may_delete_from(&self, collection: &WebflowId) -> bool {
+        !self.read_only && self.deletable_collections.contains(collection)
     }
 }
 
@@ -175,6 +184,8 @@ pub struct TenantSpec {
     pub stripe_customer: Option<StripeCustomer>,
     #[serde(default)]
     pub billing_return_hosts: Vec<DnsName>,
+    #[serde(default)]
+    pub deletable_collections: Vec<WebflowId>,
 }
 
 impl TenantSpec {
@@ -207,6 +218,7 @@ impl TenantSpec {
             dns_names: dedup(self.dns_names),
             stripe_customer: self.stripe_customer,
             billing_return_hosts: dedup(self.billing_return_hosts),
+            deletable_collections: dedup(self.deletable_collections),
             created_at,
         })
     }
@@ -268,6 +280,7 @@ impl TenantPatch {
             dns_names: tenant.dns_names.clone(),
             stripe_customer: tenant.stripe_customer.clone(),
             billing_return_hosts: tenant.billing_return_hosts.clone(),
+            deletable_collections: tenant.deletable_collections.clone(),
         };
         spec.into_tenant(tenant.id.clone(), tenant.created_at)
     }
@@ -292,6 +305,8 @@ mod tests {
         assert!(!old.has_toolset(Toolset::PageWrite));
         assert!(!old.has_toolset(Toolset::AssetWrite));
         assert!(!old.has_toolset(Toolset::Forms));
+        // Nor does it gain a collection to delete from.
+        assert!(old.deletable_collections.is_empty());
         let patched = TenantPatch {
             read_only: Some(false),
             ..TenantPatch::default()
@@ -299,6 +314,7 @@ mod tests {
         .apply(&old)
         .unwrap();
         assert_eq!(patched.toolsets, old.toolsets);
+        assert!(patched.deletable_collections.is_empty());
 
         let spec = TenantSpec {
             name: "New".into(),

@@ -567,6 +567,9 @@ impl Upstream {
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8]) -> Result<T, UpstreamError> {
+        // An empty answer (`204 No Content`, as Webflow's deletions give) reads as `null`: a
+        // call expecting nothing decodes it as `()`, and any other type still refuses it.
+        let body = if body.is_empty() { b"null" } else { body };
         serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
             upstream: self.name,
             why: e.to_string(),

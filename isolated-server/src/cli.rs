@@ -33,7 +33,8 @@ pub enum Command {
     /// Set or show what this instance's tenant may act on.
     #[command(subcommand)]
     Tenant(TenantCommand),
-    /// Store an upstream credential (webflow, cloudflare, stripe) read from standard input.
+    /// Store an upstream credential (webflow, webflow-app, cloudflare, stripe) read from
+    /// standard input.
     #[command(subcommand)]
     Secret(SecretCommand),
     /// Issue, list and revoke MCP bearer tokens for this instance.
@@ -97,6 +98,42 @@ pub struct TenantSet {
     /// custom domains (repeatable).
     #[arg(long = "billing-return-host")]
     pub billing_return_hosts: Vec<String>,
+    /// A CMS collection id whose items may be deleted or unpublished, each after a person's
+    /// approval (repeatable; none unless named).
+    #[arg(long = "deletable-collection")]
+    pub deletable_collections: Vec<String>,
+}
+
+/// What `tenant set` sends: every id parsed, a bad one refused naming its flag.
+pub fn tenant_spec(set: &TenantSet) -> anyhow::Result<TenantSpec> {
+    let ids = |v: &[String], what: &'static str| -> anyhow::Result<Vec<WebflowId>> {
+        Ok(v.iter()
+            .map(|s| WebflowId::parse(what, s))
+            .collect::<Result<_, _>>()?)
+    };
+    Ok(TenantSpec {
+        name: set.name.clone(),
+        webflow_sites: ids(&set.webflow_sites, "--webflow-site")?,
+        custom_domains: ids(&set.custom_domains, "--custom-domain")?,
+        dns_zone: set.dns_zone.as_deref().map(ZoneId::parse).transpose()?,
+        dns_names: set
+            .dns_names
+            .iter()
+            .map(|n| DnsName::parse(n))
+            .collect::<Result<_, _>>()?,
+        stripe_customer: set
+            .stripe_customer
+            .as_deref()
+            .map(StripeCustomer::parse)
+            .transpose()?,
+        billing_return_hosts: set
+            .billing_return_hosts
+            .iter()
+            .map(|n| DnsName::parse(n))
+            .collect::<Result<_, _>>()?,
+        deletable_collections: ids(&set.deletable_collections, "--deletable-collection")?,
+        ..TenantSpec::default()
+    })
 }
 
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -118,34 +155,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve | Command::Doctor(_) => anyhow::bail!("not an admin command"),
         Command::Tenant(TenantCommand::Set(set)) => {
-            let ids = |v: &[String], what: &'static str| -> anyhow::Result<Vec<WebflowId>> {
-                Ok(v.iter()
-                    .map(|s| WebflowId::parse(what, s))
-                    .collect::<Result<_, _>>()?)
-            };
-            let spec = TenantSpec {
-                name: set.name.clone(),
-                webflow_sites: ids(&set.webflow_sites, "--webflow-site")?,
-                custom_domains: ids(&set.custom_domains, "--custom-domain")?,
-                dns_zone: set.dns_zone.as_deref().map(ZoneId::parse).transpose()?,
-                dns_names: set
-                    .dns_names
-                    .iter()
-                    .map(|n| DnsName::parse(n))
-                    .collect::<Result<_, _>>()?,
-                stripe_customer: set
-                    .stripe_customer
-                    .as_deref()
-                    .map(StripeCustomer::parse)
-                    .transpose()?,
-                billing_return_hosts: set
-                    .billing_return_hosts
-                    .iter()
-                    .map(|n| DnsName::parse(n))
-                    .collect::<Result<_, _>>()?,
-                ..TenantSpec::default()
-            };
-            print_json(&client.set_tenant(&tenant()?, &spec).await?)
+            print_json(&client.set_tenant(&tenant()?, &tenant_spec(set)?).await?)
         }
         Command::Tenant(TenantCommand::Show) => print_json(&client.tenant(&tenant()?).await?),
         Command::Tenant(TenantCommand::Remove { tenant_id, yes }) => {
@@ -181,5 +191,50 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             common::runtime::ops::drill::print(&report);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const SITE: &str = "0123456789abcdef01234567";
+    const BLOG: &str = "aaaaaaaaaaaaaaaaaaaaaaaa";
+    const AUTHORS: &str = "bbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn set(args: &[&str]) -> anyhow::Result<TenantSpec> {
+        let mut argv = vec!["isolated-server", "tenant", "set", "--name", "Acme"];
+        argv.extend(["--webflow-site", SITE]);
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv)?;
+        match &cli.command {
+            Command::Tenant(TenantCommand::Set(set)) => tenant_spec(set),
+            other => anyhow::bail!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deletable_collections_are_repeatable_and_checked() {
+        let none = set(&[]).unwrap();
+        assert!(none.deletable_collections.is_empty());
+        let two = set(&[
+            "--deletable-collection",
+            BLOG,
+            "--deletable-collection",
+            AUTHORS,
+        ])
+        .unwrap();
+        let ids: Vec<&str> = two
+            .deletable_collections
+            .iter()
+            .map(WebflowId::as_str)
+            .collect();
+        assert_eq!(ids, [BLOG, AUTHORS]);
+        let err = set(&["--deletable-collection", "blog-posts"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--deletable-collection"), "{err}");
     }
 }

@@ -2,14 +2,18 @@
 
 mod billing_create_portal_session;
 mod billing_list_invoices;
+mod cms_removal;
 mod dns;
 mod dns_create_record;
 mod dns_delete_record;
 mod dns_list_records;
 mod dns_update_record;
 mod publish_changes;
+mod webflow_delete_items;
 mod webflow_publish_items;
 mod webflow_publish_site;
+mod webflow_set_custom_code;
+mod webflow_unpublish_items;
 
 pub(crate) mod approval;
 
@@ -23,6 +27,9 @@ pub fn isolated_catalog() -> Catalog {
         ToolEntry::of::<Whoami>(),
         ToolEntry::of::<webflow_publish_site::PublishSite>(),
         ToolEntry::of::<webflow_publish_items::PublishItems>(),
+        ToolEntry::of::<webflow_delete_items::DeleteItems>(),
+        ToolEntry::of::<webflow_unpublish_items::UnpublishItems>(),
+        ToolEntry::of::<webflow_set_custom_code::SetCustomCode>(),
         ToolEntry::of::<dns_list_records::ListRecords>(),
         ToolEntry::of::<dns_create_record::CreateRecord>(),
         ToolEntry::of::<dns_update_record::UpdateRecord>(),

@@ -1,4 +1,5 @@
 //! Onboarding checks for the isolated instance's credentials: Webflow as on the shared server,
+//! the Webflow App token by asking who granted it and reading each site's registered scripts,
 //! Cloudflare by reading the tenant's zone, Stripe by reading its customer's invoices.
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use secrecy::SecretString;
 
 use crate::upstream::cloudflare::Cloudflare;
 use crate::upstream::stripe::Stripe;
+use crate::upstream::webflow_custom_code::{self, CustomCodeClient};
 
 /// The Webflow scopes the instance's tools need: publishing, and the reads its approval pages
 /// make to show what goes live.
@@ -55,6 +57,9 @@ pub fn verify_isolated<'a>(
             SecretKind::Webflow => {
                 common::verify::webflow(&services.webflow, secret, tenant, &WEBFLOW_NEEDS).await
             }
+            SecretKind::WebflowApp => webflow_app(services, tenant, secret)
+                .await
+                .map(|()| Vec::new()),
             SecretKind::Cloudflare => {
                 let zone = tenant
                     .dns_zone
@@ -90,4 +95,29 @@ pub fn verify_isolated<'a>(
             )),
         }
     })
+}
+
+/// A Webflow App token: one from an OAuth code grant (`GET /v2/token/authorized_by` answers for
+/// it, and refuses a site token), able to read custom code on every site of the tenant.
+async fn webflow_app(
+    services: &Services,
+    tenant: &Tenant,
+    secret: &SecretString,
+) -> Result<(), String> {
+    let how = "it must be the access token of a Webflow App's OAuth code grant with the \
+               authorized_user:read, custom_code:read and custom_code:write scopes (README: \
+               \"A Webflow App token\")";
+    webflow_custom_code::authorized_by(&services.webflow, secret)
+        .await
+        .map_err(|e| format!("not a Webflow App token ({e}): {how}"))?;
+    let client = CustomCodeClient {
+        upstream: &services.webflow,
+        token: secret.clone(),
+    };
+    for site in &tenant.webflow_sites {
+        client.registered(site).await.map_err(|e| {
+            format!("the Webflow App token cannot read site {site}'s scripts ({e}): {how}")
+        })?;
+    }
+    Ok(())
 }

@@ -103,9 +103,12 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
 
     let isolated = match &args.isolated_admin_url {
         None => {
-            if credentials.contains_key("cloudflare") || credentials.contains_key("stripe") {
+            if ["cloudflare", "stripe", "webflow-app"]
+                .iter()
+                .any(|k| credentials.contains_key(*k))
+            {
                 bail!(
-                    "cloudflare/stripe credentials belong to the isolated instance: give --isolated-admin-url"
+                    "cloudflare/stripe/webflow-app credentials belong to the isolated instance: give --isolated-admin-url"
                 );
             }
             None
@@ -149,7 +152,10 @@ pub async fn run(shared: &AdminClient, shared_url: &str, args: &OnboardArgs) -> 
     let isolated_request = |spec: &TenantSpec, dry_run| OnboardRequest {
         id: t.tenant_id.clone(),
         spec: spec.clone(),
-        secrets: pick(&credentials, &["webflow", "cloudflare", "stripe"]),
+        secrets: pick(
+            &credentials,
+            &["webflow", "webflow-app", "cloudflare", "stripe"],
+        ),
         dry_run,
         label: Some("onboard".into()),
     };

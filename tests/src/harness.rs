@@ -454,8 +454,9 @@ pub async fn provision_shared(
 }
 
 /// Sets an isolated instance's tenant to everything its sandbox owner has (site, custom
-/// domains, DNS zone with `www.` and `*.shop.` names, Stripe customer), stores the Webflow,
-/// Cloudflare and Stripe credentials and issues an MCP token.
+/// domains, DNS zone with `www.` and `*.shop.` names, Stripe customer, its first collection
+/// named for deletions), stores the Webflow (site and App), Cloudflare and Stripe credentials and
+/// issues an MCP token.
 pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> TestTenant {
     let spec: common::tenant::TenantSpec = serde_json::from_value(json!({
         "name": format!("{} Inc", owner.owner),
@@ -464,6 +465,7 @@ pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> Te
         "dns_zone": owner.zone_id,
         "dns_names": [format!("www.{}", owner.zone_name), format!("*.shop.{}", owner.zone_name), format!("shop.{}", owner.zone_name)],
         "stripe_customer": owner.stripe_customer,
+        "deletable_collections": [owner.collection_ids[0]],
     }))
     .expect("tenant spec");
     admin
@@ -472,6 +474,7 @@ pub async fn provision_isolated(admin: &AdminClient, owner: &OwnerFixture) -> Te
         .expect("tenant set");
     for (kind, secret) in [
         ("webflow", &owner.token),
+        ("webflow-app", &owner.webflow_app_token),
         ("cloudflare", &owner.cloudflare_token),
         ("stripe", &owner.stripe_key),
     ] {

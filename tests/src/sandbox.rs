@@ -52,6 +52,10 @@ pub struct OwnerFixture {
     pub owner: String,
     /// Webflow site token (`Authorization: Bearer …`) that sees only this owner's site.
     pub token: String,
+    /// Webflow App access token (an OAuth code grant on this owner's site): the only token the
+    /// custom code endpoints take, and good for nothing else here.
+    #[serde(default)]
+    pub webflow_app_token: String,
     pub site_id: String,
     pub page_ids: Vec<String>,
     pub collection_ids: Vec<String>,
@@ -136,6 +140,7 @@ impl OwnerFixture {
         OwnerFixture {
             owner: owner.to_owned(),
             token: sandbox_token("wf", owner),
+            webflow_app_token: sandbox_token("wfapp", owner),
             site_id: derive_id("site", owner, 0),
             page_ids: (0..webflow::PAGES_PER_SITE)
                 .map(|i| derive_id("page", owner, i))
@@ -287,6 +292,8 @@ impl Default for Failure {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Caller {
     pub(crate) owner: Option<String>,
+    /// The token is a Webflow App's (OAuth code grant), not a site token.
+    pub(crate) webflow_app: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -335,6 +342,8 @@ impl Vendor {
 struct Shared {
     /// token → (its vendor, owner), across every upstream's tokens.
     tokens: HashMap<String, (Vendor, String)>,
+    /// The Webflow App tokens among them.
+    app_tokens: std::collections::HashSet<String>,
     log: Mutex<VecDeque<RecordedRequest>>,
     failures: Mutex<VecDeque<(Failure, usize)>>,
     holds: Mutex<VecDeque<HeldSlot>>,
@@ -394,8 +403,17 @@ impl Shared {
                             (Vendor::Cloudflare, o.owner.clone()),
                         ),
                         (o.stripe_key.clone(), (Vendor::Stripe, o.owner.clone())),
+                        (
+                            o.webflow_app_token.clone(),
+                            (Vendor::Webflow, o.owner.clone()),
+                        ),
                     ]
                 })
+                .collect(),
+            app_tokens: fixture
+                .owners
+                .iter()
+                .map(|o| o.webflow_app_token.clone())
                 .collect(),
             log: Mutex::new(VecDeque::new()),
             failures: Mutex::new(VecDeque::new()),
@@ -553,6 +571,12 @@ impl Sandbox {
         self.webflow.item_json(collection_id, item_id)
     }
 
+    /// Whether the Webflow CMS item is on the live site now; `None` if `item_id` is not (or no
+    /// longer) in `collection_id`.
+    pub fn webflow_item_live(&self, collection_id: &str, item_id: &str) -> Option<bool> {
+        self.webflow.item_live(collection_id, item_id)
+    }
+
     /// The Webflow page as stored now (after any settings update), as `get-page-metadata`
     /// would serve it; `None` if there is no such page.
     pub fn webflow_page(&self, page_id: &str) -> Option<serde_json::Value> {
@@ -593,6 +617,12 @@ impl Sandbox {
     /// in the Designer would; `false` if there is no such collection.
     pub fn add_webflow_field(&self, collection_id: &str, slug: &str) -> bool {
         self.webflow.add_field(collection_id, slug)
+    }
+
+    /// The custom code applied to a Webflow site or page now, as `get-custom-code` serves it;
+    /// `None` if there is no such site or page.
+    pub fn webflow_custom_code(&self, site_or_page_id: &str) -> Option<serde_json::Value> {
+        self.webflow.custom_code_json(site_or_page_id)
     }
 
     /// How many times `site_id` was really published (accepted `site-publish` calls; refused
@@ -671,8 +701,11 @@ async fn intercept(
         .path_and_query()
         .map_or_else(|| request.uri().path().to_owned(), |pq| pq.to_string());
     let vendor = Vendor::of_path(request.uri().path());
-    let presented =
-        credential(request.headers(), vendor).and_then(|t| shared.tokens.get(t.as_ref()).cloned());
+    let token = credential(request.headers(), vendor);
+    let webflow_app = token
+        .as_ref()
+        .is_some_and(|t| shared.app_tokens.contains(t.as_ref()));
+    let presented = token.and_then(|t| shared.tokens.get(t.as_ref()).cloned());
     let owner = presented.as_ref().map(|(_, owner)| owner.clone());
     // Handlers see an owner only for their own vendor's token, as each real API knows only its
     // own credentials.
@@ -682,6 +715,7 @@ async fn intercept(
     let headers = recorded_headers(request.headers());
     request.extensions_mut().insert(Caller {
         owner: caller_owner,
+        webflow_app,
     });
 
     let latency = shared.latency_ms.load(std::sync::atomic::Ordering::Relaxed);

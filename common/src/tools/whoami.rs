@@ -29,6 +29,8 @@ pub struct WhoamiOutput {
     pub dns_names: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stripe_customer: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deletable_collections: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +75,11 @@ impl Tool for Whoami {
             dns_zone: t.dns_zone.as_ref().map(ToString::to_string),
             dns_names: t.dns_names.iter().map(ToString::to_string).collect(),
             stripe_customer: t.stripe_customer.as_ref().map(|c| c.as_str().to_owned()),
+            deletable_collections: t
+                .deletable_collections
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         })
     }
 }

@@ -713,6 +713,22 @@ impl<'a> Webflow<'a> {
             .await
     }
 
+    /// `list-items-live`: the collection's items as the live site shows them, paged.
+    pub async fn list_live_items(
+        &self,
+        collection: &WebflowId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<ItemList, UpstreamError> {
+        let query = page_query(offset, limit);
+        let call = Call {
+            query: &query,
+            ..Call::get(upstream_path!("/v2/collections/{collection}/items/live"))
+        };
+        self.send(self.read(call, Freshness::Live), scope::CMS_READ)
+            .await
+    }
+
     /// The items updated at or after `since` (every item when `None`), newest first: what a
     /// site publish would take live from this collection, counted in `pagination.total`.
     pub async fn list_items_updated_since(

@@ -7,7 +7,10 @@
 //! `list-collection-items`, `Get-Item`, `create-item` (one item or a batch), `update-item`,
 //! `list-assets`, `get-asset`, `patch-asset`, `list-forms`, `list-submissions`,
 //! `list-comment-threads`, `list-comment-replies`, `site-publish`, `publish-item`,
-//! `introspect`). Every site has a primary and [`SECONDARY_LOCALES`]: page reads and
+//! `introspect`, `list-items-live`, `delete-items`, `delete-items-live`, `authorized-by`,
+//! `get-scripts`, `get-site-custom-code`, `add-custom-code-tosite`, `get-custom-code` and
+//! `add-custom-code-to-page`; the last six take only a Webflow App token, which nothing else
+//! takes). Every site has a primary and [`SECONDARY_LOCALES`]: page reads and
 //! `update-page-settings` take `localeId`, item reads `cmsLocaleId`, each answering that locale's
 //! variant (its texts marked `[fr-FR]`), and a locale the site lacks is Webflow's 400
 //! `validation_error`. A token may be
@@ -31,6 +34,12 @@ use serde_json::{Map, Value, json};
 use super::{Caller, Fixture, OwnerFixture, derive_id, lock, now_rfc3339};
 
 pub const PAGES_PER_SITE: usize = 3;
+/// Scripts registered on every site: id, display name, version. The site applies the first.
+pub const REGISTERED_SCRIPTS: [(&str, &str, &str); 3] = [
+    ("cms_slider", "CMS Slider", "1.0.0"),
+    ("cms_slider", "CMS Slider", "1.1.0"),
+    ("cookie_banner", "Cookie Banner", "0.2.0"),
+];
 pub const CUSTOM_DOMAINS_PER_SITE: usize = 2;
 /// Per collection: display name (served with the owner marker), singular name, slug.
 pub const COLLECTION_NAMES: [(&str, &str, &str); 2] = [
@@ -134,7 +143,11 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
         .route("/v2/collections/{collection_id}", get(get_collection))
         .route(
             "/v2/collections/{collection_id}/items",
-            get(list_items).post(create_item),
+            get(list_items).post(create_item).delete(delete_items),
+        )
+        .route(
+            "/v2/collections/{collection_id}/items/live",
+            get(list_live_items).delete(unpublish_items),
         )
         .route(
             "/v2/collections/{collection_id}/items/{item_id}",
@@ -150,6 +163,19 @@ pub(crate) fn router(state: Arc<WebflowState>) -> Router {
             get(list_comment_replies),
         )
         .route("/v2/sites/{site_id}/publish", post(publish_site))
+        .route("/v2/token/authorized_by", get(authorized_by))
+        .route(
+            "/v2/sites/{site_id}/registered_scripts",
+            get(registered_scripts),
+        )
+        .route(
+            "/v2/sites/{site_id}/custom_code",
+            get(site_custom_code).put(set_site_custom_code),
+        )
+        .route(
+            "/v2/pages/{page_id}/custom_code",
+            get(page_custom_code).put(set_page_custom_code),
+        )
         .route(
             "/v2/collections/{collection_id}/items/publish",
             post(publish_items),
@@ -376,6 +402,8 @@ struct ItemRecord {
     /// CMS locale id → the item in that secondary locale; an item without one shows its
     /// primary field data there, as a new item does in Webflow until someone translates it.
     localized: HashMap<String, Item>,
+    /// On the live site (`list-items-live` shows it).
+    live: bool,
 }
 
 struct AssetRecord {
@@ -409,6 +437,10 @@ struct Data {
     created_items: usize,
     /// site id → its accepted publishes.
     publishes: HashMap<String, Publishes>,
+    /// site id → the scripts registered on it.
+    registered_scripts: HashMap<String, Vec<Value>>,
+    /// site or page id → the custom code applied to it (`{scripts, lastUpdated, createdOn}`).
+    custom_code: HashMap<String, Value>,
 }
 
 /// How often a site was published, and when last (for the one-a-minute limit).
@@ -546,6 +578,22 @@ impl WebflowState {
         serde_json::to_value(record.variant(locale.as_ref())).ok()
     }
 
+    /// Whether the item is on the live site; `None` if there is no such item.
+    pub(crate) fn item_live(&self, collection_id: &str, item_id: &str) -> Option<bool> {
+        let data = lock(&self.data);
+        data.items
+            .iter()
+            .find(|r| r.collection_id == collection_id && r.item.id == item_id)
+            .map(|r| r.live)
+    }
+
+    pub(crate) fn custom_code_json(&self, id: &str) -> Option<Value> {
+        let data = lock(&self.data);
+        let known = data.sites.iter().any(|r| r.site.id == id)
+            || data.pages.iter().any(|r| r.page.id == id);
+        known.then(|| custom_code_of(&data, id))
+    }
+
     pub(crate) fn publishes(&self, site_id: &str) -> usize {
         lock(&self.data)
             .publishes
@@ -664,6 +712,35 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
         owner: owner.to_owned(),
         site,
     });
+    data.registered_scripts.insert(
+        fx.site_id.clone(),
+        REGISTERED_SCRIPTS
+            .iter()
+            .enumerate()
+            .map(|(n, (id, display, version))| {
+                let file = format!("{}-{version}.js", id.replace('_', "-"));
+                json!({
+                    "id": id,
+                    "displayName": format!("{display} {mark}"),
+                    "hostedLocation": format!("https://cdn.sandbox.invalid/{}/{file}", fx.site_id),
+                    "integrityHash": format!("sha384-{}", derive_id(&format!("script:{n}"), owner, 0)),
+                    "canCopy": false,
+                    "version": version,
+                    "createdOn": "2025-03-01T10:00:00.000Z",
+                    "lastUpdated": "2025-03-01T10:00:00.000Z",
+                })
+            })
+            .collect(),
+    );
+    // The site already runs the first script's first version in its header.
+    data.custom_code.insert(
+        fx.site_id.clone(),
+        json!({
+            "scripts": [{"id": REGISTERED_SCRIPTS[0].0, "version": REGISTERED_SCRIPTS[0].2, "location": "header"}],
+            "lastUpdated": "2025-03-02T10:00:00.000Z",
+            "createdOn": "2025-03-02T10:00:00.000Z",
+        }),
+    );
 
     const PAGE_TITLES: [&str; 3] = ["Home", "About", "Contact"];
     for (p, page_id) in fx.page_ids.iter().enumerate() {
@@ -988,6 +1065,7 @@ fn seed_owner(data: &mut Data, fx: &OwnerFixture) {
                 collection_id: collection_id.clone(),
                 item,
                 localized,
+                live: !stale_draft,
             });
         }
     }
@@ -1182,10 +1260,35 @@ pub(crate) fn error_response(status: StatusCode) -> Response {
 type Answer<T> = Result<T, WebflowError>;
 
 fn authorize(caller: &Caller) -> Answer<&str> {
-    caller
+    let owner = caller
         .owner
         .as_deref()
-        .ok_or_else(WebflowError::not_authorized)
+        .ok_or_else(WebflowError::not_authorized)?;
+    if caller.webflow_app {
+        // The App was granted custom code and its user only (what README tells the operator).
+        return Err(WebflowError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scopes",
+            "OAuthForbidden: You are missing the scopes this endpoint requires",
+        ));
+    }
+    Ok(owner)
+}
+
+/// The custom code endpoints take only a Webflow App's token (an OAuth code grant).
+fn authorize_app(caller: &Caller) -> Answer<&str> {
+    let owner = caller
+        .owner
+        .as_deref()
+        .ok_or_else(WebflowError::not_authorized)?;
+    if !caller.webflow_app {
+        return Err(WebflowError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Access to this endpoint requires a bearer token obtained from an OAuth Code Grant Flow",
+        ));
+    }
+    Ok(owner)
 }
 
 /// A secondary locale a request names: its id (site or CMS, as asked) and tag.
@@ -1877,6 +1980,274 @@ fn collection_site(data: &Data, collection_id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `authorized-by`: the Webflow user who granted an App token; a site token lacks the scope.
+async fn authorized_by(caller: Caller) -> Answer<Json<Value>> {
+    let owner = caller
+        .owner
+        .as_deref()
+        .ok_or_else(WebflowError::not_authorized)?;
+    if !caller.webflow_app {
+        return Err(WebflowError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scopes",
+            "OAuthForbidden: You are missing the following scopes - authorized_user:read",
+        ));
+    }
+    let short = slugify(owner);
+    Ok(Json(json!({
+        "id": derive_id("webflow-user", owner, 0),
+        "email": format!("developer@{short}.example"),
+        "firstName": "Studio",
+        "lastName": format!("Developer (owner:{owner})"),
+    })))
+}
+
+/// The custom code as stored for a site or page (none applied: an empty list).
+fn custom_code_of(data: &Data, id: &str) -> Value {
+    data.custom_code
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| json!({"scripts": [], "lastUpdated": null, "createdOn": null}))
+}
+
+/// `get-scripts`: the scripts registered on the caller's site.
+async fn registered_scripts(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    let scripts = data
+        .registered_scripts
+        .get(&site_id)
+        .cloned()
+        .unwrap_or_default();
+    let total = scripts.len();
+    Ok(Json(json!({
+        "registeredScripts": scripts,
+        "pagination": {"limit": MAX_LIMIT, "offset": 0, "total": total},
+    })))
+}
+
+/// The site a page belongs to, if it is the caller's page.
+fn own_page_site(data: &Data, owner: &str, page_id: &str) -> Answer<String> {
+    data.pages
+        .iter()
+        .find(|r| r.owner == owner && r.page.id == page_id)
+        .map(|r| r.page.site_id.clone())
+        .ok_or_else(|| WebflowError::not_found("page"))
+}
+
+async fn site_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    Ok(Json(custom_code_of(&data, &site_id)))
+}
+
+async fn page_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let data = lock(&state.data);
+    own_page_site(&data, owner, &page_id)?;
+    Ok(Json(custom_code_of(&data, &page_id)))
+}
+
+async fn set_site_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let mut data = lock(&state.data);
+    own_site(&data, owner, &site_id)?;
+    apply_custom_code(&mut data, &site_id, &site_id, body)
+}
+
+async fn set_page_custom_code(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(page_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize_app(&caller)?;
+    let mut data = lock(&state.data);
+    let site_id = own_page_site(&data, owner, &page_id)?;
+    apply_custom_code(&mut data, &site_id, &page_id, body)
+}
+
+/// `add-custom-code-tosite` / `-to-page`: replaces the applied scripts with `scripts`, each a
+/// registered script of the site (id and version) in the header or footer; `200` with what is
+/// applied now.
+fn apply_custom_code(
+    data: &mut Data,
+    site_id: &str,
+    target: &str,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<Json<Value>> {
+    let body = object_body(body)?;
+    let scripts = match body.get("scripts") {
+        Some(Value::Array(scripts)) => scripts.clone(),
+        _ => return Err(WebflowError::invalid("scripts", "Must be an array")),
+    };
+    let registered = data.registered_scripts.get(site_id);
+    let mut problems = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, script) in scripts.iter().enumerate() {
+        let text = |name: &str| script.get(name).and_then(Value::as_str);
+        let (Some(id), Some(version)) = (text("id"), text("version")) else {
+            problems.push((
+                format!("scripts[{i}]"),
+                "id and version are required".to_owned(),
+            ));
+            continue;
+        };
+        if !matches!(text("location"), Some("header" | "footer")) {
+            problems.push((
+                format!("scripts[{i}].location"),
+                "Must be header or footer".to_owned(),
+            ));
+        }
+        if script
+            .get("attributes")
+            .is_some_and(|a| !a.is_object() && !a.is_null())
+        {
+            problems.push((
+                format!("scripts[{i}].attributes"),
+                "Must be an object".to_owned(),
+            ));
+        }
+        let known = registered.is_some_and(|r| {
+            r.iter()
+                .any(|s| s["id"].as_str() == Some(id) && s["version"].as_str() == Some(version))
+        });
+        if !known {
+            problems.push((
+                format!("scripts[{i}]"),
+                format!("Script {id} version {version} is not registered to this site"),
+            ));
+        }
+        if seen.contains(&id) {
+            problems.push((format!("scripts[{i}].id"), format!("Duplicate script {id}")));
+        }
+        seen.push(id);
+    }
+    if !problems.is_empty() {
+        return Err(WebflowError::validation(problems));
+    }
+    let now = now_rfc3339();
+    let created = data
+        .custom_code
+        .get(target)
+        .and_then(|c| c["createdOn"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| now.clone());
+    let stored = json!({"scripts": scripts, "lastUpdated": now, "createdOn": created});
+    data.custom_code.insert(target.to_owned(), stored.clone());
+    Ok(Json(stored))
+}
+
+/// `list-items-live`: the collection's items on the live site, paged.
+async fn list_live_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Answer<Json<Value>> {
+    let owner = authorize(&caller)?;
+    let paging = Paging::parse(query)?;
+    let data = lock(&state.data);
+    own_collection(&data, owner, &collection_id)?;
+    let items: Vec<&Item> = data
+        .items
+        .iter()
+        .filter(|r| r.owner == owner && r.collection_id == collection_id && r.live)
+        .map(|r| &r.item)
+        .collect();
+    let (items, pagination) = paging.apply(&items);
+    Ok(Json(json!({ "items": items, "pagination": pagination })))
+}
+
+/// The ids of a bulk item request's `items: [{id}]` (1 to 100, each once), or Webflow's
+/// validation error.
+fn bulk_item_ids(body: &Map<String, Value>) -> Answer<Vec<String>> {
+    let invalid = || {
+        WebflowError::invalid(
+            "items",
+            format!("Must be an array of 1 to {MAX_LIMIT} objects with an id"),
+        )
+    };
+    let items = match body.get("items") {
+        Some(Value::Array(items)) if !items.is_empty() && items.len() <= MAX_LIMIT => items,
+        _ => return Err(invalid()),
+    };
+    let ids: Vec<Value> = items
+        .iter()
+        .map(|i| i.get("id").cloned().unwrap_or(Value::Null))
+        .collect();
+    id_list(&Value::Array(ids), "items")
+}
+
+/// `delete-items`: deletes the listed items of the collection, all or none: an id that is not
+/// one of its items (whoever's it is) answers `404` and nothing is deleted. `204` otherwise.
+async fn delete_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<StatusCode> {
+    let owner = state.authorize(&caller, CMS_WRITE)?;
+    let mut data = lock(&state.data);
+    own_collection(&data, &owner, &collection_id)?;
+    let ids = bulk_item_ids(&object_body(body)?)?;
+    let mine = |r: &ItemRecord, id: &str| {
+        r.owner == owner && r.collection_id == collection_id && r.item.id == id
+    };
+    if !ids.iter().all(|id| data.items.iter().any(|r| mine(r, id))) {
+        return Err(WebflowError::not_found("item"));
+    }
+    data.items.retain(|r| !ids.iter().any(|id| mine(r, id)));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `delete-items-live`: takes the listed items off the live site and makes them drafts, all or
+/// none: an id that is not live in the collection answers `404`. `204` otherwise.
+async fn unpublish_items(
+    State(state): State<Arc<WebflowState>>,
+    caller: Caller,
+    Path(collection_id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Answer<StatusCode> {
+    let owner = state.authorize(&caller, CMS_WRITE)?;
+    let mut data = lock(&state.data);
+    own_collection(&data, &owner, &collection_id)?;
+    let ids = bulk_item_ids(&object_body(body)?)?;
+    let live = |r: &ItemRecord, id: &str| {
+        r.owner == owner && r.collection_id == collection_id && r.item.id == id && r.live
+    };
+    if !ids.iter().all(|id| data.items.iter().any(|r| live(r, id))) {
+        return Err(WebflowError::not_found("live item"));
+    }
+    let now = now_rfc3339();
+    for record in data.items.iter_mut() {
+        if ids.iter().any(|id| live(record, id)) {
+            record.live = false;
+            record.item.is_draft = true;
+            record.item.last_updated = now.clone();
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The JSON object body of a write, or Webflow's malformed-request answer.
 fn object_body(body: Result<Json<Value>, JsonRejection>) -> Answer<Map<String, Value>> {
     match body {
@@ -2056,6 +2427,7 @@ impl Data {
             collection_id: collection_id.to_owned(),
             item: item.clone(),
             localized: HashMap::new(),
+            live: false,
         });
         item
     }
@@ -2445,6 +2817,7 @@ async fn publish_items(
         match record {
             Some(record) => {
                 record.item.is_draft = false;
+                record.live = true;
                 record.item.last_published = Some(now.clone());
                 published.push(id);
             }
@@ -2680,6 +3053,137 @@ mod tests {
         }
         Ok(())
     }
+    #[tokio::test]
+    async fn items_delete_and_unpublish_all_or_none() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let blog = &acme.collection_ids[0];
+        let (first, second, draft) = (
+            &acme.item_ids[0].1,
+            &acme.item_ids[1].1,
+            &acme.item_ids[STALE_DRAFT_ITEM].1,
+        );
+        let foreign = &globex.item_ids[0].1;
+        let live_path = format!("/v2/collections/{blog}/items/live");
+        let live = get(&sandbox, &live_path, Some(&acme.token)).await?.json()?;
+        let ids: Vec<&str> = live["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .filter_map(|i| i["id"].as_str())
+            .collect();
+        assert!(ids.contains(&first.as_str()) && !ids.contains(&draft.as_str()));
+
+        // Another owner's item or an item that is not live: 404, and nothing changes.
+        let items = |ids: &[&String]| json!({"items": ids.iter().map(|i| json!({"id": i})).collect::<Vec<_>>()});
+        let send_to = |path: String, token: &str, body: Value| {
+            let (sandbox, token) = (&sandbox, token.to_owned());
+            async move { send(sandbox, "DELETE", &path, Some(&token), Some(body)).await }
+        };
+        for body in [items(&[first, foreign]), items(&[first, draft])] {
+            let reply = send_to(live_path.clone(), &acme.token, body).await?;
+            assert_eq!(reply.status, 404, "{}", reply.body);
+        }
+        assert_eq!(sandbox.webflow_item_live(blog, first), Some(true));
+        let theirs = format!("/v2/collections/{}/items/live", globex.collection_ids[0]);
+        let reply = send_to(theirs, &acme.token, items(&[foreign])).await?;
+        assert_eq!(reply.status, 404);
+        for body in [
+            json!({}),
+            json!({"items": []}),
+            json!({"items": [{"name": 1}]}),
+        ] {
+            let reply = send_to(live_path.clone(), &acme.token, body).await?;
+            assert_eq!(reply.status, 400, "{}", reply.body);
+        }
+
+        let reply = send_to(live_path.clone(), &acme.token, items(&[first])).await?;
+        assert_eq!((reply.status, reply.body.as_str()), (204, ""));
+        assert_eq!(sandbox.webflow_item_live(blog, first), Some(false));
+        assert_eq!(
+            sandbox.webflow_item(blog, first).context("item")?["isDraft"],
+            true
+        );
+
+        let staged = format!("/v2/collections/{blog}/items");
+        let reply = send_to(staged.clone(), &acme.token, items(&[second, foreign])).await?;
+        assert_eq!(reply.status, 404);
+        assert!(sandbox.webflow_item(blog, second).is_some());
+        let reply = send_to(staged.clone(), &acme.token, items(&[second, draft])).await?;
+        assert_eq!(reply.status, 204, "{}", reply.body);
+        assert!(sandbox.webflow_item(blog, second).is_none());
+        assert!(sandbox.webflow_item(blog, draft).is_none());
+        assert!(
+            sandbox
+                .webflow_item(&globex.collection_ids[0], foreign)
+                .is_some()
+        );
+        let reply = send_to(staged, &acme.token, items(&[second])).await?;
+        assert_eq!(reply.status, 404);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn custom_code_takes_only_an_app_token_and_registered_scripts() -> anyhow::Result<()> {
+        let (sandbox, acme, globex) = two_owners().await?;
+        let site = &acme.site_id;
+        let path = format!("/v2/sites/{site}/custom_code");
+        let app = acme.webflow_app_token.as_str();
+        // A site token is refused on custom code; the App token on everything else.
+        let reply = get(&sandbox, &path, Some(&acme.token)).await?;
+        assert_eq!((reply.status, code(&reply)?.as_str()), (403, "forbidden"));
+        let reply = get(&sandbox, "/v2/sites", Some(app)).await?;
+        assert_eq!(reply.status, 403);
+        let reply = get(&sandbox, "/v2/token/authorized_by", Some(&acme.token)).await?;
+        assert_eq!(reply.status, 403);
+        let who = get(&sandbox, "/v2/token/authorized_by", Some(app)).await?;
+        assert_eq!(who.status, 200, "{}", who.body);
+        // Another owner's site or page is not found with this App token.
+        let theirs = format!("/v2/sites/{}/registered_scripts", globex.site_id);
+        assert_eq!(get(&sandbox, &theirs, Some(app)).await?.status, 404);
+        let their_page = format!("/v2/pages/{}/custom_code", globex.page_ids[0]);
+        assert_eq!(get(&sandbox, &their_page, Some(app)).await?.status, 404);
+
+        let registered = get(
+            &sandbox,
+            &format!("/v2/sites/{site}/registered_scripts"),
+            Some(app),
+        )
+        .await?
+        .json()?;
+        assert_eq!(
+            registered["registeredScripts"].as_array().map(Vec::len),
+            Some(3)
+        );
+        let now = get(&sandbox, &path, Some(app)).await?.json()?;
+        assert_eq!(now["scripts"][0]["version"], "1.0.0");
+
+        let put = |body: Value| send(&sandbox, "PUT", &path, Some(app), Some(body));
+        for body in [
+            json!({}),
+            json!({"scripts": [{"id": "cms_slider", "version": "9.0.0", "location": "header"}]}),
+            json!({"scripts": [{"id": "cms_slider", "version": "1.1.0", "location": "body"}]}),
+        ] {
+            let reply = put(body.clone()).await?;
+            assert_eq!(
+                (reply.status, code(&reply)?.as_str()),
+                (400, "validation_error"),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            sandbox.webflow_custom_code(site).context("site")?["scripts"],
+            now["scripts"]
+        );
+        let scripts = json!([{"id": "cookie_banner", "version": "0.2.0", "location": "footer"}]);
+        let reply = put(json!({"scripts": scripts})).await?;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(
+            sandbox.webflow_custom_code(site).context("site")?["scripts"],
+            scripts
+        );
+        Ok(())
+    }
+
     #[tokio::test]
     async fn page_settings_update_like_webflow() -> anyhow::Result<()> {
         let (sandbox, acme, globex) = two_owners().await?;

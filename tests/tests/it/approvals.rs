@@ -18,9 +18,12 @@ use tests::connector::{Answer, Person, Site, field, hidden_fields};
 use tests::harness::{McpClient, TestServer, TestTenant, call, connect, error_text, ok_json};
 use tests::sandbox::{Failure, Fixture, RecordedRequest, Sandbox};
 
-const HIGH_RISK: [&str; 6] = [
+const HIGH_RISK: [&str; 9] = [
     "webflow_publish_site",
     "webflow_publish_items",
+    "webflow_delete_items",
+    "webflow_unpublish_items",
+    "webflow_set_custom_code",
     "dns_create_record",
     "dns_update_record",
     "dns_delete_record",
@@ -59,14 +62,17 @@ async fn sandbox() -> Sandbox {
         .unwrap()
 }
 
-/// Whether a request would have acted: a Webflow publish, any Cloudflare write, a Stripe
-/// billing-portal session.
+/// Whether a request would have acted: a Webflow publish, any Webflow DELETE (items deleted
+/// or unpublished), a custom code PUT, any Cloudflare write, a Stripe billing-portal session.
 fn acts(r: &RecordedRequest) -> bool {
     let path = r.path.split('?').next().unwrap_or_default();
-    let publish = r.method == "POST" && path.starts_with("/v2/") && path.ends_with("/publish");
+    let webflow = path.starts_with("/v2/");
+    let publish = r.method == "POST" && webflow && path.ends_with("/publish");
+    let removal = r.method == "DELETE" && webflow;
+    let custom_code = r.method == "PUT" && webflow && path.ends_with("/custom_code");
     let dns = r.method != "GET" && path.starts_with("/client/v4/");
     let portal = r.method == "POST" && path.starts_with("/v1/billing_portal/sessions");
-    publish || dns || portal
+    publish || removal || custom_code || dns || portal
 }
 
 /// Every request that acted so far, as `METHOD path`.
@@ -88,6 +94,14 @@ fn assert_nothing_acted(sandbox: &Sandbox, after: &str) {
 fn txt(sandbox: &Sandbox, tag: &str) -> Value {
     let zone = &sandbox.fixture().owner("acme").unwrap().zone_name;
     json!({"record": {"type": "TXT", "name": format!("www.{zone}"), "content": format!("approval test {tag}")}})
+}
+
+/// Scripts registered on acme's site: a newer slider in the footer and a cookie banner.
+fn custom_code() -> Value {
+    json!({"scripts": [
+        {"id": "cms_slider", "version": "1.1.0", "location": "footer"},
+        {"id": "cookie_banner", "version": "0.2.0", "location": "header"},
+    ]})
 }
 
 /// The model's first call: the approval id and link it is given.
@@ -214,6 +228,15 @@ fn valid_args(sandbox: &Sandbox) -> Vec<(&'static str, Value)> {
             "webflow_publish_items",
             json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[0].1]}),
         ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[1].1]}),
+        ),
+        (
+            "webflow_unpublish_items",
+            json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[2].1]}),
+        ),
+        ("webflow_set_custom_code", custom_code()),
         ("dns_create_record", txt(sandbox, "valid")),
         (
             "dns_update_record",
@@ -828,11 +851,15 @@ async fn approved_on_the_page(
         told["result"].is_object() && told["result"] != json!({}),
         "{told}"
     );
-    // Told once: the same call afterwards is a new request (or, the record being gone, a
-    // deletion refused), never the outcome again.
+    // Told once: the same call afterwards is a new request (or, what it named being gone, a
+    // refusal), never the outcome again.
     if tool == "dns_delete_record" {
         let text = error_text(&call(&acme.model, tool, args.clone()).await);
         assert!(text.contains("no such resource"), "{text}");
+    } else if tool == "webflow_delete_items" || tool == "webflow_unpublish_items" {
+        let text = error_text(&call(&acme.model, tool, args.clone()).await);
+        let item = args["item_ids"][0].as_str().unwrap();
+        assert!(text.contains(item) && text.contains("is not"), "{text}");
     } else {
         let (next, _) = ask(&acme.model, tool, &args).await;
         assert_ne!(next, id);
@@ -887,6 +914,56 @@ async fn publishing_items_runs_once_approved_on_the_page() {
             format!("POST /v2/collections/{}/items/publish", f.collection_ids[0])
         },
         "Blog Posts",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_items_runs_once_approved_on_the_page() {
+    approved_on_the_page(
+        "webflow_delete_items",
+        |s| {
+            let f = s.fixture().owner("acme").unwrap();
+            json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[1].1]})
+        },
+        |s| {
+            let f = s.fixture().owner("acme").unwrap();
+            format!("DELETE /v2/collections/{}/items", f.collection_ids[0])
+        },
+        // The approver reads the item's name and slug, not only its id.
+        "blog-post-2",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpublishing_items_runs_once_approved_on_the_page() {
+    approved_on_the_page(
+        "webflow_unpublish_items",
+        |s| {
+            let f = s.fixture().owner("acme").unwrap();
+            json!({"collection_id": f.collection_ids[0], "item_ids": [f.item_ids[2].1]})
+        },
+        |s| {
+            let f = s.fixture().owner("acme").unwrap();
+            format!("DELETE /v2/collections/{}/items/live", f.collection_ids[0])
+        },
+        "Blog Post 3 (owner:acme)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_custom_code_runs_once_approved_on_the_page() {
+    approved_on_the_page(
+        "webflow_set_custom_code",
+        |_| custom_code(),
+        |s| {
+            let f = s.fixture().owner("acme").unwrap();
+            format!("PUT /v2/sites/{}/custom_code", f.site_id)
+        },
+        // The approver reads where the script comes from, not only its name.
+        "/cookie-banner-0.2.0.js",
     )
     .await;
 }

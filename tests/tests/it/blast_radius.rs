@@ -3,9 +3,12 @@
 
 use common::tenant::Tier;
 
-const HIGH_RISK: [&str; 6] = [
+const HIGH_RISK: [&str; 9] = [
     "webflow_publish_site",
     "webflow_publish_items",
+    "webflow_delete_items",
+    "webflow_unpublish_items",
+    "webflow_set_custom_code",
     "dns_create_record",
     "dns_update_record",
     "dns_delete_record",

@@ -504,6 +504,7 @@ async fn the_data_dir_is_private_and_holds_no_credential_in_clear() {
     let secrets = [
         ("the MCP token", &acme.token),
         ("the Webflow token", &f.token),
+        ("the Webflow App token", &f.webflow_app_token),
         ("the Cloudflare token", &f.cloudflare_token),
         ("the Stripe key", &f.stripe_key),
     ];

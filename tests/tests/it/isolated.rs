@@ -84,12 +84,15 @@ async fn one_tenant_per_instance_and_nobody_elses_tokens() {
     let mut names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
     names.sort();
     println!("isolated instance tools: {names:?}");
-    assert_eq!(names.len(), 9);
+    assert_eq!(names.len(), 12);
     for t in &tools {
         let a = t.annotations.clone().unwrap();
         let high_risk = [
             "webflow_publish_site",
             "webflow_publish_items",
+            "webflow_delete_items",
+            "webflow_unpublish_items",
+            "webflow_set_custom_code",
             "dns_create_record",
             "dns_update_record",
             "dns_delete_record",
@@ -490,4 +493,345 @@ async fn billing_is_the_tenants_own_customer_form_encoded_and_idempotent() {
         .await,
     );
     assert!(text.contains("customer"), "{text}");
+}
+
+#[tokio::test]
+async fn items_are_deleted_or_unpublished_only_in_named_collections_once_approved() {
+    let (sandbox, server, acme) = setup().await;
+    let f = acme.fixture.clone();
+    let globex = sandbox.fixture().owner("globex").unwrap().clone();
+    let client = server.client(&acme.token).await;
+    let (blog, authors) = (&f.collection_ids[0], &f.collection_ids[1]);
+    let item = |i: usize| f.item_ids[i].1.clone();
+
+    // The tenant record names the collection, and shows it.
+    let shown = server.admin.tenant("acme").await.unwrap();
+    let shown = serde_json::to_value(&shown).unwrap();
+    assert_eq!(shown["deletable_collections"], json!([blog]), "{shown}");
+    let who = ok_json(&call(&client, "whoami", json!({})).await);
+    assert_eq!(who["deletable_collections"], json!([blog]));
+
+    sandbox.clear_requests();
+    let refused = [
+        (
+            "webflow_delete_items",
+            json!({"collection_id": authors, "item_ids": [item(5)]}),
+            "--deletable-collection".to_owned(),
+        ),
+        (
+            "webflow_unpublish_items",
+            json!({"collection_id": authors, "item_ids": [item(5)]}),
+            "--deletable-collection".to_owned(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": globex.collection_ids[0], "item_ids": [globex.item_ids[0].1]}),
+            "--deletable-collection".to_owned(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": [item(0), globex.item_ids[0].1]}),
+            globex.item_ids[0].1.clone(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": [item(5)]}),
+            item(5),
+        ),
+        // Not live: the stale draft cannot be unpublished.
+        (
+            "webflow_unpublish_items",
+            json!({"collection_id": blog, "item_ids": [item(3)]}),
+            item(3),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": []}),
+            "1 to 100".to_owned(),
+        ),
+        (
+            "webflow_delete_items",
+            json!({"collection_id": blog, "item_ids": vec![item(0); 101]}),
+            "1 to 100".to_owned(),
+        ),
+    ];
+    for (tool, args, needle) in refused {
+        let text = error_text(&call(&client, tool, args.clone()).await);
+        assert!(text.contains(&needle), "{tool} {args}: {text}");
+    }
+    assert!(writes(&sandbox).is_empty(), "{:?}", writes(&sandbox));
+    assert!(server.admin.approvals().await.unwrap().is_empty());
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains(&globex.collection_ids[0])),
+        "another tenant's collection was reached"
+    );
+
+    // Unpublish two live items: the preview names them; the operator approves; they are drafts.
+    let args = json!({"collection_id": blog, "item_ids": [item(0), item(1), item(0)]});
+    let (step, id) = request(&client, "webflow_unpublish_items", &args).await;
+    let shown = &step["preview"]["items"];
+    assert_eq!(step["preview"]["count"], 2, "{step}");
+    assert_eq!(shown[0]["name"], "Blog Post 1 (owner:acme)", "{step}");
+    assert_eq!(shown[1]["slug"], "blog-post-2", "{step}");
+    assert!(writes(&sandbox).is_empty());
+    let done = approve(&server, &client, "webflow_unpublish_items", &args, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["result"]["unpublished_item_ids"],
+        json!([item(0), item(1)])
+    );
+    assert_eq!(sandbox.webflow_item_live(blog, &item(0)), Some(false));
+    assert_eq!(sandbox.webflow_item_live(blog, &item(2)), Some(true));
+    assert_eq!(
+        writes(&sandbox),
+        [format!("DELETE /v2/collections/{blog}/items/live")]
+    );
+
+    // Delete one: gone from the staged site, the rest untouched.
+    sandbox.clear_requests();
+    let args = json!({"collection_id": blog, "item_ids": [item(1)]});
+    let (step, id) = request(&client, "webflow_delete_items", &args).await;
+    assert_eq!(
+        step["preview"]["items"][0]["name"],
+        "Blog Post 2 (owner:acme)"
+    );
+    let done = approve(&server, &client, "webflow_delete_items", &args, &id).await;
+    assert_eq!(
+        done["result"]["deleted_item_ids"],
+        json!([item(1)]),
+        "{done}"
+    );
+    assert!(sandbox.webflow_item(blog, &item(1)).is_none());
+    assert!(sandbox.webflow_item(blog, &item(0)).is_some());
+    assert_eq!(
+        writes(&sandbox),
+        [format!("DELETE /v2/collections/{blog}/items")]
+    );
+    assert!(
+        sandbox
+            .webflow_item(&globex.collection_ids[0], &globex.item_ids[0].1)
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn custom_code_needs_the_app_token_registered_scripts_and_an_approval() {
+    let (sandbox, server, acme) = setup().await;
+    let f = acme.fixture.clone();
+    let globex = sandbox.fixture().owner("globex").unwrap().clone();
+    let client = server.client(&acme.token).await;
+    let site_code = || sandbox.webflow_custom_code(&f.site_id).unwrap();
+    let before = site_code();
+    let scripts = json!([
+        {"id": "cms_slider", "version": "1.1.0", "location": "footer"},
+        {"id": "cookie_banner", "version": "0.2.0", "location": "header",
+         "attributes": {"data-consent": "strict"}},
+    ]);
+
+    // Outside the tenant's site, or scripts not registered, or hidden characters: refused,
+    // nothing recorded, no write.
+    sandbox.clear_requests();
+    let refused = [
+        (
+            json!({"site_id": globex.site_id, "scripts": scripts}),
+            "not one of this tenant's".to_owned(),
+        ),
+        (
+            json!({"page_id": globex.page_ids[0], "scripts": scripts}),
+            globex.page_ids[0].clone(),
+        ),
+        (
+            json!({"scripts": [{"id": "cms_slider", "version": "9.9.9", "location": "header"}]}),
+            "`cms_slider` version `9.9.9` is not registered".to_owned(),
+        ),
+        (
+            json!({"scripts": [{"id": "keylogger", "version": "1.0.0", "location": "header"}]}),
+            "keylogger".to_owned(),
+        ),
+        (
+            json!({"scripts": [{"id": "cms_slider", "version": "1.1.0", "location": "body"}]}),
+            "location".to_owned(),
+        ),
+        (
+            json!({"scripts": [{"id": "cms_slider", "version": "1.1.0", "location": "header",
+                                "attributes": {"data-x": "a\u{202e}b"}}]}),
+            "U+202E".to_owned(),
+        ),
+        (
+            json!({"scripts": [{"id": "cms_slider", "version": "1.0.0", "location": "header"},
+                               {"id": "cms_slider", "version": "1.1.0", "location": "header"}]}),
+            "twice".to_owned(),
+        ),
+    ];
+    for (args, needle) in refused {
+        let text = error_text(&call(&client, "webflow_set_custom_code", args.clone()).await);
+        assert!(text.contains(&needle), "{args}: {text}");
+    }
+    assert!(writes(&sandbox).is_empty(), "{:?}", writes(&sandbox));
+    assert!(server.admin.approvals().await.unwrap().is_empty());
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains(&globex.site_id) && !r.path.contains(&globex.page_ids[0]))
+    );
+
+    // The site: the preview is the exact diff, each script with its hosted URL and hash.
+    let args = json!({"scripts": scripts});
+    let (step, id) = request(&client, "webflow_set_custom_code", &args).await;
+    let preview = &step["preview"];
+    assert_eq!(preview["applies_to"], "the whole site", "{preview}");
+    assert_eq!(preview["current"][0]["version"], "1.0.0", "{preview}");
+    assert_eq!(
+        preview["changes"],
+        json!([
+            "~ change cms_slider 1.0.0 in the header to cms_slider 1.1.0 in the footer",
+            "+ add cookie_banner 0.2.0 in the header, attributes data-consent=strict",
+        ]),
+        "{preview}"
+    );
+    let banner = &preview["after"][1];
+    assert!(
+        banner["hosted_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{}/cookie-banner-0.2.0.js", f.site_id)),
+        "{banner}"
+    );
+    assert!(
+        banner["integrity_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha384-")
+    );
+    assert_eq!(banner["display_name"], "Cookie Banner (owner:acme)");
+    assert!(writes(&sandbox).is_empty());
+    assert_eq!(site_code(), before);
+    let done = approve(&server, &client, "webflow_set_custom_code", &args, &id).await;
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(site_code()["scripts"], scripts);
+    assert_eq!(
+        writes(&sandbox),
+        [format!("PUT /v2/sites/{}/custom_code", f.site_id)]
+    );
+
+    // A page of the site: its own scripts; the site's stay as they are.
+    sandbox.clear_requests();
+    let page = &f.page_ids[1];
+    let args = json!({"page_id": page, "scripts": [{"id": "cookie_banner", "version": "0.2.0", "location": "footer"}]});
+    let (step, id) = request(&client, "webflow_set_custom_code", &args).await;
+    assert!(
+        step["preview"]["applies_to"]
+            .as_str()
+            .unwrap()
+            .starts_with("the page About"),
+        "{step}"
+    );
+    assert_eq!(step["preview"]["current"], json!([]));
+    approve(&server, &client, "webflow_set_custom_code", &args, &id).await;
+    assert_eq!(
+        sandbox.webflow_custom_code(page).unwrap()["scripts"],
+        args["scripts"]
+    );
+    assert_eq!(site_code()["scripts"], scripts);
+    assert_eq!(
+        writes(&sandbox),
+        [format!("PUT /v2/pages/{page}/custom_code")]
+    );
+}
+
+#[tokio::test]
+async fn without_a_webflow_app_token_custom_code_says_how_to_set_one() {
+    let sandbox = Sandbox::start(Fixture::new(&["acme", "globex"]))
+        .await
+        .unwrap();
+    let server = TestServer::start_isolated(&sandbox, "acme").await;
+    let f = sandbox.fixture().owner("acme").unwrap().clone();
+    let spec: common::tenant::TenantSpec =
+        serde_json::from_value(json!({"name": "Acme", "webflow_sites": [f.site_id]})).unwrap();
+    server.admin.set_tenant("acme", &spec).await.unwrap();
+    server
+        .admin
+        .set_secret("acme", "webflow", f.token.clone())
+        .await
+        .unwrap();
+    let issued = server
+        .admin
+        .issue_token(
+            "acme",
+            &common::runtime::admin::IssueRequest {
+                label: None,
+                ttl_days: None,
+            },
+        )
+        .await
+        .unwrap();
+    let client = server.client(&issued.token).await;
+    let args = json!({"scripts": [{"id": "cms_slider", "version": "1.1.0", "location": "header"}]});
+
+    sandbox.clear_requests();
+    let text = error_text(&call(&client, "webflow_set_custom_code", args.clone()).await);
+    assert!(
+        text.contains("no Webflow App token")
+            && text.contains("isolated-server secret set acme webflow-app"),
+        "{text}"
+    );
+    assert!(
+        sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("custom_code"))
+    );
+
+    // A site token stored as the App token: Webflow refuses it, and the tool says what to do.
+    server
+        .admin
+        .set_secret("acme", "webflow-app", f.token.clone())
+        .await
+        .unwrap();
+    let text = error_text(&call(&client, "webflow_set_custom_code", args.clone()).await);
+    assert!(
+        text.contains("refused this instance's Webflow App token")
+            && text.contains("custom_code:write"),
+        "{text}"
+    );
+    assert!(server.admin.approvals().await.unwrap().is_empty());
+
+    // Onboarding verifies the kind like the others: a site token is not an App token.
+    let onboard = |secret: &str| common::runtime::admin::OnboardRequest {
+        id: "acme".into(),
+        spec: spec.clone(),
+        secrets: [("webflow-app".to_owned(), secret.to_owned())].into(),
+        dry_run: true,
+        label: None,
+    };
+    let err = server
+        .admin
+        .onboard(&onboard(&f.token))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("webflow-app credential not verified"), "{err}");
+    let ok = server
+        .admin
+        .onboard(&onboard(&f.webflow_app_token))
+        .await
+        .unwrap();
+    assert_eq!(ok.verified, ["webflow-app"]);
+    // The App token of another client's site cannot read this site's scripts.
+    let err = server
+        .admin
+        .onboard(&onboard(
+            &sandbox.fixture().owner("globex").unwrap().webflow_app_token,
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("cannot read site {}", f.site_id)),
+        "{err}"
+    );
 }

@@ -1,5 +1,7 @@
-//! The isolated server's safety property: random sequences of DNS and publish calls, with random
-//! names, zones, records and domains, each followed by a random approval action (none, approved
+//! The isolated server's safety property: random sequences of DNS, publish, CMS item removal
+//! (delete, unpublish) and custom code calls, with random names, zones, records, domains,
+//! collections, items, pages and scripts,
+//! each followed by a random approval action (none, approved
 //! by the operator, denied, left to expire, approved twice, an id of another instance approved, a
 //! made-up id approved, the call repeated with changed arguments after its approval, or the
 //! instance restarted while the approval is pending and the approval made afterwards). An
@@ -44,10 +46,30 @@ enum Decision {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Create { name: usize, zone: usize },
-    Update { record: usize, name: usize },
-    Delete { record: usize },
-    Publish { domain: usize },
+    Create {
+        name: usize,
+        zone: usize,
+    },
+    Update {
+        record: usize,
+        name: usize,
+    },
+    Delete {
+        record: usize,
+    },
+    Publish {
+        domain: usize,
+    },
+    /// `webflow_delete_items`, or `webflow_unpublish_items` when `live`.
+    Remove {
+        item: usize,
+        live: bool,
+    },
+    /// `webflow_set_custom_code` on the site or a page, with a choice of scripts.
+    SetCode {
+        page: usize,
+        scripts: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = (Op, Decision)> {
@@ -57,6 +79,8 @@ fn op() -> impl Strategy<Value = (Op, Decision)> {
         3 => (0usize..16, 0usize..10).prop_map(|(record, name)| Op::Update { record, name }),
         2 => (0usize..16).prop_map(|record| Op::Delete { record }),
         1 => (0usize..4).prop_map(|domain| Op::Publish { domain }),
+        2 => (0usize..16, any::<bool>()).prop_map(|(item, live)| Op::Remove { item, live }),
+        2 => (0usize..5, 0usize..4).prop_map(|(page, scripts)| Op::SetCode { page, scripts }),
     ];
     let decision = prop_oneof![
         1 => Just(Decision::None),
@@ -99,6 +123,23 @@ impl World {
             2 => Some(self.globex.zone_id.clone()),
             _ => Some("0123456789abcdef0123456789abcdef".into()),
         }
+    }
+
+    /// (collection, item) pairs to remove: acme's own (blog: deletable; authors: not),
+    /// globex's, and one of globex's items asked of acme's blog.
+    fn items(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .acme
+            .item_ids
+            .iter()
+            .chain(&self.globex.item_ids)
+            .cloned()
+            .collect();
+        pairs.push((
+            self.acme.collection_ids[0].clone(),
+            self.globex.item_ids[0].1.clone(),
+        ));
+        pairs
     }
 
     fn domains(&self) -> Vec<String> {
@@ -192,6 +233,55 @@ fn call_for(
             let own = world.acme.custom_domain_ids.contains(d);
             ("webflow_publish_site", json!({"custom_domains": [d]}), own)
         }
+        Op::Remove { item, live } => {
+            let items = world.items();
+            let (collection, item) = &items[item % items.len()];
+            let blog = &world.acme.collection_ids[0];
+            let there = if *live {
+                sandbox.webflow_item_live(collection, item) == Some(true)
+            } else {
+                sandbox.webflow_item(collection, item).is_some()
+            };
+            let tool = if *live {
+                "webflow_unpublish_items"
+            } else {
+                "webflow_delete_items"
+            };
+            let args = json!({"collection_id": collection, "item_ids": [item]});
+            (tool, args, collection == blog && there)
+        }
+        Op::SetCode { page, scripts } => {
+            let page = match page {
+                0 => None,
+                1 | 2 => Some(world.acme.page_ids[*page].clone()),
+                _ => Some(world.globex.page_ids[0].clone()),
+            };
+            let (scripts, registered) = match scripts {
+                0 => (json!([]), true),
+                1 => (
+                    json!([{"id": "cms_slider", "version": "1.1.0", "location": "footer"}]),
+                    true,
+                ),
+                2 => (
+                    json!([{"id": "cms_slider", "version": "1.0.0", "location": "header"},
+                           {"id": "cookie_banner", "version": "0.2.0", "location": "footer",
+                            "attributes": {"data-case": serial.to_string()}}]),
+                    true,
+                ),
+                _ => (
+                    json!([{"id": "cms_slider", "version": "2.0.0", "location": "header"}]),
+                    false,
+                ),
+            };
+            let own = page
+                .as_ref()
+                .is_none_or(|p| world.acme.page_ids.contains(p));
+            let mut args = json!({"scripts": scripts});
+            if let Some(p) = page {
+                args["page_id"] = json!(p);
+            }
+            ("webflow_set_custom_code", args, own && registered)
+        }
     }
 }
 
@@ -200,7 +290,15 @@ fn call_for(
 fn changed(world: &World, tool: &str, args: &Value) -> Value {
     let mut args = args.clone();
     let map = args.as_object_mut().unwrap();
-    if tool == "webflow_publish_site" {
+    if tool == "webflow_set_custom_code" {
+        // The same scripts elsewhere: on the site instead of the page, or the other way round.
+        if map.remove("page_id").is_none() {
+            map.insert("page_id".into(), json!(world.acme.page_ids[0]));
+        }
+    } else if tool == "webflow_delete_items" || tool == "webflow_unpublish_items" {
+        // The collection that is not named for removals.
+        map.insert("collection_id".into(), json!(world.acme.collection_ids[1]));
+    } else if tool == "webflow_publish_site" {
         let on = map
             .get("publish_to_webflow_subdomain")
             .and_then(Value::as_bool)
@@ -346,6 +444,24 @@ fn check_write(
         "dns_create_record" => ("POST", records.clone()),
         "dns_update_record" => ("PATCH", format!("{records}/{record_id}")),
         "dns_delete_record" => ("DELETE", format!("{records}/{record_id}")),
+        "webflow_delete_items" => (
+            "DELETE",
+            format!("/v2/collections/{}/items", world.acme.collection_ids[0]),
+        ),
+        "webflow_unpublish_items" => (
+            "DELETE",
+            format!(
+                "/v2/collections/{}/items/live",
+                world.acme.collection_ids[0]
+            ),
+        ),
+        "webflow_set_custom_code" => match args["page_id"].as_str() {
+            Some(page) => ("PUT", format!("/v2/pages/{page}/custom_code")),
+            None => (
+                "PUT",
+                format!("/v2/sites/{}/custom_code", world.acme.site_id),
+            ),
+        },
         _ => ("POST", format!("/v2/sites/{}/publish", world.acme.site_id)),
     };
     prop_assert_eq!(
@@ -372,6 +488,24 @@ fn check_write(
         }
         "dns_delete_record" => {
             prop_assert!(sandbox.dns_record(zone, record_id).is_none());
+        }
+        "webflow_set_custom_code" => {
+            let target = args["page_id"].as_str().unwrap_or(&world.acme.site_id);
+            let stored = sandbox.webflow_custom_code(target).unwrap_or_default();
+            prop_assert_eq!(
+                &stored["scripts"],
+                &args["scripts"],
+                "custom code other than approved"
+            );
+        }
+        "webflow_delete_items" | "webflow_unpublish_items" => {
+            let collection = args["collection_id"].as_str().unwrap_or_default();
+            let item = args["item_ids"][0].as_str().unwrap_or_default();
+            if tool == "webflow_delete_items" {
+                prop_assert!(sandbox.webflow_item(collection, item).is_none());
+            } else {
+                prop_assert_eq!(sandbox.webflow_item_live(collection, item), Some(false));
+            }
         }
         _ => {}
     }
@@ -611,6 +745,23 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
         .iter()
         .map(|id| sandbox.dns_record(&globex.zone_id, id))
         .collect();
+    // Every item outside acme's deletable collection, as it is before and must stay.
+    let untouched = |sandbox: &Sandbox| -> Vec<_> {
+        globex
+            .item_ids
+            .iter()
+            .chain(&acme.item_ids[5..])
+            .map(|(c, i)| (sandbox.webflow_item(c, i), sandbox.webflow_item_live(c, i)))
+            .collect()
+    };
+    let untouched_before = untouched(&sandbox);
+    let globex_code = |sandbox: &Sandbox| -> Vec<_> {
+        std::iter::once(&globex.site_id)
+            .chain(&globex.page_ids)
+            .map(|id| sandbox.webflow_custom_code(id))
+            .collect()
+    };
+    let globex_code_before = globex_code(&sandbox);
     let protected: Vec<_> = [0usize, 3, 4]
         .iter()
         .map(|i| sandbox.dns_record(&acme.zone_id, &acme.dns_record_ids[*i]))
@@ -685,6 +836,16 @@ fn only_an_approval_writes_and_only_once_with_its_exact_arguments_inside_the_all
         .map(|id| sandbox.dns_record(&globex.zone_id, id))
         .collect();
     assert_eq!(globex_before, globex_after, "another tenant's zone changed");
+    assert_eq!(
+        globex_code_before,
+        globex_code(&sandbox),
+        "another tenant's custom code changed"
+    );
+    assert_eq!(
+        untouched_before,
+        untouched(&sandbox),
+        "an item outside the deletable collection changed"
+    );
     let protected_after: Vec<_> = [0usize, 3, 4]
         .iter()
         .map(|i| sandbox.dns_record(&acme.zone_id, &acme.dns_record_ids[*i]))

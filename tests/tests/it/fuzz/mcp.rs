@@ -307,6 +307,20 @@ fn isolated_seeds(f: &OwnerFixture) -> Vec<Value> {
             json!({"collection_id": collection, "item_ids": [item]}),
         ),
         tool(
+            "webflow_delete_items",
+            json!({"collection_id": collection, "item_ids": [item]}),
+        ),
+        tool(
+            "webflow_unpublish_items",
+            json!({"collection_id": collection, "item_ids": [item]}),
+        ),
+        tool(
+            "webflow_set_custom_code",
+            json!({"page_id": f.page_ids[1], "scripts": [
+                {"id": "cms_slider", "version": "1.1.0", "location": "footer",
+                 "attributes": {"data-speed": "slow"}}]}),
+        ),
+        tool(
             "billing_list_invoices",
             json!({"customer": f.stripe_customer, "limit": 3, "starting_after": f.invoice_ids[0]}),
         ),
