@@ -62,7 +62,8 @@ pub enum Command {
     /// Rehearse operations.
     #[command(subcommand)]
     Drill(DrillCommand),
-    /// The store itself (offline: the server must be stopped).
+    /// The store itself: a backup of the running server, or (server stopped) its restore or a
+    /// migration to PostgreSQL.
     #[command(subcommand)]
     Store(StoreCommand),
 }
@@ -77,11 +78,19 @@ pub enum StoreCommand {
         #[arg(long)]
         to: String,
     },
+    #[command(flatten)]
+    Backups(common::runtime::ops::store::BackupCommand),
 }
 
-/// Runs a `store` subcommand (on the data dir, not through the admin API).
-pub fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> {
-    let StoreCommand::Migrate { to } = command;
+/// Runs a `store` subcommand: a backup through the running server's admin API; a migration or
+/// restore on the data dir, the server stopped.
+pub async fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> {
+    let to = match command {
+        StoreCommand::Backups(command) => {
+            return common::runtime::ops::store::run(config, crate::SHARED.name, command).await;
+        }
+        StoreCommand::Migrate { to } => to,
+    };
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         bail!("--to must be a postgres:// URL");
     }

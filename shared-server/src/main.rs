@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         startup::runtime(config.worker_threads)?.block_on(async {
             match cli.command {
                 Command::Serve => startup::serve(&config, &SHARED).await,
-                Command::Store(ref command) => cli::run_store(&config, command),
+                Command::Store(ref command) => cli::run_store(&config, command).await,
                 _ => cli::run_admin(&cli, &config).await,
             }
         })
