@@ -196,6 +196,12 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             common::runtime::ops::drill::print(&report);
             Ok(())
         }
+        Command::Drill(DrillCommand::Restore { tenant: asked }) => {
+            let tenant = asked.clone().map(Ok).unwrap_or_else(tenant)?;
+            let report = common::runtime::ops::restore_drill::run(&client, config, &tenant).await?;
+            common::runtime::ops::restore_drill::print(&report);
+            Ok(())
+        }
     }
 }
 

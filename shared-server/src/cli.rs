@@ -218,6 +218,20 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             common::runtime::ops::drill::print(&report);
             Ok(())
         }
+        Command::Drill(DrillCommand::Restore { tenant }) => {
+            let tenant = match tenant {
+                Some(t) => t.clone(),
+                None => client
+                    .tenants()
+                    .await?
+                    .first()
+                    .map(|t| t.id.to_string())
+                    .context("no tenant to drill with; give --tenant")?,
+            };
+            let report = common::runtime::ops::restore_drill::run(&client, config, &tenant).await?;
+            common::runtime::ops::restore_drill::print(&report);
+            Ok(())
+        }
         Command::Tenant(TenantCommand::Update(u)) => {
             let ids =
                 |v: &[String], what: &'static str| -> anyhow::Result<Option<Vec<WebflowId>>> {

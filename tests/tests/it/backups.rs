@@ -386,3 +386,63 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
     );
     assert!(store_is_empty(&target));
 }
+
+/// `drill restore` against the running binary: a backup restored into a scratch dir and served
+/// by a second process proves the canary; the canary is revoked on the running server afterwards
+/// and the running server's records are otherwise as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_drill_proves_a_canary_on_a_scratch_copy() {
+    common::upstream::install_crypto_provider();
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let owner = sandbox.fixture().owner("acme").unwrap().clone();
+    let upstream = sandbox.base_url();
+    let binary = tests::harness::shared_server_binary()
+        .await
+        .expect("the shared-server binary");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ports = Ports {
+        mcp: free_port(),
+        admin: free_port(),
+        store: None,
+    };
+    let _server = serve(&binary, &data, &upstream, &ports).await;
+    let operator = admin(&data, &ports);
+    let new: NewTenant = serde_json::from_value(json!({
+        "id": "acme", "name": "Acme Inc", "webflow_sites": [owner.site_id],
+    }))
+    .unwrap();
+    operator.add_tenant(&new).await.unwrap();
+    let before = operator.tokens(Some("acme")).await.unwrap().len();
+
+    let drill = {
+        let (binary, data, upstream) = (binary.clone(), data.clone(), upstream.clone());
+        tokio::task::spawn_blocking(move || {
+            shared(&binary, &data, &upstream, &ports)
+                .args(["drill", "restore"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let said = text(&drill);
+    assert!(drill.status.success(), "{said}");
+    assert!(said.contains("restore drill passed for acme"), "{said}");
+    for step in [
+        "backup taken",
+        "restored into a scratch data dir",
+        "scratch server started",
+        "canary proven on the copy",
+    ] {
+        assert!(said.contains(step), "{step} not reported: {said}");
+    }
+    let tokens = operator.tokens(Some("acme")).await.unwrap();
+    assert_eq!(tokens.len(), before + 1, "{tokens:?}");
+    let canary = tokens
+        .iter()
+        .find(|t| t.label == "restore-drill-canary")
+        .unwrap();
+    assert!(canary.revoked_at.is_some(), "the canary outlived the drill");
+}
