@@ -19,7 +19,13 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Serve => startup::serve(&config, &ISOLATED).await,
                 Command::Store(ref command) => {
-                    common::runtime::ops::store::run(&config, ISOLATED.name, command).await
+                    common::runtime::ops::store::run(
+                        &config,
+                        cli.global.admin_url.as_deref(),
+                        ISOLATED.name,
+                        command,
+                    )
+                    .await
                 }
                 _ => cli::run_admin(&cli, &config).await,
             }

@@ -84,10 +84,20 @@ pub enum StoreCommand {
 
 /// Runs a `store` subcommand: a backup through the running server's admin API; a migration or
 /// restore on the data dir, the server stopped.
-pub async fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> {
+pub async fn run_store(
+    config: &Config,
+    admin_url: Option<&str>,
+    command: &StoreCommand,
+) -> anyhow::Result<()> {
     let to = match command {
         StoreCommand::Backups(command) => {
-            return common::runtime::ops::store::run(config, crate::SHARED.name, command).await;
+            return common::runtime::ops::store::run(
+                config,
+                admin_url,
+                crate::SHARED.name,
+                command,
+            )
+            .await;
         }
         StoreCommand::Migrate { to } => to,
     };

@@ -33,11 +33,17 @@ pub enum BackupCommand {
     },
 }
 
-/// Runs a backup command for the server `server` (its spec's name).
-pub async fn run(config: &Config, server: &str, command: &BackupCommand) -> anyhow::Result<()> {
+/// Runs a backup command for the server `server` (its spec's name); `admin_url` overrides the
+/// admin API's address, as for every admin subcommand.
+pub async fn run(
+    config: &Config,
+    admin_url: Option<&str>,
+    server: &str,
+    command: &BackupCommand,
+) -> anyhow::Result<()> {
     match command {
         BackupCommand::Backup { to } => {
-            let client = AdminClient::from_config(None, config)?;
+            let client = AdminClient::from_config(admin_url, config)?;
             backup_to(&client, config, to).await
         }
         BackupCommand::Restore { from } => restore_from(config, server, from),
