@@ -446,3 +446,98 @@ async fn the_restore_drill_proves_a_canary_on_a_scratch_copy() {
         .unwrap();
     assert!(canary.revoked_at.is_some(), "the canary outlived the drill");
 }
+
+/// A data dir the release before store formats wrote (`tests/upgrade/store-format-1.tar`: the
+/// shared server at ca5d185, a tenant `acme` with a Webflow credential, a token `kept` and a
+/// token `revoked`, revoked; both tokens in `store-format-1.tokens`): this binary opens it,
+/// upgrades it to the current format once, and everything works as it did. A store marked with
+/// a newer format is refused at start, naming both versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_from_the_previous_release_opens_and_a_newer_one_is_refused() {
+    common::upstream::install_crypto_provider();
+    let upgrade = Path::new(env!("CARGO_MANIFEST_DIR")).join("upgrade");
+    let tokens = std::fs::read_to_string(upgrade.join("store-format-1.tokens")).unwrap();
+    let token = |name: &str| {
+        tokens
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let upstream = sandbox.base_url();
+    let binary = tests::harness::shared_server_binary()
+        .await
+        .expect("the shared-server binary");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let unpacked = Command::new("tar")
+        .arg("-xf")
+        .arg(upgrade.join("store-format-1.tar"))
+        .arg("-C")
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    // The fixture's tokens are bound to the public URL it was served at.
+    let ports = Ports {
+        mcp: 18787,
+        admin: free_port(),
+        store: None,
+    };
+    let server = serve(&binary, &data, &upstream, &ports).await;
+    let mcp_url = format!("http://127.0.0.1:{}/mcp", ports.mcp);
+    let client = connect(&mcp_url, &token("kept"), None).await.unwrap();
+    let answer = ok_json(&call(&client, "whoami", json!({})).await);
+    assert_eq!(answer["tenant"], "acme", "{answer}");
+    assert!(
+        connect(&mcp_url, &token("revoked"), None).await.is_err(),
+        "the token revoked in the old release works after the upgrade"
+    );
+    drop(client);
+    drop(server);
+    // Upgraded once: the marker is there now (a backup counts its one record).
+    let server = serve(&binary, &data, &upstream, &ports).await;
+    let file = admin(&data, &ports).backup().await.unwrap();
+    let (_, snapshot) = common::store::backup::read(&file).unwrap();
+    assert_eq!(
+        snapshot.counts().get("meta"),
+        Some(&1),
+        "{:?}",
+        snapshot.counts()
+    );
+    drop(server);
+
+    // A newer format: refused at start, both versions named, nothing changed.
+    let newer = tmp.path().join("newer");
+    std::fs::create_dir_all(&newer).unwrap();
+    for key in KEY_FILES {
+        std::fs::copy(data.join(key), newer.join(key)).unwrap();
+    }
+    {
+        let db = sled::open(newer.join("store")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", "99")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let log = tmp.path().join("newer.log");
+    let status = shared(&binary, &newer, &upstream, &ports)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(&format!(
+            "is format 99, newer than this binary knows ({})",
+            common::store::STORE_FORMAT
+        )),
+        "{said}"
+    );
+}
