@@ -392,6 +392,22 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
 /// and the running server's records are otherwise as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_restore_drill_proves_a_canary_on_a_scratch_copy() {
+    restore_drill(None).await;
+}
+
+/// The same drill against a server on PostgreSQL: its backup (one repeatable-read
+/// transaction) restored into the scratch dir's embedded store; the database is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_drill_proves_a_canary_on_a_scratch_copy_on_postgres() {
+    let cluster = tests::postgres::cluster_url();
+    restore_drill(Some(leak(tests::harness::database_for(
+        &cluster,
+        "backups-drill",
+    ))))
+    .await;
+}
+
+async fn restore_drill(store: Option<&'static str>) {
     common::upstream::install_crypto_provider();
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let owner = sandbox.fixture().owner("acme").unwrap().clone();
@@ -404,7 +420,7 @@ async fn the_restore_drill_proves_a_canary_on_a_scratch_copy() {
     let ports = Ports {
         mcp: free_port(),
         admin: free_port(),
-        store: None,
+        store,
     };
     let _server = serve(&binary, &data, &upstream, &ports).await;
     let operator = admin(&data, &ports);
