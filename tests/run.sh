@@ -16,4 +16,4 @@ echo "== the end-to-end suite again, every shared server on PostgreSQL"
 # compose, blast-radius and one-worker-thread tests (no shared server on a store in them), and
 # the trace tests (isolated instances, and a PostgreSQL test that names its own database).
 STUDIO_MCP_TEST_STORE=postgres cargo nextest run -p tests --locked \
-    -E 'not test(/^(replicas|store_postgres|compose|blast_radius|one_worker_thread|traces)::/)' "$@"
+    -E 'not test(/^(replicas|store_postgres|compose|blast_radius|one_worker_thread|traces|backups)::/)' "$@"

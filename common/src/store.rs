@@ -58,7 +58,7 @@ use crate::tenant::Tenant;
 use crate::tenant_state::TenantLive;
 
 pub use self::pg::{Pg, PgOptions, Replica};
-pub use self::records::Store;
+pub use self::records::{STORE_FORMAT, Store};
 
 #[derive(Debug, Error)]
 pub enum StoreError {

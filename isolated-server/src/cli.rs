@@ -57,6 +57,9 @@ pub enum Command {
     /// Rehearse operations (`drill revoke`).
     #[command(subcommand)]
     Drill(DrillCommand),
+    /// The store itself: a backup of the running instance, or (instance stopped) its restore.
+    #[command(subcommand)]
+    Store(common::runtime::ops::store::BackupCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +156,9 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             .context("STUDIO_MCP_TENANT must name this instance's tenant")
     };
     match &cli.command {
-        Command::Serve | Command::Doctor(_) => anyhow::bail!("not an admin command"),
+        Command::Serve | Command::Store(_) | Command::Doctor(_) => {
+            anyhow::bail!("not an admin command")
+        }
         Command::Tenant(TenantCommand::Set(set)) => {
             print_json(&client.set_tenant(&tenant()?, &tenant_spec(set)?).await?)
         }
@@ -189,6 +194,12 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             let report =
                 common::runtime::ops::drill::revoke(&client, &endpoints, &tenant, None).await?;
             common::runtime::ops::drill::print(&report);
+            Ok(())
+        }
+        Command::Drill(DrillCommand::Restore { tenant: asked }) => {
+            let tenant = asked.clone().map(Ok).unwrap_or_else(tenant)?;
+            let report = common::runtime::ops::restore_drill::run(&client, config, &tenant).await?;
+            common::runtime::ops::restore_drill::print(&report);
             Ok(())
         }
     }

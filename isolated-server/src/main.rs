@@ -18,6 +18,15 @@ fn main() -> ExitCode {
         startup::runtime(config.worker_threads)?.block_on(async {
             match cli.command {
                 Command::Serve => startup::serve(&config, &ISOLATED).await,
+                Command::Store(ref command) => {
+                    common::runtime::ops::store::run(
+                        &config,
+                        cli.global.admin_url.as_deref(),
+                        ISOLATED.name,
+                        command,
+                    )
+                    .await
+                }
                 _ => cli::run_admin(&cli, &config).await,
             }
         })

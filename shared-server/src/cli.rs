@@ -62,7 +62,8 @@ pub enum Command {
     /// Rehearse operations.
     #[command(subcommand)]
     Drill(DrillCommand),
-    /// The store itself (offline: the server must be stopped).
+    /// The store itself: a backup of the running server, or (server stopped) its restore or a
+    /// migration to PostgreSQL.
     #[command(subcommand)]
     Store(StoreCommand),
 }
@@ -77,11 +78,29 @@ pub enum StoreCommand {
         #[arg(long)]
         to: String,
     },
+    #[command(flatten)]
+    Backups(common::runtime::ops::store::BackupCommand),
 }
 
-/// Runs a `store` subcommand (on the data dir, not through the admin API).
-pub fn run_store(config: &Config, command: &StoreCommand) -> anyhow::Result<()> {
-    let StoreCommand::Migrate { to } = command;
+/// Runs a `store` subcommand: a backup through the running server's admin API; a migration or
+/// restore on the data dir, the server stopped.
+pub async fn run_store(
+    config: &Config,
+    admin_url: Option<&str>,
+    command: &StoreCommand,
+) -> anyhow::Result<()> {
+    let to = match command {
+        StoreCommand::Backups(command) => {
+            return common::runtime::ops::store::run(
+                config,
+                admin_url,
+                crate::SHARED.name,
+                command,
+            )
+            .await;
+        }
+        StoreCommand::Migrate { to } => to,
+    };
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
         bail!("--to must be a postgres:// URL");
     }
@@ -207,6 +226,20 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
                 common::runtime::ops::drill::revoke(&client, &endpoints, &tenant, host.as_deref())
                     .await?;
             common::runtime::ops::drill::print(&report);
+            Ok(())
+        }
+        Command::Drill(DrillCommand::Restore { tenant }) => {
+            let tenant = match tenant {
+                Some(t) => t.clone(),
+                None => client
+                    .tenants()
+                    .await?
+                    .first()
+                    .map(|t| t.id.to_string())
+                    .context("no tenant to drill with; give --tenant")?,
+            };
+            let report = common::runtime::ops::restore_drill::run(&client, config, &tenant).await?;
+            common::runtime::ops::restore_drill::print(&report);
             Ok(())
         }
         Command::Tenant(TenantCommand::Update(u)) => {

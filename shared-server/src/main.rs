@@ -26,7 +26,9 @@ fn main() -> ExitCode {
         startup::runtime(config.worker_threads)?.block_on(async {
             match cli.command {
                 Command::Serve => startup::serve(&config, &SHARED).await,
-                Command::Store(ref command) => cli::run_store(&config, command),
+                Command::Store(ref command) => {
+                    cli::run_store(&config, cli.global.admin_url.as_deref(), command).await
+                }
                 _ => cli::run_admin(&cli, &config).await,
             }
         })

@@ -52,12 +52,52 @@ pub struct Store {
     upstream_writes: Option<Tree>,
 }
 
+/// The format of the embedded store this binary writes, kept in the `meta` tree. A store
+/// written before the marker existed (the releases up to 2026-12-07) is format 1.
+pub const STORE_FORMAT: u32 = 2;
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Brings an embedded store written by an earlier release to [`STORE_FORMAT`], once; refuses one
+/// written by a newer release, naming both versions, before anything else reads it.
+///
+/// 1 → 2: the records did not change shape (fields added since read as their defaults: a
+/// tenant stored before `page-write` keeps exactly its toolsets); only the marker is written.
+fn upgrade(db: &Db, dir: &Path) -> Result<(), StoreError> {
+    let meta = db.open_tree("meta")?;
+    let found = match meta.get(FORMAT_KEY)? {
+        None => 1,
+        Some(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| StoreError::Corrupt("the store's format marker does not read".into()))?,
+    };
+    if found > STORE_FORMAT {
+        return Err(StoreError::Schema(format!(
+            "the store in {} is format {found}, newer than this binary knows ({STORE_FORMAT}): \
+             run the release that wrote it or a newer one, or restore a backup of format \
+             {STORE_FORMAT}",
+            dir.display()
+        )));
+    }
+    if found < STORE_FORMAT {
+        meta.insert(FORMAT_KEY, STORE_FORMAT.to_string())?;
+        meta.flush()?;
+        tracing::info!(
+            from = found,
+            to = STORE_FORMAT,
+            "store: upgraded the embedded store's format"
+        );
+    }
+    Ok(())
+}
+
 impl Store {
     /// The embedded store in `dir` (created if missing; refused if another process has it),
     /// with its token journal `tokens.idx` and its audit log's day files under `audit/`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let started = std::time::Instant::now();
         let db = Db::embedded(dir)?;
+        upgrade(&db, dir)?;
         let tokens = db.open_tree("tokens")?;
         let sled_ms = started.elapsed().as_secs_f64() * 1e3;
         let (journal, index) = Journal::open(&dir.join("tokens.idx"), &tokens)?;

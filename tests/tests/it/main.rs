@@ -10,6 +10,7 @@ mod approvals_binary;
 mod assets;
 mod audit_log;
 mod auth;
+mod backups;
 mod blast_radius;
 mod bulk_drafts;
 mod catalog;

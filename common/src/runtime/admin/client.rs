@@ -53,6 +53,34 @@ impl AdminClient {
         })
     }
 
+    /// `POST /v1/store/backup`: the backup file, as the server wrote it.
+    pub async fn backup(&self) -> anyhow::Result<Vec<u8>> {
+        let response = self
+            .http
+            .post(format!("{}/v1/store/backup", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the admin API at {} (is the server running?)",
+                    self.base
+                )
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .context("the backup was cut off on its way")?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ApiError>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            bail!("{message} (HTTP {})", status.as_u16());
+        }
+        Ok(bytes.to_vec())
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,

@@ -38,6 +38,14 @@ pub enum DrillCommand {
         #[arg(long = "replica")]
         replicas: Vec<String>,
     },
+    /// Back up the running server, restore the backup into a scratch data dir, start a second
+    /// server on it on loopback and prove a canary token there; report each step's time. The
+    /// running server's data is never touched.
+    Restore {
+        /// The tenant whose canary proves the copy (default: the first tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

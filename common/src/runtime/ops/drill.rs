@@ -26,7 +26,7 @@ pub struct DrillReport {
     pub endpoints: Vec<(String, Duration, u32)>,
 }
 
-async fn whoami(
+pub(super) async fn whoami(
     http: &reqwest::Client,
     mcp_url: &str,
     host: Option<&str>,
