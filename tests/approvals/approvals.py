@@ -27,7 +27,7 @@ proxy in front of the sandbox upstreams tells what reached an upstream.
            model still told to wait. Then the operator denies it (`approval deny`) and the model
            is told so; still no write.
         2  happy path, one run per high-risk tool (webflow_publish_site, webflow_publish_items,
-           dns_create_record, dns_update_record, dns_delete_record,
+           webflow_delete_items, dns_create_record, dns_update_record, dns_delete_record,
            billing_create_portal_session): the SDK's call answers approval_required with the
            link; the approver (passkey from an invite; the first run signs in through the link)
            opens it in Chromium, sees a key value of the preview, clicks Approve, the page says
@@ -761,6 +761,7 @@ def cases(env: Env) -> list[Case]:
     a = acme(env)
     zone, zname = a["zone_id"], a["zone_name"]
     collection, item = a["item_ids"][3]  # a draft item of the first collection ("Blog Posts")
+    doomed = a["item_ids"][1][1]  # its second item, "blog-post-2": deleted in check 2
     created = f"app.shop.{zname}"
     www_id, shop_id = a["dns_record_ids"][1], a["dns_record_ids"][2]
 
@@ -801,6 +802,10 @@ def cases(env: Env) -> list[Case]:
             f"the sandbox's shop.{zname} went from {before} to {content}",
             body,
         )
+
+    async def doomed_after(w: World, before: Any, result: dict[str, Any]) -> None:
+        status, _ = await w.upstream._get(f"/v2/collections/{collection}/items/{doomed}", "token")
+        ok(status == 404, f"the sandbox no longer has item {doomed} (GET: {status})")
 
     async def deleted_after(w: World, before: Any, result: dict[str, Any]) -> None:
         status, _ = await w.upstream.dns_record(www_id)
@@ -856,6 +861,14 @@ def cases(env: Env) -> list[Case]:
             ("DELETE", f"/client/v4/zones/{zone}/dns_records/{www_id}"),
             None,
             deleted_after,
+        ),
+        Case(
+            "webflow_delete_items",
+            {"collection_id": collection, "item_ids": [doomed]},
+            [doomed, "blog-post-2"],
+            ("DELETE", f"/v2/collections/{collection}/items"),
+            None,
+            doomed_after,
         ),
         Case(
             "billing_create_portal_session",
@@ -918,6 +931,34 @@ async def check_happy(w: World, case: Case) -> None:
         if r.get("action") == case.tool and r.get("person") == env.approver.id and r.get("outcome") == "ok"
     ]
     ok(len(ran) == 1, f"the audit log has one {case.tool} carried out for {env.approver.id}", ran)
+
+
+async def check_operator_unpublish(w: World) -> None:
+    """webflow_unpublish_items approved by the operator with the CLI (`approval approve`)."""
+    env, a = w.env, acme(w.env)
+    collection, live = a["item_ids"][0]
+    args = {"collection_id": collection, "item_ids": [live]}
+    async with model(env) as m:
+        mark = await w.upstream.mark()
+        s = approval_required(env, await call(m, "webflow_unpublish_items", args), "the model's webflow_unpublish_items call")
+        aid = s["approval_id"]
+        ok(not await w.upstream.writes_since(mark), "nothing was written upstream yet")
+        out = w.operator.run("approval", "approve", aid)
+        info(f"`approval approve {aid}`: {short(out, 200)}")
+        writes = await w.upstream.writes_since(mark)
+        write = ("DELETE", f"/v2/collections/{collection}/items/live")
+        ok(
+            len(writes) == 1 and (writes[0]["method"], writes[0]["path"].split("?")[0]) == write and 200 <= writes[0]["status"] < 300,
+            f"the upstream saw exactly one write: {write[0]} {write[1]} -> {writes[0]['status'] if writes else None}",
+            writes,
+        )
+        done = structured(await call(m, "webflow_unpublish_items", args))
+        ok(
+            done.get("status") == "done" and done.get("approval_id") == aid and done.get("decided_by") == "operator",
+            "the model's next identical call: done, decided by operator",
+            short(done),
+        )
+        ok(len(await w.upstream.writes_since(mark)) == 1, "still exactly one upstream write")
 
 
 async def check_member(w: World) -> None:
@@ -1143,6 +1184,7 @@ async def run_checks(env: Env) -> int:
                     (f"2 happy path {case.tool}", lambda case=case: check_happy(w, case))
                     for case in cases(env)
                 ),
+                ("2 operator CLI: webflow_unpublish_items approved with `approval approve`", lambda: check_operator_unpublish(w)),
                 ("3 member: sees the page, cannot decide (403), nothing runs", lambda: check_member(w)),
                 ("4 elicitation: the link by URL-mode elicitation; without it, in the result", lambda: check_elicitation(w)),
             ]

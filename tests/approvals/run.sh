@@ -77,10 +77,10 @@ done
 sandbox_ready || die "the sandbox did not report ready in 10 s (log: $work/sandbox.log)"
 fixture() { python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).readline()); $1" "$work/sandbox.json"; }
 sandbox_url=$(fixture 'print(d["base_url"])')
-read -r site domain1 domain2 zone_id zone_name stripe_customer webflow_token cloudflare_token stripe_key < <(fixture '
+read -r site domain1 domain2 zone_id zone_name stripe_customer webflow_token cloudflare_token stripe_key blog < <(fixture '
 o = next(o for o in d["fixture"]["owners"] if o["owner"] == "acme")
 print(o["site_id"], *o["custom_domain_ids"][:2], o["zone_id"], o["zone_name"], o["stripe_customer"],
-      o["token"], o["cloudflare_token"], o["stripe_key"])')
+      o["token"], o["cloudflare_token"], o["stripe_key"], o["collection_ids"][0])')
 
 # 6. The recording proxy between the instance and the sandbox.
 "$py" "$here/approvals.py" proxy --port "$proxy_port" --to "$sandbox_url" --log "$work/upstream.jsonl" \
@@ -143,7 +143,7 @@ person_id() {
 isolated tenant set --name "Acme Co (approvals e2e)" --webflow-site "$site" \
   --custom-domain "$domain1" --custom-domain "$domain2" --dns-zone "$zone_id" \
   --dns-name "www.$zone_name" --dns-name "shop.$zone_name" --dns-name "*.shop.$zone_name" \
-  --stripe-customer "$stripe_customer" >/dev/null
+  --stripe-customer "$stripe_customer" --deletable-collection "$blog" >/dev/null
 printf %s "$webflow_token" | isolated secret set acme webflow
 printf %s "$cloudflare_token" | isolated secret set acme cloudflare
 printf %s "$stripe_key" | isolated secret set acme stripe
