@@ -216,11 +216,7 @@ pub async fn run_admin(cli: &Cli, config: &Config) -> anyhow::Result<()> {
             let host = config
                 .public_url
                 .as_deref()
-                .and_then(|u| reqwest::Url::parse(u).ok())
-                .and_then(|u| {
-                    u.host_str()
-                        .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
-                });
+                .and_then(common::runtime::ops::drill::host_of);
             let host = if replicas.is_empty() { None } else { host };
             let report =
                 common::runtime::ops::drill::revoke(&client, &endpoints, &tenant, host.as_deref())

@@ -36,9 +36,11 @@ pub enum Tree {
 pub type Barrier = Arc<std::sync::RwLock<()>>;
 
 fn held(barrier: &Barrier) -> Result<std::sync::RwLockReadGuard<'_, ()>, StoreError> {
-    barrier
-        .read()
-        .map_err(|_| StoreError::Io("the store's write lock was poisoned".into()))
+    barrier.read().map_err(poisoned)
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
+    StoreError::Io("the store's write lock was poisoned".into())
 }
 
 /// Every tree by name with all its entries.
@@ -151,9 +153,7 @@ impl Db {
     pub(super) fn snapshot(&self) -> Result<(Trees, Option<Vec<String>>), StoreError> {
         match self {
             Db::Sled(db, barrier) => {
-                let _alone = barrier
-                    .write()
-                    .map_err(|_| StoreError::Io("the store's write lock was poisoned".into()))?;
+                let _alone = barrier.write().map_err(poisoned)?;
                 let mut trees = super::sled::dump(db)?;
                 // As PostgreSQL answers: by name, empty trees left out.
                 trees.retain(|(_, entries)| !entries.is_empty());

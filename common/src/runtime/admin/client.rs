@@ -55,29 +55,9 @@ impl AdminClient {
 
     /// `POST /v1/store/backup`: the backup file, as the server wrote it.
     pub async fn backup(&self) -> anyhow::Result<Vec<u8>> {
-        let response = self
-            .http
-            .post(format!("{}/v1/store/backup", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach the admin API at {} (is the server running?)",
-                    self.base
-                )
-            })?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .context("the backup was cut off on its way")?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<ApiError>(&bytes)
-                .map(|e| e.error)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-            bail!("{message} (HTTP {})", status.as_u16());
-        }
+        let bytes = self
+            .send(reqwest::Method::POST, "/v1/store/backup", None)
+            .await?;
         Ok(bytes.to_vec())
     }
 
@@ -87,6 +67,22 @@ impl AdminClient {
         path: &str,
         body: Option<&dyn erased::Json>,
     ) -> anyhow::Result<T> {
+        let bytes = self.send(method, path, body).await?;
+        let bytes = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).context("admin API answer was not understood")
+    }
+
+    /// The answer's bytes, or its error message as the admin API gave it.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&dyn erased::Json>,
+    ) -> anyhow::Result<axum::body::Bytes> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -113,12 +109,7 @@ impl AdminClient {
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
             bail!("{message} (HTTP {})", status.as_u16());
         }
-        let bytes = if bytes.is_empty() {
-            &b"null"[..]
-        } else {
-            &bytes[..]
-        };
-        serde_json::from_slice(bytes).context("admin API answer was not understood")
+        Ok(bytes)
     }
 
     pub async fn server(&self) -> anyhow::Result<crate::runtime::admin::ServerInfo> {

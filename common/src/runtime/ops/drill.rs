@@ -26,6 +26,17 @@ pub struct DrillReport {
     pub endpoints: Vec<(String, Duration, u32)>,
 }
 
+/// The `Host` a request to `url`'s server carries (host, and port if one is given): what a
+/// drill names when it reaches that server by another address.
+pub fn host_of(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    Some(
+        url.port()
+            .map_or(host.to_owned(), |p| format!("{host}:{p}")),
+    )
+}
+
 pub(super) async fn whoami(
     http: &reqwest::Client,
     mcp_url: &str,

@@ -125,10 +125,7 @@ async fn drill(
     steps.push(("scratch server started", step.elapsed()));
 
     let step = Instant::now();
-    let host = reqwest::Url::parse(public).ok().and_then(|u| {
-        u.host_str()
-            .map(|h| u.port().map_or(h.to_owned(), |p| format!("{h}:{p}")))
-    });
+    let host = super::drill::host_of(public);
     let url = format!("http://127.0.0.1:{port}{}", crate::config::MCP_PATH);
     let (status, body) = super::drill::whoami(&http, &url, host.as_deref(), canary).await?;
     let seen = body
