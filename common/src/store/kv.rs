@@ -30,18 +30,9 @@ pub enum Tree {
     Pg(PgTree),
 }
 
-/// sled has no snapshot across trees: its writers share this lock and a backup holds it alone
-/// while it reads every tree, so what it reads is one moment's (PostgreSQL's is one
-/// repeatable-read transaction instead).
-pub type Barrier = Arc<std::sync::RwLock<()>>;
-
-fn held(barrier: &Barrier) -> Result<std::sync::RwLockReadGuard<'_, ()>, StoreError> {
-    barrier.read().map_err(poisoned)
-}
-
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
-    StoreError::Io("the store's write lock was poisoned".into())
-}
+/// sled's writes all go through it, so that a backup reads every tree as of one moment
+/// (`sled.rs`); PostgreSQL's backup is one repeatable-read transaction instead.
+pub type Barrier = Arc<super::sled::Recorder>;
 
 /// Every tree by name with all its entries.
 pub type Trees = Vec<(String, Vec<Entry>)>;
@@ -92,11 +83,12 @@ impl Db {
     pub fn batch(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         match self {
             Db::Sled(_, barrier) => {
-                let _writing = held(barrier)?;
-                super::sled::batch(&engine_writes(writes, |tree| match tree {
+                let writes = engine_writes(writes, |tree| match tree {
                     Tree::Sled(tree, _) => Some(tree),
                     Tree::Pg(_) => None,
-                })?)
+                })?;
+                let keys: Vec<_> = writes.iter().map(|(tree, key, _)| (*tree, *key)).collect();
+                barrier.write(&keys, || super::sled::batch(&writes))
             }
             Db::Pg(pg) => pg.batch(&engine_writes(writes, |tree| match tree {
                 Tree::Pg(tree) => Some(tree),
@@ -145,16 +137,14 @@ impl Db {
         }
     }
 
-    /// Every tree with all its entries as of one moment, while the store serves: sled's
-    /// writers wait for the read (1.4 s at 100k tokens; tool calls read from memory and never
-    /// wait), PostgreSQL reads in one
-    /// repeatable-read transaction and nobody waits. With the audit records of that moment
+    /// Every tree with all its entries as of one moment, while the store serves and nobody
+    /// waits: sled's read corrected by the writes' undo log (`sled.rs`), PostgreSQL's one
+    /// repeatable-read transaction. With the audit records of that moment
     /// when the engine holds them (PostgreSQL's table; sled's live beside it in files).
     pub(super) fn snapshot(&self) -> Result<(Trees, Option<Vec<String>>), StoreError> {
         match self {
             Db::Sled(db, barrier) => {
-                let _alone = barrier.write().map_err(poisoned)?;
-                let mut trees = super::sled::dump(db)?;
+                let mut trees = barrier.snapshot(db)?;
                 // As PostgreSQL answers: by name, empty trees left out.
                 trees.retain(|(_, entries)| !entries.is_empty());
                 trees.sort_by(|a, b| a.0.cmp(&b.0));
@@ -202,11 +192,10 @@ impl Tree {
 
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
         match self {
-            Tree::Sled(t, barrier) => {
-                let _writing = held(barrier)?;
+            Tree::Sled(t, barrier) => barrier.write(&[(t, key.as_ref())], || {
                 t.insert(key.as_ref(), value.as_ref())?;
                 Ok(())
-            }
+            }),
             Tree::Pg(t) => t.write(key.as_ref(), Some(value.as_ref())),
         }
     }
@@ -215,10 +204,9 @@ impl Tree {
     /// gets the value (the "take" that makes invites, codes and ceremonies single-use).
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
-            Tree::Sled(t, barrier) => {
-                let _writing = held(barrier)?;
-                Ok(t.remove(key)?.map(|v| v.to_vec()))
-            }
+            Tree::Sled(t, barrier) => barrier.write(&[(t, key.as_ref())], || {
+                Ok(t.remove(key.as_ref())?.map(|v| v.to_vec()))
+            }),
             Tree::Pg(t) => t.take(key.as_ref()),
         }
     }
@@ -231,10 +219,9 @@ impl Tree {
         new: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         match self {
-            Tree::Sled(t, barrier) => {
-                let _writing = held(barrier)?;
-                Ok(t.compare_and_swap(key, old, new)?.is_ok())
-            }
+            Tree::Sled(t, barrier) => barrier.write(&[(t, key.as_ref())], || {
+                Ok(t.compare_and_swap(key.as_ref(), old, new)?.is_ok())
+            }),
             Tree::Pg(t) => t.compare_and_swap(key.as_ref(), old, new),
         }
     }
