@@ -9,8 +9,8 @@
 //! ```
 //!
 //! The header names the format, the server kind, an isolated instance's tenant, the time, the
-//! records per tree and the SHA-256 of everything after it, and the fingerprints of the key
-//! files the records need (a restore with other keys could open none of the sealed secrets and
+//! records per tree, the fingerprints of the key files the records need, and a SHA-256 that
+//! covers the header itself and everything after it (a restore with other keys could open none of the sealed secrets and
 //! verify no token). Secrets stay sealed as the store keeps them; no key, and no admin token, is
 //! ever in a backup.
 
@@ -23,8 +23,10 @@ use sha2::{Digest, Sha256};
 
 use super::{Entry, StoreError};
 
-/// The format this binary writes, and the newest it reads.
-pub const FORMAT: u32 = 1;
+/// The format this binary writes, and the newest it reads. Format 1's checksum covered only the
+/// records; format 2's covers the header too (so an altered tenant, server or key fingerprint
+/// is refused like an altered record). Both are read.
+pub const FORMAT: u32 = 2;
 const MAGIC: &str = "studio-mcp backup";
 /// The count key of the audit records.
 pub const AUDIT: &str = "audit";
@@ -44,7 +46,8 @@ pub struct Header {
     pub counts: BTreeMap<String, u64>,
     /// The fingerprints of the key files the records need (`master.key`, `signing.key`).
     pub keys: BTreeMap<String, String>,
-    /// SHA-256 of everything after the header line, hex.
+    /// SHA-256, hex, of this header line written with `sha256` empty, a newline, and every
+    /// line after it (format 1: of the lines after it only).
     pub sha256: String,
 }
 
@@ -109,11 +112,27 @@ pub fn write(mut header: Header, snapshot: &Snapshot) -> Result<Vec<u8>, StoreEr
     }
     header.format = FORMAT;
     header.counts = snapshot.counts();
-    header.sha256 = hex::encode(Sha256::digest(&body));
+    header.sha256 = checksum(&header, &body)?;
     let mut file = format!("{MAGIC}\n").into_bytes();
     line(&mut file, &header)?;
     file.extend_from_slice(&body);
     Ok(file)
+}
+
+/// What `header.sha256` must be for `header` over `body`, by `header.format`.
+fn checksum(header: &Header, body: &[u8]) -> Result<String, StoreError> {
+    let mut digest = Sha256::new();
+    if header.format >= 2 {
+        let unsealed = Header {
+            sha256: String::new(),
+            ..header.clone()
+        };
+        let mut text = Vec::new();
+        line(&mut text, &unsealed)?;
+        digest.update(&text);
+    }
+    digest.update(body);
+    Ok(hex::encode(digest.finalize()))
 }
 
 fn line(out: &mut Vec<u8>, value: &impl Serialize) -> Result<(), StoreError> {
@@ -174,7 +193,7 @@ pub fn read(file: &[u8]) -> Result<(Header, Snapshot), Refused> {
     }
     let header: Header =
         serde_json::from_slice(header_line).map_err(|e| Refused::Header(e.to_string()))?;
-    let found = hex::encode(Sha256::digest(body));
+    let found = checksum(&header, body).map_err(|e| Refused::Header(e.to_string()))?;
     if found != header.sha256 {
         return Err(Refused::Checksum {
             expected: header.sha256.clone(),
@@ -285,11 +304,30 @@ mod tests {
         let last = flipped.len() - 3;
         flipped[last] ^= 0x01;
         assert!(matches!(read(&flipped), Err(Refused::Checksum { .. })));
-        let newer =
-            String::from_utf8(file.clone())
-                .unwrap()
-                .replacen("\"format\":1", "\"format\":2", 1);
-        assert_eq!(read(newer.as_bytes()), Err(Refused::Newer { found: 2 }));
+        let newer = String::from_utf8(file.clone()).unwrap().replacen(
+            &format!("\"format\":{FORMAT}"),
+            &format!("\"format\":{}", FORMAT + 1),
+            1,
+        );
+        assert_eq!(
+            read(newer.as_bytes()),
+            Err(Refused::Newer { found: FORMAT + 1 })
+        );
+        // The header is sealed too: another tenant, server or key is an altered file.
+        let text = String::from_utf8(file.clone()).unwrap();
+        for (from, to) in [
+            ("\"server\":", "\"tenant\":\"globex\",\"server\":"),
+            ("studio-mcp-shared", "studio-mcp-isolated"),
+            ("\"ab12\"", "\"ab13\""),
+        ] {
+            let altered = text.replacen(from, to, 1);
+            assert_ne!(altered, text);
+            assert!(
+                matches!(read(altered.as_bytes()), Err(Refused::Checksum { .. })),
+                "{from}: {:?}",
+                read(altered.as_bytes())
+            );
+        }
         assert_eq!(read(b"PK\x03\x04"), Err(Refused::NotABackup));
         // A header altered to match a removed record still fails on the counts.
         let mut h = header();
@@ -297,10 +335,50 @@ mod tests {
         let forged = write(h, &snapshot()).unwrap();
         let text = String::from_utf8(forged).unwrap();
         let forged = text.replacen("\"tokens\":3", "\"tokens\":4", 1);
+        let forged = reseal(forged.as_bytes());
         assert!(
-            matches!(read(forged.as_bytes()), Err(Refused::Count { ref what, .. }) if what == "tokens"),
+            matches!(read(&forged), Err(Refused::Count { ref what, .. }) if what == "tokens"),
             "{:?}",
-            read(forged.as_bytes())
+            read(&forged)
         );
+    }
+
+    /// `file` with its header's checksum recomputed: an alteration made on purpose.
+    fn reseal(file: &[u8]) -> Vec<u8> {
+        let text = std::str::from_utf8(file).unwrap();
+        let mut lines = text.splitn(3, '\n');
+        let (magic, header, body) = (
+            lines.next().unwrap(),
+            lines.next().unwrap(),
+            lines.next().unwrap(),
+        );
+        let mut header: Header = serde_json::from_str(header).unwrap();
+        header.sha256 = checksum(&header, body.as_bytes()).unwrap();
+        let mut out = format!("{magic}\n").into_bytes();
+        line(&mut out, &header).unwrap();
+        out.extend_from_slice(body.as_bytes());
+        out
+    }
+
+    /// A format-1 file (its checksum over the records only), as the release before wrote it.
+    #[test]
+    fn a_format_1_file_still_reads() {
+        let mut h = header();
+        h.format = 1;
+        h.counts = snapshot().counts();
+        let file = write(header(), &snapshot()).unwrap();
+        let text = std::str::from_utf8(&file).unwrap();
+        let body = text.splitn(3, '\n').nth(2).unwrap();
+        h.sha256 = hex::encode(Sha256::digest(body.as_bytes()));
+        let mut old = format!("{MAGIC}\n").into_bytes();
+        line(&mut old, &h).unwrap();
+        old.extend_from_slice(body.as_bytes());
+        let (read_header, read_snapshot) = read(&old).unwrap();
+        assert_eq!(read_header.format, 1);
+        assert_eq!(read_snapshot, snapshot());
+        let mut flipped = old.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x01;
+        assert!(matches!(read(&flipped), Err(Refused::Checksum { .. })));
     }
 }
