@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
+use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{AuditFilter, InviteRequest, Invited, IssueRequest};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -25,9 +26,36 @@ pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","p
 
 // ---- setup ----
 
+/// Where a server's doors are and who operates it: an in-process [`TestServer`], or a real
+/// binary run as a child process.
+pub trait Doors {
+    /// The static door's origin.
+    fn public_url(&self) -> &str;
+    /// The connector door's origin: the authorization server, sign-in and approval pages.
+    fn connector_origin(&self) -> &str;
+    /// The connector door's `/mcp`: the resource, and every access token's audience.
+    fn connector_url(&self) -> &str;
+    fn admin(&self) -> &AdminClient;
+}
+
+impl Doors for TestServer {
+    fn public_url(&self) -> &str {
+        &self.public_url
+    }
+    fn connector_origin(&self) -> &str {
+        &self.connector_origin
+    }
+    fn connector_url(&self) -> &str {
+        &self.connector_url
+    }
+    fn admin(&self) -> &AdminClient {
+        &self.admin
+    }
+}
+
 /// A running server as a person's browser and an assistant see it.
-pub struct Site {
-    pub server: TestServer,
+pub struct Site<S = TestServer> {
+    pub server: S,
     pub http: reqwest::Client,
 }
 
@@ -148,6 +176,16 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The CSRF token of an approval page's decision form.
+pub fn form_csrf(page: &Answer) -> String {
+    assert!(
+        page.text.contains("name=\"decision\" value=\"approve\""),
+        "no decision form: {}",
+        page.text
+    );
+    field(&hidden_fields(&page.text), "csrf").to_owned()
+}
+
 pub fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#39;", "'")
@@ -164,25 +202,25 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no field {name}"))
 }
 
-impl Site {
-    pub fn new(server: TestServer) -> Site {
-        let http = passkey::browser(&server.connector_origin);
+impl<S: Doors> Site<S> {
+    pub fn new(server: S) -> Site<S> {
+        let http = passkey::browser(server.connector_origin());
         Site { server, http }
     }
 
     /// `path` on the connector door's origin (authorization server, people's pages).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.connector_origin)
+        format!("{}{path}", self.server.connector_origin())
     }
 
     /// `path` on the static door's origin.
     pub fn static_url(&self, path: &str) -> String {
-        format!("{}{path}", self.server.public_url)
+        format!("{}{path}", self.server.public_url())
     }
 
     /// The connector door's MCP endpoint: the resource, and every access token's audience.
     pub fn connector_url(&self) -> String {
-        self.server.connector_url.clone()
+        self.server.connector_url().to_owned()
     }
 
     pub async fn invite(&self, tenant: &str, name: &str) -> Invited {
@@ -192,7 +230,7 @@ impl Site {
     /// An invite with `role` (`member` or `approver`; `None` is the default, member).
     pub async fn invite_as(&self, tenant: &str, name: &str, role: Option<&str>) -> Invited {
         self.server
-            .admin
+            .admin()
             .invite_person(
                 tenant,
                 &InviteRequest {
@@ -285,7 +323,7 @@ impl Site {
 
     /// `POST /authorize`: the consent form as the person's browser submits it.
     pub async fn submit_consent(&self, cookie: &str, form: &[(String, String)]) -> Answer {
-        self.submit_consent_from(&self.server.connector_origin, cookie, form)
+        self.submit_consent_from(self.server.connector_origin(), cookie, form)
             .await
     }
 
@@ -384,6 +422,45 @@ impl Site {
         }
     }
 
+    /// `GET /approve/{id}` (an isolated instance's approval page) with `cookie`.
+    pub async fn approval_page(&self, cookie: Option<&str>, id: &str) -> Answer {
+        let mut request = self.http.get(self.url(&format!("/approve/{id}")));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// `POST /approve/{id}` as a browser on a page of `origin` sends it.
+    pub async fn post_approval(
+        &self,
+        origin: &str,
+        cookie: Option<&str>,
+        id: &str,
+        form: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/approve/{id}")))
+            .header("origin", origin)
+            .form(form);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        Answer::read(request.send().await.unwrap()).await
+    }
+
+    /// An approver opens the approval page and decides (`approve` or `deny`): the answer.
+    pub async fn decide(&self, person: &Person, id: &str, decision: &str) -> Answer {
+        let page = self.approval_page(Some(&person.cookie), id).await;
+        page.assert_page(200);
+        let csrf = form_csrf(&page);
+        let origin = self.server.connector_origin();
+        let form = [("csrf", csrf.as_str()), ("decision", decision)];
+        self.post_approval(origin, Some(&person.cookie), id, &form)
+            .await
+    }
+
     /// A raw `initialize` to `url` (either door's `/mcp`) with `token`.
     pub async fn mcp_post(&self, url: &str, token: Option<&str>) -> Answer {
         let mut request = self
@@ -426,17 +503,17 @@ impl Site {
             label: Some("static".into()),
             ttl_days: None,
         };
-        let issued = self.server.admin.issue_token(tenant, &request).await;
+        let issued = self.server.admin().issue_token(tenant, &request).await;
         issued.unwrap().token
     }
 
     pub async fn grants(&self) -> Vec<common::store::people::GrantView> {
-        self.server.admin.grants(None).await.unwrap()
+        self.server.admin().grants(None).await.unwrap()
     }
 
     pub async fn audit(&self) -> Vec<common::audit::AuditRecord> {
         self.server
-            .admin
+            .admin()
             .audit(&AuditFilter {
                 limit: Some(1000),
                 ..AuditFilter::default()

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tests::connector::{Answer, Person, Site, field, hidden_fields};
+use tests::connector::{Answer, Person, Site, field, form_csrf};
 use tests::harness::{McpClient, TestServer, TestTenant, call, connect, error_text, ok_json};
 use tests::sandbox::{Failure, Fixture, RecordedRequest, Sandbox};
 
@@ -121,7 +121,7 @@ async fn again(model: &McpClient, tool: &str, args: &Value) -> Value {
 
 /// `GET` of the approval page `id` with `cookie`.
 async fn open(site: &Site, cookie: Option<&str>, id: &str) -> Answer {
-    open_url(site, cookie, &site.url(&format!("/approve/{id}"))).await
+    site.approval_page(cookie, id).await
 }
 
 async fn open_url(site: &Site, cookie: Option<&str>, url: &str) -> Answer {
@@ -144,25 +144,7 @@ async fn post_from(
     id: &str,
     form: &[(&str, &str)],
 ) -> Answer {
-    let mut request = site
-        .http
-        .post(site.url(&format!("/approve/{id}")))
-        .header("origin", origin)
-        .form(form);
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", cookie);
-    }
-    Answer::read(request.send().await.unwrap()).await
-}
-
-/// The CSRF token of the approval page's decision form.
-fn form_csrf(page: &Answer) -> String {
-    assert!(
-        page.text.contains("name=\"decision\" value=\"approve\""),
-        "no decision form: {}",
-        page.text
-    );
-    field(&hidden_fields(&page.text), "csrf").to_owned()
+    site.post_approval(origin, cookie, id, form).await
 }
 
 /// The CSRF token of `person`'s session, read where any signed-in person finds it: the
@@ -175,16 +157,7 @@ async fn session_csrf(site: &Site, person: &Person) -> String {
 
 /// An approver opens the approval page and decides (`approve` or `deny`): the answer.
 async fn decide(site: &Site, person: &Person, id: &str, decision: &str) -> Answer {
-    let page = open(site, Some(&person.cookie), id).await;
-    page.assert_page(200);
-    let csrf = form_csrf(&page);
-    post(
-        site,
-        Some(&person.cookie),
-        id,
-        &[("csrf", &csrf), ("decision", decision)],
-    )
-    .await
+    site.decide(person, id, decision).await
 }
 
 fn is_signin_page(answer: &Answer) -> bool {

@@ -16,14 +16,24 @@ use std::time::Duration;
 
 use common::runtime::admin::client::AdminClient;
 use common::runtime::admin::{AuditFilter, IssueRequest, NewTenant};
+use common::store::backup::FORMAT;
 use serde_json::json;
+use tests::connector::{Connection, Doors, Person, Site};
 use tests::harness::{
     KillOnDrop, call, connect, free_port, ok_json, server_command, until_healthy,
 };
+use tests::passkey;
 use tests::sandbox::{Fixture, Sandbox};
 
 /// The key files a restore needs and a backup never holds: kept apart by the operator.
 const KEY_FILES: [&str; 3] = ["master.key", "signing.key", "admin-token"];
+
+/// Which binary: the shared server, or acme's isolated instance.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Shared,
+    Isolated,
+}
 
 /// Where the server listens, and the PostgreSQL database it keeps its store in (the data dir's
 /// sled store without one).
@@ -31,54 +41,162 @@ const KEY_FILES: [&str; 3] = ["master.key", "signing.key", "admin-token"];
 struct Ports {
     mcp: u16,
     admin: u16,
+    connector: u16,
     store: Option<&'static str>,
 }
 
-/// `shared-server <args>` on `data`, every upstream at `upstream`.
-fn shared(binary: &Path, data: &Path, upstream: &str, ports: &Ports) -> Command {
-    let mut command = server_command(binary);
-    command
-        .env_remove("RUST_LOG")
-        .env("STUDIO_MCP_DATA_DIR", data)
-        .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{}", ports.mcp))
-        .env(
-            "STUDIO_MCP_ADMIN_LISTEN",
-            format!("127.0.0.1:{}", ports.admin),
-        )
-        .env(
-            "STUDIO_MCP_PUBLIC_URL",
-            format!("http://127.0.0.1:{}", ports.mcp),
-        )
-        .env("STUDIO_MCP_TENANT_RATE_PER_MIN", "1000000")
-        .env("STUDIO_MCP_WEBFLOW_RATE_PER_MIN", "1000000");
-    for vendor in ["WEBFLOW", "PLAUSIBLE", "GITHUB", "CLOUDFLARE", "STRIPE"] {
-        command.env(format!("STUDIO_MCP_{vendor}_BASE_URL"), upstream);
+impl Ports {
+    fn new(store: Option<&'static str>) -> Ports {
+        Ports {
+            mcp: free_port(),
+            admin: free_port(),
+            connector: free_port(),
+            store,
+        }
     }
-    if let Some(url) = ports.store {
-        command.env("STUDIO_MCP_STORE", url);
+
+    fn mcp_url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.mcp)
     }
-    command
 }
 
-/// `shared-server serve`, once healthy.
-async fn serve(binary: &Path, data: &Path, upstream: &str, ports: &Ports) -> KillOnDrop {
-    let log = data.with_extension("log");
-    let mut child = shared(binary, data, upstream, ports)
-        .arg("serve")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    until_healthy(
-        "shared-server ready",
-        &mut child,
-        &format!("http://127.0.0.1:{}/healthz", ports.mcp),
-        &log,
-        Duration::from_secs(30),
-    )
-    .await;
-    KillOnDrop(child)
+/// One binary as an operator runs it against the sandbox: its subcommands on a data dir.
+#[derive(Clone)]
+struct Binary {
+    kind: Kind,
+    path: PathBuf,
+    upstream: String,
+}
+
+impl Binary {
+    async fn of(kind: Kind, sandbox: &Sandbox) -> Binary {
+        let path = match kind {
+            Kind::Shared => tests::harness::shared_server_binary().await,
+            Kind::Isolated => tests::harness::isolated_server_binary().await,
+        };
+        Binary {
+            kind,
+            path: path.expect("the server binary"),
+            upstream: sandbox.base_url(),
+        }
+    }
+
+    /// `<binary> <args>` on `data`, every upstream at the sandbox, the connector door on
+    /// `http://localhost:<connector>`.
+    fn command(&self, data: &Path, ports: &Ports) -> Command {
+        let mut command = server_command(&self.path);
+        command
+            .env_remove("RUST_LOG")
+            .env("STUDIO_MCP_DATA_DIR", data)
+            .env("STUDIO_MCP_LISTEN", format!("127.0.0.1:{}", ports.mcp))
+            .env(
+                "STUDIO_MCP_ADMIN_LISTEN",
+                format!("127.0.0.1:{}", ports.admin),
+            )
+            .env(
+                "STUDIO_MCP_PUBLIC_URL",
+                format!("http://127.0.0.1:{}", ports.mcp),
+            )
+            .env(
+                "STUDIO_MCP_CONNECTOR_URL",
+                format!("http://localhost:{}/mcp", ports.connector),
+            )
+            .env(
+                "STUDIO_MCP_CONNECTOR_LISTEN",
+                format!("127.0.0.1:{}", ports.connector),
+            )
+            .env("STUDIO_MCP_TENANT_RATE_PER_MIN", "1000000")
+            .env("STUDIO_MCP_WEBFLOW_RATE_PER_MIN", "1000000");
+        for vendor in ["WEBFLOW", "PLAUSIBLE", "GITHUB", "CLOUDFLARE", "STRIPE"] {
+            command.env(format!("STUDIO_MCP_{vendor}_BASE_URL"), &self.upstream);
+        }
+        if self.kind == Kind::Isolated {
+            command.env("STUDIO_MCP_TENANT", "acme");
+        }
+        if let Some(url) = ports.store {
+            command.env("STUDIO_MCP_STORE", url);
+        }
+        command
+    }
+
+    /// `serve`, once healthy, with `env` besides.
+    async fn serve_with(&self, data: &Path, ports: &Ports, env: &[(&str, &str)]) -> Site<Served> {
+        let log = data.with_extension(format!("{}.log", ports.mcp));
+        let mut command = self.command(data, ports);
+        command.envs(env.iter().copied());
+        let mut child = command
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        until_healthy(
+            "the server ready",
+            &mut child,
+            &format!("http://127.0.0.1:{}/healthz", ports.mcp),
+            &log,
+            Duration::from_secs(30),
+        )
+        .await;
+        Site::new(Served {
+            _child: KillOnDrop(child),
+            public_url: format!("http://127.0.0.1:{}", ports.mcp),
+            connector_origin: format!("http://localhost:{}", ports.connector),
+            connector_url: format!("http://localhost:{}/mcp", ports.connector),
+            admin: admin(data, ports),
+        })
+    }
+
+    async fn serve(&self, data: &Path, ports: &Ports) -> Site<Served> {
+        self.serve_with(data, ports, &[]).await
+    }
+
+    /// `store <args>`, as an operator runs it.
+    fn store(&self, data: &Path, ports: &Ports, args: &[&str]) -> Output {
+        self.command(data, ports)
+            .arg("store")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `store <args>` off the test's runtime (the command may call the server this test runs).
+    async fn store_async(&self, data: &Path, ports: &Ports, args: &[&str]) -> Output {
+        let (binary, data, ports) = (self.clone(), data.to_owned(), *ports);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            binary.store(&data, &ports, &args)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// A running server binary, killed (SIGKILL) when dropped.
+struct Served {
+    _child: KillOnDrop,
+    public_url: String,
+    connector_origin: String,
+    connector_url: String,
+    admin: AdminClient,
+}
+
+impl Doors for Served {
+    fn public_url(&self) -> &str {
+        &self.public_url
+    }
+    fn connector_origin(&self) -> &str {
+        &self.connector_origin
+    }
+    fn connector_url(&self) -> &str {
+        &self.connector_url
+    }
+    fn admin(&self) -> &AdminClient {
+        &self.admin
+    }
 }
 
 fn admin(data: &Path, ports: &Ports) -> AdminClient {
@@ -88,16 +206,6 @@ fn admin(data: &Path, ports: &Ports) -> AdminClient {
         token.trim().to_owned(),
     )
     .unwrap()
-}
-
-/// `shared-server store <args>` as an operator runs it.
-fn store(binary: &Path, data: &Path, upstream: &str, ports: &Ports, args: &[&str]) -> Output {
-    shared(binary, data, upstream, ports)
-        .arg("store")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 fn text(output: &Output) -> String {
@@ -118,6 +226,60 @@ fn keys_only(from: &Path, to: &Path) {
 
 fn store_is_empty(data: &Path) -> bool {
     std::fs::read_dir(data.join("store")).map_or(true, |mut d| d.next().is_none())
+}
+
+/// The disk lost: the server killed with SIGKILL, its data dir deleted but for the key files
+/// the operator keeps apart (`keys`).
+fn lose(site: Site<Served>, data: &Path, keys: &Path) {
+    drop(site);
+    keys_only(data, keys);
+    std::fs::remove_dir_all(data).unwrap();
+    keys_only(keys, data);
+}
+
+/// Restores `file` into `data` (or the database `ports` names); asserts it succeeded.
+fn restore(binary: &Binary, data: &Path, ports: &Ports, file: &Path) {
+    let restored = binary.store(data, ports, &["restore", "--from", file.to_str().unwrap()]);
+    assert!(restored.status.success(), "{}", text(&restored));
+}
+
+/// A person of acme with a passkey, and an assistant they allowed (a grant with a refresh
+/// token), made before a backup.
+async fn a_person_and_their_assistant(
+    site: &Site<Served>,
+    role: Option<&str>,
+) -> (Person, Connection) {
+    let person = site.person_as("acme", "Grace", role).await;
+    let connection = site.connect(&person).await;
+    assert_eq!(site.connector_status(&connection.access).await, 200);
+    (person, connection)
+}
+
+/// On the restored server: the person signs in with the same passkey, and the assistant's
+/// grant still refreshes into an access token that works. The person's cookie is the new
+/// session's.
+async fn they_still_sign_in_and_refresh(
+    site: &Site<Served>,
+    person: &mut Person,
+    connection: &Connection,
+) {
+    let cookie = passkey::sign_in(&site.http, &site.url(""), &mut person.passkey).await;
+    assert!(site.signed_in(&cookie).await, "no session after sign-in");
+    person.cookie = cookie;
+    assert_eq!(
+        site.connector_status(&connection.access).await,
+        200,
+        "an access token issued before the backup"
+    );
+    let refreshed = site
+        .refresh(&connection.client_id, &connection.refresh)
+        .await;
+    assert_eq!(refreshed.status, 200, "refresh: {}", refreshed.text);
+    let access = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(site.connector_status(&access).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,22 +307,15 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
     common::upstream::install_crypto_provider();
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let owner = sandbox.fixture().owner("acme").unwrap().clone();
-    let upstream = sandbox.base_url();
-    let binary = tests::harness::shared_server_binary()
-        .await
-        .expect("the shared-server binary");
+    let binary = Binary::of(Kind::Shared, &sandbox).await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let keys = tmp.path().join("keys");
-    let mut ports = Ports {
-        mcp: free_port(),
-        admin: free_port(),
-        store: pg.map(|(live, _)| live),
-    };
-    let mcp_url = format!("http://127.0.0.1:{}/mcp", ports.mcp);
+    let mut ports = Ports::new(pg.map(|(live, _)| live));
+    let mcp_url = ports.mcp_url();
 
-    let server = serve(&binary, &data, &upstream, &ports).await;
-    let operator = admin(&data, &ports);
+    let site = binary.serve(&data, &ports).await;
+    let operator = &site.server.admin;
     let new: NewTenant = serde_json::from_value(json!({
         "id": "acme", "name": "Acme Inc", "webflow_sites": [owner.site_id],
     }))
@@ -180,6 +335,7 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         .await
         .unwrap();
     operator.revoke(&revoked.record.id).await.unwrap();
+    let (mut person, connection) = a_person_and_their_assistant(&site, None).await;
 
     // 8 clients calling tools, and an operator issuing and revoking tokens, all through the
     // backup.
@@ -218,14 +374,10 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
     let file = tmp.path().join("acme.backup");
     let backup = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (binary, data, upstream, file) =
-            (binary.clone(), data.clone(), upstream.clone(), file.clone());
-        let taken = tokio::task::spawn_blocking(move || {
-            let to = file.to_str().unwrap();
-            store(&binary, &data, &upstream, &ports, &["backup", "--to", to])
-        })
-        .await
-        .unwrap();
+        let to = file.to_str().unwrap();
+        let taken = binary
+            .store_async(&data, &ports, &["backup", "--to", to])
+            .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         stop.store(true, Ordering::Relaxed);
         taken
@@ -248,31 +400,34 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
     let bytes = std::fs::read(&file).unwrap();
-    for secret in [&kept.token, &revoked.token, &owner.token] {
+    let secrets = [
+        &kept.token,
+        &revoked.token,
+        &owner.token,
+        &connection.access,
+        &connection.refresh,
+    ];
+    for secret in secrets {
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "a token or credential in clear in the backup"
         );
     }
+    for key in KEY_FILES {
+        let held = std::fs::read_to_string(data.join(key)).unwrap();
+        let held = held.trim();
+        assert!(held.len() >= 32, "{key}");
+        assert!(
+            !bytes.windows(held.len()).any(|w| w == held.as_bytes()),
+            "{key} in the backup"
+        );
+    }
 
-    // SIGKILL, the data dir gone but for the key files the operator kept.
-    let mut server = server;
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
-    keys_only(&data, &keys);
-    std::fs::remove_dir_all(&data).unwrap();
-    keys_only(&keys, &data);
+    lose(site, &data, &keys);
     ports.store = pg.map(|(_, fresh)| fresh);
-    let restored = store(
-        &binary,
-        &data,
-        &upstream,
-        &ports,
-        &["restore", "--from", file.to_str().unwrap()],
-    );
-    assert!(restored.status.success(), "{}", text(&restored));
+    restore(&binary, &data, &ports, &file);
 
-    let _server = serve(&binary, &data, &upstream, &ports).await;
+    let site = binary.serve(&data, &ports).await;
     let client = connect(&mcp_url, &kept.token, None).await.unwrap();
     let answer = ok_json(&call(&client, "whoami", json!({})).await);
     assert_eq!(answer["tenant"], "acme", "{answer}");
@@ -280,8 +435,10 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         connect(&mcp_url, &revoked.token, None).await.is_err(),
         "a token revoked before the backup works after the restore"
     );
-    let operator = admin(&data, &ports);
-    let audited = operator
+    they_still_sign_in_and_refresh(&site, &mut person, &connection).await;
+    let audited = site
+        .server
+        .admin
         .audit(&AuditFilter {
             tenant: Some("acme".into()),
             since_ms: None,
@@ -293,13 +450,11 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         audited.iter().any(|r| r.action == "whoami"),
         "the calls before the backup are not in the restored audit log"
     );
-    drop(_server);
+    drop(site);
 
     // An occupied store: refused, and what it holds is untouched.
-    let out = store(
-        &binary,
+    let out = binary.store(
         &data,
-        &upstream,
         &ports,
         &["restore", "--from", file.to_str().unwrap()],
     );
@@ -330,23 +485,20 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         (
             "newer",
             original
-                .replacen("\"format\":1", "\"format\":2", 1)
+                .replacen(
+                    &format!("\"format\":{FORMAT}"),
+                    &format!("\"format\":{}", FORMAT + 1),
+                    1,
+                )
                 .into_bytes(),
             "newer than this binary reads",
         ),
         (
-            "isolated",
-            original
-                .replacen("\"studio-mcp-shared\"", "\"studio-mcp-isolated\"", 1)
-                .into_bytes(),
-            "not of a studio-mcp-shared",
-        ),
-        (
-            "tenant",
+            "header",
             original
                 .replacen("\"server\":", "\"tenant\":\"globex\",\"server\":", 1)
                 .into_bytes(),
-            "globex's instance",
+            "checksum does not match",
         ),
     ];
     for (name, contents, refusal) in cases {
@@ -354,10 +506,8 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         std::fs::write(&bad, contents).unwrap();
         let target = tmp.path().join(format!("restore-{name}"));
         keys_only(&keys, &target);
-        let out = store(
-            &binary,
+        let out = binary.store(
             &target,
-            &upstream,
             &ports,
             &["restore", "--from", bad.to_str().unwrap()],
         );
@@ -371,10 +521,8 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
     let mut master = std::fs::read(target.join("master.key")).unwrap();
     master[0] = if master[0] == b'a' { b'b' } else { b'a' };
     std::fs::write(target.join("master.key"), master).unwrap();
-    let out = store(
-        &binary,
+    let out = binary.store(
         &target,
-        &upstream,
         &ports,
         &["restore", "--from", file.to_str().unwrap()],
     );
@@ -392,7 +540,7 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
 /// and the running server's records are otherwise as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_restore_drill_proves_a_canary_on_a_scratch_copy() {
-    restore_drill(None).await;
+    restore_drill(Kind::Shared, None).await;
 }
 
 /// The same drill against a server on PostgreSQL: its backup (one repeatable-read
@@ -400,41 +548,45 @@ async fn the_restore_drill_proves_a_canary_on_a_scratch_copy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_restore_drill_proves_a_canary_on_a_scratch_copy_on_postgres() {
     let cluster = tests::postgres::cluster_url();
-    restore_drill(Some(leak(tests::harness::database_for(
-        &cluster,
-        "backups-drill",
-    ))))
-    .await;
+    let database = tests::harness::database_for(&cluster, "backups-drill");
+    restore_drill(Kind::Shared, Some(leak(database))).await;
 }
 
-async fn restore_drill(store: Option<&'static str>) {
+/// The drill of an isolated instance: its copy is served as acme's instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_drill_of_an_isolated_instance() {
+    restore_drill(Kind::Isolated, None).await;
+}
+
+async fn restore_drill(kind: Kind, store: Option<&'static str>) {
     common::upstream::install_crypto_provider();
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
     let owner = sandbox.fixture().owner("acme").unwrap().clone();
-    let upstream = sandbox.base_url();
-    let binary = tests::harness::shared_server_binary()
-        .await
-        .expect("the shared-server binary");
+    let binary = Binary::of(kind, &sandbox).await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let ports = Ports {
-        mcp: free_port(),
-        admin: free_port(),
-        store,
-    };
-    let _server = serve(&binary, &data, &upstream, &ports).await;
-    let operator = admin(&data, &ports);
-    let new: NewTenant = serde_json::from_value(json!({
-        "id": "acme", "name": "Acme Inc", "webflow_sites": [owner.site_id],
-    }))
-    .unwrap();
-    operator.add_tenant(&new).await.unwrap();
+    let ports = Ports::new(store);
+    let site = binary.serve(&data, &ports).await;
+    let operator = &site.server.admin;
+    match kind {
+        Kind::Shared => {
+            let new: NewTenant = serde_json::from_value(json!({
+                "id": "acme", "name": "Acme Inc", "webflow_sites": [owner.site_id],
+            }))
+            .unwrap();
+            operator.add_tenant(&new).await.unwrap();
+        }
+        Kind::Isolated => {
+            tests::harness::provision_isolated(operator, &owner).await;
+        }
+    }
     let before = operator.tokens(Some("acme")).await.unwrap().len();
 
     let drill = {
-        let (binary, data, upstream) = (binary.clone(), data.clone(), upstream.clone());
+        let (binary, data) = (binary.clone(), data.clone());
         tokio::task::spawn_blocking(move || {
-            shared(&binary, &data, &upstream, &ports)
+            binary
+                .command(&data, &ports)
                 .args(["drill", "restore"])
                 .stdin(Stdio::null())
                 .output()
@@ -463,6 +615,176 @@ async fn restore_drill(store: Option<&'static str>) {
     assert!(canary.revoked_at.is_some(), "the canary outlived the drill");
 }
 
+/// An isolated instance backed up with two approvals pending, one of which passes its time
+/// before the restore; the instance killed, its data dir deleted, the backup restored and the
+/// instance started again: its token works and the revoked one stays revoked, the approver
+/// signs in with the same passkey and approves the approval still pending, which then runs
+/// once; the other is expired; the approver's assistant still refreshes its grant; the audit
+/// log holds the requests made before the backup. The backup is refused by the shared server
+/// and by another tenant's instance, with nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_instance_restores_with_its_people_and_approvals() {
+    isolated_backup_then_restore().await;
+}
+
+/// (An isolated instance keeps its own embedded store: there is no PostgreSQL variant.)
+async fn isolated_backup_then_restore() {
+    /// The approval time of the instance that asks the approval that expires.
+    const SHORT_TTL_SECS: u64 = 10;
+    common::upstream::install_crypto_provider();
+    let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
+    let owner = sandbox.fixture().owner("acme").unwrap().clone();
+    let binary = Binary::of(Kind::Isolated, &sandbox).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let keys = tmp.path().join("keys");
+    let ports = Ports::new(None);
+    let zone = &owner.zone_name;
+    let dns = |content: &str| json!({"record": {"type": "TXT", "name": format!("www.{zone}"), "content": content}});
+
+    // The approval that stays pending, asked with the default approval time.
+    let site = binary.serve(&data, &ports).await;
+    let acme = tests::harness::provision_isolated(&site.server.admin, &owner).await;
+    let issued = site
+        .server
+        .admin
+        .issue_token(
+            "acme",
+            &IssueRequest {
+                label: Some("revoked".into()),
+                ttl_days: None,
+            },
+        )
+        .await
+        .unwrap();
+    site.server.admin.revoke(&issued.record.id).await.unwrap();
+    let (mut approver, connection) = a_person_and_their_assistant(&site, Some("approver")).await;
+    let model = connect(&ports.mcp_url(), &acme.token, None).await.unwrap();
+    let asked = ok_json(&call(&model, "dns_create_record", dns("pending")).await);
+    assert_eq!(asked["status"], "approval_required", "{asked}");
+    let pending = asked["approval_id"].as_str().unwrap().to_owned();
+    drop((model, site));
+
+    // The one that expires, asked by the instance restarted with a short approval time; the
+    // backup taken while both are pending.
+    let ttl = SHORT_TTL_SECS.to_string();
+    let site = binary
+        .serve_with(&data, &ports, &[("STUDIO_MCP_APPROVAL_TTL_SECS", &ttl)])
+        .await;
+    let model = connect(&ports.mcp_url(), &acme.token, None).await.unwrap();
+    let asked = ok_json(&call(&model, "dns_create_record", dns("expires")).await);
+    assert_eq!(asked["status"], "approval_required", "{asked}");
+    let expiring = asked["approval_id"].as_str().unwrap().to_owned();
+    let file = tmp.path().join("acme.backup");
+    let taken = binary
+        .store_async(&data, &ports, &["backup", "--to", file.to_str().unwrap()])
+        .await;
+    assert!(taken.status.success(), "{}", text(&taken));
+    let listed = site.server.admin.approvals().await.unwrap();
+    let expires_at = listed.iter().find(|a| a.id == expiring).unwrap().expires_at;
+    for id in [&pending, &expiring] {
+        let view = listed.iter().find(|a| &a.id == id).unwrap();
+        assert_eq!(view.state, "pending", "{view:?}");
+    }
+    drop(model);
+
+    lose(site, &data, &keys);
+    restore(&binary, &data, &ports, &file);
+    // Started once the short approval's time has passed.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if let Some(wait) = (expires_at + 1).checked_sub(now) {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    let site = binary.serve(&data, &ports).await;
+
+    let model = connect(&ports.mcp_url(), &acme.token, None).await.unwrap();
+    let answer = ok_json(&call(&model, "whoami", json!({})).await);
+    assert_eq!(answer["tenant"], "acme", "{answer}");
+    assert!(
+        connect(&ports.mcp_url(), &issued.token, None)
+            .await
+            .is_err(),
+        "a token revoked before the backup works after the restore"
+    );
+    let state_of = |id: &str| {
+        let id = id.to_owned();
+        let admin = &site.server.admin;
+        async move {
+            let listed = admin.approvals().await.unwrap();
+            listed.into_iter().find(|a| a.id == id).unwrap().state
+        }
+    };
+    assert_eq!(state_of(&expiring).await, "expired");
+    assert_eq!(state_of(&pending).await, "pending");
+
+    they_still_sign_in_and_refresh(&site, &mut approver, &connection).await;
+    sandbox.clear_requests();
+    let decided = site.decide(&approver, &pending, "approve").await;
+    assert!(decided.status < 400, "{}: {}", decided.status, decided.text);
+    assert_eq!(state_of(&pending).await, "done");
+    let done = ok_json(&call(&model, "dns_create_record", dns("pending")).await);
+    assert_eq!(done["status"], "done", "{done}");
+    let record = done["result"]["id"].as_str().unwrap();
+    assert_eq!(
+        sandbox.dns_record(&owner.zone_id, record).unwrap()["content"],
+        "pending"
+    );
+    let writes = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(writes, 1, "{:?}", sandbox.requests());
+    let audited = site
+        .server
+        .admin
+        .audit(&AuditFilter {
+            tenant: Some("acme".into()),
+            since_ms: None,
+            limit: Some(1000),
+        })
+        .await
+        .unwrap();
+    let asked = audited
+        .iter()
+        .filter(|r| r.action == "dns_create_record")
+        .count();
+    assert!(asked >= 3, "the requests before the backup: {audited:?}");
+    drop((model, site));
+
+    // A real isolated backup is refused by the shared server and by globex's instance.
+    let shared = Binary::of(Kind::Shared, &sandbox).await;
+    let target = tmp.path().join("restore-shared");
+    keys_only(&keys, &target);
+    let out = shared.store(
+        &target,
+        &ports,
+        &["restore", "--from", file.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not of a studio-mcp-shared"),
+        "{}",
+        text(&out)
+    );
+    assert!(store_is_empty(&target));
+    let target = tmp.path().join("restore-globex");
+    keys_only(&keys, &target);
+    let out = binary
+        .command(&target, &ports)
+        .env("STUDIO_MCP_TENANT", "globex")
+        .args(["store", "restore", "--from", file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("acme's instance"), "{}", text(&out));
+    assert!(store_is_empty(&target));
+}
+
 /// A data dir the release before store formats wrote (`tests/upgrade/store-format-1.tar`: the
 /// shared server at ca5d185, a tenant `acme` with a Webflow credential, a token `kept` and a
 /// token `revoked`, revoked; both tokens in `store-format-1.tokens`): this binary opens it,
@@ -481,10 +803,7 @@ async fn a_store_from_the_previous_release_opens_and_a_newer_one_is_refused() {
             .to_owned()
     };
     let sandbox = Sandbox::start(Fixture::new(&["acme"])).await.unwrap();
-    let upstream = sandbox.base_url();
-    let binary = tests::harness::shared_server_binary()
-        .await
-        .expect("the shared-server binary");
+    let binary = Binary::of(Kind::Shared, &sandbox).await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -499,11 +818,10 @@ async fn a_store_from_the_previous_release_opens_and_a_newer_one_is_refused() {
     // The fixture's tokens are bound to the public URL it was served at.
     let ports = Ports {
         mcp: 18787,
-        admin: free_port(),
-        store: None,
+        ..Ports::new(None)
     };
-    let server = serve(&binary, &data, &upstream, &ports).await;
-    let mcp_url = format!("http://127.0.0.1:{}/mcp", ports.mcp);
+    let server = binary.serve(&data, &ports).await;
+    let mcp_url = ports.mcp_url();
     let client = connect(&mcp_url, &token("kept"), None).await.unwrap();
     let answer = ok_json(&call(&client, "whoami", json!({})).await);
     assert_eq!(answer["tenant"], "acme", "{answer}");
@@ -514,8 +832,8 @@ async fn a_store_from_the_previous_release_opens_and_a_newer_one_is_refused() {
     drop(client);
     drop(server);
     // Upgraded once: the marker is there now (a backup counts its one record).
-    let server = serve(&binary, &data, &upstream, &ports).await;
-    let file = admin(&data, &ports).backup().await.unwrap();
+    let server = binary.serve(&data, &ports).await;
+    let file = server.server.admin.backup().await.unwrap();
     let (_, snapshot) = common::store::backup::read(&file).unwrap();
     assert_eq!(
         snapshot.counts().get("meta"),
@@ -540,7 +858,8 @@ async fn a_store_from_the_previous_release_opens_and_a_newer_one_is_refused() {
         db.flush().unwrap();
     }
     let log = tmp.path().join("newer.log");
-    let status = shared(&binary, &newer, &upstream, &ports)
+    let status = binary
+        .command(&newer, &ports)
         .arg("serve")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
