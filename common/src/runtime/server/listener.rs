@@ -276,7 +276,7 @@ struct Activity {
     accepted: Instant,
     /// Requests dispatched whose response is not yet written.
     in_flight: AtomicU32,
-    /// When the connection last had nothing in flight.
+    /// When the connection last had nothing in flight, or last wrote a byte.
     idle_since_ms: AtomicU64,
     /// When the first byte of the next request arrived; `NONE` while none has.
     head_since_ms: AtomicU64,
@@ -340,13 +340,30 @@ impl AsyncRead for Tracked {
     }
 }
 
+impl Tracked {
+    /// Bytes going out are activity. hyper takes a response body's last frame (a backup is
+    /// one frame of 59 MB) before its bytes are written, and the connection is then no longer
+    /// busy: while a slow reader keeps reading, neither the idle timeout nor an eviction for
+    /// room may take it for idle and cut the response.
+    fn wrote(&self, polled: &Poll<std::io::Result<usize>>) {
+        if matches!(polled, Poll::Ready(Ok(n)) if *n > 0) {
+            let activity = &self.activity;
+            activity
+                .idle_since_ms
+                .store(activity.now_ms(), Ordering::Release);
+        }
+    }
+}
+
 impl AsyncWrite for Tracked {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -354,7 +371,9 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -440,6 +459,57 @@ impl Connections {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A 16 MiB answer (more than the kernel buffers on both sides hold) read at 10 MB/s
+    /// arrives whole though it takes more than twice the idle timeout: the connection is idle
+    /// only once its writes stop. (The server's socket wakes its writer each time half of its
+    /// 4 MiB buffer has drained, 0.2 s at this rate: within the idle timeout.)
+    #[tokio::test]
+    async fn an_answer_draining_to_a_slow_reader_outlives_the_idle_timeout() {
+        const SIZE: usize = 16 << 20;
+        const BYTES_PER_SEC: f64 = 10e6;
+        let router = Router::new().route("/big", axum::routing::get(|| async { vec![7u8; SIZE] }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 16,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_millis(600),
+            record_peer: false,
+        };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, router, limits, shutdown.clone()));
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        // Until the server closes the connection, idle once the answer is out.
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            got += n;
+            let due = Duration::from_secs_f64(got as f64 / BYTES_PER_SEC);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let took = started.elapsed();
+        shutdown.cancel();
+        let _ = server.await;
+        assert!(
+            got > SIZE,
+            "{got} bytes of a {SIZE}-byte answer arrived, in {took:?}"
+        );
+        assert!(
+            took > limits.idle_timeout * 2,
+            "read too fast to prove it: {took:?}"
+        );
+    }
 
     #[test]
     fn the_budget_leaves_headroom_below_the_descriptor_limit() {
