@@ -30,9 +30,10 @@
 # every server's target up (scraped with that server's metrics token, which opens nothing
 # else: Prometheus mounts only the metrics-token volumes) and the alert rules loaded;
 # the shared container killed and brought back by its restart policy; down and up with every
-# volume kept; a search for tokens, credentials, master keys, admin and metrics tokens and the
+# volume kept; deploy/README's nightly backup line and its restore drills run as written (the
+# drills in the containers); a search for tokens, credentials, master keys, admin and metrics tokens and the
 # connector flows' secrets in `docker inspect`, the logs, the image, Prometheus's API and the
-# generated folder.
+# generated folder (the backups included).
 # postgres.sh: `--shared-replicas 2 --postgres`; tenants onboarded through shared-1's admin API
 # and called through Caddy, served by both replicas; connector flows on connect.localhost
 # balanced across both replicas; a revoked token refused on its next request whichever replica

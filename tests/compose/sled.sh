@@ -94,6 +94,37 @@ up
 wait_healthy
 calls acme globex initech
 
+# Backups exactly as deploy/README documents them: its nightly cron line (run by hand, with the
+# generated folder for /srv/studio-mcp and a folder in it for /var/backups/studio-mcp, so that
+# the secret search below reads the backups too), then its restore drills inside the containers.
+step "backups: deploy/README's nightly line, then its restore drills in the containers"
+mkdir -p "$out/backups"
+cron=$(sed -n '\|^# /etc/cron.d/studio-mcp|,/^```/p' "$repo/deploy/README.md" | sed '1d;$d' \
+  | sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}')
+line=${cron#* root }
+line=${line//\/srv\/studio-mcp/$out}
+line=${line//\/var\/backups\/studio-mcp/$out/backups}
+[[ $line == *"store backup"* ]] || die "no backup line in deploy/README.md: $cron"
+# shellcheck disable=SC2317  # docker(), for the `docker` the eval'd lines call, is reached
+(docker() { "$docker" "$@"; }; eval "$line") >"$work/backups.log" 2>&1 \
+  || die "the nightly backup line: $(tail -n 3 "$work/backups.log")"
+for s in shared isolated-acme isolated-globex; do
+  file=$out/backups/$s-$(date +%F).backup
+  [[ $(head -n 1 "$file" 2>/dev/null) == "studio-mcp backup" ]] \
+    || die "no backup of $s from the nightly line: $(tail -n 3 "$work/backups.log")"
+  ! dc exec -T "$s" test -e "/data/$s-$(date +%F).backup" || die "the copy in $s's volume was left"
+done
+step "  $(find "$out/backups" -name '*.backup' | wc -l) backups, $(du -sk "$out/backups" | cut -f1) KB"
+mapfile -t drills < <(grep '^docker compose exec -T .* drill restore' "$repo/deploy/README.md")
+((${#drills[@]} == 2)) || die "deploy/README.md shows ${#drills[@]} drill commands, not 2"
+for drill in "${drills[@]}"; do
+  # shellcheck disable=SC2317
+  (docker() { "$docker" "$@"; }; cd "$out" && eval "$drill") >"$work/drill.log" 2>&1 \
+    || die "$drill: $(tail -n 5 "$work/drill.log")"
+  passed=$(grep 'restore drill passed' "$work/drill.log") || die "$drill: $(tail -n 5 "$work/drill.log")"
+  step "  ${drill#docker compose exec -T }: ${passed##*, }"
+done
+
 # No secret anywhere it should not be.
 step "searching docker inspect, the logs, the image and the generated folder for secrets"
 secrets=("${shared_token[@]}" "${isolated_token[@]}")

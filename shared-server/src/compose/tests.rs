@@ -151,6 +151,7 @@ services:
       start_period: 10s
     restart: unless-stopped
     read_only: true
+    tmpfs: ["/tmp"]
     cap_drop: ["ALL"]
     security_opt: ["no-new-privileges:true"]
     logging:
@@ -188,6 +189,7 @@ services:
       start_period: 10s
     restart: unless-stopped
     read_only: true
+    tmpfs: ["/tmp"]
     cap_drop: ["ALL"]
     security_opt: ["no-new-privileges:true"]
     logging:
@@ -366,6 +368,7 @@ fn replicas_share_the_store_and_the_same_key_files() {
             format!("test: {}", healthcheck_test(MCP_PORT)),
             "restart: unless-stopped".to_owned(),
             "read_only: true".to_owned(),
+            r#"tmpfs: ["/tmp"]"#.to_owned(),
         ] {
             assert!(has(&block, &line), "{name} lacks {line}: {block:#?}");
         }

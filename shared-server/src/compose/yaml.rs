@@ -63,10 +63,12 @@ fn service_yaml(s: &Service<'_>, image: &str) -> String {
     if s.needs_postgres {
         out.push_str("    depends_on:\n      postgres:\n        condition: service_healthy\n");
     }
+    // The root is read-only; `/tmp` is a tmpfs, where `drill restore` makes its scratch copy.
     out.push_str(&format!(
         "    healthcheck:\n      test: {test}\n      interval: 30s\n\
          \x20     timeout: 5s\n      retries: 3\n      start_period: 10s\n\
-         \x20   restart: unless-stopped\n    read_only: true\n    cap_drop: [\"ALL\"]\n\
+         \x20   restart: unless-stopped\n    read_only: true\n    tmpfs: [\"/tmp\"]\n\
+         \x20   cap_drop: [\"ALL\"]\n\
          \x20   security_opt: [\"no-new-privileges:true\"]\n    logging:\n\
          \x20     driver: json-file\n      options: {{max-size: \"10m\", max-file: \"5\"}}\n\n",
         test = healthcheck_test(s.mcp_port),
