@@ -55,6 +55,50 @@ pub enum Items {
     Live,
 }
 
+/// A removal's request, checked: the collection, the items, and the arguments as they will be
+/// sent (parsed, each id once), which the approval binds.
+pub struct Checked {
+    pub collection: WebflowId,
+    pub items: Vec<WebflowId>,
+    pub args: Args,
+}
+
+/// Checks `args` (see [`item_ids`] and [`deletable_collection`]).
+pub async fn check(ctx: &ToolContext<'_>, args: &Args) -> Result<Checked, ToolError> {
+    let items = item_ids(&args.item_ids)?;
+    let collection = deletable_collection(ctx, &args.collection_id).await?;
+    let args = Args {
+        collection_id: collection.to_string(),
+        item_ids: items.iter().map(ToString::to_string).collect(),
+    };
+    Ok(Checked {
+        collection,
+        items,
+        args,
+    })
+}
+
+/// What the approver of `action` reads, looked up in Webflow: the collection's name and each
+/// item among its `which` items. Called only past the approval gate: once an approved removal
+/// ran, the items are gone, and the model must still learn the outcome.
+pub async fn preview(
+    ctx: &ToolContext<'_>,
+    checked: &Checked,
+    which: Items,
+    action: &'static str,
+) -> Result<Preview, ToolError> {
+    let webflow = ctx.webflow()?.refreshing();
+    let info = webflow.get_collection(&checked.collection).await?;
+    let shown = look_up(&webflow, &checked.collection, &checked.items, which).await?;
+    Ok(Preview {
+        action,
+        collection_id: checked.collection.to_string(),
+        collection_name: info.display_name,
+        count: shown.len(),
+        items: shown,
+    })
+}
+
 /// The item ids, parsed, 1 to 100, each once (the first mention kept).
 pub fn item_ids(raw: &[String]) -> Result<Vec<WebflowId>, ToolError> {
     if raw.is_empty() || raw.len() > MAX_ITEMS {

@@ -33,42 +33,21 @@ impl Tool for DeleteItems {
     type Output = Step<Preview, Deleted>;
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
-        let items = cms_removal::item_ids(&args.item_ids)?;
-        let collection = cms_removal::deletable_collection(ctx, &args.collection_id).await?;
-        // The approval binds the ids as they will be sent: parsed, each once.
-        let args = Args {
-            collection_id: collection.to_string(),
-            item_ids: items.iter().map(ToString::to_string).collect(),
-        };
+        let checked = cms_removal::check(ctx, &args).await?;
         let token = ctx.credential(SecretKind::Webflow)?;
-        // Looked up only past the gate: once an approved deletion ran, the items are gone and
-        // the model must still learn the outcome.
         let preview = async || {
-            let webflow = ctx.webflow()?.refreshing();
-            let info = webflow.get_collection(&collection).await?;
-            let shown = cms_removal::look_up(&webflow, &collection, &items, Items::Staged).await?;
-            Ok(Preview {
-                action: "delete these CMS items for good (cannot be undone)",
-                collection_id: collection.to_string(),
-                collection_name: info.display_name,
-                count: shown.len(),
-                items: shown,
-            })
+            let action = "delete these CMS items for good (cannot be undone)";
+            cms_removal::preview(ctx, &checked, Items::Staged, action).await
         };
         let act = async |approved: &_| {
-            webflow_items::delete_items(
-                approved,
-                &ctx.services.webflow,
-                &token,
-                &collection,
-                &items,
-            )
-            .await?;
+            let webflow = &ctx.services.webflow;
+            let (collection, items) = (&checked.collection, &checked.items);
+            webflow_items::delete_items(approved, webflow, &token, collection, items).await?;
             Ok(Deleted {
-                collection_id: collection.to_string(),
-                deleted_item_ids: args.item_ids.clone(),
+                collection_id: checked.args.collection_id.clone(),
+                deleted_item_ids: checked.args.item_ids.clone(),
             })
         };
-        with_approval(ctx, Self::NAME, &args, preview, act).await
+        with_approval(ctx, Self::NAME, &checked.args, preview, act).await
     }
 }

@@ -35,40 +35,21 @@ impl Tool for UnpublishItems {
     type Output = Step<Preview, Unpublished>;
 
     async fn run(ctx: &ToolContext<'_>, args: Args) -> Result<Self::Output, ToolError> {
-        let items = cms_removal::item_ids(&args.item_ids)?;
-        let collection = cms_removal::deletable_collection(ctx, &args.collection_id).await?;
-        let args = Args {
-            collection_id: collection.to_string(),
-            item_ids: items.iter().map(ToString::to_string).collect(),
-        };
+        let checked = cms_removal::check(ctx, &args).await?;
         let token = ctx.credential(SecretKind::Webflow)?;
-        // Looked up only past the gate: once approved and run, the items are no longer live.
         let preview = async || {
-            let webflow = ctx.webflow()?.refreshing();
-            let info = webflow.get_collection(&collection).await?;
-            let shown = cms_removal::look_up(&webflow, &collection, &items, Items::Live).await?;
-            Ok(Preview {
-                action: "take these CMS items off the live site (they stay as drafts)",
-                collection_id: collection.to_string(),
-                collection_name: info.display_name,
-                count: shown.len(),
-                items: shown,
-            })
+            let action = "take these CMS items off the live site (they stay as drafts)";
+            cms_removal::preview(ctx, &checked, Items::Live, action).await
         };
         let act = async |approved: &_| {
-            webflow_items::unpublish_items(
-                approved,
-                &ctx.services.webflow,
-                &token,
-                &collection,
-                &items,
-            )
-            .await?;
+            let webflow = &ctx.services.webflow;
+            let (collection, items) = (&checked.collection, &checked.items);
+            webflow_items::unpublish_items(approved, webflow, &token, collection, items).await?;
             Ok(Unpublished {
-                collection_id: collection.to_string(),
-                unpublished_item_ids: args.item_ids.clone(),
+                collection_id: checked.args.collection_id.clone(),
+                unpublished_item_ids: checked.args.item_ids.clone(),
             })
         };
-        with_approval(ctx, Self::NAME, &args, preview, act).await
+        with_approval(ctx, Self::NAME, &checked.args, preview, act).await
     }
 }
