@@ -237,6 +237,17 @@ fn lose(site: Site<Served>, data: &Path, keys: &Path) {
     keys_only(keys, data);
 }
 
+/// A restore into `target` that must be refused: it failed, said `refusal`, and wrote nothing.
+fn assert_refused(out: &Output, refusal: &str, target: &Path) {
+    assert!(!out.status.success(), "restored into {}", target.display());
+    assert!(text(out).contains(refusal), "{}", text(out));
+    assert!(
+        store_is_empty(target),
+        "something was written into {}",
+        target.display()
+    );
+}
+
 /// Restores `file` into `data` (or the database `ports` names); asserts it succeeded.
 fn restore(binary: &Binary, data: &Path, ports: &Ports, file: &Path) {
     let restored = binary.store(data, ports, &["restore", "--from", file.to_str().unwrap()]);
@@ -511,9 +522,7 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
             &ports,
             &["restore", "--from", bad.to_str().unwrap()],
         );
-        assert!(!out.status.success(), "{name}: restored");
-        assert!(text(&out).contains(refusal), "{name}: {}", text(&out));
-        assert!(store_is_empty(&target), "{name}: something was written");
+        assert_refused(&out, refusal, &target);
     }
     // Another master key: named, nothing written.
     let target: PathBuf = tmp.path().join("restore-keys");
@@ -526,13 +535,8 @@ async fn backup_under_load_then_restore(pg: Option<(&'static str, &'static str)>
         &ports,
         &["restore", "--from", file.to_str().unwrap()],
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("the master key here is not the one this backup was taken with"),
-        "{}",
-        text(&out)
-    );
-    assert!(store_is_empty(&target));
+    let refusal = "the master key here is not the one this backup was taken with";
+    assert_refused(&out, refusal, &target);
 }
 
 /// `drill restore` against the running binary: a backup restored into a scratch dir and served
@@ -764,13 +768,7 @@ async fn isolated_backup_then_restore() {
         &ports,
         &["restore", "--from", file.to_str().unwrap()],
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("not of a studio-mcp-shared"),
-        "{}",
-        text(&out)
-    );
-    assert!(store_is_empty(&target));
+    assert_refused(&out, "not of a studio-mcp-shared", &target);
     let target = tmp.path().join("restore-globex");
     keys_only(&keys, &target);
     let out = binary
@@ -780,9 +778,7 @@ async fn isolated_backup_then_restore() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    assert!(text(&out).contains("acme's instance"), "{}", text(&out));
-    assert!(store_is_empty(&target));
+    assert_refused(&out, "acme's instance", &target);
 }
 
 /// A data dir the release before store formats wrote (`tests/upgrade/store-format-1.tar`: the
